@@ -1,0 +1,224 @@
+"""Backup providers (is there a recent automated backup?) and log sinks (record the manual one).
+
+A provider answers one question: the newest completed backup and the PITR window, if any.
+A sink answers one: record this entry, return its id. Both are small classes registered
+by their config ``type:``; the policy that turns answers into a verdict lives here, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from guard.config import PluginSpec, format_duration
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.config import Config, PluginConfig
+
+
+class ProviderError(Exception):
+    """A provider could not answer (unreachable, unauthorised, malformed). Fail closed."""
+
+
+class SinkError(Exception):
+    """A sink could not record the entry."""
+
+
+@dataclass(frozen=True)
+class PitrWindow:
+    earliest: dt.datetime | None
+    latest: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """What a provider found: the newest completed backup, and whether the newest attempt failed."""
+
+    completed_at: dt.datetime | None
+    pitr: PitrWindow | None = None
+    newest_failed: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderContext:
+    """What providers may use: a read-only connection to the target and the server's clock."""
+
+    conn: psycopg.Connection[Any]
+    config: Config
+    now: dt.datetime
+
+
+class Provider(Protocol):
+    label: str
+
+    def newest_backup(self, ctx: ProviderContext) -> BackupInfo: ...
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    """One manual-backup log entry, as every sink receives it."""
+
+    run_id: str
+    kind: str
+    reason: str
+    created_by: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass
+class SinkContext:
+    conn: psycopg.Connection[Any]
+    config: Config
+
+
+class Sink(Protocol):
+    label: str
+
+    def record(self, entry: BackupEntry, ctx: SinkContext) -> str: ...
+
+
+# ----------------------------------------------------------------------- registries
+
+
+@dataclass(frozen=True)
+class Registered:
+    spec: PluginSpec
+    factory: Callable[[PluginConfig, Config], Any]
+
+
+PROVIDERS: dict[str, Registered] = {}
+SINKS: dict[str, Registered] = {}
+
+
+def _register_builtin() -> None:
+    from guard.backups import table
+
+    PROVIDERS["table"] = Registered(PluginSpec(), table.TableProvider.from_config)
+    SINKS["table"] = Registered(PluginSpec(), table.TableSink.from_config)
+
+
+class _Specs(Mapping[str, PluginSpec]):
+    """A lazy view: config validation needs the specs, not the plug-in modules' imports."""
+
+    def __init__(self, registry: dict[str, Registered]) -> None:
+        self.registry = registry
+
+    def _ensure(self) -> dict[str, Registered]:
+        if not self.registry:
+            _register_builtin()
+        return self.registry
+
+    def __getitem__(self, key: str) -> PluginSpec:
+        return self._ensure()[key].spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ensure())
+
+    def __len__(self) -> int:
+        return len(self._ensure())
+
+
+PROVIDER_SPECS: Mapping[str, PluginSpec] = _Specs(PROVIDERS)
+SINK_SPECS: Mapping[str, PluginSpec] = _Specs(SINKS)
+
+
+def make_providers(config: Config) -> list[Provider]:
+    if not PROVIDERS:
+        _register_builtin()
+    return [PROVIDERS[p.type].factory(p, config) for p in config.backups.providers]
+
+
+def make_sinks(config: Config) -> list[tuple[Sink, PluginConfig]]:
+    if not SINKS:
+        _register_builtin()
+    return [(SINKS[s.type].factory(s, config), s) for s in config.log.sinks]
+
+
+# ----------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class ProviderVerdict:
+    """One provider's answer judged against max_age: ok, stale, failed, missing or error."""
+
+    provider: str
+    status: str
+    message: str
+    newest_backup: dt.datetime | None
+    age_seconds: float | None
+    max_age_seconds: float
+    pitr: PitrWindow | None
+    details: Mapping[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class BackupVerdict:
+    ok: bool
+    require: str
+    providers: tuple[ProviderVerdict, ...]
+
+    def reason(self) -> str:
+        failing = [v for v in self.providers if not v.ok]
+        if not self.providers:
+            return "no backup provider is configured"
+        return "; ".join(f"{v.provider}: {v.message}" for v in failing) or "ok"
+
+
+def check_backups(
+    providers: Sequence[Provider], plugin_configs: Sequence[PluginConfig], ctx: ProviderContext
+) -> BackupVerdict:
+    """Ask every provider; judge each against its max_age; combine with require any/all.
+
+    Anything a provider cannot prove counts against it (fail closed).
+    """
+    verdicts = []
+    for provider, plugin in zip(providers, plugin_configs, strict=True):
+        max_age = plugin.max_age if plugin.max_age is not None else ctx.config.backups.max_age
+        verdicts.append(_judge(provider, max_age, ctx))
+    ok_count = sum(v.ok for v in verdicts)
+    require = ctx.config.backups.require
+    ok = bool(verdicts) and (ok_count == len(verdicts) if require == "all" else ok_count > 0)
+    # The failing ones first: they are what the operator has to act on.
+    ordered = tuple(sorted(verdicts, key=lambda v: v.ok))
+    return BackupVerdict(ok=ok, require=require, providers=ordered)
+
+
+def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> ProviderVerdict:
+    try:
+        info = provider.newest_backup(ctx)
+    except ProviderError as exc:
+        return ProviderVerdict(provider.label, "error", str(exc), None, None, max_age, None, {})
+    newest = info.completed_at
+    if newest is None:
+        status = "failed" if info.newest_failed else "missing"
+        message = (
+            "the newest backup failed and none completed"
+            if info.newest_failed
+            else "no completed backup found"
+        )
+        return ProviderVerdict(provider.label, status, message, None, None, max_age, info.pitr, info.details)
+    # The PITR window's end counts as a backup as fresh as its latest archived WAL.
+    effective = newest
+    if info.pitr and info.pitr.latest and info.pitr.latest > effective:
+        effective = info.pitr.latest
+    age = (ctx.now - effective).total_seconds()
+    if info.newest_failed:
+        status, message = "failed", (
+            f"the newest backup attempt failed; last completed {format_duration(age)} ago"
+        )
+    elif age > max_age:
+        status, message = "stale", (
+            f"newest backup is {format_duration(age)} old, more than max_age {format_duration(max_age)}"
+        )
+    else:
+        status, message = "ok", f"newest backup {format_duration(age)} ago"
+    return ProviderVerdict(provider.label, status, message, newest, age, max_age, info.pitr, info.details)

@@ -1,0 +1,299 @@
+"""The backup log table (``backup_logs``): its SQL, the table provider and the table sink.
+
+The table is the team's own record of backups, automated and manual, with row-level
+security on and no access for PUBLIC / Supabase's ``anon`` and ``authenticated`` roles.
+``get_backup_stats()`` summarises it (total, automated, manual, last backup, recent entries).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from guard.backups import (
+    BackupEntry,
+    BackupInfo,
+    ProviderContext,
+    ProviderError,
+    SinkContext,
+    SinkError,
+)
+from guard.errors import Blocked
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.config import BackupLogConfig, Config, PluginConfig
+
+# {schema}, {table}, {index}, {func} are identifiers composed with psycopg.sql.
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS {schema}.{table} (
+    id          bigserial PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('automated', 'manual')),
+    reason      text,
+    created_by  text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    metadata    jsonb NOT NULL DEFAULT '{{}}'::jsonb
+)
+"""
+# One manual entry per guard run: a retried step finds the entry it already wrote.
+CREATE_RUN_INDEX = """
+CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {schema}.{table} ((metadata ->> 'run_id'))
+ WHERE metadata ? 'run_id'
+"""
+CREATE_TIME_INDEX = "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (kind, created_at DESC)"
+ENABLE_RLS = "ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY"
+REVOKE_TABLE = "REVOKE ALL ON TABLE {schema}.{table} FROM PUBLIC"
+REVOKE_SEQUENCE = "REVOKE ALL ON SEQUENCE {sequence} FROM PUBLIC"
+CREATE_STATS_FUNCTION = """
+CREATE OR REPLACE FUNCTION {schema}.{func}()
+RETURNS jsonb
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = ''
+AS $guard$
+  SELECT jsonb_build_object(
+    'total_backups', count(*),
+    'automated_backups', count(*) FILTER (WHERE kind = 'automated'),
+    'manual_backups', count(*) FILTER (WHERE kind = 'manual'),
+    'last_backup_at', max(created_at),
+    'last_automated_at', max(created_at) FILTER (WHERE kind = 'automated'),
+    'last_manual_at', max(created_at) FILTER (WHERE kind = 'manual'),
+    'recent', COALESCE((
+        SELECT jsonb_agg(r ORDER BY r.created_at DESC)
+          FROM (SELECT id, kind, reason, created_by, created_at, metadata
+                  FROM {schema}.{table} ORDER BY created_at DESC, id DESC LIMIT 20) r
+    ), '[]'::jsonb))
+  FROM {schema}.{table}
+$guard$
+"""
+REVOKE_FUNCTION = "REVOKE ALL ON FUNCTION {schema}.{func}() FROM PUBLIC"
+# Supabase exposes the public schema through its API as these roles: they must not read backups.
+SUPABASE_API_ROLES = ("anon", "authenticated")
+EXISTING_ROLES = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)"
+REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE {schema}.{table} FROM {role}"
+REVOKE_FUNCTION_FROM = "REVOKE ALL ON FUNCTION {schema}.{func}() FROM {role}"
+TABLE_COLUMNS = """
+SELECT a.attname FROM pg_attribute a
+ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+"""
+TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+
+NEWEST_AUTOMATED = """
+SELECT id, created_at, metadata FROM {schema}.{table}
+ WHERE kind = 'automated'
+ ORDER BY created_at DESC, id DESC
+ LIMIT 1
+"""
+NEWEST_COMPLETED_AUTOMATED = """
+SELECT id, created_at, metadata FROM {schema}.{table}
+ WHERE kind = 'automated' AND COALESCE(metadata ->> 'status', 'completed') = 'completed'
+ ORDER BY created_at DESC, id DESC
+ LIMIT 1
+"""
+INSERT_ENTRY = """
+INSERT INTO {schema}.{table} (kind, reason, created_by, created_at, metadata)
+VALUES (%(kind)s, %(reason)s, %(created_by)s, COALESCE(%(created_at)s, now()), %(metadata)s)
+ON CONFLICT ((metadata ->> 'run_id')) WHERE metadata ? 'run_id' DO NOTHING
+RETURNING id
+"""
+ENTRY_BY_RUN = "SELECT id FROM {schema}.{table} WHERE metadata ->> 'run_id' = %s"
+STATS = "SELECT {schema}.{func}()"
+
+STATS_FUNCTION = "get_backup_stats"
+REQUIRED_COLUMNS = {"id", "kind", "reason", "created_by", "created_at", "metadata"}
+
+
+def _names(log: BackupLogConfig) -> dict[str, sql.Composable]:
+    return {
+        "schema": sql.Identifier(log.schema),
+        "table": sql.Identifier(log.table),
+        "func": sql.Identifier(STATS_FUNCTION),
+    }
+
+
+def _q(template: str, log: BackupLogConfig, **extra: sql.Composable) -> sql.Composed:
+    return sql.SQL(template).format(**_names(log), **extra)
+
+
+def qualified(log: BackupLogConfig) -> str:
+    return f"{log.schema}.{log.table}"
+
+
+def _regclass(log: BackupLogConfig) -> str:
+    return sql.Identifier(log.schema, log.table).as_string(None)
+
+
+def install(conn: psycopg.Connection[Any], log: BackupLogConfig) -> list[str]:
+    """Create (idempotently) the table, its indexes, RLS, revokes and get_backup_stats().
+
+    Runs in one transaction; returns what it did, for the operator. Raises Blocked when an
+    existing table of that name has a different shape.
+    """
+    done: list[str] = []
+    with conn.transaction():
+        existed = conn.execute(TABLE_EXISTS, (_regclass(log),)).fetchone()
+        conn.execute(_q(CREATE_SCHEMA, log))
+        conn.execute(_q(CREATE_TABLE, log))
+        columns = {r[0] for r in conn.execute(TABLE_COLUMNS, (_regclass(log),)).fetchall()}
+        missing = REQUIRED_COLUMNS - columns
+        if missing:
+            raise Blocked(
+                f"table {qualified(log)} exists but lacks columns {', '.join(sorted(missing))}",
+                hint="choose another name with backup_log.table, or migrate the existing table",
+            )
+        done.append(
+            f"table {qualified(log)} {'already present' if existed and existed[0] else 'created'}"
+        )
+        conn.execute(_q(CREATE_RUN_INDEX, log, index=sql.Identifier(f"{log.table}_run_id_key")))
+        conn.execute(
+            _q(CREATE_TIME_INDEX, log, index=sql.Identifier(f"{log.table}_kind_created_at_idx"))
+        )
+        conn.execute(_q(ENABLE_RLS, log))
+        conn.execute(_q(REVOKE_TABLE, log))
+        conn.execute(
+            _q(REVOKE_SEQUENCE, log, sequence=sql.Identifier(log.schema, f"{log.table}_id_seq"))
+        )
+        conn.execute(_q(CREATE_STATS_FUNCTION, log))
+        conn.execute(_q(REVOKE_FUNCTION, log))
+        roles = [r[0] for r in conn.execute(EXISTING_ROLES, (list(SUPABASE_API_ROLES),)).fetchall()]
+        for role in roles:
+            conn.execute(_q(REVOKE_TABLE_FROM, log, role=sql.Identifier(role)))
+            conn.execute(_q(REVOKE_FUNCTION_FROM, log, role=sql.Identifier(role)))
+        done.append("row-level security on; no access for PUBLIC" + (f", {', '.join(roles)}" if roles else ""))
+        done.append(f"function {log.schema}.{STATS_FUNCTION}() installed")
+    return done
+
+
+def table_exists(conn: psycopg.Connection[Any], log: BackupLogConfig) -> bool:
+    row = conn.execute(TABLE_EXISTS, (_regclass(log),)).fetchone()
+    return bool(row and row[0])
+
+
+def write_entry(
+    conn: psycopg.Connection[Any],
+    log: BackupLogConfig,
+    *,
+    kind: str,
+    reason: str,
+    created_by: str,
+    metadata: Mapping[str, Any],
+    created_at: dt.datetime | None = None,
+) -> int:
+    """Insert one entry; with a run_id in metadata, a second call returns the first entry's id."""
+    from psycopg.types.json import Jsonb
+
+    if not table_exists(conn, log):
+        raise SinkError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
+    row = conn.execute(
+        _q(INSERT_ENTRY, log),
+        {
+            "kind": kind,
+            "reason": reason,
+            "created_by": created_by,
+            "created_at": created_at,
+            "metadata": Jsonb(dict(metadata)),
+        },
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    existing = conn.execute(_q(ENTRY_BY_RUN, log), (metadata.get("run_id"),)).fetchone()
+    assert existing is not None
+    return int(existing[0])
+
+
+def stats(conn: psycopg.Connection[Any], log: BackupLogConfig) -> dict[str, Any]:
+    """get_backup_stats() as a dict; ProviderError when the table or function is missing."""
+    import psycopg
+
+    if not table_exists(conn, log):
+        raise ProviderError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
+    try:
+        row = conn.execute(_q(STATS, log)).fetchone()
+    except psycopg.errors.UndefinedFunction:
+        raise ProviderError(
+            f"function {log.schema}.{STATS_FUNCTION}() does not exist (run `guard init`)"
+        ) from None
+    assert row is not None
+    value = row[0]
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+# ----------------------------------------------------------------------- provider and sink
+
+
+@dataclass
+class TableProvider:
+    """Automated entries of the backup log table: the newest completed one."""
+
+    log: BackupLogConfig
+    label: str = "table"
+
+    @classmethod
+    def from_config(cls, plugin: PluginConfig, config: Config) -> TableProvider:
+        return cls(config.backup_log, label=f"table {qualified(config.backup_log)}")
+
+    def newest_backup(self, ctx: ProviderContext) -> BackupInfo:
+        import psycopg
+
+        try:
+            if not table_exists(ctx.conn, self.log):
+                raise ProviderError(
+                    f"backup log table {qualified(self.log)} does not exist (run `guard init`)"
+                )
+            newest = ctx.conn.execute(_q(NEWEST_AUTOMATED, self.log)).fetchone()
+            completed = ctx.conn.execute(_q(NEWEST_COMPLETED_AUTOMATED, self.log)).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            raise ProviderError(
+                f"role may not read {qualified(self.log)}"
+            ) from None
+        except psycopg.Error as exc:
+            raise ProviderError(f"cannot read {qualified(self.log)}: {exc.diag.message_primary}") from None
+        if newest is None:
+            return BackupInfo(completed_at=None)
+        newest_failed = (newest[2] or {}).get("status", "completed") != "completed"
+        details: dict[str, Any] = {}
+        if completed is not None:
+            details = {"id": completed[0]}
+            details.update({k: v for k, v in (completed[2] or {}).items() if k in ("source", "type", "location")})
+        return BackupInfo(
+            completed_at=completed[1] if completed else None,
+            newest_failed=newest_failed,
+            details=details,
+        )
+
+
+@dataclass
+class TableSink:
+    """Writes the manual-backup entry into the backup log table, once per run id."""
+
+    log: BackupLogConfig
+    label: str = "table"
+
+    @classmethod
+    def from_config(cls, plugin: PluginConfig, config: Config) -> TableSink:
+        return cls(config.backup_log, label=f"table {qualified(config.backup_log)}")
+
+    def record(self, entry: BackupEntry, ctx: SinkContext) -> str:
+        import psycopg
+
+        try:
+            with ctx.conn.transaction():
+                entry_id = write_entry(
+                    ctx.conn,
+                    self.log,
+                    kind=entry.kind,
+                    reason=entry.reason,
+                    created_by=entry.created_by,
+                    metadata=entry.metadata,
+                )
+        except psycopg.Error as exc:
+            raise SinkError(
+                f"cannot write to {qualified(self.log)}: {exc.diag.message_primary}"
+            ) from None
+        return str(entry_id)

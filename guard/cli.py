@@ -1,0 +1,242 @@
+"""click commands only: parse, call one function, map its outcome to an exit code.
+
+Exit codes (DESIGN.md): 0 applied / nothing pending, 1 failed and rolled back, 2 usage or
+configuration error, 3 blocked before any change, 4 failed after part committed or unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from guard import __version__
+from guard.errors import EXIT_BLOCKED, EXIT_USAGE, GuardError
+
+# Environment variables whose values are secrets even when guard.yml does not mention them.
+_SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
+
+
+def _env_masker(environ: Mapping[str, str]) -> Any:
+    from guard.db import url_password
+    from guard.report.mask import Masker
+
+    masker = Masker()
+    for name, value in environ.items():
+        if not value:
+            continue
+        if name.endswith("DATABASE_URL") or name.endswith("_URL"):
+            password = url_password(value)
+            if password:
+                masker.add(password)
+        elif any(hint in name.upper() for hint in _SECRET_ENV_HINTS) and len(value) >= 8:
+            masker.add(value)
+    return masker
+
+
+class Context:
+    """What every command shares: the masker for its output and the verbosity."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.environ = dict(os.environ)
+        self.mask = _env_masker(self.environ)
+
+    def out(self, text: str) -> None:
+        click.echo(self.mask(text), nl=False)
+
+    def progress(self, line: str) -> None:
+        click.echo(self.mask(f"guard: {line}"), err=True)
+
+    def error(self, message: str) -> None:
+        click.echo(self.mask(f"guard: error: {message}"), err=True)
+
+    def fail(self, exc: GuardError) -> NoReturn:
+        self.error(str(exc))
+        sys.exit(exc.exit_code)
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every database command takes."""
+    fn = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                      help="Path to guard.yml (default: ./guard.yml if present, or $GUARD_CONFIG).")(fn)
+    fn = click.option("--database-url", default=None, metavar="URL",
+                      help="Target database (else database_url, GUARD_DATABASE_URL, DATABASE_URL).")(fn)
+    return fn
+
+
+def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any]]) -> Any:
+    from guard.config import load_config
+
+    try:
+        config = load_config(config_path=config_path, environ=ctx.environ, flags=flags)
+    except GuardError as exc:
+        ctx.fail(exc)
+    for secret in config.secrets:
+        ctx.mask.add(secret)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="guard")
+@click.option("-v", "--verbose", is_flag=True, help="Show more detail (stack traces of internal errors).")
+@click.pass_context
+def cli(click_ctx: click.Context, verbose: bool) -> None:
+    """migration-guard: confirm a recent backup, log a manual backup, mark the restore point,
+    apply the migrations, and say exactly how to restore when they fail.
+
+    Exit codes: 0 applied or nothing pending, 1 failed and rolled back, 2 usage or
+    configuration error, 3 blocked before any change, 4 failed after part committed or unknown.
+    """
+    click_ctx.obj = Context(verbose)
+
+
+@cli.command()
+@_common
+@click.option("--migrations-dir", default=None, metavar="DIR",
+              help="Migration files (default supabase/migrations).")
+@click.option("--reason", default=None, help="Why: recorded with the manual backup entry.")
+@click.option("--allow-stale-backup", is_flag=True,
+              help="Proceed without a confirmed recent backup (needs --reason; the override is logged).")
+@click.option("--include-all", is_flag=True, default=None,
+              help="Also apply pending files older than the newest applied version.")
+@click.option("--max-age", default=None, metavar="DURATION",
+              help="Newest automated backup may be at most this old (default 26h).")
+@click.option("--transaction", type=click.Choice(["per-file", "all"]), default=None,
+              help="One transaction per file (default) or one for all files.")
+@click.option("--lock-timeout", default=None, metavar="DURATION", help="lock_timeout for migrations (default 5s).")
+@click.option("--statement-timeout", default=None, metavar="DURATION",
+              help="statement_timeout for migrations (default 15min).")
+@click.option("--report", "report_path", default=None, metavar="PATH",
+              help="JSON report path (default guard-report.json).")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the Markdown report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
+@click.pass_obj
+def run(ctx: Context, config_path: str | None, database_url: str | None, migrations_dir: str | None,
+        reason: str | None, allow_stale_backup: bool, include_all: bool | None, max_age: str | None,
+        transaction: str | None, lock_timeout: str | None, statement_timeout: str | None,
+        report_path: str | None, summary_path: str | None, as_json: bool) -> None:
+    """Run the guarded migration: check backups, log a manual backup, mark the restore
+    point, apply pending files, report (and print a restore plan on failure)."""
+    from guard.commands import run_command
+
+    config = _load(ctx, config_path, {
+        "database_url": ("--database-url", database_url),
+        "migrations.dir": ("--migrations-dir", migrations_dir),
+        "migrations.include_all": ("--include-all", include_all),
+        "migrations.transaction": ("--transaction", transaction),
+        "migrations.lock_timeout": ("--lock-timeout", lock_timeout),
+        "migrations.statement_timeout": ("--statement-timeout", statement_timeout),
+        "backups.max_age": ("--max-age", max_age),
+        "report": ("--report", report_path),
+    })
+    code = run_command(ctx, config, reason=reason, allow_stale_backup=allow_stale_backup,
+                       summary_path=Path(summary_path) if summary_path else None, as_json=as_json)
+    sys.exit(code)
+
+
+@cli.command()
+@_common
+@click.pass_obj
+def init(ctx: Context, config_path: str | None, database_url: str | None) -> None:
+    """Install (idempotently) the backup log table, its row-level security and
+    get_backup_stats() in the target database."""
+    from guard.commands import init_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: init_command(ctx, config))
+
+
+@cli.group()
+def backup() -> None:
+    """Record backups in the backup log and check that they are running."""
+
+
+@backup.command("log")
+@_common
+@click.option("--reason", required=True, help="Why this backup was taken.")
+@click.option("--kind", type=click.Choice(["manual", "automated"]), default="manual", show_default=True,
+              help="automated: recorded by a scheduled backup job; manual: before a risky change.")
+@click.option("--status", type=click.Choice(["completed", "failed"]), default="completed", show_default=True,
+              help="Outcome of the backup being recorded.")
+@click.option("--at", "at", default=None, metavar="TIMESTAMP",
+              help="When the backup completed (ISO 8601; default now).")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Extra metadata (repeatable).")
+@click.pass_obj
+def backup_log(ctx: Context, config_path: str | None, database_url: str | None, reason: str, kind: str,
+               status: str, at: str | None, meta: tuple[str, ...]) -> None:
+    """Write one entry to the backup log."""
+    from guard.commands import backup_log_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: backup_log_command(ctx, config, reason=reason, kind=kind, status=status,
+                                             at=at, meta=meta))
+
+
+@backup.command("status")
+@_common
+@click.option("--max-age", default=None, metavar="DURATION", help="Freshness limit (default 26h).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def backup_status(ctx: Context, config_path: str | None, database_url: str | None, max_age: str | None,
+                  as_json: bool) -> None:
+    """Backup log statistics, the 20 most recent entries, and every provider's verdict.
+    Exits 3 when no recent automated backup is confirmed (a gate for scheduled jobs)."""
+    from guard.commands import backup_status_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
+                                      "backups.max_age": ("--max-age", max_age)})
+    _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json))
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the sample project directory and print its path.")
+@click.pass_obj
+def demo(ctx: Context, keep: bool) -> None:
+    """The whole flow on a throw-away embedded PostgreSQL: a successful guarded migration,
+    then a failing one with its restore plan. Needs no configuration."""
+    from guard.demo import run_demo
+
+    _guarded(ctx, lambda: run_demo(ctx, keep=keep))
+
+
+def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
+    try:
+        code = action() or 0
+    except GuardError as exc:
+        ctx.fail(exc)
+    except KeyboardInterrupt:
+        click.echo("guard: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: masked, one line
+        if ctx.verbose:
+            import traceback
+
+            click.echo(ctx.mask(traceback.format_exc()), err=True)
+        click.echo(ctx.mask(f"guard: internal error: {exc.__class__.__name__}: {exc}"), err=True)
+        sys.exit(EXIT_BLOCKED)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Console script entry point."""
+    try:
+        cli.main(prog_name="guard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("guard: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        # Usage errors: one line naming the culprit, exit 2.
+        click.echo(f"guard: error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,226 @@
+"""One plain function per CLI command: assemble what it needs, hand over, render the result.
+
+The CLI maps what these return (an exit code) or raise (a GuardError) to the process exit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guard.config import Config, format_duration, require_database_url
+from guard.errors import EXIT_BLOCKED, GuardError, UsageError
+
+if TYPE_CHECKING:
+    from guard.cli import Context
+    from guard.report.model import RunReport
+
+
+def run_command(
+    ctx: Context,
+    config: Config,
+    *,
+    reason: str | None,
+    allow_stale_backup: bool,
+    summary_path: Path | None,
+    as_json: bool,
+) -> int:
+    """`guard run`: the guarded run; always writes the report, whatever the outcome."""
+    from guard.run import RunOptions, guarded_run, new_report
+
+    report = new_report("run", config, ctx.environ)
+    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup)
+    try:
+        guarded_run(config, options, report, environ=ctx.environ, progress=ctx.progress)
+    except GuardError as exc:
+        status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+        report.set_outcome(status, str(exc), changed=False)
+        ctx.error(str(exc))
+    except KeyboardInterrupt:
+        _unexpected(report, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - report what is known, never lose the report
+        if ctx.verbose:
+            ctx.progress(traceback.format_exc())
+        _unexpected(report, f"internal error: {exc.__class__.__name__}: {exc}")
+    finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+    return report.exit_code
+
+
+def _unexpected(report: RunReport, message: str) -> None:
+    from guard.restore import RestoreContext, build_plan
+
+    if report.restore_target is None:
+        # Nothing had been changed yet: the run stopped while it was only reading.
+        report.set_outcome("blocked", message, changed=False)
+    else:
+        report.set_outcome("outcome_unknown", message, changed=None)
+        report.restore_plan = build_plan(report, RestoreContext())
+
+
+def finish(
+    ctx: Context, config: Config, report: RunReport, *, summary_path: Path | None, as_json: bool
+) -> None:
+    """Stamp the end, write the JSON report (and Markdown summary), print the result."""
+    from guard.report import json as json_report
+    from guard.report.text import render_markdown, render_text
+
+    now = dt.datetime.now(dt.timezone.utc)
+    report.finished_at = now.isoformat().replace("+00:00", "Z")
+    started = dt.datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
+    report.duration_ms = round((now - started).total_seconds() * 1000, 1)
+    try:
+        json_report.write(report, config.report, ctx.mask)
+    except OSError as exc:
+        ctx.progress(f"cannot write report {config.report}: {exc.strerror}")
+    if summary_path is not None:
+        try:
+            summary_path.write_text(ctx.mask(render_markdown(report)), encoding="utf-8")
+        except OSError as exc:
+            ctx.progress(f"cannot write summary {summary_path}: {exc.strerror}")
+    if as_json:
+        ctx.out(json_report.render(report, ctx.mask))
+    else:
+        ctx.out(render_text(report))
+
+
+def _connect(config: Config, purpose: str) -> Any:
+    from guard.db import connect
+
+    return connect(require_database_url(config), application_name=f"guard {purpose}")
+
+
+def init_command(ctx: Context, config: Config) -> int:
+    """`guard init`: install the backup log table and get_backup_stats()."""
+    from guard.backups.table import install
+
+    conn = _connect(config, "init")
+    try:
+        done = _privileged(lambda: install(conn, config.backup_log), "install the backup log")
+    finally:
+        conn.close()
+    for line in done:
+        ctx.out(f"{line}\n")
+    return 0
+
+
+def _privileged(action: Any, what: str) -> Any:
+    import psycopg
+
+    from guard.errors import Blocked
+
+    try:
+        return action()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise Blocked(f"the role may not {what}: {exc.diag.message_primary}") from None
+    except psycopg.Error as exc:
+        raise Blocked(f"cannot {what}: {exc.diag.message_primary or exc}") from None
+
+
+def backup_log_command(
+    ctx: Context,
+    config: Config,
+    *,
+    reason: str,
+    kind: str,
+    status: str,
+    at: str | None,
+    meta: tuple[str, ...],
+) -> int:
+    """`guard backup log`: one entry in the backup log."""
+    from guard.backups import SinkError
+    from guard.backups.table import qualified, write_entry
+    from guard.run import actor, ci_context
+
+    created_at = None
+    if at:
+        try:
+            created_at = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--at: expected an ISO 8601 timestamp, got {at!r}") from None
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=dt.timezone.utc)
+    metadata: dict[str, Any] = {"status": status, **ci_context(ctx.environ)}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta: expected KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    conn = _connect(config, "backup log")
+    try:
+        try:
+            entry_id = _privileged(
+                lambda: write_entry(
+                    conn, config.backup_log, kind=kind, reason=reason,
+                    created_by=actor(ci_context(ctx.environ)), metadata=metadata,
+                    created_at=created_at,
+                ),
+                f"write to {qualified(config.backup_log)}",
+            )
+        except SinkError as exc:
+            raise GuardError(str(exc)) from None
+    finally:
+        conn.close()
+    ctx.out(f"logged {kind} backup {entry_id} in {qualified(config.backup_log)}: {reason}\n")
+    return 0
+
+
+def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int:
+    """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh."""
+    from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
+    from guard.backups.table import qualified, stats
+    from guard.db import server_now
+    from guard.run import _backups_report
+
+    conn = _connect(config, "backup status")
+    try:
+        table_stats: dict[str, Any] | None
+        stats_error = None
+        try:
+            table_stats = stats(conn, config.backup_log)
+        except ProviderError as exc:
+            table_stats, stats_error = None, str(exc)
+        pctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
+        verdict = check_backups(make_providers(config), config.backups.providers, pctx)
+    finally:
+        conn.close()
+    verdicts = _backups_report(verdict)
+    exit_code = 0 if verdict.ok else EXIT_BLOCKED
+    if as_json:
+        payload = {
+            "ok": verdict.ok,
+            "exit_code": exit_code,
+            "table": qualified(config.backup_log),
+            "stats": table_stats,
+            "stats_error": stats_error,
+            "providers": [p.__dict__ for p in verdicts.providers],
+        }
+        ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
+        return exit_code
+    lines = [f"Backups: {'ok' if verdict.ok else 'NOT CONFIRMED'} (require {verdict.require})"]
+    for p in verdicts.providers:
+        lines.append(f"  {p.status:<7} {p.provider}: {p.message}")
+    if table_stats is not None:
+        lines.append(
+            f"Backup log {qualified(config.backup_log)}: {table_stats['total_backups']} entries "
+            f"({table_stats['automated_backups']} automated, {table_stats['manual_backups']} manual); "
+            f"last backup {table_stats['last_backup_at'] or 'never'}"
+        )
+        recent = table_stats.get("recent") or []
+        if recent:
+            lines.append("Recent entries:")
+            for entry in recent:
+                status = (entry.get("metadata") or {}).get("status", "completed")
+                mark = "" if status == "completed" else f" [{status}]"
+                lines.append(
+                    f"  {entry['created_at']}  {entry['kind']:<9} {entry.get('reason') or ''}"
+                    f"{mark}  ({entry.get('created_by') or '?'})"
+                )
+    else:
+        lines.append(f"Backup log: {stats_error}")
+    if not verdict.ok:
+        lines.append(f"No recent automated backup confirmed within {format_duration(config.backups.max_age)}.")
+    ctx.out("\n".join(lines) + "\n")
+    return exit_code

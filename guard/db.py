@@ -1,0 +1,217 @@
+"""Connections, server facts, the advisory lock, and URL redaction.
+
+Every SQL statement guard runs against the user's database outside the migrations themselves
+is a named constant here or in the module that owns the table it touches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from guard.errors import Blocked, ConnectError
+
+if TYPE_CHECKING:
+    import psycopg
+
+# One lock key for "a guard is working on this database": a fixed positive bigint chosen
+# at random, so unrelated advisory locks do not collide with it.
+LOCK_KEY = 0x2E1D_5C0B_7A44_61F3
+
+SERVER_FACTS = """
+SELECT current_setting('server_version_num')::int AS version_num,
+       current_setting('server_version') AS version,
+       current_user AS role,
+       current_database() AS database,
+       pg_is_in_recovery() AS in_recovery,
+       clock_timestamp() AS now,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser
+"""
+CURRENT_LSN = "SELECT pg_current_wal_lsn()::text"
+CLOCK = "SELECT clock_timestamp()"
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
+UNLOCK = "SELECT pg_advisory_unlock(%s)"
+LOCK_HOLDER = """
+SELECT a.pid, a.application_name, a.usename, a.client_addr::text, a.backend_start, a.query_start
+  FROM pg_locks l
+  JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = (%s::bigint >> 32)::oid AND l.objid = (%s::bigint & 4294967295)::oid
+   AND l.objsubid = 1
+ LIMIT 1
+"""
+
+
+def url_password(url: str) -> str | None:
+    """The password in a postgres URL or key=value DSN, if any."""
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+            return unquote(parts.password) if parts.password else None
+        except ValueError:
+            return None
+    for item in url.split():
+        if item.startswith("password="):
+            return item.split("=", 1)[1].strip("'") or None
+    return None
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (and any password= parameter) replaced by ***."""
+    if "://" not in url:
+        return " ".join(
+            "password=***" if item.startswith("password=") else item for item in url.split()
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable database URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = "&".join(
+        "password=***" if q.lower().startswith("password=") else q
+        for q in parts.query.split("&")
+        if q
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def describe_url(url: str) -> str:
+    """host:port/dbname for messages, never the password."""
+    if "://" not in url:
+        return redact_url(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable database URL>"
+    return f"{host}{port}{parts.path or '/'}"
+
+
+def connect(
+    url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10
+) -> psycopg.Connection[Any]:
+    """A connection, or ConnectError naming host/db (never the password) and the server's reason."""
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            application_name=application_name[:63],
+            connect_timeout=connect_timeout,
+        )
+    except psycopg.OperationalError as exc:
+        reason = _first_line(str(exc))
+        password = url_password(url)
+        if password:
+            reason = reason.replace(password, "***")
+        raise ConnectError(
+            f"cannot connect to {describe_url(url)}: {reason}",
+            hint="check database_url and that the server accepts connections from here",
+        ) from None
+    except psycopg.ProgrammingError as exc:
+        raise ConnectError(
+            f"invalid database URL {redact_url(url)}: {_first_line(str(exc))}"
+        ) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    # libpq prefixes with 'connection failed: connection to server at ... failed:'
+    return lines[-1] if lines else "unknown error"
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    version_num: int
+    version: str
+    role: str
+    database: str
+    in_recovery: bool
+    superuser: bool
+    now: dt.datetime
+    lsn: str | None
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+
+def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
+    """Version, role, standby or not, server clock and WAL position (None where not permitted)."""
+    import psycopg
+
+    row = conn.execute(SERVER_FACTS).fetchone()
+    assert row is not None
+    lsn: str | None = None
+    if not row[4]:
+        try:
+            lsn_row = conn.execute(CURRENT_LSN).fetchone()
+            lsn = lsn_row[0] if lsn_row else None
+        except psycopg.Error:
+            lsn = None
+    return ServerFacts(
+        version_num=row[0],
+        version=row[1],
+        role=row[2],
+        database=row[3],
+        in_recovery=bool(row[4]),
+        superuser=bool(row[6]),
+        now=row[5],
+        lsn=lsn,
+    )
+
+
+def server_now(conn: psycopg.Connection[Any]) -> dt.datetime:
+    row = conn.execute(CLOCK).fetchone()
+    assert row is not None
+    return row[0]
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    application_name: str
+    user: str | None
+    client: str | None
+    since: dt.datetime | None
+
+    def describe(self) -> str:
+        since = self.since.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if self.since else "?"
+        app = self.application_name or "unknown application"
+        return f"pid {self.pid} ({app}, user {self.user or '?'}, since {since})"
+
+
+def acquire_lock(conn: psycopg.Connection[Any], database: str) -> None:
+    """Take guard's session advisory lock or raise Blocked naming who holds it."""
+    row = conn.execute(TRY_LOCK, (LOCK_KEY,)).fetchone()
+    if row and row[0]:
+        return
+    holder_row = conn.execute(LOCK_HOLDER, (LOCK_KEY, LOCK_KEY)).fetchone()
+    holder = (
+        LockHolder(holder_row[0], holder_row[1], holder_row[2], holder_row[3], holder_row[4])
+        if holder_row
+        else None
+    )
+    who = holder.describe() if holder else "another session"
+    raise Blocked(
+        f"another guard is working on database {database}: lock held by {who}",
+        hint="wait for it to finish; nothing was changed",
+    )
+
+
+def release_lock(conn: psycopg.Connection[Any]) -> None:
+    import psycopg
+
+    try:
+        conn.execute(UNLOCK, (LOCK_KEY,))
+    except psycopg.Error:
+        pass  # the lock goes with the session anyway

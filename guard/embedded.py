@@ -1,0 +1,644 @@
+"""Throw-away PostgreSQL clusters for `guard demo` and the test suite.
+
+A `Cluster` is initdb + pg_ctl in a private temporary directory, listening on 127.0.0.1 only,
+removed again on `stop()` (or, failing that, when the object is collected or the interpreter
+exits). The server binaries come from the system (`PG_BIN`, `pg_config`, Debian's
+/usr/lib/postgresql/*/bin) or, as a fallback, from the `pgserver` wheel, which bundles them.
+
+PostgreSQL refuses to run as root. As root we therefore run every server program as an
+unprivileged OS user: `postgres` when it exists (the distribution packages create it), else a
+`pgserver` system user, created on first use, which is what pgserver itself does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from guard.errors import EXIT_USAGE, GuardError
+
+__all__ = ["Cluster", "EmbeddedError", "find_bin_dir", "server_major"]
+
+_log = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+_PROGRAMS = ("initdb", "pg_ctl", "postgres")
+# The OS user pgserver creates when it runs as root; reused so both tools share one account.
+_FALLBACK_OS_USER = "pgserver"
+# A unix socket path must fit sockaddr_un.sun_path (108 bytes with the trailing NUL on Linux).
+_MAX_SOCKET_PATH = 107
+_START_TIMEOUT = 60
+_STOP_TIMEOUT = 30
+_LOG_TAIL_LINES = 6
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")
+
+_NOT_FOUND = (
+    "no PostgreSQL server binaries found: install postgresql (apt) or "
+    "`pip install 'migration-guard[embedded]'` (pgserver), or set PG_BIN"
+)
+
+
+class EmbeddedError(GuardError):
+    """The throw-away PostgreSQL cannot be found, started or stopped. One line, no secrets."""
+
+    exit_code = EXIT_USAGE
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def find_bin_dir(min_major: int | None = None) -> Path | None:
+    """The first directory holding initdb, pg_ctl and postgres, or None.
+
+    Looked up in order: $PG_BIN, `pg_config --bindir`, the highest /usr/lib/postgresql/*/bin,
+    pgserver's bundled binaries. With ``min_major``, directories whose `postgres --version`
+    is older are skipped.
+    """
+    for candidate in _candidate_bin_dirs():
+        if not _has_programs(candidate):
+            continue
+        if min_major is not None:
+            try:
+                if server_major(candidate) < min_major:
+                    continue
+            except EmbeddedError:
+                continue
+        return candidate
+    return None
+
+
+def server_major(bin_dir: Path) -> int:
+    """The major version (15, 16, ...) of the `postgres` in ``bin_dir``; EmbeddedError if unknown."""
+    return _server_major(Path(bin_dir).resolve())
+
+
+@lru_cache(maxsize=16)
+def _server_major(bin_dir: Path) -> int:
+    program = bin_dir / "postgres"
+    try:
+        out = subprocess.run(
+            [str(program), "--version"], capture_output=True, text=True, timeout=30,
+            stdin=subprocess.DEVNULL, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedError(f"cannot run {program} --version: {exc}") from None
+    # "postgres (PostgreSQL) 15.18 (Debian ...)", "postgres (PostgreSQL) 16.2", "... 9.6.24"
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)
+    if not match:
+        raise EmbeddedError(f"cannot tell the version of {program} from {out.strip()!r}")
+    major = int(match.group(1))
+    if major < 10 and match.group(2):  # 9.6 and older: the first two numbers are the major
+        return major * 10 + int(match.group(2))
+    return major
+
+
+def _candidate_bin_dirs() -> list[Path]:
+    candidates: list[Path] = []
+    if os.environ.get("PG_BIN"):
+        candidates.append(Path(os.environ["PG_BIN"]))
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30,
+                stdin=subprocess.DEVNULL, check=True,
+            ).stdout.strip()
+            if out:
+                candidates.append(Path(out))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    versioned = []
+    for path in Path("/usr/lib/postgresql").glob("*/bin"):
+        version = path.parent.name
+        if version.isdigit():
+            versioned.append((int(version), path))
+        elif re.fullmatch(r"\d+\.\d+", version):  # 9.6
+            versioned.append((int(float(version) * 10), path))
+    candidates.extend(path for _, path in sorted(versioned, reverse=True))
+    bundled = _pgserver_bin_dir()
+    if bundled is not None:
+        candidates.append(bundled)
+    return candidates
+
+
+def _pgserver_bin_dir() -> Path | None:
+    """pgserver's bundled bin dir, located without importing pgserver (its import is heavy)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pgserver")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "pginstall" / "bin"
+        if path.is_dir():
+            return path
+    return None
+
+
+def _has_programs(bin_dir: Path) -> bool:
+    return all(os.access(bin_dir / name, os.X_OK) and (bin_dir / name).is_file()
+               for name in _PROGRAMS)
+
+
+# --------------------------------------------------------------------------- OS user
+
+
+@dataclass(frozen=True)
+class _OsUser:
+    """Who the server programs run as when we are root."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def _server_os_user() -> _OsUser | None:
+    """None when we are not root (run the programs as ourselves); else the unprivileged user."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in (SUPERUSER, _FALLBACK_OS_USER):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return _OsUser(name, entry.pw_uid, entry.pw_gid,
+                       tuple(os.getgrouplist(name, entry.pw_gid)))
+    _create_os_user(_FALLBACK_OS_USER)
+    entry = pwd.getpwnam(_FALLBACK_OS_USER)
+    return _OsUser(_FALLBACK_OS_USER, entry.pw_uid, entry.pw_gid,
+                   tuple(os.getgrouplist(_FALLBACK_OS_USER, entry.pw_gid)))
+
+
+def _create_os_user(name: str) -> None:
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise EmbeddedError(
+            "PostgreSQL cannot run as root and there is no `postgres` OS user",
+            hint=f"create one (useradd/adduser {name}) or run guard as an unprivileged user",
+        )
+    _log.warning("creating system user %r to run the throw-away PostgreSQL (not as root)", name)
+    result = subprocess.run(
+        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", name],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+    )
+    if result.returncode not in (0, 9):  # 9: the user appeared meanwhile
+        raise EmbeddedError(f"useradd {name} failed: {result.stderr.strip()}")
+
+
+def _may_traverse(path: Path, user: _OsUser) -> bool:
+    """Whether ``user`` can reach ``path`` (x permission on it and every ancestor)."""
+    for directory in (path, *path.parents):
+        try:
+            st = directory.stat()
+        except OSError:
+            return False
+        if st.st_uid == user.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in user.groups or st.st_gid == user.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _open_up_pgserver(bin_dir: Path, user: _OsUser) -> None:
+    """Let ``user`` run pgserver's bundle when root installed it somewhere private (/root).
+
+    The same as pgserver's own ensure_prefix_permissions/ensure_folder_permissions, but
+    narrower: only the x (traverse) bit on ancestors, and read+traverse inside the bundle.
+    """
+    install = bin_dir.parent  # .../pgserver/pginstall
+    package = install.parent  # .../pgserver
+    trees = [install, package.parent / "pgserver.libs"]  # auditwheel puts libpq there
+    if all(_may_traverse(tree, user) for tree in trees if tree.exists()):
+        return
+    _log.warning("granting other users access to %s so the unprivileged %r can run it",
+                 install, user.name)
+    for ancestor in package.parents:
+        ancestor.chmod(ancestor.stat().st_mode | stat.S_IXOTH)
+    package.chmod(package.stat().st_mode | stat.S_IXOTH)
+    for tree in trees:
+        if not tree.exists():
+            continue
+        for root, dirs, files in os.walk(tree):
+            for name in dirs:
+                path = Path(root, name)
+                path.chmod(path.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+            for name in files:
+                path = Path(root, name)
+                extra = stat.S_IROTH | (stat.S_IXOTH if path.stat().st_mode & stat.S_IXUSR else 0)
+                path.chmod(path.stat().st_mode | extra)
+        tree.chmod(tree.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@dataclass
+class _State:
+    """What teardown needs; kept apart from Cluster so the finalizer holds no reference to it."""
+
+    bin_dir: Path
+    os_user: _OsUser | None
+    root: Path | None = None
+    running: bool = False
+    secrets: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    @property
+    def log_file(self) -> Path:
+        assert self.root is not None
+        return self.root / "server.log"
+
+
+class Cluster:
+    """A throw-away PostgreSQL cluster on 127.0.0.1. Context manager (start on enter, stop+remove on exit).
+
+    ``base_dir`` is where the cluster's private temporary directory is created (default: the
+    system temp dir); only that temporary directory is ever removed. ``port`` defaults to a
+    free one. With ``password`` the superuser needs it over TCP (scram-sha-256); without, TCP
+    is ``trust``. ``fsync=False`` (the default) trades durability for speed: the data is
+    thrown away anyway.
+    """
+
+    superuser: str
+    password: str | None
+    port: int
+    major: int
+    bin_dir: Path
+
+    def __init__(
+        self,
+        *,
+        bin_dir: Path | None = None,
+        base_dir: Path | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        fsync: bool = False,
+    ) -> None:
+        if bin_dir is None:
+            found = find_bin_dir()
+            if found is None:
+                raise EmbeddedError(_NOT_FOUND)
+            bin_dir = found
+        bin_dir = Path(bin_dir)
+        if not _has_programs(bin_dir):
+            raise EmbeddedError(f"{bin_dir} does not hold initdb, pg_ctl and postgres",
+                                hint="point PG_BIN at a PostgreSQL server bin directory")
+        self.bin_dir = bin_dir
+        self.major = server_major(bin_dir)
+        self.superuser = SUPERUSER
+        self.password = password
+        self._fixed_port = port is not None
+        self.port = port if port is not None else _free_port()
+        self._base_dir = Path(base_dir) if base_dir is not None else None
+        self._fsync = fsync
+        self._state: _State | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    # ---------------------------------------------------------------- public
+
+    @property
+    def data_dir(self) -> Path:
+        """The cluster's PGDATA; EmbeddedError before `start()`."""
+        if self._state is None or self._state.root is None:
+            raise EmbeddedError("the throw-away PostgreSQL has not been started")
+        return self._state.data_dir
+
+    @property
+    def running(self) -> bool:
+        """Whether `start()` succeeded and `stop()` has not been called since."""
+        return self._state is not None and self._state.running
+
+    def url(self, dbname: str = "postgres") -> str:
+        """postgresql://superuser[:password]@127.0.0.1:port/dbname (TCP, password URL-quoted)."""
+        auth = quote(self.superuser, safe="")
+        if self.password is not None:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{quote(dbname, safe='')}"
+
+    def start(self) -> None:
+        """initdb and start the server; returns once it accepts connections. No-op if running.
+
+        On failure everything created so far is removed and EmbeddedError says why, with the
+        tail of the server log.
+        """
+        if self.running:
+            return
+        started = time.monotonic()
+        os_user = _server_os_user()
+        if os_user is not None and _pgserver_bin_dir() == self.bin_dir.resolve():
+            _open_up_pgserver(self.bin_dir.resolve(), os_user)
+        state = _State(bin_dir=self.bin_dir, os_user=os_user,
+                       secrets=_secret_forms(self.password))
+        self._state = state
+        self._finalizer = weakref.finalize(self, _teardown, state)
+        try:
+            self._make_dirs(state)
+            self._initdb(state)
+            self._configure(state)
+            self._start_server(state)
+        except BaseException:
+            self.stop()
+            raise
+        _log.info("PostgreSQL %d started on 127.0.0.1:%d in %.1fs (%s)",
+                  self.major, self.port, time.monotonic() - started, state.root)
+
+    def stop(self) -> None:
+        """Stop the server (fast, then immediate, then SIGKILL) and remove its directory.
+
+        Safe to call twice, or without `start()`.
+        """
+        if self._finalizer is not None:
+            self._finalizer()  # runs _teardown at most once
+            self._finalizer = None
+
+    def pg_ctl(self, *args: str, check: bool = True,
+               timeout: float = _START_TIMEOUT + 30) -> subprocess.CompletedProcess[str]:
+        """Run `pg_ctl -D <data_dir> ARGS` as the OS user that owns the cluster.
+
+        `start`/`restart` log to the cluster's server log unless ARGS say otherwise. With
+        ``check``, a non-zero exit raises EmbeddedError (with the server log's tail).
+        """
+        state = self._state
+        if state is None or state.root is None:
+            raise EmbeddedError("the throw-away PostgreSQL has not been started")
+        argv = list(args)
+        if {"start", "restart"} & set(argv) and "-l" not in argv and "--log" not in argv:
+            argv = ["-l", str(state.log_file), *argv]
+        result = _run_pg_ctl(state, argv, timeout=timeout)
+        if check and result.returncode != 0:
+            raise EmbeddedError(
+                f"pg_ctl {' '.join(args)} failed (exit {result.returncode}): "
+                + _one_line(state, (result.stderr or result.stdout) + "\n" + _log_tail(state))
+            )
+        return result
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        status = "running" if self.running else "stopped"
+        return f"<Cluster PostgreSQL {self.major} 127.0.0.1:{self.port} {status}>"
+
+    # ---------------------------------------------------------------- steps of start()
+
+    def _make_dirs(self, state: _State) -> None:
+        if self._base_dir is not None:
+            self._base_dir.mkdir(parents=True, exist_ok=True)
+        state.root = Path(tempfile.mkdtemp(prefix="guard-pg-", dir=self._base_dir)).resolve()
+        user = state.os_user
+        if user is not None:
+            # The server user owns the whole private dir: data, socket, log, pwfile.
+            os.chown(state.root, user.uid, user.gid)
+            if not _may_traverse(state.root, user):
+                raise EmbeddedError(
+                    f"the OS user {user.name!r} cannot reach {state.root}",
+                    hint="pass a base directory every user may traverse (e.g. /tmp)",
+                )
+            if not _may_traverse(self.bin_dir.resolve(), user):
+                raise EmbeddedError(
+                    f"the OS user {user.name!r} cannot reach {self.bin_dir}",
+                    hint="set PG_BIN to binaries outside a private home directory",
+                )
+        (state.root / "run").mkdir(mode=0o700)
+        if user is not None:
+            os.chown(state.root / "run", user.uid, user.gid)
+
+    def _initdb(self, state: _State) -> None:
+        argv = [
+            str(self.bin_dir / "initdb"), "-D", str(state.data_dir), "-U", self.superuser,
+            "--encoding=UTF8", "--locale=C",
+        ]
+        if not self._fsync:
+            argv.append("--no-sync")
+        pwfile: Path | None = None
+        if self.password is None:
+            argv.append("--auth=trust")
+        else:
+            assert state.root is not None
+            pwfile = state.root / "pwfile"
+            # Created 0600 from the start: the password never sits in a readable file.
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.password + "\n")
+            if state.os_user is not None:
+                os.chown(pwfile, state.os_user.uid, state.os_user.gid)
+            argv += ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        try:
+            result = _run(state, argv, timeout=_START_TIMEOUT + 60)
+        finally:
+            if pwfile is not None:
+                pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise EmbeddedError(
+                f"initdb failed for the throw-away PostgreSQL {self.major} (exit "
+                f"{result.returncode}): " + _one_line(state, result.stderr or result.stdout)
+            )
+
+    def _configure(self, state: _State) -> None:
+        assert state.root is not None
+        socket_dir = state.root / "run"
+        if len(f"{socket_dir}/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+            socket_dir_setting = ""  # too long for a unix socket: TCP only
+        else:
+            socket_dir_setting = str(socket_dir)
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": socket_dir_setting,
+            "max_connections": "100",
+            # pg_create_restore_point() and friends need at least replica.
+            "wal_level": "replica",
+        }
+        if not self._fsync:
+            # Throw-away data: durability buys nothing, and skipping fsync makes
+            # CREATE DATABASE and checkpoints several times faster.
+            settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        lines = ["", "# migration-guard throw-away cluster"]
+        lines += [f"{key} = '{value}'" for key, value in settings.items()]
+        # Appended: later lines win, and the file keeps its owner and mode.
+        with open(state.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+    def _start_server(self, state: _State) -> None:
+        attempts = 1 if self._fixed_port else 3
+        for attempt in range(1, attempts + 1):
+            result = _run_pg_ctl(
+                state, ["-l", str(state.log_file), "-w", "-t", str(_START_TIMEOUT), "start"],
+                timeout=_START_TIMEOUT + 30,
+            )
+            if result.returncode == 0:
+                state.running = True
+                return
+            tail = _log_tail(state)
+            # Someone took the free port between our probe and the server's bind: try another.
+            if attempt < attempts and "could not create any TCP/IP sockets" in tail:
+                self.port = _free_port()
+                with open(state.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
+                    fh.write(f"port = '{self.port}'\n")
+                continue
+            raise EmbeddedError(
+                f"the throw-away PostgreSQL {self.major} did not start on 127.0.0.1:{self.port} "
+                f"(pg_ctl exit {result.returncode}): "
+                + _one_line(state, tail or result.stderr or result.stdout)
+            )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _secret_forms(password: str | None) -> tuple[str, ...]:
+    if not password:
+        return ()
+    return tuple({password, quote(password, safe="")})
+
+
+def _child_env(state: _State) -> dict[str, str]:
+    """Our environment minus PG* variables (PGDATA, PGPORT... must not steer our cluster)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["LC_ALL"] = "C"  # server messages in English, whatever the caller's locale
+    if state.os_user is not None:
+        env.update(USER=state.os_user.name, LOGNAME=state.os_user.name,
+                   HOME=str(state.root or "/"))
+    return env
+
+
+def _run(state: _State, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a server program as the cluster's OS user, output captured in files.
+
+    Files, not pipes: a postmaster started by pg_ctl could inherit a pipe and keep
+    subprocess waiting for EOF until the server exits.
+    """
+    user = state.os_user
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                text=True,
+                env=_child_env(state),
+                cwd=str(state.root) if state.root else None,
+                timeout=timeout,
+                check=False,
+                # Ctrl-C in the terminal must reach us, not the server: we stop it properly.
+                start_new_session=True,
+                # As root: drop to the server user, like `runuser -u postgres --` (no PAM).
+                user=user.uid if user else None,
+                group=user.gid if user else None,
+                extra_groups=list(user.groups) if user else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise EmbeddedError(
+                f"{Path(argv[0]).name} {argv[-1]} did not finish within {timeout:.0f}s: "
+                + _one_line(state, _log_tail(state))
+            ) from None
+        except OSError as exc:
+            raise EmbeddedError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+
+
+def _run_pg_ctl(state: _State, args: list[str], *,
+                timeout: float) -> subprocess.CompletedProcess[str]:
+    return _run(state, [str(state.bin_dir / "pg_ctl"), "-D", str(state.data_dir), *args],
+                timeout=timeout)
+
+
+def _log_tail(state: _State, lines: int = _LOG_TAIL_LINES) -> str:
+    if state.root is None:
+        return ""
+    try:
+        text = state.log_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def _one_line(state: _State, text: str) -> str:
+    """``text`` as one line, secrets masked: exception messages are printed as one line."""
+    for secret in state.secrets:
+        text = text.replace(secret, "***")
+    # Without the "2024-01-01 00:00:00.000 UTC [123] " prefix the reason fits on a screen.
+    parts = [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(parts[-_LOG_TAIL_LINES:]) or "no output"
+
+
+def _postmaster_pid(state: _State) -> int | None:
+    try:
+        first = (state.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        return int(first)
+    except (OSError, ValueError):
+        return None
+
+
+def _teardown(state: _State) -> None:
+    """Stop the server and delete its directory; never raises (it also runs at exit)."""
+    if state.root is None:
+        return
+    try:
+        if state.data_dir.joinpath("postmaster.pid").exists():
+            for mode, wait in (("fast", _STOP_TIMEOUT), ("immediate", 10)):
+                try:
+                    _run_pg_ctl(state, ["-w", "-t", str(wait), "-m", mode, "stop"],
+                                timeout=wait + 15)
+                except EmbeddedError as exc:
+                    _log.warning("pg_ctl stop -m %s: %s", mode, exc)
+                if not state.data_dir.joinpath("postmaster.pid").exists():
+                    break
+            else:
+                pid = _postmaster_pid(state)
+                if pid is not None:
+                    _log.warning("PostgreSQL (pid %d) ignored pg_ctl stop; killing it", pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+        state.running = False
+    finally:
+        shutil.rmtree(state.root, ignore_errors=True)
+        if state.root.exists():
+            _log.warning("could not remove %s", state.root)
+        else:
+            _log.debug("removed %s", state.root)

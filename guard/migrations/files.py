@@ -1,0 +1,347 @@
+"""Migration files: discover them, read them, split them into statements.
+
+Files follow the Supabase layout, ``<version>_<name>.sql`` with a version of digits. The split
+uses PostgreSQL's own parser (pglast), so dollar-quoted bodies, nested comments, ``E''``
+strings and ``BEGIN ATOMIC`` bodies are never cut in the wrong place. Each statement's text is
+what the Supabase CLI stores in ``schema_migrations.statements``: everything between two
+top-level semicolons, leading comments included, surrounding white space trimmed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from guard.errors import Blocked, MigrationFileError, UsageError
+
+FILE_PATTERN = re.compile(r"^([0-9]+)_(.*)\.sql$")
+_BOM = b"\xef\xbb\xbf"
+_COPY_FROM_STDIN = re.compile(r"\bcopy\b.*?\bfrom\s+stdin\b", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a file."""
+
+    sql: str  # as stored in the history: without the trailing ';', leading comments kept
+    offset: int  # character offset of ``sql`` in the file
+    line: int  # 1-based line of the statement's first token (comments skipped)
+    column: int  # 1-based column of that token
+    kind: str  # parse node name ("CreateStmt", "DoStmt"...); "" for a comment-only remainder
+    start_line: int = 0  # 1-based line of ``offset`` (where ``sql`` starts, maybe a comment)
+
+    def line_at(self, position: int | None) -> int:
+        """File line of a 1-based character position inside ``sql`` (PostgreSQL's
+        ``statement_position``); the first token's line when position is None."""
+        if position is None or position < 1:
+            return self.line
+        return self.start_line + self.sql.count("\n", 0, position - 1)
+
+
+@dataclass(frozen=True)
+class MigrationRef:
+    """A discovered file, not read yet."""
+
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    ref: MigrationRef
+    statements: tuple[Statement, ...]
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        return self.ref.version
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def path(self) -> Path:
+        return self.ref.path
+
+
+def _version_key(ref: MigrationRef) -> tuple[int, str]:
+    return (int(ref.version), ref.path.name)
+
+
+def discover(directory: Path) -> list[MigrationRef]:
+    """Files of ``directory`` named ``<digits>_<name>.sql``, in version order.
+
+    Two files with one version are refused (exit 3), naming both.
+    """
+    if not directory.exists():
+        raise UsageError(f"migrations directory {directory} does not exist",
+                         hint="set migrations.dir or --migrations-dir")
+    if not directory.is_dir():
+        raise UsageError(f"migrations directory {directory} is not a directory")
+    refs = []
+    for path in directory.iterdir():
+        match = FILE_PATTERN.match(path.name)
+        if match and not path.is_dir():
+            refs.append(MigrationRef(match.group(1), match.group(2), path))
+    refs.sort(key=_version_key)
+    seen: dict[str, MigrationRef] = {}
+    for ref in refs:
+        # Versions compare as numbers: 0001 and 1 would be applied as one version.
+        key = str(int(ref.version))
+        if key in seen:
+            raise Blocked(
+                f"duplicate migration version {ref.version}: {seen[key].filename} and {ref.filename}",
+                hint="give one of them a new version",
+            )
+        seen[key] = ref
+    return refs
+
+
+def skipped(directory: Path) -> list[Path]:
+    """Files in ``directory`` that are not migrations by name (``.sql`` files only are worth a warning)."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p for p in directory.iterdir()
+        if p.is_file() and p.suffix == ".sql" and not FILE_PATTERN.match(p.name)
+    )
+
+
+def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFile:
+    """Read and split one file; any problem is a MigrationFileError naming file and line."""
+    display = _display(ref.path, display_root)
+    try:
+        data = ref.path.read_bytes()
+    except OSError as exc:
+        raise MigrationFileError(f"cannot read the file: {exc.strerror or exc}", file=display) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MigrationFileError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=display, line=line,
+            hint="save the file as UTF-8",
+        ) from None
+    return MigrationFile(ref=ref, statements=tuple(split_statements(text, display)), sha256=digest)
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+class _Lines:
+    """Offset -> (line, column), by bisecting the line starts once computed."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0]
+        start = text.find("\n")
+        while start != -1:
+            self.starts.append(start + 1)
+            start = text.find("\n", start + 1)
+
+    def at(self, offset: int) -> tuple[int, int]:
+        from bisect import bisect_right
+
+        index = bisect_right(self.starts, offset) - 1
+        return index + 1, offset - self.starts[index] + 1
+
+
+def split_statements(text: str, display: str = "<sql>") -> list[Statement]:
+    """Statements of ``text``, split by PostgreSQL's parser, with CLI-compatible text."""
+    from pglast import parser
+
+    lines = _Lines(text)
+    _reject_meta_commands(text, lines, display)
+    try:
+        parsed = json.loads(parser.parse_sql_json(text))
+    except parser.ParseError as exc:
+        raise _parse_error(text, lines, exc, display) from None
+    spans = list(_statement_spans(text, parsed.get("stmts", [])))
+    # Top-level semicolons lie in the gaps between statements (with comments and white space).
+    terminators: list[int] = []
+    cursor = 0
+    for start, end, _kind in spans:
+        terminators.extend(_semicolons(text, cursor, start))
+        cursor = end
+    terminators.extend(_semicolons(text, cursor, len(text)))
+    kinds = iter(spans)
+    pending = next(kinds, None)
+    statements: list[Statement] = []
+    segment_start = 0
+    for segment_end in [*terminators, len(text)]:
+        raw = text[segment_start:segment_end]
+        stripped = raw.strip()
+        kind = ""
+        if pending is not None and pending[0] < segment_end:
+            kind, pending = pending[2], next(kinds, None)
+        if stripped:  # an empty statement (";;") is dropped, as the Supabase CLI does
+            offset = segment_start + (len(raw) - len(raw.lstrip()))
+            first = _skip_space_and_comments(text, offset) if kind else offset
+            line, column = lines.at(first)
+            statements.append(
+                Statement(stripped, offset, line, column, kind, start_line=lines.at(offset)[0])
+            )
+        segment_start = segment_end + 1
+    return statements
+
+
+def _statement_spans(text: str, stmts: list[dict[str, object]]) -> Iterable[tuple[int, int, str]]:
+    """(start, end, kind) of each parsed statement in characters; the parser counts bytes."""
+    encoded = None if text.isascii() else text.encode("utf-8")
+    byte_cursor = char_cursor = 0
+    for item in stmts:
+        byte_start = int(item.get("stmt_location", 0))  # type: ignore[call-overload]
+        byte_len = int(item.get("stmt_len", 0))  # type: ignore[call-overload]
+        node = item.get("stmt")
+        kind = next(iter(node), "") if isinstance(node, dict) else ""
+        if encoded is None:
+            yield byte_start, (byte_start + byte_len if byte_len else len(text)), kind
+            continue
+        start = char_cursor + len(encoded[byte_cursor:byte_start].decode("utf-8"))
+        byte_end = byte_start + byte_len if byte_len else len(encoded)
+        end = start + len(encoded[byte_start:byte_end].decode("utf-8"))
+        byte_cursor, char_cursor = byte_end, end
+        yield start, end, kind
+
+
+def _semicolons(text: str, pos: int, stop: int) -> list[int]:
+    """Positions of ';' in text[pos:stop], a stretch of only white space, comments and ';'."""
+    found = []
+    while pos < stop:
+        pos = _skip_space_and_comments(text, pos)
+        if pos < stop and text[pos] == ";":
+            found.append(pos)
+            pos += 1
+        else:
+            break
+    return found
+
+
+def _skip_space_and_comments(text: str, pos: int) -> int:
+    """First position at or after ``pos`` that is neither white space nor a comment."""
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch.isspace():
+            pos += 1
+        elif text.startswith("--", pos):
+            newline = text.find("\n", pos)
+            pos = n if newline == -1 else newline + 1
+        elif text.startswith("/*", pos):
+            depth, pos = 1, pos + 2
+            while pos < n and depth:
+                if text.startswith("/*", pos):
+                    depth, pos = depth + 1, pos + 2
+                elif text.startswith("*/", pos):
+                    depth, pos = depth - 1, pos + 2
+                else:
+                    pos += 1
+        else:
+            return pos
+    return pos
+
+
+def _find_terminator(text: str, pos: int) -> int | None:
+    """Position of the ';' ending the statement that ends at ``pos``, if there is one."""
+    pos = _skip_space_and_comments(text, pos)
+    if pos < len(text) and text[pos] == ";":
+        return pos
+    return None
+
+
+_META_COMMAND = re.compile(r"^[ \t]*\\[a-zA-Z!?]", re.MULTILINE)
+
+
+def _reject_meta_commands(text: str, lines: _Lines, display: str) -> None:
+    """psql meta-commands (``\\i``, ``\\set``) are not SQL; say so at their line.
+
+    Only a cheap pre-check: a backslash at the start of a line inside a string literal or
+    function body is legitimate, so a candidate is confirmed by the parser failing there.
+    """
+    match = _META_COMMAND.search(text)
+    if match is None:
+        return
+    from pglast import parser
+
+    try:
+        parser.split(text, with_parser=True, only_slices=True)
+    except parser.ParseError:
+        line, _ = lines.at(match.start())
+        command = match.group(0).strip()
+        raise MigrationFileError(
+            f"psql meta-command {command}... is not SQL", file=display, line=line,
+            hint="migration files are plain SQL; inline the included file or use SQL instead",
+        ) from None
+
+
+def _parse_error(text: str, lines: _Lines, exc: Exception, display: str) -> MigrationFileError:
+    message = str(exc.args[0]) if exc.args else str(exc)
+    # pglast gives (message, location): a 0-based character offset of the error.
+    location = exc.args[1] if len(exc.args) > 1 else None
+    line = lines.at(min(location, len(text)))[0] if isinstance(location, int) else None
+    copy = _copy_from_stdin_before(text, location if isinstance(location, int) else len(text))
+    if copy is not None:
+        return MigrationFileError(
+            "COPY ... FROM stdin is not supported: its data block is not SQL",
+            file=display, line=lines.at(copy)[0],
+            hint="use INSERT statements, or load the data in a seed file",
+        )
+    return MigrationFileError(message, file=display, line=line)
+
+
+def _copy_from_stdin_before(text: str, location: int) -> int | None:
+    """Offset of a ``COPY ... FROM stdin`` statement before the parse error, if any."""
+    from pglast import parser
+
+    head = text[: max(location, 0)] if location else text
+    try:
+        slices = parser.split(head, with_parser=False, only_slices=True)
+    except parser.ParseError:
+        return None
+    for piece in slices:
+        statement = head[piece]
+        first = _skip_space_and_comments(statement, 0)
+        if _COPY_FROM_STDIN.match(statement, first):
+            return piece.start + first
+    return None
+
+
+def fingerprint(statements: Iterable[str]) -> str:
+    """A hash of the statements' tokens, ignoring comments, white space and ';'.
+
+    The same file split differently (or re-commented) gives the same fingerprint; a changed
+    identifier, literal or keyword gives another. Used to detect an applied file edited since.
+    """
+    from pglast import parser
+
+    digest = hashlib.sha256()
+    for statement in statements:
+        try:
+            tokens = parser.scan(statement)
+        except Exception:  # noqa: BLE001 - unscannable text: fall back to its normalised form
+            digest.update(b"\x00raw\x00" + " ".join(statement.split()).encode("utf-8"))
+            continue
+        for token in tokens:
+            if token.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59"):
+                continue
+            digest.update(statement[token.start : token.end + 1].encode("utf-8"))
+            digest.update(b"\x00")
+    return digest.hexdigest()

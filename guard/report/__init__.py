@@ -1,0 +1,1 @@
+"""Run facts (model) and their renderers: text, Markdown, JSON. Renderers decide nothing."""

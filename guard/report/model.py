@@ -1,0 +1,160 @@
+"""The facts of one guard command: plain dataclasses that every renderer reads.
+
+Nothing here decides anything; ``guard.run`` fills a RunReport, renderers turn it into text,
+Markdown and JSON. The JSON form is documented in docs/report.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+REPORT_SCHEMA_VERSION = 1
+
+# status -> exit code, as DESIGN.md's outcome table.
+STATUS_EXIT = {
+    "applied": 0,
+    "nothing_pending": 0,
+    "failed_rolled_back": 1,
+    "usage_error": 2,
+    "blocked": 3,
+    "failed_partially_applied": 4,
+    "outcome_unknown": 4,
+}
+
+
+@dataclass
+class MigrationError:
+    message: str
+    sqlstate: str | None
+    file: str
+    line: int | None
+    statement_index: int | None = None  # 0-based, as the Supabase CLI's "At statement"
+    statement: str | None = None  # the failing statement, shortened
+    detail: str | None = None
+    hint: str | None = None
+    context: str | None = None
+
+
+@dataclass
+class MigrationResult:
+    version: str
+    name: str
+    file: str
+    status: str  # applied | failed | pending | skipped | rolled_back | unknown
+    statements: int
+    duration_ms: float | None = None
+    error: MigrationError | None = None
+
+
+@dataclass
+class RestoreTarget:
+    timestamp: str  # UTC ISO 8601, the server's clock before the first statement
+    unix: int
+    lsn: str | None
+    restore_point: str | None  # name given to pg_create_restore_point, when created
+    restore_point_note: str | None = None  # why none was created
+
+
+@dataclass
+class ProviderReport:
+    provider: str
+    status: str  # ok | stale | failed | missing | error
+    message: str
+    newest_backup: str | None
+    age_seconds: float | None
+    max_age_seconds: float
+    pitr: dict[str, str | None] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BackupsReport:
+    ok: bool
+    require: str
+    providers: list[ProviderReport]
+    override: dict[str, Any] | None = None
+
+
+@dataclass
+class SinkReport:
+    sink: str
+    status: str  # recorded | failed
+    required: bool
+    id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RestoreStep:
+    title: str
+    text: str
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RestorePlan:
+    needed: bool | None  # None: unknown whether anything committed
+    summary: str
+    committed_versions: list[str]
+    steps: list[RestoreStep]
+    support: dict[str, Any] | None = None
+
+
+@dataclass
+class DatabaseInfo:
+    target: str  # host:port/db, never the password
+    server_version: str | None = None
+    role: str | None = None
+    superuser: bool | None = None
+
+
+@dataclass
+class RunReport:
+    command: str
+    run_id: str
+    started_at: str
+    status: str = "usage_error"
+    exit_code: int = 2
+    database_changed: bool | None = False
+    message: str = ""
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    reason: str | None = None
+    database: DatabaseInfo | None = None
+    ci: dict[str, str] = field(default_factory=dict)
+    migrations_dir: str | None = None
+    restore_target: RestoreTarget | None = None
+    backups: BackupsReport | None = None
+    backup_log: list[SinkReport] = field(default_factory=list)
+    migrations: list[MigrationResult] = field(default_factory=list)
+    restore_plan: RestorePlan | None = None
+    warnings: list[str] = field(default_factory=list)
+    tool: dict[str, str] = field(default_factory=dict)
+    schema_version: int = REPORT_SCHEMA_VERSION
+
+    def set_outcome(self, status: str, message: str, *, changed: bool | None) -> None:
+        self.status = status
+        self.exit_code = STATUS_EXIT[status]
+        self.message = message
+        self.database_changed = changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    return value
+
+
+def iso(value: dt.datetime) -> str:
+    """UTC ISO 8601 with a Z, to the microsecond the server gave."""
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")

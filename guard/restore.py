@@ -1,0 +1,228 @@
+"""Restore instructions fitted to what happened and to what exists.
+
+Exit 1: nothing this run applied was committed, so no restore; say what to fix.
+Exit 4: name the committed versions, the exact restore target, and the concrete steps of
+every path this run has: fix forward, PITR (Supabase or plain PostgreSQL), the newest
+automated backup, a dump; plus what to send to support.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from guard.report.model import RestorePlan, RestoreStep, RunReport
+
+_SUPABASE_HOST = re.compile(r"(?:^|\.)(?:db\.)?([a-z0-9]{20})\.supabase\.(?:co|com)$")
+_SUPABASE_POOLER_USER = re.compile(r"^[^.]+\.([a-z0-9]{20})$")
+
+
+@dataclass(frozen=True)
+class RestoreContext:
+    """What the plan may mention besides the report: Supabase project, pgBackRest stanza."""
+
+    project_ref: str | None = None
+    pgbackrest_stanza: str | None = None
+    history_table: str = "supabase_migrations.schema_migrations"
+
+
+def supabase_project_ref(url: str | None) -> str | None:
+    """The project ref in a Supabase database URL (db.<ref>.supabase.co or pooler user postgres.<ref>)."""
+    if not url or "://" not in url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    match = _SUPABASE_HOST.search(host)
+    if match:
+        return match.group(1)
+    if host.endswith("pooler.supabase.com") and parts.username:
+        user_match = _SUPABASE_POOLER_USER.match(parts.username)
+        if user_match:
+            return user_match.group(1)
+    return None
+
+
+def build_plan(report: RunReport, ctx: RestoreContext) -> RestorePlan | None:
+    """The plan for a failed run (exit 1 or 4), None otherwise."""
+    if report.status == "failed_rolled_back":
+        return _nothing_committed(report)
+    if report.status in ("failed_partially_applied", "outcome_unknown"):
+        return _changed(report, ctx)
+    return None
+
+
+def _failure_line(report: RunReport) -> str:
+    failed = next((m for m in report.migrations if m.status in ("failed", "unknown")), None)
+    if failed is None or failed.error is None:
+        return report.message
+    err = failed.error
+    where = f"{err.file}:{err.line}" if err.line else err.file
+    state = f" (SQLSTATE {err.sqlstate})" if err.sqlstate else ""
+    return f"{where}: {err.message}{state}"
+
+
+def _nothing_committed(report: RunReport) -> RestorePlan:
+    rolled_back = [m.version for m in report.migrations if m.status in ("failed", "rolled_back")]
+    steps = [
+        RestoreStep(
+            "Fix the failing migration and run guard again",
+            f"{_failure_line(report)}. The failing file was rolled back; files after it were "
+            "not started. Correct it, then re-run the same command.",
+        )
+    ]
+    return RestorePlan(
+        needed=False,
+        summary="No restore needed: nothing this run applied was committed "
+        f"(rolled back: {', '.join(rolled_back) or 'none'}).",
+        committed_versions=[],
+        steps=steps,
+        support=None,
+    )
+
+
+def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
+    committed = [m.version for m in report.migrations if m.status == "applied"]
+    unknown = [m.version for m in report.migrations if m.status == "unknown"]
+    target = report.restore_target
+    steps: list[RestoreStep] = []
+
+    if unknown:
+        steps.append(
+            RestoreStep(
+                "Find out whether the last file committed",
+                "The connection was lost while committing, so guard cannot tell whether "
+                f"{', '.join(unknown)} committed. The history table is written in the same "
+                "transaction as the file, so it tells the truth:",
+                [_history_query(ctx.history_table, unknown)],
+            )
+        )
+
+    failed = next((m for m in report.migrations if m.status == "failed"), None)
+    if failed is not None:
+        steps.append(
+            RestoreStep(
+                "Option A - fix forward (no restore)",
+                f"Every file runs in its own transaction: the database is consistent at version "
+                f"{committed[-1] if committed else '(none)'}, with {', '.join(committed)} committed "
+                f"and {failed.version} rolled back. If the committed versions are wanted, fix "
+                f"{_failure_line(report)} and run guard again: only the remaining files will apply.",
+            )
+        )
+
+    if target is not None:
+        where = f"restore target {target.timestamp} (unix {target.unix}"
+        where += f", LSN {target.lsn}" if target.lsn else ""
+        where += f", restore point '{target.restore_point}'" if target.restore_point else ""
+        where += ")"
+        if ctx.project_ref:
+            steps.append(
+                RestoreStep(
+                    "Option B - Supabase point-in-time recovery to just before the run",
+                    f"Restores the whole project to {where}. Every write after it is lost, "
+                    "other traffic's too. Dashboard: Project > Database > Backups > Point in time > "
+                    f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
+                    "(token with database:write):",
+                    [
+                        "curl -sS -X POST "
+                        f"https://api.supabase.com/v1/projects/{ctx.project_ref}/database/backups/restore-pitr "
+                        '-H "Authorization: Bearer $SUPABASE_ACCESS_TOKEN" -H "Content-Type: application/json" '
+                        f"-d '{{\"recovery_time_target_unix\": {target.unix}}}'"
+                    ],
+                )
+            )
+        recovery = [
+            f"recovery_target_time = '{target.timestamp}'",
+            "recovery_target_inclusive = false",
+            "recovery_target_action = 'promote'",
+        ]
+        if target.restore_point:
+            recovery.insert(0, f"# or: recovery_target_name = '{target.restore_point}'")
+        if target.lsn:
+            recovery.insert(0, f"# or: recovery_target_lsn = '{target.lsn}'")
+        commands = []
+        if ctx.pgbackrest_stanza:
+            commands.append(
+                f"pgbackrest --stanza={ctx.pgbackrest_stanza} --delta --type=time "
+                f'--target="{target.timestamp}" --target-action=promote restore'
+            )
+        commands.extend(recovery)
+        steps.append(
+            RestoreStep(
+                "Option C - PostgreSQL point-in-time recovery (self-hosted, WAL archived)",
+                f"Restore the base backup taken before the run into a new data directory, then "
+                f"recover to {where} with these settings in postgresql.conf and an empty recovery.signal:",
+                commands,
+            )
+        )
+
+    newest = _newest_backup(report)
+    if newest is not None:
+        steps.append(
+            RestoreStep(
+                "Option D - the newest automated backup",
+                f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
+                "write between then and now; prefer point-in-time recovery when it is available.",
+            )
+        )
+    steps.append(
+        RestoreStep(
+            "Option E - a logical dump, if you keep one",
+            "Restore into a new database first, check it, then switch over:",
+            [
+                "createdb restored_copy",
+                "pg_restore --no-owner --dbname=restored_copy <dump-file>   # custom-format dump",
+                "psql --dbname=restored_copy -f <dump.sql>                  # plain SQL dump",
+            ],
+        )
+    )
+    support = {
+        "run_id": report.run_id,
+        "project_ref": ctx.project_ref,
+        "database": report.database.target if report.database else None,
+        "restore_target": target.timestamp if target else None,
+        "restore_target_unix": target.unix if target else None,
+        "newest_backup": newest[1] if newest else None,
+        "error": _failure_line(report),
+        "committed_versions": committed,
+    }
+    if unknown:
+        summary = (
+            f"Outcome unknown: the connection was lost while committing {', '.join(unknown)}. "
+            f"Committed before it: {', '.join(committed) or 'none'}."
+        )
+        needed: bool | None = None
+    else:
+        summary = (
+            f"The database was changed: {', '.join(committed)} committed before "
+            f"{failed.version if failed else 'the failure'} failed."
+        )
+        needed = True
+    if target is not None:
+        summary += f" Restore target: {target.timestamp} (unix {target.unix}" + (
+            f", LSN {target.lsn})." if target.lsn else ")."
+        )
+    return RestorePlan(
+        needed=needed, summary=summary, committed_versions=committed, steps=steps, support=support
+    )
+
+
+def _history_query(table: str, versions: list[str]) -> str:
+    """A query for the operator to paste: the versions are digits from file names."""
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in versions)
+    return "SELECT version FROM " + table + " WHERE version IN (" + listed + ");"  # noqa: S608 - printed for the operator, never executed
+
+
+def _newest_backup(report: RunReport) -> tuple[str, str] | None:
+    if report.backups is None:
+        return None
+    found = [
+        (p.provider, p.newest_backup) for p in report.backups.providers if p.newest_backup is not None
+    ]
+    if not found:
+        return None
+    newest = max(found, key=lambda item: item[1] or "")
+    return newest[0], newest[1] or ""

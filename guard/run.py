@@ -1,0 +1,408 @@
+"""The guarded run: the numbered steps of DESIGN.md, in order, once.
+
+Everything before step 8 only reads. A refusal before then leaves the database untouched.
+The run produces one RunReport; the CLI renders it and exits with its exit code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guard import __version__
+from guard.backups import (
+    BackupEntry,
+    BackupVerdict,
+    ProviderContext,
+    SinkContext,
+    SinkError,
+    check_backups,
+    make_providers,
+    make_sinks,
+)
+from guard.config import Config, require_database_url
+from guard.db import acquire_lock, connect, describe_url, release_lock, server_facts
+from guard.errors import Blocked, GuardError
+from guard.migrations import history
+from guard.migrations.apply import apply_pending
+from guard.migrations.plan import compute_plan
+from guard.report.model import (
+    BackupsReport,
+    DatabaseInfo,
+    MigrationResult,
+    ProviderReport,
+    RestoreTarget,
+    RunReport,
+    SinkReport,
+    iso,
+)
+from guard.restore import RestoreContext, build_plan, supabase_project_ref
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.migrations.files import MigrationFile
+
+CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
+CLOCK_AND_LSN = """
+SELECT clock_timestamp(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END
+"""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    reason: str | None = None
+    allow_stale_backup: bool = False
+    include_all: bool = False
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """20 characters, sortable, unique enough: 20261125013000-a1b2c (also a valid restore point name)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)[:5]}"
+
+
+def ci_context(environ: Mapping[str, str]) -> dict[str, str]:
+    """Commit, actor, ref and run URL from GitHub Actions or GitLab CI, when present."""
+    ci: dict[str, str] = {}
+    pairs = {
+        "commit": ("GITHUB_SHA", "CI_COMMIT_SHA"),
+        "actor": ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"),
+        "ref": ("GITHUB_REF", "CI_COMMIT_REF_NAME"),
+        "repository": ("GITHUB_REPOSITORY", "CI_PROJECT_PATH"),
+    }
+    for key, names in pairs.items():
+        for name in names:
+            if environ.get(name):
+                ci[key] = environ[name]
+                break
+    if environ.get("GITHUB_RUN_ID") and environ.get("GITHUB_REPOSITORY"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+        ci["run_url"] = f"{server}/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    elif environ.get("CI_JOB_URL"):
+        ci["run_url"] = environ["CI_JOB_URL"]
+    return ci
+
+
+def actor(ci: Mapping[str, str]) -> str:
+    if ci.get("actor"):
+        return f"guard ({ci['actor']})"
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not worth failing a run for
+        user = "unknown"
+    return f"guard ({user}@{socket.gethostname()})"
+
+
+def new_report(command: str, config: Config, environ: Mapping[str, str]) -> RunReport:
+    now = dt.datetime.now(dt.timezone.utc)
+    report = RunReport(
+        command=command,
+        run_id=environ.get("GUARD_RUN_ID") or new_run_id(now),
+        started_at=iso(now),
+        ci=ci_context(environ),
+        tool={"name": "migration-guard", "version": __version__},
+    )
+    if config.database_url:
+        report.database = DatabaseInfo(target=describe_url(config.database_url))
+    return report
+
+
+def load_migrations(config: Config, progress: Progress) -> list[MigrationFile]:
+    """Discover and parse every local file (parse errors stop here with file:line)."""
+    from guard.migrations.files import discover, load, skipped
+
+    directory = config.migrations.dir
+    for path in skipped(directory):
+        progress(f"skipping {_display(path, config)}: name does not match <version>_<name>.sql")
+    return [load(ref, display_root=config.base_dir) for ref in discover(directory)]
+
+
+def _display(path: Path, config: Config) -> str:
+    try:
+        return str(path.relative_to(config.base_dir))
+    except ValueError:
+        return str(path)
+
+
+def guarded_run(
+    config: Config,
+    options: RunOptions,
+    report: RunReport,
+    *,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Steps 2-13 of the guarded run. Fills ``report``; raises GuardError only for exits 2/3."""
+    environ = os.environ if environ is None else environ
+    progress = progress or (lambda _line: None)
+    url = require_database_url(config)
+    report.migrations_dir = _display(config.migrations.dir, config)
+    if options.allow_stale_backup and not options.reason:
+        raise GuardError("--allow-stale-backup needs --reason explaining why")
+
+    # 5a. Files first: a broken file is refused before we even connect.
+    files = load_migrations(config, progress)
+    by_version = {f.version: f for f in files}
+
+    # 2. Connect and record server facts.
+    conn = connect(url, application_name=f"guard run {report.run_id}")
+    try:
+        facts = server_facts(conn)
+        report.database = DatabaseInfo(
+            target=describe_url(url),
+            server_version=facts.version,
+            role=facts.role,
+            superuser=facts.superuser,
+        )
+        if facts.in_recovery:
+            raise Blocked(
+                f"{describe_url(url)} is a standby (in recovery): migrations must run on the primary"
+            )
+        # 3. Lock: one guard at a time per database.
+        acquire_lock(conn, facts.database)
+        try:
+            return _locked_run(conn, config, options, report, files, by_version, environ, progress)
+        finally:
+            release_lock(conn)
+    finally:
+        conn.close()
+
+
+def _locked_run(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    options: RunOptions,
+    report: RunReport,
+    files: list[MigrationFile],
+    by_version: dict[str, MigrationFile],
+    environ: Mapping[str, str],
+    progress: Progress,
+) -> RunReport:
+    from guard.migrations.files import fingerprint
+
+    # 5. Plan: what is pending against the history.
+    applied = history.read_history(conn)
+    plan = compute_plan(
+        [f.version for f in files],
+        applied,
+        include_all=options.include_all or config.migrations.include_all,
+        filename_of={f.version: f.ref.filename for f in files},
+    )
+    for entry in applied:
+        local = by_version.get(entry.version)
+        if local is None or entry.statements is None:
+            continue
+        if fingerprint(entry.statements) != fingerprint(s.sql for s in local.statements):
+            raise Blocked(
+                f"{_display(local.path, config)}: applied as version {entry.version}, "
+                "but the file has changed since",
+                hint="never edit an applied migration; add a new one instead",
+            )
+    pending = [by_version[v] for v in plan.pending]
+    report.migrations = [
+        MigrationResult(f.version, f.name, _display(f.path, config), "pending", len(f.statements))
+        for f in pending
+    ]
+    if plan.remote_only:
+        report.warnings.append(
+            f"applied versions with no local file: {', '.join(plan.remote_only)}"
+        )
+    if not pending:
+        report.set_outcome("nothing_pending", "Nothing pending: the database is up to date.", changed=False)
+        return report
+    progress(f"{len(pending)} pending: {', '.join(f.ref.filename for f in pending)}")
+
+    # 7. Confirm a recent automated backup (fail closed).
+    verdict = _check_backups(conn, config)
+    report.backups = _backups_report(verdict)
+    if not verdict.ok:
+        if not options.allow_stale_backup:
+            raise Blocked(
+                f"no recent automated backup confirmed: {verdict.reason()}",
+                hint="nothing was changed; fix the backups, or pass --allow-stale-backup --reason '...'",
+            )
+        report.backups.override = {"reason": options.reason, "verdict": verdict.reason()}
+        report.warnings.append(f"backup check overridden: {verdict.reason()} (reason: {options.reason})")
+        progress("backup check overridden by --allow-stale-backup")
+    else:
+        progress(f"backups: {verdict.providers[0].provider}: {verdict.providers[0].message}")
+
+    # 8. Mark the restore point: the server's clock and WAL position before the first statement.
+    report.restore_target = _mark_restore_point(conn, report.run_id)
+    progress(f"restore target: {report.restore_target.timestamp} (LSN {report.restore_target.lsn or 'n/a'})")
+
+    # 9. Log the manual backup before any change; a required sink that fails blocks the run.
+    reason = options.reason or config.reason or (
+        "Before migration " + ", ".join(f.ref.filename.removesuffix(".sql") for f in pending)
+    )
+    report.reason = reason
+    _log_manual_backup(conn, config, report, pending, reason, progress)
+
+    # 11. Apply.
+    history.ensure_history(conn)
+    outcome = apply_pending(
+        conn,
+        pending,
+        transaction=config.migrations.transaction,
+        lock_timeout=config.migrations.lock_timeout,
+        statement_timeout=config.migrations.statement_timeout,
+        display=lambda f: _display(f.path, config),
+        progress=progress,
+    )
+    report.migrations = outcome.results
+
+    # 13. Outcome and restore plan.
+    if outcome.failed is None:
+        report.set_outcome(
+            "applied", f"Applied {len(outcome.committed)} migration(s).", changed=True
+        )
+    elif outcome.unknown:
+        report.set_outcome(
+            "outcome_unknown",
+            f"Connection lost while committing {outcome.failed.version}: outcome unknown.",
+            changed=None,
+        )
+    elif outcome.committed:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"{outcome.failed.version} failed after {len(outcome.committed)} file(s) committed.",
+            changed=True,
+        )
+    else:
+        report.set_outcome(
+            "failed_rolled_back",
+            f"{outcome.failed.version} failed and was rolled back; nothing was committed.",
+            changed=False,
+        )
+    report.restore_plan = build_plan(report, restore_context(config))
+    return report
+
+
+def restore_context(config: Config) -> RestoreContext:
+    ref = None
+    stanza = None
+    for plugin in (*config.backups.providers, *config.log.sinks):
+        ref = ref or plugin.options.get("project_ref")
+        stanza = stanza or plugin.options.get("stanza")
+    return RestoreContext(
+        project_ref=ref or supabase_project_ref(config.database_url),
+        pgbackrest_stanza=stanza,
+    )
+
+
+def _check_backups(conn: psycopg.Connection[Any], config: Config) -> BackupVerdict:
+    from guard.db import server_now
+
+    ctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
+    return check_backups(make_providers(config), config.backups.providers, ctx)
+
+
+def _backups_report(verdict: BackupVerdict) -> BackupsReport:
+    return BackupsReport(
+        ok=verdict.ok,
+        require=verdict.require,
+        providers=[
+            ProviderReport(
+                provider=v.provider,
+                status=v.status,
+                message=v.message,
+                newest_backup=iso(v.newest_backup) if v.newest_backup else None,
+                age_seconds=round(v.age_seconds, 1) if v.age_seconds is not None else None,
+                max_age_seconds=v.max_age_seconds,
+                pitr=(
+                    {
+                        "earliest": iso(v.pitr.earliest) if v.pitr.earliest else None,
+                        "latest": iso(v.pitr.latest) if v.pitr.latest else None,
+                    }
+                    if v.pitr
+                    else None
+                ),
+                details=dict(v.details),
+            )
+            for v in verdict.providers
+        ],
+    )
+
+
+def _mark_restore_point(conn: psycopg.Connection[Any], run_id: str) -> RestoreTarget:
+    import psycopg
+
+    name = f"guard-{run_id}"
+    point: str | None = None
+    note: str | None = None
+    try:
+        conn.execute(CREATE_RESTORE_POINT, (name,))
+        point = name
+    except psycopg.Error as exc:
+        # Needs superuser (or a grant) and wal_level >= replica; the timestamp still serves.
+        note = f"no named restore point: {exc.diag.message_primary or exc.__class__.__name__}"
+    row = conn.execute(CLOCK_AND_LSN).fetchone()
+    assert row is not None
+    now: dt.datetime = row[0]
+    return RestoreTarget(
+        timestamp=iso(now),
+        unix=int(now.timestamp()),
+        lsn=row[1],
+        restore_point=point,
+        restore_point_note=note,
+    )
+
+
+def _log_manual_backup(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    report: RunReport,
+    pending: list[MigrationFile],
+    reason: str,
+    progress: Progress,
+) -> None:
+    target = report.restore_target
+    metadata: dict[str, Any] = {
+        "run_id": report.run_id,
+        "source": "migration-guard",
+        "pending_versions": [f.version for f in pending],
+        "restore_point": {
+            "timestamp": target.timestamp,
+            "unix": target.unix,
+            "lsn": target.lsn,
+            "name": target.restore_point,
+        }
+        if target
+        else None,
+        **{k: v for k, v in report.ci.items()},
+    }
+    if report.backups and report.backups.override:
+        metadata["backup_override"] = report.backups.override
+    entry = BackupEntry(
+        run_id=report.run_id,
+        kind="manual",
+        reason=reason,
+        created_by=actor(report.ci),
+        metadata=metadata,
+    )
+    ctx = SinkContext(conn=conn, config=config)
+    for sink, plugin in make_sinks(config):
+        try:
+            entry_id = sink.record(entry, ctx)
+        except SinkError as exc:
+            report.backup_log.append(SinkReport(sink.label, "failed", plugin.required, error=str(exc)))
+            if plugin.required:
+                raise Blocked(
+                    f"could not log the manual backup to {sink.label}: {exc}",
+                    hint="nothing was changed; fix the sink or mark it required: false",
+                ) from None
+            report.warnings.append(f"optional backup log sink {sink.label} failed: {exc}")
+            continue
+        report.backup_log.append(SinkReport(sink.label, "recorded", plugin.required, id=entry_id))
+        progress(f"manual backup logged to {sink.label} (id {entry_id})")

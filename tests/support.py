@@ -1,0 +1,118 @@
+"""Test helpers: a sample project driven through the real `guard` entry point."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process environment without any GUARD_*/DATABASE_URL/CI variables of its own."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GUARD_", "GITHUB_", "CI_", "GITLAB_")) and k != "DATABASE_URL"
+    }
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_guard(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> Result:
+    """`python -m guard ARGS` in ``cwd``: the real entry point, a real process and exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "guard", *args],
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    report_path = cwd / "guard-report.json"
+    report = None
+    if report_path.exists():
+        report = json.loads(report_path.read_text())
+        report_path.unlink()
+    return Result(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+class Project:
+    """A Supabase-style project directory pointed at one test database."""
+
+    def __init__(self, root: Path, db_url: str) -> None:
+        self.root = root
+        self.db_url = db_url
+        self.migrations = root / "supabase" / "migrations"
+        self.migrations.mkdir(parents=True, exist_ok=True)
+
+    def add(self, filename: str, sql: str) -> Path:
+        path = self.migrations / filename
+        path.write_text(sql, encoding="utf-8")
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(GUARD_DATABASE_URL=self.db_url, **extra)
+
+    def guard(self, *args: str, **extra_env: str) -> Result:
+        return run_guard(*args, cwd=self.root, env=self.env(**extra_env))
+
+    # --- database helpers -------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def history(self) -> list[str]:
+        exists = self.query("SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL")
+        if not exists[0][0]:
+            return []
+        return [r[0] for r in self.query("SELECT version FROM supabase_migrations.schema_migrations ORDER BY version")]
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT to_regclass(%s) IS NOT NULL", (name,))[0][0])
+
+    def init_backup_log(self) -> None:
+        from guard.backups.table import install
+        from guard.config import BackupLogConfig
+
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            install(conn, BackupLogConfig())
+
+    def log_automated_backup(self, *, age: dt.timedelta = dt.timedelta(hours=1), status: str = "completed") -> None:
+        self.query(
+            "INSERT INTO public.backup_logs (kind, reason, created_by, created_at, metadata) "
+            "VALUES ('automated', 'nightly', 'test', now() - %s, jsonb_build_object('status', %s::text))",
+            (age, status),
+        )
+
+    def manual_entries(self) -> list[dict[str, Any]]:
+        if not self.table_exists("public.backup_logs"):
+            return []
+        rows = self.query("SELECT reason, created_by, metadata FROM public.backup_logs WHERE kind = 'manual' ORDER BY id")
+        return [{"reason": r[0], "created_by": r[1], "metadata": r[2]} for r in rows]
