@@ -2,8 +2,8 @@
 
 1. start a cluster, create a sample Supabase-style project, `guard init`, log an automated backup;
 2. a guarded run of two good files (exit 0);
-3. a guarded run of a file that commits and one that fails (exit 4) with its restore plan;
-4. a guarded run whose only file fails (exit 1): nothing committed, no restore needed;
+3. a guarded run whose only file fails (exit 1): nothing committed, no restore needed;
+4. that file fixed, and a next one that fails after it committed (exit 4): the restore plan;
 then stop the cluster and remove everything.
 """
 
@@ -34,22 +34,24 @@ alter table public.profiles add column display_name text;
 update public.profiles set display_name = split_part(email, '@', 1);
 """,
 }
-PARTIAL = {
+ROLLED_BACK = {
     "20250201000000_create_orders.sql": """\
 create table public.orders (
     id bigint generated always as identity primary key,
     profile_id bigint not null references public.profiles (id),
     total_cents integer not null check (total_cents >= 0)
 );
-""",
-    "20250202000000_backfill_orders.sql": """\
-insert into public.orders (profile_id, total_cents) values (1, 1200);
 -- A typo: there is no profile 42, so the foreign key stops this file.
-insert into public.orders (profile_id, total_cents) values (42, 500);
+insert into public.orders (profile_id, total_cents) values (42, 1200);
 """,
 }
-ROLLED_BACK = {
-    "20250301000000_price_per_item.sql": """\
+PARTIAL = {
+    # The fix of the file above: it now commits...
+    "20250201000000_create_orders.sql": ROLLED_BACK["20250201000000_create_orders.sql"]
+    .replace("there is no profile 42, so the foreign key stops this file", "fixed: profile 2")
+    .replace("(42, 1200)", "(2, 1200)"),
+    # ... and the next file fails: no order has items yet, so this divides by zero.
+    "20250202000000_price_per_item.sql": """\
 alter table public.orders add column items integer not null default 0;
 update public.orders set total_cents = total_cents / items;
 """,
@@ -83,20 +85,20 @@ def run_demo(ctx: Context, *, keep: bool = False) -> int:
 
         for title, files in (
             ("1/3  a good migration set  ->  expect exit 0", GOOD),
-            ("2/3  the second file fails after the first committed  ->  expect exit 4", PARTIAL),
-            ("3/3  the only pending file fails  ->  expect exit 1", ROLLED_BACK),
+            ("2/3  the only pending file fails  ->  expect exit 1", ROLLED_BACK),
+            ("3/3  that file fixed; the next one fails after it committed  ->  expect exit 4", PARTIAL),
         ):
             _section(ctx, f"guard run   {title}")
             for name, text in files.items():
                 (migrations / name).write_text(text, encoding="utf-8")
-                ctx.out(f"  + supabase/migrations/{name}\n")
+                ctx.out(f"  wrote supabase/migrations/{name}\n")
             ctx.out("\n")
             codes.append(_guarded_run(ctx, config))
 
-        ctx.out(f"\nDemo finished: exit codes {codes} (expected [0, 4, 1]).\n")
+        ctx.out(f"\nDemo finished: exit codes {codes} (expected [0, 1, 4]).\n")
         if keep:
             ctx.out(f"Sample project kept in {workdir}\n")
-        return 0 if codes == [0, 4, 1] else 1
+        return 0 if codes == [0, 1, 4] else 1
     finally:
         cluster.stop()
         if not keep:

@@ -105,7 +105,7 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     if failed is not None:
         steps.append(
             RestoreStep(
-                "Option A - fix forward (no restore)",
+                "Fix forward (no restore)",
                 f"Every file runs in its own transaction: the database is consistent at version "
                 f"{committed[-1] if committed else '(none)'}, with {', '.join(committed)} committed "
                 f"and {failed.version} rolled back. If the committed versions are wanted, fix "
@@ -121,7 +121,7 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
         if ctx.project_ref:
             steps.append(
                 RestoreStep(
-                    "Option B - Supabase point-in-time recovery to just before the run",
+                    "Supabase point-in-time recovery to just before the run",
                     f"Restores the whole project to {where}. Every write after it is lost, "
                     "other traffic's too. Dashboard: Project > Database > Backups > Point in time > "
                     f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
@@ -152,7 +152,7 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
         commands.extend(recovery)
         steps.append(
             RestoreStep(
-                "Option C - PostgreSQL point-in-time recovery (self-hosted, WAL archived)",
+                "PostgreSQL point-in-time recovery (self-hosted, WAL archived)",
                 f"Restore the base backup taken before the run into a new data directory, then "
                 f"recover to {where} with these settings in postgresql.conf and an empty recovery.signal:",
                 commands,
@@ -163,14 +163,14 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     if newest is not None:
         steps.append(
             RestoreStep(
-                "Option D - the newest automated backup",
+                "The newest automated backup",
                 f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
                 "write between then and now; prefer point-in-time recovery when it is available.",
             )
         )
     steps.append(
         RestoreStep(
-            "Option E - a logical dump, if you keep one",
+            "A logical dump, if you keep one",
             "Restore into a new database first, check it, then switch over:",
             [
                 "createdb restored_copy",
@@ -179,6 +179,13 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
             ],
         )
     )
+    # Letter the alternatives in the order they are offered (the first step may be a check).
+    letters = iter("ABCDEFG")
+    steps = [
+        RestoreStep(f"Option {next(letters)} - {s.title}", s.text, s.commands)
+        if not s.title.startswith("Find out") else s
+        for s in steps
+    ]
     support = {
         "run_id": report.run_id,
         "project_ref": ctx.project_ref,

@@ -15,6 +15,6 @@ def test_demo_shows_success_and_failure_with_restore_plan(tmp_path: Path) -> Non
     assert "Outcome: FAILED AFTER PART COMMITTED - database changed (exit 4)" in out
     assert "Outcome: FAILED - rolled back, database unchanged (exit 1)" in out
     assert "RESTORE PLAN" in out and "No restore needed" in out
-    assert "exit codes [0, 4, 1]" in out
+    assert "exit codes [0, 1, 4]" in out
     # It cleans up after itself: no report left behind in the caller's directory.
     assert not (tmp_path / "guard-report.json").exists()

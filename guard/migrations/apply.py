@@ -80,7 +80,7 @@ def _apply_one(
     import psycopg
 
     started = time.perf_counter()
-    progress(f"applying {result.file} ({len(file.statements)} statements)")
+    progress(f"applying {result.file} ({_count(len(file.statements))})")
     executed_all = False
     try:
         with conn.transaction():
@@ -129,7 +129,7 @@ def _apply_all(
                 conn.execute(setting)
             for file, result in zip(files, results, strict=True):
                 started = time.perf_counter()
-                progress(f"applying {result.file} ({len(file.statements)} statements)")
+                progress(f"applying {result.file} ({_count(len(file.statements))})")
                 _run_statements(conn, file, result)
                 history.record(conn, file.version, file.name, [s.sql for s in file.statements])
                 result.duration_ms = _ms(started)
@@ -195,7 +195,12 @@ def _error_from(
         except ValueError:
             position = None
     line = statement.line_at(position) if statement is not None else None
-    text = statement.sql if statement is not None else None
+    text = None
+    if statement is not None:
+        from guard.migrations.files import _skip_space_and_comments
+
+        # Show the statement from its first token: its leading comments are noise here.
+        text = statement.sql[_skip_space_and_comments(statement.sql, 0):] or statement.sql
     if text is not None and len(text) > 500:
         text = text[:500] + " ..."
     return MigrationError(
@@ -218,6 +223,10 @@ def _primary(exc: Exception) -> str:
         return exc.diag.message_primary
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
+
+
+def _count(n: int) -> str:
+    return f"{n} statement" + ("" if n == 1 else "s")
 
 
 def _ms(started: float) -> float:

@@ -54,7 +54,12 @@ def render_text(report: RunReport) -> str:
     if report.migrations:
         lines.append("Migrations:")
         for m in report.migrations:
-            timing = f" ({m.statements} statements, {m.duration_ms:.0f} ms)" if m.duration_ms is not None else ""
+            plural = "" if m.statements == 1 else "s"
+            timing = (
+                f" ({m.statements} statement{plural}, {m.duration_ms:.0f} ms)"
+                if m.duration_ms is not None
+                else ""
+            )
             lines.append(f"  {m.status:<11} {_where(m)}{timing}")
             if m.error:
                 state = f" (SQLSTATE {m.error.sqlstate})" if m.error.sqlstate else ""

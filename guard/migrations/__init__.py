@@ -1,0 +1,1 @@
+"""Migration files, the Supabase history table, the plan and the runner."""
