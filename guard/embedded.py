@@ -36,8 +36,9 @@ _log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 _PROGRAMS = ("initdb", "pg_ctl", "postgres")
-# The OS user pgserver creates when it runs as root; reused so both tools share one account.
-_FALLBACK_OS_USER = "pgserver"
+# As root, the server runs as the first of these that exists: the distribution's `postgres`,
+# else the user pgserver creates for itself (created here too when missing, as pgserver does).
+_OS_USERS = ("postgres", "pgserver")
 # A unix socket path must fit sockaddr_un.sun_path (108 bytes with the trailing NUL on Linux).
 _MAX_SOCKET_PATH = 107
 _START_TIMEOUT = 60
@@ -69,6 +70,9 @@ def find_bin_dir(min_major: int | None = None) -> Path | None:
     """
     for candidate in _candidate_bin_dirs():
         if not _has_programs(candidate):
+            if str(candidate) == os.environ.get("PG_BIN"):
+                _log.warning("PG_BIN=%s lacks initdb, pg_ctl or postgres; looking elsewhere",
+                             candidate)
             continue
         if min_major is not None:
             try:
@@ -147,7 +151,7 @@ def _pgserver_bin_dir() -> Path | None:
     for location in spec.submodule_search_locations:
         path = Path(location) / "pginstall" / "bin"
         if path.is_dir():
-            return path
+            return path.resolve()
     return None
 
 
@@ -175,17 +179,23 @@ def _server_os_user() -> _OsUser | None:
         return None
     import pwd
 
-    for name in (SUPERUSER, _FALLBACK_OS_USER):
+    def lookup(name: str) -> _OsUser | None:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
-            continue
+            return None
         return _OsUser(name, entry.pw_uid, entry.pw_gid,
                        tuple(os.getgrouplist(name, entry.pw_gid)))
-    _create_os_user(_FALLBACK_OS_USER)
-    entry = pwd.getpwnam(_FALLBACK_OS_USER)
-    return _OsUser(_FALLBACK_OS_USER, entry.pw_uid, entry.pw_gid,
-                   tuple(os.getgrouplist(_FALLBACK_OS_USER, entry.pw_gid)))
+
+    for name in _OS_USERS:
+        user = lookup(name)
+        if user is not None:
+            return user
+    _create_os_user(_OS_USERS[-1])
+    user = lookup(_OS_USERS[-1])
+    if user is None:
+        raise EmbeddedError(f"useradd {_OS_USERS[-1]} succeeded but the user does not exist")
+    return user
 
 
 def _create_os_user(name: str) -> None:
@@ -311,6 +321,9 @@ class Cluster:
         if not _has_programs(bin_dir):
             raise EmbeddedError(f"{bin_dir} does not hold initdb, pg_ctl and postgres",
                                 hint="point PG_BIN at a PostgreSQL server bin directory")
+        if password is not None and ("\n" in password or "\r" in password):
+            # initdb reads the password file's first line only.
+            raise EmbeddedError("the throw-away PostgreSQL's password must be one line")
         self.bin_dir = bin_dir
         self.major = server_major(bin_dir)
         self.superuser = SUPERUSER
@@ -326,7 +339,7 @@ class Cluster:
 
     @property
     def data_dir(self) -> Path:
-        """The cluster's PGDATA; EmbeddedError before `start()`."""
+        """The cluster's PGDATA (removed by `stop()`); EmbeddedError before `start()`."""
         if self._state is None or self._state.root is None:
             raise EmbeddedError("the throw-away PostgreSQL has not been started")
         return self._state.data_dir
@@ -354,7 +367,11 @@ class Cluster:
         started = time.monotonic()
         os_user = _server_os_user()
         if os_user is not None and _pgserver_bin_dir() == self.bin_dir.resolve():
-            _open_up_pgserver(self.bin_dir.resolve(), os_user)
+            try:
+                _open_up_pgserver(self.bin_dir.resolve(), os_user)
+            except OSError as exc:
+                raise EmbeddedError(f"cannot let {os_user.name!r} run pgserver's "
+                                    f"binaries: {exc}") from None
         state = _State(bin_dir=self.bin_dir, os_user=os_user,
                        secrets=_secret_forms(self.password))
         self._state = state
@@ -364,6 +381,9 @@ class Cluster:
             self._initdb(state)
             self._configure(state)
             self._start_server(state)
+        except OSError as exc:  # a base dir we may not write, a full disk...
+            self.stop()
+            raise EmbeddedError(f"cannot set up the throw-away PostgreSQL: {exc}") from None
         except BaseException:
             self.stop()
             raise
@@ -390,7 +410,8 @@ class Cluster:
         if state is None or state.root is None:
             raise EmbeddedError("the throw-away PostgreSQL has not been started")
         argv = list(args)
-        if {"start", "restart"} & set(argv) and "-l" not in argv and "--log" not in argv:
+        logs = any(arg == "-l" or arg.startswith("--log") for arg in argv)
+        if {"start", "restart"} & set(argv) and not logs:
             argv = ["-l", str(state.log_file), *argv]
         result = _run_pg_ctl(state, argv, timeout=timeout)
         if check and result.returncode != 0:
@@ -469,7 +490,7 @@ class Cluster:
     def _configure(self, state: _State) -> None:
         assert state.root is not None
         socket_dir = state.root / "run"
-        if len(f"{socket_dir}/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+        if len(f"{socket_dir}/.s.PGSQL.65535") > _MAX_SOCKET_PATH:  # any port we may retry
             socket_dir_setting = ""  # too long for a unix socket: TCP only
         else:
             socket_dir_setting = str(socket_dir)
@@ -486,7 +507,7 @@ class Cluster:
             # CREATE DATABASE and checkpoints several times faster.
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         lines = ["", "# migration-guard throw-away cluster"]
-        lines += [f"{key} = '{value}'" for key, value in settings.items()]
+        lines += [_conf_line(key, value) for key, value in settings.items()]
         # Appended: later lines win, and the file keeps its owner and mode.
         with open(state.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
@@ -506,7 +527,7 @@ class Cluster:
             if attempt < attempts and "could not create any TCP/IP sockets" in tail:
                 self.port = _free_port()
                 with open(state.data_dir / "postgresql.conf", "a", encoding="utf-8") as fh:
-                    fh.write(f"port = '{self.port}'\n")
+                    fh.write(_conf_line("port", str(self.port)) + "\n")
                 continue
             raise EmbeddedError(
                 f"the throw-away PostgreSQL {self.major} did not start on 127.0.0.1:{self.port} "
@@ -516,6 +537,11 @@ class Cluster:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _conf_line(key: str, value: str) -> str:
+    escaped = value.replace("'", "''")  # a base dir may contain a quote
+    return f"{key} = '{escaped}'"
 
 
 def _free_port() -> int:
