@@ -224,7 +224,7 @@ def _locked_run(
     progress(f"{len(pending)} pending: {', '.join(f.ref.filename for f in pending)}")
 
     # 7. Confirm a recent automated backup (fail closed).
-    verdict = _check_backups(conn, config)
+    verdict = _check_backups(conn, config, progress)
     report.backups = _backups_report(verdict)
     if not verdict.ok:
         if not options.allow_stale_backup:
@@ -301,10 +301,12 @@ def restore_context(config: Config) -> RestoreContext:
     )
 
 
-def _check_backups(conn: psycopg.Connection[Any], config: Config) -> BackupVerdict:
+def _check_backups(
+    conn: psycopg.Connection[Any], config: Config, progress: Progress
+) -> BackupVerdict:
     from guard.db import server_now
 
-    ctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
+    ctx = ProviderContext(conn=conn, config=config, now=server_now(conn), progress=progress)
     return check_backups(make_providers(config), config.backups.providers, ctx)
 
 
@@ -391,7 +393,7 @@ def _log_manual_backup(
         created_by=actor(report.ci),
         metadata=metadata,
     )
-    ctx = SinkContext(conn=conn, config=config)
+    ctx = SinkContext(conn=conn, config=config, progress=progress)
     for sink, plugin in make_sinks(config):
         try:
             entry_id = sink.record(entry, ctx)

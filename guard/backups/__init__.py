@@ -46,11 +46,16 @@ class BackupInfo:
 
 @dataclass
 class ProviderContext:
-    """What providers may use: a read-only connection to the target and the server's clock."""
+    """What providers may use: a read-only connection to the target and the server's clock.
+
+    Compare backup times with ``now`` (the database server's clock), not the local clock.
+    ``progress`` prints one line to the operator (stderr), for waits longer than a second.
+    """
 
     conn: psycopg.Connection[Any]
     config: Config
     now: dt.datetime
+    progress: Callable[[str], None] = field(default=lambda _line: None)
 
 
 class Provider(Protocol):
@@ -72,8 +77,11 @@ class BackupEntry:
 
 @dataclass
 class SinkContext:
+    """What sinks may use: the connection to the target, the config, a progress line."""
+
     conn: psycopg.Connection[Any]
     config: Config
+    progress: Callable[[str], None] = field(default=lambda _line: None)
 
 
 class Sink(Protocol):
@@ -95,11 +103,17 @@ PROVIDERS: dict[str, Registered] = {}
 SINKS: dict[str, Registered] = {}
 
 
-def _register_builtin() -> None:
-    from guard.backups import table
+# Each module defines PROVIDERS and/or SINKS: {config type: Registered(spec, factory)}.
+_BUILTIN_MODULES = ("guard.backups.table",)
 
-    PROVIDERS["table"] = Registered(PluginSpec(), table.TableProvider.from_config)
-    SINKS["table"] = Registered(PluginSpec(), table.TableSink.from_config)
+
+def _register_builtin() -> None:
+    import importlib
+
+    for name in _BUILTIN_MODULES:
+        module = importlib.import_module(name)
+        PROVIDERS.update(getattr(module, "PROVIDERS", {}))
+        SINKS.update(getattr(module, "SINKS", {}))
 
 
 class _Specs(Mapping[str, PluginSpec]):

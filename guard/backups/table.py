@@ -20,9 +20,11 @@ from guard.backups import (
     BackupInfo,
     ProviderContext,
     ProviderError,
+    Registered,
     SinkContext,
     SinkError,
 )
+from guard.config import PluginSpec
 from guard.errors import Blocked
 
 if TYPE_CHECKING:
@@ -297,3 +299,7 @@ class TableSink:
                 f"cannot write to {qualified(self.log)}: {exc.diag.message_primary}"
             ) from None
         return str(entry_id)
+
+
+PROVIDERS = {"table": Registered(PluginSpec(), TableProvider.from_config)}
+SINKS = {"table": Registered(PluginSpec(), TableSink.from_config)}
