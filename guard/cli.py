@@ -116,11 +116,14 @@ def cli(click_ctx: click.Context, verbose: bool) -> None:
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the Markdown report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
+@click.option("--acknowledge", default=None, metavar="RUN_ID",
+              help="Let go of an earlier run that never finished, after checking it (needs --reason).")
 @click.pass_obj
 def run(ctx: Context, config_path: str | None, database_url: str | None, migrations_dir: str | None,
         reason: str | None, allow_stale_backup: bool, include_all: bool | None, max_age: str | None,
         transaction: str | None, lock_timeout: str | None, statement_timeout: str | None,
-        report_path: str | None, summary_path: str | None, as_json: bool) -> None:
+        report_path: str | None, summary_path: str | None, as_json: bool,
+        acknowledge: str | None) -> None:
     """Run the guarded migration: check backups, log a manual backup, mark the restore
     point, apply pending files, report (and print a restore plan on failure)."""
     from guard.commands import run_command
@@ -136,7 +139,8 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
         "report": ("--report", report_path),
     })
     code = run_command(ctx, config, reason=reason, allow_stale_backup=allow_stale_backup,
-                       summary_path=Path(summary_path) if summary_path else None, as_json=as_json)
+                       summary_path=Path(summary_path) if summary_path else None, as_json=as_json,
+                       acknowledge=acknowledge)
     sys.exit(code)
 
 
@@ -192,6 +196,22 @@ def backup_status(ctx: Context, config_path: str | None, database_url: str | Non
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "backups.max_age": ("--max-age", max_age)})
     _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json))
+
+
+@cli.command("restore-plan")
+@_common
+@click.argument("run_id", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def restore_plan(ctx: Context, config_path: str | None, database_url: str | None, run_id: str | None,
+                 fmt: str) -> None:
+    """Print the restore plan of a past run from guard's journal (default: the latest
+    failed or unfinished run)."""
+    from guard.commands import restore_plan_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: restore_plan_command(ctx, config, run_id=run_id, fmt=fmt))
 
 
 @cli.command()

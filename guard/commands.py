@@ -27,14 +27,15 @@ def run_command(
     allow_stale_backup: bool,
     summary_path: Path | None,
     as_json: bool,
+    acknowledge: str | None = None,
 ) -> int:
     """`guard run`: the guarded run; always writes the report, whatever the outcome."""
     from guard.run import RunOptions, guarded_run, new_report
 
     report = new_report("run", config, ctx.environ)
-    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup)
+    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge)
     try:
-        guarded_run(config, options, report, environ=ctx.environ, progress=ctx.progress)
+        guarded_run(config, options, report, environ=ctx.environ, progress=ctx.progress, mask=ctx.mask)
     except GuardError as exc:
         status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
         report.set_outcome(status, str(exc), changed=False)
@@ -224,3 +225,45 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
         lines.append(f"No recent automated backup confirmed within {format_duration(config.backups.max_age)}.")
     ctx.out("\n".join(lines) + "\n")
     return exit_code
+
+
+def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fmt: str) -> int:
+    """`guard restore-plan`: the plan of a past run, from the journal (latest failed by default)."""
+    from dataclasses import asdict
+
+    from guard import journal
+    from guard.migrations import history
+    from guard.report.model import plan_from_dict
+    from guard.report.text import render_plan_markdown, render_plan_text
+    from guard.restore import plan_for_unfinished
+    from guard.run import restore_context
+
+    conn = _connect(config, "restore-plan")
+    try:
+        run = journal.find(conn, run_id)
+        if run is None:
+            which = f"run {run_id}" if run_id else "failed or unfinished run"
+            raise GuardError(f"no {which} in the journal of this database (guard.runs)")
+        if run.finished_at is None:
+            applied = {a.version for a in history.read_history(conn)}
+            plan = plan_for_unfinished(
+                run, [v for v in run.pending if v in applied], restore_context(config)
+            )
+        elif run.report and run.report.get("restore_plan"):
+            plan = plan_from_dict(run.report["restore_plan"])
+        else:
+            ctx.out(f"Run {run.run_id} finished with status {run.status} (exit {run.exit_code}): "
+                    "it needs no restore plan.\n")
+            return 0
+    finally:
+        conn.close()
+    if fmt == "json":
+        ctx.out(json.dumps({"run_id": run.run_id, "status": run.status, "exit_code": run.exit_code,
+                            "restore_target": run.restore_target, "restore_plan": asdict(plan)},
+                           indent=2, default=str) + "\n")
+    elif fmt == "markdown":
+        ctx.out(f"## migration-guard run `{run.run_id}`: {run.status}\n\n" + render_plan_markdown(plan))
+    else:
+        ctx.out(f"Run {run.run_id} ({run.status}, started {run.started_at.isoformat()})\n"
+                + render_plan_text(plan))
+    return 0

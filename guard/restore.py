@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from guard.report.model import RestorePlan, RestoreStep, RunReport
+from guard.report.model import MigrationResult, RestorePlan, RestoreStep, RestoreTarget, RunReport
+
+if TYPE_CHECKING:
+    from guard.journal import JournalRun
 
 _SUPABASE_HOST = re.compile(r"(?:^|\.)(?:db\.)?([a-z0-9]{20})\.supabase\.(?:co|com)$")
 _SUPABASE_POOLER_USER = re.compile(r"^[^.]+\.([a-z0-9]{20})$")
@@ -53,6 +57,54 @@ def build_plan(report: RunReport, ctx: RestoreContext) -> RestorePlan | None:
     if report.status in ("failed_partially_applied", "outcome_unknown"):
         return _changed(report, ctx)
     return None
+
+
+def plan_for_unfinished(run: JournalRun, committed: list[str], ctx: RestoreContext) -> RestorePlan:
+    """The plan for a run that started and never finished (its process died).
+
+    The history table is written in each file's own transaction, so it says exactly which
+    of the run's files committed; nothing is "unknown" once the run's session is gone.
+    """
+    started = run.started_at.isoformat()
+    if not committed:
+        return RestorePlan(
+            needed=False,
+            summary=f"Run {run.run_id} (started {started}) never finished, but none of its files "
+            f"committed ({', '.join(run.pending)} are not in the history): no restore needed.",
+            committed_versions=[],
+            steps=[
+                RestoreStep(
+                    "Acknowledge the run and carry on",
+                    "Once you have checked why the run stopped (job cancelled, runner lost):",
+                    [f"guard run --acknowledge {run.run_id} --reason '<what you checked>'"],
+                )
+            ],
+        )
+    report = RunReport(command=run.command, run_id=run.run_id, started_at=started)
+    report.set_outcome(
+        "failed_partially_applied",
+        f"run {run.run_id} stopped after committing {', '.join(committed)}",
+        changed=True,
+    )
+    report.migrations = [
+        MigrationResult(v, "", v, "applied" if v in committed else "skipped", 0) for v in run.pending
+    ]
+    if run.restore_target:
+        fields = {k: run.restore_target.get(k) for k in RestoreTarget.__dataclass_fields__}
+        report.restore_target = RestoreTarget(**fields)  # type: ignore[arg-type]
+    plan = _changed(report, ctx)
+    plan.summary = (
+        f"Run {run.run_id} (started {started}) never finished; the history shows "
+        f"{', '.join(committed)} committed. " + plan.summary.split(". ", 1)[-1]
+    )
+    plan.steps.append(
+        RestoreStep(
+            "Then acknowledge the run",
+            "After restoring, or deciding to keep its committed files:",
+            [f"guard run --acknowledge {run.run_id} --reason '<what you did>'"],
+        )
+    )
+    return plan
 
 
 def _failure_line(report: RunReport) -> str:

@@ -12,11 +12,11 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard import __version__
+from guard import __version__, journal
 from guard.backups import (
     BackupEntry,
     BackupVerdict,
@@ -29,7 +29,7 @@ from guard.backups import (
 )
 from guard.config import Config, require_database_url
 from guard.db import acquire_lock, connect, describe_url, release_lock, server_facts
-from guard.errors import Blocked, GuardError
+from guard.errors import EXIT_BLOCKED, Blocked, GuardError
 from guard.migrations import history
 from guard.migrations.apply import apply_pending
 from guard.migrations.plan import compute_plan
@@ -43,7 +43,7 @@ from guard.report.model import (
     SinkReport,
     iso,
 )
-from guard.restore import RestoreContext, build_plan, supabase_project_ref
+from guard.restore import RestoreContext, build_plan, plan_for_unfinished, supabase_project_ref
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,6 +64,12 @@ class RunOptions:
     reason: str | None = None
     allow_stale_backup: bool = False
     include_all: bool = False
+    acknowledge: str | None = None  # run id of an unfinished earlier run to let go of
+
+
+@dataclass
+class _State:
+    journal_started: bool = False
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -142,14 +148,18 @@ def guarded_run(
     *,
     environ: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> RunReport:
     """Steps 2-13 of the guarded run. Fills ``report``; raises GuardError only for exits 2/3."""
     environ = os.environ if environ is None else environ
     progress = progress or (lambda _line: None)
+    mask = mask or (lambda text: text)
     url = require_database_url(config)
     report.migrations_dir = _display(config.migrations.dir, config)
     if options.allow_stale_backup and not options.reason:
         raise GuardError("--allow-stale-backup needs --reason explaining why")
+    if options.acknowledge and not options.reason:
+        raise GuardError("--acknowledge needs --reason saying what was checked")
 
     # 5a. Files first: a broken file is refused before we even connect.
     files = load_migrations(config, progress)
@@ -171,10 +181,23 @@ def guarded_run(
             )
         # 3. Lock: one guard at a time per database.
         acquire_lock(conn, facts.database)
+        state = _State()
         try:
-            return _locked_run(conn, config, options, report, files, by_version, environ, progress)
+            # 4. Journal: an earlier run that never finished blocks until acknowledged.
+            _check_unfinished(conn, config, options, report)
+            _locked_run(conn, config, options, report, files, by_version, environ, progress, state)
+        except GuardError as exc:
+            if state.journal_started:
+                status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+                report.set_outcome(status, str(exc), changed=False)
+                _finish_journal(conn, report, mask)
+            raise
+        else:
+            if state.journal_started:
+                _finish_journal(conn, report, mask)
         finally:
             release_lock(conn)
+        return report
     finally:
         conn.close()
 
@@ -188,7 +211,8 @@ def _locked_run(
     by_version: dict[str, MigrationFile],
     environ: Mapping[str, str],
     progress: Progress,
-) -> RunReport:
+    state: _State,
+) -> None:
     from guard.migrations.files import fingerprint
 
     # 5. Plan: what is pending against the history.
@@ -220,7 +244,7 @@ def _locked_run(
         )
     if not pending:
         report.set_outcome("nothing_pending", "Nothing pending: the database is up to date.", changed=False)
-        return report
+        return
     progress(f"{len(pending)} pending: {', '.join(f.ref.filename for f in pending)}")
 
     # 7. Confirm a recent automated backup (fail closed).
@@ -247,6 +271,16 @@ def _locked_run(
         "Before migration " + ", ".join(f.ref.filename.removesuffix(".sql") for f in pending)
     )
     report.reason = reason
+    journal.start(
+        conn,
+        run_id=report.run_id,
+        command=report.command,
+        pending=[f.version for f in pending],
+        restore_target=asdict(report.restore_target),
+        actor=actor(report.ci),
+        reason=reason,
+    )
+    state.journal_started = True
     _log_manual_backup(conn, config, report, pending, reason, progress)
 
     # 11. Apply.
@@ -259,6 +293,7 @@ def _locked_run(
         statement_timeout=config.migrations.statement_timeout,
         display=lambda f: _display(f.path, config),
         progress=progress,
+        on_commit=lambda c, version: journal.mark_committed(c, report.run_id, version),
     )
     report.migrations = outcome.results
 
@@ -286,7 +321,63 @@ def _locked_run(
             changed=False,
         )
     report.restore_plan = build_plan(report, restore_context(config))
-    return report
+
+
+def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Callable[[str], str]) -> None:
+    import json
+
+    import psycopg
+
+    try:
+        journal.finish(
+            conn, report.run_id, status=report.status, exit_code=report.exit_code,
+            report_json=mask(json.dumps(report.to_dict(), default=str)),
+        )
+    except psycopg.Error as exc:
+        # The run's outcome stands; the journal row stays "running" and the next run says so.
+        report.warnings.append(f"could not close the journal entry: {exc.diag.message_primary or exc}")
+
+
+def _check_unfinished(
+    conn: psycopg.Connection[Any], config: Config, options: RunOptions, report: RunReport
+) -> None:
+    """Refuse while an earlier run started and never finished, unless acknowledged now."""
+    runs = journal.unfinished(conn)
+    if options.acknowledge:
+        if options.acknowledge not in {r.run_id for r in runs}:
+            raise GuardError(
+                f"--acknowledge {options.acknowledge}: no unfinished run with that id",
+                hint="see `guard restore-plan` for the runs guard knows",
+            )
+        journal.acknowledge(
+            conn, options.acknowledge, by=actor(report.ci), reason=options.reason or ""
+        )
+        report.warnings.append(
+            f"acknowledged unfinished run {options.acknowledge}: {options.reason}"
+        )
+        runs = [r for r in runs if r.run_id != options.acknowledge]
+    if not runs:
+        return
+    dead = runs[0]
+    applied = {a.version for a in history.read_history(conn)}
+    committed = [v for v in dead.pending if v in applied]
+    report.unfinished_run = {
+        "run_id": dead.run_id,
+        "started_at": iso(dead.started_at),
+        "actor": dead.actor,
+        "reason": dead.reason,
+        "pending": dead.pending,
+        "committed": committed,
+        "not_committed": [v for v in dead.pending if v not in applied],
+        "restore_target": dead.restore_target,
+    }
+    report.restore_plan = plan_for_unfinished(dead, committed, restore_context(config))
+    raise Blocked(
+        f"an earlier run {dead.run_id} (started {iso(dead.started_at)} by {dead.actor or '?'}) "
+        f"never finished; the history shows {len(committed)} of its {len(dead.pending)} "
+        "file(s) committed",
+        hint=f"check the database, then: guard run --acknowledge {dead.run_id} --reason '...'",
+    )
 
 
 def restore_context(config: Config) -> RestoreContext:

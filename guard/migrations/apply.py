@@ -35,6 +35,8 @@ class ApplyOutcome:
 
 
 Progress = Callable[[str], None]
+# Runs inside a file's transaction, after its statements: commits exactly when the file does.
+OnCommit = Callable[["psycopg.Connection[Any]", str], None]
 
 
 def apply_pending(
@@ -46,6 +48,7 @@ def apply_pending(
     statement_timeout: float,
     display: Callable[[MigrationFile], str],
     progress: Progress | None = None,
+    on_commit: OnCommit | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure."""
     progress = progress or (lambda _line: None)
@@ -57,11 +60,12 @@ def apply_pending(
         SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)),
         SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
     )
+    hook: OnCommit = on_commit or (lambda _conn, _version: None)
     if transaction == "all":
-        _apply_all(conn, files, results, timeouts, outcome, progress)
+        _apply_all(conn, files, results, timeouts, outcome, progress, hook)
     else:
         for file, result in zip(files, results, strict=True):
-            if not _apply_one(conn, file, result, timeouts, outcome, progress):
+            if not _apply_one(conn, file, result, timeouts, outcome, progress, hook):
                 break
     for result in results:
         if result.status == "pending" and outcome.failed is not None:
@@ -76,6 +80,7 @@ def _apply_one(
     timeouts: tuple[str, ...],
     outcome: ApplyOutcome,
     progress: Progress,
+    on_commit: OnCommit,
 ) -> bool:
     import psycopg
 
@@ -88,6 +93,7 @@ def _apply_one(
                 conn.execute(setting)
             _run_statements(conn, file, result)
             history.record(conn, file.version, file.name, [s.sql for s in file.statements])
+            on_commit(conn, file.version)
             executed_all = True
     except _StatementFailed:
         result.duration_ms = _ms(started)
@@ -118,6 +124,7 @@ def _apply_all(
     timeouts: tuple[str, ...],
     outcome: ApplyOutcome,
     progress: Progress,
+    on_commit: OnCommit,
 ) -> None:
     import psycopg
 
@@ -132,6 +139,7 @@ def _apply_all(
                 progress(f"applying {result.file} ({_count(len(file.statements))})")
                 _run_statements(conn, file, result)
                 history.record(conn, file.version, file.name, [s.sql for s in file.statements])
+                on_commit(conn, file.version)
                 result.duration_ms = _ms(started)
                 done.append(result)
             executed_all = True

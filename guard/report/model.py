@@ -103,6 +103,20 @@ class RestorePlan:
     support: dict[str, Any] | None = None
 
 
+def plan_from_dict(data: dict[str, Any]) -> RestorePlan:
+    """A RestorePlan back from its JSON form (as stored in the journal's report)."""
+    return RestorePlan(
+        needed=data.get("needed"),
+        summary=data.get("summary", ""),
+        committed_versions=list(data.get("committed_versions") or []),
+        steps=[
+            RestoreStep(s.get("title", ""), s.get("text", ""), list(s.get("commands") or []))
+            for s in data.get("steps") or []
+        ],
+        support=data.get("support"),
+    )
+
+
 @dataclass
 class DatabaseInfo:
     target: str  # host:port/db, never the password
@@ -131,6 +145,7 @@ class RunReport:
     backup_log: list[SinkReport] = field(default_factory=list)
     migrations: list[MigrationResult] = field(default_factory=list)
     restore_plan: RestorePlan | None = None
+    unfinished_run: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

@@ -81,6 +81,14 @@ def render_text(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_plan_text(plan: RestorePlan) -> str:
+    return "\n".join(_plan_text(plan)).lstrip("\n") + "\n"
+
+
+def render_plan_markdown(plan: RestorePlan) -> str:
+    return "\n".join(_plan_markdown(plan)) + "\n"
+
+
 def _plan_text(plan: RestorePlan) -> list[str]:
     lines = ["", "RESTORE PLAN", f"  {plan.summary}"]
     for step in plan.steps:
@@ -139,20 +147,24 @@ def render_markdown(report: RunReport) -> str:
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]
     if report.restore_plan:
-        plan = report.restore_plan
-        lines += ["### Restore plan", "", plan.summary, ""]
-        for step in plan.steps:
-            lines += [f"**{step.title}**", "", step.text, ""]
-            if step.commands:
-                lines += ["```", *step.commands, "```", ""]
-        if plan.support:
-            lines += ["<details><summary>For support</summary>", "", "```"]
-            for key, value in plan.support.items():
-                if value not in (None, [], ""):
-                    lines.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
-            lines += ["```", "", "</details>", ""]
+        lines += _plan_markdown(report.restore_plan)
     return "\n".join(lines)
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _plan_markdown(plan: RestorePlan) -> list[str]:
+    lines = ["### Restore plan", "", plan.summary, ""]
+    for step in plan.steps:
+        lines += [f"**{step.title}**", "", step.text, ""]
+        if step.commands:
+            lines += ["```", *step.commands, "```", ""]
+    if plan.support:
+        lines += ["<details><summary>For support</summary>", "", "```"]
+        for key, value in plan.support.items():
+            if value not in (None, [], ""):
+                lines.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        lines += ["```", "", "</details>", ""]
+    return lines

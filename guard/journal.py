@@ -1,0 +1,191 @@
+"""guard's own record of each run, in the target database (schema ``guard``).
+
+A run is journalled as ``running`` before its first migration statement, each file's
+version is added to ``committed`` in that file's own transaction (so the journal cannot
+claim a file that did not commit, nor miss one that did), and the run is closed with its
+outcome and report. A row still ``running`` with no process holding guard's lock is a run
+that died (CI job killed, runner lost): the next run refuses until an operator acknowledges it.
+The schema is closed to PUBLIC and to Supabase's API roles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+JOURNAL_SCHEMA = "guard"
+CREATE_JOURNAL = (
+    "CREATE SCHEMA IF NOT EXISTS guard",
+    "REVOKE ALL ON SCHEMA guard FROM PUBLIC",
+    """CREATE TABLE IF NOT EXISTS guard.runs (
+        run_id          text PRIMARY KEY,
+        command         text NOT NULL,
+        started_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+        finished_at     timestamptz,
+        status          text NOT NULL,
+        exit_code       integer,
+        pending         text[] NOT NULL DEFAULT '{}',
+        committed       text[] NOT NULL DEFAULT '{}',
+        restore_target  jsonb,
+        actor           text,
+        reason          text,
+        report          jsonb,
+        acknowledged_at timestamptz,
+        acknowledged_by text,
+        acknowledgement text
+    )""",
+    "REVOKE ALL ON TABLE guard.runs FROM PUBLIC",
+)
+SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
+REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA guard FROM {role}"
+REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE guard.runs FROM {role}"
+JOURNAL_EXISTS = "SELECT to_regclass('guard.runs') IS NOT NULL"
+START_RUN = """
+INSERT INTO guard.runs (run_id, command, status, pending, restore_target, actor, reason)
+VALUES (%s, %s, 'running', %s, %s, %s, %s)
+ON CONFLICT (run_id) DO NOTHING
+"""
+MARK_COMMITTED = (
+    "UPDATE guard.runs SET committed = array_append(committed, %s::text) "
+    "WHERE run_id = %s AND NOT (%s::text = ANY(committed))"
+)
+FINISH_RUN = """
+UPDATE guard.runs
+   SET finished_at = clock_timestamp(), status = %s, exit_code = %s, report = %s
+ WHERE run_id = %s
+"""
+UNFINISHED = """
+SELECT run_id, command, started_at, pending, committed, restore_target, actor, reason, report
+  FROM guard.runs
+ WHERE finished_at IS NULL AND acknowledged_at IS NULL
+ ORDER BY started_at
+"""
+ACKNOWLEDGE = """
+UPDATE guard.runs
+   SET acknowledged_at = clock_timestamp(), acknowledged_by = %s, acknowledgement = %s,
+       status = CASE WHEN finished_at IS NULL THEN 'abandoned' ELSE status END
+ WHERE run_id = %s AND acknowledged_at IS NULL
+RETURNING run_id
+"""
+RUN_BY_ID = """
+SELECT run_id, command, started_at, finished_at, status, exit_code, pending, committed,
+       restore_target, actor, reason, report
+  FROM guard.runs WHERE run_id = %s
+"""
+LATEST_FAILED = """
+SELECT run_id, command, started_at, finished_at, status, exit_code, pending, committed,
+       restore_target, actor, reason, report
+  FROM guard.runs
+ WHERE finished_at IS NULL OR exit_code IN (1, 4)
+ ORDER BY started_at DESC
+ LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class JournalRun:
+    run_id: str
+    command: str
+    started_at: dt.datetime
+    pending: list[str]
+    committed: list[str]
+    restore_target: dict[str, Any] | None
+    actor: str | None
+    reason: str | None
+    report: dict[str, Any] | None
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    exit_code: int | None = None
+
+
+def exists(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(JOURNAL_EXISTS).fetchone()
+    return bool(row and row[0])
+
+
+def ensure(conn: psycopg.Connection[Any]) -> None:
+    """Create the journal (idempotent) and close it to PUBLIC and Supabase's API roles."""
+    from psycopg import sql
+
+    with conn.transaction():
+        for statement in CREATE_JOURNAL:
+            conn.execute(statement)
+        for (role,) in conn.execute(SUPABASE_API_ROLES).fetchall():
+            conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(role=sql.Identifier(role)))
+            conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(role=sql.Identifier(role)))
+
+
+def start(
+    conn: psycopg.Connection[Any],
+    *,
+    run_id: str,
+    command: str,
+    pending: Sequence[str],
+    restore_target: dict[str, Any] | None,
+    actor: str,
+    reason: str | None,
+) -> None:
+    """Journal the run as running; committed before the first migration statement."""
+    from psycopg.types.json import Jsonb
+
+    ensure(conn)
+    with conn.transaction():
+        conn.execute(
+            START_RUN,
+            (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
+        )
+
+
+def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> None:
+    """Inside a file's transaction: that file is committed exactly when this is."""
+    conn.execute(MARK_COMMITTED, (version, run_id, version))
+
+
+def finish(
+    conn: psycopg.Connection[Any], run_id: str, *, status: str, exit_code: int, report_json: str
+) -> None:
+    from psycopg.types.json import Jsonb
+
+    with conn.transaction():
+        conn.execute(FINISH_RUN, (status, exit_code, Jsonb(json.loads(report_json)), run_id))
+
+
+def unfinished(conn: psycopg.Connection[Any]) -> list[JournalRun]:
+    """Runs that started and never finished, nor were acknowledged."""
+    if not exists(conn):
+        return []
+    return [
+        JournalRun(
+            run_id=r[0], command=r[1], started_at=r[2], pending=list(r[3]), committed=list(r[4]),
+            restore_target=r[5], actor=r[6], reason=r[7], report=r[8],
+        )
+        for r in conn.execute(UNFINISHED).fetchall()
+    ]
+
+
+def acknowledge(conn: psycopg.Connection[Any], run_id: str, *, by: str, reason: str) -> bool:
+    if not exists(conn):
+        return False
+    with conn.transaction():
+        row = conn.execute(ACKNOWLEDGE, (by, reason, run_id)).fetchone()
+    return row is not None
+
+
+def find(conn: psycopg.Connection[Any], run_id: str | None) -> JournalRun | None:
+    """One run by id, or the latest that failed (exit 1/4) or never finished."""
+    if not exists(conn):
+        return None
+    row = conn.execute(RUN_BY_ID, (run_id,)).fetchone() if run_id else conn.execute(LATEST_FAILED).fetchone()
+    if row is None:
+        return None
+    return JournalRun(
+        run_id=row[0], command=row[1], started_at=row[2], finished_at=row[3], status=row[4],
+        exit_code=row[5], pending=list(row[6]), committed=list(row[7]), restore_target=row[8],
+        actor=row[9], reason=row[10], report=row[11],
+    )
