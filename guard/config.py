@@ -76,6 +76,8 @@ class MigrationsConfig:
     lock_timeout: float = 5.0
     statement_timeout: float = 900.0
     include_all: bool = False  # apply files older than the newest applied version
+    lock_retries: int = 0  # retries of a file that hit lock_timeout
+    lock_retry_delay: float = 5.0  # first retry delay; doubles each time
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,18 @@ def _choice(*choices: str) -> Converter:
     return convert
 
 
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a whole number from 0 to 10, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number from 0 to 10, got {value!r}") from None
+    if not 0 <= number <= 10:
+        raise ValueError(f"expected a whole number from 0 to 10, got {value!r}")
+    return number
+
+
 def _identifier(value: Any) -> str:
     text = _string(value)
     if not text or len(text) > 63:
@@ -174,6 +188,8 @@ SCALAR_KEYS: dict[str, Converter] = {
     "migrations.lock_timeout": parse_duration,
     "migrations.statement_timeout": parse_duration,
     "migrations.include_all": _bool,
+    "migrations.lock_retries": _count,
+    "migrations.lock_retry_delay": parse_duration,
     "backups.max_age": parse_duration,
     "backups.require": _choice("any", "all"),
     "backup_log.schema": _identifier,
@@ -553,6 +569,8 @@ def _load(
             lock_timeout=converted.get("migrations.lock_timeout", defaults_m.lock_timeout),
             statement_timeout=converted.get("migrations.statement_timeout", defaults_m.statement_timeout),
             include_all=converted.get("migrations.include_all", defaults_m.include_all),
+            lock_retries=converted.get("migrations.lock_retries", defaults_m.lock_retries),
+            lock_retry_delay=converted.get("migrations.lock_retry_delay", defaults_m.lock_retry_delay),
         ),
         backups=BackupsConfig(
             max_age=converted.get("backups.max_age", defaults_b.max_age),

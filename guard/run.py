@@ -11,7 +11,8 @@ import getpass
 import os
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,13 +30,20 @@ from guard.backups import (
 )
 from guard.config import Config, require_database_url
 from guard.db import acquire_lock, connect, describe_url, release_lock, server_facts
-from guard.errors import EXIT_BLOCKED, Blocked, GuardError
+from guard.errors import (
+    EXIT_BLOCKED,
+    EXIT_CHANGED,
+    EXIT_FAILED_ROLLED_BACK,
+    Blocked,
+    GuardError,
+)
 from guard.migrations import history
-from guard.migrations.apply import apply_pending
+from guard.migrations.apply import ApplyOutcome, Interrupted, apply_pending
 from guard.migrations.plan import compute_plan
 from guard.report.model import (
     BackupsReport,
     DatabaseInfo,
+    MigrationError,
     MigrationResult,
     ProviderReport,
     RestoreTarget,
@@ -70,6 +78,100 @@ class RunOptions:
 @dataclass
 class _State:
     journal_started: bool = False
+    conn: Any = None  # a replacement connection after the original was lost
+
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)  # about 15 s: long enough for a server restart
+
+
+def url_of(config: Config) -> str:
+    return require_database_url(config)
+
+
+def _reconcile(
+    conn: psycopg.Connection[Any],
+    url: str,
+    report: RunReport,
+    outcome: ApplyOutcome,
+    progress: Progress,
+) -> psycopg.Connection[Any] | None:
+    """After a lost connection or a signal: settle each file's status from the history.
+
+    Returns a usable connection (the original, or a new one), or None when the server cannot
+    be reached again; then files whose commit was in flight stay "unknown".
+    """
+    import time
+
+    import psycopg
+
+    from guard.errors import ConnectError
+
+    live: psycopg.Connection[Any] | None = None if (conn.broken or conn.closed) else conn
+    if live is None:
+        for delay in RECONNECT_DELAYS:
+            progress(f"connection lost; reconnecting in {delay:g}s to read the history")
+            time.sleep(delay)
+            try:
+                live = connect(url, application_name=f"guard run {report.run_id}")
+                break
+            except ConnectError:
+                continue
+    if live is None:
+        report.warnings.append("could not reconnect to read the history: outcome of the last file unknown")
+        return None
+    try:
+        applied = {a.version for a in history.read_history(live)}
+    except psycopg.Error:
+        return live
+    outcome.committed = [r.version for r in outcome.results if r.version in applied]
+    for result in outcome.results:
+        if result.version in applied and result.status != "applied":
+            result.status = "applied"
+            result.error = None
+        elif result.status == "applied" and result.version not in applied:
+            # Committed, then lost: a crash with synchronous_commit = off loses recent commits.
+            result.status = "failed"
+            result.error = MigrationError(
+                message="committed, but not in the history after the server came back "
+                "(lost in a crash: is synchronous_commit off?)",
+                sqlstate=None, file=result.file, line=None,
+            )
+        elif result.status == "unknown":
+            result.status = "failed"
+            if result.error is not None:
+                result.error.message += " (the connection broke at COMMIT; the history shows it did not commit)"
+    outcome.unknown = False
+    return live
+
+
+@contextmanager
+def _signals_cancel(outcome: ApplyOutcome, progress: Progress) -> Iterator[None]:
+    """SIGINT/SIGTERM: raise Interrupted in the main thread (psycopg cancels the statement on
+    the server, the file's transaction rolls back); a second signal exits at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[str] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if seen:
+            # Second signal: leave now. The journal row stays "running", so the next run
+            # refuses and reports exactly what the history shows committed.
+            os._exit(EXIT_CHANGED if outcome.committed else EXIT_FAILED_ROLLED_BACK)
+        seen.append(name)
+        progress(f"{name} received: cancelling the running statement (again to exit at once)")
+        raise Interrupted(name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -167,6 +269,7 @@ def guarded_run(
 
     # 2. Connect and record server facts.
     conn = connect(url, application_name=f"guard run {report.run_id}")
+    state = _State()
     try:
         facts = server_facts(conn)
         report.database = DatabaseInfo(
@@ -181,7 +284,6 @@ def guarded_run(
             )
         # 3. Lock: one guard at a time per database.
         acquire_lock(conn, facts.database)
-        state = _State()
         try:
             # 4. Journal: an earlier run that never finished blocks until acknowledged.
             _check_unfinished(conn, config, options, report)
@@ -193,13 +295,17 @@ def guarded_run(
                 _finish_journal(conn, report, mask)
             raise
         else:
-            if state.journal_started:
-                _finish_journal(conn, report, mask)
+            live = state.conn if state.conn is not None else conn
+            if state.journal_started and not (live.broken or live.closed):
+                _finish_journal(live, report, mask)
         finally:
-            release_lock(conn)
+            if not (conn.broken or conn.closed):
+                release_lock(conn)
         return report
     finally:
         conn.close()
+        if state.conn is not None and state.conn is not conn:
+            state.conn.close()
 
 
 def _locked_run(
@@ -283,44 +389,69 @@ def _locked_run(
     state.journal_started = True
     _log_manual_backup(conn, config, report, pending, reason, progress)
 
-    # 11. Apply.
+    # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
-    outcome = apply_pending(
-        conn,
-        pending,
-        transaction=config.migrations.transaction,
-        lock_timeout=config.migrations.lock_timeout,
-        statement_timeout=config.migrations.statement_timeout,
-        display=lambda f: _display(f.path, config),
-        progress=progress,
-        on_commit=lambda c, version: journal.mark_committed(c, report.run_id, version),
-    )
-    report.migrations = outcome.results
-
-    # 13. Outcome and restore plan.
-    if outcome.failed is None:
-        report.set_outcome(
-            "applied", f"Applied {len(outcome.committed)} migration(s).", changed=True
+    outcome = ApplyOutcome()
+    with _signals_cancel(outcome, progress):
+        apply_pending(
+            conn,
+            pending,
+            transaction=config.migrations.transaction,
+            lock_timeout=config.migrations.lock_timeout,
+            statement_timeout=config.migrations.statement_timeout,
+            display=lambda f: _display(f.path, config),
+            progress=progress,
+            on_commit=lambda c, version: journal.mark_committed(c, report.run_id, version),
+            outcome=outcome,
+            lock_retries=config.migrations.lock_retries,
+            lock_retry_delay=config.migrations.lock_retry_delay,
         )
-    elif outcome.unknown:
+    report.migrations = outcome.results
+    if outcome.connection_lost or outcome.unknown or outcome.interrupted:
+        # What committed is whatever the history says: it is written in each file's transaction.
+        state.conn = _reconcile(conn, url_of(config), report, outcome, progress)
+
+    # 13. Outcome and restore plan, from what each file's status says.
+    report.interrupted = outcome.interrupted
+    _set_outcome(report, outcome)
+    report.restore_plan = build_plan(report, restore_context(config))
+
+
+def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
+    results = outcome.results
+    committed = [r.version for r in results if r.status == "applied"]
+    stopped = next((r for r in results if r.status in ("failed", "unknown")), None)
+    if stopped is None:
+        stopped = next((r for r in results if r.status != "applied"), None)
+    lost = " (connection lost)" if outcome.connection_lost else ""
+    if stopped is None:
+        report.set_outcome("applied", f"Applied {len(committed)} migration(s).", changed=True)
+    elif any(r.status == "unknown" for r in results):
         report.set_outcome(
             "outcome_unknown",
-            f"Connection lost while committing {outcome.failed.version}: outcome unknown.",
+            f"Connection lost while committing {stopped.version}: outcome unknown.",
             changed=None,
         )
-    elif outcome.committed:
+    elif outcome.interrupted:
+        report.set_outcome(
+            "failed_partially_applied" if committed else "failed_rolled_back",
+            f"Interrupted by {outcome.interrupted} at {stopped.version}; "
+            + (f"{len(committed)} file(s) had committed." if committed else "nothing was committed."),
+            changed=bool(committed),
+        )
+    elif committed:
         report.set_outcome(
             "failed_partially_applied",
-            f"{outcome.failed.version} failed after {len(outcome.committed)} file(s) committed.",
+            f"{stopped.version} {'failed' if stopped.status == 'failed' else 'was not applied'}{lost} "
+            f"after {len(committed)} file(s) committed.",
             changed=True,
         )
     else:
         report.set_outcome(
             "failed_rolled_back",
-            f"{outcome.failed.version} failed and was rolled back; nothing was committed.",
+            f"{stopped.version} failed{lost} and was rolled back; nothing was committed.",
             changed=False,
         )
-    report.restore_plan = build_plan(report, restore_context(config))
 
 
 def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Callable[[str], str]) -> None:
@@ -330,7 +461,8 @@ def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Call
 
     try:
         journal.finish(
-            conn, report.run_id, status=report.status, exit_code=report.exit_code,
+            conn, report.run_id, status="interrupted" if report.interrupted else report.status,
+            exit_code=report.exit_code,
             report_json=mask(json.dumps(report.to_dict(), default=str)),
         )
     except psycopg.Error as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.migrations import history
@@ -24,14 +24,40 @@ SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '{ms}ms'"
 SET_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = '{ms}ms'"
 # Migrations run with the session's search_path reset, as a fresh session would.
 RESET_SEARCH_PATH = "RESET search_path"
+LOCK_NOT_AVAILABLE = "55P03"
+# Who holds a lock on the relations a statement needed (after it gave up waiting).
+LOCK_HOLDERS = """
+SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, a.xact_start,
+       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 200), l.mode, l.relation::regclass::text
+  FROM pg_locks l
+  JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.pid <> pg_backend_pid()
+   AND l.relation IN (SELECT to_regclass(name) FROM unnest(%s::text[]) AS name)
+ ORDER BY a.xact_start NULLS LAST
+ LIMIT 10
+"""
 
 
 @dataclass
 class ApplyOutcome:
-    results: list[MigrationResult]
-    committed: list[str]  # versions committed by this run, in order
+    results: list[MigrationResult] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)  # versions committed by this run, in order
     failed: MigrationResult | None = None
     unknown: bool = False  # the connection was lost at COMMIT: the last file may or may not have committed
+    connection_lost: bool = False  # the connection broke during the run
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by guard's SIGTERM/SIGINT handler.
+
+    A KeyboardInterrupt, so psycopg cancels the running statement on the server before the
+    file's transaction is rolled back.
+    """
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 Progress = Callable[[str], None]
@@ -49,13 +75,20 @@ def apply_pending(
     display: Callable[[MigrationFile], str],
     progress: Progress | None = None,
     on_commit: OnCommit | None = None,
+    outcome: ApplyOutcome | None = None,
+    lock_retries: int = 0,
+    lock_retry_delay: float = 5.0,
 ) -> ApplyOutcome:
-    """Apply ``files`` in order on an autocommit connection; stop at the first failure."""
+    """Apply ``files`` in order on an autocommit connection; stop at the first failure.
+
+    ``outcome``, when given, is filled as the run goes (a signal handler may look at it).
+    """
     progress = progress or (lambda _line: None)
     results = [
         MigrationResult(f.version, f.name, display(f), "pending", len(f.statements)) for f in files
     ]
-    outcome = ApplyOutcome(results=results, committed=[])
+    outcome = outcome if outcome is not None else ApplyOutcome()
+    outcome.results = results
     timeouts = (
         SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)),
         SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
@@ -65,8 +98,28 @@ def apply_pending(
         _apply_all(conn, files, results, timeouts, outcome, progress, hook)
     else:
         for file, result in zip(files, results, strict=True):
-            if not _apply_one(conn, file, result, timeouts, outcome, progress, hook):
-                break
+            attempt = 0
+            while not _apply_one(conn, file, result, timeouts, outcome, progress, hook):
+                waited_on_lock = (
+                    result.error is not None
+                    and result.error.sqlstate == LOCK_NOT_AVAILABLE
+                    and outcome.interrupted is None
+                )
+                if not waited_on_lock or attempt >= lock_retries:
+                    return _finish(outcome)
+                attempt += 1
+                delay = lock_retry_delay * (2 ** (attempt - 1))
+                progress(
+                    f"{result.file}: lock not available; retry {attempt}/{lock_retries} in {delay:g}s"
+                )
+                time.sleep(delay)
+                outcome.failed = None
+                result.status, result.error = "pending", None
+    return _finish(outcome)
+
+
+def _finish(outcome: ApplyOutcome) -> ApplyOutcome:
+    results = outcome.results
     for result in results:
         if result.status == "pending" and outcome.failed is not None:
             result.status = "skipped"
@@ -95,13 +148,22 @@ def _apply_one(
             history.record(conn, file.version, file.name, [s.sql for s in file.statements])
             on_commit(conn, file.version)
             executed_all = True
-    except _StatementFailed:
+    except _StatementFailed as failed:
         result.duration_ms = _ms(started)
         outcome.failed = result
+        # A statement's connection breaking rolls its transaction back: certainly not committed.
+        outcome.connection_lost = conn.broken or conn.closed
+        if result.error is not None and result.error.sqlstate == LOCK_NOT_AVAILABLE:
+            _name_blockers(conn, result.error, failed.statement)
+        return False
+    except KeyboardInterrupt as exc:
+        result.duration_ms = _ms(started)
+        _interrupted(outcome, result, exc)
         return False
     except psycopg.Error as exc:
         result.duration_ms = _ms(started)
         outcome.failed = result
+        outcome.connection_lost = conn.broken or conn.closed
         if executed_all and (conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError)):
             # Lost at COMMIT: the server may have committed. Only the history can tell.
             result.status = "unknown"
@@ -145,13 +207,21 @@ def _apply_all(
             executed_all = True
     except _StatementFailed as failed:
         outcome.failed = failed.result
+        outcome.connection_lost = conn.broken or conn.closed
         # Everything rolled back with the one transaction, the files that had succeeded too.
+        for result in done:
+            result.status = "rolled_back"
+        return
+    except KeyboardInterrupt as exc:
+        current = next((r for r in results if r.status == "pending" and r not in done), results[-1])
+        _interrupted(outcome, current, exc)
         for result in done:
             result.status = "rolled_back"
         return
     except psycopg.Error as exc:
         last = results[-1]
         outcome.failed = last
+        outcome.connection_lost = conn.broken or conn.closed
         if executed_all and (conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError)):
             for result in done:
                 result.status = "unknown"
@@ -170,10 +240,85 @@ def _apply_all(
     progress(f"applied {len(done)} files in one transaction")
 
 
+def _interrupted(outcome: ApplyOutcome, result: MigrationResult, exc: KeyboardInterrupt) -> None:
+    name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+    outcome.interrupted = name
+    outcome.failed = result
+    result.status = "failed"
+    result.error = MigrationError(
+        message=f"interrupted by {name}; the running statement was cancelled and the file rolled back",
+        sqlstate=None,
+        file=result.file,
+        line=None,
+    )
+
+
 class _StatementFailed(Exception):
-    def __init__(self, result: MigrationResult) -> None:
+    def __init__(self, result: MigrationResult, statement: str = "") -> None:
         super().__init__(result.version)
         self.result = result
+        self.statement = statement
+
+
+def _relations(statement: str) -> list[str]:
+    """Relation names a statement refers to (schema-qualified when written so)."""
+    import json
+
+    from pglast import parser
+
+    try:
+        tree = json.loads(parser.parse_sql_json(statement))
+    except Exception:  # noqa: BLE001 - naming blockers is best effort
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            # A RangeVar is wrapped ({"RangeVar": {...}}) in node lists, bare in typed fields.
+            range_var = node.get("RangeVar", node if "relname" in node else None)
+            if isinstance(range_var, dict) and isinstance(range_var.get("relname"), str):
+                name = range_var["relname"]
+                if range_var.get("schemaname"):
+                    name = f"{range_var['schemaname']}.{name}"
+                if name not in found:
+                    found.append(name)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return found
+
+
+def _name_blockers(conn: psycopg.Connection[Any], error: MigrationError, statement: str) -> None:
+    """After a lock timeout: who holds locks on the statement's relations, and a hint."""
+    import psycopg
+
+    relations = _relations(statement)
+    if not relations or conn.broken or conn.closed:
+        return
+    try:
+        rows = conn.execute(LOCK_HOLDERS, (relations,)).fetchall()
+    except psycopg.Error:
+        return
+    error.blockers = [
+        {
+            "pid": r[0], "application_name": r[1], "user": r[2], "state": r[3],
+            "transaction_started": r[4].isoformat() if r[4] else None, "query": r[5],
+            "mode": r[6], "relation": r[7],
+        }
+        for r in rows
+    ]
+    if rows:
+        oldest = rows[0]
+        error.hint = (
+            f"{len(rows)} session(s) hold locks on {', '.join(sorted({r[7] for r in rows}))}: "
+            f"pid {oldest[0]} ({oldest[1] or oldest[2]}, {oldest[3]}, in a transaction since "
+            f"{oldest[4].isoformat() if oldest[4] else '?'}). Retry when it has finished, in a "
+            "quiet period, or set migrations.lock_retries"
+        )
 
 
 def _run_statements(conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult) -> None:
@@ -187,7 +332,7 @@ def _run_statements(conn: psycopg.Connection[Any], file: MigrationFile, result: 
         except psycopg.Error as exc:
             result.status = "failed"
             result.error = _error_from(exc, result.file, statement, index)
-            raise _StatementFailed(result) from exc
+            raise _StatementFailed(result, statement.sql) from exc
 
 
 def _error_from(

@@ -36,6 +36,7 @@ class MigrationError:
     detail: str | None = None
     hint: str | None = None
     context: str | None = None
+    blockers: list[dict[str, Any]] | None = None  # sessions holding the locks it waited for
 
 
 @dataclass
@@ -146,6 +147,7 @@ class RunReport:
     migrations: list[MigrationResult] = field(default_factory=list)
     restore_plan: RestorePlan | None = None
     unfinished_run: dict[str, Any] | None = None
+    interrupted: str | None = None  # the signal that stopped the run, if one did
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

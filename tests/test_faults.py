@@ -1,0 +1,224 @@
+"""Faults against a real server: signals, a terminated backend, a restarted server, lock waits.
+
+In every case: nothing recorded as applied that is not, nothing applied twice, and the exit
+code matches DESIGN.md's outcome table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from guard.embedded import Cluster
+from tests.support import Project, clean_env
+
+SLOW = "select pg_sleep(60);\ncreate table public.later (id int);\n"
+
+
+@pytest.fixture
+def ready(tmp_path: Path, db_url: str) -> Project:
+    project = Project(tmp_path, db_url)
+    project.init_backup_log()
+    project.log_automated_backup(age=dt.timedelta(hours=1))
+    return project
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _sleeping(project: Project) -> bool:
+    rows = project.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%' "
+        "AND query LIKE 'select pg_sleep%%' AND state = 'active'"
+    )
+    return bool(rows[0][0])
+
+
+def _start(project: Project) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "guard", "run"], cwd=project.root, env=project.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+
+
+def _report(project: Project) -> dict:  # type: ignore[type-arg]
+    return json.loads((project.root / "guard-report.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_first_file_cancels_it_and_exits_1(ready: Project, sig: signal.Signals) -> None:
+    ready.add("20240101000000_slow.sql", SLOW)
+    proc = _start(ready)
+    _wait_for(lambda: _sleeping(ready))
+    started = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - started < 10  # the server-side sleep was cancelled, not waited out
+    assert proc.returncode == 1, out + err
+    report = _report(ready)
+    assert report["status"] == "failed_rolled_back" and report["interrupted"] == sig.name
+    assert report["restore_plan"]["needed"] is False
+    assert ready.history() == [] and not ready.table_exists("public.later")
+    assert not _sleeping(ready)
+    journal = ready.query("SELECT status, exit_code FROM guard.runs")
+    assert journal == [("interrupted", 1)]
+
+
+def test_sigterm_after_a_committed_file_exits_4_with_plan(ready: Project) -> None:
+    ready.add("20240101000000_items.sql", "create table public.items (id int);\n")
+    ready.add("20240102000000_slow.sql", SLOW)
+    proc = _start(ready)
+    _wait_for(lambda: _sleeping(ready))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 4, out + err
+    report = _report(ready)
+    assert report["status"] == "failed_partially_applied"
+    assert report["restore_plan"]["committed_versions"] == ["20240101000000"]
+    assert "RESTORE PLAN" in out
+    assert ready.history() == ["20240101000000"]
+    assert ready.query("SELECT status, committed FROM guard.runs") == [("interrupted", ["20240101000000"])]
+    # Nothing is left unfinished: the next run goes on without an acknowledgement.
+    ready.add("20240102000000_slow.sql", "create table public.later (id int);\n")
+    assert ready.guard("run").code == 0
+
+
+def test_second_signal_exits_at_once_and_next_run_reports_it(ready: Project) -> None:
+    ready.add("20240101000000_slow.sql", SLOW)
+    # Ignore the cancel so the first signal's clean-up cannot finish quickly: a backend
+    # that sleeps in a loop of short sleeps still answers cancel, so use a blocked lock wait.
+    with psycopg.connect(ready.db_url) as holder:
+        ready.add("20240101000000_slow.sql", "lock table public.backup_logs in access exclusive mode;\n")
+        holder.execute("LOCK TABLE public.backup_logs IN ACCESS SHARE MODE")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guard", "run", "--lock-timeout", "60s"], cwd=ready.root,
+            env=ready.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        _wait_for(lambda: ready.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%' "
+            "AND wait_event_type = 'Lock'")[0][0] > 0)
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        holder.rollback()
+    assert proc.returncode in (1, 4)
+    assert ready.history() == []
+    # Whatever the first signal managed, the record is consistent: finished as interrupted,
+    # or still "running" and then the next run refuses with the dead run's plan.
+    status = ready.query("SELECT status FROM guard.runs")[0][0]
+    assert status in ("interrupted", "running")
+    if status == "running":
+        _wait_for(lambda: ready.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%'")[0][0] == 0)
+        nxt = ready.guard("run")
+        assert nxt.code == 3 and nxt.report is not None and nxt.report["unfinished_run"]
+
+
+def test_terminated_backend_mid_file_is_rolled_back_and_reported(ready: Project) -> None:
+    ready.add("20240101000000_items.sql", "create table public.items (id int);\n")
+    ready.add("20240102000000_slow.sql", SLOW)
+    proc = _start(ready)
+    _wait_for(lambda: _sleeping(ready))
+    ready.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'guard run %%' AND query LIKE 'select pg_sleep%%'")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, out + err
+    report = _report(ready)
+    assert [m["status"] for m in report["migrations"]] == ["applied", "failed"]
+    assert report["restore_plan"]["committed_versions"] == ["20240101000000"]
+    assert ready.history() == ["20240101000000"]
+    # The reconnection closed the journal: nothing is left to acknowledge.
+    assert ready.query("SELECT status FROM guard.runs") == [("failed_partially_applied",)]
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Cluster]:
+    # Durable commits: a crash must not lose what the server acknowledged.
+    cluster = Cluster(password="own-cluster-pw-123", fsync=True)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_server_restart_mid_run_gives_the_truth_from_the_history(tmp_path: Path, own_cluster: Cluster) -> None:
+    with psycopg.connect(own_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE app")
+    project = Project(tmp_path, own_cluster.url("app"))
+    project.init_backup_log()
+    project.log_automated_backup()
+    project.add("20240101000000_items.sql", "create table public.items (id int);\n")
+    project.add("20240102000000_slow.sql", SLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guard", "run"], cwd=project.root, env=clean_env(GUARD_DATABASE_URL=project.db_url),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: _sleeping(project))
+    restarted = own_cluster.pg_ctl("restart", "-m", "immediate", "-w")
+    assert restarted.returncode == 0, restarted.stderr
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 4, out + err
+    report = _report(project)
+    assert report["restore_plan"]["committed_versions"] == ["20240101000000"]
+    assert project.history() == ["20240101000000"]
+    assert "own-cluster-pw-123" not in out + err
+
+
+def test_lock_timeout_names_the_blocking_session(ready: Project) -> None:
+    ready.add("20240101000000_items.sql", "create table public.items (id int);\n")
+    assert ready.guard("run").code == 0
+    ready.add("20240102000000_alter.sql", "alter table public.items add column n int;\n")
+    with psycopg.connect(ready.db_url, application_name="nightly report") as holder:
+        holder.execute("SELECT count(*) FROM public.items")  # holds ACCESS SHARE until rollback
+        pid = holder.info.backend_pid
+        result = ready.guard("run", "--lock-timeout", "200ms")
+        holder.rollback()
+    assert result.code == 1, result.output
+    assert result.report is not None
+    error = result.report["migrations"][0]["error"]
+    assert error["sqlstate"] == "55P03"
+    assert error["blockers"][0]["pid"] == pid
+    assert error["blockers"][0]["application_name"] == "nightly report"
+    assert f"pid {pid}" in result.stdout and "nightly report" in result.stdout
+    assert ready.history() == ["20240101000000"]
+
+
+def test_lock_retries_wait_for_the_lock_to_go(ready: Project) -> None:
+    ready.add("20240101000000_items.sql", "create table public.items (id int);\n")
+    assert ready.guard("run").code == 0
+    ready.add("20240102000000_alter.sql", "alter table public.items add column n int;\n")
+    (ready.root / "guard.yml").write_text(
+        "migrations:\n  lock_timeout: 200ms\n  lock_retries: 3\n  lock_retry_delay: 1s\n"
+    )
+    holder = psycopg.connect(ready.db_url)
+    holder.execute("SELECT count(*) FROM public.items")
+    proc = _start(ready)
+    time.sleep(1.0)  # the first attempt times out while the lock is held
+    holder.rollback()
+    holder.close()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    assert "retry 1/3" in err
+    assert ready.history() == ["20240101000000", "20240102000000"]
+    assert os.path.exists(ready.root / "guard-report.json")
