@@ -95,7 +95,7 @@ def cli(click_ctx: click.Context, verbose: bool) -> None:
     click_ctx.obj = Context(verbose)
 
 
-@cli.command()
+@cli.command(context_settings={"allow_interspersed_args": False})
 @_common
 @click.option("--migrations-dir", default=None, metavar="DIR",
               help="Migration files (default supabase/migrations).")
@@ -118,14 +118,19 @@ def cli(click_ctx: click.Context, verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
 @click.option("--acknowledge", default=None, metavar="RUN_ID",
               help="Let go of an earlier run that never finished, after checking it (needs --reason).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND...]")
 @click.pass_obj
 def run(ctx: Context, config_path: str | None, database_url: str | None, migrations_dir: str | None,
         reason: str | None, allow_stale_backup: bool, include_all: bool | None, max_age: str | None,
         transaction: str | None, lock_timeout: str | None, statement_timeout: str | None,
         report_path: str | None, summary_path: str | None, as_json: bool,
-        acknowledge: str | None) -> None:
+        acknowledge: str | None, command: tuple[str, ...]) -> None:
     """Run the guarded migration: check backups, log a manual backup, mark the restore
-    point, apply pending files, report (and print a restore plan on failure)."""
+    point, apply pending files, report (and print a restore plan on failure).
+
+    With `-- COMMAND...` guard wraps another migration tool instead of applying files
+    itself (e.g. `guard run -- alembic upgrade head`): the command runs without a shell with
+    DATABASE_URL set, and a catalog fingerprint before and after says what it changed."""
     from guard.commands import run_command
 
     config = _load(ctx, config_path, {
@@ -140,7 +145,7 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
     })
     code = run_command(ctx, config, reason=reason, allow_stale_backup=allow_stale_backup,
                        summary_path=Path(summary_path) if summary_path else None, as_json=as_json,
-                       acknowledge=acknowledge)
+                       acknowledge=acknowledge, command=command)
     sys.exit(code)
 
 

@@ -28,12 +28,14 @@ def run_command(
     summary_path: Path | None,
     as_json: bool,
     acknowledge: str | None = None,
+    command: tuple[str, ...] = (),
 ) -> int:
     """`guard run`: the guarded run; always writes the report, whatever the outcome."""
     from guard.run import RunOptions, guarded_run, new_report
 
     report = new_report("run", config, ctx.environ)
-    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge)
+    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge,
+                         command=tuple(command))
     try:
         guarded_run(config, options, report, environ=ctx.environ, progress=ctx.progress, mask=ctx.mask)
     except GuardError as exc:

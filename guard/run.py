@@ -73,6 +73,7 @@ class RunOptions:
     allow_stale_backup: bool = False
     include_all: bool = False
     acknowledge: str | None = None  # run id of an unfinished earlier run to let go of
+    command: tuple[str, ...] = ()  # a migration tool to wrap instead of the built-in runner
 
 
 @dataclass
@@ -264,7 +265,11 @@ def guarded_run(
         raise GuardError("--acknowledge needs --reason saying what was checked")
 
     # 5a. Files first: a broken file is refused before we even connect.
-    files = load_migrations(config, progress)
+    if options.command:
+        _check_executable(options.command)
+        files: list[MigrationFile] = []
+    else:
+        files = load_migrations(config, progress)
     by_version = {f.version: f for f in files}
 
     # 2. Connect and record server facts.
@@ -287,7 +292,10 @@ def guarded_run(
         try:
             # 4. Journal: an earlier run that never finished blocks until acknowledged.
             _check_unfinished(conn, config, options, report)
-            _locked_run(conn, config, options, report, files, by_version, environ, progress, state)
+            if options.command:
+                _wrapped_run(conn, config, options, report, environ, progress, mask, state)
+            else:
+                _locked_run(conn, config, options, report, files, by_version, environ, progress, state)
         except GuardError as exc:
             if state.journal_started:
                 status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
@@ -353,41 +361,11 @@ def _locked_run(
         return
     progress(f"{len(pending)} pending: {', '.join(f.ref.filename for f in pending)}")
 
-    # 7. Confirm a recent automated backup (fail closed).
-    verdict = _check_backups(conn, config, progress)
-    report.backups = _backups_report(verdict)
-    if not verdict.ok:
-        if not options.allow_stale_backup:
-            raise Blocked(
-                f"no recent automated backup confirmed: {verdict.reason()}",
-                hint="nothing was changed; fix the backups, or pass --allow-stale-backup --reason '...'",
-            )
-        report.backups.override = {"reason": options.reason, "verdict": verdict.reason()}
-        report.warnings.append(f"backup check overridden: {verdict.reason()} (reason: {options.reason})")
-        progress("backup check overridden by --allow-stale-backup")
-    else:
-        progress(f"backups: {verdict.providers[0].provider}: {verdict.providers[0].message}")
-
-    # 8. Mark the restore point: the server's clock and WAL position before the first statement.
-    report.restore_target = _mark_restore_point(conn, report.run_id)
-    progress(f"restore target: {report.restore_target.timestamp} (LSN {report.restore_target.lsn or 'n/a'})")
-
-    # 9. Log the manual backup before any change; a required sink that fails blocks the run.
-    reason = options.reason or config.reason or (
-        "Before migration " + ", ".join(f.ref.filename.removesuffix(".sql") for f in pending)
+    default_reason = "Before migration " + ", ".join(
+        f.ref.filename.removesuffix(".sql") for f in pending
     )
-    report.reason = reason
-    journal.start(
-        conn,
-        run_id=report.run_id,
-        command=report.command,
-        pending=[f.version for f in pending],
-        restore_target=asdict(report.restore_target),
-        actor=actor(report.ci),
-        reason=reason,
-    )
-    state.journal_started = True
-    _log_manual_backup(conn, config, report, pending, reason, progress)
+    _before_change(conn, config, options, report, [f.version for f in pending], default_reason,
+                   progress, state)
 
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
@@ -452,6 +430,139 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
             f"{stopped.version} failed{lost} and was rolled back; nothing was committed.",
             changed=False,
         )
+
+
+def _check_executable(command: tuple[str, ...]) -> None:
+    import shutil
+
+    if shutil.which(command[0]) is None:
+        raise GuardError(
+            f"command not found: {command[0]}", hint="guard runs it without a shell; give a path or fix PATH"
+        )
+
+
+def _wrapped_run(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    options: RunOptions,
+    report: RunReport,
+    environ: Mapping[str, str],
+    progress: Progress,
+    mask: Callable[[str], str],
+    state: _State,
+) -> None:
+    """Steps 1-10 and 12-13 around another migration tool; the catalog says what it changed."""
+    from guard import fingerprint
+
+    argv = list(options.command)
+    shown = " ".join(argv[:4]) + (" ..." if len(argv) > 4 else "")
+    _before_change(conn, config, options, report, [], f"Before {shown}", progress, state)
+    before = fingerprint.take(conn)
+    progress(f"running {shown}")
+    code = _run_wrapped(argv, require_database_url(config), environ, mask)
+    after = fingerprint.take(conn)
+    changes = fingerprint.diff(before, after)
+    versions = fingerprint.applied_versions(before, after)
+    for version in versions:
+        journal.mark_committed(conn, report.run_id, version)
+    report.wrapped = {
+        "argv": argv,
+        "exit_code": code,
+        "changes": [{"action": c.action, "kind": c.kind, "name": c.name} for c in changes],
+    }
+    report.migrations = [MigrationResult(v, "", argv[0], "applied", 0) for v in versions]
+    listed = "; ".join(c.describe() for c in changes[:5]) + (" ..." if len(changes) > 5 else "")
+    if code == 0 and not changes:
+        report.set_outcome("nothing_pending", f"{argv[0]} exited 0 and changed nothing.", changed=False)
+    elif code == 0:
+        report.set_outcome("applied", f"{argv[0]} exited 0; {len(changes)} change(s): {listed}", changed=True)
+    elif not changes:
+        report.set_outcome(
+            "failed_rolled_back", f"{argv[0]} exited {code} without changing the database.", changed=False
+        )
+    else:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"{argv[0]} exited {code} after changing the database: {listed}",
+            changed=True,
+        )
+    report.restore_plan = build_plan(report, restore_context(config))
+
+
+def _run_wrapped(argv: list[str], url: str, environ: Mapping[str, str], mask: Callable[[str], str]) -> int:
+    """Run argv without a shell, DATABASE_URL in its environment, its output streamed (masked)
+    to stderr; SIGINT/SIGTERM are passed on to it. Returns its exit status."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    env = {**environ, "DATABASE_URL": url}
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        text=True, errors="replace", bufsize=1,
+    )
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        def forward(signum: int, _frame: object) -> None:
+            proc.send_signal(signum)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(mask(line))
+            sys.stderr.flush()
+        return proc.wait()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _before_change(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    options: RunOptions,
+    report: RunReport,
+    pending: list[str],
+    default_reason: str,
+    progress: Progress,
+    state: _State,
+) -> None:
+    """Steps 7-9: confirm a backup, mark the restore point, journal and log the manual backup."""
+    # 7. Confirm a recent automated backup (fail closed).
+    verdict = _check_backups(conn, config, progress)
+    report.backups = _backups_report(verdict)
+    if not verdict.ok:
+        if not options.allow_stale_backup:
+            raise Blocked(
+                f"no recent automated backup confirmed: {verdict.reason()}",
+                hint="nothing was changed; fix the backups, or pass --allow-stale-backup --reason '...'",
+            )
+        report.backups.override = {"reason": options.reason, "verdict": verdict.reason()}
+        report.warnings.append(f"backup check overridden: {verdict.reason()} (reason: {options.reason})")
+        progress("backup check overridden by --allow-stale-backup")
+    else:
+        progress(f"backups: {verdict.providers[0].provider}: {verdict.providers[0].message}")
+
+    # 8. Mark the restore point: the server's clock and WAL position before the first statement.
+    report.restore_target = _mark_restore_point(conn, report.run_id)
+    progress(f"restore target: {report.restore_target.timestamp} (LSN {report.restore_target.lsn or 'n/a'})")
+
+    # 9. Log the manual backup before any change; a required sink that fails blocks the run.
+    reason = options.reason or config.reason or default_reason
+    report.reason = reason
+    journal.start(
+        conn,
+        run_id=report.run_id,
+        command=report.command,
+        pending=list(pending),
+        restore_target=asdict(report.restore_target),
+        actor=actor(report.ci),
+        reason=reason,
+    )
+    state.journal_started = True
+    _log_manual_backup(conn, config, report, pending, reason, progress)
 
 
 def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Callable[[str], str]) -> None:
@@ -588,7 +699,7 @@ def _log_manual_backup(
     conn: psycopg.Connection[Any],
     config: Config,
     report: RunReport,
-    pending: list[MigrationFile],
+    pending: list[str],
     reason: str,
     progress: Progress,
 ) -> None:
@@ -596,7 +707,7 @@ def _log_manual_backup(
     metadata: dict[str, Any] = {
         "run_id": report.run_id,
         "source": "migration-guard",
-        "pending_versions": [f.version for f in pending],
+        "pending_versions": list(pending),
         "restore_point": {
             "timestamp": target.timestamp,
             "unix": target.unix,

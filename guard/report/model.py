@@ -148,6 +148,7 @@ class RunReport:
     restore_plan: RestorePlan | None = None
     unfinished_run: dict[str, Any] | None = None
     interrupted: str | None = None  # the signal that stopped the run, if one did
+    wrapped: dict[str, Any] | None = None  # `guard run -- CMD`: argv, exit_code, changes
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

@@ -1,0 +1,166 @@
+"""A catalog fingerprint of a database's schema and of known migration-history tables.
+
+Used around a wrapped migration tool (`guard run -- <command>`): guard cannot see what the
+tool does, so it compares the catalog before and after to decide whether the database
+changed, and lists what did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Schemas that belong to PostgreSQL itself or to guard (its journal and protective copies).
+_EXCLUDED = "('pg_catalog', 'information_schema', 'pg_toast', 'guard', 'guard_backup')"
+_USER_SCHEMA = (
+    f"n.nspname NOT IN {_EXCLUDED} AND n.nspname NOT LIKE 'pg_temp_%' "
+    "AND n.nspname NOT LIKE 'pg_toast_temp_%'"
+)
+
+# (kind, name, definition) for every object that a migration can add, drop or alter.
+_FINGERPRINT_TEMPLATE = """
+SELECT 'schema', n.nspname, '' FROM pg_namespace n WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                      WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                      WHEN 'f' THEN 'foreign table' END,
+       n.nspname || '.' || c.relname,
+       CASE WHEN c.relkind IN ('v', 'm') THEN md5(pg_get_viewdef(c.oid)) ELSE '' END
+       || CASE WHEN c.relrowsecurity THEN ' rls' ELSE '' END
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname,
+       format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || COALESCE(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'index', n.nspname || '.' || c.relname, md5(pg_get_indexdef(i.indexrelid))
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT 'constraint', n.nspname || '.' || c.relname || '.' || co.conname,
+       md5(pg_get_constraintdef(co.oid))
+  FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT 'function', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       md5(COALESCE(p.prosrc, '') || ' ' || p.prorettype::regtype::text || ' ' || p.prokind::text
+           || ' ' || p.provolatile::text || ' ' || p.prosecdef::text || ' ' || COALESCE(array_to_string(p.proconfig, ','), ''))
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE {_USER_SCHEMA}
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'type', n.nspname || '.' || t.typname,
+       t.typtype::text || COALESCE(' ' || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+                                     FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype IN ('e', 'd', 'r', 'm') AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
+       md5(p.cmd || ' ' || p.permissive || ' ' || p.roles::text || ' ' || COALESCE(p.qual, '')
+           || ' ' || COALESCE(p.with_check, ''))
+  FROM pg_policies p
+ WHERE p.schemaname NOT IN {_EXCLUDED}
+UNION ALL
+SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname, md5(pg_get_triggerdef(t.oid))
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE NOT t.tgisinternal AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'extension', e.extname, e.extversion FROM pg_extension e
+"""
+SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_USER_SCHEMA}", _USER_SCHEMA).replace(
+    "{_EXCLUDED}", _EXCLUDED
+)
+
+# Migration tools' history tables: (table, the column naming each applied migration).
+HISTORY_TABLES: Mapping[str, str] = {
+    "supabase_migrations.schema_migrations": "version",
+    "public.schema_migrations": "version",  # dbmate, Rails, golang-migrate
+    "public.alembic_version": "version_num",
+    "public._prisma_migrations": "migration_name",
+    "public.flyway_schema_history": "version",
+    "public.django_migrations": "app || '.' || name",
+    "public.knex_migrations": "name",
+}
+TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    objects: dict[tuple[str, str], str]
+    histories: dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # added | removed | changed
+    kind: str  # table, column, index, ..., or "history"
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} {self.action}"
+
+
+def take(conn: psycopg.Connection[Any]) -> Fingerprint:
+    """Read the catalog and the history tables that exist (no locks beyond catalog reads)."""
+    from psycopg import sql
+
+    rows = conn.execute(SCHEMA_FINGERPRINT).fetchall()
+    objects = {(r[0], r[1]): r[2] for r in rows}
+    histories: dict[str, frozenset[str]] = {}
+    for table, column in HISTORY_TABLES.items():
+        exists = conn.execute(TABLE_EXISTS, (table,)).fetchone()
+        if not exists or not exists[0]:
+            continue
+        schema, name = table.split(".", 1)
+        query = sql.SQL("SELECT ({column})::text FROM {table}").format(
+            column=sql.SQL(column), table=sql.Identifier(schema, name)
+        )
+        try:
+            histories[table] = frozenset(r[0] for r in conn.execute(query).fetchall())
+        except Exception:  # noqa: BLE001 - a same-named table of another shape is not a history
+            continue
+    return Fingerprint(objects, histories)
+
+
+def diff(before: Fingerprint, after: Fingerprint) -> list[Change]:
+    """What changed, objects first (sorted), then history rows added or removed."""
+    changes: list[Change] = []
+    for key in sorted(set(before.objects) | set(after.objects)):
+        kind, name = key
+        if key not in before.objects:
+            changes.append(Change("added", kind, name))
+        elif key not in after.objects:
+            changes.append(Change("removed", kind, name))
+        elif before.objects[key] != after.objects[key]:
+            changes.append(Change("changed", kind, name))
+    for table in sorted(set(before.histories) | set(after.histories)):
+        old = before.histories.get(table, frozenset())
+        new = after.histories.get(table, frozenset())
+        for version in sorted(new - old):
+            changes.append(Change("added", "history", f"{table}: {version}"))
+        for version in sorted(old - new):
+            changes.append(Change("removed", "history", f"{table}: {version}"))
+    return changes
+
+
+def applied_versions(before: Fingerprint, after: Fingerprint) -> list[str]:
+    """History entries the wrapped tool added (its "committed versions")."""
+    added: list[str] = []
+    for table, rows in after.histories.items():
+        added.extend(sorted(rows - before.histories.get(table, frozenset())))
+    return added
