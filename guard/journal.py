@@ -60,6 +60,7 @@ UPDATE guard.runs
    SET finished_at = clock_timestamp(), status = %s, exit_code = %s, report = %s
  WHERE run_id = %s
 """
+MARK_INTERRUPTED = "UPDATE guard.runs SET status = 'interrupted' WHERE run_id = %s AND finished_at IS NULL"
 UNFINISHED = """
 SELECT run_id, command, started_at, pending, committed, restore_target, actor, reason, report
   FROM guard.runs

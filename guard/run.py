@@ -145,12 +145,31 @@ def _reconcile(
     return live
 
 
+def _journal_interrupted(url: str, run_id: str) -> None:
+    """From a side thread and connection: the journal says "interrupted" even if the process
+    is gone before the main connection can say more."""
+    import psycopg
+
+    try:
+        conn = connect(url, application_name=f"guard signal {run_id}", connect_timeout=5)
+    except GuardError:
+        return
+    try:
+        conn.execute(journal.MARK_INTERRUPTED, (run_id,))
+    except psycopg.Error:
+        pass
+    finally:
+        conn.close()
+
+
 @contextmanager
-def _signals_cancel(outcome: ApplyOutcome, progress: Progress) -> Iterator[None]:
+def _signals_cancel(outcome: ApplyOutcome, progress: Progress, url: str, run_id: str) -> Iterator[None]:
     """SIGINT/SIGTERM: raise Interrupted in the main thread (psycopg cancels the statement on
     the server, the file's transaction rolls back); a second signal exits at once."""
     import signal
     import threading
+
+    marker: list[threading.Thread] = []
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -165,6 +184,9 @@ def _signals_cancel(outcome: ApplyOutcome, progress: Progress) -> Iterator[None]
             os._exit(EXIT_CHANGED if outcome.committed else EXIT_FAILED_ROLLED_BACK)
         seen.append(name)
         progress(f"{name} received: cancelling the running statement (again to exit at once)")
+        thread = threading.Thread(target=_journal_interrupted, args=(url, run_id), daemon=True)
+        thread.start()
+        marker.append(thread)
         raise Interrupted(name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -173,6 +195,8 @@ def _signals_cancel(outcome: ApplyOutcome, progress: Progress) -> Iterator[None]
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        for thread in marker:
+            thread.join(timeout=10)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -370,7 +394,7 @@ def _locked_run(
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
     outcome = ApplyOutcome()
-    with _signals_cancel(outcome, progress):
+    with _signals_cancel(outcome, progress, url_of(config), report.run_id):
         apply_pending(
             conn,
             pending,
