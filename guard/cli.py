@@ -151,6 +151,43 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
 
 @cli.command()
 @_common
+@click.option("--migrations-dir", default=None, metavar="DIR",
+              help="Migration files (default supabase/migrations).")
+@click.option("--shadow", default=None, metavar="embedded|URL",
+              help="Dry run on a throw-away database: 'embedded' or a scratch database URL.")
+@click.option("--shadow-from-target", is_flag=True,
+              help="Load a schema-only copy of the target into the shadow first; try only pending files.")
+@click.option("--include-all", is_flag=True, default=False,
+              help="Count pending files older than the newest applied version as pending.")
+@click.option("--max-age", default=None, metavar="DURATION",
+              help="Newest automated backup may be at most this old (default 26h).")
+@click.option("--report", "report_path", default=None, metavar="PATH",
+              help="JSON report path (default guard-report.json).")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the Markdown report here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
+@click.pass_obj
+def check(ctx: Context, config_path: str | None, database_url: str | None, migrations_dir: str | None,
+          shadow: str | None, shadow_from_target: bool, include_all: bool, max_age: str | None,
+          report_path: str | None, summary_path: str | None, as_json: bool) -> None:
+    """For pull requests: what `guard run` would do, read-only against the target (pending
+    files, backups, policy), plus an optional dry run on a shadow database.
+    Exit 0 run would proceed, 3 run would be blocked, 1 a pending file does not apply."""
+    from guard.commands import check_command
+
+    config = _load(ctx, config_path, {
+        "database_url": ("--database-url", database_url),
+        "migrations.dir": ("--migrations-dir", migrations_dir),
+        "backups.max_age": ("--max-age", max_age),
+        "report": ("--report", report_path),
+    })
+    sys.exit(check_command(ctx, config, shadow=shadow, shadow_from_target=shadow_from_target,
+                           include_all=include_all,
+                           summary_path=Path(summary_path) if summary_path else None, as_json=as_json))
+
+
+@cli.command()
+@_common
 @click.pass_obj
 def init(ctx: Context, config_path: str | None, database_url: str | None) -> None:
     """Install (idempotently) the backup log table, its row-level security and

@@ -52,6 +52,38 @@ def run_command(
     return report.exit_code
 
 
+def check_command(
+    ctx: Context,
+    config: Config,
+    *,
+    shadow: str | None,
+    shadow_from_target: bool,
+    include_all: bool,
+    summary_path: Path | None,
+    as_json: bool,
+) -> int:
+    """`guard check`: read-only verdict on what `guard run` would do, plus an optional dry run."""
+    from guard.check import CheckOptions, guarded_check
+    from guard.run import new_report
+
+    report = new_report("check", config, ctx.environ)
+    options = CheckOptions(shadow=shadow, shadow_from_target=shadow_from_target, include_all=include_all)
+    if shadow_from_target and not shadow:
+        ctx.fail(UsageError("--shadow-from-target needs --shadow embedded|URL"))
+    try:
+        guarded_check(config, options, report, environ=ctx.environ, progress=ctx.progress)
+    except GuardError as exc:
+        status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+        report.set_outcome(status, str(exc), changed=False)
+        ctx.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a check never changes the target: report and stop
+        if ctx.verbose:
+            ctx.progress(traceback.format_exc())
+        report.set_outcome("blocked", f"internal error: {exc.__class__.__name__}: {exc}", changed=False)
+    finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+    return report.exit_code
+
+
 def _unexpected(report: RunReport, message: str) -> None:
     from guard.restore import RestoreContext, build_plan
 
@@ -67,6 +99,7 @@ def finish(
     ctx: Context, config: Config, report: RunReport, *, summary_path: Path | None, as_json: bool
 ) -> None:
     """Stamp the end, write the JSON report (and Markdown summary), print the result."""
+    from guard.report import github
     from guard.report import json as json_report
     from guard.report.text import render_markdown, render_text
 
@@ -78,15 +111,22 @@ def finish(
         json_report.write(report, config.report, ctx.mask)
     except OSError as exc:
         ctx.progress(f"cannot write report {config.report}: {exc.strerror}")
+    markdown = render_markdown(report)
     if summary_path is not None:
         try:
-            summary_path.write_text(ctx.mask(render_markdown(report)), encoding="utf-8")
+            summary_path.write_text(ctx.mask(markdown), encoding="utf-8")
         except OSError as exc:
             ctx.progress(f"cannot write summary {summary_path}: {exc.strerror}")
     if as_json:
         ctx.out(json_report.render(report, ctx.mask))
     else:
         ctx.out(render_text(report))
+    if github.active(ctx.environ):
+        try:
+            github.publish(report, environ=ctx.environ, report_path=config.report,
+                           markdown=ctx.mask(markdown), echo=ctx.out)
+        except OSError as exc:
+            ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
 
 
 def _connect(config: Config, purpose: str) -> Any:
@@ -191,6 +231,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
         conn.close()
     verdicts = _backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
+    _publish_backup_status(ctx, verdicts, exit_code)
     if as_json:
         payload = {
             "ok": verdict.ok,
@@ -269,3 +310,34 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
         ctx.out(f"Run {run.run_id} ({run.status}, started {run.started_at.isoformat()})\n"
                 + render_plan_text(plan))
     return 0
+
+
+def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
+    """In GitHub Actions: outputs (status ok/stale, exit-code) and a step summary table."""
+    from guard.report import github
+
+    if not github.active(ctx.environ):
+        return
+    status = "ok" if exit_code == 0 else "stale"
+    lines = [
+        f"## {'✅' if exit_code == 0 else '⛔'} migration-guard backup status: {status}",
+        "",
+        "| provider | status | newest backup | age | detail |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in verdicts.providers:
+        age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
+        lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {p.message} |")
+    try:
+        if ctx.environ.get("GITHUB_STEP_SUMMARY"):
+            with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
+                handle.write(ctx.mask("\n".join(lines)) + "\n")
+        if ctx.environ.get("GITHUB_OUTPUT"):
+            github.write_outputs({"status": status, "exit-code": str(exit_code)},
+                                 Path(ctx.environ["GITHUB_OUTPUT"]))
+    except OSError as exc:
+        ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
+    if exit_code:
+        failing = "; ".join(f"{p.provider}: {p.message}" for p in verdicts.providers if p.status != "ok")
+        ctx.out(github.annotation("error", failing or "no backup provider confirmed a recent backup",
+                                  title="migration-guard: backups not confirmed") + "\n")

@@ -353,12 +353,27 @@ def _known_in(section: str) -> str:
     return "known in " + section + ": " + ", ".join(sorted(keys))
 
 
+def _interpolate_plain(value: Any, interpolate: _Interpolator, key: str, source: str) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, key, source)
+    if isinstance(value, list):
+        return [_interpolate_plain(v, interpolate, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _interpolate_plain(v, interpolate, f"{key}.{k}", source) for k, v in value.items()}
+    return value
+
+
 def _unwrap(value: Any) -> Any:
     return value.value if isinstance(value, _Value) else value
 
 
 def _plugins(
-    raw: _Value, key: str, kinds: Mapping[str, PluginSpec], *, is_sink: bool
+    raw: _Value,
+    key: str,
+    kinds: Mapping[str, PluginSpec],
+    *,
+    is_sink: bool,
+    interpolate: _Interpolator | None = None,
 ) -> tuple[PluginConfig, ...]:
     items = _unwrap(raw.value)
     if isinstance(items, str):  # from the environment: YAML text
@@ -368,6 +383,9 @@ def _plugins(
             items = yaml.safe_load(items)
         except yaml.YAMLError:
             raise ConfigError("expected a YAML list", key=key, source=raw.source) from None
+        if interpolate is not None:
+            # ${VAR} after parsing, so a value can never change the YAML's structure.
+            items = _interpolate_plain(items, interpolate, key, raw.source)
     if not isinstance(items, list):
         raise ConfigError(f"expected a list, got {_type_name(items)}", key=key, source=raw.source)
     result = []
@@ -503,6 +521,8 @@ def _load(
         if not name.startswith("GUARD_") or name in NON_KEY_ENV:
             continue
         key = ENV_KEYS.get(name)
+        if value == "" and key is not None:
+            continue  # an empty variable (an unset CI input) does not override anything
         if key is None:
             raise ConfigError(
                 "unknown GUARD_ environment variable", key=name,
@@ -545,15 +565,17 @@ def _load(
         return (base_dir if from_file else cwd) / p
 
     provider_list = (
-        _plugins(values["backups.providers"], "backups.providers", providers, is_sink=False)
+        _plugins(values["backups.providers"], "backups.providers", providers, is_sink=False,
+                 interpolate=interpolate)
         if "backups.providers" in values
         else (PluginConfig("table", {}, "default"),)
     )
     sink_list = (
-        _plugins(values["log.sinks"], "log.sinks", sinks, is_sink=True)
+        _plugins(values["log.sinks"], "log.sinks", sinks, is_sink=True, interpolate=interpolate)
         if "log.sinks" in values
         else (PluginConfig("table", {}, "default"),)
     )
+    secrets.extend(interpolate.secrets)  # those found while reading plug-ins from the environment
     for plugin in (*provider_list, *sink_list):
         for option, value in plugin.options.items():
             if option in {"access_token", "token", "password", "key"} and isinstance(value, str) and value:

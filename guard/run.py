@@ -340,17 +340,15 @@ def guarded_run(
             state.conn.close()
 
 
-def _locked_run(
+def plan_pending(
     conn: psycopg.Connection[Any],
     config: Config,
     options: RunOptions,
-    report: RunReport,
     files: list[MigrationFile],
     by_version: dict[str, MigrationFile],
-    environ: Mapping[str, str],
-    progress: Progress,
-    state: _State,
-) -> None:
+    report: RunReport,
+) -> list[MigrationFile]:
+    """Step 5: the pending files, or Blocked for a set that is not safe to apply."""
     from guard.migrations.files import fingerprint
 
     # 5. Plan: what is pending against the history.
@@ -380,6 +378,21 @@ def _locked_run(
         report.warnings.append(
             f"applied versions with no local file: {', '.join(plan.remote_only)}"
         )
+    return pending
+
+
+def _locked_run(
+    conn: psycopg.Connection[Any],
+    config: Config,
+    options: RunOptions,
+    report: RunReport,
+    files: list[MigrationFile],
+    by_version: dict[str, MigrationFile],
+    environ: Mapping[str, str],
+    progress: Progress,
+    state: _State,
+) -> None:
+    pending = plan_pending(conn, config, options, files, by_version, report)
     if not pending:
         report.set_outcome("nothing_pending", "Nothing pending: the database is up to date.", changed=False)
         return

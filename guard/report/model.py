@@ -17,6 +17,8 @@ REPORT_SCHEMA_VERSION = 1
 STATUS_EXIT = {
     "applied": 0,
     "nothing_pending": 0,
+    "ready": 0,  # guard check: guard run would proceed
+    "dry_run_failed": 1,  # guard check: a pending file does not apply
     "failed_rolled_back": 1,
     "usage_error": 2,
     "blocked": 3,
@@ -149,6 +151,7 @@ class RunReport:
     unfinished_run: dict[str, Any] | None = None
     interrupted: str | None = None  # the signal that stopped the run, if one did
     wrapped: dict[str, Any] | None = None  # `guard run -- CMD`: argv, exit_code, changes
+    shadow: dict[str, Any] | None = None  # `guard check --shadow`: the dry run
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

@@ -8,6 +8,8 @@ from guard.report.model import MigrationResult, RestorePlan, RunReport
 HEADLINES = {
     "applied": "APPLIED",
     "nothing_pending": "NOTHING PENDING",
+    "ready": "READY - guard run would apply the pending migrations",
+    "dry_run_failed": "DRY RUN FAILED - a pending migration does not apply",
     "failed_rolled_back": "FAILED - rolled back, database unchanged",
     "usage_error": "USAGE ERROR - nothing touched",
     "blocked": "BLOCKED - nothing changed",
