@@ -224,6 +224,19 @@ def backup_log(ctx: Context, config_path: str | None, database_url: str | None, 
                                              at=at, meta=meta))
 
 
+@backup.command("prune")
+@_common
+@click.option("--older-than", required=True, metavar="DURATION",
+              help="Drop protective copies older than this (e.g. 30d).")
+@click.pass_obj
+def backup_prune(ctx: Context, config_path: str | None, database_url: str | None, older_than: str) -> None:
+    """Drop protective copies (schema guard_backup) older than a duration."""
+    from guard.commands import prune_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: prune_command(ctx, config, older_than=older_than))
+
+
 @backup.command("status")
 @_common
 @click.option("--max-age", default=None, metavar="DURATION", help="Freshness limit (default 26h).")

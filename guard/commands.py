@@ -295,8 +295,14 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
         elif run.report and run.report.get("restore_plan"):
             plan = plan_from_dict(run.report["restore_plan"])
         else:
+            copies = (run.report or {}).get("protective_copies") or []
             ctx.out(f"Run {run.run_id} finished with status {run.status} (exit {run.exit_code}): "
                     "it needs no restore plan.\n")
+            if copies:
+                ctx.out("To undo its destructive statements, its protective copies can be put back:\n")
+                for c in copies:
+                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}\n"
+                            f"{c['restore_sql']}\n")
             return 0
     finally:
         conn.close()
@@ -341,3 +347,23 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
         failing = "; ".join(f"{p.provider}: {p.message}" for p in verdicts.providers if p.status != "ok")
         ctx.out(github.annotation("error", failing or "no backup provider confirmed a recent backup",
                                   title="migration-guard: backups not confirmed") + "\n")
+
+
+def prune_command(ctx: Context, config: Config, *, older_than: str) -> int:
+    """`guard backup prune`: drop protective copies older than a duration."""
+    from guard.config import parse_duration
+    from guard.protect import prune
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    conn = _connect(config, "backup prune")
+    try:
+        dropped = _privileged(lambda: prune(conn, seconds, config.protect.schema), "drop protective copies")
+    finally:
+        conn.close()
+    for name in dropped:
+        ctx.out(f"dropped {name}\n")
+    ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} older than {older_than} dropped\n")
+    return 0

@@ -104,6 +104,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ProtectConfig:
+    """Protective copies of what destructive statements destroy (guard/protect.py)."""
+
+    enabled: bool = True
+    max_bytes: int = 1 << 30
+    schema: str = "guard_backup"
+
+
+@dataclass(frozen=True)
 class BackupLogConfig:
     """Where the backup log table lives (``guard init`` creates it there)."""
 
@@ -118,6 +127,7 @@ class Config:
     backups: BackupsConfig = field(default_factory=BackupsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     backup_log: BackupLogConfig = field(default_factory=BackupLogConfig)
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None
@@ -167,6 +177,24 @@ def _count(value: Any) -> int:
     return number
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes in a size such as ``500MB``, ``1GB``, ``2GiB`` (a bare number is bytes)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size like 500MB or 1GB, got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size like 500MB or 1GB, got {value!r}")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
 def _identifier(value: Any) -> str:
     text = _string(value)
     if not text or len(text) > 63:
@@ -192,13 +220,16 @@ SCALAR_KEYS: dict[str, Converter] = {
     "migrations.lock_retry_delay": parse_duration,
     "backups.max_age": parse_duration,
     "backups.require": _choice("any", "all"),
+    "protect.enabled": _bool,
+    "protect.max_bytes": parse_size,
+    "protect.schema": _identifier,
     "backup_log.schema": _identifier,
     "backup_log.table": _identifier,
     "report": _string,
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect")
 
 
 def env_name(key: str) -> str:
@@ -600,6 +631,11 @@ def _load(
             providers=provider_list,
         ),
         log=LogConfig(sinks=sink_list),
+        protect=ProtectConfig(
+            enabled=converted.get("protect.enabled", True),
+            max_bytes=converted.get("protect.max_bytes", 1 << 30),
+            schema=converted.get("protect.schema", "guard_backup"),
+        ),
         backup_log=BackupLogConfig(
             schema=converted.get("backup_log.schema", "public"),
             table=converted.get("backup_log.table", "backup_logs"),

@@ -211,6 +211,20 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
             )
         )
 
+    if report.protective_copies:
+        steps.append(
+            RestoreStep(
+                "Put back only what the migration destroyed (protective copies)",
+                "guard copied the data the destructive statements removed, in the same transaction, "
+                "into a locked-down schema. Without a whole-database restore, run (after reverting "
+                "the schema change where needed):",
+                [
+                    f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}\n"
+                    + c["restore_sql"]
+                    for c in report.protective_copies
+                ],
+            )
+        )
     newest = _newest_backup(report)
     if newest is not None:
         steps.append(

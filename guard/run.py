@@ -40,6 +40,7 @@ from guard.errors import (
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, Interrupted, apply_pending
 from guard.migrations.plan import compute_plan
+from guard.protect import Protector
 from guard.report.model import (
     BackupsReport,
     DatabaseInfo,
@@ -407,6 +408,13 @@ def _locked_run(
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
     outcome = ApplyOutcome()
+    # 10. Protect: copies of what destructive statements destroy, made in their transaction.
+    protector = (
+        Protector(report.run_id, schema=config.protect.schema, max_bytes=config.protect.max_bytes,
+                  progress=progress)
+        if config.protect.enabled
+        else None
+    )
     with _signals_cancel(outcome, progress, url_of(config), report.run_id):
         apply_pending(
             conn,
@@ -420,8 +428,16 @@ def _locked_run(
             outcome=outcome,
             lock_retries=config.migrations.lock_retries,
             lock_retry_delay=config.migrations.lock_retry_delay,
+            before_statement=protector.before if protector else None,
         )
     report.migrations = outcome.results
+    if protector is not None:
+        committed_files = {r.file for r in outcome.results if r.status == "applied"}
+        # A copy made in a file that rolled back rolled back with it.
+        report.protective_copies = [
+            asdict(c) for c in protector.copies if c.statement.rsplit(":", 1)[0] in committed_files
+        ]
+        report.warnings.extend(protector.skipped)
     if outcome.connection_lost or outcome.unknown or outcome.interrupted:
         # What committed is whatever the history says: it is written in each file's transaction.
         state.conn = _reconcile(conn, url_of(config), report, outcome, progress)

@@ -85,7 +85,7 @@ class Project:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.db_url, autocommit=True) as conn:
-            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            cursor = conn.execute(sql, params or None)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description is not None else []
 
     def history(self) -> list[str]:

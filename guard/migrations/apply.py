@@ -63,6 +63,9 @@ class Interrupted(KeyboardInterrupt):
 Progress = Callable[[str], None]
 # Runs inside a file's transaction, after its statements: commits exactly when the file does.
 OnCommit = Callable[["psycopg.Connection[Any]", str], None]
+# Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
+BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
+_no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
 
 
 def apply_pending(
@@ -78,6 +81,7 @@ def apply_pending(
     outcome: ApplyOutcome | None = None,
     lock_retries: int = 0,
     lock_retry_delay: float = 5.0,
+    before_statement: BeforeStatement | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -94,12 +98,13 @@ def apply_pending(
         SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
     )
     hook: OnCommit = on_commit or (lambda _conn, _version: None)
+    before = before_statement or _no_hook
     if transaction == "all":
-        _apply_all(conn, files, results, timeouts, outcome, progress, hook)
+        _apply_all(conn, files, results, timeouts, outcome, progress, hook, before)
     else:
         for file, result in zip(files, results, strict=True):
             attempt = 0
-            while not _apply_one(conn, file, result, timeouts, outcome, progress, hook):
+            while not _apply_one(conn, file, result, timeouts, outcome, progress, hook, before):
                 waited_on_lock = (
                     result.error is not None
                     and result.error.sqlstate == LOCK_NOT_AVAILABLE
@@ -134,6 +139,7 @@ def _apply_one(
     outcome: ApplyOutcome,
     progress: Progress,
     on_commit: OnCommit,
+    before: BeforeStatement,
 ) -> bool:
     import psycopg
 
@@ -144,7 +150,7 @@ def _apply_one(
         with conn.transaction():
             for setting in timeouts:
                 conn.execute(setting)
-            _run_statements(conn, file, result)
+            _run_statements(conn, file, result, before)
             history.record(conn, file.version, file.name, [s.sql for s in file.statements])
             on_commit(conn, file.version)
             executed_all = True
@@ -187,6 +193,7 @@ def _apply_all(
     outcome: ApplyOutcome,
     progress: Progress,
     on_commit: OnCommit,
+    before: BeforeStatement,
 ) -> None:
     import psycopg
 
@@ -199,7 +206,7 @@ def _apply_all(
             for file, result in zip(files, results, strict=True):
                 started = time.perf_counter()
                 progress(f"applying {result.file} ({_count(len(file.statements))})")
-                _run_statements(conn, file, result)
+                _run_statements(conn, file, result, before)
                 history.record(conn, file.version, file.name, [s.sql for s in file.statements])
                 on_commit(conn, file.version)
                 result.duration_ms = _ms(started)
@@ -321,12 +328,21 @@ def _name_blockers(conn: psycopg.Connection[Any], error: MigrationError, stateme
         )
 
 
-def _run_statements(conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult) -> None:
+def _run_statements(
+    conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult, before: BeforeStatement
+) -> None:
     import psycopg
 
     for index, statement in enumerate(file.statements):
         if not statement.kind:
             continue  # only comments: kept in the history as the CLI does, nothing to run
+        try:
+            before(conn, statement, f"{result.file}:{statement.line}")
+        except psycopg.Error as exc:
+            result.status = "failed"
+            result.error = _error_from(exc, result.file, statement, index)
+            result.error.message = f"protective copy before this statement failed: {result.error.message}"
+            raise _StatementFailed(result, statement.sql) from exc
         try:
             conn.execute(statement.sql)
         except psycopg.Error as exc:

@@ -152,6 +152,7 @@ class RunReport:
     interrupted: str | None = None  # the signal that stopped the run, if one did
     wrapped: dict[str, Any] | None = None  # `guard run -- CMD`: argv, exit_code, changes
     shadow: dict[str, Any] | None = None  # `guard check --shadow`: the dry run
+    protective_copies: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

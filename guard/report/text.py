@@ -73,6 +73,10 @@ def render_text(report: RunReport) -> str:
                 if m.error.statement_index is not None and m.error.statement:
                     first = m.error.statement.strip().splitlines()[0][:120]
                     lines.append(f"              at statement {m.error.statement_index}: {first}")
+    if report.protective_copies:
+        lines.append("Protective copies:")
+        for c in report.protective_copies:
+            lines.append(f"  {c['source']} -> {c['copy']} ({c['kind']}, {c['rows']} rows) before {c['statement']}")
     for w in report.warnings:
         lines.append(f"Warning: {w}")
     lines.append(f"Outcome: {HEADLINES.get(report.status, report.status)} (exit {report.exit_code})")
