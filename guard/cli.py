@@ -69,6 +69,16 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--report, --summary and --json, for the commands that produce a RunReport."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")(fn)
+    fn = click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+                      help="Also write the Markdown report here.")(fn)
+    fn = click.option("--report", "report_path", default=None, metavar="PATH",
+                      help="JSON report path (default guard-report.json).")(fn)
+    return fn
+
+
 def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any]]) -> Any:
     from guard.config import load_config
 
@@ -111,11 +121,7 @@ def cli(click_ctx: click.Context, verbose: bool) -> None:
 @click.option("--lock-timeout", default=None, metavar="DURATION", help="lock_timeout for migrations (default 5s).")
 @click.option("--statement-timeout", default=None, metavar="DURATION",
               help="statement_timeout for migrations (default 15min).")
-@click.option("--report", "report_path", default=None, metavar="PATH",
-              help="JSON report path (default guard-report.json).")
-@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the Markdown report here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
+@_report_options
 @click.option("--acknowledge", default=None, metavar="RUN_ID",
               help="Let go of an earlier run that never finished, after checking it (needs --reason).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND...]")
@@ -161,11 +167,7 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
               help="Count pending files older than the newest applied version as pending.")
 @click.option("--max-age", default=None, metavar="DURATION",
               help="Newest automated backup may be at most this old (default 26h).")
-@click.option("--report", "report_path", default=None, metavar="PATH",
-              help="JSON report path (default guard-report.json).")
-@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the Markdown report here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of text.")
+@_report_options
 @click.pass_obj
 def check(ctx: Context, config_path: str | None, database_url: str | None, migrations_dir: str | None,
           shadow: str | None, shadow_from_target: bool, include_all: bool, max_age: str | None,

@@ -9,9 +9,11 @@ so whatever `_prepare_template` installs once is there in each test for free.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from guard.embedded import Cluster, EmbeddedError
+from tests.support import Project
 
 # Every test connects with this password over TCP; tests grep outputs for it to prove it never
 # leaks. Distinctive on purpose: it must not occur in any output by accident.
@@ -91,3 +94,17 @@ def db_conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to the test's database, closed after the test."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def project(tmp_path: Path, db_url: str) -> Project:
+    """A Supabase-style project directory pointed at the test's database."""
+    return Project(tmp_path, db_url)
+
+
+@pytest.fixture
+def ready(project: Project) -> Project:
+    """A project whose database has the backup log and an automated backup an hour old."""
+    project.init_backup_log()
+    project.log_automated_backup(age=dt.timedelta(hours=1))
+    return project

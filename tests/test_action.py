@@ -9,7 +9,6 @@ and are skipped; the install step runs for real, into a throw-away virtual envir
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -155,12 +154,9 @@ def installed(action_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture
-def project(tmp_path: Path, db_url: str) -> Project:
-    p = Project(tmp_path, db_url)
-    p.init_backup_log()
-    p.log_automated_backup(age=dt.timedelta(hours=2))
-    p.add("20240101000000_items.sql", "create table public.items (id int primary key);\n")
-    return p
+def project(ready: Project) -> Project:
+    ready.add("20240101000000_items.sql", "create table public.items (id int primary key);\n")
+    return ready
 
 
 def test_check_on_a_good_folder(project: Project, installed: Path) -> None:

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.support import Project
-
-
-@pytest.fixture
-def project(tmp_path: Path, db_url: str) -> Project:
-    return Project(tmp_path, db_url)
 
 
 def test_init_is_idempotent(project: Project) -> None:

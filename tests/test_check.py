@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +9,6 @@ import psycopg
 import pytest
 
 from tests.support import Project
-
-
-@pytest.fixture
-def ready(tmp_path: Path, db_url: str) -> Project:
-    project = Project(tmp_path, db_url)
-    project.init_backup_log()
-    project.log_automated_backup(age=dt.timedelta(hours=1))
-    return project
 
 
 @pytest.fixture

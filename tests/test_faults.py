@@ -6,7 +6,6 @@ code matches DESIGN.md's outcome table.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -23,14 +22,6 @@ from guard.embedded import Cluster
 from tests.support import Project, clean_env
 
 SLOW = "select pg_sleep(60);\ncreate table public.later (id int);\n"
-
-
-@pytest.fixture
-def ready(tmp_path: Path, db_url: str) -> Project:
-    project = Project(tmp_path, db_url)
-    project.init_backup_log()
-    project.log_automated_backup(age=dt.timedelta(hours=1))
-    return project
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:

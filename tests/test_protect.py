@@ -3,9 +3,6 @@ it back (compared by checksum with the data before the migration)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
-
 import psycopg
 import pytest
 
@@ -15,10 +12,9 @@ CHECKSUM = "SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t.id), '')) FRO
 
 
 @pytest.fixture
-def ready(tmp_path: Path, db_url: str) -> Project:
-    project = Project(tmp_path, db_url)
-    project.init_backup_log()
-    project.log_automated_backup(age=dt.timedelta(hours=1))
+def ready(ready: Project) -> Project:
+    """The shared ready project, with 2,000 accounts to destroy."""
+    project = ready
     project.query(
         "CREATE TABLE public.accounts (id int PRIMARY KEY, email text NOT NULL, plan text, credits int);"
         "INSERT INTO public.accounts SELECT g, 'u' || g || '@example.com', "

@@ -80,11 +80,8 @@ select 1 -- a trailing comment stays with its statement
 
 
 @pytest.fixture
-def project(tmp_path: Path, db_url: str) -> Project:
-    p = Project(tmp_path, db_url)
-    p.init_backup_log()
-    p.log_automated_backup()
-    return p
+def project(ready: Project) -> Project:
+    return ready
 
 
 def test_guard_applies_and_supabase_cli_agrees(supabase_cli: Path, project: Project) -> None:

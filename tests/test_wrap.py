@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import TEST_PASSWORD
 from tests.support import Project
 from tests.test_supabase_cli import supabase_cli  # noqa: F401 - the session fixture
 
 PUSH = 'exec "$SUPABASE" db push --db-url "$DATABASE_URL?sslmode=disable" --yes --workdir .'
-
-
-@pytest.fixture
-def ready(tmp_path: Path, db_url: str) -> Project:
-    project = Project(tmp_path, db_url)
-    project.init_backup_log()
-    project.log_automated_backup(age=dt.timedelta(hours=1))
-    return project
 
 
 def test_wrapped_supabase_push_that_succeeds(ready: Project, supabase_cli: Path) -> None:  # noqa: F811
