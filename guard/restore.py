@@ -18,6 +18,7 @@ from guard.report.model import MigrationResult, RestorePlan, RestoreStep, Restor
 if TYPE_CHECKING:
     from guard.journal import JournalRun
 
+SUPABASE_API = "https://api.supabase.com"
 _SUPABASE_HOST = re.compile(r"(?:^|\.)(?:db\.)?([a-z0-9]{20})\.supabase\.(?:co|com)$")
 _SUPABASE_POOLER_USER = re.compile(r"^[^.]+\.([a-z0-9]{20})$")
 
@@ -171,21 +172,7 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
         where += f", restore point '{target.restore_point}'" if target.restore_point else ""
         where += ")"
         if ctx.project_ref:
-            steps.append(
-                RestoreStep(
-                    "Supabase point-in-time recovery to just before the run",
-                    f"Restores the whole project to {where}. Every write after it is lost, "
-                    "other traffic's too. Dashboard: Project > Database > Backups > Point in time > "
-                    f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
-                    "(token with database:write):",
-                    [
-                        "curl -sS -X POST "
-                        f"https://api.supabase.com/v1/projects/{ctx.project_ref}/database/backups/restore-pitr "
-                        '-H "Authorization: Bearer $SUPABASE_ACCESS_TOKEN" -H "Content-Type: application/json" '
-                        f"-d '{{\"recovery_time_target_unix\": {target.unix}}}'"
-                    ],
-                )
-            )
+            steps.extend(_supabase_steps(report, ctx, where))
         recovery = [
             f"recovery_target_time = '{target.timestamp}'",
             "recovery_target_inclusive = false",
@@ -281,6 +268,66 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     return RestorePlan(
         needed=needed, summary=summary, committed_versions=committed, steps=steps, support=support
     )
+
+
+def _curl(ref: str, path: str, body: str) -> str:
+    return (
+        f"curl -sS -X POST {SUPABASE_API}/v1/projects/{ref}/database/backups/{path} "
+        '-H "Authorization: Bearer $SUPABASE_ACCESS_TOKEN" -H "Content-Type: application/json" '
+        f"-d '{body}'"
+    )
+
+
+def _supabase_steps(report: RunReport, ctx: RestoreContext, where: str) -> list[RestoreStep]:
+    """Supabase's own paths, most precise first: undo to the run's restore point, PITR to the
+    restore target, then the newest daily backup before the run. Never run automatically."""
+    target = report.restore_target
+    assert target is not None and ctx.project_ref is not None
+    ref = ctx.project_ref
+    steps: list[RestoreStep] = []
+    point = next(
+        (s.id for s in report.backup_log if s.status == "recorded" and "restore" in s.sink and s.id),
+        None,
+    )
+    if point:
+        steps.append(RestoreStep(
+            "Supabase: undo to the restore point guard created before the run",
+            f"Restore point '{point}' was created (and confirmed AVAILABLE) just before the first "
+            "statement. Undo returns the project to it; writes after it are lost. Management API "
+            "(v1-undo, token with database:write):",
+            [_curl(ref, "undo", f'{{"name": "{point}"}}')],
+        ))
+    steps.append(RestoreStep(
+        "Supabase point-in-time recovery to just before the run",
+        f"Restores the whole project to {where}: every write after {target.timestamp}, other "
+        "traffic's too, is lost. Dashboard: Project > Database > Backups > Point in Time > "
+        f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
+        "(v1-restore-pitr, token with database:write; needs the PITR add-on):",
+        [_curl(ref, "restore-pitr", f'{{"recovery_time_target_unix": {target.unix}}}')],
+    ))
+    daily = _newest_daily_backup(report)
+    if daily is not None:
+        backup_id, taken = daily
+        command = [_curl(ref, "restore", f'{{"id": {backup_id}}}')] if backup_id is not None else []
+        steps.append(RestoreStep(
+            "Supabase: the newest daily backup before the run",
+            f"Taken at {taken}: restoring it loses every write between then and now (the run's "
+            f"restore target is {target.timestamp}). Dashboard: Project > Database > Backups > "
+            "Scheduled backups > Restore." + (" Management API (v1-restore-physical-backup):" if command else ""),
+            command,
+        ))
+    return steps
+
+
+def _newest_daily_backup(report: RunReport) -> tuple[int | None, str] | None:
+    """(backup id, time) of a Supabase provider's newest completed backup, if one reported it."""
+    if report.backups is None:
+        return None
+    for provider in report.backups.providers:
+        if provider.provider.startswith("supabase") and provider.newest_backup:
+            backup_id = provider.details.get("backup_id", provider.details.get("id"))
+            return (int(backup_id) if isinstance(backup_id, int) else None), provider.newest_backup
+    return None
 
 
 def _history_query(table: str, versions: list[str]) -> str:
