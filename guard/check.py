@@ -46,6 +46,8 @@ def guarded_check(
         _check_backups,
         _check_unfinished,
         _display,
+        lint_gate,
+        lint_pending,
         load_migrations,
         plan_pending,
     )
@@ -78,10 +80,18 @@ def guarded_check(
             report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
             return report
         if pending:
+            findings = lint_pending(conn, config, pending, facts.major)
+            report.findings = [f.as_dict() for f in findings]
             verdict = _check_backups(conn, config, progress)
             report.backups = _backups_report(verdict)
             if not verdict.ok:
                 blocked.append(f"no recent automated backup confirmed: {verdict.reason()}")
+            for gate_verdict in (None, verdict):
+                try:
+                    lint_gate(findings, config, gate_verdict)
+                except Blocked as exc:
+                    blocked.append(str(exc))
+                    break
     finally:
         conn.close()
 

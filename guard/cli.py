@@ -255,6 +255,26 @@ def backup_status(ctx: Context, config_path: str | None, database_url: str | Non
     _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json))
 
 
+@cli.command()
+@_common
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--migrations-dir", default=None, metavar="DIR",
+              help="Migration files (default supabase/migrations).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True, help="Output format.")
+@click.pass_obj
+def lint(ctx: Context, config_path: str | None, database_url: str | None, paths: tuple[str, ...],
+         migrations_dir: str | None, fmt: str) -> None:
+    """Risk analysis of migration statements with PostgreSQL's parser: destructive, locking,
+    non-transactional. Default: the pending files (with a database), else all files.
+    Exit 0 without error findings, 3 with."""
+    from guard.commands import lint_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
+                                      "migrations.dir": ("--migrations-dir", migrations_dir)})
+    _guarded(ctx, lambda: lint_command(ctx, config, paths=paths, fmt=fmt))
+
+
 @cli.command("restore-plan")
 @_common
 @click.argument("run_id", required=False)

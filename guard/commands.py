@@ -367,3 +367,53 @@ def prune_command(ctx: Context, config: Config, *, older_than: str) -> int:
         ctx.out(f"dropped {name}\n")
     ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} older than {older_than} dropped\n")
     return 0
+
+
+def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: str) -> int:
+    """`guard lint`: findings for the given files, else the pending files (with a database),
+    else every file of the migrations folder. Exit 0 without blocking errors, 3 with."""
+    from guard.lint import LintConfig, blocking, lint_paths
+    from guard.lint import render as lint_render
+    from guard.migrations.files import discover
+
+    settings = LintConfig(disabled=config.lint.disable, severity=config.lint.severity)
+    server_major: int | None = None
+    existing = None
+    conn = None
+    if paths:
+        files: list[Path] = []
+        for raw in paths:
+            path = Path(raw)
+            if path.is_dir():
+                files.extend(sorted(path.glob("*.sql")))
+            elif path.is_file():
+                files.append(path)
+            else:
+                raise UsageError(f"{raw}: no such file or directory")
+    elif config.database_url:
+        from guard.run import RunOptions, load_migrations, new_report, plan_pending
+
+        conn = _connect(config, "lint")
+        conn.execute("SET default_transaction_read_only = on")
+        row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
+        server_major = int(row[0]) if row else None
+        loaded = load_migrations(config, ctx.progress)
+        pending = plan_pending(conn, config, RunOptions(), loaded, {f.version: f for f in loaded},
+                               new_report("lint", config, ctx.environ))
+        files = [f.path for f in pending]
+
+        def existing(name: str) -> bool:
+            assert conn is not None
+            found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+            return bool(found and found[0])
+    else:
+        files = [ref.path for ref in discover(config.migrations.dir)]
+    try:
+        findings = lint_paths(files, display_root=config.base_dir, server_major=server_major,
+                              config=settings, existing_tables=existing)
+    finally:
+        if conn is not None:
+            conn.close()
+    renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
+    ctx.out(renderer(findings))
+    return EXIT_BLOCKED if blocking(findings) else 0

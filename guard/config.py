@@ -104,6 +104,17 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class LintSettings:
+    """The `lint:` section: rules switched off, severities changed, the destructive policy."""
+
+    disable: frozenset[str] = frozenset()
+    severity: Mapping[str, str] = field(default_factory=dict)
+    # block-unprotected: a destructive statement runs only with a protective copy or PITR;
+    # block: never without a pragma; warn: report only.
+    destructive: str = "block-unprotected"
+
+
+@dataclass(frozen=True)
 class ProtectConfig:
     """Protective copies of what destructive statements destroy (guard/protect.py)."""
 
@@ -128,6 +139,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     backup_log: BackupLogConfig = field(default_factory=BackupLogConfig)
     protect: ProtectConfig = field(default_factory=ProtectConfig)
+    lint: LintSettings = field(default_factory=LintSettings)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None
@@ -195,6 +207,36 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def _rule_list(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of rule ids, got {value!r}")
+    from guard.lint import RULES
+
+    unknown = [v for v in value if v not in RULES]
+    if unknown:
+        raise ValueError(f"unknown rule {unknown[0]!r} (see docs/lint.md)")
+    return frozenset(value)
+
+
+def _rule_severities(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        import yaml
+
+        value = yaml.safe_load(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of rule id to error/warning/info, got {value!r}")
+    from guard.lint import RULES, SEVERITIES
+
+    for rule, level in value.items():
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r} (see docs/lint.md)")
+        if level not in SEVERITIES:
+            raise ValueError(f"severity of {rule} must be error, warning or info, got {level!r}")
+    return dict(value)
+
+
 def _identifier(value: Any) -> str:
     text = _string(value)
     if not text or len(text) > 63:
@@ -220,6 +262,9 @@ SCALAR_KEYS: dict[str, Converter] = {
     "migrations.lock_retry_delay": parse_duration,
     "backups.max_age": parse_duration,
     "backups.require": _choice("any", "all"),
+    "lint.disable": _rule_list,
+    "lint.severity": _rule_severities,
+    "lint.destructive": _choice("block-unprotected", "block", "warn"),
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -229,7 +274,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log", "protect")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint")
 
 
 def env_name(key: str) -> str:
@@ -569,7 +614,7 @@ def _load(
     for key, raw in values.items():
         if key in LIST_KEYS:
             continue
-        value = _unwrap(raw.value)
+        value = _plain(raw.value)
         try:
             converted[key] = SCALAR_KEYS[key](value)
         except ValueError as exc:
@@ -631,6 +676,11 @@ def _load(
             providers=provider_list,
         ),
         log=LogConfig(sinks=sink_list),
+        lint=LintSettings(
+            disable=converted.get("lint.disable", frozenset()),
+            severity=converted.get("lint.severity", {}),
+            destructive=converted.get("lint.destructive", "block-unprotected"),
+        ),
         protect=ProtectConfig(
             enabled=converted.get("protect.enabled", True),
             max_bytes=converted.get("protect.max_bytes", 1 << 30),

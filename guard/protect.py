@@ -310,6 +310,24 @@ def _alias(rel: Any) -> str | None:
     return rel.alias.aliasname if rel.alias is not None else None
 
 
+def oversized(conn: psycopg.Connection[Any], statement: str, max_bytes: int) -> list[str]:
+    """Targets of ``statement`` too large to copy under ``max_bytes`` (estimated before the run)."""
+    too_big = []
+    for target in targets(statement):
+        if target.kind == "schema":
+            names = [r[0] for r in conn.execute(SCHEMA_TABLES, (target.schema_name,)).fetchall()]
+        else:
+            names = [target.relation]
+        for name in names:
+            exists = conn.execute(TABLE_EXISTS, (name,)).fetchone()
+            if not exists or not exists[0]:
+                continue
+            row = conn.execute(TABLE_SIZE, (name,)).fetchone()
+            if row and int(row[0]) > max_bytes:
+                too_big.append(f"{name} ({int(row[0])} bytes)")
+    return too_big
+
+
 def prune(conn: psycopg.Connection[Any], older_than: float, schema: str = "guard_backup") -> list[str]:
     """Drop protective copies older than ``older_than`` seconds; returns their names."""
     from guard import journal

@@ -57,6 +57,7 @@ from guard.restore import RestoreContext, build_plan, plan_for_unfinished, supab
 if TYPE_CHECKING:
     import psycopg
 
+    from guard.lint import Finding
     from guard.migrations.files import MigrationFile
 
 CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
@@ -80,6 +81,7 @@ class RunOptions:
 @dataclass
 class _State:
     journal_started: bool = False
+    server_major: int | None = None
     conn: Any = None  # a replacement connection after the original was lost
 
 
@@ -314,6 +316,7 @@ def guarded_run(
             )
         # 3. Lock: one guard at a time per database.
         acquire_lock(conn, facts.database)
+        state.server_major = facts.major
         try:
             # 4. Journal: an earlier run that never finished blocks until acknowledged.
             _check_unfinished(conn, config, options, report)
@@ -399,15 +402,30 @@ def _locked_run(
         return
     progress(f"{len(pending)} pending: {', '.join(f.ref.filename for f in pending)}")
 
+    # 6. Lint: every pending statement, with PostgreSQL's parser; policy acts on the findings.
+    findings = lint_pending(conn, config, pending, state.server_major)
+    report.findings = [f.as_dict() for f in findings]
+    lint_gate(findings, config, None)
+    uncopyable = _uncopyable(conn, config, findings, pending)
+    if config.migrations.transaction == "all" and outside_transaction(
+        findings, pending, lambda f: _display(f.path, config)
+    ):
+        raise Blocked(
+            "transaction: all cannot include statements that must run outside a transaction "
+            "(CREATE INDEX CONCURRENTLY, VACUUM...)",
+            hint="use transaction: per-file for this release",
+        )
+
     default_reason = "Before migration " + ", ".join(
         f.ref.filename.removesuffix(".sql") for f in pending
     )
     _before_change(conn, config, options, report, [f.version for f in pending], default_reason,
-                   progress, state)
+                   progress, state, gate=lambda verdict: lint_gate(findings, config, verdict, uncopyable))
 
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
     outcome = ApplyOutcome()
+    nontx = outside_transaction(findings, pending, lambda f: _display(f.path, config))
     # 10. Protect: copies of what destructive statements destroy, made in their transaction.
     protector = (
         Protector(report.run_id, schema=config.protect.schema, max_bytes=config.protect.max_bytes,
@@ -429,6 +447,7 @@ def _locked_run(
             lock_retries=config.migrations.lock_retries,
             lock_retry_delay=config.migrations.lock_retry_delay,
             before_statement=protector.before if protector else None,
+            outside_transaction=nontx,
         )
     report.migrations = outcome.results
     if protector is not None:
@@ -455,7 +474,13 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
     if stopped is None:
         stopped = next((r for r in results if r.status != "applied"), None)
     lost = " (connection lost)" if outcome.connection_lost else ""
-    if stopped is None:
+    if stopped is not None and outcome.changed_outside_transaction and not outcome.interrupted:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"{stopped.version} failed outside a transaction after some of its statements took effect.",
+            changed=True,
+        )
+    elif stopped is None:
         report.set_outcome("applied", f"Applied {len(committed)} migration(s).", changed=True)
     elif any(r.status == "unknown" for r in results):
         report.set_outcome(
@@ -581,8 +606,11 @@ def _before_change(
     default_reason: str,
     progress: Progress,
     state: _State,
+    gate: Callable[[BackupVerdict], None] | None = None,
 ) -> None:
-    """Steps 7-9: confirm a backup, mark the restore point, journal and log the manual backup."""
+    """Steps 7-9: confirm a backup, mark the restore point, journal and log the manual backup.
+
+    ``gate`` sees the backup verdict before anything is written (the destructive policy)."""
     # 7. Confirm a recent automated backup (fail closed).
     verdict = _check_backups(conn, config, progress)
     report.backups = _backups_report(verdict)
@@ -597,6 +625,8 @@ def _before_change(
         progress("backup check overridden by --allow-stale-backup")
     else:
         progress(f"backups: {verdict.providers[0].provider}: {verdict.providers[0].message}")
+    if gate is not None:
+        gate(verdict)
 
     # 8. Mark the restore point: the server's clock and WAL position before the first statement.
     report.restore_target = _mark_restore_point(conn, report.run_id)
@@ -616,6 +646,110 @@ def _before_change(
     )
     state.journal_started = True
     _log_manual_backup(conn, config, report, pending, reason, progress)
+
+
+# Statements the runner handles by running their file outside a transaction.
+OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value"})
+# Destructive rules whose data a protective copy keeps.
+PROTECTED_RULES = frozenset({
+    "drop-table", "drop-schema", "drop-column", "truncate", "delete-without-where", "update-without-where",
+})
+TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+
+
+def lint_pending(
+    conn: psycopg.Connection[Any], config: Config, pending: list[MigrationFile], server_major: int | None
+) -> list[Finding]:
+    """Findings for the pending files, in order (tables created earlier in the batch known)."""
+    from guard.lint import LintConfig, Linter
+
+    def existing(name: str) -> bool:
+        row = conn.execute(TABLE_EXISTS, (name,)).fetchone()
+        return bool(row and row[0])
+
+    linter = Linter(
+        server_major=server_major,
+        config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity),
+        existing_tables=existing,
+    )
+    findings: list[Finding] = []
+    for file in pending:
+        findings.extend(linter.lint_file(file, display=_display(file.path, config)))
+    return findings
+
+
+def outside_transaction(
+    findings: list[Finding], pending: list[MigrationFile], display: Callable[[MigrationFile], str]
+) -> set[str]:
+    """Versions of files that must run statement by statement, outside a transaction
+    (accepted or not: CREATE INDEX CONCURRENTLY cannot run inside one)."""
+    files = {f.file for f in findings if f.rule in OUTSIDE_TRANSACTION_RULES}
+    return {p.version for p in pending if display(p) in files}
+
+
+def _uncopyable(
+    conn: psycopg.Connection[Any], config: Config, findings: list[Finding], pending: list[MigrationFile]
+) -> dict[tuple[str, int], str]:
+    """Destructive findings whose data is above protect.max_bytes: no copy will protect them."""
+    from guard.protect import oversized
+
+    by_display = {_display(f.path, config): f for f in pending}
+    out: dict[tuple[str, int], str] = {}
+    for finding in findings:
+        if finding.category != "destructive" or finding.rule not in PROTECTED_RULES:
+            continue
+        file = by_display.get(finding.file)
+        if file is None:
+            continue
+        too_big = oversized(conn, file.statements[finding.statement_index].sql, config.protect.max_bytes)
+        if too_big:
+            out[(finding.file, finding.statement_index)] = ", ".join(too_big)
+    return out
+
+
+def lint_gate(
+    findings: list[Finding],
+    config: Config,
+    verdict: BackupVerdict | None,
+    uncopyable: dict[tuple[str, int], str] | None = None,
+) -> None:
+    """Policy (before any change). Without a verdict: errors that nothing can make safe.
+    With one: destructive statements need a protective copy or confirmed PITR."""
+    from guard.lint import blocking
+
+    errors = blocking(findings)
+    if verdict is None:
+        hard = [f for f in errors if f.category != "destructive" and f.rule not in OUTSIDE_TRANSACTION_RULES]
+        if hard:
+            first = hard[0]
+            raise Blocked(
+                f"{first.file}:{first.line}: {first.rule}: {first.message}"
+                + (f" (+{len(hard) - 1} more)" if len(hard) > 1 else ""),
+                hint=f"{first.alternative or 'fix it'}; or accept it with -- guard:allow {first.rule} <reason>",
+            )
+        return
+    destructive = [f for f in errors if f.category == "destructive"]
+    if not destructive or config.lint.destructive == "warn":
+        return
+    pitr = any(v.ok and v.pitr is not None and v.pitr.latest is not None for v in verdict.providers)
+    uncopyable = uncopyable or {}
+
+    def copied(f: Finding) -> bool:
+        return (config.protect.enabled and f.rule in PROTECTED_RULES
+                and (f.file, f.statement_index) not in uncopyable)
+
+    unprotected = [
+        f for f in destructive
+        if config.lint.destructive == "block" or not (copied(f) or pitr)
+    ]
+    if unprotected:
+        first = unprotected[0]
+        big = uncopyable.get((first.file, first.statement_index))
+        raise Blocked(
+            f"{first.file}:{first.line}: destructive statement with neither a protective copy nor "
+            f"confirmed PITR: {first.message}" + (f" ({big} is above protect.max_bytes)" if big else ""),
+            hint=f"accept it with -- guard:allow {first.rule} <reason>, enable PITR, or set lint.destructive",
+        )
 
 
 def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Callable[[str], str]) -> None:

@@ -118,20 +118,31 @@ def test_partial_failure_plan_carries_the_copy_sql(ready: Project) -> None:
     assert "INSERT INTO" in copy_step["commands"][0]
 
 
-def test_too_large_tables_are_skipped_with_a_warning(ready: Project) -> None:
+def test_too_large_tables_block_unless_accepted(ready: Project) -> None:
     (ready.root / "guard.yml").write_text("protect:\n  max_bytes: 10kB\n")
-    ready.add("20240101000000_drop.sql", "drop table public.accounts;\n")
+    path = ready.add("20240101000000_drop.sql", "drop table public.accounts;\n")
+    blocked = ready.guard("run")
+    assert blocked.code == 3, blocked.output
+    assert "above protect.max_bytes" in blocked.stderr and ready.table_exists("public.accounts")
+    path.write_text("-- guard:allow drop-table archived to the warehouse in INC-12\ndrop table public.accounts;\n")
     result = ready.guard("run")
-    assert result.code == 0 and result.report is not None
+    assert result.code == 0 and result.report is not None, result.output
     assert result.report["protective_copies"] == []
     assert any("protect.max_bytes" in w for w in result.report["warnings"])
+    assert result.report["findings"][0]["accepted"] == "archived to the warehouse in INC-12"
 
 
-def test_protection_can_be_turned_off(ready: Project) -> None:
+def test_without_protection_a_destructive_statement_needs_a_pragma(ready: Project) -> None:
     (ready.root / "guard.yml").write_text("protect:\n  enabled: false\n")
-    ready.add("20240101000000_drop.sql", "drop table public.accounts;\n")
+    path = ready.add("20240101000000_drop.sql", "drop table public.accounts;\n")
+    blocked = ready.guard("run")
+    assert blocked.code == 3, blocked.output
+    assert "neither a protective copy nor confirmed PITR" in blocked.stderr
+    assert "supabase/migrations/20240101000000_drop.sql:1" in blocked.stderr
+    assert ready.manual_entries() == [] and ready.table_exists("public.accounts")
+    path.write_text("drop table public.accounts; -- guard:allow drop-table replaced by accounts_v2 in 1.4\n")
     result = ready.guard("run")
-    assert result.code == 0 and result.report is not None
+    assert result.code == 0 and result.report is not None, result.output
     assert result.report["protective_copies"] == []
 
 

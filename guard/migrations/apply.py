@@ -46,6 +46,8 @@ class ApplyOutcome:
     unknown: bool = False  # the connection was lost at COMMIT: the last file may or may not have committed
     connection_lost: bool = False  # the connection broke during the run
     interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    # A file run outside a transaction failed after some of its statements took effect.
+    changed_outside_transaction: bool = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -82,6 +84,7 @@ def apply_pending(
     lock_retries: int = 0,
     lock_retry_delay: float = 5.0,
     before_statement: BeforeStatement | None = None,
+    outside_transaction: set[str] | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -104,7 +107,8 @@ def apply_pending(
     else:
         for file, result in zip(files, results, strict=True):
             attempt = 0
-            while not _apply_one(conn, file, result, timeouts, outcome, progress, hook, before):
+            apply = _apply_outside if file.version in (outside_transaction or set()) else _apply_one
+            while not apply(conn, file, result, timeouts, outcome, progress, hook, before):
                 waited_on_lock = (
                     result.error is not None
                     and result.error.sqlstate == LOCK_NOT_AVAILABLE
@@ -178,6 +182,63 @@ def _apply_one(
             result.status = "failed"
         result.error = _error_from(exc, result.file, None, None)
         return False
+    result.status = "applied"
+    result.duration_ms = _ms(started)
+    outcome.committed.append(file.version)
+    progress(f"applied  {result.file} in {result.duration_ms:.0f} ms")
+    return True
+
+
+RESET_TIMEOUTS = ("RESET lock_timeout", "RESET statement_timeout")
+
+
+def _apply_outside(
+    conn: psycopg.Connection[Any],
+    file: MigrationFile,
+    result: MigrationResult,
+    timeouts: tuple[str, ...],
+    outcome: ApplyOutcome,
+    progress: Progress,
+    on_commit: OnCommit,
+    before: BeforeStatement,
+) -> bool:
+    """A file with CREATE INDEX CONCURRENTLY & co.: each statement on its own (autocommit),
+    then the history row. A failure after a statement took effect leaves the database changed."""
+    import psycopg
+
+    started = time.perf_counter()
+    progress(f"applying {result.file} outside a transaction ({_count(len(file.statements))})")
+    executed = 0
+    try:
+        for setting in timeouts:
+            conn.execute(setting.replace("SET LOCAL", "SET"))
+        for index, statement in enumerate(file.statements):
+            if not statement.kind:
+                continue
+            try:
+                before(conn, statement, f"{result.file}:{statement.line}")
+                conn.execute(statement.sql)
+            except psycopg.Error as exc:
+                result.status = "failed"
+                result.error = _error_from(exc, result.file, statement, index)
+                result.duration_ms = _ms(started)
+                outcome.failed = result
+                outcome.connection_lost = conn.broken or conn.closed
+                outcome.changed_outside_transaction = executed > 0
+                return False
+            except KeyboardInterrupt as exc:
+                result.duration_ms = _ms(started)
+                _interrupted(outcome, result, exc)
+                outcome.changed_outside_transaction = executed > 0
+                return False
+            executed += 1
+        with conn.transaction():
+            history.record(conn, file.version, file.name, [s.sql for s in file.statements])
+            on_commit(conn, file.version)
+    finally:
+        if not (conn.broken or conn.closed):
+            for reset in RESET_TIMEOUTS:
+                conn.execute(reset)
     result.status = "applied"
     result.duration_ms = _ms(started)
     outcome.committed.append(file.version)

@@ -27,12 +27,14 @@ def escape_property(text: str) -> str:
 
 
 def annotation(level: str, message: str, *, file: str | None = None, line: int | None = None,
-               title: str | None = None) -> str:
+               title: str | None = None, col: int | None = None) -> str:
     props = []
     if file:
         props.append(f"file={escape_property(file)}")
     if line:
         props.append(f"line={line}")
+    if col:
+        props.append(f"col={col}")
     if title:
         props.append(f"title={escape_property(title)}")
     head = f"::{level}" + (" " + ",".join(props) if props else "")

@@ -153,6 +153,7 @@ class RunReport:
     wrapped: dict[str, Any] | None = None  # `guard run -- CMD`: argv, exit_code, changes
     shadow: dict[str, Any] | None = None  # `guard check --shadow`: the dry run
     protective_copies: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # lint findings of pending files
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

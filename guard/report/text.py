@@ -73,6 +73,12 @@ def render_text(report: RunReport) -> str:
                 if m.error.statement_index is not None and m.error.statement:
                     first = m.error.statement.strip().splitlines()[0][:120]
                     lines.append(f"              at statement {m.error.statement_index}: {first}")
+    if report.findings:
+        lines.append("Risk findings:")
+        for f in report.findings:
+            accepted = f" [accepted: {f['accepted']}]" if f.get("accepted") else ""
+            lines.append(f"  {f['file']}:{f['line']}:{f['column']}: {f['severity']} {f['rule']}: "
+                         f"{f['message']}{accepted}")
     if report.protective_copies:
         lines.append("Protective copies:")
         for c in report.protective_copies:
@@ -149,6 +155,13 @@ def render_markdown(report: RunReport) -> str:
             if m.error:
                 detail = m.error.message + (f" (SQLSTATE {m.error.sqlstate})" if m.error.sqlstate else "")
             lines.append(f"| {m.version} | `{_where(m)}` | {m.status} | {_cell(detail)} |")
+        lines.append("")
+    if report.findings:
+        lines += ["### Risk findings", "", "| where | severity | rule | finding | safer |", "| --- | --- | --- | --- | --- |"]
+        for f in report.findings:
+            sev = f["severity"] + (" (accepted)" if f.get("accepted") else "")
+            lines.append(f"| `{f['file']}:{f['line']}` | {sev} | {f['rule']} | {_cell(f['message'])} | "
+                         f"{_cell(f.get('alternative') or '')} |")
         lines.append("")
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]

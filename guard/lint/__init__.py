@@ -1,0 +1,200 @@
+"""Risk analysis of migration statements, with PostgreSQL's own parser (pglast).
+
+Each statement is classified: destructive (loses data), locking (long exclusive lock or
+table rewrite), non-transactional (cannot run in a transaction block), or safe. Findings
+carry file:line:column, the rule id, a one-line reason and the safe alternative. A pragma
+``-- guard:allow <rule> <reason>`` on the line before a statement (or on its lines) accepts
+a finding; unknown rules and pragmas without a reason are errors themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from guard.errors import ConfigError, MigrationFileError
+
+if TYPE_CHECKING:
+    from guard.migrations.files import MigrationFile, Statement
+
+SEVERITIES = ("error", "warning", "info")
+CATEGORIES = ("destructive", "locking", "non-transactional", "style")
+PRAGMA = re.compile(r"--\s*guard:allow\b(?P<rest>[^\n]*)")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    category: str
+    severity: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int
+    column: int
+    rule: str
+    category: str
+    severity: str
+    message: str
+    alternative: str | None = None
+    statement_index: int = 0
+    accepted: str | None = None  # the pragma's reason, when a pragma accepts it
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file, "line": self.line, "column": self.column, "rule": self.rule,
+            "category": self.category, "severity": self.severity, "message": self.message,
+            "alternative": self.alternative, "statement_index": self.statement_index,
+            "accepted": self.accepted,
+        }
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    disabled: frozenset[str] = frozenset()
+    severity: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self, source: str = "lint") -> None:
+        for rule in (*self.disabled, *self.severity):
+            if rule not in RULES:
+                raise ConfigError(f"unknown rule {rule!r}", key=source, hint="see docs/lint.md for the rules")
+        for rule, level in self.severity.items():
+            if level not in SEVERITIES:
+                raise ConfigError(f"severity of {rule} must be error, warning or info", key=f"{source}.severity")
+
+
+def _rules() -> dict[str, Rule]:
+    from guard.lint import rules
+
+    return {r.id: r for r in rules.ALL}
+
+
+class _Rules(Mapping[str, Rule]):
+    def __getitem__(self, key: str) -> Rule:
+        return _rules()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_rules())
+
+    def __len__(self) -> int:
+        return len(_rules())
+
+
+RULES: Mapping[str, Rule] = _Rules()
+
+
+@dataclass
+class Linter:
+    """Lints files in order, remembering tables created earlier in the same batch."""
+
+    server_major: int | None = None
+    config: LintConfig = field(default_factory=LintConfig)
+    existing_tables: Callable[[str], bool] | None = None
+    created: set[str] = field(default_factory=set)
+
+    def table_is_new(self, name: str) -> bool:
+        """True when the table is created by this batch of files (so locking it is harmless)."""
+        short = name.split(".")[-1]
+        if name in self.created or short in self.created:
+            return True
+        if self.existing_tables is not None:
+            return not self.existing_tables(name)
+        return False
+
+    def lint_file(self, file: MigrationFile, *, display: str, text: str | None = None) -> list[Finding]:
+        from guard.lint import rules
+
+        if text is None:
+            try:
+                text = file.path.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError):
+                text = ""
+        pragmas, pragma_findings = _pragmas(text, display)
+        findings: list[Finding] = list(pragma_findings)
+        for index, statement in enumerate(file.statements):
+            if statement.kind:
+                findings.extend(rules.check(statement, self, index, display))
+        kept = [self._apply_policy(f, pragmas, file.statements) for f in findings
+                if f.rule not in self.config.disabled]
+        return sorted(kept, key=lambda f: (f.line, f.column))
+
+    def _apply_policy(self, finding: Finding, pragmas: dict[int, list[tuple[str, str]]],
+                      statements: Sequence[Statement]) -> Finding:
+        level = self.config.severity.get(finding.rule)
+        if level:
+            finding = replace(finding, severity=level)
+        if finding.rule in ("pragma", "syntax"):
+            return finding
+        statement = statements[finding.statement_index]
+        last_line = statement.start_line + statement.sql.count("\n")
+        for line in range(statement.start_line - 1, last_line + 1):
+            for rule, reason in pragmas.get(line, []):
+                if rule == finding.rule:
+                    return replace(finding, severity="info", accepted=reason)
+        return finding
+
+
+def _pragmas(text: str, display: str) -> tuple[dict[int, list[tuple[str, str]]], list[Finding]]:
+    found: dict[int, list[tuple[str, str]]] = {}
+    problems: list[Finding] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = PRAGMA.search(line)
+        if not match:
+            continue
+        words = match.group("rest").split(None, 1)
+        column = match.start() + 1
+        if not words:
+            problems.append(Finding(display, number, column, "pragma", "style", "error",
+                                    "guard:allow needs a rule id and a reason", "-- guard:allow <rule> <reason>"))
+            continue
+        rule = words[0]
+        reason = words[1].strip() if len(words) > 1 else ""
+        if rule not in RULES:
+            problems.append(Finding(display, number, column, "pragma", "style", "error",
+                                    f"guard:allow names an unknown rule {rule!r}", "see docs/lint.md for rule ids"))
+        elif not reason:
+            problems.append(Finding(display, number, column, "pragma", "style", "error",
+                                    f"guard:allow {rule} needs a reason", f"-- guard:allow {rule} <why it is safe>"))
+        else:
+            found.setdefault(number, []).append((rule, reason))
+    return found, problems
+
+
+def lint_paths(
+    paths: Iterable[Path], *, display_root: Path, server_major: int | None = None,
+    config: LintConfig | None = None, existing_tables: Callable[[str], bool] | None = None,
+) -> list[Finding]:
+    """Lint files in order; a file that does not parse is one `syntax` error finding."""
+    from guard.migrations.files import FILE_PATTERN, MigrationRef, load
+
+    linter = Linter(server_major=server_major, config=config or LintConfig(), existing_tables=existing_tables)
+    findings: list[Finding] = []
+    for path in paths:
+        match = FILE_PATTERN.match(path.name)
+        ref = MigrationRef(match.group(1) if match else "0", match.group(2) if match else path.stem, path)
+        try:
+            display = str(path.resolve().relative_to(display_root.resolve()))
+        except ValueError:
+            display = str(path)
+        try:
+            file = load(ref, display_root=display_root)
+        except MigrationFileError as exc:
+            findings.append(Finding(display, exc.line or 1, 1, "syntax", "style", "error",
+                                    exc.message.split(": ", 1)[-1], "fix the SQL"))
+            continue
+        findings.extend(linter.lint_file(file, display=display))
+    return findings
+
+
+def blocking(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error" and f.accepted is None]
+
+
+def classify(findings: Iterable[Finding]) -> set[str]:
+    return {f.category for f in findings}

@@ -1,0 +1,237 @@
+"""The risk linter: each rule fires where it should and nowhere else, at the right line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from guard.errors import ConfigError
+from guard.lint import RULES, LintConfig, Linter, lint_paths
+from guard.lint import render as lint_render
+from guard.migrations.files import MigrationRef, load
+from tests.support import Project
+
+# (rule, SQL that must trigger it, a close SQL that must not)
+CASES = [
+    ("drop-table", "drop table public.items;", "drop view public.items_v;"),
+    ("drop-schema", "drop schema archive cascade;", "create schema archive;"),
+    ("drop-column", "alter table public.items drop column note;", "alter table public.items add column note text;"),
+    ("drop-type", "drop type mood;", "create type mood as enum ('ok');"),
+    ("drop-function", "drop function f();", "create or replace function f() returns int language sql as $$ select 1 $$;"),
+    ("truncate", "truncate public.items cascade;", "select count(*) from public.items;"),
+    ("delete-without-where", "delete from public.items;", "delete from public.items where id = 1;"),
+    ("update-without-where", "update public.items set note = '';", "update public.items set note = '' where id = 1;"),
+    ("alter-column-type", "alter table public.items alter column note type varchar(10);",
+     "alter table public.items alter column note set default '';"),
+    ("rename", "alter table public.items rename column note to remark;", "alter table public.items rename constraint c to d;"),
+    ("create-index", "create index on public.items (note);", "create index concurrently on public.items (note);"),
+    ("add-foreign-key", "alter table public.items add constraint fk foreign key (owner) references public.users (id);",
+     "alter table public.items add constraint fk foreign key (owner) references public.users (id) not valid;"),
+    ("add-check", "alter table public.items add constraint ck check (id > 0);",
+     "alter table public.items add constraint ck check (id > 0) not valid;"),
+    ("add-unique", "alter table public.items add primary key (id);",
+     "alter table public.items add constraint pk primary key using index items_id_idx;"),
+    ("set-not-null", "alter table public.items alter column note set not null;",
+     "alter table public.items alter column note drop not null;"),
+    ("volatile-default", "alter table public.items add column token uuid default gen_random_uuid();",
+     "alter table public.items add column flag boolean default false;"),
+    ("vacuum-full", "vacuum full public.items;", "analyze public.items;"),
+    ("reindex", "reindex table public.items;", "reindex table concurrently public.items;"),
+    ("concurrently", "create index concurrently on public.items (note);", "create index on public.fresh (id);"),
+    ("vacuum", "vacuum public.items;", "analyze public.items;"),
+    ("database-level", "alter system set work_mem = '64MB';", "set work_mem = '64MB';"),
+    ("transaction-control", "begin;", "select 1;"),
+]
+
+
+def _lint(tmp_path: Path, sql: str, *, server_major: int | None = 16, config: LintConfig | None = None,
+          existing: bool = True) -> list:  # type: ignore[type-arg]
+    path = tmp_path / "20240101000000_case.sql"
+    path.write_text("create table public.fresh (id int);\n" + sql + "\n")
+    return lint_paths([path], display_root=tmp_path, server_major=server_major, config=config,
+                      existing_tables=(lambda name: existing and "fresh" not in name))
+
+
+@pytest.mark.parametrize(("rule", "positive", "negative"), CASES, ids=[c[0] for c in CASES])
+def test_rule_fires_on_the_risky_form_only(tmp_path: Path, rule: str, positive: str, negative: str) -> None:
+    hits = [f for f in _lint(tmp_path, positive) if f.rule == rule]
+    assert hits, f"{rule} missed: {positive}"
+    assert hits[0].line == 2 and hits[0].category == RULES[rule].category
+    assert not [f for f in _lint(tmp_path, negative) if f.rule == rule], f"{rule} fired on: {negative}"
+
+
+def test_every_rule_has_a_case_or_is_structural() -> None:
+    covered = {c[0] for c in CASES} | {"syntax", "pragma", "drop-database", "enum-add-value"}
+    assert covered == set(RULES)
+
+
+def test_bodies_and_strings_are_not_statements(tmp_path: Path) -> None:
+    sql = (
+        "create function purge() returns void language plpgsql as $body$\n"
+        "begin drop table public.items; delete from public.items; end $body$;\n"
+        "do $$ begin execute 'truncate public.items'; end $$;\n"
+        "/* drop table public.items; /* nested */ still a comment */\n"
+        "-- delete from public.items;\n"
+        "insert into public.items (note) values (E'drop table x; \\' delete from y;');\n"
+    )
+    assert _lint(tmp_path, sql) == []
+
+
+def test_mixed_file_findings_at_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_mixed.sql"
+    path.write_text(
+        "-- a release\n"
+        "create table public.orders (id int primary key, total int);\n"
+        "create index orders_total on public.orders (total);\n"   # new table: fine
+        "\n"
+        "alter table public.items\n"
+        "  drop column legacy;\n"                                   # line 5
+        "create index items_note on public.items (note);\n"       # line 7
+        "update public.items\n"
+        "   set note = null;\n"                                    # line 8
+    )
+    findings = lint_paths([path], display_root=tmp_path, server_major=15,
+                          existing_tables=lambda name: "orders" not in name)
+    assert [(f.line, f.rule) for f in findings] == [
+        (5, "drop-column"), (7, "create-index"), (8, "update-without-where")]
+    assert all(f.file == "20240101000000_mixed.sql" for f in findings)
+
+
+def test_safe_file_has_no_findings(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_safe.sql"
+    path.write_text(
+        "create table public.t (id bigint generated always as identity primary key, note text);\n"
+        "create index on public.t (note);\n"
+        "alter table public.items add column note2 text;\n"
+        "alter table public.items add constraint fk foreign key (owner) references public.users (id) not valid;\n"
+        "alter table public.items validate constraint fk;\n"
+        "create index concurrently if not exists i2 on public.items (note2);\n"
+        "grant select on public.t to authenticated;\n"
+    )
+    findings = lint_paths([path], display_root=tmp_path, server_major=16,
+                          existing_tables=lambda name: name != "public.t")
+    assert [f.rule for f in findings if f.severity != "warning"] == []
+    assert {f.rule for f in findings} <= {"concurrently"}
+
+
+def test_pragmas_accept_with_a_reason_and_reject_unknown_rules(tmp_path: Path) -> None:
+    findings = _lint(tmp_path, "-- guard:allow drop-table replaced by items_v2\ndrop table public.items;")
+    assert findings[0].accepted == "replaced by items_v2" and findings[0].severity == "info"
+    inline = _lint(tmp_path, "truncate public.items; -- guard:allow truncate staging only")
+    assert inline[0].accepted == "staging only"
+    bad = _lint(tmp_path, "-- guard:allow drop-tabel typo\ndrop table public.items;")
+    assert {f.rule for f in bad} == {"pragma", "drop-table"}
+    assert next(f for f in bad if f.rule == "drop-table").accepted is None
+    no_reason = _lint(tmp_path, "-- guard:allow drop-table\ndrop table public.items;")
+    assert any(f.rule == "pragma" and "needs a reason" in f.message for f in no_reason)
+
+
+def test_server_version_matters(tmp_path: Path) -> None:
+    default_zero = "alter table public.items add column n int default 0;"
+    assert not _lint(tmp_path, default_zero, server_major=11)
+    assert [f.rule for f in _lint(tmp_path, default_zero, server_major=10)] == ["volatile-default"]
+    add_value = "alter type mood add value 'meh';"
+    assert [f.rule for f in _lint(tmp_path, add_value, server_major=11)] == ["enum-add-value"]
+    assert not _lint(tmp_path, add_value, server_major=12)
+
+
+def test_tables_created_earlier_in_the_batch_are_new(tmp_path: Path) -> None:
+    first = tmp_path / "20240101000000_a.sql"
+    second = tmp_path / "20240102000000_b.sql"
+    first.write_text("create table public.events (id int);\n")
+    second.write_text("create index on public.events (id);\nalter table public.events alter column id set not null;\n")
+    findings = lint_paths([first, second], display_root=tmp_path, existing_tables=lambda name: False)
+    assert findings == []
+
+
+def test_config_disables_and_changes_severity(tmp_path: Path) -> None:
+    config = LintConfig(disabled=frozenset({"create-index"}), severity={"drop-column": "warning"})
+    findings = _lint(tmp_path, "create index on public.items (note);\nalter table public.items drop column x;",
+                     config=config)
+    assert [(f.rule, f.severity) for f in findings] == [("drop-column", "warning")]
+    with pytest.raises(ConfigError):
+        LintConfig(disabled=frozenset({"no-such-rule"})).validate()
+
+
+def test_syntax_error_is_a_finding_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_typo.sql"
+    path.write_text("select 1;\n\ncreate tabel x (id int);\n")
+    findings = lint_paths([path], display_root=tmp_path)
+    assert [(f.rule, f.line, f.severity) for f in findings] == [("syntax", 3, "error")]
+
+
+def test_renderers(tmp_path: Path) -> None:
+    findings = _lint(tmp_path, "drop table public.items;")
+    assert "20240101000000_case.sql:2:1: error drop-table:" in lint_render.text(findings)
+    data = json.loads(lint_render.as_json(findings))
+    assert {"file", "line", "column", "rule", "category", "severity", "message"} <= set(data[0])
+    gh = lint_render.github(findings)
+    assert gh.startswith("::error file=20240101000000_case.sql,line=2,col=1,title=guard drop-table::")
+    from guard.report.github import annotation
+    assert annotation("error", "50% done\nnext", file="a,b:c.sql") == "::error file=a%2Cb%3Ac.sql::50%25 done%0Anext"
+
+
+def test_linter_reads_the_statement_kinds_of_a_loaded_file(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_x.sql"
+    path.write_text("truncate public.items;\n")
+    file = load(MigrationRef("20240101000000", "x", path))
+    assert [f.rule for f in Linter(existing_tables=lambda n: True).lint_file(file, display="x.sql")] == ["truncate"]
+
+
+# ------------------------------------------------------------------ through the CLI and the run
+
+
+def test_guard_lint_cli_exit_codes_and_formats(project: Project) -> None:
+    project.add("20240101000000_ok.sql", "create table public.t (id int);\n")
+    ok = project.guard("lint", "--database-url", "")
+    assert ok.code == 0, ok.output
+    project.add("20240102000000_bad.sql", "create table public.u (id int);\ndelete from public.u;\n")
+    bad = project.guard("lint", "--format", "json")
+    assert bad.code == 3
+    assert json.loads(bad.stdout)[0]["rule"] == "delete-without-where"
+    gh = project.guard("lint", "--format", "github", "supabase/migrations/20240102000000_bad.sql")
+    assert "::error file=supabase/migrations/20240102000000_bad.sql,line=2" in gh.stdout
+    missing = project.guard("lint", "nope.sql")
+    assert missing.code == 2
+
+
+def test_guard_lint_defaults_to_pending_files_with_a_database(ready: Project) -> None:
+    ready.add("20240101000000_a.sql", "create table public.items (id int, note text);\n")
+    assert ready.guard("run").code == 0
+    ready.add("20240102000000_b.sql", "create index on public.items (note);\n")
+    result = ready.guard("lint")
+    assert result.code == 0
+    assert "20240102000000_b.sql:1:1: warning create-index" in result.stdout
+    assert "20240101000000_a.sql" not in result.stdout
+
+
+def test_run_reports_findings_and_blocks_transaction_control(ready: Project) -> None:
+    ready.add("20240101000000_a.sql", "begin;\ncreate table public.t (id int);\ncommit;\n")
+    result = ready.guard("run")
+    assert result.code == 3, result.output
+    assert "transaction-control" in result.stderr
+    assert ready.history() == [] and ready.manual_entries() == []
+
+
+def test_concurrent_index_file_runs_outside_a_transaction(ready: Project) -> None:
+    ready.add("20240101000000_a.sql", "create table public.items (id int, note text);\n")
+    assert ready.guard("run").code == 0
+    ready.add("20240102000000_idx.sql", "create index concurrently items_note on public.items (note);\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert ready.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.items_note'::regclass") == [(True,)]
+    assert result.report is not None and result.report["findings"][0]["rule"] == "concurrently"
+
+
+def test_failure_outside_a_transaction_after_a_statement_is_exit_4(ready: Project) -> None:
+    ready.add("20240101000000_a.sql", "create table public.items (id int, note text);\n")
+    assert ready.guard("run").code == 0
+    ready.add("20240102000000_idx.sql",
+              "create index concurrently items_note on public.items (note);\nselect 1/0;\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None and result.report["database_changed"] is True
+    assert ready.history() == ["20240101000000"]
+    assert ready.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'items_note'") == [(1,)]
