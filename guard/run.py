@@ -915,9 +915,14 @@ def _log_manual_backup(
         metadata=metadata,
     )
     ctx = SinkContext(conn=conn, config=config, progress=progress)
-    for sink, plugin in make_sinks(config):
+    # A restore point is made first, so every other entry can name it.
+    sinks = sorted(make_sinks(config), key=lambda pair: not getattr(pair[0], "marks_restore_point", False))
+    for sink, plugin in sinks:
         try:
             entry_id = sink.record(entry, ctx)
+            if getattr(sink, "marks_restore_point", False):
+                entry = BackupEntry(entry.run_id, entry.kind, entry.reason, entry.created_by,
+                                    {**entry.metadata, "supabase_restore_point": entry_id})
         except SinkError as exc:
             report.backup_log.append(SinkReport(sink.label, "failed", plugin.required, error=str(exc)))
             if plugin.required:

@@ -104,7 +104,7 @@ SINKS: dict[str, Registered] = {}
 
 
 # Each module defines PROVIDERS and/or SINKS: {config type: Registered(spec, factory)}.
-_BUILTIN_MODULES = ("guard.backups.table",)
+_BUILTIN_MODULES = ("guard.backups.table", "guard.backups.supabase", "guard.backups.http_sink")
 
 
 def _register_builtin() -> None:
@@ -212,6 +212,9 @@ def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> Provider
     except ProviderError as exc:
         return ProviderVerdict(provider.label, "error", str(exc), None, None, max_age, None, {})
     newest = info.completed_at
+    if newest is None and info.pitr is not None and info.pitr.latest is not None and not info.newest_failed:
+        # PITR alone (no daily backup listed): the archive's latest point is the backup.
+        newest = info.pitr.latest
     if newest is None:
         status = "failed" if info.newest_failed else "missing"
         message = (

@@ -1,0 +1,129 @@
+"""One small HTTP helper for remote backup services (Supabase Management API, admin endpoints).
+
+Retry budget (defaults, per plug-in options `timeout` and `retries`): each attempt may take
+``timeout`` (10 s) to connect and 10 s to read; up to ``retries`` (3) retries after a connection
+error, a timeout, a dropped connection, a 5xx or a 429, waiting 0.5 s, 1 s, 2 s (or what
+``Retry-After`` asks, capped at 30 s); the whole request gives up after 60 s. So the worst
+case is 60 s, and a service that is down (connection refused) fails in about 4 s. 401 and 403
+are never retried. Error messages name the service, method and URL path, never a token or a
+header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_retry_after: float = 30.0
+    total: float = 60.0
+
+
+class HttpError(Exception):
+    """A request that did not succeed; ``status`` is None when no answer came back."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _retry_after(value: str | None, cap: float) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(float(value), cap)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), cap))
+
+
+def _where(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    service: str,
+    token: str | None = None,
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    policy: HttpPolicy = HttpPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Send the request with retries; the decoded JSON body of a 2xx answer (None if empty).
+
+    Raises HttpError (one line, no secrets) otherwise; malformed JSON is an HttpError too.
+    """
+    import httpx
+
+    sent_headers = {"Accept": "application/json", "User-Agent": "migration-guard"}
+    if token:
+        sent_headers["Authorization"] = f"Bearer {token}"
+    sent_headers.update(headers or {})
+    started = time.monotonic()
+    attempt = 0
+    where = f"{service}: {method} {_where(url)}"
+    timeout = httpx.Timeout(policy.timeout, connect=policy.timeout)
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        while True:
+            delay: float | None
+            try:
+                response = client.request(method, url, json=json_body, params=params, headers=sent_headers)
+            except httpx.TimeoutException:
+                problem, status, delay = "timed out", None, policy.backoff * (2**attempt)
+            except httpx.TransportError as exc:
+                problem, status, delay = f"connection failed ({exc.__class__.__name__})", None, policy.backoff * (2**attempt)
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    if not response.content:
+                        return None
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise HttpError(f"{where}: the answer is not valid JSON", status) from None
+                if status in (401, 403):
+                    raise HttpError(f"{where}: HTTP {status}", status)
+                if status not in RETRY_STATUS:
+                    raise HttpError(f"{where}: HTTP {status}{_detail(response)}", status)
+                problem = f"HTTP {status}"
+                delay = _retry_after(response.headers.get("Retry-After"), policy.max_retry_after)
+                if delay is None:
+                    delay = policy.backoff * (2**attempt)
+            elapsed = time.monotonic() - started
+            if attempt >= policy.retries or elapsed + delay > policy.total:
+                tries = attempt + 1
+                raise HttpError(f"{where}: {problem} after {tries} attempt{'s' if tries > 1 else ''} "
+                                f"in {elapsed:.1f}s", status)
+            attempt += 1
+            sleep(delay)
+
+
+def _detail(response: Any) -> str:
+    """A short reason from an error body ({"message": ...}), never the whole body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error")
+        if isinstance(message, str):
+            return f" ({message[:120]})"
+    return ""
