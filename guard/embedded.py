@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -311,6 +312,7 @@ class Cluster:
         password: str | None = None,
         port: int | None = None,
         fsync: bool = False,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         if bin_dir is None:
             found = find_bin_dir()
@@ -332,6 +334,7 @@ class Cluster:
         self.port = port if port is not None else _free_port()
         self._base_dir = Path(base_dir) if base_dir is not None else None
         self._fsync = fsync
+        self._extra_settings = dict(settings or {})  # e.g. archive_mode for a backup tool's tests
         self._state: _State | None = None
         self._finalizer: weakref.finalize | None = None
 
@@ -398,6 +401,12 @@ class Cluster:
         if self._finalizer is not None:
             self._finalizer()  # runs _teardown at most once
             self._finalizer = None
+
+    def run_as_server_user(self, argv: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a program as the OS user that owns the cluster (a backup tool reading PGDATA)."""
+        if self._state is None:
+            raise EmbeddedError("the throw-away PostgreSQL has not been started")
+        return _run(self._state, argv, timeout=timeout)
 
     def pg_ctl(self, *args: str, check: bool = True,
                timeout: float = _START_TIMEOUT + 30) -> subprocess.CompletedProcess[str]:
@@ -506,6 +515,7 @@ class Cluster:
             # Throw-away data: durability buys nothing, and skipping fsync makes
             # CREATE DATABASE and checkpoints several times faster.
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        settings.update(self._extra_settings)
         lines = ["", "# migration-guard throw-away cluster"]
         lines += [_conf_line(key, value) for key, value in settings.items()]
         # Appended: later lines win, and the file keeps its owner and mode.

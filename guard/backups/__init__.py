@@ -104,7 +104,12 @@ SINKS: dict[str, Registered] = {}
 
 
 # Each module defines PROVIDERS and/or SINKS: {config type: Registered(spec, factory)}.
-_BUILTIN_MODULES = ("guard.backups.table", "guard.backups.supabase", "guard.backups.http_sink")
+_BUILTIN_MODULES = (
+    "guard.backups.table",
+    "guard.backups.supabase",
+    "guard.backups.http_sink",
+    "guard.backups.external",
+)
 
 
 def _register_builtin() -> None:
