@@ -96,6 +96,7 @@ class BackupsConfig:
     max_age: float = 26 * 3600.0
     require: str = "any"  # or "all"
     providers: tuple[PluginConfig, ...] = ()
+    require_pitr: bool = False  # destructive migrations need confirmed PITR, copies or not
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "migrations.lock_retry_delay": parse_duration,
     "backups.max_age": parse_duration,
     "backups.require": _choice("any", "all"),
+    "backups.require_pitr": _bool,
     "lint.disable": _rule_list,
     "lint.severity": _rule_severities,
     "lint.destructive": _choice("block-unprotected", "block", "warn"),
@@ -673,6 +675,7 @@ def _load(
         backups=BackupsConfig(
             max_age=converted.get("backups.max_age", defaults_b.max_age),
             require=converted.get("backups.require", defaults_b.require),
+            require_pitr=converted.get("backups.require_pitr", False),
             providers=provider_list,
         ),
         log=LogConfig(sinks=sink_list),

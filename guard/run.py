@@ -733,6 +733,13 @@ def lint_gate(
         return
     pitr = any(v.ok and v.pitr is not None and v.pitr.latest is not None for v in verdict.providers)
     uncopyable = uncopyable or {}
+    if config.backups.require_pitr and not pitr:
+        first = destructive[0]
+        raise Blocked(
+            f"{first.file}:{first.line}: backups.require_pitr: a destructive migration needs confirmed "
+            f"point-in-time recovery, and no provider confirms it ({first.message})",
+            hint="enable PITR (Supabase add-on, pgBackRest WAL archiving) or accept with a guard:allow pragma",
+        )
 
     def copied(f: Finding) -> bool:
         return (config.protect.enabled and f.rule in PROTECTED_RULES

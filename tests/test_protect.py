@@ -154,3 +154,13 @@ def test_prune_drops_old_copies(ready: Project) -> None:
     pruned = ready.guard("backup", "prune", "--older-than", "30d")
     assert pruned.code == 0 and "1 protective copy" in pruned.stdout
     assert ready.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'guard_backup'")[0][0] == 0
+
+
+def test_require_pitr_blocks_destructive_migrations_without_pitr(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text("backups:\n  require_pitr: true\n")
+    ready.add("20240101000000_drop.sql", "drop table public.accounts;\n")
+    blocked = ready.guard("run")
+    assert blocked.code == 3 and "require_pitr" in blocked.stderr
+    assert ready.table_exists("public.accounts")
+    ready.add("20240101000000_drop.sql", "create table public.harmless (id int);\n")
+    assert ready.guard("run").code == 0  # nothing destructive: no PITR needed
