@@ -292,6 +292,55 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 
 
 @cli.command()
+@_common
+@click.option("--full", "mode", flag_value="full", default=True, help="Schema and data (default; encrypted).")
+@click.option("--schema-only", "mode", flag_value="schema", help="Schema only.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory (default snapshot.dir).")
+@click.option("--no-encrypt", is_flag=True, help="Write a full snapshot unencrypted.")
+@click.pass_obj
+def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mode: str, out: str | None,
+             no_encrypt: bool) -> None:
+    """A pg_dump (custom format) of the database with a manifest (SHA-256, per-table row
+    counts, the restore command); full snapshots are encrypted with GUARD_SNAPSHOT_KEY."""
+    from guard.commands import snapshot_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode, out=Path(out) if out else None,
+                                           encrypt=not no_encrypt))
+
+
+@cli.command()
+@_common
+@click.argument("snapshot_path", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Where snapshots are (default snapshot.dir); the newest is drilled.")
+@click.option("--target", default=None, metavar="URL", help="A scratch database instead of an embedded one.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def drill(ctx: Context, config_path: str | None, database_url: str | None, snapshot_path: str | None,
+          directory: str | None, target: str | None, as_json: bool) -> None:
+    """Prove a snapshot restores: verify, decrypt, restore into a throw-away PostgreSQL,
+    compare row counts; exit 0 pass, 1 fail (with the reason and the restore duration)."""
+    from guard.commands import drill_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: drill_command(ctx, config, snapshot=Path(snapshot_path) if snapshot_path else None,
+                                        directory=Path(directory) if directory else None, target=target,
+                                        as_json=as_json))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.pass_obj
+def decrypt(ctx: Context, source: str, target: str) -> None:
+    """Decrypt a snapshot (GUARD_SNAPSHOT_KEY) into a dump for pg_restore."""
+    from guard.commands import decrypt_command
+
+    _guarded(ctx, lambda: decrypt_command(ctx, source=Path(source), target=Path(target)))
+
+
+@cli.command()
 @click.option("--keep", is_flag=True, help="Keep the sample project directory and print its path.")
 @click.pass_obj
 def demo(ctx: Context, keep: bool) -> None:

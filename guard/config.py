@@ -116,6 +116,15 @@ class LintSettings:
 
 
 @dataclass(frozen=True)
+class SnapshotConfig:
+    """`guard snapshot` / `guard drill`: where snapshots go, and whether full ones are encrypted
+    (the key comes from GUARD_SNAPSHOT_KEY, never from the file)."""
+
+    dir: Path = Path("snapshots")
+    encrypt: bool = True
+
+
+@dataclass(frozen=True)
 class ProtectConfig:
     """Protective copies of what destructive statements destroy (guard/protect.py)."""
 
@@ -141,6 +150,7 @@ class Config:
     backup_log: BackupLogConfig = field(default_factory=BackupLogConfig)
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     lint: LintSettings = field(default_factory=LintSettings)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None
@@ -267,6 +277,8 @@ SCALAR_KEYS: dict[str, Converter] = {
     "lint.disable": _rule_list,
     "lint.severity": _rule_severities,
     "lint.destructive": _choice("block-unprotected", "block", "warn"),
+    "snapshot.dir": _string,
+    "snapshot.encrypt": _bool,
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -276,7 +288,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot")
 
 
 def env_name(key: str) -> str:
@@ -679,6 +691,10 @@ def _load(
             providers=provider_list,
         ),
         log=LogConfig(sinks=sink_list),
+        snapshot=SnapshotConfig(
+            dir=path("snapshot.dir", Path("snapshots")),
+            encrypt=converted.get("snapshot.encrypt", True),
+        ),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),
