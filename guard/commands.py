@@ -232,6 +232,9 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
     verdicts = _backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
     _publish_backup_status(ctx, verdicts, exit_code)
+    from guard.drill import last_drill
+
+    drill = last_drill(config.snapshot.dir)
     if as_json:
         payload = {
             "ok": verdict.ok,
@@ -240,6 +243,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
             "stats": table_stats,
             "stats_error": stats_error,
             "providers": [p.__dict__ for p in verdicts.providers],
+            "last_drill": drill,
         }
         ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
         return exit_code
@@ -264,6 +268,11 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
                 )
     else:
         lines.append(f"Backup log: {stats_error}")
+    if drill is not None:
+        outcome = "passed" if drill.get("ok") else f"FAILED ({drill.get('reason')})"
+        seconds = drill.get("restore_seconds")
+        lines.append(f"Last restore drill: {drill.get('finished_at')} {outcome}"
+                     + (f", restore took {seconds}s" if seconds is not None else "") + f" ({drill.get('snapshot')})")
     if not verdict.ok:
         lines.append(f"No recent automated backup confirmed within {format_duration(config.backups.max_age)}.")
     ctx.out("\n".join(lines) + "\n")

@@ -122,6 +122,8 @@ class SnapshotConfig:
 
     dir: Path = Path("snapshots")
     encrypt: bool = True
+    mode: str = "off"  # in the guarded run (step 10): off | schema | full
+    when: str = "destructive"  # always | destructive (only when a pending statement is)
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,8 @@ SCALAR_KEYS: dict[str, Converter] = {
     "lint.destructive": _choice("block-unprotected", "block", "warn"),
     "snapshot.dir": _string,
     "snapshot.encrypt": _bool,
+    "snapshot.mode": _choice("off", "schema", "full"),
+    "snapshot.when": _choice("always", "destructive"),
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -694,6 +698,8 @@ def _load(
         snapshot=SnapshotConfig(
             dir=path("snapshot.dir", Path("snapshots")),
             encrypt=converted.get("snapshot.encrypt", True),
+            mode=converted.get("snapshot.mode", "off"),
+            when=converted.get("snapshot.when", "destructive"),
         ),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),

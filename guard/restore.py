@@ -212,6 +212,16 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
                 ],
             )
         )
+    if report.snapshot:
+        snap = report.snapshot
+        steps.append(
+            RestoreStep(
+                "The snapshot guard took just before the run",
+                f"{snap['mode']} snapshot {snap['file']} ({snap['bytes']} bytes, sha256 {snap['sha256'][:12]}...). "
+                "Restore it into a new database, check it, then switch over:",
+                [snap["restore_command"]],
+            )
+        )
     newest = _newest_backup(report)
     if newest is not None:
         steps.append(

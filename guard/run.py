@@ -421,6 +421,8 @@ def _locked_run(
     )
     _before_change(conn, config, options, report, [f.version for f in pending], default_reason,
                    progress, state, gate=lambda verdict: lint_gate(findings, config, verdict, uncopyable))
+    # 10. Protect (whole database): a snapshot when configured for this kind of release.
+    _snapshot_step(config, report, findings, environ, progress)
 
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
@@ -508,6 +510,28 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
             f"{stopped.version} failed{lost} and was rolled back; nothing was committed.",
             changed=False,
         )
+
+
+def _snapshot_step(
+    config: Config, report: RunReport, findings: list[Finding], environ: Mapping[str, str], progress: Progress
+) -> None:
+    from guard.snapshot import take_snapshot
+
+    mode = config.snapshot.mode
+    destructive = any(f.category == "destructive" for f in findings)
+    if mode == "off" or (config.snapshot.when == "destructive" and not destructive):
+        return
+    progress(f"taking a {mode} snapshot before applying")
+    manifest = take_snapshot(
+        require_database_url(config), mode=mode, out_dir=config.snapshot.dir,
+        encrypt=config.snapshot.encrypt, key=environ.get("GUARD_SNAPSHOT_KEY") or None, progress=progress,
+    )
+    report.snapshot = {
+        "file": str(config.snapshot.dir / manifest["file"]),
+        "manifest": str(config.snapshot.dir / f"{manifest['file']}.manifest.json"),
+        "mode": mode, "bytes": manifest["bytes"], "sha256": manifest["sha256"],
+        "encrypted": manifest["encryption"] is not None, "restore_command": manifest["restore_command"],
+    }
 
 
 def _check_executable(command: tuple[str, ...]) -> None:

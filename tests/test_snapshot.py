@@ -58,6 +58,9 @@ def test_snapshot_and_drill_round_trip(data: Project, tmp_path: Path) -> None:
     assert result["ok"] is True and result["tables"] >= 2 and result["restore_seconds"] > 0
     log = json.loads((out / "drills.json").read_text())
     assert log[-1]["ok"] is True
+    (data.root / "guard.yml").write_text(f"snapshot:\n  dir: {out}\n")
+    status = data.guard("backup", "status", "--json")
+    assert json.loads(status.stdout)["last_drill"]["restore_seconds"] == result["restore_seconds"]
 
     # Content, not just counts: decrypt and restore into a scratch database, compare checksums.
     plain = tmp_path / "plain.dump"
@@ -152,3 +155,19 @@ def test_client_older_than_server_is_a_clear_error(data: Project, tmp_path: Path
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+def test_guarded_run_takes_a_snapshot_before_a_destructive_release(ready: Project, tmp_path: Path) -> None:
+    (ready.root / "guard.yml").write_text(f"snapshot:\n  mode: full\n  when: destructive\n  dir: {tmp_path / 'snaps'}\n")
+    ready.query("CREATE TABLE public.old (id int PRIMARY KEY)")
+    ready.add("20240101000000_safe.sql", "create table public.a (id int);\n")
+    assert ready.guard("run", GUARD_SNAPSHOT_KEY=KEY).code == 0
+    assert not (tmp_path / "snaps").exists()  # nothing destructive, no snapshot
+    ready.add("20240102000000_drop.sql", "drop table public.old;\n")
+    ready.add("20240103000000_fail.sql", "select 1/0;\n")
+    result = ready.guard("run", GUARD_SNAPSHOT_KEY=KEY)
+    assert result.code == 4, result.output
+    assert result.report is not None and result.report["snapshot"]["encrypted"] is True
+    commands = "\n".join(c for s in result.report["restore_plan"]["steps"] for c in s["commands"])
+    assert "guard decrypt" in commands and "pg_restore" in commands
+    assert KEY not in result.output

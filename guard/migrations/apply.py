@@ -96,9 +96,11 @@ def apply_pending(
     ]
     outcome = outcome if outcome is not None else ApplyOutcome()
     outcome.results = results
+    # One round trip for both settings (no parameters: the simple protocol takes several
+    # statements), which matters when a release has hundreds of small files.
     timeouts = (
-        SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)),
-        SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
+        SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)) + "; "
+        + SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
     )
     hook: OnCommit = on_commit or (lambda _conn, _version: None)
     before = before_statement or _no_hook

@@ -154,6 +154,7 @@ class RunReport:
     shadow: dict[str, Any] | None = None  # `guard check --shadow`: the dry run
     protective_copies: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)  # lint findings of pending files
+    snapshot: dict[str, Any] | None = None  # the snapshot taken in step 10, if any
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
