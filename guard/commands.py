@@ -449,7 +449,8 @@ def drill_command(ctx: Context, config: Config, *, snapshot: Path | None, direct
 
     result = run_drill(snapshot, directory=directory or config.snapshot.dir,
                        key=ctx.environ.get("GUARD_SNAPSHOT_KEY") or None, target_url=target,
-                       production_url=config.database_url, progress=ctx.progress)
+                       production_url=config.database_url, progress=ctx.progress,
+                       checks=config.snapshot.checks)
     if as_json:
         ctx.out(json.dumps(result, indent=2) + "\n")
     elif result["ok"]:

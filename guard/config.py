@@ -124,6 +124,7 @@ class SnapshotConfig:
     encrypt: bool = True
     mode: str = "off"  # in the guarded run (step 10): off | schema | full
     when: str = "destructive"  # always | destructive (only when a pending statement is)
+    checks: tuple[tuple[str, str], ...] = ()  # drill.checks: (SQL, expected first value)
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,24 @@ def _rule_severities(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _drill_checks(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, str):
+        import yaml
+
+        value = yaml.safe_load(value)
+    if not isinstance(value, list):
+        raise ValueError("expected a list of {sql: ..., expect: ...}")
+    checks = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("sql"), str) or "expect" not in item:
+            raise ValueError(f"item {index}: expected {{sql: <query>, expect: <first value>}}")
+        unknown = set(item) - {"sql", "expect"}
+        if unknown:
+            raise ValueError(f"item {index}: unknown key {sorted(unknown)[0]}")
+        checks.append((item["sql"], str(item["expect"])))
+    return tuple(checks)
+
+
 def _identifier(value: Any) -> str:
     text = _string(value)
     if not text or len(text) > 63:
@@ -282,6 +301,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "snapshot.dir": _string,
     "snapshot.encrypt": _bool,
     "snapshot.mode": _choice("off", "schema", "full"),
+    "drill.checks": _drill_checks,
     "snapshot.when": _choice("always", "destructive"),
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
@@ -292,7 +312,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill")
 
 
 def env_name(key: str) -> str:
@@ -700,6 +720,7 @@ def _load(
             encrypt=converted.get("snapshot.encrypt", True),
             mode=converted.get("snapshot.mode", "off"),
             when=converted.get("snapshot.when", "destructive"),
+            checks=converted.get("drill.checks", ()),
         ),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),

@@ -49,6 +49,7 @@ def run_drill(
     target_url: str | None,
     production_url: str | None,
     progress: Progress,
+    checks: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """Restore and check; the result dict has ``ok`` and, when not ok, ``reason``."""
     manifest_path = manifest_for(snapshot) if snapshot else newest_manifest(directory)
@@ -74,7 +75,7 @@ def run_drill(
                 dump = Path(tmp) / file.name.removesuffix(".enc")
                 decrypt_file(file, dump, key)
             started = time.monotonic()
-            counts = _restore_and_count(dump, target_url, progress)
+            counts, failures = _restore_and_count(dump, target_url, progress, checks)
             result["restore_seconds"] = round(time.monotonic() - started, 2)
         expected = {t: n for t, n in manifest.get("tables", {}).items() if n is not None}
         mismatched = {t: {"manifest": n, "restored": counts.get(t)} for t, n in expected.items() if counts.get(t) != n}
@@ -83,6 +84,9 @@ def run_drill(
             result["mismatched"] = mismatched
             raise SnapshotError(f"row counts differ from the manifest in {len(mismatched)} table(s): "
                                 + ", ".join(sorted(mismatched)[:3]))
+        result["checks"] = {"run": len(checks), "failed": failures}
+        if failures:
+            raise SnapshotError(f"{len(failures)} drill check(s) failed: {failures[0]}")
         result["ok"] = True
     except SnapshotError as exc:
         result["reason"] = str(exc)
@@ -91,17 +95,21 @@ def run_drill(
     return result
 
 
-def _restore_and_count(dump: Path, target_url: str | None, progress: Progress) -> dict[str, int]:
+def _restore_and_count(
+    dump: Path, target_url: str | None, progress: Progress, checks: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, int], list[str]]:
     if target_url:
-        return _restore_into(dump, target_url, progress)
+        return _restore_into(dump, target_url, progress, checks)
     from guard.embedded import Cluster
 
     progress("starting a throw-away PostgreSQL for the drill")
     with Cluster(password=None) as cluster:
-        return _restore_into(dump, cluster.url("postgres"), progress)
+        return _restore_into(dump, cluster.url("postgres"), progress, checks)
 
 
-def _restore_into(dump: Path, url: str, progress: Progress) -> dict[str, int]:
+def _restore_into(
+    dump: Path, url: str, progress: Progress, checks: tuple[tuple[str, str], ...]
+) -> tuple[dict[str, int], list[str]]:
     from psycopg import sql
 
     from guard.snapshot import TABLE_COUNTS, _dsn_without_password, _env
@@ -122,7 +130,18 @@ def _restore_into(dump: Path, url: str, progress: Progress) -> dict[str, int]:
         for (table,) in conn.execute(TABLE_COUNTS).fetchall():
             counted = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()
             counts[table] = int(counted[0]) if counted else 0
-        return counts
+        failures = []
+        for query, expected in checks:
+            # The operator's own check, run on the throw-away copy only.
+            try:
+                row = conn.execute(query.encode()).fetchone()
+            except Exception as exc:  # noqa: BLE001 - a check that errors is a failed check
+                failures.append(f"{query!r} failed: {str(exc).splitlines()[0]}")
+                continue
+            got = "" if row is None or row[0] is None else str(row[0])
+            if got != expected:
+                failures.append(f"{query!r} gave {got!r}, expected {expected!r}")
+        return counts, failures
     finally:
         conn.close()
 

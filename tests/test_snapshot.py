@@ -171,3 +171,17 @@ def test_guarded_run_takes_a_snapshot_before_a_destructive_release(ready: Projec
     commands = "\n".join(c for s in result.report["restore_plan"]["steps"] for c in s["commands"])
     assert "guard decrypt" in commands and "pg_restore" in commands
     assert KEY not in result.output
+
+
+def test_drill_checks_pass_and_fail(data: Project, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    _snapshot(data, out)
+    (data.root / "guard.yml").write_text(
+        "drill:\n  checks:\n    - sql: select count(*) from public.people where mood = 'ok'\n      expect: 1500\n"
+    )
+    assert data.guard("drill", "--dir", str(out), GUARD_SNAPSHOT_KEY=KEY).code == 0
+    (data.root / "guard.yml").write_text(
+        "drill:\n  checks:\n    - sql: select max(id) from public.orders\n      expect: 1\n"
+    )
+    failed = data.guard("drill", "--dir", str(out), GUARD_SNAPSHOT_KEY=KEY)
+    assert failed.code == 1 and "gave '2000', expected '1'" in failed.stdout
