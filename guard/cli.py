@@ -293,51 +293,71 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 
 @cli.command()
 @_common
-@click.option("--full", "mode", flag_value="full", default=True, help="Schema and data (default; encrypted).")
-@click.option("--schema-only", "mode", flag_value="schema", help="Schema only.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory (default snapshot.dir).")
-@click.option("--no-encrypt", is_flag=True, help="Write a full snapshot unencrypted.")
+@click.option("--full", "mode", flag_value="full", help="Schema and data (the default); encrypted.")
+@click.option("--schema-only", "mode", flag_value="schema", help="Schema only, no rows.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Where to write it (default snapshot.dir, ./snapshots).")
+@click.option("--no-encrypt", is_flag=True, help="Write the snapshot unencrypted (snapshot.encrypt: false).")
 @click.pass_obj
-def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mode: str, out: str | None,
-             no_encrypt: bool) -> None:
-    """A pg_dump (custom format) of the database with a manifest (SHA-256, per-table row
-    counts, the restore command); full snapshots are encrypted with GUARD_SNAPSHOT_KEY."""
+def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mode: str | None,
+             out: str | None, no_encrypt: bool) -> None:
+    """A pg_dump (custom format) of the database and a manifest beside it: SHA-256, per-table
+    row counts from the dump's own snapshot, the restore command. Full snapshots are encrypted
+    (AES-256-GCM) with snapshot.key / GUARD_SNAPSHOT_KEY unless --no-encrypt."""
     from guard.commands import snapshot_command
 
-    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
-    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode, out=Path(out) if out else None,
-                                           encrypt=not no_encrypt))
+    config = _load(ctx, config_path, {
+        "database_url": ("--database-url", database_url),
+        "snapshot.dir": ("--out", out),
+        "snapshot.encrypt": ("--no-encrypt", False if no_encrypt else None),
+    })
+    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode or "full"))
 
 
 @cli.command()
 @_common
-@click.argument("snapshot_path", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("snapshot_path", metavar="[SNAPSHOT]", required=False, type=click.Path(exists=True))
+@click.option("--target", default=None, metavar="URL",
+              help="An empty scratch database to restore into, instead of a throw-away embedded one.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Where snapshots are (default snapshot.dir); the newest is drilled.")
-@click.option("--target", default=None, metavar="URL", help="A scratch database instead of an embedded one.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+              help="Where snapshots are (default snapshot.dir); without SNAPSHOT the newest is drilled.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def drill(ctx: Context, config_path: str | None, database_url: str | None, snapshot_path: str | None,
-          directory: str | None, target: str | None, as_json: bool) -> None:
-    """Prove a snapshot restores: verify, decrypt, restore into a throw-away PostgreSQL,
-    compare row counts; exit 0 pass, 1 fail (with the reason and the restore duration)."""
+          target: str | None, directory: str | None, as_json: bool) -> None:
+    """Prove a snapshot restores: verify its SHA-256, decrypt, restore into a throw-away
+    PostgreSQL, compare row counts with the manifest, run drill.checks. Prints the restore
+    duration; exit 0 pass, 1 fail (with the reason). The outcome is recorded for
+    `guard backup status`."""
     from guard.commands import drill_command
 
-    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    config = _load(ctx, config_path, {
+        "database_url": ("--database-url", database_url),
+        "snapshot.dir": ("--dir", directory),
+    })
+    if target:
+        from guard.db import url_password
+
+        password = url_password(target)
+        if password:
+            ctx.mask.add(password)
     _guarded(ctx, lambda: drill_command(ctx, config, snapshot=Path(snapshot_path) if snapshot_path else None,
-                                        directory=Path(directory) if directory else None, target=target,
-                                        as_json=as_json))
+                                        target=target, as_json=as_json))
 
 
 @cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Path to guard.yml (for snapshot.key; default: ./guard.yml if present).")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.pass_obj
-def decrypt(ctx: Context, source: str, target: str) -> None:
-    """Decrypt a snapshot (GUARD_SNAPSHOT_KEY) into a dump for pg_restore."""
+def decrypt(ctx: Context, config_path: str | None, source: str, target: str) -> None:
+    """Decrypt a snapshot (snapshot.key / GUARD_SNAPSHOT_KEY) into a dump for pg_restore;
+    a wrong key or a damaged file leaves nothing at TARGET."""
     from guard.commands import decrypt_command
 
-    _guarded(ctx, lambda: decrypt_command(ctx, source=Path(source), target=Path(target)))
+    config = _load(ctx, config_path, {})
+    _guarded(ctx, lambda: decrypt_command(ctx, config, source=Path(source), target=Path(target)))
 
 
 @cli.command()

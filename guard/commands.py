@@ -215,6 +215,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
     from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
     from guard.backups.table import qualified, stats
     from guard.db import server_now
+    from guard.drill import last_drill
     from guard.run import _backups_report
 
     conn = _connect(config, "backup status")
@@ -227,14 +228,12 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
             table_stats, stats_error = None, str(exc)
         pctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
         verdict = check_backups(make_providers(config), config.backups.providers, pctx)
+        drill = last_drill(conn, config.snapshot.dir)
     finally:
         conn.close()
     verdicts = _backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
     _publish_backup_status(ctx, verdicts, exit_code)
-    from guard.drill import last_drill
-
-    drill = last_drill(config.snapshot.dir)
     if as_json:
         payload = {
             "ok": verdict.ok,
@@ -428,46 +427,62 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
     return EXIT_BLOCKED if blocking(findings) else 0
 
 
-def snapshot_command(ctx: Context, config: Config, *, mode: str, out: Path | None, encrypt: bool) -> int:
-    """`guard snapshot`: pg_dump + manifest, encrypted when full (GUARD_SNAPSHOT_KEY)."""
+def snapshot_command(ctx: Context, config: Config, *, mode: str) -> int:
+    """`guard snapshot`: take it, print where it is and how to restore it."""
     from guard.snapshot import take_snapshot
 
-    key = ctx.environ.get("GUARD_SNAPSHOT_KEY") or None
-    manifest = take_snapshot(require_database_url(config), mode=mode, out_dir=out or config.snapshot.dir,
-                             encrypt=encrypt and config.snapshot.encrypt, key=key, progress=ctx.progress)
-    tables = len(manifest["tables"])
-    state = "encrypted (AES-256-GCM)" if manifest["encryption"] else "not encrypted"
-    ctx.out(f"snapshot {manifest['file']}: {manifest['bytes']} bytes, {tables} tables, {state}\n"
-            f"sha256 {manifest['sha256']}\nrestore: {manifest['restore_command']}\n")
+    manifest = take_snapshot(require_database_url(config), mode=mode, out_dir=config.snapshot.dir,
+                             encrypt=config.snapshot.encrypt, key=config.snapshot.key, progress=ctx.progress)
+    if manifest.mode == "full":
+        rows = sum(n or 0 for n in manifest.tables.values())
+        content = f"{_plural(len(manifest.tables), 'table')}, {_plural(rows, 'row')}"
+    else:
+        content = f"{_plural(len(manifest.tables), 'table')}, schema only"
+    state = f"encrypted ({manifest.encryption['algorithm']})" if manifest.encryption else "NOT encrypted"
+    ctx.out(
+        f"snapshot {manifest.path}\n"
+        f"  database  {manifest.database} (PostgreSQL {manifest.server_version}), {content}\n"
+        f"  file      {manifest.bytes} bytes, {state}, sha256 {manifest.sha256}\n"
+        f"  manifest  {manifest.manifest_path}\n"
+        f"  restore   {manifest.restore_command}\n"
+    )
     return 0
 
 
-def drill_command(ctx: Context, config: Config, *, snapshot: Path | None, directory: Path | None,
-                  target: str | None, as_json: bool) -> int:
-    """`guard drill`: restore a snapshot into a throw-away database and check it."""
+def drill_command(ctx: Context, config: Config, *, snapshot: Path | None, target: str | None, as_json: bool) -> int:
+    """`guard drill`: run it, print the verdict with the restore duration; 0 pass, 1 fail."""
     from guard.drill import run_drill
 
-    result = run_drill(snapshot, directory=directory or config.snapshot.dir,
-                       key=ctx.environ.get("GUARD_SNAPSHOT_KEY") or None, target_url=target,
-                       production_url=config.database_url, progress=ctx.progress,
-                       checks=config.snapshot.checks)
+    result = run_drill(snapshot, snapshot_dir=config.snapshot.dir, key=config.snapshot.key, target_url=target,
+                       checks=config.drill.checks, progress=ctx.progress, production_url=config.database_url)
     if as_json:
-        ctx.out(json.dumps(result, indent=2) + "\n")
-    elif result["ok"]:
-        ctx.out(f"drill passed: {result['snapshot']} restored in {result['restore_seconds']}s "
-                f"({result['bytes']} bytes, {result['tables']} tables, row counts match)\n")
+        ctx.out(json.dumps(result.to_dict(), indent=2) + "\n")
+        return 0 if result.ok else 1
+    took = f"restore took {result.restore_seconds:.2f}s" if result.restore_seconds is not None else "no restore"
+    if result.ok:
+        tables = _plural(result.tables or 0, "table")
+        what = (f"{tables}, {_plural(result.rows or 0, 'row')} match the manifest" if result.mode == "full"
+                else f"{tables}, schema only")
+        checks = f", {result.checks_run} check(s) passed" if result.checks_run else ""
+        ctx.out(f"drill passed: {result.snapshot} into {result.target}: {took} "
+                f"({result.bytes} bytes; {what}{checks})\n")
     else:
-        ctx.out(f"drill FAILED: {result['snapshot']}: {result['reason']}\n")
-    return 0 if result["ok"] else 1
+        ctx.out(f"drill FAILED: {result.snapshot}: {result.reason} ({took})\n")
+    for place in result.recorded:
+        ctx.progress(f"drill recorded in {place}")
+    return 0 if result.ok else 1
 
 
-def decrypt_command(ctx: Context, *, source: Path, target: Path) -> int:
+def decrypt_command(ctx: Context, config: Config, *, source: Path, target: Path) -> int:
     """`guard decrypt`: an encrypted snapshot back to a pg_restore-able dump."""
     from guard.snapshot import decrypt_file
 
-    key = ctx.environ.get("GUARD_SNAPSHOT_KEY")
-    if not key:
-        raise UsageError("GUARD_SNAPSHOT_KEY is not set")
-    decrypt_file(source, target, key)
+    if not config.snapshot.key:
+        raise UsageError("no snapshot key is set", hint="set GUARD_SNAPSHOT_KEY (or snapshot.key) to the key it was taken with")
+    decrypt_file(source, target, config.snapshot.key)
     ctx.out(f"decrypted {source.name} -> {target}\n")
     return 0
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -13,14 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from guard.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "guard.yml"
 
 # Environment variables that start with GUARD_ but are not configuration keys.
-NON_KEY_ENV = {"GUARD_CONFIG", "GUARD_SNAPSHOT_KEY", "GUARD_RUN_ID", "GUARD_PG_BIN"}
+# (GUARD_SNAPSHOT_KEY is the environment form of snapshot.key.)
+NON_KEY_ENV = {"GUARD_CONFIG", "GUARD_RUN_ID", "GUARD_PG_BIN"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w)?\s*$")
 _UNITS = {
@@ -117,14 +118,28 @@ class LintSettings:
 
 @dataclass(frozen=True)
 class SnapshotConfig:
-    """`guard snapshot` / `guard drill`: where snapshots go, and whether full ones are encrypted
-    (the key comes from GUARD_SNAPSHOT_KEY, never from the file)."""
+    """`guard snapshot` and step 10 of the guarded run: where snapshots go, whether they are
+    encrypted, and with what key (a secret: ``key: ${SNAPSHOT_KEY}`` or GUARD_SNAPSHOT_KEY)."""
 
     dir: Path = Path("snapshots")
     encrypt: bool = True
     mode: str = "off"  # in the guarded run (step 10): off | schema | full
     when: str = "destructive"  # always | destructive (only when a pending statement is)
-    checks: tuple[tuple[str, str], ...] = ()  # drill.checks: (SQL, expected first value)
+    key: str | None = field(default=None, repr=False)  # a passphrase; never printed
+
+
+class DrillCheck(NamedTuple):
+    """One `drill.checks` item: SQL whose first value, as text, must equal ``expect``."""
+
+    sql: str
+    expect: str
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """`guard drill`: the operator's own checks, run on the restored copy only."""
+
+    checks: tuple[DrillCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,7 @@ class Config:
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     lint: LintSettings = field(default_factory=LintSettings)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    drill: DrillConfig = field(default_factory=DrillConfig)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None
@@ -251,7 +267,7 @@ def _rule_severities(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def _drill_checks(value: Any) -> tuple[tuple[str, str], ...]:
+def _drill_checks(value: Any) -> tuple[DrillCheck, ...]:
     if isinstance(value, str):
         import yaml
 
@@ -265,7 +281,7 @@ def _drill_checks(value: Any) -> tuple[tuple[str, str], ...]:
         unknown = set(item) - {"sql", "expect"}
         if unknown:
             raise ValueError(f"item {index}: unknown key {sorted(unknown)[0]}")
-        checks.append((item["sql"], str(item["expect"])))
+        checks.append(DrillCheck(item["sql"], str(item["expect"])))
     return tuple(checks)
 
 
@@ -301,8 +317,9 @@ SCALAR_KEYS: dict[str, Converter] = {
     "snapshot.dir": _string,
     "snapshot.encrypt": _bool,
     "snapshot.mode": _choice("off", "schema", "full"),
-    "drill.checks": _drill_checks,
     "snapshot.when": _choice("always", "destructive"),
+    "snapshot.key": _string,
+    "drill.checks": _drill_checks,
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -658,6 +675,8 @@ def _load(
         except ValueError as exc:
             raise ConfigError(str(exc), key=key, source=raw.source) from None
 
+    if converted.get("snapshot.key"):
+        secrets.append(converted["snapshot.key"])
     url = converted.get("database_url")
     if url:
         from guard.db import url_password
@@ -720,8 +739,9 @@ def _load(
             encrypt=converted.get("snapshot.encrypt", True),
             mode=converted.get("snapshot.mode", "off"),
             when=converted.get("snapshot.when", "destructive"),
-            checks=converted.get("drill.checks", ()),
+            key=converted.get("snapshot.key") or None,
         ),
+        drill=DrillConfig(checks=converted.get("drill.checks", ())),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),

@@ -422,7 +422,7 @@ def _locked_run(
     _before_change(conn, config, options, report, [f.version for f in pending], default_reason,
                    progress, state, gate=lambda verdict: lint_gate(findings, config, verdict, uncopyable))
     # 10. Protect (whole database): a snapshot when configured for this kind of release.
-    _snapshot_step(config, report, findings, environ, progress)
+    _snapshot_step(config, report, findings, progress)
 
     # 11. Apply, with SIGINT/SIGTERM turned into a clean cancel of the running statement.
     history.ensure_history(conn)
@@ -512,9 +512,7 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
         )
 
 
-def _snapshot_step(
-    config: Config, report: RunReport, findings: list[Finding], environ: Mapping[str, str], progress: Progress
-) -> None:
+def _snapshot_step(config: Config, report: RunReport, findings: list[Finding], progress: Progress) -> None:
     from guard.snapshot import take_snapshot
 
     mode = config.snapshot.mode
@@ -524,13 +522,13 @@ def _snapshot_step(
     progress(f"taking a {mode} snapshot before applying")
     manifest = take_snapshot(
         require_database_url(config), mode=mode, out_dir=config.snapshot.dir,
-        encrypt=config.snapshot.encrypt, key=environ.get("GUARD_SNAPSHOT_KEY") or None, progress=progress,
+        encrypt=config.snapshot.encrypt, key=config.snapshot.key, progress=progress,
     )
     report.snapshot = {
-        "file": str(config.snapshot.dir / manifest["file"]),
-        "manifest": str(config.snapshot.dir / f"{manifest['file']}.manifest.json"),
-        "mode": mode, "bytes": manifest["bytes"], "sha256": manifest["sha256"],
-        "encrypted": manifest["encryption"] is not None, "restore_command": manifest["restore_command"],
+        "file": str(manifest.path), "manifest": str(manifest.manifest_path),
+        "mode": mode, "bytes": manifest.bytes, "sha256": manifest.sha256, "encrypted": manifest.encrypted,
+        # With the directory in the paths: the plan is read where guard ran, not in snapshot.dir.
+        "restore_command": " && ".join(manifest.restore_steps(config.snapshot.dir)),
     }
 
 

@@ -1,181 +1,467 @@
-"""Portable snapshots: a `pg_dump` (custom format) with a manifest, encrypted when full.
+"""Portable snapshots: a `pg_dump` in custom format and a JSON manifest beside it.
 
-The dump and the manifest's per-table row counts come from one exported snapshot
-(``pg_export_snapshot()`` + ``pg_dump --snapshot``), so they agree. A full snapshot leaving
-the database is encrypted by default with AES-256-GCM, streamed in 1 MiB chunks:
+`take_snapshot` promises:
 
-    header  = b"GUARDENC1" | salt (16 bytes) | chunk size (4 bytes, big-endian)
-    chunk   = length (4 bytes) | nonce (12 bytes) | ciphertext+tag
-    AAD     = header | chunk index (8 bytes) | last-chunk flag (1 byte)
+- The dump and the manifest's per-table row counts describe the same instant: guard counts
+  in a REPEATABLE READ transaction that exports its snapshot (``pg_export_snapshot()``),
+  keeps it open, and runs ``pg_dump --snapshot=<id>``.
+- The client is a `pg_dump` whose major version is at least the server's; the password
+  reaches it through ``PGPASSWORD``, never its command line.
+- An encrypted snapshot never touches the disk in plaintext: pg_dump's output is encrypted
+  as it streams out of the pipe. A snapshot appears under its final name only when complete
+  (written as ``.partial``, synced, renamed), and its manifest only after it.
 
-A reordered, dropped, truncated or altered chunk fails authentication. The key is derived
-from GUARD_SNAPSHOT_KEY (a passphrase) with scrypt (n=2^15, r=8, p=1) and the random salt.
-The manifest records the algorithm, never the key. Documented in docs/snapshots.md.
+Encrypted files (AES-256-GCM, format version 2; also described in docs/snapshots.md)::
+
+    header = b"GUARDENC" | version (1 byte: 2) | scrypt log2(N), r, p (1 byte each)
+             | salt (16 bytes) | key check (16 bytes) | chunk size (4 bytes, big-endian)
+    frame  = final flag (1 byte) | sealed length (4 bytes) | nonce (12 bytes)
+             | ciphertext + 16-byte tag            (repeated; the last frame is final=1)
+    AAD    = header | frame index (8 bytes, big-endian) | final flag
+
+The passphrase (``snapshot.key`` / ``GUARD_SNAPSHOT_KEY``) goes through scrypt with the
+file's random salt to 64 bytes: the first 32 are the AES key, the next 16 the key check, so
+a wrong key is told apart from a damaged file. Every frame is authenticated together with
+the header, its index and the final flag: an altered, reordered, dropped, duplicated or
+appended frame and a file cut short all fail to decrypt. The manifest records the algorithm
+and parameters, never the key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import re
+import shlex
 import shutil
 import struct
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from guard.db import connect, describe_url, url_password
+from guard.db import connect, describe_url
 from guard.errors import Blocked, GuardError, UsageError
 
-MAGIC = b"GUARDENC1"
-CHUNK = 1 << 20
-SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
+if TYPE_CHECKING:
+    import psycopg
+
 Progress = Callable[[str], None]
 
-TABLE_COUNTS = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg_toast%'
- ORDER BY 1
+MANIFEST_FORMAT = 2
+MANIFEST_SUFFIX = ".manifest.json"
+MAGIC = b"GUARDENC"
+ENC_VERSION = 2
+CHUNK = 1 << 20
+MAX_CHUNK = 1 << 26  # a header asking for bigger chunks is damaged, not a reason to allocate
+SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P = 15, 8, 1  # 32 MiB and ~0.1 s per derivation
+SALT_BYTES, CHECK_BYTES, NONCE_BYTES, TAG_BYTES = 16, 16, 12, 16
+HEADER_BYTES = len(MAGIC) + 4 + SALT_BYTES + CHECK_BYTES + 4
+FRAME_HEAD = struct.Struct(">BI")  # final flag, sealed length
+MIN_KEY_CHARS = 16  # shorter passphrases make the encryption a formality
+PROGRESS_AFTER = 1.0  # seconds: quick dumps stay quiet
+PROGRESS_EVERY = 5.0
+
+# The SQL guard runs for a snapshot: in one REPEATABLE READ, READ ONLY transaction.
+BEGIN_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+# pg_dump reads every row with row_security off (it fails rather than dump a filtered table):
+# count the same way, so a count can never silently differ from the dump. The export session
+# stays idle while pg_dump works, so a server-side idle timeout must not end it.
+SNAPSHOT_SETTINGS = ("SET LOCAL row_security = off", "SET LOCAL idle_in_transaction_session_timeout = 0")
+EXPORT_SNAPSHOT = """
+SELECT pg_export_snapshot(), current_setting('server_version'),
+       current_setting('server_version_num')::int / 10000, current_database(), clock_timestamp()
 """
+# Tables whose rows pg_dump writes: ordinary and partitioned tables outside the system
+# schemas, except tables that belong to an extension (CREATE EXTENSION makes those).
+USER_TABLES = """
+SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p')
+   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ ORDER BY 3
+"""
+COUNT_ROWS = "SELECT count(*) FROM {}"
+# Role names the dump may refer to (owners, grants, policies): a drill creates them first.
+ROLES = "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user ORDER BY 1"
 
 
 class SnapshotError(GuardError):
-    """A snapshot that cannot be made, read or trusted: exit 1 in a drill."""
+    """A snapshot that cannot be read or trusted (damaged, wrong key, restore failed): exit 1."""
 
-    exit_code = 1
+    exit_code = 1  # what a failed drill exits with
+
+
+# ---------------------------------------------------------------------- the manifest
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `guard snapshot` wrote, as recorded in ``<file>.manifest.json`` beside it.
+
+    ``directory`` is where the files are (not stored: snapshots move).
+    """
+
+    file: str
+    mode: str  # "full" or "schema"
+    database: str  # host:port/dbname, never credentials
+    server_version: str
+    server_major: int
+    pg_dump_version: str
+    pg_dump_major: int  # pg_restore must be at least this new to read the file
+    started_at: str
+    finished_at: str
+    taken_at: str  # the server's clock when the dump's snapshot was exported
+    bytes: int
+    sha256: str  # of the file as written (encrypted bytes when encrypted)
+    encryption: dict[str, Any] | None
+    tables: dict[str, int | None]  # quoted schema.table -> rows (None: schema-only)
+    roles: tuple[str, ...]
+    restore_command: str
+    format: int = MANIFEST_FORMAT
+    directory: Path | None = field(default=None, compare=False)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
+
+    @property
+    def path(self) -> Path:
+        """The snapshot file."""
+        return (self.directory or Path(".")) / self.file
+
+    @property
+    def manifest_path(self) -> Path:
+        return (self.directory or Path(".")) / (self.file + MANIFEST_SUFFIX)
+
+    def restore_steps(self, directory: Path | None = None) -> list[str]:
+        """Shell commands that restore this snapshot into ``$TARGET_DATABASE_URL``.
+
+        Encrypted: decrypt (needs GUARD_SNAPSHOT_KEY) to a plain dump, pg_restore it, remove
+        the plain dump. Paths are bare file names unless ``directory`` is given.
+        """
+        return _restore_steps(self.file, self.encrypted, directory)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's JSON form."""
+        data = asdict(self)
+        del data["directory"]
+        data["roles"] = list(self.roles)
+        return data
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        """Read a manifest; SnapshotError when it is missing or not a guard manifest."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data["file"], str) or Path(data["file"]).name != data["file"] or data["file"] in ("", ".", ".."):
+                # The snapshot lies beside its manifest: a path elsewhere is not ours to read.
+                raise ValueError(f"file must be a name beside the manifest, got {data['file']!r}")
+            return cls(
+                file=data["file"], mode=data["mode"], database=data["database"],
+                server_version=data["server_version"],
+                server_major=int(data.get("server_major") or _major(data["server_version"])),
+                pg_dump_version=data.get("pg_dump_version", ""),
+                pg_dump_major=int(data.get("pg_dump_major") or 0),
+                started_at=data["started_at"], finished_at=data["finished_at"],
+                taken_at=data.get("taken_at", data["started_at"]), bytes=int(data["bytes"]),
+                sha256=data["sha256"], encryption=data.get("encryption"), tables=dict(data["tables"]),
+                roles=tuple(data.get("roles", ())), restore_command=data["restore_command"],
+                format=int(data.get("format", 1)), directory=path.parent,
+            )
+        except OSError as exc:
+            raise SnapshotError(f"cannot read manifest {path}: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SnapshotError(f"{path.name} is not a guard snapshot manifest ({exc.__class__.__name__}: {exc})") from None
+
+    def write(self) -> Path:
+        """Write the manifest beside the snapshot (atomically); its path."""
+        target = self.manifest_path
+        _atomic_write(target, json.dumps(self.to_dict(), indent=2) + "\n")
+        return target
+
+
+def _restore_steps(file: str, encrypted: bool, directory: Path | None) -> list[str]:
+    def where(name: str) -> str:
+        return shlex.quote(str(directory / name) if directory is not None else name)
+
+    restore = 'pg_restore --no-owner --dbname "$TARGET_DATABASE_URL" '
+    if not encrypted:
+        return [restore + where(file)]
+    plain = file.removesuffix(".enc")
+    return [f"guard decrypt {where(file)} {where(plain)}", restore + where(plain), f"rm {where(plain)}"]
+
+
+def manifests_in(directory: Path) -> list[Path]:
+    """Manifest files in ``directory``, oldest first (by the time the snapshot was taken:
+    a downloaded artifact's file times say nothing)."""
+    found = []
+    for path in directory.glob(f"*{MANIFEST_SUFFIX}"):
+        try:
+            started = str(json.loads(path.read_text(encoding="utf-8")).get("started_at", ""))
+        except (OSError, ValueError, AttributeError):
+            started = ""
+        found.append((started, path.name, path))
+    return [p for _s, _n, p in sorted(found)]
 
 
 # ---------------------------------------------------------------------- clients
 
 
-def client_version(path: Path) -> int:
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
+def _major(version: str) -> int:
+    """15 from "15.18 (Debian ...)", 9 from "9.6.24": pre-10 releases are older than any 10+."""
+    match = re.search(r"(\d+)", version)
     return int(match.group(1)) if match else 0
 
 
-def find_client(tool: str, server_major: int) -> Path:
-    """A pg_dump/pg_restore whose major version is at least the server's."""
-    candidates: list[Path] = []
-    if os.environ.get("PG_BIN"):
-        candidates.append(Path(os.environ["PG_BIN"]) / tool)
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30).stdout.strip()
-        if out:
-            candidates.append(Path(out) / tool)
-    candidates += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True,
-                         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    from guard.embedded import _pgserver_bin_dir  # the bundled build, when installed
+def client_version(path: Path) -> str:
+    """The version a client reports ("16.2" from "pg_dump (PostgreSQL) 16.2"), or ""."""
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = re.search(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)*)", out) or re.search(r"(\d+(?:\.\d+)+)", out)
+    return match.group(1) if match else ""
 
-    bundled = _pgserver_bin_dir()
-    if bundled is not None:
-        candidates.append(bundled / tool)
-    seen = []
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            major = client_version(path)
-            seen.append(f"{path} ({major})")
-            if major >= server_major:
-                return path
+
+def _client_dirs(tool: str) -> list[Path]:
+    """Where to look, in order: PG_BIN, pg_config --bindir, /usr/lib/postgresql/<newest first>/bin,
+    pgserver's bundled binaries, then PATH."""
+    from guard.embedded import _candidate_bin_dirs  # the same search as the embedded server's
+
+    dirs = _candidate_bin_dirs()
+    on_path = shutil.which(tool)
+    if on_path:
+        dirs.append(Path(on_path).parent)
+    return dirs
+
+
+def find_client(tool: str, server_major: int) -> Path:
+    """A `pg_dump`/`pg_restore` whose major version is at least ``server_major``.
+
+    Blocked (exit 3) naming the server version, what was found and how to install one.
+    """
+    seen: list[str] = []
+    checked: set[Path] = set()
+    for directory in _client_dirs(tool):
+        path = directory / tool
+        if path in checked or not path.is_file() or not os.access(path, os.X_OK):
+            continue
+        checked.add(path)
+        version = client_version(path)
+        if version and _major(version) >= server_major:
+            return path
+        seen.append(f"{path} {version or 'of unknown version'}")
     raise Blocked(
         f"no {tool} of PostgreSQL {server_major} or newer for a server of version {server_major}"
-        + (f" (found: {', '.join(seen)})" if seen else ""),
-        hint=f"apt-get install postgresql-client-{server_major}, or set PG_BIN to its bin directory",
+        + (f"; found only {', '.join(seen)}" if seen else ""),
+        hint=f"install postgresql-client-{server_major} (apt.postgresql.org) or set PG_BIN to its bin directory",
     )
 
 
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") or k == "PG_BIN"}
-    password = url_password(url)
+def client_dsn(url: str) -> tuple[str, dict[str, str]]:
+    """A connection string without the password, and the environment that carries it.
+
+    The password goes to the client as PGPASSWORD (never on its command line, where `ps`
+    shows it); the rest of the environment is passed on as is, so the client connects the
+    way guard's own connection does.
+    """
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except Exception:  # noqa: BLE001 - psycopg's parse error may quote the URL
+        raise UsageError("the database URL cannot be parsed") from None
+    # guard's own settings (the snapshot key among them) are none of the client's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = password
-    return env
-
-
-def _dsn_without_password(url: str) -> str:
-    from guard.shadow import _no_password
-
-    return _no_password(url)
+    return make_conninfo(**params), env
 
 
 # ---------------------------------------------------------------------- encryption
 
 
-def derive_key(passphrase: str, salt: bytes) -> bytes:
+def _derive(passphrase: str, salt: bytes, log2_n: int, r: int, p: int) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-    return Scrypt(salt=salt, length=32, **SCRYPT).derive(passphrase.encode())
+    if not 10 <= log2_n <= 22 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise SnapshotError("the encrypted file's key derivation parameters are damaged")
+    derived = Scrypt(salt=salt, length=64, n=1 << log2_n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    return derived[:32], derived[32:32 + CHECK_BYTES]
 
 
-def encrypt_file(source: Path, target: Path, passphrase: str) -> None:
+def encryption_info() -> dict[str, Any]:
+    """What the manifest records about an encrypted file: algorithm and parameters, no key."""
+    return {"algorithm": "AES-256-GCM", "kdf": "scrypt",
+            "kdf_params": {"n": 1 << SCRYPT_LOG2_N, "r": SCRYPT_R, "p": SCRYPT_P},
+            "chunk_bytes": CHUNK, "framing": f"guard-enc v{ENC_VERSION} (docs/snapshots.md)"}
+
+
+def encrypt_chunks(chunks: Iterable[bytes], passphrase: str) -> Iterator[bytes]:
+    """The encrypted file, piece by piece: the header, then one frame per chunk (each at
+    most CHUNK bytes), then an empty final frame."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    salt = os.urandom(16)
-    header = MAGIC + salt + struct.pack(">I", CHUNK)
-    aead = AESGCM(derive_key(passphrase, salt))
-    with source.open("rb") as src, target.open("wb") as out:
-        out.write(header)
-        index = 0
-        chunk = src.read(CHUNK)
-        while True:
-            following = src.read(CHUNK)
-            last = not following
-            nonce = os.urandom(12)
-            sealed = aead.encrypt(nonce, chunk, header + struct.pack(">QB", index, last))
-            out.write(struct.pack(">I", len(sealed)) + nonce + sealed)
-            if last:
-                break
-            chunk, index = following, index + 1
+    salt = os.urandom(SALT_BYTES)
+    key, check = _derive(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+    header = MAGIC + bytes([ENC_VERSION, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P]) + salt + check + struct.pack(">I", CHUNK)
+    aead = AESGCM(key)
+    yield header
+    index = 0
+
+    def frame(data: bytes, final: bool) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = aead.encrypt(nonce, data, header + struct.pack(">QB", index, final))
+        return FRAME_HEAD.pack(final, len(sealed)) + nonce + sealed
+
+    for chunk in chunks:
+        for start in range(0, len(chunk), CHUNK):
+            yield frame(chunk[start:start + CHUNK], False)
+            index += 1
+    yield frame(b"", True)
 
 
-def decrypt_file(source: Path, target: Path, passphrase: str) -> None:
-    """Raises SnapshotError for a wrong key or any damage (altered, reordered, truncated)."""
+def decrypt_chunks(source: IO[bytes], passphrase: str, name: str) -> Iterator[bytes]:
+    """The plaintext of an encrypted file, chunk by chunk.
+
+    SnapshotError for a wrong key, an unknown format, or any damage: altered, reordered,
+    dropped or appended frames, a file cut short. Plaintext is only yielded once its frame
+    authenticated; a caller must still discard everything when an error comes later.
+    """
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    with source.open("rb") as src, target.open("wb") as out:
-        header = src.read(len(MAGIC) + 20)
-        if not header.startswith(MAGIC) or len(header) < len(MAGIC) + 20:
-            raise SnapshotError(f"{source.name} is not a guard-encrypted snapshot")
-        aead = AESGCM(derive_key(passphrase, header[len(MAGIC):len(MAGIC) + 16]))
-        index = 0
-        while True:
-            size_bytes = src.read(4)
-            if len(size_bytes) < 4:
-                raise SnapshotError(f"{source.name} is truncated (no final chunk)")
-            (size,) = struct.unpack(">I", size_bytes)
-            nonce = src.read(12)
-            sealed = src.read(size)
-            if len(nonce) < 12 or len(sealed) < size:
-                raise SnapshotError(f"{source.name} is truncated in chunk {index}")
-            plain = None
-            for last in (False, True):
-                try:
-                    plain = aead.decrypt(nonce, sealed, header + struct.pack(">QB", index, last))
-                except InvalidTag:
-                    continue
-                out.write(plain)
-                if last:
-                    if src.read(1):
-                        raise SnapshotError(f"{source.name} has data after its final chunk")
-                    return
-                break
-            if plain is None:
-                raise SnapshotError(f"cannot decrypt {source.name}: wrong key, or the file is damaged (chunk {index})")
-            index += 1
+    header = source.read(HEADER_BYTES)
+    if not header.startswith(MAGIC):
+        raise SnapshotError(f"{name} is not a guard-encrypted snapshot")
+    if len(header) < len(MAGIC) + 1:
+        raise SnapshotError(f"{name} is truncated (incomplete header)")
+    if header[len(MAGIC)] != ENC_VERSION:
+        raise SnapshotError(f"{name} uses an encryption format this guard does not read "
+                            f"(format byte {header[len(MAGIC)]:#04x}; this guard reads {ENC_VERSION})")
+    if len(header) < HEADER_BYTES:
+        raise SnapshotError(f"{name} is truncated (incomplete header)")
+    log2_n, r, p = header[9], header[10], header[11]
+    salt = header[12:12 + SALT_BYTES]
+    check = header[12 + SALT_BYTES:12 + SALT_BYTES + CHECK_BYTES]
+    (chunk_size,) = struct.unpack(">I", header[-4:])
+    if not 0 < chunk_size <= MAX_CHUNK:
+        raise SnapshotError(f"{name} has a damaged header (chunk size {chunk_size})")
+    key, expected_check = _derive(passphrase, salt, log2_n, r, p)
+    if not hmac.compare_digest(check, expected_check):
+        raise SnapshotError(f"cannot decrypt {name}: wrong key (snapshot.key / GUARD_SNAPSHOT_KEY)")
+    aead = AESGCM(key)
+    index = 0
+    while True:
+        head = source.read(FRAME_HEAD.size)
+        if len(head) < FRAME_HEAD.size:
+            raise SnapshotError(f"{name} is truncated: it ends after {index} chunk(s) without its final chunk")
+        final, size = FRAME_HEAD.unpack(head)
+        if final not in (0, 1) or not TAG_BYTES <= size <= chunk_size + TAG_BYTES:
+            raise SnapshotError(f"{name} is damaged in chunk {index} (impossible frame header)")
+        nonce = source.read(NONCE_BYTES)
+        sealed = source.read(size)
+        if len(nonce) < NONCE_BYTES or len(sealed) < size:
+            raise SnapshotError(f"{name} is truncated in chunk {index}")
+        try:
+            plain = aead.decrypt(nonce, sealed, header + struct.pack(">QB", index, final))
+        except InvalidTag:
+            raise SnapshotError(
+                f"{name} is damaged: chunk {index} fails authentication (altered, reordered or truncated)"
+            ) from None
+        if plain:
+            yield plain
+        if final:
+            if source.read(1):
+                raise SnapshotError(f"{name} has data after its final chunk")
+            return
+        index += 1
 
 
-# ---------------------------------------------------------------------- taking one
+def encrypt_file(source: Path, target: Path, passphrase: str) -> None:
+    """Encrypt a plain dump into ``target`` (created 0600; written whole or not at all)."""
+    with source.open("rb") as src:
+        with _PartialFile(target) as out:
+            for piece in encrypt_chunks(iter(lambda: src.read(CHUNK), b""), passphrase):
+                out.write(piece)
+            out.commit()
+
+
+def decrypt_file(source: Path, target: Path, passphrase: str) -> None:
+    """Decrypt into ``target`` (created 0600); on any error nothing is left at ``target``.
+
+    SnapshotError for a wrong key or a damaged file (see `decrypt_chunks`).
+    """
+    with source.open("rb") as src, _PartialFile(target) as out:
+        for plain in decrypt_chunks(src, passphrase, source.name):
+            out.write(plain)
+        out.commit()
+
+
+# ---------------------------------------------------------------------- files
+
+
+class _PartialFile:
+    """``<target>.partial``, mode 0600, hashed as written; renamed to ``target`` by commit(),
+    removed when the block ends without it."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.partial = target.with_name(target.name + ".partial")
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._fd = -1
+
+    def __enter__(self) -> _PartialFile:
+        self.partial.unlink(missing_ok=True)
+        self._fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return self
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.digest.update(data)
+        self.size += len(data)
+
+    def commit(self) -> None:
+        os.fsync(self._fd)  # a backup that exists only in the page cache is no backup
+        os.close(self._fd)
+        self._fd = -1
+        os.replace(self.partial, self.target)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.partial.unlink(missing_ok=True)
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 of a file, hex."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -183,76 +469,170 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ProgressMeter:
+    """When to print progress for long work: not in the first second, then every few seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.started = clock()
+        self._next = self.started + PROGRESS_AFTER
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+    def due(self) -> bool:
+        """True when a progress line is due now (and then not again for a while)."""
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + PROGRESS_EVERY
+        return True
+
+
+# ---------------------------------------------------------------------- taking one
+
+
+def _file_name(database: str, started: dt.datetime, mode: str, encrypted: bool, out_dir: Path) -> str:
+    stem = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', database)}-{started:%Y%m%dT%H%M%SZ}-{mode}"
+    suffix = ".dump.enc" if encrypted else ".dump"
+    name, n = stem + suffix, 1
+    while (out_dir / name).exists() or (out_dir / (name + MANIFEST_SUFFIX)).exists():
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    return name
+
+
+def _count_rows(conn: psycopg.Connection[Any], mode: str) -> dict[str, int | None]:
+    import psycopg
+    from psycopg import sql
+
+    counts: dict[str, int | None] = {}
+    for schema, table, quoted in conn.execute(USER_TABLES).fetchall():
+        if mode != "full":
+            counts[quoted] = None
+            continue
+        try:
+            row = conn.execute(sql.SQL(COUNT_ROWS).format(sql.Identifier(schema, table))).fetchone()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise Blocked(f"cannot read every row of {quoted}: {exc.diag.message_primary}",
+                          hint="snapshot with a role that owns the tables or has BYPASSRLS") from None
+        counts[quoted] = int(row[0]) if row else 0
+    return counts
+
+
 def take_snapshot(
     url: str, *, mode: str, out_dir: Path, encrypt: bool, key: str | None, progress: Progress
-) -> dict[str, Any]:
-    """Dump the database (mode "full" or "schema") into out_dir; returns the manifest."""
-    if mode == "full" and encrypt and not key:
+) -> Manifest:
+    """Dump the database (``mode`` "full" or "schema") into ``out_dir``; the written manifest.
+
+    Encrypted when ``encrypt`` and a key is given; a full snapshot with ``encrypt`` and no
+    key is refused (UsageError, exit 2) before connecting. ConnectError / Blocked (exit 3)
+    when the database cannot be reached, no client is new enough, or pg_dump fails.
+    """
+    if mode not in ("full", "schema"):
+        raise UsageError(f"snapshot mode must be full or schema, got {mode!r}")
+    if encrypt and not key and mode == "full":
         raise UsageError(
             "a full snapshot is encrypted by default and no key is set",
-            hint="export GUARD_SNAPSHOT_KEY=..., or pass --no-encrypt (snapshot.encrypt: false)",
+            hint="set GUARD_SNAPSHOT_KEY (or snapshot.key: ${VAR}), or pass --no-encrypt / snapshot.encrypt: false",
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    passphrase = key if encrypt and key else None
+    if passphrase is not None and len(passphrase) < MIN_KEY_CHARS:
+        raise UsageError(f"the snapshot key is shorter than {MIN_KEY_CHARS} characters",
+                         hint="generate one with: openssl rand -base64 32")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create snapshot directory {out_dir}: {exc.strerror}") from None
+    import psycopg
+
     started = dt.datetime.now(dt.timezone.utc)
-    stamp = f"{started:%Y%m%dT%H%M%SZ}"
+    what = describe_url(url)
+    dsn, env = client_dsn(url)
     conn = connect(url, application_name="guard snapshot", autocommit=False)
     try:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        row = conn.execute("SELECT pg_export_snapshot(), current_setting('server_version'), "
-                           "current_setting('server_version_num')::int / 10000, current_database()").fetchone()
+        conn.execute(BEGIN_SNAPSHOT)
+        for setting in SNAPSHOT_SETTINGS:
+            conn.execute(setting)
+        row = conn.execute(EXPORT_SNAPSHOT).fetchone()
         assert row is not None
-        snapshot_id, version, major, database = row
-        counts = {}
-        from psycopg import sql
-
-        for (table,) in conn.execute(TABLE_COUNTS).fetchall():
-            counted = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()
-            counts[table] = int(counted[0]) if counted else 0
-        pg_dump = find_client("pg_dump", major)
-        plain = out_dir / f"{database}-{stamp}-{mode}.dump"
-        argv = [str(pg_dump), "-Fc", f"--snapshot={snapshot_id}", "-f", str(plain), "-d", _dsn_without_password(url)]
-        if mode == "schema":
-            argv.insert(1, "--schema-only")
-        proc = subprocess.Popen(argv, env=_env(url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        began = time.monotonic()
-        while proc.poll() is None:
-            time.sleep(0.2)
-            if time.monotonic() - began > 1:
-                size = plain.stat().st_size if plain.exists() else 0
-                progress(f"pg_dump: {size / 1048576:.1f} MB written")
-                began = time.monotonic()
-        if proc.returncode != 0:
-            err = proc.stderr.read() if proc.stderr else ""
-            plain.unlink(missing_ok=True)
-            raise Blocked(f"pg_dump of {describe_url(url)} failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+        snapshot_id, server_version, server_major, database, taken_at = row
+        pg_dump = find_client("pg_dump", server_major)
+        pg_dump_version = client_version(pg_dump)
+        counts = _count_rows(conn, mode)
+        roles = tuple(r[0] for r in conn.execute(ROLES).fetchall())
+        name = _file_name(database, started, mode, passphrase is not None, out_dir)
+        progress(f"pg_dump {pg_dump_version} ({pg_dump}) of {what}, {mode}, "
+                 + ("encrypted" if passphrase else "not encrypted"))
+        # The exporting transaction stays open until pg_dump is done: the snapshot lives with it.
+        size, digest = _dump(pg_dump, dsn, env, snapshot_id, mode, out_dir / name, passphrase, progress, what)
+    except psycopg.Error as exc:
+        raise Blocked(f"snapshot of {what} failed: {exc.diag.message_primary or exc.__class__.__name__}") from None
     finally:
-        conn.rollback()
-        conn.close()
-    file = plain
-    encryption = None
-    if encrypt and key:
-        file = plain.with_suffix(".dump.enc")
-        encrypt_file(plain, file, key)
-        plain.unlink()
-        encryption = {"algorithm": "AES-256-GCM", "kdf": "scrypt", "kdf_params": SCRYPT, "chunk_bytes": CHUNK,
-                      "format": "docs/snapshots.md"}
-    restore = f"pg_restore --no-owner --dbname=<target database> {file.name}"
-    if encryption:
-        restore = (f"GUARD_SNAPSHOT_KEY=... guard decrypt {file.name} {plain.name} && "
-                   + restore.replace(file.name, plain.name))
-    manifest = {
-        "format": 1,
-        "database": describe_url(url),
-        "server_version": version,
-        "mode": mode,
-        "started_at": started.isoformat(),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "file": file.name,
-        "bytes": file.stat().st_size,
-        "sha256": sha256(file),
-        "encryption": encryption,
-        "tables": counts if mode == "full" else {t: None for t in counts},
-        "restore_command": restore,
-    }
-    (out_dir / f"{file.name}.manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _end_quietly(conn)
+    manifest = Manifest(
+        file=name, mode=mode, database=what, server_version=server_version,
+        server_major=int(server_major), pg_dump_version=pg_dump_version, pg_dump_major=_major(pg_dump_version),
+        started_at=started.isoformat(), finished_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        taken_at=taken_at.astimezone(dt.timezone.utc).isoformat(), bytes=size, sha256=digest,
+        encryption=encryption_info() if passphrase else None, tables=counts, roles=roles,
+        restore_command=" && ".join(_restore_steps(name, passphrase is not None, None)), directory=out_dir,
+    )
+    manifest.write()
     return manifest
+
+
+def _end_quietly(conn: psycopg.Connection[Any]) -> None:
+    import psycopg
+
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        pass  # the session is going away anyway; the error that matters is already raised
+    finally:
+        conn.close()
+
+
+def _dump(
+    pg_dump: Path, dsn: str, env: dict[str, str], snapshot_id: str, mode: str, target: Path,
+    passphrase: str | None, progress: Progress, what: str,
+) -> tuple[int, str]:
+    """Run pg_dump into ``target`` (through the encryption when a passphrase is given)."""
+    argv = [str(pg_dump), "--format=custom", f"--snapshot={snapshot_id}", "--dbname", dsn]
+    if mode == "schema":
+        argv.append("--schema-only")
+    meter = ProgressMeter()
+    with tempfile.TemporaryFile() as errors, _PartialFile(target) as out:
+        # stderr goes to a file: a pipe nobody reads while stdout is drained could fill and hang.
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        stdout = proc.stdout
+        assert stdout is not None
+        try:
+            def chunks() -> Iterator[bytes]:
+                read = 0
+                for chunk in iter(lambda: stdout.read(CHUNK), b""):
+                    read += len(chunk)
+                    if meter.due():
+                        progress(f"pg_dump: {read / 1048576:.1f} MB dumped, {meter.elapsed():.0f}s")
+                    yield chunk
+
+            pieces = encrypt_chunks(chunks(), passphrase) if passphrase else chunks()
+            try:
+                for piece in pieces:
+                    out.write(piece)
+            except OSError as exc:
+                raise Blocked(f"cannot write {target}: {exc.strerror}") from None
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            stdout.close()
+        if code != 0:
+            errors.seek(0)
+            lines = [ln for ln in errors.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            raise Blocked(f"pg_dump of {what} failed: {lines[-1] if lines else f'exit {code}'}")
+        out.commit()
+    if meter.elapsed() > PROGRESS_AFTER:
+        progress(f"pg_dump: done, {out.size / 1048576:.1f} MB in {meter.elapsed():.1f}s")
+    return out.size, out.digest.hexdigest()
