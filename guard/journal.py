@@ -1,9 +1,11 @@
 """guard's own record of each run, in the target database (schema ``guard``).
 
 A run is journalled as ``running`` before its first migration statement, each file's
-version is added to ``committed`` in that file's own transaction (so the journal cannot
-claim a file that did not commit, nor miss one that did), and the run is closed with its
-outcome and report. A row still ``running`` with no process holding guard's lock is a run
+version is recorded in ``guard.run_commits`` in that file's own transaction (so the journal
+cannot claim a file that did not commit, nor miss one that did), and the run is closed with
+its outcome and report, the committed versions folded into ``guard.runs.committed``. (One
+row per file rather than an array grown in place: rewriting a growing array in every file's
+transaction made a release of a thousand files cost quadratic time.) A row still ``running`` with no process holding guard's lock is a run
 that died (CI job killed, runner lost): the next run refuses until an operator acknowledges it.
 The schema is closed to PUBLIC and to Supabase's API roles.
 """
@@ -41,29 +43,43 @@ CREATE_JOURNAL = (
         acknowledgement text
     )""",
     "REVOKE ALL ON TABLE guard.runs FROM PUBLIC",
+    """CREATE TABLE IF NOT EXISTS guard.run_commits (
+        run_id       text NOT NULL,
+        version      text NOT NULL,
+        committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        seq          bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (run_id, version)
+    )""",
+    "REVOKE ALL ON TABLE guard.run_commits FROM PUBLIC",
 )
 SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
 REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA guard FROM {role}"
-REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE guard.runs FROM {role}"
+REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE guard.runs, guard.run_commits FROM {role}"
 JOURNAL_EXISTS = "SELECT to_regclass('guard.runs') IS NOT NULL"
+JOURNAL_COMPLETE = "SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.run_commits') IS NOT NULL"
 START_RUN = """
 INSERT INTO guard.runs (run_id, command, status, pending, restore_target, actor, reason)
 VALUES (%s, %s, 'running', %s, %s, %s, %s)
 ON CONFLICT (run_id) DO NOTHING
 """
-MARK_COMMITTED = (
-    "UPDATE guard.runs SET committed = array_append(committed, %s::text) "
-    "WHERE run_id = %s AND NOT (%s::text = ANY(committed))"
-)
-FINISH_RUN = """
-UPDATE guard.runs
-   SET finished_at = clock_timestamp(), status = %s, exit_code = %s, report = %s
+MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+# The versions a run committed: those folded into guard.runs.committed when it ended, then
+# those recorded per file since (all of them while it runs, or when it died).
+COMMITTED = """(r.committed || ARRAY(
+    SELECT c.version FROM guard.run_commits c
+     WHERE c.run_id = r.run_id AND NOT (c.version = ANY(r.committed)) ORDER BY c.seq))"""
+FINISH_RUN = f"""
+UPDATE guard.runs r
+   SET finished_at = clock_timestamp(), status = %s, exit_code = %s, report = %s, committed = {COMMITTED}
  WHERE run_id = %s
 """
-MARK_INTERRUPTED = "UPDATE guard.runs SET status = 'interrupted' WHERE run_id = %s AND finished_at IS NULL"
-UNFINISHED = """
-SELECT run_id, command, started_at, pending, committed, restore_target, actor, reason, report
-  FROM guard.runs
+MARK_INTERRUPTED = f"""
+UPDATE guard.runs r SET status = 'interrupted', committed = {COMMITTED}
+ WHERE run_id = %s AND finished_at IS NULL
+"""
+UNFINISHED = f"""
+SELECT run_id, command, started_at, pending, {COMMITTED}, restore_target, actor, reason, report
+  FROM guard.runs r
  WHERE finished_at IS NULL AND acknowledged_at IS NULL
  ORDER BY started_at
 """
@@ -74,15 +90,15 @@ UPDATE guard.runs
  WHERE run_id = %s AND acknowledged_at IS NULL
 RETURNING run_id
 """
-RUN_BY_ID = """
-SELECT run_id, command, started_at, finished_at, status, exit_code, pending, committed,
+RUN_BY_ID = f"""
+SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {COMMITTED},
        restore_target, actor, reason, report
-  FROM guard.runs WHERE run_id = %s
+  FROM guard.runs r WHERE run_id = %s
 """
-LATEST_FAILED = """
-SELECT run_id, command, started_at, finished_at, status, exit_code, pending, committed,
+LATEST_FAILED = f"""
+SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {COMMITTED},
        restore_target, actor, reason, report
-  FROM guard.runs
+  FROM guard.runs r
  WHERE finished_at IS NULL OR exit_code IN (1, 4)
  ORDER BY started_at DESC
  LIMIT 1
@@ -111,9 +127,14 @@ def exists(conn: psycopg.Connection[Any]) -> bool:
 
 
 def ensure(conn: psycopg.Connection[Any]) -> None:
-    """Create the journal (idempotent) and close it to PUBLIC and Supabase's API roles."""
+    """Create the journal (idempotent) and close it to PUBLIC and Supabase's API roles.
+
+    Once both tables exist this is one query: they were closed when they were created."""
     from psycopg import sql
 
+    row = conn.execute(JOURNAL_COMPLETE).fetchone()
+    if row and row[0]:
+        return
     with conn.transaction():
         for statement in CREATE_JOURNAL:
             conn.execute(statement)
@@ -145,7 +166,7 @@ def start(
 
 def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> None:
     """Inside a file's transaction: that file is committed exactly when this is."""
-    conn.execute(MARK_COMMITTED, (version, run_id, version))
+    conn.execute(MARK_COMMITTED, (run_id, version))
 
 
 def finish(

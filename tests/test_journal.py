@@ -135,9 +135,12 @@ def test_journal_is_closed_to_supabase_api_roles(ready: Project) -> None:
     ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
     assert ready.guard("run").code == 0
     with psycopg.connect(ready.db_url, autocommit=True) as conn:
+        # Closed even to a role that is given the schema back: the tables are revoked too.
+        conn.execute("GRANT USAGE ON SCHEMA guard TO anon")
         conn.execute("SET ROLE anon")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT * FROM guard.runs")
+        for table in ("guard.runs", "guard.run_commits"):
+            with conn.transaction(), pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT * FROM {table}")
 
 
 def test_blocked_run_leaves_no_journal_entry(tmp_path: Path, db_url: str) -> None:

@@ -30,6 +30,11 @@ SELECT count(*) FROM pg_attribute
  WHERE attrelid = 'supabase_migrations.schema_migrations'::regclass
    AND attname IN ('statements', 'name') AND NOT attisdropped
 """
+HISTORY_COMPLETE = """
+SELECT count(*) = 2 FROM pg_attribute
+ WHERE attrelid = to_regclass('supabase_migrations.schema_migrations')
+   AND attname IN ('statements', 'name') AND NOT attisdropped
+"""
 READ_HISTORY = "SELECT version, name, statements FROM supabase_migrations.schema_migrations"
 READ_HISTORY_VERSIONS_ONLY = "SELECT version, NULL::text, NULL::text[] FROM supabase_migrations.schema_migrations"
 INSERT_HISTORY = (
@@ -66,7 +71,13 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
 
 
 def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -> None:
-    """Create the history table if needed, in its own short transaction (as the CLI does)."""
+    """Create the history table if needed, in its own short transaction (as the CLI does).
+
+    A table that already has every column is left alone: the idempotent DDL would still
+    take locks and cost round trips on every run."""
+    row = conn.execute(HISTORY_COMPLETE).fetchone()
+    if row and row[0]:
+        return
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = " + _literal(lock_timeout))
         for statement in CREATE_HISTORY:
