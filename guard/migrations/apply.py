@@ -153,13 +153,16 @@ def _apply_one(
     progress(f"applying {result.file} ({_count(len(file.statements))})")
     executed_all = False
     try:
-        with conn.transaction():
-            for setting in timeouts:
-                conn.execute(setting)
+        # Round trips are most of a small file's cost: BEGIN and its timeouts go as one
+        # message, and the history row, the journal entry and COMMIT as one pipeline.
+        conn.execute("BEGIN; " + "; ".join(timeouts))
+        try:
             _run_statements(conn, file, result, before)
-            history.record(conn, file.version, file.name, [s.sql for s in file.statements])
-            on_commit(conn, file.version)
             executed_all = True
+            _record_and_commit(conn, file, on_commit)
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
     except _StatementFailed as failed:
         result.duration_ms = _ms(started)
         outcome.failed = result
@@ -189,6 +192,37 @@ def _apply_one(
     outcome.committed.append(file.version)
     progress(f"applied  {result.file} in {result.duration_ms:.0f} ms")
     return True
+
+
+def _record_and_commit(conn: psycopg.Connection[Any], file: MigrationFile, on_commit: OnCommit) -> None:
+    """The file's history row and ``on_commit``, then COMMIT: one round trip where libpq
+    supports pipelines (14+), three otherwise. A failure in any leaves the transaction to roll
+    back; a connection lost here may have committed (the caller asks the history)."""
+    import psycopg
+
+    statements = [s.sql for s in file.statements]
+    if not psycopg.Pipeline.is_supported():
+        history.record(conn, file.version, file.name, statements)
+        on_commit(conn, file.version)
+        conn.execute("COMMIT")
+        return
+    with conn.pipeline():
+        history.record(conn, file.version, file.name, statements)
+        on_commit(conn, file.version)
+        conn.execute("COMMIT")
+
+
+def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    """End a failed file's transaction; a broken connection has already ended it."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    if conn.broken or conn.closed or conn.pgconn.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the connection went away: the server rolled the transaction back itself
 
 
 RESET_TIMEOUTS = ("RESET lock_timeout", "RESET statement_timeout")
