@@ -9,6 +9,7 @@ top-level semicolons, leading comments included, surrounding white space trimmed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -141,10 +142,16 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
 def _display(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
-            return str(path.resolve().relative_to(root.resolve()))
+            # Directories resolved once: a release of a thousand files shares one or two.
+            return str((_resolved(path.parent) / path.name).relative_to(_resolved(root)))
         except ValueError:
             pass
     return str(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(directory: Path) -> Path:
+    return directory.resolve()
 
 
 class _Lines:
