@@ -513,12 +513,12 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
 
 
 def _snapshot_step(config: Config, report: RunReport, findings: list[Finding], progress: Progress) -> None:
-    from guard.snapshot import take_snapshot
-
     mode = config.snapshot.mode
     destructive = any(f.category == "destructive" for f in findings)
     if mode == "off" or (config.snapshot.when == "destructive" and not destructive):
         return
+    from guard.snapshot import take_snapshot
+
     progress(f"taking a {mode} snapshot before applying")
     manifest = take_snapshot(
         require_database_url(config), mode=mode, out_dir=config.snapshot.dir,
