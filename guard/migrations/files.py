@@ -12,15 +12,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from guard.errors import Blocked, MigrationFileError, UsageError
 
 FILE_PATTERN = re.compile(r"^([0-9]+)_(.*)\.sql$")
 _BOM = b"\xef\xbb\xbf"
+KEEP_TEXT_BYTES = 1 << 20  # files smaller than this keep their text (MigrationFile.text)
 _COPY_FROM_STDIN = re.compile(r"\bcopy\b.*?\bfrom\s+stdin\b", re.IGNORECASE | re.DOTALL)
 
 
@@ -61,6 +63,9 @@ class MigrationFile:
     ref: MigrationRef
     statements: tuple[Statement, ...]
     sha256: str
+    # The decoded text, kept for files under KEEP_TEXT_BYTES (lint reads its pragmas from it);
+    # a larger file is read again when needed rather than held twice in memory.
+    text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -136,22 +141,26 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
             f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=display, line=line,
             hint="save the file as UTF-8",
         ) from None
-    return MigrationFile(ref=ref, statements=tuple(split_statements(text, display)), sha256=digest)
+    return MigrationFile(ref=ref, statements=tuple(split_statements(text, display)), sha256=digest,
+                         text=text if len(data) < KEEP_TEXT_BYTES else None)
 
 
 def _display(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it lies under it, else as given."""
     if root is not None:
-        try:
-            # Directories resolved once: a release of a thousand files shares one or two.
-            return str((_resolved(path.parent) / path.name).relative_to(_resolved(root)))
-        except ValueError:
-            pass
+        # Directories resolved once, and strings rather than Paths: a release of a thousand
+        # files shares one or two directories, and pathlib made this a third of loading them.
+        given = os.fspath(path)
+        base = _resolved(os.fspath(root)).rstrip(os.sep) + os.sep
+        full = os.path.join(_resolved(os.path.dirname(given) or "."), os.path.basename(given))
+        if full.startswith(base):
+            return full[len(base):]
     return str(path)
 
 
 @functools.lru_cache(maxsize=64)
-def _resolved(directory: Path) -> Path:
-    return directory.resolve()
+def _resolved(directory: str) -> str:
+    return os.path.realpath(directory)
 
 
 class _Lines:
