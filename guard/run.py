@@ -40,7 +40,7 @@ from guard.errors import (
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, Interrupted, apply_pending
 from guard.migrations.plan import compute_plan
-from guard.protect import Protector
+from guard.protect import DESTRUCTIVE_KINDS, Protector
 from guard.report.model import (
     BackupsReport,
     DatabaseInfo,
@@ -265,10 +265,11 @@ def load_migrations(config: Config, progress: Progress) -> list[MigrationFile]:
 
 
 def _display(path: Path, config: Config) -> str:
-    try:
-        return str(path.relative_to(config.base_dir))
-    except ValueError:
-        return str(path)
+    """``path`` relative to the project (as Path.relative_to, on strings: it is called for
+    every file several times, and pathlib's version was a few percent of a big release)."""
+    given = os.fspath(path)
+    base = os.fspath(config.base_dir).rstrip(os.sep) + os.sep
+    return given[len(base):] if given.startswith(base) and len(given) > len(base) else given
 
 
 def guarded_run(
@@ -444,12 +445,14 @@ def _locked_run(
             statement_timeout=config.migrations.statement_timeout,
             display=lambda f: _display(f.path, config),
             progress=progress,
-            on_commit=lambda c, version: journal.mark_committed(c, report.run_id, version),
+            on_commit=lambda version: (journal.MARK_COMMITTED, (report.run_id, version)),
             outcome=outcome,
             lock_retries=config.migrations.lock_retries,
             lock_retry_delay=config.migrations.lock_retry_delay,
             before_statement=protector.before if protector else None,
+            before_kinds=DESTRUCTIVE_KINDS if protector else None,
             outside_transaction=nontx,
+            server_major=state.server_major,
         )
     report.migrations = outcome.results
     if protector is not None:

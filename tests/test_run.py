@@ -60,6 +60,26 @@ def test_good_set_applies_and_records_history_and_manual_backup(ready: Project) 
     assert 3500 < backups["providers"][0]["age_seconds"] < 3800
 
 
+def test_history_and_journal_rows_hold_awkward_and_big_statements(ready: Project) -> None:
+    """A file's history row and journal entry go with its COMMIT: quoted on the client for an
+    ordinary file, as parameters for a big one. Both must store the statements byte for byte."""
+    awkward = ("create table public.q (t text);\n"
+               "insert into public.q values (E'back\\\\slash ''quote'' %s %% $1 \\n'), ($tag$ ; -- $tag$);\n")
+    ready.add("20240101000000_awkward.sql", awkward)
+    body = "x" * 300_000  # over the 256 KiB the single message takes
+    ready.add("20240102000000_big.sql", f"create function public.big() returns text language sql as $$ select '{body}' $$;\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    rows = dict(ready.query("SELECT version, statements FROM supabase_migrations.schema_migrations"))
+    assert rows["20240101000000"] == [line.rstrip(";") for line in awkward.splitlines()]
+    assert rows["20240102000000"] == [f"create function public.big() returns text language sql as $$ select '{body}' $$"]
+    assert ready.query("SELECT t FROM public.q ORDER BY t") == [(" ; -- ",), ("back\\slash 'quote' %s %% $1 \n",)]
+    run_id = result.report["run_id"] if result.report else None
+    assert ready.query("SELECT committed FROM guard.runs WHERE run_id = %s", (run_id,)) == [
+        (["20240101000000", "20240102000000"],)
+    ]
+
+
 def test_nothing_pending_exits_0_and_writes_nothing(ready: Project) -> None:
     ready.add("20240101000000_create_items.sql", GOOD_1)
     assert ready.guard("run").code == 0
@@ -128,6 +148,18 @@ def test_error_position_points_at_the_file_line(ready: Project) -> None:
     assert error["sqlstate"] == "42703"  # undefined_column
     assert error["line"] == 5  # where "nme" stands, not where the statement starts
     assert "supabase/migrations/20240101000000_typo_column.sql:5" in result.stdout
+
+
+def test_error_position_in_a_files_first_statement(ready: Project) -> None:
+    """The first statement travels with the file's BEGIN: its error position is still its own."""
+    ready.add("20240101000000_typo.sql", "-- header\n\nselect oid,\n       relnme\n  from pg_class;\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None
+    error = result.report["migrations"][0]["error"]
+    assert error["sqlstate"] == "42703" and error["statement_index"] == 0
+    assert error["line"] == 4, error
+    assert ready.query("SELECT count(*) FROM supabase_migrations.schema_migrations") == [(0,)]
 
 
 def test_transaction_all_rolls_back_every_file(ready: Project) -> None:

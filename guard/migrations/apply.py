@@ -8,7 +8,7 @@ caller turns them into an outcome.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ SET_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = '{ms}ms'"
 # Migrations run with the session's search_path reset, as a fresh session would.
 RESET_SEARCH_PATH = "RESET search_path"
 LOCK_NOT_AVAILABLE = "55P03"
+SLOW_FILE_MS = 1000
 # Who holds a lock on the relations a statement needed (after it gave up waiting).
 LOCK_HOLDERS = """
 SELECT DISTINCT a.pid, a.application_name, a.usename, a.state, a.xact_start,
@@ -63,11 +64,51 @@ class Interrupted(KeyboardInterrupt):
 
 
 Progress = Callable[[str], None]
-# Runs inside a file's transaction, after its statements: commits exactly when the file does.
-OnCommit = Callable[["psycopg.Connection[Any]", str], None]
+# The statement (and its parameters) that records a version as committed in the caller's
+# journal: it runs in the file's own transaction, so it commits exactly when the file does.
+OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
 BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
 _no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
+# A file's history row, its journal entry and COMMIT go as one message with the values
+# quoted by psycopg (libpq's escaping) when its statements are at most this big; a bigger
+# file's rows are sent as parameters in a pipeline instead, not copied into a query string.
+INLINE_RECORD_BYTES = 256 * 1024
+
+
+@dataclass
+class _Apply:
+    """What every file of one apply_pending call shares."""
+
+    conn: psycopg.Connection[Any]
+    outcome: ApplyOutcome
+    progress: Progress
+    on_commit: OnCommit | None
+    before: BeforeStatement
+    before_kinds: Collection[str] | None  # the statement kinds ``before`` acts on; None: any
+    local_settings: tuple[str, ...]  # SET LOCAL of the timeouts
+    session_settings: tuple[str, ...]  # the same, session-wide (files run outside a transaction)
+    # Send BEGIN with a file's first statement (PostgreSQL 13+ times each statement of a
+    # message on its own, so the SET LOCAL statement_timeout before it applies to it).
+    merge_begin: bool
+
+    def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements that record ``file`` in its transaction: the history row, then the
+        caller's journal entry when there is one."""
+        found = [(history.INSERT_HISTORY, (file.version, file.name, [s.sql for s in file.statements]))]
+        if self.on_commit is not None:
+            found.append(self.on_commit(file.version))
+        return found
+
+    def record(self, file: MigrationFile) -> None:
+        """Run `records` (in the caller's transaction), one statement at a time."""
+        for query, params in self.records(file):
+            self.conn.execute(query, params)
+
+    @property
+    def begin(self) -> str:
+        """BEGIN and the file's timeouts, one message."""
+        return "; ".join(("BEGIN", *self.local_settings))
 
 
 def apply_pending(
@@ -84,33 +125,40 @@ def apply_pending(
     lock_retries: int = 0,
     lock_retry_delay: float = 5.0,
     before_statement: BeforeStatement | None = None,
+    before_kinds: Collection[str] | None = None,
     outside_transaction: set[str] | None = None,
+    server_major: int | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
     ``outcome``, when given, is filled as the run goes (a signal handler may look at it).
+    ``before_kinds`` names the statement kinds ``before_statement`` acts on (all when None);
+    ``server_major`` lets a file's BEGIN travel with its first statement (13 and newer).
     """
-    progress = progress or (lambda _line: None)
     results = [
         MigrationResult(f.version, f.name, display(f), "pending", len(f.statements)) for f in files
     ]
     outcome = outcome if outcome is not None else ApplyOutcome()
     outcome.results = results
-    # One round trip for both settings (no parameters: the simple protocol takes several
-    # statements), which matters when a release has hundreds of small files.
-    timeouts = (
-        SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)) + "; "
-        + SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
+    local_settings = (
+        SET_LOCK_TIMEOUT.format(ms=int(lock_timeout * 1000)),
+        SET_STATEMENT_TIMEOUT.format(ms=int(statement_timeout * 1000)),
     )
-    hook: OnCommit = on_commit or (lambda _conn, _version: None)
-    before = before_statement or _no_hook
+    run = _Apply(
+        conn=conn, outcome=outcome, progress=progress or (lambda _line: None), on_commit=on_commit,
+        before=before_statement or _no_hook,
+        before_kinds=before_kinds if before_statement is not None else (),
+        local_settings=local_settings,
+        session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
+        merge_begin=server_major is not None and server_major >= 13,
+    )
     if transaction == "all":
-        _apply_all(conn, files, results, timeouts, outcome, progress, hook, before)
+        _apply_all(run, files, results)
     else:
         for file, result in zip(files, results, strict=True):
             attempt = 0
             apply = _apply_outside if file.version in (outside_transaction or set()) else _apply_one
-            while not apply(conn, file, result, timeouts, outcome, progress, hook, before):
+            while not apply(run, file, result):
                 waited_on_lock = (
                     result.error is not None
                     and result.error.sqlstate == LOCK_NOT_AVAILABLE
@@ -120,7 +168,7 @@ def apply_pending(
                     return _finish(outcome)
                 attempt += 1
                 delay = lock_retry_delay * (2 ** (attempt - 1))
-                progress(
+                run.progress(
                     f"{result.file}: lock not available; retry {attempt}/{lock_retries} in {delay:g}s"
                 )
                 time.sleep(delay)
@@ -137,29 +185,26 @@ def _finish(outcome: ApplyOutcome) -> ApplyOutcome:
     return outcome
 
 
-def _apply_one(
-    conn: psycopg.Connection[Any],
-    file: MigrationFile,
-    result: MigrationResult,
-    timeouts: tuple[str, ...],
-    outcome: ApplyOutcome,
-    progress: Progress,
-    on_commit: OnCommit,
-    before: BeforeStatement,
-) -> bool:
+def _apply_one(run: _Apply, file: MigrationFile, result: MigrationResult) -> bool:
+    """One file in its own transaction. Round trips are most of a small file's cost: BEGIN
+    and its timeouts travel with the first statement (when no protective copy must come
+    between), and the history row, the journal entry and COMMIT as one more message."""
     import psycopg
 
+    conn, outcome = run.conn, run.outcome
     started = time.perf_counter()
-    progress(f"applying {result.file} ({_count(len(file.statements))})")
+    run.progress(f"applying {result.file} ({_count(len(file.statements))})")
+    first = next((s for s in file.statements if s.kind), None)
+    merge = (run.merge_begin and first is not None
+             and run.before_kinds is not None and first.kind not in run.before_kinds)
     executed_all = False
     try:
-        # Round trips are most of a small file's cost: BEGIN and its timeouts go as one
-        # message, and the history row, the journal entry and COMMIT as one pipeline.
-        conn.execute("BEGIN; " + "; ".join(timeouts))
+        if not merge:
+            conn.execute(run.begin)
         try:
-            _run_statements(conn, file, result, before)
+            _run_statements(conn, file, result, run.before, prefix=run.begin + "; " if merge else "")
             executed_all = True
-            _record_and_commit(conn, file, on_commit)
+            _record_and_commit(run, file)
         except BaseException:
             _rollback_quietly(conn)
             raise
@@ -190,25 +235,36 @@ def _apply_one(
     result.status = "applied"
     result.duration_ms = _ms(started)
     outcome.committed.append(file.version)
-    progress(f"applied  {result.file} in {result.duration_ms:.0f} ms")
+    _note_slow(run.progress, result)
     return True
 
 
-def _record_and_commit(conn: psycopg.Connection[Any], file: MigrationFile, on_commit: OnCommit) -> None:
-    """The file's history row and ``on_commit``, then COMMIT: one round trip where libpq
-    supports pipelines (14+), three otherwise. A failure in any leaves the transaction to roll
-    back; a connection lost here may have committed (the caller asks the history)."""
+def _note_slow(progress: Progress, result: MigrationResult) -> None:
+    """One line per file is printed before it runs; after it, only when it was slow enough to
+    notice (every duration is in the report): a release of a thousand files stays readable."""
+    if result.duration_ms is not None and result.duration_ms >= SLOW_FILE_MS:
+        progress(f"applied  {result.file} in {result.duration_ms / 1000:.1f} s")
+
+
+def _record_and_commit(run: _Apply, file: MigrationFile) -> None:
+    """The file's history row and journal entry, then COMMIT, in one round trip: one message
+    with client-side quoted values for ordinary files, a pipeline with parameters for big
+    ones (sequential where libpq has no pipelines). Any failure leaves the transaction to
+    roll back; a connection lost here may have committed (the caller asks the history)."""
     import psycopg
 
-    statements = [s.sql for s in file.statements]
+    conn = run.conn
+    records = run.records(file)
+    if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
+        query = "; ".join([*(q for q, _ in records), "COMMIT"])
+        psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in records for p in params))
+        return
     if not psycopg.Pipeline.is_supported():
-        history.record(conn, file.version, file.name, statements)
-        on_commit(conn, file.version)
+        run.record(file)
         conn.execute("COMMIT")
         return
     with conn.pipeline():
-        history.record(conn, file.version, file.name, statements)
-        on_commit(conn, file.version)
+        run.record(file)
         conn.execute("COMMIT")
 
 
@@ -228,31 +284,23 @@ def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
 RESET_TIMEOUTS = ("RESET lock_timeout", "RESET statement_timeout")
 
 
-def _apply_outside(
-    conn: psycopg.Connection[Any],
-    file: MigrationFile,
-    result: MigrationResult,
-    timeouts: tuple[str, ...],
-    outcome: ApplyOutcome,
-    progress: Progress,
-    on_commit: OnCommit,
-    before: BeforeStatement,
-) -> bool:
+def _apply_outside(run: _Apply, file: MigrationFile, result: MigrationResult) -> bool:
     """A file with CREATE INDEX CONCURRENTLY & co.: each statement on its own (autocommit),
     then the history row. A failure after a statement took effect leaves the database changed."""
     import psycopg
 
+    conn, outcome = run.conn, run.outcome
     started = time.perf_counter()
-    progress(f"applying {result.file} outside a transaction ({_count(len(file.statements))})")
+    run.progress(f"applying {result.file} outside a transaction ({_count(len(file.statements))})")
     executed = 0
     try:
-        for setting in timeouts:
-            conn.execute(setting.replace("SET LOCAL", "SET"))
+        for setting in run.session_settings:
+            conn.execute(setting)
         for index, statement in enumerate(file.statements):
             if not statement.kind:
                 continue
             try:
-                before(conn, statement, f"{result.file}:{statement.line}")
+                run.before(conn, statement, f"{result.file}:{statement.line}")
                 conn.execute(statement.sql)
             except psycopg.Error as exc:
                 result.status = "failed"
@@ -269,8 +317,7 @@ def _apply_outside(
                 return False
             executed += 1
         with conn.transaction():
-            history.record(conn, file.version, file.name, [s.sql for s in file.statements])
-            on_commit(conn, file.version)
+            run.record(file)
     finally:
         if not (conn.broken or conn.closed):
             for reset in RESET_TIMEOUTS:
@@ -278,34 +325,24 @@ def _apply_outside(
     result.status = "applied"
     result.duration_ms = _ms(started)
     outcome.committed.append(file.version)
-    progress(f"applied  {result.file} in {result.duration_ms:.0f} ms")
+    _note_slow(run.progress, result)
     return True
 
 
-def _apply_all(
-    conn: psycopg.Connection[Any],
-    files: Sequence[MigrationFile],
-    results: list[MigrationResult],
-    timeouts: tuple[str, ...],
-    outcome: ApplyOutcome,
-    progress: Progress,
-    on_commit: OnCommit,
-    before: BeforeStatement,
-) -> None:
+def _apply_all(run: _Apply, files: Sequence[MigrationFile], results: list[MigrationResult]) -> None:
     import psycopg
 
+    conn, outcome = run.conn, run.outcome
     done: list[MigrationResult] = []
     executed_all = False
     try:
         with conn.transaction():
-            for setting in timeouts:
-                conn.execute(setting)
+            conn.execute("; ".join(run.local_settings))
             for file, result in zip(files, results, strict=True):
                 started = time.perf_counter()
-                progress(f"applying {result.file} ({_count(len(file.statements))})")
-                _run_statements(conn, file, result, before)
-                history.record(conn, file.version, file.name, [s.sql for s in file.statements])
-                on_commit(conn, file.version)
+                run.progress(f"applying {result.file} ({_count(len(file.statements))})")
+                _run_statements(conn, file, result, run.before)
+                run.record(file)
                 result.duration_ms = _ms(started)
                 done.append(result)
             executed_all = True
@@ -341,7 +378,7 @@ def _apply_all(
     for result in done:
         result.status = "applied"
         outcome.committed.append(result.version)
-    progress(f"applied {len(done)} files in one transaction")
+    run.progress(f"applied {len(done)} files in one transaction")
 
 
 def _interrupted(outcome: ApplyOutcome, result: MigrationResult, exc: KeyboardInterrupt) -> None:
@@ -426,13 +463,24 @@ def _name_blockers(conn: psycopg.Connection[Any], error: MigrationError, stateme
 
 
 def _run_statements(
-    conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult, before: BeforeStatement
+    conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult, before: BeforeStatement,
+    *, prefix: str = "",
 ) -> None:
+    """Each statement in turn; ``prefix`` (BEGIN and its settings) goes with the first."""
     import psycopg
 
     for index, statement in enumerate(file.statements):
         if not statement.kind:
             continue  # only comments: kept in the history as the CLI does, nothing to run
+        if prefix:
+            try:
+                conn.execute(prefix + statement.sql)
+            except psycopg.Error as exc:
+                result.status = "failed"
+                result.error = _error_from(exc, result.file, statement, index, shift=len(prefix))
+                raise _StatementFailed(result, statement.sql) from exc
+            prefix = ""
+            continue
         try:
             before(conn, statement, f"{result.file}:{statement.line}")
         except psycopg.Error as exc:
@@ -449,17 +497,20 @@ def _run_statements(
 
 
 def _error_from(
-    exc: Exception, file: str, statement: Statement | None, index: int | None
+    exc: Exception, file: str, statement: Statement | None, index: int | None, *, shift: int = 0
 ) -> MigrationError:
+    """The report's error; ``shift``: characters sent before the statement in its message."""
     import psycopg
 
     diag = exc.diag if isinstance(exc, psycopg.Error) else None
     position: int | None = None
     if diag is not None and diag.statement_position:
         try:
-            position = int(diag.statement_position)
+            position = int(diag.statement_position) - shift
         except ValueError:
             position = None
+        if position is not None and position < 1:
+            position = None  # in the BEGIN sent with it, not in the statement
     line = statement.line_at(position) if statement is not None else None
     text = None
     if statement is not None:
