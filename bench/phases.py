@@ -115,11 +115,13 @@ def import_modules(names: list[str]) -> dict[str, float]:
 
 
 def run_cli(argv: list[str]) -> int:
-    from guard.cli import dispatch
+    from guard import cli
 
+    # dispatch() runs the CLI in-process; older guards (before/after comparisons) had main().
+    entry = getattr(cli, "dispatch", cli.main)
     sys.argv = ["guard", *argv]
     try:
-        dispatch()
+        entry()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
