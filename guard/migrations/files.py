@@ -23,6 +23,7 @@ from guard.errors import Blocked, MigrationFileError, UsageError
 FILE_PATTERN = re.compile(r"^([0-9]+)_(.*)\.sql$")
 _BOM = b"\xef\xbb\xbf"
 KEEP_TEXT_BYTES = 1 << 20  # files smaller than this keep their text (MigrationFile.text)
+PARSE_PIECE_CHARS = 1 << 20  # files are parsed in pieces of about this size (_parse_spans)
 _COPY_FROM_STDIN = re.compile(r"\bcopy\b.*?\bfrom\s+stdin\b", re.IGNORECASE | re.DOTALL)
 
 
@@ -141,8 +142,10 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
             f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", file=display, line=line,
             hint="save the file as UTF-8",
         ) from None
+    keep = len(data) < KEEP_TEXT_BYTES
+    del data  # a big file's bytes need not outlive its decoding
     return MigrationFile(ref=ref, statements=tuple(split_statements(text, display)), sha256=digest,
-                         text=text if len(data) < KEEP_TEXT_BYTES else None)
+                         text=text if keep else None)
 
 
 def _display(path: Path, root: Path | None) -> str:
@@ -187,10 +190,9 @@ def split_statements(text: str, display: str = "<sql>") -> list[Statement]:
     lines = _Lines(text)
     _reject_meta_commands(text, lines, display)
     try:
-        parsed = json.loads(parser.parse_sql_json(text))
+        spans = _parse_spans(text)
     except parser.ParseError as exc:
         raise _parse_error(text, lines, exc, display) from None
-    spans = list(_statement_spans(text, parsed.get("stmts", [])))
     # Top-level semicolons lie in the gaps between statements (with comments and white space).
     terminators: list[int] = []
     cursor = 0
@@ -217,6 +219,66 @@ def split_statements(text: str, display: str = "<sql>") -> list[Statement]:
             )
         segment_start = segment_end + 1
     return statements
+
+
+def _parse_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of every statement, in characters.
+
+    A big file is parsed in pieces of about PARSE_PIECE_CHARS, each cut just after a ';'
+    that ends a line: the parser's memory grows with its input (a 20 MB file took some
+    120 MB in one go). A cut inside a string, a comment, a dollar-quoted body or an
+    unfinished statement leaves a piece that does not parse, so every cut kept is a real
+    top-level end of statement. After a failed cut the next candidate is tried: past the
+    dollar-quoted body the parser says is unterminated, else the next ';' at a line end,
+    and every eighth failure doubles the piece, so the work stays bounded. A piece that
+    runs to the end of the text and still fails is a real syntax error, raised with its
+    position in the whole text.
+    """
+    from pglast import parser
+
+    spans: list[tuple[int, int, str]] = []
+    start, n = 0, len(text)
+    while start < n:
+        search, failures = start + PARSE_PIECE_CHARS, 0
+        while True:
+            stop = n
+            if search < n:
+                cut = text.find(";\n", search)
+                stop = n if cut == -1 else cut + 1
+            piece = text if (start, stop) == (0, n) else text[start:stop]
+            try:
+                stmts = json.loads(parser.parse_sql_json(piece)).get("stmts", [])
+                break
+            except parser.ParseError as exc:
+                location = exc.args[1] if len(exc.args) > 1 else None
+                if stop >= n:
+                    if start and isinstance(location, int):
+                        raise parser.ParseError(exc.args[0], location + start) from None
+                    raise
+                failures += 1
+                past = _past_dollar_quote(text, start + location) if isinstance(location, int) else None
+                if past is not None:
+                    search = past
+                elif failures % 8 == 0:
+                    search = start + 2 * (stop - start)
+                else:
+                    search = stop + 1
+        spans.extend((start + a, start + b, kind) for a, b, kind in _statement_spans(piece, stmts))
+        start = stop
+    return spans
+
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z_0-9\x80-\U0010ffff]*)?\$")
+
+
+def _past_dollar_quote(text: str, position: int) -> int | None:
+    """Where the dollar-quoted string opening at ``position`` ends (the end of the text when
+    it never does), or None when no dollar quote opens there."""
+    match = _DOLLAR_TAG.match(text, position)
+    if match is None:
+        return None
+    end = text.find(match.group(0), match.end())
+    return len(text) if end == -1 else end + len(match.group(0))
 
 
 def _statement_spans(text: str, stmts: list[dict[str, object]]) -> Iterable[tuple[int, int, str]]:
