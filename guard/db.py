@@ -215,3 +215,33 @@ def release_lock(conn: psycopg.Connection[Any]) -> None:
         conn.execute(UNLOCK, (LOCK_KEY,))
     except psycopg.Error:
         pass  # the lock goes with the session anyway
+
+
+# Host spellings that all mean this machine (a socket directory counts too).
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]", ""}
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two connection strings (URL or key=value) name the same host, port and
+    database. Loopback spellings and socket directories count as one host: when in doubt,
+    the same (the caller refuses)."""
+    host_a, port_a, db_a = _endpoint(a)
+    host_b, port_b, db_b = _endpoint(b)
+    return port_a == port_b and db_a == db_b and bool(host_a & host_b)
+
+
+def _endpoint(url: str) -> tuple[set[str], str, str]:
+    import os
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except Exception:  # noqa: BLE001 - unparsable: connecting fails later with a clear message
+        return {url}, "", url
+    hosts = {h.strip().lower() for h in (params.get("host") or os.environ.get("PGHOST", "")).split(",")}
+    hosts = {"loopback" if h in _LOOPBACK or h.startswith("/") else h for h in hosts}
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = (params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user")
+              or os.environ.get("PGUSER") or "")
+    return hosts, port.split(",")[0], dbname

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.db import connect, describe_url
+from guard.db import connect, describe_url, same_database
 from guard.errors import GuardError, UsageError
 from guard.snapshot import (
     COUNT_ROWS,
@@ -58,7 +57,6 @@ DRILL_LOG = "drills.json"
 DRILL_LOG_KEEP = 100
 DRILL_DATABASE = "guard_drill"
 CHECK_TIMEOUT = "10min"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]", ""}
 
 # The SQL a drill runs against the production database: only to record its outcome.
 CREATE_DRILLS = (
@@ -211,30 +209,6 @@ def _verify(manifest: Manifest, progress: Progress) -> int:
     if sha256(path) != manifest.sha256:
         raise SnapshotError(f"{manifest.file} does not match its manifest's SHA-256 (corrupted or altered)")
     return size
-
-
-def same_database(a: str, b: str) -> bool:
-    """Whether two connection strings (URL or key=value) name the same host, port and
-    database. Loopback spellings and socket directories count as one host: when in doubt,
-    the same (the caller refuses)."""
-    host_a, port_a, db_a = _endpoint(a)
-    host_b, port_b, db_b = _endpoint(b)
-    return port_a == port_b and db_a == db_b and bool(host_a & host_b)
-
-
-def _endpoint(url: str) -> tuple[set[str], str, str]:
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-    except Exception:  # noqa: BLE001 - unparsable: connecting fails later with a clear message
-        return {url}, "", url
-    hosts = {h.strip().lower() for h in (params.get("host") or os.environ.get("PGHOST", "")).split(",")}
-    hosts = {"loopback" if h in _LOOPBACK or h.startswith("/") else h for h in hosts}
-    port = params.get("port") or os.environ.get("PGPORT") or "5432"
-    dbname = (params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user")
-              or os.environ.get("PGUSER") or "")
-    return hosts, port.split(",")[0], dbname
 
 
 def _check_target(target_url: str, production_url: str | None) -> None:

@@ -101,12 +101,12 @@ def _server_major(bin_dir: Path) -> int:
     except (OSError, subprocess.SubprocessError) as exc:
         raise EmbeddedError(f"cannot run {program} --version: {exc}") from None
     # "postgres (PostgreSQL) 15.18 (Debian ...)", "postgres (PostgreSQL) 16.2", "... 9.6.24"
-    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
     if not match:
         raise EmbeddedError(f"cannot tell the version of {program} from {out.strip()!r}")
     major = int(match.group(1))
-    if major < 10 and match.group(2):  # 9.6 and older: the first two numbers are the major
-        return major * 10 + int(match.group(2))
+    # 9.6 and older numbered majors with two parts; they are all older than 10, so 9 is what
+    # a comparison needs (9.6 as 96 would pass for newer than 15).
     return major
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.db import connect, describe_url, url_password
+from guard.db import connect, describe_url, same_database, url_password
 from guard.errors import Blocked, UsageError
 
 if TYPE_CHECKING:
@@ -31,11 +30,6 @@ TARGET_ROLES = "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname
 ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
 CREATE_ROLE = "CREATE ROLE {name} NOLOGIN"
 SERVER_MAJOR = "SELECT current_setting('server_version_num')::int / 10000"
-
-
-def same_database(a: str, b: str) -> bool:
-    """True when two URLs name the same host, port and database."""
-    return describe_url(a) == describe_url(b)
 
 
 @contextmanager
@@ -62,18 +56,6 @@ def shadow_database(spec: str, *, target_url: str | None, progress: Progress) ->
     yield spec
 
 
-def _client_for(major: int, tool: str) -> Path:
-    from guard.embedded import find_bin_dir
-
-    bin_dir = find_bin_dir(min_major=major)
-    if bin_dir is None or not (bin_dir / tool).exists():
-        raise Blocked(
-            f"no {tool} of PostgreSQL {major} or newer found for a server of version {major}",
-            hint=f"install postgresql-client-{major} (apt) or set PG_BIN to its bin directory",
-        )
-    return bin_dir / tool
-
-
 def copy_schema(target_url: str, shadow_url: str, progress: Progress) -> None:
     """Roles the target knows, then `pg_dump --schema-only` of the target into the shadow."""
     import os
@@ -92,7 +74,9 @@ def copy_schema(target_url: str, shadow_url: str, progress: Progress) -> None:
             _ensure_role(shadow, role)
     finally:
         shadow.close()
-    pg_dump = _client_for(major, "pg_dump")
+    from guard.snapshot import find_client
+
+    pg_dump = find_client("pg_dump", major)
     progress(f"copying the target's schema with {pg_dump} --schema-only")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     password = url_password(target_url)

@@ -122,4 +122,9 @@ def test_shadow_must_not_be_the_target(ready: Project) -> None:
     result = ready.guard("check", "--shadow", ready.db_url)
     assert result.code == 2, result.output
     assert "is the target database itself" in result.stderr
+    # Another spelling of the same server and database is the same database.
+    alias = ready.db_url.replace("127.0.0.1", "localhost")
+    assert alias != ready.db_url
+    again = ready.guard("check", "--shadow", alias)
+    assert again.code == 2 and "is the target database itself" in again.stderr, again.output
     assert not ready.table_exists("public.items")

@@ -80,6 +80,16 @@ def test_find_bin_dir_honours_min_major() -> None:
     assert found is not None and server_major(found) >= 10
 
 
+def test_pre_10_servers_count_as_older_than_any_10_plus(tmp_path: Path) -> None:
+    """9.6 is major 9, not 96: it must never pass for newer than 15."""
+    for name, says, major in (("old", "9.6.24", 9), ("new", "16.2 (Debian 16.2-1)", 16)):
+        bin_dir = tmp_path / name
+        bin_dir.mkdir()
+        (bin_dir / "postgres").write_text(f"#!/bin/sh\necho 'postgres (PostgreSQL) {says}'\n")
+        (bin_dir / "postgres").chmod(0o755)
+        assert server_major(bin_dir) == major
+
+
 def test_missing_binaries_say_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(embedded, "find_bin_dir", lambda min_major=None: None)
     with pytest.raises(EmbeddedError, match=r"install postgresql .*pgserver.*PG_BIN"):

@@ -16,7 +16,8 @@ import pytest
 from psycopg import sql
 
 from guard import snapshot as snap
-from guard.drill import last_drill, same_database
+from guard.db import same_database
+from guard.drill import last_drill
 from guard.errors import Blocked
 from guard.snapshot import SnapshotError, decrypt_chunks, encrypt_chunks
 from tests.conftest import TEST_PASSWORD
