@@ -3,6 +3,8 @@ naming the key and where it came from)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,29 @@ def test_version_and_help_document_every_command(tmp_path: Path) -> None:
         assert f"  {command} " in helptext.stdout
     backup = run_guard("backup", "--help", cwd=tmp_path)
     assert "log " in backup.stdout and "status " in backup.stdout
+
+
+def test_builtin_type_map_matches_what_the_modules_register() -> None:
+    """guard.backups names the module of every built-in type, to import only those a
+    configuration uses: the map must agree with what each module registers."""
+    import importlib
+
+    from guard import backups
+
+    registered: dict[str, dict[str, str]] = {"PROVIDERS": {}, "SINKS": {}}
+    for module_name in {*backups.BUILTIN_PROVIDERS.values(), *backups.BUILTIN_SINKS.values()}:
+        module = importlib.import_module(module_name)
+        for kind in registered:
+            registered[kind].update(dict.fromkeys(getattr(module, kind, {}), module_name))
+    assert registered["PROVIDERS"] == backups.BUILTIN_PROVIDERS
+    assert registered["SINKS"] == backups.BUILTIN_SINKS
+
+
+def test_a_table_only_configuration_imports_no_other_provider(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from guard.config import load_config; "
+            "from guard.backups import make_providers, make_sinks; "
+            f"c = load_config(environ={{'GUARD_DATABASE_URL': 'postgresql://x@h/db'}}, cwd=Path({str(tmp_path)!r})); "
+            "make_providers(c); make_sinks(c); "
+            "print(sorted(m for m in sys.modules if m.startswith('guard.backups.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "['guard.backups.table']", out.stdout + out.stderr

@@ -104,58 +104,78 @@ SINKS: dict[str, Registered] = {}
 
 
 # Each module defines PROVIDERS and/or SINKS: {config type: Registered(spec, factory)}.
-_BUILTIN_MODULES = (
-    "guard.backups.table",
-    "guard.backups.supabase",
-    "guard.backups.http_sink",
-    "guard.backups.external",
-)
+# Which module registers each built-in type, so that a run imports only the ones its
+# configuration names (the HTTP and external-tool modules cost ~6 ms a run otherwise).
+# tests/test_config.py checks these against what the modules register.
+BUILTIN_PROVIDERS = {
+    "table": "guard.backups.table",
+    "supabase": "guard.backups.supabase",
+    "pgbackrest": "guard.backups.external",
+    "wal-g": "guard.backups.external",
+    "walg": "guard.backups.external",
+    "barman": "guard.backups.external",
+    "command": "guard.backups.external",
+}
+BUILTIN_SINKS = {
+    "table": "guard.backups.table",
+    "supabase-restore-point": "guard.backups.supabase",
+    "http": "guard.backups.http_sink",
+}
+
+
+def _register(module_name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    PROVIDERS.update(getattr(module, "PROVIDERS", {}))
+    SINKS.update(getattr(module, "SINKS", {}))
 
 
 def _register_builtin() -> None:
-    import importlib
+    for name in dict.fromkeys([*BUILTIN_PROVIDERS.values(), *BUILTIN_SINKS.values()]):
+        _register(name)
 
-    for name in _BUILTIN_MODULES:
-        module = importlib.import_module(name)
-        PROVIDERS.update(getattr(module, "PROVIDERS", {}))
-        SINKS.update(getattr(module, "SINKS", {}))
+
+def _lookup(registry: dict[str, Registered], builtin: Mapping[str, str], key: str) -> Registered:
+    """The registration of type ``key``, importing only its module; KeyError if unknown."""
+    if key not in registry and key in builtin:
+        _register(builtin[key])
+    return registry[key]
 
 
 class _Specs(Mapping[str, PluginSpec]):
-    """A lazy view: config validation needs the specs, not the plug-in modules' imports."""
+    """A lazy view: config validation needs the specs of the types it meets, not every
+    plug-in module's imports (listing them all, for an unknown type's message, imports all)."""
 
-    def __init__(self, registry: dict[str, Registered]) -> None:
+    def __init__(self, registry: dict[str, Registered], builtin: Mapping[str, str]) -> None:
         self.registry = registry
-
-    def _ensure(self) -> dict[str, Registered]:
-        if not self.registry:
-            _register_builtin()
-        return self.registry
+        self.builtin = builtin
 
     def __getitem__(self, key: str) -> PluginSpec:
-        return self._ensure()[key].spec
+        return _lookup(self.registry, self.builtin, key).spec
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (key in self.registry or key in self.builtin)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ensure())
+        _register_builtin()
+        return iter(self.registry)
 
     def __len__(self) -> int:
-        return len(self._ensure())
+        _register_builtin()
+        return len(self.registry)
 
 
-PROVIDER_SPECS: Mapping[str, PluginSpec] = _Specs(PROVIDERS)
-SINK_SPECS: Mapping[str, PluginSpec] = _Specs(SINKS)
+PROVIDER_SPECS: Mapping[str, PluginSpec] = _Specs(PROVIDERS, BUILTIN_PROVIDERS)
+SINK_SPECS: Mapping[str, PluginSpec] = _Specs(SINKS, BUILTIN_SINKS)
 
 
 def make_providers(config: Config) -> list[Provider]:
-    if not PROVIDERS:
-        _register_builtin()
-    return [PROVIDERS[p.type].factory(p, config) for p in config.backups.providers]
+    return [_lookup(PROVIDERS, BUILTIN_PROVIDERS, p.type).factory(p, config) for p in config.backups.providers]
 
 
 def make_sinks(config: Config) -> list[tuple[Sink, PluginConfig]]:
-    if not SINKS:
-        _register_builtin()
-    return [(SINKS[s.type].factory(s, config), s) for s in config.log.sinks]
+    return [(_lookup(SINKS, BUILTIN_SINKS, s.type).factory(s, config), s) for s in config.log.sinks]
 
 
 # ----------------------------------------------------------------------- policy
