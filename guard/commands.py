@@ -136,12 +136,17 @@ def _connect(config: Config, purpose: str) -> Any:
 
 
 def init_command(ctx: Context, config: Config) -> int:
-    """`guard init`: install the backup log table and get_backup_stats()."""
+    """`guard init`: install the backup log table and get_backup_stats(), and guard's
+    journal (schema guard), so that runs find everything in place."""
+    from guard import journal
     from guard.backups.table import install
 
     conn = _connect(config, "init")
     try:
         done = _privileged(lambda: install(conn, config.backup_log), "install the backup log")
+        existed = journal.complete(conn)
+        _privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
+        done.append(f"journal guard.runs, guard.run_commits {'already present' if existed else 'created'}")
     finally:
         conn.close()
     for line in done:

@@ -126,14 +126,19 @@ def exists(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
+def complete(conn: psycopg.Connection[Any]) -> bool:
+    """Both journal tables exist."""
+    row = conn.execute(JOURNAL_COMPLETE).fetchone()
+    return bool(row and row[0])
+
+
 def ensure(conn: psycopg.Connection[Any]) -> None:
     """Create the journal (idempotent) and close it to PUBLIC and Supabase's API roles.
 
     Once both tables exist this is one query: they were closed when they were created."""
     from psycopg import sql
 
-    row = conn.execute(JOURNAL_COMPLETE).fetchone()
-    if row and row[0]:
+    if complete(conn):
         return
     with conn.transaction():
         for statement in CREATE_JOURNAL:

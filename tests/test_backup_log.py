@@ -21,6 +21,11 @@ def test_init_is_idempotent(project: Project) -> None:
     assert "already present" in second.stdout
     assert project.query("SELECT count(*) FROM public.backup_logs")[0][0] == 1
     assert project.query("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.backup_logs'::regclass") == [(True,)]
+    # The journal is in place too (runs then find everything), created once.
+    assert "journal guard.runs, guard.run_commits created" in first.stdout
+    assert "journal guard.runs, guard.run_commits already present" in second.stdout
+    assert project.table_exists("guard.runs") and project.table_exists("guard.run_commits")
+    assert project.query("SELECT has_schema_privilege('public', 'guard', 'USAGE')") == [(False,)]
 
 
 def _ensure_role(project: Project, role: str) -> None:
