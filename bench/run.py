@@ -504,6 +504,15 @@ class Bench:
             per_phase = sorted(((v, k) for k, v in phases.items() if not k.startswith(("_", "import "))),
                                reverse=True)[:4]
             why = ("largest phases at this size: " + ", ".join(f"{k} {v:.0f} ms" for v, k in per_phase))
+            first_psql, first_guard = results[low][0], results[low][1]
+            if high > low and first_psql is not None and first_guard is not None:
+                extra_psql = (psql.ms - first_psql.ms) / (high - low)
+                extra_guard = (guard.ms - first_guard.ms) / (high - low)
+                start = sum(v for k, v in phases.items() if k.startswith("import ")) + self.python_pass_ms()
+                why += (f". Each file beyond the first costs guard {extra_guard:.2f} ms and psql {extra_psql:.2f} ms "
+                        f"({ratio(extra_guard, extra_psql)}); the rest of the ratio is guard's fixed start "
+                        f"({first_guard.ms:.0f} ms for one file, {start:.0f} ms of it the interpreter and imports), "
+                        "see HISTORY.md")
             self.targets["files_psql"] = Target(f"{high:,} files: guard ≤ 1.5× psql", ratio(guard.ms, psql.ms),
                                                 guard.ms <= 1.5 * psql.ms, why)
             if have_supabase:
