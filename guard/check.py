@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from guard.config import Config, require_database_url
 from guard.db import LOCK_HOLDER, LOCK_KEY, connect, describe_url, server_facts
-from guard.errors import Blocked, MigrationFileError
+from guard.errors import Blocked, Interrupted, MigrationFileError
 from guard.report.model import DatabaseInfo, MigrationError, MigrationResult, RunReport
 
 if TYPE_CHECKING:
@@ -147,6 +147,10 @@ def _shadow(
             display=lambda f: _display(f.path, config),
             progress=progress,
         )
+        if outcome.interrupted:
+            # A cancelled job, not a migration that does not apply: leave (the shadow is
+            # cleaned up on the way out) and let the CLI say which signal it was.
+            raise Interrupted(outcome.interrupted)
     pending_versions = {f.version for f in pending}
     shadow_status = {r.version: r for r in outcome.results}
     report.shadow = {

@@ -401,8 +401,7 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
     except GuardError as exc:
         ctx.fail(exc)
     except KeyboardInterrupt:
-        click.echo("guard: interrupted", err=True)
-        sys.exit(130)
+        raise  # main() says which signal and exits 128 + its number
     except Exception as exc:  # noqa: BLE001 - the last line of defence: masked, one line
         if ctx.verbose:
             import traceback
@@ -413,13 +412,29 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
     sys.exit(code)
 
 
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C instead of ending the process where
+    it stands, with an embedded server still running behind it."""
+    from guard.errors import Interrupted
+
+    raise Interrupted("SIGTERM")
+
+
 def main() -> NoReturn:
     """Console script entry point."""
+    import signal
+
+    # The guarded run sets its own handlers while it applies (cancel, journal, exit 1 or 4).
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         dispatch()
         code: int | str | None = 0
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt as exc:
+        name = getattr(exc, "signal_name", "SIGINT")
+        click.echo(f"guard: interrupted by {name}", err=True)
+        code = 128 + signal.Signals[name].value
     if isinstance(code, str):
         click.echo(code, err=True)  # as the interpreter would have printed it
     _exit(code if isinstance(code, int) else (0 if code is None else 1))
@@ -432,9 +447,14 @@ def dispatch() -> None:
         cli.main(prog_name="guard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("guard: aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as guard raises it) into Abort.
+        import signal
+
+        cause = exc.__cause__
+        name = getattr(cause, "signal_name", "SIGINT") if isinstance(cause, KeyboardInterrupt) else None
+        click.echo(f"guard: interrupted by {name}" if name else "guard: aborted", err=True)
+        sys.exit(128 + signal.Signals[name or "SIGINT"].value)
     except click.ClickException as exc:
         # Usage errors: one line naming the culprit, exit 2.
         click.echo(f"guard: error: {exc.format_message()}", err=True)

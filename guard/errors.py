@@ -78,3 +78,14 @@ class MigrationFileError(Blocked):
 
 class ConnectError(Blocked):
     """The database cannot be reached: nothing was touched, exit 3."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread: psycopg cancels the running statement on
+    the server, transactions roll back, `finally` blocks and exit handlers run (an embedded
+    cluster is stopped and removed). The CLI exits 128 + the signal's number, except where
+    the guarded run settles the outcome itself (exit 1 or 4)."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -36,9 +36,10 @@ from guard.errors import (
     EXIT_FAILED_ROLLED_BACK,
     Blocked,
     GuardError,
+    Interrupted,
 )
 from guard.migrations import history
-from guard.migrations.apply import ApplyOutcome, Interrupted, apply_pending
+from guard.migrations.apply import ApplyOutcome, apply_pending
 from guard.migrations.plan import compute_plan
 from guard.protect import DESTRUCTIVE_KINDS, Protector
 from guard.report.model import (

@@ -213,3 +213,68 @@ def test_lock_retries_wait_for_the_lock_to_go(ready: Project) -> None:
     assert "retry 1/3" in err
     assert ready.history() == ["20240101000000", "20240102000000"]
     assert os.path.exists(ready.root / "guard-report.json")
+
+
+def _postmasters() -> dict[int, str]:
+    """pid -> data directory of every running guard-made (embedded) postmaster."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and b"-D" in argv:
+            data = argv[argv.index(b"-D") + 1].decode()
+            if "/guard-pg-" in data:
+                found[int(entry.name)] = data
+    return found
+
+
+def _busy_backend(postmaster: int) -> bool:
+    """A backend of that server is running a SELECT (the shadow's pg_sleep)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if f"PPid:\t{postmaster}\n" in status and "SELECT" in title:
+            return True
+    return False
+
+
+def test_sigterm_during_a_shadow_dry_run_stops_the_embedded_server(ready: Project) -> None:
+    """A cancelled CI job sends SIGTERM: the throw-away server must not outlive guard."""
+    ready.add("20240101000000_slow.sql", "select pg_sleep(120);\n")
+    before = _postmasters()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guard", "check", "--shadow", "embedded"], cwd=ready.root, env=ready.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: any(_busy_backend(pid) for pid in set(_postmasters()) - set(before)), timeout=60)
+        shadow = {pid: data for pid, data in _postmasters().items() if pid not in before}
+        assert len(shadow) == 1
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, out + err
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err
+    (pid, data), = shadow.items()
+    assert not _alive(pid), "the shadow server outlived guard"
+    assert not Path(data).parent.exists(), "the shadow's files were left behind"
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it has exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

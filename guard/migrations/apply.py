@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from guard.errors import Interrupted
 from guard.migrations import history
 from guard.report.model import MigrationError, MigrationResult
 
@@ -49,18 +50,6 @@ class ApplyOutcome:
     interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
     # A file run outside a transaction failed after some of its statements took effect.
     changed_outside_transaction: bool = False
-
-
-class Interrupted(KeyboardInterrupt):
-    """Raised in the main thread by guard's SIGTERM/SIGINT handler.
-
-    A KeyboardInterrupt, so psycopg cancels the running statement on the server before the
-    file's transaction is rolled back.
-    """
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
 
 
 Progress = Callable[[str], None]
@@ -382,7 +371,7 @@ def _apply_all(run: _Apply, files: Sequence[MigrationFile], results: list[Migrat
 
 
 def _interrupted(outcome: ApplyOutcome, result: MigrationResult, exc: KeyboardInterrupt) -> None:
-    name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+    name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"  # Ctrl-C without guard's handler
     outcome.interrupted = name
     outcome.failed = result
     result.status = "failed"
