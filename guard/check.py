@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from guard.config import Config, require_database_url
-from guard.db import LOCK_HOLDER, LOCK_KEY, connect, describe_url, server_facts
+from guard.db import (
+    LOCK_HOLDER,
+    LOCK_KEY,
+    connect,
+    describe_url,
+    refuse_transaction_pooler,
+    server_facts,
+)
 from guard.errors import Blocked, Interrupted, MigrationFileError
 from guard.report.model import DatabaseInfo, MigrationError, MigrationResult, RunReport
 
@@ -62,6 +69,7 @@ def guarded_check(
     by_version = {f.version: f for f in files}
     blocked: list[str] = []
 
+    refuse_transaction_pooler(url)
     conn = connect(url, application_name=f"guard check {report.run_id}")
     try:
         conn.execute(READ_ONLY)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from guard.errors import Blocked, ConnectError
+from guard.errors import Blocked, ConnectError, UsageError
 
 if TYPE_CHECKING:
     import psycopg
@@ -95,10 +95,38 @@ def describe_url(url: str) -> str:
     return f"{host}{port}{parts.path or '/'}"
 
 
+# Supabase's pooler hands each transaction to any server connection on this port
+# (transaction mode); 5432 on the same host is session mode.
+SUPABASE_POOLER_DOMAIN = ".pooler.supabase.com"
+SUPABASE_TRANSACTION_PORT = "6543"
+
+
+def refuse_transaction_pooler(url: str) -> None:
+    """UsageError for Supabase's transaction-mode pooler: guard's advisory lock and session
+    settings would land on whichever server connection the pooler picks next."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL fails at connect, with its own message
+        return
+    hosts = str(params.get("host") or "").lower().split(",")
+    port = str(params.get("port") or "5432").split(",")[0]
+    if port == SUPABASE_TRANSACTION_PORT and any(h.endswith(SUPABASE_POOLER_DOMAIN) for h in hosts):
+        raise UsageError(
+            f"database_url points at Supabase's transaction-mode pooler ({describe_url(url)}): guard's "
+            "lock and session settings need one session",
+            hint="use the direct connection (db.<project-ref>.supabase.co:5432) or the session pooler (port 5432)",
+        )
+
+
 def connect(
     url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10
 ) -> psycopg.Connection[Any]:
-    """A connection, or ConnectError naming host/db (never the password) and the server's reason."""
+    """A connection, or ConnectError naming host/db (never the password) and the server's reason.
+
+    Statements are never prepared on the server (prepare_threshold=None): a pooler between
+    guard and PostgreSQL may not carry them from one transaction to the next."""
     import psycopg
 
     try:
@@ -107,6 +135,7 @@ def connect(
             autocommit=autocommit,
             application_name=application_name[:63],
             connect_timeout=connect_timeout,
+            prepare_threshold=None,
         )
     except psycopg.OperationalError as exc:
         reason = _first_line(str(exc))

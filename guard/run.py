@@ -29,7 +29,14 @@ from guard.backups import (
     make_sinks,
 )
 from guard.config import Config, require_database_url
-from guard.db import acquire_lock, connect, describe_url, release_lock, server_facts
+from guard.db import (
+    acquire_lock,
+    connect,
+    describe_url,
+    refuse_transaction_pooler,
+    release_lock,
+    server_facts,
+)
 from guard.errors import (
     EXIT_BLOCKED,
     EXIT_CHANGED,
@@ -302,6 +309,7 @@ def guarded_run(
     by_version = {f.version: f for f in files}
 
     # 2. Connect and record server facts.
+    refuse_transaction_pooler(url)
     conn = connect(url, application_name=f"guard run {report.run_id}")
     state = _State()
     try:

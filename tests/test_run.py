@@ -8,7 +8,10 @@ import threading
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from guard.db import refuse_transaction_pooler
+from guard.errors import UsageError
 from tests.support import Project
 
 GOOD_1 = "create table public.items (id int primary key, name text);\n"
@@ -420,6 +423,23 @@ def test_unreachable_database_is_blocked_with_one_line(project: Project, tmp_pat
     assert "127.0.0.1:1/nope" in result.stderr
     assert "hunter2-very-secret" not in result.output
     assert result.report is not None and "hunter2-very-secret" not in str(result.report)
+
+
+def test_supabase_transaction_pooler_is_refused_before_connecting(project: Project) -> None:
+    """Port 6543 of Supabase's pooler gives each transaction any server connection: guard's
+    lock would not hold. Refused with the fix named and the password nowhere, before any
+    connection is tried; port 5432 of the same host (session mode) is accepted."""
+    project.add("20240101000000_create_items.sql", GOOD_1)
+    pooler = "postgresql://postgres.abcdefghijklmnopqrst:s3cret-pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
+    for command in ("run", "check"):
+        result = project.guard(command, "--database-url", pooler)
+        assert result.code == 2, result.output
+        assert "transaction-mode pooler" in result.stderr and "session pooler (port 5432)" in result.stderr
+        assert "s3cret-pw" not in result.output
+    refuse_transaction_pooler(pooler.replace(":6543/", ":5432/"))  # session mode: no error
+    refuse_transaction_pooler("host=db.abcdefghijklmnopqrst.supabase.co port=6543 dbname=postgres")
+    with pytest.raises(UsageError):
+        refuse_transaction_pooler("host=aws-0-eu-west-1.pooler.supabase.com port=6543 dbname=postgres")
 
 
 def test_non_superuser_role_runs_without_named_restore_point(ready: Project) -> None:
