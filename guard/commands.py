@@ -136,10 +136,11 @@ def _connect(config: Config, purpose: str) -> Any:
 
 
 def init_command(ctx: Context, config: Config) -> int:
-    """`guard init`: install the backup log table and get_backup_stats(), and guard's
-    journal (schema guard), so that runs find everything in place."""
+    """`guard init`: install the backup log table and get_backup_stats(), guard's journal
+    (schema guard) and the migration history table, so that runs find everything in place."""
     from guard import journal
     from guard.backups.table import install
+    from guard.migrations import history
 
     conn = _connect(config, "init")
     try:
@@ -147,6 +148,10 @@ def init_command(ctx: Context, config: Config) -> int:
         existed = journal.complete(conn)
         _privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
         done.append(f"journal guard.runs, guard.run_commits {'already present' if existed else 'created'}")
+        # The migration history exactly as the Supabase CLI creates it on its first push.
+        existed = history.is_complete(conn)
+        _privileged(lambda: history.ensure_history(conn), f"create the migration history ({history.QUALIFIED})")
+        done.append(f"history {history.QUALIFIED} {'already present' if existed else 'created'}")
     finally:
         conn.close()
     for line in done:

@@ -25,6 +25,9 @@ def test_init_is_idempotent(project: Project) -> None:
     assert "journal guard.runs, guard.run_commits created" in first.stdout
     assert "journal guard.runs, guard.run_commits already present" in second.stdout
     assert project.table_exists("guard.runs") and project.table_exists("guard.run_commits")
+    assert "history supabase_migrations.schema_migrations created" in first.stdout
+    assert "history supabase_migrations.schema_migrations already present" in second.stdout
+    assert project.history() == []
     assert project.query("SELECT has_schema_privilege('public', 'guard', 'USAGE')") == [(False,)]
 
 

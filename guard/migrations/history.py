@@ -70,13 +70,18 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
     return sorted(applied, key=lambda a: version_key(a.version))
 
 
+def is_complete(conn: psycopg.Connection[Any]) -> bool:
+    """The history table exists with every column the CLI gives it."""
+    row = conn.execute(HISTORY_COMPLETE).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -> None:
     """Create the history table if needed, in its own short transaction (as the CLI does).
 
     A table that already has every column is left alone: the idempotent DDL would still
     take locks and cost round trips on every run."""
-    row = conn.execute(HISTORY_COMPLETE).fetchone()
-    if row and row[0]:
+    if is_complete(conn):
         return
     with conn.transaction():
         conn.execute("SET LOCAL lock_timeout = " + _literal(lock_timeout))
