@@ -28,7 +28,8 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 # (phase, module, function). Wrapped where callers look them up: a module's globals (guard.run
-# imported these names) or the module object (called as journal.start, history.record).
+# imported these names) or the module object (called as journal.start). Each file's history
+# and journal rows travel with its COMMIT, so they count under "apply".
 # A name that no longer exists is skipped and reported, so the table follows the code.
 WRAPPED: tuple[tuple[str, str, str], ...] = (
     ("config", "guard.config", "load_config"),
@@ -49,7 +50,6 @@ WRAPPED: tuple[tuple[str, str, str], ...] = (
     ("journal + log", "guard.journal", "mark_committed"),
     ("journal + log", "guard.run", "_finish_journal"),
     ("history", "guard.migrations.history", "ensure_history"),
-    ("history", "guard.migrations.history", "record"),
     ("apply", "guard.run", "apply_pending"),
     ("report", "guard.run", "build_plan"),
     ("report", "guard.commands", "finish"),

@@ -431,10 +431,6 @@ def main() -> NoReturn:
         code: int | str | None = 0
     except SystemExit as exc:
         code = exc.code
-    except KeyboardInterrupt as exc:
-        name = getattr(exc, "signal_name", "SIGINT")
-        click.echo(f"guard: interrupted by {name}", err=True)
-        code = 128 + signal.Signals[name].value
     if isinstance(code, str):
         click.echo(code, err=True)  # as the interpreter would have printed it
     _exit(code if isinstance(code, int) else (0 if code is None else 1))
@@ -447,11 +443,12 @@ def dispatch() -> None:
         cli.main(prog_name="guard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort as exc:
-        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as guard raises it) into Abort.
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns a KeyboardInterrupt (Ctrl-C, or SIGTERM as guard raises it) into Abort;
+        # one outside its invoke arrives as it is.
         import signal
 
-        cause = exc.__cause__
+        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
         name = getattr(cause, "signal_name", "SIGINT") if isinstance(cause, KeyboardInterrupt) else None
         click.echo(f"guard: interrupted by {name}" if name else "guard: aborted", err=True)
         sys.exit(128 + signal.Signals[name or "SIGINT"].value)

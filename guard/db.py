@@ -104,14 +104,7 @@ SUPABASE_TRANSACTION_PORT = "6543"
 def refuse_transaction_pooler(url: str) -> None:
     """UsageError for Supabase's transaction-mode pooler: guard's advisory lock and session
     settings would land on whichever server connection the pooler picks next."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(url)
-    except Exception:  # noqa: BLE001 - an unparsable URL fails at connect, with its own message
-        return
-    hosts = str(params.get("host") or "").lower().split(",")
-    port = str(params.get("port") or "5432").split(",")[0]
+    hosts, port, _dbname = _endpoint(url)  # an unparsable URL fails at connect, with its own message
     if port == SUPABASE_TRANSACTION_PORT and any(h.endswith(SUPABASE_POOLER_DOMAIN) for h in hosts):
         raise UsageError(
             f"database_url points at Supabase's transaction-mode pooler ({describe_url(url)}): guard's "

@@ -169,9 +169,15 @@ def start(
         )
 
 
+def committed_row(run_id: str, version: str) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters that record ``version`` as committed by ``run_id``; run in
+    the file's own transaction, the file is committed exactly when this is."""
+    return MARK_COMMITTED, (run_id, version)
+
+
 def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> None:
     """Inside a file's transaction: that file is committed exactly when this is."""
-    conn.execute(MARK_COMMITTED, (run_id, version))
+    conn.execute(*committed_row(run_id, version))
 
 
 def finish(

@@ -7,6 +7,7 @@ The run produces one RunReport; the CLI renders it and exits with its exit code.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import os
 import secrets
@@ -47,6 +48,7 @@ from guard.errors import (
 )
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, apply_pending
+from guard.migrations.files import under
 from guard.migrations.plan import compute_plan
 from guard.protect import DESTRUCTIVE_KINDS, Protector
 from guard.report.model import (
@@ -273,11 +275,10 @@ def load_migrations(config: Config, progress: Progress) -> list[MigrationFile]:
 
 
 def _display(path: Path, config: Config) -> str:
-    """``path`` relative to the project (as Path.relative_to, on strings: it is called for
-    every file several times, and pathlib's version was a few percent of a big release)."""
+    """``path`` relative to the project (as Path.relative_to, without resolving)."""
     given = os.fspath(path)
-    base = os.fspath(config.base_dir).rstrip(os.sep) + os.sep
-    return given[len(base):] if given.startswith(base) and len(given) > len(base) else given
+    relative = under(given, os.fspath(config.base_dir))
+    return given if relative is None else relative
 
 
 def guarded_run(
@@ -454,7 +455,7 @@ def _locked_run(
             statement_timeout=config.migrations.statement_timeout,
             display=lambda f: _display(f.path, config),
             progress=progress,
-            on_commit=lambda version: (journal.MARK_COMMITTED, (report.run_id, version)),
+            on_commit=functools.partial(journal.committed_row, report.run_id),
             outcome=outcome,
             lock_retries=config.migrations.lock_retries,
             lock_retry_delay=config.migrations.lock_retry_delay,

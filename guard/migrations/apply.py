@@ -84,7 +84,7 @@ class _Apply:
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the
         caller's journal entry when there is one."""
-        found = [(history.INSERT_HISTORY, (file.version, file.name, [s.sql for s in file.statements]))]
+        found = [history.row(file.version, file.name, [s.sql for s in file.statements])]
         if self.on_commit is not None:
             found.append(self.on_commit(file.version))
         return found
@@ -240,19 +240,17 @@ def _record_and_commit(run: _Apply, file: MigrationFile) -> None:
     with client-side quoted values for ordinary files, a pipeline with parameters for big
     ones (sequential where libpq has no pipelines). Any failure leaves the transaction to
     roll back; a connection lost here may have committed (the caller asks the history)."""
+    from contextlib import nullcontext
+
     import psycopg
 
     conn = run.conn
-    records = run.records(file)
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
+        records = run.records(file)
         query = "; ".join([*(q for q, _ in records), "COMMIT"])
         psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in records for p in params))
         return
-    if not psycopg.Pipeline.is_supported():
-        run.record(file)
-        conn.execute("COMMIT")
-        return
-    with conn.pipeline():
+    with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
         run.record(file)
         conn.execute("COMMIT")
 
@@ -461,28 +459,23 @@ def _run_statements(
     for index, statement in enumerate(file.statements):
         if not statement.kind:
             continue  # only comments: kept in the history as the CLI does, nothing to run
-        if prefix:
-            try:
-                conn.execute(prefix + statement.sql)
-            except psycopg.Error as exc:
-                result.status = "failed"
-                result.error = _error_from(exc, result.file, statement, index, shift=len(prefix))
-                raise _StatementFailed(result, statement.sql) from exc
-            prefix = ""
-            continue
+        # With a prefix the transaction is not open yet, and the caller sends one only when
+        # ``before`` has nothing to do for this statement.
         try:
-            before(conn, statement, f"{result.file}:{statement.line}")
+            if not prefix:
+                before(conn, statement, f"{result.file}:{statement.line}")
         except psycopg.Error as exc:
             result.status = "failed"
             result.error = _error_from(exc, result.file, statement, index)
             result.error.message = f"protective copy before this statement failed: {result.error.message}"
             raise _StatementFailed(result, statement.sql) from exc
         try:
-            conn.execute(statement.sql)
+            conn.execute(prefix + statement.sql)
         except psycopg.Error as exc:
             result.status = "failed"
-            result.error = _error_from(exc, result.file, statement, index)
+            result.error = _error_from(exc, result.file, statement, index, shift=len(prefix))
             raise _StatementFailed(result, statement.sql) from exc
+        prefix = ""
 
 
 def _error_from(

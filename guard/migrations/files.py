@@ -148,16 +148,24 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
                          text=text if keep else None)
 
 
+def under(path: str, base: str) -> str | None:
+    """``path`` relative to the directory ``base``, or None when it does not lie under it.
+
+    Strings, no file-system access: display paths are computed for every file several
+    times, and pathlib's relative_to made that a few percent of a big release."""
+    prefix = base.rstrip(os.sep) + os.sep
+    return path[len(prefix):] if path.startswith(prefix) and len(path) > len(prefix) else None
+
+
 def _display(path: Path, root: Path | None) -> str:
-    """``path`` relative to ``root`` when it lies under it, else as given."""
+    """``path`` relative to ``root`` when it lies under it (both resolved), else as given."""
     if root is not None:
-        # Directories resolved once, and strings rather than Paths: a release of a thousand
-        # files shares one or two directories, and pathlib made this a third of loading them.
+        # Directories resolved once: a release of a thousand files shares one or two.
         given = os.fspath(path)
-        base = _resolved(os.fspath(root)).rstrip(os.sep) + os.sep
         full = os.path.join(_resolved(os.path.dirname(given) or "."), os.path.basename(given))
-        if full.startswith(base):
-            return full[len(base):]
+        relative = under(full, _resolved(os.fspath(root)))
+        if relative is not None:
+            return relative
     return str(path)
 
 

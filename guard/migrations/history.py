@@ -89,9 +89,10 @@ def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -
             conn.execute(statement)
 
 
-def record(conn: psycopg.Connection[Any], version: str, name: str, statements: list[str]) -> None:
-    """Insert the history row; the caller runs it in the file's own transaction."""
-    conn.execute(INSERT_HISTORY, (version, name, statements))
+def row(version: str, name: str, statements: list[str]) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters that insert a file's history row; the caller runs it in
+    the file's own transaction."""
+    return INSERT_HISTORY, (version, name, statements)
 
 
 def is_applied(conn: psycopg.Connection[Any], version: str) -> bool:
