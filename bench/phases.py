@@ -27,31 +27,33 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-# (phase, module, function). Wrapped where callers look them up: a module's globals (guard.run
-# imported these names) or the module object (called as journal.start). Each file's history
-# and journal rows travel with its COMMIT, so they count under "apply".
+# (phase, module, function). Wrapped where callers look them up: a module's globals (the
+# guard.run step modules imported these names) or the module object (called as
+# journal.start). Each file's history and journal rows travel with its COMMIT, so they count
+# under "apply".
 # A name that no longer exists is skipped and reported, so the table follows the code.
 WRAPPED: tuple[tuple[str, str, str], ...] = (
     ("config", "guard.config", "load_config"),
-    ("connect", "guard.run", "connect"),
-    ("connect", "guard.run", "server_facts"),
-    ("lock", "guard.run", "acquire_lock"),
-    ("lock", "guard.run", "release_lock"),
-    ("journal check", "guard.run", "_check_unfinished"),
-    ("plan/parse", "guard.run", "load_migrations"),
-    ("plan/parse", "guard.run", "plan_pending"),
-    ("lint", "guard.run", "lint_pending"),
-    ("lint", "guard.run", "lint_gate"),
-    ("lint", "guard.run", "_uncopyable"),
-    ("backup check", "guard.run", "_check_backups"),
-    ("restore point", "guard.run", "_mark_restore_point"),
+    ("connect", "guard.run.connect", "connect"),
+    ("connect", "guard.run.connect", "server_facts"),
+    ("lock", "guard.run.lock", "acquire_lock"),
+    ("lock", "guard.run.lock", "release_lock"),
+    ("journal check", "guard.run.unfinished", "refuse_unfinished"),
+    ("plan/parse", "guard.run.files", "load_migrations"),
+    ("plan/parse", "guard.run.plan", "plan_pending"),
+    ("lint", "guard.run.lint_gate", "lint_pending"),
+    ("lint", "guard.run.lint_gate", "hard_gate"),
+    ("lint", "guard.run.lint_gate", "destructive_gate"),
+    ("lint", "guard.run.lint_gate", "uncopyable"),
+    ("backup check", "guard.run.backup_gate", "check_providers"),
+    ("restore point", "guard.run.restore_point", "mark_restore_point"),
     ("journal + log", "guard.journal", "start"),
-    ("journal + log", "guard.run", "_log_manual_backup"),
+    ("journal + log", "guard.run.backup_log", "log_manual_backup"),
     ("journal + log", "guard.journal", "mark_committed"),
-    ("journal + log", "guard.run", "_finish_journal"),
+    ("journal + log", "guard.run.outcome", "finish_journal"),
     ("history", "guard.migrations.history", "ensure_history"),
-    ("apply", "guard.run", "apply_pending"),
-    ("report", "guard.run", "build_plan"),
+    ("apply", "guard.run.apply", "apply_pending"),
+    ("report", "guard.run.outcome", "build_plan"),
     ("report", "guard.commands", "finish"),
 )
 PHASES = tuple(dict.fromkeys(phase for phase, _, _ in WRAPPED))

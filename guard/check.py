@@ -13,22 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from guard.config import Config, require_database_url
-from guard.db import (
-    LOCK_HOLDER,
-    LOCK_KEY,
-    connect,
-    describe_url,
-    refuse_transaction_pooler,
-    server_facts,
-)
 from guard.errors import Blocked, Interrupted, MigrationFileError
-from guard.report.model import DatabaseInfo, MigrationError, MigrationResult, RunReport
+from guard.report.model import MigrationError, MigrationResult, RunReport
 
 if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile
+    from guard.run.state import RunState
 
 Progress = Callable[[str], None]
-READ_ONLY = "SET default_transaction_read_only = on"
 
 
 @dataclass(frozen=True)
@@ -46,69 +38,45 @@ def guarded_check(
     environ: Mapping[str, str],
     progress: Progress,
 ) -> RunReport:
-    """Fill ``report`` with the check's findings and its outcome."""
-    from guard.run import (
-        RunOptions,
-        _backups_report,
-        _check_backups,
-        _check_unfinished,
-        _display,
-        lint_gate,
-        lint_pending,
-        load_migrations,
-        plan_pending,
-    )
+    """Fill ``report`` with the check's findings and its outcome: the guarded run's own steps
+    2-7 in read-only mode (``RunState.read_only``), then an optional dry run on a shadow."""
+    from guard.run import backup_gate, connect, files, lint_gate, lock, outcome, plan, unfinished
+    from guard.run.state import RunOptions, RunState
 
-    url = require_database_url(config)
-    report.migrations_dir = _display(config.migrations.dir, config)
+    run_options = RunOptions(include_all=options.include_all or config.migrations.include_all)
+    state = RunState(require_database_url(config), report, run_options, environ, progress,
+                     lambda text: text, read_only=True)
+    files.locate(state, config.migrations, config.base_dir)
     try:
-        files = load_migrations(config, progress)
+        files.read_files(state, config.migrations, config.base_dir)
     except MigrationFileError as exc:
         _not_applicable(report, exc)
         return report
-    by_version = {f.version: f for f in files}
-    blocked: list[str] = []
+    with connect.session(state):
+        connect.record_server(state)
+        with lock.held(state):
+            try:
+                unfinished.refuse_unfinished(state, outcome.restore_context(config))
+                plan.plan(state, config.migrations)
+            except Blocked as exc:
+                report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
+                return report
+            if state.pending:
+                lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)
+                backup_gate.confirm_backup(state, config)
+                lint_gate.would_block(state, config.lint, config.protect, config.backups.require_pitr)
+    return _verdict(state, config, options)
 
-    refuse_transaction_pooler(url)
-    conn = connect(url, application_name=f"guard check {report.run_id}")
-    try:
-        conn.execute(READ_ONLY)
-        facts = server_facts(conn)
-        report.database = DatabaseInfo(describe_url(url), facts.version, facts.role, facts.superuser)
-        if facts.in_recovery:
-            blocked.append(f"{describe_url(url)} is a standby: guard run must target the primary")
-        holder = conn.execute(LOCK_HOLDER, (LOCK_KEY, LOCK_KEY)).fetchone()
-        if holder is not None:
-            report.warnings.append(f"a guard is running on this database now (pid {holder[0]}, {holder[1]})")
-        run_options = RunOptions(include_all=options.include_all or config.migrations.include_all)
-        try:
-            _check_unfinished(conn, config, run_options, report)
-            pending = plan_pending(conn, config, run_options, files, by_version, report)
-        except Blocked as exc:
-            report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
-            return report
-        if pending:
-            findings = lint_pending(conn, config, pending, facts.major)
-            report.findings = [f.as_dict() for f in findings]
-            verdict = _check_backups(conn, config, progress)
-            report.backups = _backups_report(verdict)
-            if not verdict.ok:
-                blocked.append(f"no recent automated backup confirmed: {verdict.reason()}")
-            for gate_verdict in (None, verdict):
-                try:
-                    lint_gate(findings, config, gate_verdict)
-                except Blocked as exc:
-                    blocked.append(str(exc))
-                    break
-    finally:
-        conn.close()
 
+def _verdict(state: RunState, config: Config, options: CheckOptions) -> RunReport:
+    """The dry run, when asked for, then what guard run would do."""
+    report, pending = state.report, state.pending
     if options.shadow and (pending or not options.shadow_from_target):
-        failed = _shadow(config, options, report, files, pending, url, progress)
+        failed = _shadow(config, options, report, state.files, pending, state.url, state.progress)
         if failed:
             return report
-    if blocked:
-        report.set_outcome("blocked", "guard run would be blocked: " + "; ".join(blocked), changed=False)
+    if state.blocked:
+        report.set_outcome("blocked", "guard run would be blocked: " + "; ".join(state.blocked), changed=False)
     elif pending:
         report.set_outcome("ready", f"guard run would apply {len(pending)} migration(s).", changed=False)
     else:
@@ -137,7 +105,7 @@ def _shadow(
     progress: Progress,
 ) -> bool:
     """Run the dry run; True when it failed (the report then says where)."""
-    from guard.run import _display
+    from guard.run.files import display
     from guard.shadow import copy_schema, dry_run, shadow_database
 
     assert options.shadow is not None
@@ -152,7 +120,7 @@ def _shadow(
             shadow_url, to_apply,
             lock_timeout=config.migrations.lock_timeout,
             statement_timeout=config.migrations.statement_timeout,
-            display=lambda f: _display(f.path, config),
+            display=lambda f: display(f.path, config.base_dir),
             progress=progress,
         )
         if outcome.interrupted:

@@ -226,7 +226,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
     from guard.backups.table import qualified, stats
     from guard.db import server_now
     from guard.drill import last_drill
-    from guard.run import _backups_report
+    from guard.run.backup_gate import backups_report
 
     conn = _connect(config, "backup status")
     try:
@@ -241,7 +241,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
         drill = last_drill(conn, config.snapshot.dir)
     finally:
         conn.close()
-    verdicts = _backups_report(verdict)
+    verdicts = backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
     _publish_backup_status(ctx, verdicts, exit_code)
     if as_json:
@@ -297,7 +297,7 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
     from guard.report.model import plan_from_dict
     from guard.report.text import render_plan_markdown, render_plan_text
     from guard.restore import plan_for_unfinished
-    from guard.run import restore_context
+    from guard.run.outcome import restore_context
 
     conn = _connect(config, "restore-plan")
     try:
@@ -409,15 +409,18 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
             else:
                 raise UsageError(f"{raw}: no such file or directory")
     elif config.database_url:
-        from guard.run import RunOptions, load_migrations, new_report, plan_pending
+        from guard.run.files import display, load_migrations
+        from guard.run.plan import plan_pending
+        from guard.run.report import new_report
 
         conn = _connect(config, "lint")
         conn.execute("SET default_transaction_read_only = on")
         row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
         server_major = int(row[0]) if row else None
-        loaded = load_migrations(config, ctx.progress)
-        pending = plan_pending(conn, config, RunOptions(), loaded, {f.version: f for f in loaded},
-                               new_report("lint", config, ctx.environ))
+        loaded = load_migrations(config.migrations, config.base_dir, ctx.progress)
+        pending = plan_pending(conn, loaded, new_report("lint", config, ctx.environ),
+                               include_all=config.migrations.include_all,
+                               display=lambda f: display(f.path, config.base_dir))
         files = [f.path for f in pending]
 
         def existing(name: str) -> bool:

@@ -1,0 +1,107 @@
+"""Step 11: apply the pending files in order, then settle what a lost connection left unknown."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from guard import journal
+from guard.config import MigrationsConfig, ProtectConfig
+from guard.db import connect
+from guard.errors import ConnectError
+from guard.migrations import history
+from guard.migrations.apply import ApplyOutcome, apply_pending
+from guard.protect import DESTRUCTIVE_KINDS
+from guard.report.model import MigrationError, RunReport
+from guard.run.lint_gate import outside_transaction
+from guard.run.protect import keep_copies, protector
+from guard.run.signals import signals_cancel
+from guard.run.state import Progress, RunState
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)  # about 15 s: long enough for a server restart
+
+
+def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig) -> None:
+    """Apply ``state.pending`` (each file's history and journal rows in its own transaction),
+    with protective copies and SIGINT/SIGTERM turned into a clean cancel. Fills
+    ``state.outcome`` and the report's per-file results."""
+    conn = state.db
+    history.ensure_history(conn)
+    outcome = state.outcome = ApplyOutcome()
+    nontx = outside_transaction(state.findings, state.pending, state.display)
+    copier = protector(state, protect)
+    with signals_cancel(outcome, state.progress, state.url, state.report.run_id):
+        apply_pending(
+            conn,
+            state.pending,
+            transaction=migrations.transaction,
+            lock_timeout=migrations.lock_timeout,
+            statement_timeout=migrations.statement_timeout,
+            display=state.display,
+            progress=state.progress,
+            on_commit=functools.partial(journal.committed_row, state.report.run_id),
+            outcome=outcome,
+            lock_retries=migrations.lock_retries,
+            lock_retry_delay=migrations.lock_retry_delay,
+            before_statement=copier.before if copier else None,
+            before_kinds=DESTRUCTIVE_KINDS if copier else None,
+            outside_transaction=nontx,
+            server_major=state.server_major,
+        )
+    state.report.migrations = outcome.results
+    keep_copies(state, copier)
+    if outcome.connection_lost or outcome.unknown or outcome.interrupted:
+        # What committed is whatever the history says: it is written in each file's transaction.
+        state.reconnected = reconcile(conn, state.url, state.report, outcome, state.progress)
+
+
+def _reconnect(url: str, report: RunReport, progress: Progress) -> Any:
+    import time
+
+    for delay in RECONNECT_DELAYS:
+        progress(f"connection lost; reconnecting in {delay:g}s to read the history")
+        time.sleep(delay)
+        try:
+            return connect(url, application_name=f"guard run {report.run_id}")
+        except ConnectError:
+            continue
+    return None
+
+
+def reconcile(conn: Any, url: str, report: RunReport, outcome: ApplyOutcome, progress: Progress) -> Any:
+    """After a lost connection or a signal: settle each file's status from the history.
+
+    Returns a usable connection (the original, or a new one), or None when the server cannot
+    be reached again; then files whose commit was in flight stay "unknown".
+    """
+    import psycopg
+
+    live = None if (conn.broken or conn.closed) else conn
+    if live is None:
+        live = _reconnect(url, report, progress)
+    if live is None:
+        report.warnings.append("could not reconnect to read the history: outcome of the last file unknown")
+        return None
+    try:
+        applied = {a.version for a in history.read_history(live)}
+    except psycopg.Error:
+        return live
+    outcome.committed = [r.version for r in outcome.results if r.version in applied]
+    for result in outcome.results:
+        if result.version in applied and result.status != "applied":
+            result.status = "applied"
+            result.error = None
+        elif result.status == "applied" and result.version not in applied:
+            # Committed, then lost: a crash with synchronous_commit = off loses recent commits.
+            result.status = "failed"
+            result.error = MigrationError(
+                message="committed, but not in the history after the server came back "
+                "(lost in a crash: is synchronous_commit off?)",
+                sqlstate=None, file=result.file, line=None,
+            )
+        elif result.status == "unknown":
+            result.status = "failed"
+            if result.error is not None:
+                result.error.message += " (the connection broke at COMMIT; the history shows it did not commit)"
+    outcome.unknown = False
+    return live

@@ -1,0 +1,45 @@
+"""Step 2: connect and record the server's facts; a standby is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from guard.db import connect, describe_url, refuse_transaction_pooler, server_facts
+from guard.errors import Blocked
+from guard.report.model import DatabaseInfo
+from guard.run.state import RunState
+
+READ_ONLY = "SET default_transaction_read_only = on"
+
+
+@contextmanager
+def session(state: RunState) -> Iterator[None]:
+    """Open ``state.conn`` (read-only for guard check) and close it, and any replacement, on
+    the way out. Errors: ConnectError, UsageError (a transaction-mode pooler)."""
+    refuse_transaction_pooler(state.url)
+    state.conn = connect(state.url, application_name=f"guard {state.report.command} {state.report.run_id}")
+    try:
+        if state.read_only:
+            state.conn.execute(READ_ONLY)
+        yield
+    finally:
+        state.conn.close()
+        if state.reconnected is not None and state.reconnected is not state.conn:
+            state.reconnected.close()
+
+
+def record_server(state: RunState) -> None:
+    """Server version, role and superuser into the report; a standby blocks (exit 3), or, read
+    only, is noted as what would block."""
+    facts = state.facts = server_facts(state.db)
+    target = describe_url(state.url)
+    state.report.database = DatabaseInfo(
+        target=target, server_version=facts.version, role=facts.role, superuser=facts.superuser
+    )
+    if not facts.in_recovery:
+        return
+    if state.read_only:
+        state.blocked.append(f"{target} is a standby: guard run must target the primary")
+        return
+    raise Blocked(f"{target} is a standby (in recovery): migrations must run on the primary")

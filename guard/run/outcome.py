@@ -1,0 +1,123 @@
+"""Step 13: the outcome and restore plan from each file's status; the journal entry closed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from guard import journal
+from guard.config import Config
+from guard.errors import EXIT_BLOCKED, GuardError
+from guard.migrations.apply import ApplyOutcome
+from guard.report.model import RunReport
+from guard.restore import RestoreContext, build_plan, supabase_project_ref
+from guard.run.state import Mask, RunState
+
+
+def restore_context(config: Config) -> RestoreContext:
+    """The Supabase project ref and pgBackRest stanza a restore plan names, from the first
+    provider or sink that has one (else the ref in a Supabase database URL)."""
+    ref = None
+    stanza = None
+    for plugin in (*config.backups.providers, *config.log.sinks):
+        ref = ref or plugin.options.get("project_ref")
+        stanza = stanza or plugin.options.get("stanza")
+    return RestoreContext(
+        project_ref=ref or supabase_project_ref(config.database_url),
+        pgbackrest_stanza=stanza,
+    )
+
+
+def set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
+    """The report's status, message and database_changed from each file's status."""
+    results = outcome.results
+    committed = [r.version for r in results if r.status == "applied"]
+    stopped = next((r for r in results if r.status in ("failed", "unknown")), None)
+    if stopped is None:
+        stopped = next((r for r in results if r.status != "applied"), None)
+    lost = " (connection lost)" if outcome.connection_lost else ""
+    if stopped is not None and outcome.changed_outside_transaction and not outcome.interrupted:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"{stopped.version} failed outside a transaction after some of its statements took effect.",
+            changed=True,
+        )
+    elif stopped is None:
+        report.set_outcome("applied", f"Applied {len(committed)} migration(s).", changed=True)
+    elif any(r.status == "unknown" for r in results):
+        report.set_outcome(
+            "outcome_unknown",
+            f"Connection lost while committing {stopped.version}: outcome unknown.",
+            changed=None,
+        )
+    elif outcome.interrupted:
+        report.set_outcome(
+            "failed_partially_applied" if committed else "failed_rolled_back",
+            f"Interrupted by {outcome.interrupted} at {stopped.version}; "
+            + (f"{len(committed)} file(s) had committed." if committed else "nothing was committed."),
+            changed=bool(committed),
+        )
+    elif committed:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"{stopped.version} {'failed' if stopped.status == 'failed' else 'was not applied'}{lost} "
+            f"after {len(committed)} file(s) committed.",
+            changed=True,
+        )
+    else:
+        report.set_outcome(
+            "failed_rolled_back",
+            f"{stopped.version} failed{lost} and was rolled back; nothing was committed.",
+            changed=False,
+        )
+
+
+def nothing_pending(state: RunState) -> bool:
+    """True (and the outcome set) when no file is pending: the run ends here."""
+    if state.pending:
+        return False
+    state.report.set_outcome("nothing_pending", "Nothing pending: the database is up to date.", changed=False)
+    return True
+
+
+def settle(state: RunState, restore: RestoreContext) -> None:
+    """Outcome and restore plan after apply."""
+    assert state.outcome is not None
+    state.report.interrupted = state.outcome.interrupted
+    set_outcome(state.report, state.outcome)
+    state.report.restore_plan = build_plan(state.report, restore)
+
+
+def finish_journal(conn: Any, report: RunReport, mask: Mask) -> None:
+    """Close the run's journal entry with its status, exit code and (masked) report; a failure
+    to do so is a warning: the run's outcome stands, and the next run sees the entry open."""
+    import json
+
+    import psycopg
+
+    try:
+        journal.finish(
+            conn, report.run_id, status="interrupted" if report.interrupted else report.status,
+            exit_code=report.exit_code,
+            report_json=mask(json.dumps(report.to_dict(), default=str)),
+        )
+    except psycopg.Error as exc:
+        report.warnings.append(f"could not close the journal entry: {exc.diag.message_primary or exc}")
+
+
+@contextmanager
+def journal_closed(state: RunState) -> Iterator[None]:
+    """Once step 9 has opened the journal entry, close it however the block ends: a refusal
+    (GuardError) sets the outcome first; otherwise on the live connection, if there is one."""
+    try:
+        yield
+    except GuardError as exc:
+        if state.journal_started:
+            status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+            state.report.set_outcome(status, str(exc), changed=False)
+            finish_journal(state.db, state.report, state.mask)
+        raise
+    live = state.reconnected if state.reconnected is not None else state.db
+    if state.journal_started and not (live.broken or live.closed):
+        finish_journal(live, state.report, state.mask)

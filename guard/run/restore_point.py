@@ -1,0 +1,47 @@
+"""Step 8: mark the restore point, the server's clock and WAL position before the first statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from guard.report.model import RestoreTarget, iso
+from guard.run.state import RunState
+
+CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
+CLOCK_AND_LSN = """
+SELECT clock_timestamp(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END
+"""
+
+
+def mark_restore_point(conn: Any, run_id: str) -> RestoreTarget:
+    """clock_timestamp() and pg_current_wal_lsn(), with a named restore point ``guard-RUN_ID``
+    where the role may make one (pg_create_restore_point: superuser or a grant, and
+    wal_level >= replica; otherwise a note says why not and the timestamp still serves)."""
+    import psycopg
+
+    name = f"guard-{run_id}"
+    point: str | None = None
+    note: str | None = None
+    try:
+        conn.execute(CREATE_RESTORE_POINT, (name,))
+        point = name
+    except psycopg.Error as exc:
+        note = f"no named restore point: {exc.diag.message_primary or exc.__class__.__name__}"
+    row = conn.execute(CLOCK_AND_LSN).fetchone()
+    assert row is not None
+    now: dt.datetime = row[0]
+    return RestoreTarget(
+        timestamp=iso(now),
+        unix=int(now.timestamp()),
+        lsn=row[1],
+        restore_point=point,
+        restore_point_note=note,
+    )
+
+
+def mark(state: RunState) -> None:
+    """Fill the report's restore target."""
+    target = state.report.restore_target = mark_restore_point(state.db, state.report.run_id)
+    state.progress(f"restore target: {target.timestamp} (LSN {target.lsn or 'n/a'})")
