@@ -9,62 +9,20 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from guard import __version__
+from guard.context import Context
 from guard.errors import EXIT_BLOCKED, EXIT_USAGE, GuardError
 
 # Off while the command's modules load (psycopg, pglast, guard's own): every collection
 # then walks objects that will never be garbage (classes, functions, module dicts), about
 # 10 ms of a one-file run. _start_work() turns it back on before the command's real work.
 gc.disable()
-
-# Environment variables whose values are secrets even when guard.yml does not mention them.
-_SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
-
-
-def _env_masker(environ: Mapping[str, str]) -> Any:
-    from guard.db import url_password
-    from guard.report.mask import Masker
-
-    masker = Masker()
-    for name, value in environ.items():
-        if not value:
-            continue
-        if name.endswith("DATABASE_URL") or name.endswith("_URL"):
-            password = url_password(value)
-            if password:
-                masker.add(password)
-        elif any(hint in name.upper() for hint in _SECRET_ENV_HINTS) and len(value) >= 8:
-            masker.add(value)
-    return masker
-
-
-class Context:
-    """What every command shares: the masker for its output and the verbosity."""
-
-    def __init__(self, verbose: bool) -> None:
-        self.verbose = verbose
-        self.environ = dict(os.environ)
-        self.mask = _env_masker(self.environ)
-
-    def out(self, text: str) -> None:
-        click.echo(self.mask(text), nl=False)
-
-    def progress(self, line: str) -> None:
-        click.echo(self.mask(f"guard: {line}"), err=True)
-
-    def error(self, message: str) -> None:
-        click.echo(self.mask(f"guard: error: {message}"), err=True)
-
-    def fail(self, exc: GuardError) -> NoReturn:
-        self.error(str(exc))
-        sys.exit(exc.exit_code)
-
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options every database command takes."""
@@ -467,7 +425,6 @@ def _exit(code: int) -> NoReturn:
     flushed and the exit handlers run (they stop an embedded cluster, remove its files).
     """
     import atexit
-    import os
 
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -15,7 +15,7 @@ from guard.config import Config, format_duration, require_database_url
 from guard.errors import EXIT_BLOCKED, GuardError, UsageError
 
 if TYPE_CHECKING:
-    from guard.cli import Context
+    from guard.context import Context
     from guard.report.model import RunReport
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from guard.config import Config, load_config
 
 if TYPE_CHECKING:
-    from guard.cli import Context
+    from guard.context import Context
 
 GOOD = {
     "20250101000000_create_profiles.sql": """\
