@@ -54,7 +54,7 @@ WRAPPED: tuple[tuple[str, str, str], ...] = (
     ("history", "guard.migrations.history", "ensure_history"),
     ("apply", "guard.run.apply", "apply_pending"),
     ("report", "guard.run.outcome", "build_plan"),
-    ("report", "guard.commands", "finish"),
+    ("report", "guard.commands.run", "finish"),
 )
 PHASES = tuple(dict.fromkeys(phase for phase, _, _ in WRAPPED))
 # Import groups, in the order they are imported: each group is charged for the standard

@@ -1,0 +1,125 @@
+"""`guard run` and `guard check`: the guarded run, its read-only twin, and the report they write."""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from guard.config import Config
+from guard.errors import EXIT_BLOCKED, GuardError, UsageError
+
+if TYPE_CHECKING:
+    from guard.context import Context
+    from guard.report.model import RunReport
+
+
+def run_command(
+    ctx: Context,
+    config: Config,
+    *,
+    reason: str | None,
+    allow_stale_backup: bool,
+    summary_path: Path | None,
+    as_json: bool,
+    acknowledge: str | None = None,
+    command: tuple[str, ...] = (),
+) -> int:
+    """`guard run`: the guarded run; always writes the report, whatever the outcome."""
+    from guard.run import RunOptions, guarded_run, new_report
+
+    report = new_report("run", config, ctx.environ)
+    options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge,
+                         command=tuple(command))
+    try:
+        guarded_run(config, options, report, environ=ctx.environ, progress=ctx.progress, mask=ctx.mask)
+    except GuardError as exc:
+        status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+        report.set_outcome(status, str(exc), changed=False)
+        ctx.error(str(exc))
+    except KeyboardInterrupt:
+        _unexpected(report, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - report what is known, never lose the report
+        if ctx.verbose:
+            ctx.progress(traceback.format_exc())
+        _unexpected(report, f"internal error: {exc.__class__.__name__}: {exc}")
+    finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+    return report.exit_code
+
+
+def check_command(
+    ctx: Context,
+    config: Config,
+    *,
+    shadow: str | None,
+    shadow_from_target: bool,
+    include_all: bool,
+    summary_path: Path | None,
+    as_json: bool,
+) -> int:
+    """`guard check`: read-only verdict on what `guard run` would do, plus an optional dry run."""
+    from guard.check import CheckOptions, guarded_check
+    from guard.run import new_report
+
+    report = new_report("check", config, ctx.environ)
+    options = CheckOptions(shadow=shadow, shadow_from_target=shadow_from_target, include_all=include_all)
+    if shadow_from_target and not shadow:
+        ctx.fail(UsageError("--shadow-from-target needs --shadow embedded|URL"))
+    try:
+        guarded_check(config, options, report, environ=ctx.environ, progress=ctx.progress)
+    except GuardError as exc:
+        status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
+        report.set_outcome(status, str(exc), changed=False)
+        ctx.error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a check never changes the target: report and stop
+        if ctx.verbose:
+            ctx.progress(traceback.format_exc())
+        report.set_outcome("blocked", f"internal error: {exc.__class__.__name__}: {exc}", changed=False)
+    finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+    return report.exit_code
+
+
+def _unexpected(report: RunReport, message: str) -> None:
+    from guard.restore import RestoreContext, build_plan
+
+    if report.restore_target is None:
+        # Nothing had been changed yet: the run stopped while it was only reading.
+        report.set_outcome("blocked", message, changed=False)
+    else:
+        report.set_outcome("outcome_unknown", message, changed=None)
+        report.restore_plan = build_plan(report, RestoreContext())
+
+
+def finish(
+    ctx: Context, config: Config, report: RunReport, *, summary_path: Path | None, as_json: bool
+) -> None:
+    """Stamp the end, write the JSON report (and Markdown summary), print the result."""
+    from guard.report import github
+    from guard.report import json as json_report
+    from guard.report.text import render_markdown, render_text
+
+    now = dt.datetime.now(dt.timezone.utc)
+    report.finished_at = now.isoformat().replace("+00:00", "Z")
+    started = dt.datetime.fromisoformat(report.started_at.replace("Z", "+00:00"))
+    report.duration_ms = round((now - started).total_seconds() * 1000, 1)
+    try:
+        json_report.write(report, config.report, ctx.mask)
+    except OSError as exc:
+        ctx.progress(f"cannot write report {config.report}: {exc.strerror}")
+    markdown = render_markdown(report)
+    if summary_path is not None:
+        try:
+            summary_path.write_text(ctx.mask(markdown), encoding="utf-8")
+        except OSError as exc:
+            ctx.progress(f"cannot write summary {summary_path}: {exc.strerror}")
+    if as_json:
+        ctx.out(json_report.render(report, ctx.mask))
+    else:
+        ctx.out(render_text(report))
+    if github.active(ctx.environ):
+        try:
+            github.publish(report, environ=ctx.environ, report_path=config.report,
+                           markdown=ctx.mask(markdown), echo=ctx.out)
+        except OSError as exc:
+            ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
