@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from guard.errors import ConfigError
+from guard.plugins import PROVIDER_SPECS, SINK_SPECS, PluginConfig, PluginSpec
 
 DEFAULT_CONFIG_FILE = "guard.yml"
 
@@ -79,17 +80,6 @@ class MigrationsConfig:
     include_all: bool = False  # apply files older than the newest applied version
     lock_retries: int = 0  # retries of a file that hit lock_timeout
     lock_retry_delay: float = 5.0  # first retry delay; doubles each time
-
-
-@dataclass(frozen=True)
-class PluginConfig:
-    """One provider or sink: its ``type``, its own options and where it was configured."""
-
-    type: str
-    options: Mapping[str, Any]
-    source: str
-    max_age: float | None = None  # providers: overrides backups.max_age
-    required: bool = True  # sinks: a failure blocks the run
 
 
 @dataclass(frozen=True)
@@ -566,14 +556,6 @@ def _plugins(
     return tuple(result)
 
 
-@dataclass(frozen=True)
-class PluginSpec:
-    """What a provider or sink type accepts in its config entry."""
-
-    options: frozenset[str] = frozenset()
-    required: frozenset[str] = frozenset()
-
-
 def load_config(
     *,
     config_path: str | Path | None = None,
@@ -587,8 +569,6 @@ def load_config(
 
     ``config_path`` None means ``$GUARD_CONFIG`` or ``./guard.yml`` when present.
     """
-    from guard.backups import PROVIDER_SPECS, SINK_SPECS
-
     environ = os.environ if environ is None else environ
     interpolate = _Interpolator(environ)
     try:

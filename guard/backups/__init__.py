@@ -8,16 +8,32 @@ by their config ``type:``; the policy that turns answers into a verdict lives he
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from guard.config import PluginSpec, format_duration
+from guard.config import format_duration
+from guard.plugins import (
+    BUILTIN_PROVIDERS,
+    BUILTIN_SINKS,
+    PROVIDER_SPECS,
+    PROVIDERS,
+    SINK_SPECS,
+    SINKS,
+    PluginSpec,
+    Registered,
+    lookup,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
     from guard.config import Config, PluginConfig
+
+__all__ = [
+    "BUILTIN_PROVIDERS", "BUILTIN_SINKS", "PROVIDERS", "PROVIDER_SPECS", "SINKS", "SINK_SPECS", "PluginSpec",
+    "Registered",
+]
 
 
 class ProviderError(Exception):
@@ -91,91 +107,15 @@ class Sink(Protocol):
 
 
 # ----------------------------------------------------------------------- registries
-
-
-@dataclass(frozen=True)
-class Registered:
-    spec: PluginSpec
-    factory: Callable[[PluginConfig, Config], Any]
-
-
-PROVIDERS: dict[str, Registered] = {}
-SINKS: dict[str, Registered] = {}
-
-
-# Each module defines PROVIDERS and/or SINKS: {config type: Registered(spec, factory)}.
-# Which module registers each built-in type, so that a run imports only the ones its
-# configuration names (the HTTP and external-tool modules cost ~6 ms a run otherwise).
-# tests/test_config.py checks these against what the modules register.
-BUILTIN_PROVIDERS = {
-    "table": "guard.backups.table",
-    "supabase": "guard.backups.supabase",
-    "pgbackrest": "guard.backups.external",
-    "wal-g": "guard.backups.external",
-    "walg": "guard.backups.external",
-    "barman": "guard.backups.external",
-    "command": "guard.backups.external",
-}
-BUILTIN_SINKS = {
-    "table": "guard.backups.table",
-    "supabase-restore-point": "guard.backups.supabase",
-    "http": "guard.backups.http_sink",
-}
-
-
-def _register(module_name: str) -> None:
-    import importlib
-
-    module = importlib.import_module(module_name)
-    PROVIDERS.update(getattr(module, "PROVIDERS", {}))
-    SINKS.update(getattr(module, "SINKS", {}))
-
-
-def _register_builtin() -> None:
-    for name in dict.fromkeys([*BUILTIN_PROVIDERS.values(), *BUILTIN_SINKS.values()]):
-        _register(name)
-
-
-def _lookup(registry: dict[str, Registered], builtin: Mapping[str, str], key: str) -> Registered:
-    """The registration of type ``key``, importing only its module; KeyError if unknown."""
-    if key not in registry and key in builtin:
-        _register(builtin[key])
-    return registry[key]
-
-
-class _Specs(Mapping[str, PluginSpec]):
-    """A lazy view: config validation needs the specs of the types it meets, not every
-    plug-in module's imports (listing them all, for an unknown type's message, imports all)."""
-
-    def __init__(self, registry: dict[str, Registered], builtin: Mapping[str, str]) -> None:
-        self.registry = registry
-        self.builtin = builtin
-
-    def __getitem__(self, key: str) -> PluginSpec:
-        return _lookup(self.registry, self.builtin, key).spec
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and (key in self.registry or key in self.builtin)
-
-    def __iter__(self) -> Iterator[str]:
-        _register_builtin()
-        return iter(self.registry)
-
-    def __len__(self) -> int:
-        _register_builtin()
-        return len(self.registry)
-
-
-PROVIDER_SPECS: Mapping[str, PluginSpec] = _Specs(PROVIDERS, BUILTIN_PROVIDERS)
-SINK_SPECS: Mapping[str, PluginSpec] = _Specs(SINKS, BUILTIN_SINKS)
+# The registry itself lives in guard.plugins, which guard.config reads too.
 
 
 def make_providers(config: Config) -> list[Provider]:
-    return [_lookup(PROVIDERS, BUILTIN_PROVIDERS, p.type).factory(p, config) for p in config.backups.providers]
+    return [lookup(PROVIDERS, BUILTIN_PROVIDERS, p.type).factory(p, config) for p in config.backups.providers]
 
 
 def make_sinks(config: Config) -> list[tuple[Sink, PluginConfig]]:
-    return [(_lookup(SINKS, BUILTIN_SINKS, s.type).factory(s, config), s) for s in config.log.sinks]
+    return [(lookup(SINKS, BUILTIN_SINKS, s.type).factory(s, config), s) for s in config.log.sinks]
 
 
 # ----------------------------------------------------------------------- policy

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guard.backups import BackupInfo, PitrWindow, ProviderContext, ProviderError, Registered
-from guard.config import PluginConfig, PluginSpec, parse_duration
+from guard.config import parse_duration
 from guard.errors import ConfigError
+from guard.plugins import PluginConfig, PluginSpec
 
 
 def _when(value: Any, where: str) -> dt.datetime:

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 from guard.backups import BackupEntry, Registered, SinkContext, SinkError
 from guard.backups.http_client import HttpError, HttpPolicy, request
-from guard.config import PluginConfig, PluginSpec, parse_duration
+from guard.config import parse_duration
 from guard.errors import ConfigError
+from guard.plugins import PluginConfig, PluginSpec
 
 
 def _loopback(host: str) -> bool:

@@ -24,8 +24,8 @@ from guard.backups import (
     SinkContext,
     SinkError,
 )
-from guard.config import PluginSpec
 from guard.errors import Blocked
+from guard.plugins import PluginSpec
 
 if TYPE_CHECKING:
     import psycopg
