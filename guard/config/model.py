@@ -1,0 +1,108 @@
+"""The Config: frozen dataclasses, one per guard.yml section."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from guard.plugins import PluginConfig
+
+__all__ = ["PluginConfig"]
+
+
+@dataclass(frozen=True)
+class MigrationsConfig:
+    dir: Path = Path("supabase/migrations")
+    transaction: str = "per-file"  # or "all"
+    lock_timeout: float = 5.0
+    statement_timeout: float = 900.0
+    include_all: bool = False  # apply files older than the newest applied version
+    lock_retries: int = 0  # retries of a file that hit lock_timeout
+    lock_retry_delay: float = 5.0  # first retry delay; doubles each time
+
+
+@dataclass(frozen=True)
+class BackupsConfig:
+    max_age: float = 26 * 3600.0
+    require: str = "any"  # or "all"
+    providers: tuple[PluginConfig, ...] = ()
+    require_pitr: bool = False  # destructive migrations need confirmed PITR, copies or not
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    sinks: tuple[PluginConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    """The `lint:` section: rules switched off, severities changed, the destructive policy."""
+
+    disable: frozenset[str] = frozenset()
+    severity: Mapping[str, str] = field(default_factory=dict)
+    # block-unprotected: a destructive statement runs only with a protective copy or PITR;
+    # block: never without a pragma; warn: report only.
+    destructive: str = "block-unprotected"
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """`guard snapshot` and step 10 of the guarded run: where snapshots go, whether they are
+    encrypted, and with what key (a secret: ``key: ${SNAPSHOT_KEY}`` or GUARD_SNAPSHOT_KEY)."""
+
+    dir: Path = Path("snapshots")
+    encrypt: bool = True
+    mode: str = "off"  # in the guarded run (step 10): off | schema | full
+    when: str = "destructive"  # always | destructive (only when a pending statement is)
+    key: str | None = field(default=None, repr=False)  # a passphrase; never printed
+
+
+class DrillCheck(NamedTuple):
+    """One `drill.checks` item: SQL whose first value, as text, must equal ``expect``."""
+
+    sql: str
+    expect: str
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """`guard drill`: the operator's own checks, run on the restored copy only."""
+
+    checks: tuple[DrillCheck, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProtectConfig:
+    """Protective copies of what destructive statements destroy (guard/protect.py)."""
+
+    enabled: bool = True
+    max_bytes: int = 1 << 30
+    schema: str = "guard_backup"
+
+
+@dataclass(frozen=True)
+class BackupLogConfig:
+    """Where the backup log table lives (``guard init`` creates it there)."""
+
+    schema: str = "public"
+    table: str = "backup_logs"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None
+    migrations: MigrationsConfig = field(default_factory=MigrationsConfig)
+    backups: BackupsConfig = field(default_factory=BackupsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    backup_log: BackupLogConfig = field(default_factory=BackupLogConfig)
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
+    lint: LintSettings = field(default_factory=LintSettings)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    drill: DrillConfig = field(default_factory=DrillConfig)
+    report: Path = Path("guard-report.json")
+    reason: str | None = None
+    config_file: Path | None = None
+    base_dir: Path = Path(".")  # relative paths in the file are relative to it
+    secrets: tuple[str, ...] = ()
