@@ -140,108 +140,14 @@ def _nothing_committed(report: RunReport) -> RestorePlan:
 def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     committed = [m.version for m in report.migrations if m.status == "applied"]
     unknown = [m.version for m in report.migrations if m.status == "unknown"]
-    target = report.restore_target
-    steps: list[RestoreStep] = []
-
-    if unknown:
-        steps.append(
-            RestoreStep(
-                "Find out whether the last file committed",
-                "The connection was lost while committing, so guard cannot tell whether "
-                f"{', '.join(unknown)} committed. The history table is written in the same "
-                "transaction as the file, so it tells the truth:",
-                [_history_query(ctx.history_table, unknown)],
-            )
-        )
-
     failed = next((m for m in report.migrations if m.status == "failed"), None)
-    if failed is not None:
-        steps.append(
-            RestoreStep(
-                "Fix forward (no restore)",
-                f"Every file runs in its own transaction: the database is consistent at version "
-                f"{committed[-1] if committed else '(none)'}, with {', '.join(committed)} committed "
-                f"and {failed.version} rolled back. If the committed versions are wanted, fix "
-                f"{_failure_line(report)} and run guard again: only the remaining files will apply.",
-            )
-        )
-
+    target = report.restore_target
+    steps = _check_and_fix_forward(report, ctx, committed, unknown)
     if target is not None:
-        where = f"restore target {target.timestamp} (unix {target.unix}"
-        where += f", LSN {target.lsn}" if target.lsn else ""
-        where += f", restore point '{target.restore_point}'" if target.restore_point else ""
-        where += ")"
-        if ctx.project_ref:
-            steps.extend(_supabase_steps(report, ctx, where))
-        recovery = [
-            f"recovery_target_time = '{target.timestamp}'",
-            "recovery_target_inclusive = false",
-            "recovery_target_action = 'promote'",
-        ]
-        if target.restore_point:
-            recovery.insert(0, f"# or: recovery_target_name = '{target.restore_point}'")
-        if target.lsn:
-            recovery.insert(0, f"# or: recovery_target_lsn = '{target.lsn}'")
-        commands = []
-        if ctx.pgbackrest_stanza:
-            commands.append(
-                f"pgbackrest --stanza={ctx.pgbackrest_stanza} --delta --type=time "
-                f'--target="{target.timestamp}" --target-action=promote restore'
-            )
-        commands.extend(recovery)
-        steps.append(
-            RestoreStep(
-                "PostgreSQL point-in-time recovery (self-hosted, WAL archived)",
-                f"Restore the base backup taken before the run into a new data directory, then "
-                f"recover to {where} with these settings in postgresql.conf and an empty recovery.signal:",
-                commands,
-            )
-        )
-
-    if report.protective_copies:
-        steps.append(
-            RestoreStep(
-                "Put back only what the migration destroyed (protective copies)",
-                "guard copied the data the destructive statements removed, in the same transaction, "
-                "into a locked-down schema. Without a whole-database restore, run (after reverting "
-                "the schema change where needed):",
-                [
-                    f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}\n"
-                    + c["restore_sql"]
-                    for c in report.protective_copies
-                ],
-            )
-        )
-    if report.snapshot:
-        snap = report.snapshot
-        steps.append(
-            RestoreStep(
-                "The snapshot guard took just before the run",
-                f"{snap['mode']} snapshot {snap['file']} ({snap['bytes']} bytes, sha256 {snap['sha256'][:12]}...). "
-                "Restore it into a new database, check it, then switch over:",
-                [snap["restore_command"]],
-            )
-        )
+        steps.extend(_point_in_time_steps(report, ctx, target))
+    steps.extend(_copy_and_snapshot_steps(report))
     newest = _newest_backup(report)
-    if newest is not None:
-        steps.append(
-            RestoreStep(
-                "The newest automated backup",
-                f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
-                "write between then and now; prefer point-in-time recovery when it is available.",
-            )
-        )
-    steps.append(
-        RestoreStep(
-            "A logical dump, if you keep one",
-            "Restore into a new database first, check it, then switch over:",
-            [
-                "createdb restored_copy",
-                "pg_restore --no-owner --dbname=restored_copy <dump-file>   # custom-format dump",
-                "psql --dbname=restored_copy -f <dump.sql>                  # plain SQL dump",
-            ],
-        )
-    )
+    steps.extend(_backup_steps(newest))
     # Letter the alternatives in the order they are offered (the first step may be a check).
     letters = iter("ABCDEFG")
     steps = [
@@ -278,6 +184,122 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     return RestorePlan(
         needed=needed, summary=summary, committed_versions=committed, steps=steps, support=support
     )
+
+
+def _check_and_fix_forward(
+    report: RunReport, ctx: RestoreContext, committed: list[str], unknown: list[str]
+) -> list[RestoreStep]:
+    steps: list[RestoreStep] = []
+    if unknown:
+        steps.append(
+            RestoreStep(
+                "Find out whether the last file committed",
+                "The connection was lost while committing, so guard cannot tell whether "
+                f"{', '.join(unknown)} committed. The history table is written in the same "
+                "transaction as the file, so it tells the truth:",
+                [_history_query(ctx.history_table, unknown)],
+            )
+        )
+    failed = next((m for m in report.migrations if m.status == "failed"), None)
+    if failed is not None:
+        steps.append(
+            RestoreStep(
+                "Fix forward (no restore)",
+                f"Every file runs in its own transaction: the database is consistent at version "
+                f"{committed[-1] if committed else '(none)'}, with {', '.join(committed)} committed "
+                f"and {failed.version} rolled back. If the committed versions are wanted, fix "
+                f"{_failure_line(report)} and run guard again: only the remaining files will apply.",
+            )
+        )
+    return steps
+
+
+def _point_in_time_steps(report: RunReport, ctx: RestoreContext, target: RestoreTarget) -> list[RestoreStep]:
+    steps: list[RestoreStep] = []
+    where = f"restore target {target.timestamp} (unix {target.unix}"
+    where += f", LSN {target.lsn}" if target.lsn else ""
+    where += f", restore point '{target.restore_point}'" if target.restore_point else ""
+    where += ")"
+    if ctx.project_ref:
+        steps.extend(_supabase_steps(report, ctx, where))
+    recovery = [
+        f"recovery_target_time = '{target.timestamp}'",
+        "recovery_target_inclusive = false",
+        "recovery_target_action = 'promote'",
+    ]
+    if target.restore_point:
+        recovery.insert(0, f"# or: recovery_target_name = '{target.restore_point}'")
+    if target.lsn:
+        recovery.insert(0, f"# or: recovery_target_lsn = '{target.lsn}'")
+    commands = []
+    if ctx.pgbackrest_stanza:
+        commands.append(
+            f"pgbackrest --stanza={ctx.pgbackrest_stanza} --delta --type=time "
+            f'--target="{target.timestamp}" --target-action=promote restore'
+        )
+    commands.extend(recovery)
+    steps.append(
+        RestoreStep(
+            "PostgreSQL point-in-time recovery (self-hosted, WAL archived)",
+            f"Restore the base backup taken before the run into a new data directory, then "
+            f"recover to {where} with these settings in postgresql.conf and an empty recovery.signal:",
+            commands,
+        )
+    )
+    return steps
+
+
+def _copy_and_snapshot_steps(report: RunReport) -> list[RestoreStep]:
+    steps: list[RestoreStep] = []
+    if report.protective_copies:
+        steps.append(
+            RestoreStep(
+                "Put back only what the migration destroyed (protective copies)",
+                "guard copied the data the destructive statements removed, in the same transaction, "
+                "into a locked-down schema. Without a whole-database restore, run (after reverting "
+                "the schema change where needed):",
+                [
+                    f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}\n"
+                    + c["restore_sql"]
+                    for c in report.protective_copies
+                ],
+            )
+        )
+    if report.snapshot:
+        snap = report.snapshot
+        steps.append(
+            RestoreStep(
+                "The snapshot guard took just before the run",
+                f"{snap['mode']} snapshot {snap['file']} ({snap['bytes']} bytes, sha256 {snap['sha256'][:12]}...). "
+                "Restore it into a new database, check it, then switch over:",
+                [snap["restore_command"]],
+            )
+        )
+    return steps
+
+
+def _backup_steps(newest: tuple[str, str] | None) -> list[RestoreStep]:
+    steps: list[RestoreStep] = []
+    if newest is not None:
+        steps.append(
+            RestoreStep(
+                "The newest automated backup",
+                f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
+                "write between then and now; prefer point-in-time recovery when it is available.",
+            )
+        )
+    steps.append(
+        RestoreStep(
+            "A logical dump, if you keep one",
+            "Restore into a new database first, check it, then switch over:",
+            [
+                "createdb restored_copy",
+                "pg_restore --no-owner --dbname=restored_copy <dump-file>   # custom-format dump",
+                "psql --dbname=restored_copy -f <dump.sql>                  # plain SQL dump",
+            ],
+        )
+    )
+    return steps
 
 
 def _curl(ref: str, path: str, body: str) -> str:
