@@ -6,6 +6,7 @@ Read with the standard library's ``ast``; nothing is imported.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,13 @@ def test_no_function_over_80_lines() -> None:
 def test_exempt_files_still_exist() -> None:
     """An exemption outlives its reason only until the file is split: then drop it here."""
     assert all((GUARD.parent / name).is_file() for name in EXEMPT)
+
+
+def test_readme_maps_every_module() -> None:
+    """README.md's "Development" map lists every module, and no module that is gone."""
+    readme = (GUARD.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Development"):]
+    listed = set(re.findall(r"^\| `(guard/[\w/]+\.py)` \|", section, flags=re.MULTILINE))
+    actual = {relative(path) for path in modules().values()}
+    assert actual - listed == set(), "add these to the README map"
+    assert listed - actual == set(), "these are gone: drop them from the README map"
