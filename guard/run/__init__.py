@@ -62,7 +62,7 @@ def guarded_run(
                 return report
             lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)  # 6. lint
             backup_gate.confirm_backup(state, config)                     # 7. backups
-            lint_gate.destructive(state, config.lint, config.protect, config.backups.require_pitr)
+            lint_gate.destructive(state, config.lint, config.protect, config.backups.require_pitr)  # 6b. policy
             restore_point.mark(state)                                     # 8. restore point
             backup_log.log_backup(state, config, default_reason(state))   # 9. log the backup
             protect.take_snapshot_if_due(state, config.snapshot)          # 10. protect (snapshot)
