@@ -39,7 +39,9 @@ from guard.errors import Blocked, UsageError
 from guard.snapshot_crypto import (  # noqa: F401 - re-exported
     CHUNK,
     ENC_VERSION,
+    HEADER_BYTES,
     MAGIC,
+    NONCE_BYTES,
     SnapshotError,
     _atomic_write,
     _PartialFile,
