@@ -251,16 +251,18 @@ def backup_prune(ctx: Context, config_path: str | None, database_url: str | None
 @_common
 @click.option("--max-age", default=None, metavar="DURATION", help="Freshness limit (default 26h).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Also write the Backups page (one self-contained HTML file) to PATH.")
 @click.pass_obj
 def backup_status(ctx: Context, config_path: str | None, database_url: str | None, max_age: str | None,
-                  as_json: bool) -> None:
+                  as_json: bool, html: str | None) -> None:
     """Backup log statistics, the 20 most recent entries, and every provider's verdict.
     Exits 3 when no recent automated backup is confirmed (a gate for scheduled jobs)."""
     from guard.commands import backup_status_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "backups.max_age": ("--max-age", max_age)})
-    _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json))
+    _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json, html=Path(html) if html else None))
 
 
 @cli.command()

@@ -220,8 +220,9 @@ def backup_log_command(
     return 0
 
 
-def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int:
-    """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh."""
+def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: Path | None = None) -> int:
+    """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh.
+    With ``html``, also the Backups page (guard.report.html) at that path."""
     from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
     from guard.backups.table import qualified, stats
     from guard.db import server_now
@@ -239,11 +240,16 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
         pctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
         verdict = check_backups(make_providers(config), config.backups.providers, pctx)
         drill = last_drill(conn, config.snapshot.dir)
+        facts = _backup_facts(ctx, conn, config, html, verdict, table_stats, stats_error, pctx.now)
     finally:
         conn.close()
     verdicts = _backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
-    _publish_backup_status(ctx, verdicts, exit_code)
+    _publish_backup_status(ctx, verdicts, exit_code, facts)
+    if html is not None and facts is not None:
+        from guard.report.html import write_or_fail
+
+        ctx.progress(f"Backups page written to {write_or_fail(facts, html, ctx.mask)}")
     if as_json:
         payload = {
             "ok": verdict.ok,
@@ -336,7 +342,18 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
     return 0
 
 
-def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
+def _backup_facts(ctx: Context, conn: Any, config: Config, html: Path | None, *facts: Any) -> Any:
+    """The Backups page's facts, when the page or a GitHub step summary will show them."""
+    from guard.report import github
+    from guard.report.backup_facts import gather
+
+    if html is None and not github.active(ctx.environ):
+        return None
+    verdict, table_stats, stats_error, now = facts
+    return gather(conn, config, verdict=verdict, stats=table_stats, stats_error=stats_error, now=now)
+
+
+def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Any = None) -> None:
     """In GitHub Actions: outputs (status ok/stale, exit-code) and a step summary table."""
     from guard.report import github
 
@@ -352,6 +369,10 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
     for p in verdicts.providers:
         age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
         lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {p.message} |")
+    if facts is not None:
+        from guard.report.mermaid import timeline
+
+        lines.extend(["", timeline(facts)])
     try:
         if ctx.environ.get("GITHUB_STEP_SUMMARY"):
             with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
