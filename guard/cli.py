@@ -309,9 +309,10 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Where to write it (default snapshot.dir, ./snapshots).")
 @click.option("--no-encrypt", is_flag=True, help="Write the snapshot unencrypted (snapshot.encrypt: false).")
+@click.option("--reason", default=None, help="Why it was taken (recorded with it in the backup log).")
 @click.pass_obj
 def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mode: str | None,
-             out: str | None, no_encrypt: bool) -> None:
+             out: str | None, no_encrypt: bool, reason: str | None) -> None:
     """A pg_dump (custom format) of the database and a manifest beside it: SHA-256, per-table
     row counts from the dump's own snapshot, the restore command. Full snapshots are encrypted
     (AES-256-GCM) with snapshot.key / GUARD_SNAPSHOT_KEY unless --no-encrypt."""
@@ -322,7 +323,7 @@ def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mo
         "snapshot.dir": ("--out", out),
         "snapshot.encrypt": ("--no-encrypt", False if no_encrypt else None),
     })
-    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode or "full"))
+    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode or "full", reason=reason))
 
 
 @cli.command()

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,6 +118,7 @@ class Manifest:
     roles: tuple[str, ...]
     restore_command: str
     format: int = MANIFEST_FORMAT
+    id: str = ""  # random, written once: the snapshot's idempotency key in backup logs
     directory: Path | None = field(default=None, compare=False)
 
     @property
@@ -165,7 +167,8 @@ class Manifest:
                 taken_at=data.get("taken_at", data["started_at"]), bytes=int(data["bytes"]),
                 sha256=data["sha256"], encryption=data.get("encryption"), tables=dict(data["tables"]),
                 roles=tuple(data.get("roles", ())), restore_command=data["restore_command"],
-                format=int(data.get("format", 1)), directory=path.parent,
+                format=int(data.get("format", 1)), id=str(data.get("id") or data["sha256"]),
+                directory=path.parent,
             )
         except OSError as exc:
             raise SnapshotError(f"cannot read manifest {path}: {exc.strerror}") from None
@@ -387,6 +390,7 @@ def take_snapshot(
         taken_at=taken_at.astimezone(dt.timezone.utc).isoformat(), bytes=size, sha256=digest,
         encryption=encryption_info() if passphrase else None, tables=counts, roles=roles,
         restore_command=" && ".join(_restore_steps(name, passphrase is not None, None)), directory=out_dir,
+        id=uuid.uuid4().hex,
     )
     manifest.write()
     return manifest
