@@ -273,3 +273,24 @@ def test_json_mode_also_writes_the_page(history: History, tmp_path: Path) -> Non
     result = history.project.guard("backup", "status", "--json", "--html", str(path))
     assert result.code == 0, result.output
     assert json.loads(result.stdout)["ok"] is True and path.stat().st_size > 1000
+
+
+def test_demo_ends_by_writing_the_page(tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from tests.support import clean_env, run_guard
+
+    result = run_guard("demo", cwd=tmp_path, env=clean_env(), timeout=240)
+    assert result.code == 0, result.output
+    match = re.search(r"Backups page \(a month of sample history added\): (\S+)", result.stdout)
+    assert match, result.stdout[-2000:]
+    page = Path(match.group(1))
+    try:
+        dom = parse(page.read_text(encoding="utf-8"))
+        outcomes = sorted(a.attrs["data-outcome"] for a in dom.all("article"))
+        assert outcomes == ["changed", "failed", "ok"]
+        assert len(dom.all("g", **{"class": "gap-mark"})) == 1
+        assert len(dom.one("table", id="drills").all("tr")) == 1 + 3
+    finally:
+        shutil.rmtree(page.parent, ignore_errors=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from guard.config import format_duration
 from guard.report.backup_facts import BackupFacts, DrillFact, Gap, RunFact
 from guard.report.model import RestorePlan
-from guard.report.svg import esc, legend_mark, shape, stacked_bar, titled, trend
+from guard.report.svg import esc, gauge, legend_mark, shape, stacked_bar, titled, trend
 
 Mask = Callable[[str], str]
 
@@ -153,9 +153,7 @@ def _last_automated(facts: BackupFacts, t: _Text) -> str:
     age = (facts.now - last).total_seconds()
     fresh = age <= facts.max_age_seconds
     verdict = "within max_age" if fresh else "OLDER than max_age"
-    share = min(age / facts.max_age_seconds, 2.0) if facts.max_age_seconds else 2.0
-    bar = stacked_bar([("age", share, "ok" if fresh else "failed"), ("rest of 2x max_age", 2.0 - share, "empty")],
-                      label=f"age {format_duration(age)} against max_age {limit}", width=240)
+    bar = gauge(age, facts.max_age_seconds, label=f"age {format_duration(age)} against max_age {limit}")
     return (f'<p id="last-automated">Last completed automated backup: <b>{when(last)}</b>, '
             f'<span class="{"good" if fresh else "poor"} tag">{t(format_duration(age))} ago, {verdict}</span> '
             f"(max_age {t(limit)}).</p>{bar}")

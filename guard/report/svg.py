@@ -115,3 +115,18 @@ def trend(points: Sequence[tuple[str, float | None, bool]], *, label: str, width
     out.extend(marks)
     out.append(f'<text class="tick" x="{pad}" y="{pad - 2}">{esc(_num(top))} s</text></svg>')
     return "".join(out)
+
+
+def gauge(value: float, limit: float, *, label: str, width: int = 240) -> str:
+    """A bar from 0 to twice ``limit`` filled to ``value`` (class ok within the limit, failed
+    beyond it), with a marked tick at ``limit``; ``label`` is its text alternative."""
+    track = width - 2
+    share = min(max(value, 0) / limit, 2.0) / 2 if limit > 0 else 1.0
+    css = "ok" if value <= limit else "failed"
+    mid = 1 + track / 2
+    return (f'<svg class="gauge" role="img" aria-label="{esc(label)}" width="{width}" height="30" '
+            f'viewBox="0 0 {width} 30"><title>{esc(label)}</title>'
+            f'<rect class="empty" x="1" y="2" width="{track}" height="12"/>'
+            f'<rect class="{css}" x="1" y="2" width="{_num(track * share)}" height="12"/>'
+            f'<line class="axis" x1="{_num(mid)}" y1="0" x2="{_num(mid)}" y2="16"/>'
+            f'<text class="tick" x="{_num(mid)}" y="27" text-anchor="middle">max_age</text></svg>')
