@@ -294,3 +294,16 @@ def test_demo_ends_by_writing_the_page(tmp_path: Path) -> None:
         assert len(dom.one("table", id="drills").all("tr")) == 1 + 3
     finally:
         shutil.rmtree(page.parent, ignore_errors=True)
+
+
+def test_empty_log_page_says_not_confirmed_and_marks_the_whole_window(project: Project, tmp_path: Path) -> None:
+    assert project.guard("init").code == 0
+    project.log_automated_backup(age=dt.timedelta(days=45))  # before the window: the gap starts at its edge
+    path = tmp_path / "stale.html"
+    result = project.guard("backup", "status", "--html", str(path))
+    assert result.code == 3, result.output  # stale, and the page is written all the same
+    dom = parse(path.read_text(encoding="utf-8"))
+    assert "NOT confirmed" in dom.one(id="verdict").content()
+    assert "now (ongoing)" in dom.one("ul", id="gaps").content()
+    assert "45d" in dom.one(id="last-automated").content() or "OLDER" in dom.one(id="last-automated").content()
+    assert dom.one(id="drills").tag == "p" and dom.all("article") == []
