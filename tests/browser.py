@@ -45,3 +45,16 @@ def screenshot(page: Path, png: Path, *, width: int = 1100, height: int = 2400) 
 def console_errors(log: str) -> list[str]:
     """The page's console messages in a browser log (our pages run no script: any is wrong)."""
     return [match.group(1) for line in log.splitlines() if (match := CONSOLE.search(line))]
+
+
+def print_to_pdf(page: Path, pdf: Path) -> list[tuple[float, float]]:
+    """Print ``page`` as the browser does (its @page rules apply); each page's size in points."""
+    with tempfile.TemporaryDirectory(prefix="guard-chromium-") as profile:
+        proc = subprocess.run(
+            [browser(), *FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+             page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )
+    assert pdf.is_file(), f"the browser wrote no PDF (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", pdf.read_bytes())
+    return [(float(w), float(h)) for w, h in boxes]

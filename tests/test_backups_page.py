@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from guard.drill import DrillResult, record_drill
-from tests.browser import console_errors, screenshot
+from tests.browser import console_errors, print_to_pdf, screenshot
 from tests.conftest import TEST_PASSWORD
 from tests.support import Project
 
@@ -250,6 +250,9 @@ def test_page_renders_in_headless_chromium(history: History, tmp_path: Path) -> 
     with Image.open(shot) as image:
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50, "the screenshot is (nearly) blank"
+    # Printed, it is on A4 (595 x 842 points), whatever the browser's default paper.
+    pages = print_to_pdf(path, tmp_path / "page.pdf")
+    assert pages and all(abs(w - 595.3) < 1 and abs(h - 841.9) < 1 for w, h in pages), pages
 
 
 def test_browser_check_catches_console_errors_and_blank_pages(tmp_path: Path) -> None:

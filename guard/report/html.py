@@ -65,7 +65,7 @@ th{font-size:13px;color:var(--muted)}
 .tag{font-weight:700}.timeline{max-width:100%;height:auto}summary{cursor:pointer;font-weight:600}
 @media print{@page{size:A4;margin:14mm}body{padding:0;max-width:none;font-size:11pt}
  .timeline{width:100%}.run{break-inside:avoid}h2{break-after:avoid}a{color:inherit;text-decoration:none}
- details::details-content{content-visibility:visible;display:contents}details>summary{list-style:none}}
+ details.plan::details-content{content-visibility:visible;display:contents}}
 """
 
 DEFS = ('<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
