@@ -224,7 +224,7 @@ def test_step_summary_has_the_mermaid_timeline(history: History, tmp_path: Path)
     block = text[text.index("```mermaid"):]
     assert "gantt" in block and "section Gaps over max_age" in block
     assert f"gap 4d 0h :crit, {history.gap_start.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M}" in block
-    assert block.count("applied :milestone") == 1 and block.count("failed, rolled back :crit, milestone") == 1
+    assert block.count("applied :milestone") == 1 and block.count("failed - rolled back :crit, milestone") == 1
     assert "<script>" not in block and TEST_PASSWORD not in text
 
 

@@ -219,7 +219,7 @@ def _timeline(facts: BackupFacts, t: _Text) -> str:
         href = f"#{target}" if run.run_id in listed else None
         parts.append(titled(shape(kind, _x(facts, run.started_at), RUN_Y, 7, css), t.mask(title), href=href))
     summary = _timeline_summary(facts)
-    svg = (f'<svg class="timeline" role="img" aria-labelledby="tl-title tl-desc" width="{WIDTH}" height="{HEIGHT}" '
+    svg = (f'<svg class="timeline" role="group" aria-labelledby="tl-title" aria-describedby="tl-desc" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}"><title id="tl-title">Backups and guarded runs, last '
            f'{(facts.now - facts.window_start).days} days</title><desc id="tl-desc">{t(summary)}</desc>'
            f"{''.join(parts)}</svg>")

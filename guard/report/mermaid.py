@@ -15,13 +15,13 @@ from guard.config import format_duration
 from guard.report.backup_facts import BackupFacts
 
 SECTIONS = (("automated", "Automated backups"), ("manual", "Manual backups"), ("failed", "Failed backups"))
-RUN_LABELS = {"ok": "applied", "failed": "failed, rolled back", "changed": "failed, changed",
+RUN_LABELS = {"ok": "applied", "failed": "failed - rolled back", "changed": "failed - changed",
               "blocked": "blocked", "running": "never finished"}
 
 
 def _label(text: str) -> str:
     """Mermaid task names end at ':' and lines at '#' or ';': keep a plain alphabet."""
-    return re.sub(r"[^A-Za-z0-9 .,()/+-]", " ", text).strip() or "-"
+    return re.sub(r"[^A-Za-z0-9 .()/+-]", " ", text).strip() or "-"
 
 
 def _at(moment: dt.datetime) -> str:
