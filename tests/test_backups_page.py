@@ -310,3 +310,13 @@ def test_empty_log_page_says_not_confirmed_and_marks_the_whole_window(project: P
     assert "now (ongoing)" in dom.one("ul", id="gaps").content()
     assert "45d" in dom.one(id="last-automated").content() or "OLDER" in dom.one(id="last-automated").content()
     assert dom.one(id="drills").tag == "p" and dom.all("article") == []
+
+
+def test_a_journal_row_it_cannot_read_is_named_not_fatal(history: History, tmp_path: Path) -> None:
+    history.project.query("UPDATE guard.runs SET report = jsonb_set(report, '{restore_plan}', "
+                          "'{\"summary\": \"x\", \"steps\": [\"not an object\"]}') WHERE run_id = %s",
+                          (history.failed_run,))
+    page, _result = _write_page(history, tmp_path)
+    dom = parse(page)
+    assert f"run {history.failed_run} in guard.runs not shown" in dom.content()
+    assert dom.one("article", id=f"run-{history.ok_run}")

@@ -27,10 +27,13 @@ WINDOW_DAYS = 30
 RECENT_RUNS = 20
 RECENT_DRILLS = 30
 
-# {table} is the backup log (backup_log.schema/table), composed with psycopg.sql.
+# {table} is the backup log (backup_log.schema/table), composed with psycopg.sql. At most the
+# newest 5,000 entries of the window: a page, not an export.
 ENTRIES_SINCE = """
-SELECT id, kind, reason, created_by, created_at, metadata FROM {table}
- WHERE created_at >= %s AND created_at <= %s
+SELECT * FROM (
+  SELECT id, kind, reason, created_by, created_at, metadata FROM {table}
+   WHERE created_at >= %s AND created_at <= %s
+   ORDER BY created_at DESC, id DESC LIMIT 5000) newest
  ORDER BY created_at, id
 """
 # The newest completed automated backup before the window: where the first gap may start.
@@ -241,7 +244,14 @@ def _read_runs(conn: psycopg.Connection[Any], config: Config, start: dt.datetime
     except psycopg.Error as exc:
         notes.append(f"guard's journal (guard.runs) not read: {exc.diag.message_primary or exc.__class__.__name__}")
         return []
-    return [_run_fact(row, config) for row in rows]
+    facts = []
+    for row in rows:
+        try:
+            facts.append(_run_fact(row, config))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A journal row this guard cannot read (written by another version, edited by hand).
+            notes.append(f"run {row[0]} in guard.runs not shown: {exc.__class__.__name__}: {exc}")
+    return facts
 
 
 def _run_fact(row: tuple[Any, ...], config: Config) -> RunFact:
