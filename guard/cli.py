@@ -209,16 +209,18 @@ def backup_prune(ctx: Context, config_path: str | None, database_url: str | None
 @_common
 @click.option("--max-age", default=None, metavar="DURATION", help="Freshness limit (default 26h).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Also write the Backups page (one self-contained HTML file) to PATH.")
 @click.pass_obj
 def backup_status(ctx: Context, config_path: str | None, database_url: str | None, max_age: str | None,
-                  as_json: bool) -> None:
+                  as_json: bool, html: str | None) -> None:
     """Backup log statistics, the 20 most recent entries, and every provider's verdict.
     Exits 3 when no recent automated backup is confirmed (a gate for scheduled jobs)."""
     from guard.commands import backup_status_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "backups.max_age": ("--max-age", max_age)})
-    _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json))
+    _guarded(ctx, lambda: backup_status_command(ctx, config, as_json=as_json, html=Path(html) if html else None))
 
 
 @cli.command()
@@ -265,9 +267,10 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Where to write it (default snapshot.dir, ./snapshots).")
 @click.option("--no-encrypt", is_flag=True, help="Write the snapshot unencrypted (snapshot.encrypt: false).")
+@click.option("--reason", default=None, help="Why it was taken (recorded with it in the backup log).")
 @click.pass_obj
 def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mode: str | None,
-             out: str | None, no_encrypt: bool) -> None:
+             out: str | None, no_encrypt: bool, reason: str | None) -> None:
     """A pg_dump (custom format) of the database and a manifest beside it: SHA-256, per-table
     row counts from the dump's own snapshot, the restore command. Full snapshots are encrypted
     (AES-256-GCM) with snapshot.key / GUARD_SNAPSHOT_KEY unless --no-encrypt."""
@@ -278,7 +281,7 @@ def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mo
         "snapshot.dir": ("--out", out),
         "snapshot.encrypt": ("--no-encrypt", False if no_encrypt else None),
     })
-    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode or "full"))
+    _guarded(ctx, lambda: snapshot_command(ctx, config, mode=mode or "full", reason=reason))
 
 
 @cli.command()

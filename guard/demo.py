@@ -95,6 +95,8 @@ def run_demo(ctx: Context, *, keep: bool = False) -> int:
             ctx.out("\n")
             codes.append(_guarded_run(ctx, config))
 
+        from guard.demo_page import write_demo_page
+        ctx.out(f"\nBackups page (a month of sample history added): {write_demo_page(ctx, config, workdir if keep else None)}\n")
         ctx.out(f"\nDemo finished: exit codes {codes} (expected [0, 1, 4]).\n")
         if keep:
             ctx.out(f"Sample project kept in {workdir}\n")

@@ -87,12 +87,15 @@ def backup_log_command(
     return 0
 
 
-def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int:
-    """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh."""
+def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: Path | None = None) -> int:
+    """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh.
+    With ``html``, also the Backups page (guard.report.html) at that path."""
     from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
     from guard.backups.table import qualified, stats
     from guard.db import server_now
     from guard.drill import last_drill
+    from guard.report.backup_status import publish_backup_status, status_facts
+    from guard.report.html import write_or_fail
     from guard.run.backup_gate import backups_report
 
     conn = open_connection(config, "backup status")
@@ -106,11 +109,14 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool) -> int
         pctx = ProviderContext(conn=conn, config=config, now=server_now(conn))
         verdict = check_backups(make_providers(config), config.backups.providers, pctx)
         drill = last_drill(conn, config.snapshot.dir)
+        facts = status_facts(ctx.environ, conn, config, html, verdict, table_stats, stats_error, pctx.now)
     finally:
         conn.close()
     verdicts = backups_report(verdict)
     exit_code = 0 if verdict.ok else EXIT_BLOCKED
-    _publish_backup_status(ctx, verdicts, exit_code)
+    publish_backup_status(ctx, verdicts, exit_code, facts)
+    if html is not None and facts is not None:
+        ctx.progress(f"Backups page written to {write_or_fail(facts, html, ctx.mask)}")
     if as_json:
         payload = {
             "ok": verdict.ok,
@@ -201,37 +207,6 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
         ctx.out(f"Run {run.run_id} ({run.status}, started {run.started_at.isoformat()})\n"
                 + render_plan_text(plan))
     return 0
-
-
-def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
-    """In GitHub Actions: outputs (status ok/stale, exit-code) and a step summary table."""
-    from guard.report import github
-
-    if not github.active(ctx.environ):
-        return
-    status = "ok" if exit_code == 0 else "stale"
-    lines = [
-        f"## {'✅' if exit_code == 0 else '⛔'} migration-guard backup status: {status}",
-        "",
-        "| provider | status | newest backup | age | detail |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for p in verdicts.providers:
-        age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
-        lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {p.message} |")
-    try:
-        if ctx.environ.get("GITHUB_STEP_SUMMARY"):
-            with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
-                handle.write(ctx.mask("\n".join(lines)) + "\n")
-        if ctx.environ.get("GITHUB_OUTPUT"):
-            github.write_outputs({"status": status, "exit-code": str(exit_code)},
-                                 Path(ctx.environ["GITHUB_OUTPUT"]))
-    except OSError as exc:
-        ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
-    if exit_code:
-        failing = "; ".join(f"{p.provider}: {p.message}" for p in verdicts.providers if p.status != "ok")
-        ctx.out(github.annotation("error", failing or "no backup provider confirmed a recent backup",
-                                  title="migration-guard: backups not confirmed") + "\n")
 
 
 def prune_command(ctx: Context, config: Config, *, older_than: str) -> int:

@@ -67,9 +67,10 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
     return EXIT_BLOCKED if blocking(findings) else 0
 
 
-def snapshot_command(ctx: Context, config: Config, *, mode: str) -> int:
-    """`guard snapshot`: take it, print where it is and how to restore it."""
+def snapshot_command(ctx: Context, config: Config, *, mode: str, reason: str | None = None) -> int:
+    """`guard snapshot`: take it, log it as a manual backup, print where it is and how to restore it."""
     from guard.snapshot import take_snapshot
+    from guard.snapshot_log import record_snapshot
 
     manifest = take_snapshot(require_database_url(config), mode=mode, out_dir=config.snapshot.dir,
                              encrypt=config.snapshot.encrypt, key=config.snapshot.key, progress=ctx.progress)
@@ -86,6 +87,8 @@ def snapshot_command(ctx: Context, config: Config, *, mode: str) -> int:
         f"  manifest  {manifest.manifest_path}\n"
         f"  restore   {manifest.restore_command}\n"
     )
+    for line in record_snapshot(manifest, config, reason=reason, environ=ctx.environ, progress=ctx.progress):
+        ctx.out(f"  logged    {line}\n")
     return 0
 
 
