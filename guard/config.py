@@ -79,6 +79,8 @@ class MigrationsConfig:
     include_all: bool = False  # apply files older than the newest applied version
     lock_retries: int = 0  # retries of a file that hit lock_timeout
     lock_retry_delay: float = 5.0  # first retry delay; doubles each time
+    # Globs (fnmatch, on file names) of .sql files in dir that are not migrations on purpose.
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,14 @@ def _rule_list(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
+def _globs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"expected a list of file name globs, got {value!r}")
+    return tuple(value)
+
+
 def _rule_severities(value: Any) -> dict[str, str]:
     if isinstance(value, str):
         import yaml
@@ -308,6 +318,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "migrations.include_all": _bool,
     "migrations.lock_retries": _count,
     "migrations.lock_retry_delay": parse_duration,
+    "migrations.ignore": _globs,
     "backups.max_age": parse_duration,
     "backups.require": _choice("any", "all"),
     "backups.require_pitr": _bool,
@@ -726,6 +737,7 @@ def _load(
             include_all=converted.get("migrations.include_all", defaults_m.include_all),
             lock_retries=converted.get("migrations.lock_retries", defaults_m.lock_retries),
             lock_retry_delay=converted.get("migrations.lock_retry_delay", defaults_m.lock_retry_delay),
+            ignore=converted.get("migrations.ignore", defaults_m.ignore),
         ),
         backups=BackupsConfig(
             max_age=converted.get("backups.max_age", defaults_b.max_age),

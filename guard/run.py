@@ -49,6 +49,7 @@ from guard.errors import (
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, apply_pending
 from guard.migrations.files import under
+from guard.migrations.own_transactions import several
 from guard.migrations.plan import compute_plan
 from guard.protect import DESTRUCTIVE_KINDS, Protector
 from guard.report.model import (
@@ -266,12 +267,10 @@ def new_report(command: str, config: Config, environ: Mapping[str, str]) -> RunR
 
 def load_migrations(config: Config, progress: Progress) -> list[MigrationFile]:
     """Discover and parse every local file (parse errors stop here with file:line)."""
-    from guard.migrations.files import discover, load, skipped
+    from guard.migrations.files import discover, load
 
-    directory = config.migrations.dir
-    for path in skipped(directory):
-        progress(f"skipping {_display(path, config)}: name does not match <version>_<name>.sql")
-    return [load(ref, display_root=config.base_dir) for ref in discover(directory)]
+    refs = discover(config.migrations.dir, ignore=config.migrations.ignore)
+    return [load(ref, display_root=config.base_dir) for ref in refs]
 
 
 def _display(path: Path, config: Config) -> str:
@@ -418,12 +417,12 @@ def _locked_run(
     report.findings = [f.as_dict() for f in findings]
     lint_gate(findings, config, None)
     uncopyable = _uncopyable(conn, config, findings, pending)
-    if config.migrations.transaction == "all" and outside_transaction(
+    if config.migrations.transaction == "all" and (outside_transaction(
         findings, pending, lambda f: _display(f.path, config)
-    ):
+    ) or several(pending)):
         raise Blocked(
             "transaction: all cannot include statements that must run outside a transaction "
-            "(CREATE INDEX CONCURRENTLY, VACUUM...)",
+            "(CREATE INDEX CONCURRENTLY, VACUUM...) nor files with several transactions of their own",
             hint="use transaction: per-file for this release",
         )
 
@@ -492,7 +491,8 @@ def _set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
     if stopped is not None and outcome.changed_outside_transaction and not outcome.interrupted:
         report.set_outcome(
             "failed_partially_applied",
-            f"{stopped.version} failed outside a transaction after some of its statements took effect.",
+            f"{stopped.version} failed outside a transaction after some of its statements took effect"
+            + (f": {outcome.partially_committed}." if outcome.partially_committed else "."),
             changed=True,
         )
     elif stopped is None:
@@ -754,7 +754,9 @@ def lint_gate(
 
     errors = blocking(findings)
     if verdict is None:
-        hard = [f for f in errors if f.category != "destructive" and f.rule not in OUTSIDE_TRANSACTION_RULES]
+        # A file's own BEGIN/COMMIT is applied as psql applies it (migrations/own_transactions.py).
+        hard = [f for f in errors if f.category != "destructive" and f.rule not in OUTSIDE_TRANSACTION_RULES
+                and f.rule != "transaction-control"]
         if hard:
             first = hard[0]
             raise Blocked(
