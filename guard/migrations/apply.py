@@ -6,10 +6,10 @@ transactions of their own or statements PostgreSQL refuses in a transaction bloc
 psql runs them (own_transactions.py). What happened to every file is returned as
 MigrationResults; the caller turns them into an outcome.
 
-The per-file transaction, in order (``_apply_one``): reset the session and BEGIN (with the
-file's own BEGIN when it wraps itself), the timeouts, each statement (``before`` runs ahead
-of the statements it acts on), then ``_record_and_commit``: guard's identity, the history
-row, the caller's journal entry, COMMIT. A check before COMMIT belongs in
+The per-file transaction, in order (``_apply_one``): BEGIN (the file's own when it wraps
+itself), the timeouts, each statement (``before`` runs ahead of the statements it acts on),
+then ``_record_and_commit``: guard's identity, the history row, the caller's journal entry,
+COMMIT, and the session reset for the next file. A check before COMMIT belongs in
 ``_record_and_commit``, ahead of the records.
 """
 
@@ -41,7 +41,7 @@ from guard.migrations.own_transactions import (
     apply_statementwise,
     transaction_shape,
 )
-from guard.migrations.session import AS_GUARD, RESET_SESSION, reset_session
+from guard.migrations.session import AS_GUARD, RESET_SESSION, RESET_STATEMENTS, reset_session
 from guard.report.model import MigrationError, MigrationResult
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def apply_pending(
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
         merge_begin=server_major is not None and server_major >= 13,
     )
+    reset_session(conn)  # whatever guard's own steps left in the session
     try:
         if transaction == "all":
             _apply_all(run, files, results)
@@ -157,13 +158,13 @@ def _finish(outcome: ApplyOutcome) -> ApplyOutcome:
 
 
 def _begin(run: ApplyContext, file: MigrationFile, skip: frozenset[int | None]) -> str:
-    """The message that opens a file's transaction: a clean session, BEGIN (the file's own
-    when it wraps itself: its options hold), the timeouts."""
+    """The message that opens a file's transaction: BEGIN (the file's own when it wraps
+    itself: its options hold), the timeouts."""
     opening = "BEGIN"
     if skip:
-        # The file's text from its first token; a newline ends a trailing line comment.
+        # A newline ends a trailing line comment of the file's BEGIN.
         opening = next(file.statements[i].sql for i in sorted(i for i in skip if i is not None)) + "\n"
-    return "; ".join((RESET_SESSION, opening, *run.local_settings))
+    return "; ".join((opening, *run.local_settings))
 
 
 def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, skip: frozenset[int | None]) -> bool:
@@ -222,11 +223,11 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
 
 
 def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
-    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, then
-    COMMIT, in one round trip: one message with client-side quoted values for ordinary files,
-    a pipeline with parameters for big ones (sequential where libpq has no pipelines). Any
-    failure leaves the transaction to roll back; a connection lost here may have committed
-    (the caller asks the history)."""
+    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, COMMIT,
+    then the session reset for the next file, in one round trip: one message with client-side
+    quoted values for ordinary files, a pipeline with parameters for big ones (sequential
+    where libpq has no pipelines). Any failure leaves the transaction to roll back; a
+    connection lost here may have committed (the caller asks the history)."""
     from contextlib import nullcontext
 
     import psycopg
@@ -234,12 +235,13 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
     conn = run.conn
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
         records = run.records(file)
-        query = "; ".join([*AS_GUARD, *(q for q, _ in records), "COMMIT"])
+        query = "; ".join([*AS_GUARD, *(q for q, _ in records), "COMMIT", *RESET_STATEMENTS])
         psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in records for p in params))
         return
     with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
         run.record(file)
         conn.execute("COMMIT")
+    reset_session(conn)
 
 
 def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[MigrationResult]) -> None:

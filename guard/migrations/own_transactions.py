@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 TRANSACTION_STMT = "TransactionStmt"
 _OPEN = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
 _END = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"})
-RESET_TIMEOUTS = "RESET lock_timeout; RESET statement_timeout"
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
     run.progress(f"applying {result.file} statement by statement ({count(len(file.statements))})")
     committed: list[Statement] = []  # statements whose effect has committed
     in_block: list[Statement] = []  # statements of the file's open transaction
-    conn.execute("; ".join((RESET_SESSION, *run.session_settings)))
+    conn.execute("; ".join(run.session_settings))  # the session is clean: apply_pending sees to it
     try:
         for index, statement in enumerate(file.statements):
             if not statement.kind:
@@ -129,7 +128,7 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
             run.record(file)
     finally:
         if not (conn.broken or conn.closed) and conn.pgconn.transaction_status == TransactionStatus.IDLE:
-            conn.execute(RESET_TIMEOUTS)
+            conn.execute(RESET_SESSION)  # the timeouts, and whatever the file left
     result.status = "applied"
     result.duration_ms = ms(started)
     outcome.committed.append(file.version)

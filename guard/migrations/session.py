@@ -8,7 +8,7 @@ UNLISTEN *, DISCARD PLANS/TEMP/SEQUENCES) except ``pg_advisory_unlock_all()``: g
 must stay. ``RESET ROLE`` is explicit: ``role`` is a GUC_NO_RESET_ALL setting, which is why
 the Supabase CLI's ``RESET ALL`` between files (pkg/migration/apply.go, ApplyMigrations)
 lets a file's ``SET ROLE`` reach the next one. Every statement here may run in a transaction
-block (DISCARD ALL itself may not), so the reset can travel with a file's BEGIN.
+block (DISCARD ALL itself may not), so the reset can travel with a file's COMMIT.
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-RESET_SESSION = (
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; CLOSE ALL; DEALLOCATE ALL; "
-    "UNLISTEN *; DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
+RESET_STATEMENTS = (
+    "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "RESET ALL", "CLOSE ALL", "DEALLOCATE ALL",
+    "UNLISTEN *", "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
 )
+# As one message. Never in the same message as a BEGIN after it: a transaction takes its
+# characteristics (default_transaction_read_only, _isolation, _deferrable) when it starts,
+# and BEGIN would only extend the implicit transaction the reset started, under the old
+# defaults. It goes after a file's COMMIT instead, where it starts a transaction of its own.
+RESET_SESSION = "; ".join(RESET_STATEMENTS)
 # Inside a file's transaction, just before guard's history row and journal entry: the
 # connecting role, and a search_path where nothing a migration created can stand in for
 # guard's (fully qualified) tables or the built-in operators and functions.
