@@ -99,6 +99,19 @@ def test_realtime_snippet_with_its_own_transaction_applies(ready: Project) -> No
     assert rows[0][0][0] == "begin" and rows[0][0][-1] == "commit"
 
 
+@pytest.mark.parametrize("text", [
+    "begin -- opens\n;\ncreate table public.w (id int);\ncommit -- closes\n;\n",
+    "/* header */ BEGIN;\ncreate table public.w (id int);\nEND;\n-- trailing comment\n",
+    "START TRANSACTION READ WRITE;\ncreate table public.w (id int);\nsavepoint s;\nrollback to s;\nCOMMIT;\n",
+    "create table public.w (id int);\ncommit;\n",  # a stray COMMIT: PostgreSQL only warns
+])
+def test_files_with_their_own_transaction_commands_apply(ready: Project, text: str) -> None:
+    ready.add("20240301000000_w.sql", text)
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert ready.table_exists("public.w") and ready.history() == ["20240301000000"]
+
+
 def test_wrapped_file_that_fails_rolls_back_whole(ready: Project) -> None:
     ready.add("20240301000000_wrapped.sql",
               "begin isolation level serializable;\ncreate table public.w (id int);\nselect 1/0;\ncommit;\n")
