@@ -95,35 +95,63 @@ def describe_url(url: str) -> str:
     return f"{host}{port}{parts.path or '/'}"
 
 
-# Supabase's pooler hands each transaction to any server connection on this port
-# (transaction mode); 5432 on the same host is session mode.
-SUPABASE_POOLER_DOMAIN = ".pooler.supabase.com"
+# Supabase's poolers hand each transaction to any server connection on this port
+# (transaction mode): Supavisor on *.pooler.supabase.com, and the dedicated PgBouncer on the
+# project's own host, db.<ref>.supabase.co. Port 5432 on the same hosts is a session.
+SUPABASE_POOLER_DOMAINS = (".pooler.supabase.com", ".supabase.co")
 SUPABASE_TRANSACTION_PORT = "6543"
+TRANSACTION_POOLER_HINT = (
+    "use the direct connection (db.<project-ref>.supabase.co:5432) or the session pooler "
+    "(port 5432); behind PgBouncer, pool_mode = session"
+)
+BACKEND_PID = "SELECT pg_backend_pid()"
+# Transactions that must all land on one server session for the connection to count as one.
+SESSION_PROBES = 3
 
 
 def refuse_transaction_pooler(url: str) -> None:
-    """UsageError for Supabase's transaction-mode pooler: guard's advisory lock and session
+    """UsageError for Supabase's transaction-mode poolers: guard's advisory lock and session
     settings would land on whichever server connection the pooler picks next."""
     hosts, port, _dbname = _endpoint(url)  # an unparsable URL fails at connect, with its own message
-    if port == SUPABASE_TRANSACTION_PORT and any(h.endswith(SUPABASE_POOLER_DOMAIN) for h in hosts):
+    if port == SUPABASE_TRANSACTION_PORT and any(h.endswith(SUPABASE_POOLER_DOMAINS) for h in hosts):
         raise UsageError(
             f"database_url points at Supabase's transaction-mode pooler ({describe_url(url)}): guard's "
             "lock and session settings need one session",
-            hint="use the direct connection (db.<project-ref>.supabase.co:5432) or the session pooler (port 5432)",
+            hint=TRANSACTION_POOLER_HINT,
+        )
+
+
+def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str) -> None:
+    """UsageError when ``conn`` (autocommit) is not one server session: its backend pid
+    changes between transactions, as behind any vendor's transaction-mode pooler
+    (PgBouncer pool_mode = transaction, Supavisor, RDS Proxy once pinned sessions end).
+    A pooler that happens to hand back the same server connection every time cannot be told
+    from a direct one this way; guard's lock and journal then still hold."""
+    pids = {conn.execute(BACKEND_PID).fetchone()[0] for _ in range(SESSION_PROBES)}  # type: ignore[index]
+    if len(pids) > 1:
+        raise UsageError(
+            f"database_url {describe_url(url)} goes through a transaction-mode pooler (each transaction "
+            f"ran in another server session: pids {', '.join(str(p) for p in sorted(pids))}): guard's "
+            "lock and session settings need one session",
+            hint=TRANSACTION_POOLER_HINT,
         )
 
 
 def connect(
-    url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10
+    url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10,
+    single_session: bool = True,
 ) -> psycopg.Connection[Any]:
     """A connection, or ConnectError naming host/db (never the password) and the server's reason.
+
+    With ``single_session`` (an autocommit connection), UsageError when the connection is not
+    one server session (refuse_if_transaction_pooled): a transaction-mode pooler.
 
     Statements are never prepared on the server (prepare_threshold=None): a pooler between
     guard and PostgreSQL may not carry them from one transaction to the next."""
     import psycopg
 
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             url,
             autocommit=autocommit,
             application_name=application_name[:63],
@@ -143,6 +171,13 @@ def connect(
         raise ConnectError(
             f"invalid database URL {redact_url(url)}: {_first_line(str(exc))}"
         ) from None
+    if single_session and autocommit:
+        try:
+            refuse_if_transaction_pooled(conn, url)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def _first_line(text: str) -> str:

@@ -101,7 +101,7 @@ def _destructive_blocked(p: Project) -> Result:
 
 
 def _lint_hard_error(p: Project) -> Result:
-    p.add("20240101000000_a.sql", "begin;\ncreate table public.t (id int);\ncommit;\n")
+    p.add("20240101000000_a.sql", "create table public.t (id int);\ncreate database other;\n")
     return p.guard("run")
 
 

@@ -207,12 +207,13 @@ def test_guard_lint_defaults_to_pending_files_with_a_database(ready: Project) ->
     assert "20240101000000_a.sql" not in result.stdout
 
 
-def test_run_reports_findings_and_blocks_transaction_control(ready: Project) -> None:
+def test_run_reports_transaction_control_and_applies_it_as_psql(ready: Project) -> None:
+    # A file's own BEGIN/COMMIT is a finding, not a block (issue 14 item 2).
     ready.add("20240101000000_a.sql", "begin;\ncreate table public.t (id int);\ncommit;\n")
     result = ready.guard("run")
-    assert result.code == 3, result.output
-    assert "transaction-control" in result.stderr
-    assert ready.history() == [] and ready.manual_entries() == []
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["findings"][0]["rule"] == "transaction-control"
+    assert ready.history() == ["20240101000000"] and ready.table_exists("public.t")
 
 
 def test_concurrent_index_file_runs_outside_a_transaction(ready: Project) -> None:

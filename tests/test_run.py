@@ -437,9 +437,10 @@ def test_supabase_transaction_pooler_is_refused_before_connecting(project: Proje
         assert "transaction-mode pooler" in result.stderr and "session pooler (port 5432)" in result.stderr
         assert "s3cret-pw" not in result.output
     refuse_transaction_pooler(pooler.replace(":6543/", ":5432/"))  # session mode: no error
-    refuse_transaction_pooler("host=db.abcdefghijklmnopqrst.supabase.co port=6543 dbname=postgres")
-    with pytest.raises(UsageError):
-        refuse_transaction_pooler("host=aws-0-eu-west-1.pooler.supabase.com port=6543 dbname=postgres")
+    refuse_transaction_pooler("host=db.abcdefghijklmnopqrst.supabase.co port=5432 dbname=postgres")
+    for host in ("aws-0-eu-west-1.pooler.supabase.com", "db.abcdefghijklmnopqrst.supabase.co"):
+        with pytest.raises(UsageError):  # Supavisor and the dedicated PgBouncer (issue 14 item 8)
+            refuse_transaction_pooler(f"host={host} port=6543 dbname=postgres")
 
 
 def test_non_superuser_role_runs_without_named_restore_point(ready: Project) -> None:

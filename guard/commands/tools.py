@@ -55,7 +55,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
             found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
             return bool(found and found[0])
     else:
-        files = [ref.path for ref in discover(config.migrations.dir)]
+        files = [ref.path for ref in discover(config.migrations.dir, ignore=config.migrations.ignore)]
     try:
         findings = lint_paths(files, display_root=config.base_dir, server_major=server_major,
                               config=settings, existing_tables=existing)

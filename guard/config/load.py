@@ -207,6 +207,7 @@ def _build(
             include_all=converted.get("migrations.include_all", defaults_m.include_all),
             lock_retries=converted.get("migrations.lock_retries", defaults_m.lock_retries),
             lock_retry_delay=converted.get("migrations.lock_retry_delay", defaults_m.lock_retry_delay),
+            ignore=converted.get("migrations.ignore", defaults_m.ignore),
         ),
         backups=BackupsConfig(
             max_age=converted.get("backups.max_age", defaults_b.max_age),

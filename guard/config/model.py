@@ -21,6 +21,8 @@ class MigrationsConfig:
     include_all: bool = False  # apply files older than the newest applied version
     lock_retries: int = 0  # retries of a file that hit lock_timeout
     lock_retry_delay: float = 5.0  # first retry delay; doubles each time
+    # Globs (fnmatch, on file names) of .sql files in dir that are not migrations on purpose.
+    ignore: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,17 @@ def parse_size(value: Any) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def globs(value: Any) -> tuple[str, ...]:
+    """A list of file name globs (fnmatch), or one comma-separated string (the env form).
+
+    Raises ValueError naming what it got."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"expected a list of file name globs, got {value!r}")
+    return tuple(value)
+
+
 def _rule_list(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]

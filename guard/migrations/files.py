@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guard.errors import Blocked, MigrationFileError, UsageError
+from guard.migrations.regular import read_regular, under  # noqa: F401 - under: imported from here by callers
 
 FILE_PATTERN = re.compile(r"^([0-9]+)_(.*)\.sql$")
 _BOM = b"\xef\xbb\xbf"
@@ -81,56 +82,82 @@ class MigrationFile:
         return self.ref.path
 
 
-def _version_key(ref: MigrationRef) -> tuple[int, str]:
-    return (int(ref.version), ref.path.name)
+# Which names are migrations, and their order, as the Supabase CLI has them
+# (github.com/supabase/cli, apps/cli-go/pkg/migration/list.go, ListLocalMigrations): the
+# entries of the folder in file-name order (Go's fs.ReadDir sorts by name, byte-wise), folders
+# skipped, names matching FILE_PATTERN (file.go, migrateFilePattern), and a first entry named
+# `<14 digits>_init.sql` older than 20211209000000 skipped (shouldSkip, a deprecated layout).
+DEPRECATED_INIT = re.compile(r"([0-9]{14})_init\.sql")
+DEPRECATED_INIT_BEFORE = 20211209000000
+EXPECTED_NAME = "<version>_<name>.sql (version: digits, e.g. 20240101120000_create_notes.sql)"
+# Bigger files are refused before reading: the whole file is parsed in memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
-def discover(directory: Path) -> list[MigrationRef]:
-    """Files of ``directory`` named ``<digits>_<name>.sql``, in version order.
+def discover(directory: Path, *, ignore: Iterable[str] = ()) -> list[MigrationRef]:
+    """Migration files of ``directory``, in the order the Supabase CLI applies them.
 
-    Two files with one version are refused (exit 3), naming both.
+    Order and naming follow ListLocalMigrations (list.go); versions are compared as strings,
+    as the CLI does. Stricter than the CLI on two points, both Blocked (exit 3): two files
+    with one version (the CLI would fail on the second history row), and a ``*.sql`` file
+    (any case) whose name is not a migration's, unless a glob of ``ignore`` matches it (the
+    CLI skips those with a warning, so a misnamed file would silently never deploy). Other
+    files (.gitkeep, READMEs) and folders are not migrations and are passed over.
     """
+    import fnmatch
+
     if not directory.exists():
         raise UsageError(f"migrations directory {directory} does not exist",
                          hint="set migrations.dir or --migrations-dir")
     if not directory.is_dir():
         raise UsageError(f"migrations directory {directory} is not a directory")
-    refs = []
-    for path in directory.iterdir():
-        match = FILE_PATTERN.match(path.name)
-        if match and not path.is_dir():
+    entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    refs: list[MigrationRef] = []
+    strays: list[str] = []
+    for index, path in enumerate(entries):
+        if path.is_dir():
+            continue
+        name = path.name
+        if index == 0 and _deprecated_init(name):
+            continue
+        match = FILE_PATTERN.match(name)
+        if match:
             refs.append(MigrationRef(match.group(1), match.group(2), path))
-    refs.sort(key=_version_key)
+        elif name.lower().endswith(".sql") and not any(fnmatch.fnmatchcase(name, g) for g in ignore):
+            strays.append(name)
+    if strays:
+        raise Blocked(
+            f"{len(strays)} .sql file(s) in {directory} are not named like migrations and would "
+            f"never be applied: {', '.join(strays)}; expected {EXPECTED_NAME}",
+            hint="rename them, or list them under migrations.ignore (globs) if they are not migrations",
+        )
     seen: dict[str, MigrationRef] = {}
     for ref in refs:
-        # Versions compare as numbers: 0001 and 1 would be applied as one version.
-        key = str(int(ref.version))
-        if key in seen:
+        if ref.version in seen:
             raise Blocked(
-                f"duplicate migration version {ref.version}: {seen[key].filename} and {ref.filename}",
+                f"duplicate migration version {ref.version}: {seen[ref.version].filename} and {ref.filename}",
                 hint="give one of them a new version",
             )
-        seen[key] = ref
+        seen[ref.version] = ref
     return refs
 
 
-def skipped(directory: Path) -> list[Path]:
-    """Files in ``directory`` that are not migrations by name (``.sql`` files only are worth a warning)."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p for p in directory.iterdir()
-        if p.is_file() and p.suffix == ".sql" and not FILE_PATTERN.match(p.name)
-    )
+def _deprecated_init(name: str) -> bool:
+    """list.go shouldSkip: a first `<timestamp>_init.sql` from CLI versions before 2021-12-09."""
+    match = DEPRECATED_INIT.search(name)
+    return match is not None and int(match.group(1)) < DEPRECATED_INIT_BEFORE
 
 
 def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFile:
-    """Read and split one file; any problem is a MigrationFileError naming file and line."""
+    """Read and split one file; any problem is a MigrationFileError naming file and line.
+
+    The file must be a regular file (a symbolic link to one is fine) lying inside
+    the migrations folder or ``display_root`` (the project) and at most
+    MAX_FILE_BYTES: a FIFO, a device or a link leading out of the project is refused
+    without blocking on it."""
     display = _display(ref.path, display_root)
-    try:
-        data = ref.path.read_bytes()
-    except OSError as exc:
-        raise MigrationFileError(f"cannot read the file: {exc.strerror or exc}", file=display) from None
+    data = read_regular(ref.path, display, (ref.path.parent, *([display_root] if display_root else [])),
+                        MAX_FILE_BYTES)
     digest = hashlib.sha256(data).hexdigest()
     if data.startswith(_BOM):
         data = data[len(_BOM):]
@@ -146,15 +173,6 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
     del data  # a big file's bytes need not outlive its decoding
     return MigrationFile(ref=ref, statements=tuple(split_statements(text, display)), sha256=digest,
                          text=text if keep else None)
-
-
-def under(path: str, base: str) -> str | None:
-    """``path`` relative to the directory ``base``, or None when it does not lie under it.
-
-    Strings, no file-system access: display paths are computed for every file several
-    times, and pathlib's relative_to made that a few percent of a big release."""
-    prefix = base.rstrip(os.sep) + os.sep
-    return path[len(prefix):] if path.startswith(prefix) and len(path) > len(prefix) else None
 
 
 def _display(path: Path, root: Path | None) -> str:
@@ -353,28 +371,44 @@ def _find_terminator(text: str, pos: int) -> int | None:
     return None
 
 
-_META_COMMAND = re.compile(r"^[ \t]*\\[a-zA-Z!?]", re.MULTILINE)
+_META_COMMAND = re.compile(r"^[ \t]*(\\(?:[a-zA-Z]+\+?|[!?]))", re.MULTILINE)
+_META_NAME = re.compile(r"\\(?:[a-zA-Z]+\+?|[!?])")
 
 
 def _reject_meta_commands(text: str, lines: _Lines, display: str) -> None:
-    """psql meta-commands (``\\i``, ``\\set``) are not SQL; say so at their line.
+    """psql meta-commands (``\\i``, ``\\set``, ``... \\gexec``) are not SQL; name the
+    command in full, at its line.
 
-    Only a cheap pre-check: a backslash at the start of a line inside a string literal or
-    function body is legitimate, so a candidate is confirmed by the parser failing there.
+    A backslash inside a string literal or function body is legitimate, so a candidate is
+    confirmed by the parser failing: at the backslash itself (a meta-command anywhere on a
+    line, as ``\\gexec`` ends one), else with one at the start of a line before the error.
     """
-    match = _META_COMMAND.search(text)
-    if match is None:
+    if "\\" not in text:
         return
     from pglast import parser
 
     try:
         parser.split(text, with_parser=True, only_slices=True)
-    except parser.ParseError:
-        line, _ = lines.at(match.start())
-        command = match.group(0).strip()
+    except parser.ParseError as exc:
+        location = exc.args[1] if len(exc.args) > 1 else None
+        found = None
+        if isinstance(location, int):
+            found = _META_NAME.match(text, location) or _META_NAME.match(text, max(location - 1, 0))
+            head = text[: location + 1]
+        else:
+            head = text
+        if found is None:
+            at_start = list(_META_COMMAND.finditer(head))
+            found = at_start[-1] if at_start else None
+            if found is None:
+                return  # a plain syntax error: the split reports it with its own message
+            start, command = found.start(1), found.group(1)
+        else:
+            start, command = found.start(), found.group(0)
         raise MigrationFileError(
-            f"psql meta-command {command}... is not SQL", file=display, line=line,
-            hint="migration files are plain SQL; inline the included file or use SQL instead",
+            f"psql meta-command {command} is not SQL", file=display, line=lines.at(start)[0],
+            hint="migration files are plain SQL, run by the server, not by psql: write it in SQL "
+            "(a DO block for \\gexec, literal values for \\set variables)",
         ) from None
 
 
@@ -415,11 +449,14 @@ def fingerprint(statements: Iterable[str]) -> str:
 
     The same file split differently (or re-commented) gives the same fingerprint; a changed
     identifier, literal or keyword gives another. Used to detect an applied file edited since.
+    Line endings are not edits: CRLF counts as LF everywhere (inside a dollar-quoted body
+    too: git's core.autocrlf rewrites those), and a byte-order mark is ignored.
     """
     from pglast import parser
 
     digest = hashlib.sha256()
     for statement in statements:
+        statement = statement.replace("\r\n", "\n").lstrip("\ufeff")
         try:
             tokens = parser.scan(statement)
         except Exception:  # noqa: BLE001 - unscannable text: fall back to its normalised form

@@ -51,13 +51,9 @@ class AppliedMigration:
     statements: tuple[str, ...] | None
 
 
-def version_key(version: str) -> tuple[int, str]:
-    """Order versions as numbers (the CLI's timestamps are all 14 digits, other digits may not be)."""
-    return (int(version), version) if version.isdigit() else (-1, version)
-
-
 def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
-    """Applied migrations in version order; empty when the table does not exist yet."""
+    """Applied migrations in version order, compared as strings (the CLI's ``ORDER BY version``,
+    list.go ListRemoteMigrations); empty when the table does not exist yet."""
     row = conn.execute(HISTORY_EXISTS).fetchone()
     if not row or not row[0]:
         return []
@@ -67,7 +63,7 @@ def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
     applied = [
         AppliedMigration(r[0], r[1], tuple(r[2]) if r[2] is not None else None) for r in rows
     ]
-    return sorted(applied, key=lambda a: version_key(a.version))
+    return sorted(applied, key=lambda a: a.version)
 
 
 def is_complete(conn: psycopg.Connection[Any]) -> bool:

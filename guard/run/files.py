@@ -24,12 +24,10 @@ def display(path: Path, base_dir: Path) -> str:
 def load_migrations(migrations: MigrationsConfig, base_dir: Path, progress: Progress) -> list[MigrationFile]:
     """Discover and parse every local file (parse errors stop here with file:line:
     MigrationFileError)."""
-    from guard.migrations.files import discover, load, skipped
+    from guard.migrations.files import discover, load
 
-    directory = migrations.dir
-    for path in skipped(directory):
-        progress(f"skipping {display(path, base_dir)}: name does not match <version>_<name>.sql")
-    return [load(ref, display_root=base_dir) for ref in discover(directory)]
+    refs = discover(migrations.dir, ignore=migrations.ignore)
+    return [load(ref, display_root=base_dir) for ref in refs]
 
 
 def locate(state: RunState, migrations: MigrationsConfig, base_dir: Path) -> None:

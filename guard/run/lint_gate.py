@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.config import LintSettings, ProtectConfig
 from guard.errors import Blocked
+from guard.migrations.own_transactions import several
 from guard.run.state import RunState
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ def hard_gate(findings: list[Finding]) -> None:
     a statement the runner runs outside a transaction)."""
     from guard.lint import blocking
 
+    # A file's own BEGIN/COMMIT is applied as psql applies it (migrations/own_transactions.py).
     hard = [f for f in blocking(findings)
-            if f.category != "destructive" and f.rule not in OUTSIDE_TRANSACTION_RULES]
+            if f.category != "destructive" and f.rule not in OUTSIDE_TRANSACTION_RULES
+            and f.rule != "transaction-control"]
     if hard:
         first = hard[0]
         raise Blocked(
@@ -157,10 +160,11 @@ def lint(state: RunState, settings: LintSettings, protect: ProtectConfig, transa
         return
     hard_gate(state.findings)
     state.uncopyable = uncopyable(state.db, protect.max_bytes, state.findings, state.pending, state.display)
-    if transaction == "all" and outside_transaction(state.findings, state.pending, state.display):
+    if transaction == "all" and (outside_transaction(state.findings, state.pending, state.display)
+                                 or several(state.pending)):
         raise Blocked(
             "transaction: all cannot include statements that must run outside a transaction "
-            "(CREATE INDEX CONCURRENTLY, VACUUM...)",
+            "(CREATE INDEX CONCURRENTLY, VACUUM...) nor files with several transactions of their own",
             hint="use transaction: per-file for this release",
         )
 

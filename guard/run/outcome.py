@@ -40,7 +40,8 @@ def set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
     if stopped is not None and outcome.changed_outside_transaction and not outcome.interrupted:
         report.set_outcome(
             "failed_partially_applied",
-            f"{stopped.version} failed outside a transaction after some of its statements took effect.",
+            f"{stopped.version} failed outside a transaction after some of its statements took effect"
+            + (f": {outcome.partially_committed}." if outcome.partially_committed else "."),
             changed=True,
         )
     elif stopped is None:

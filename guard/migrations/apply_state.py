@@ -1,0 +1,173 @@
+"""What applying shares: the outcome being filled, the per-call context, and the way a
+failure becomes a report entry. Used by apply.py (files in guard's transactions) and
+own_transactions.py (files that run statement by statement, as psql would)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from guard.errors import Interrupted
+from guard.migrations import history
+from guard.report.model import MigrationError, MigrationResult
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.migrations.files import MigrationFile, Statement
+
+SLOW_FILE_MS = 1000
+
+
+@dataclass
+class ApplyOutcome:
+    results: list[MigrationResult] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)  # versions committed by this run, in order
+    failed: MigrationResult | None = None
+    unknown: bool = False  # the connection was lost at COMMIT: the last file may or may not have committed
+    connection_lost: bool = False  # the connection broke during the run
+    interrupted: str | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    # A file run statement by statement failed after some of its statements took effect.
+    changed_outside_transaction: bool = False
+    # What of that file had committed, for the outcome's message ("lines 1-4 ...").
+    partially_committed: str | None = None
+
+
+Progress = Callable[[str], None]
+# The statement (and its parameters) that records a version as committed in the caller's
+# journal: it runs in the file's own transaction, so it commits exactly when the file does.
+OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
+# Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
+BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
+no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
+
+
+@dataclass
+class ApplyContext:
+    """What every file of one apply_pending call shares."""
+
+    conn: psycopg.Connection[Any]
+    outcome: ApplyOutcome
+    progress: Progress
+    on_commit: OnCommit | None
+    before: BeforeStatement
+    before_kinds: Collection[str] | None  # the statement kinds ``before`` acts on; None: any
+    local_settings: tuple[str, ...]  # SET LOCAL of the timeouts
+    session_settings: tuple[str, ...]  # the same, session-wide (files run statement by statement)
+    # Send BEGIN with a file's first statement (PostgreSQL 13+ times each statement of a
+    # message on its own, so the SET LOCAL statement_timeout before it applies to it).
+    merge_begin: bool
+
+    def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements that record ``file`` in its transaction: the history row, then the
+        caller's journal entry when there is one."""
+        found = [history.row(file.version, file.name, [s.sql for s in file.statements])]
+        if self.on_commit is not None:
+            found.append(self.on_commit(file.version))
+        return found
+
+    def record(self, file: MigrationFile) -> None:
+        """Run `records` (in the caller's transaction, as guard: see session.AS_GUARD), one
+        statement at a time."""
+        from guard.migrations.session import AS_GUARD
+
+        for statement in AS_GUARD:  # one at a time: this may run in a pipeline
+            self.conn.execute(statement)
+        for query, params in self.records(file):
+            self.conn.execute(query, params)
+
+
+class StatementFailed(Exception):
+    def __init__(self, result: MigrationResult, statement: str = "") -> None:
+        super().__init__(result.version)
+        self.result = result
+        self.statement = statement
+
+
+def interrupted(outcome: ApplyOutcome, result: MigrationResult, exc: KeyboardInterrupt) -> None:
+    name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"  # Ctrl-C without guard's handler
+    outcome.interrupted = name
+    outcome.failed = result
+    result.status = "failed"
+    result.error = MigrationError(
+        message=f"interrupted by {name}; the running statement was cancelled and the file rolled back",
+        sqlstate=None,
+        file=result.file,
+        line=None,
+    )
+
+
+def rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    """End a failed file's transaction; a broken connection has already ended it."""
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    if conn.broken or conn.closed or conn.pgconn.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the connection went away: the server rolled the transaction back itself
+
+
+def error_from(
+    exc: Exception, file: str, statement: Statement | None, index: int | None, *, shift: int = 0
+) -> MigrationError:
+    """The report's error; ``shift``: characters sent before the statement in its message."""
+    import psycopg
+
+    diag = exc.diag if isinstance(exc, psycopg.Error) else None
+    position: int | None = None
+    if diag is not None and diag.statement_position:
+        try:
+            position = int(diag.statement_position) - shift
+        except ValueError:
+            position = None
+        if position is not None and position < 1:
+            position = None  # in the BEGIN sent with it, not in the statement
+    line = statement.line_at(position) if statement is not None else None
+    text = None
+    if statement is not None:
+        from guard.migrations.files import _skip_space_and_comments
+
+        # Show the statement from its first token: its leading comments are noise here.
+        text = statement.sql[_skip_space_and_comments(statement.sql, 0):] or statement.sql
+    if text is not None and len(text) > 500:
+        text = text[:500] + " ..."
+    return MigrationError(
+        message=primary(exc),
+        sqlstate=getattr(exc, "sqlstate", None),
+        file=file,
+        line=line,
+        statement_index=index,
+        statement=text,
+        detail=diag.message_detail if diag is not None else None,
+        hint=diag.message_hint if diag is not None else None,
+        context=diag.context if diag is not None else None,
+    )
+
+
+def primary(exc: Exception) -> str:
+    import psycopg
+
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        return exc.diag.message_primary
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def note_slow(progress: Progress, result: MigrationResult) -> None:
+    """One line per file is printed before it runs; after it, only when it was slow enough to
+    notice (every duration is in the report): a release of a thousand files stays readable."""
+    if result.duration_ms is not None and result.duration_ms >= SLOW_FILE_MS:
+        progress(f"applied  {result.file} in {result.duration_ms / 1000:.1f} s")
+
+
+def count(n: int) -> str:
+    return f"{n} statement" + ("" if n == 1 else "s")
+
+
+def ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,63 @@
+"""Reading a migration file safely: only a regular file inside the project, of bounded size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from guard.errors import MigrationFileError
+
+
+def read_regular(path: Path, display: str, roots: tuple[Path, ...], max_bytes: int) -> bytes:
+    """The bytes of ``path``: a regular file (or a link to one) inside one of ``roots``, at most
+    ``max_bytes`` long; anything else is a MigrationFileError naming ``display``. Never
+    blocks on a FIFO or a device."""
+    import stat
+
+    real = os.path.realpath(path)
+    if all(under(real, os.path.realpath(root)) is None for root in roots):
+        raise MigrationFileError(
+            f"is a link to {real}, outside the project", file=display,
+            hint="migration files must live in the project; copy the file in instead of linking it",
+        )
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise MigrationFileError(f"cannot read the file: {exc.strerror or exc}", file=display) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise MigrationFileError(
+                f"is not a regular file ({_file_kind(info.st_mode)})", file=display,
+                hint="a migration must be a plain .sql file",
+            )
+        if info.st_size > max_bytes:
+            raise MigrationFileError(
+                f"is {info.st_size} bytes, over the limit of {max_bytes} bytes for a migration file",
+                file=display, hint="split it into several files, or load bulk data outside migrations",
+            )
+        try:
+            return handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise MigrationFileError(f"cannot read the file: {exc.strerror or exc}", file=display) from None
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def under(path: str, base: str) -> str | None:
+    """``path`` relative to the directory ``base``, or None when it does not lie under it.
+
+    Strings, no file-system access: display paths are computed for every file several
+    times, and pathlib's relative_to made that a few percent of a big release."""
+    prefix = base.rstrip(os.sep) + os.sep
+    return path[len(prefix):] if path.startswith(prefix) and len(path) > len(prefix) else None
