@@ -28,7 +28,7 @@ _SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
 
 
 def _env_masker(environ: Mapping[str, str]) -> Any:
-    from guard.db import url_password
+    from guard import conninfo
     from guard.report.mask import Masker
 
     masker = Masker()
@@ -36,12 +36,18 @@ def _env_masker(environ: Mapping[str, str]) -> Any:
         if not value:
             continue
         if name.endswith("DATABASE_URL") or name.endswith("_URL"):
-            password = url_password(value)
-            if password:
-                masker.add(password)
+            for secret in conninfo.secrets(value):
+                masker.add(secret, f"the password in ${name}")
         elif any(hint in name.upper() for hint in _SECRET_ENV_HINTS) and len(value) >= 8:
-            masker.add(value)
+            masker.add(value, f"${name}")
     return masker
+
+
+def _safe(mask: Callable[[str], str], text: str) -> str:
+    """Masked, control characters escaped, no line able to start a workflow command."""
+    from guard.report.sanitize import lines
+
+    return lines(mask(text))
 
 
 class Context:
@@ -53,13 +59,24 @@ class Context:
         self.mask = _env_masker(self.environ)
 
     def out(self, text: str) -> None:
-        click.echo(self.mask(text), nl=False)
+        self._notices()
+        click.echo(_safe(self.mask, text), nl=False)
+
+    def workflow(self, line: str) -> None:
+        """One of guard's own workflow commands (annotations), already escaped for the runner."""
+        click.echo(self.mask(line), nl=False)
 
     def progress(self, line: str) -> None:
-        click.echo(self.mask(f"guard: {line}"), err=True)
+        self._notices()
+        click.echo(_safe(self.mask, f"guard: {line}"), err=True)
 
     def error(self, message: str) -> None:
-        click.echo(self.mask(f"guard: error: {message}"), err=True)
+        self._notices()
+        click.echo(_safe(self.mask, f"guard: error: {message}"), err=True)
+
+    def _notices(self) -> None:
+        for notice in self.mask.notices():
+            click.echo(f"guard: note: {notice}", err=True)
 
     def fail(self, exc: GuardError) -> NoReturn:
         self.error(str(exc))
@@ -93,7 +110,7 @@ def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any
     except GuardError as exc:
         ctx.fail(exc)
     for secret in config.secrets:
-        ctx.mask.add(secret)
+        ctx.mask.add(secret, "a secret in the configuration")
     return config
 
 
@@ -345,11 +362,10 @@ def drill(ctx: Context, config_path: str | None, database_url: str | None, snaps
         "snapshot.dir": ("--dir", directory),
     })
     if target:
-        from guard.db import url_password
+        from guard import conninfo
 
-        password = url_password(target)
-        if password:
-            ctx.mask.add(password)
+        for secret in conninfo.secrets(target):
+            ctx.mask.add(secret, "the password of --target")
     _guarded(ctx, lambda: drill_command(ctx, config, snapshot=Path(snapshot_path) if snapshot_path else None,
                                         target=target, as_json=as_json))
 
@@ -406,8 +422,11 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
         if ctx.verbose:
             import traceback
 
-            click.echo(ctx.mask(traceback.format_exc()), err=True)
-        click.echo(ctx.mask(f"guard: internal error: {exc.__class__.__name__}: {exc}"), err=True)
+            click.echo(_safe(ctx.mask, traceback.format_exc()), err=True)
+        from guard.report.sanitize import one_line
+
+        click.echo(_safe(ctx.mask, f"guard: internal error: {exc.__class__.__name__}: {one_line(str(exc))}"),
+                   err=True)
         sys.exit(EXIT_BLOCKED)
     sys.exit(code)
 
@@ -454,7 +473,10 @@ def dispatch() -> None:
         sys.exit(128 + signal.Signals[name or "SIGINT"].value)
     except click.ClickException as exc:
         # Usage errors: one line naming the culprit, exit 2.
-        click.echo(f"guard: error: {exc.format_message()}", err=True)
+        from guard.report.sanitize import one_line
+
+        message = one_line(_env_masker(os.environ)(exc.format_message()))
+        click.echo(_safe(str, f"guard: error: {message}"), err=True)
         sys.exit(EXIT_USAGE)
 
 

@@ -124,7 +124,7 @@ def finish(
     if github.active(ctx.environ):
         try:
             github.publish(report, environ=ctx.environ, report_path=config.report,
-                           markdown=ctx.mask(markdown), echo=ctx.out)
+                           markdown=ctx.mask(markdown), echo=ctx.workflow)
         except OSError as exc:
             ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
 
@@ -140,14 +140,16 @@ def init_command(ctx: Context, config: Config) -> int:
     (schema guard) and the migration history table, so that runs find everything in place."""
     from guard import journal
     from guard.backups.table import install
+    from guard.guard_schema import schema_line
     from guard.migrations import history
 
     conn = _connect(config, "init")
     try:
         done = _privileged(lambda: install(conn, config.backup_log), "install the backup log")
         existed = journal.complete(conn)
-        _privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
+        found = _privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
         done.append(f"journal guard.runs, guard.run_commits {'already present' if existed else 'created'}")
+        done.append(schema_line(found))
         # The migration history exactly as the Supabase CLI creates it on its first push.
         existed = history.is_complete(conn)
         _privileged(lambda: history.ensure_history(conn), f"create the migration history ({history.QUALIFIED})")
@@ -339,6 +341,7 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
 def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
     """In GitHub Actions: outputs (status ok/stale, exit-code) and a step summary table."""
     from guard.report import github
+    from guard.report.sanitize import lines as safe_lines
 
     if not github.active(ctx.environ):
         return
@@ -355,7 +358,7 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
     try:
         if ctx.environ.get("GITHUB_STEP_SUMMARY"):
             with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
-                handle.write(ctx.mask("\n".join(lines)) + "\n")
+                handle.write(safe_lines(ctx.mask("\n".join(lines))) + "\n")
         if ctx.environ.get("GITHUB_OUTPUT"):
             github.write_outputs({"status": status, "exit-code": str(exit_code)},
                                  Path(ctx.environ["GITHUB_OUTPUT"]))
@@ -363,7 +366,7 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
         ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
     if exit_code:
         failing = "; ".join(f"{p.provider}: {p.message}" for p in verdicts.providers if p.status != "ok")
-        ctx.out(github.annotation("error", failing or "no backup provider confirmed a recent backup",
+        ctx.workflow(github.annotation("error", failing or "no backup provider confirmed a recent backup",
                                   title="migration-guard: backups not confirmed") + "\n")
 
 
@@ -433,7 +436,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
         if conn is not None:
             conn.close()
     renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
-    ctx.out(renderer(findings))
+    (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))  # annotations are guard's own
     return EXIT_BLOCKED if blocking(findings) else 0
 
 

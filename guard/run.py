@@ -610,6 +610,8 @@ def _run_wrapped(argv: list[str], url: str, environ: Mapping[str, str], mask: Ca
     import sys
     import threading
 
+    from guard.report.sanitize import lines as safe_lines
+
     env = {**environ, "DATABASE_URL": url}
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -624,7 +626,7 @@ def _run_wrapped(argv: list[str], url: str, environ: Mapping[str, str], mask: Ca
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            sys.stderr.write(mask(line))
+            sys.stderr.write(safe_lines(mask(line)))  # a wrapped tool's output is not trusted
             sys.stderr.flush()
         return proc.wait()
     finally:
@@ -795,15 +797,15 @@ def lint_gate(
 
 
 def _finish_journal(conn: psycopg.Connection[Any], report: RunReport, mask: Callable[[str], str]) -> None:
-    import json
-
     import psycopg
+
+    from guard.report import json as json_report
 
     try:
         journal.finish(
             conn, report.run_id, status="interrupted" if report.interrupted else report.status,
             exit_code=report.exit_code,
-            report_json=mask(json.dumps(report.to_dict(), default=str)),
+            report_json=json_report.compact(report, mask),
         )
     except psycopg.Error as exc:
         # The run's outcome stands; the journal row stays "running" and the next run says so.

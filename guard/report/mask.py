@@ -1,29 +1,124 @@
-"""Secrets never reach output: every rendered string passes through a Masker."""
+"""Secrets never reach output: values and rendered text pass through a Masker.
+
+A secret leaves guard in many spellings: as it is, JSON-escaped (``ü`` becomes ``\\u00fc``,
+``"`` becomes ``\\"``), inside a ``repr()`` (``\\\\`` doubled, quotes escaped), URL-encoded
+(``quote``, ``quote_plus``, lower- or upper-case hex), quoted for a libpq ``key=value`` string,
+escaped for a GitHub annotation (``%25``) or a Markdown table cell (``\\|``). The Masker knows
+every such form of each secret and replaces any of them with ``***``. Renderers mask the
+values themselves before serialising (:func:`mask_values`) and the finished text after.
+
+A secret shorter than :data:`MIN_LENGTH` or too common (:data:`COMMON`, e.g. ``postgres``,
+Supabase local's default password) cannot be masked in free text without garbling ordinary
+words (``postgresql.conf`` would read ``***ql.conf``): it is left alone in free text, and
+:meth:`Masker.notices` says so once. Connection strings are still redacted by their
+structure (guard.db.redact_url), whatever the password.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import quote
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+MIN_LENGTH = 8
+# Passwords and keys too common to mask in free text: the words they spell appear in output.
+COMMON = frozenset({
+    "postgres", "postgresql", "password", "passw0rd", "secret", "supabase", "changeme",
+    "12345678", "123456789", "qwertyui", "letmein1", "administrator", "localhost",
+})
+
+
+def _percent_variants(text: str) -> set[str]:
+    """``text`` with its %XX escapes in upper and in lower case."""
+    lower = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+    return {text, lower}
+
+
+def forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that guard's output channels can produce."""
+    base = {
+        secret,
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
+        secret.replace("|", "\\|"),  # a Markdown table cell
+    }
+    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret),
+                    quote(secret, safe="!$&'()*+,;=")):  # RFC 3986 userinfo
+        base |= _percent_variants(encoded)
+    out = set(base)
+    for form in base:
+        out.add(json.dumps(form)[1:-1])
+        out.add(json.dumps(form, ensure_ascii=False)[1:-1])
+        # GitHub workflow command data and properties (guard.report.github.escape_*).
+        data = form.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        out.add(data)
+        out.add(data.replace(":", "%3A").replace(",", "%2C"))
+    return {f for f in out if f}
+
+
+def too_weak(secret: str) -> bool:
+    """Whether ``secret`` is too short or too common to be masked in free text."""
+    return len(secret) < MIN_LENGTH or secret.lower() in COMMON
 
 
 class Masker:
-    """Replaces each known secret (and its URL-encoded forms) with ``***``."""
+    """Replaces each known secret, in every form :func:`forms` lists, with ``***``.
+
+    ``masker(text)`` masks a string; ``masker.add(secret, what)`` learns one more secret;
+    ``masker.notices()`` returns, once each, the lines saying which secrets were too weak to
+    be masked in free text.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms: list[str] = []
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._weak: list[str] = []
+        self._told: set[str] = set()
         for secret in secrets:
             self.add(secret)
 
-    def add(self, secret: str) -> None:
-        # Shorter strings would mask ordinary words; config never yields such secrets.
-        if not secret or len(secret) < 4:
+    def add(self, secret: str, what: str = "a secret") -> None:
+        if not isinstance(secret, str) or not secret:
             return
-        forms = {*self._forms, secret, quote(secret, safe=""), quote(secret)}
-        # Longest first, so a secret containing another is replaced whole.
-        self._forms = sorted(forms, key=len, reverse=True)
+        if too_weak(secret):
+            if what not in self._weak:
+                self._weak.append(what)
+            return
+        new = forms(secret) - self._forms
+        if new:
+            self._forms |= new
+            # Longest first, so a secret containing another is replaced whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+
+    def notices(self) -> list[str]:
+        """Lines to print once: secrets too short or too common to be masked in free text."""
+        out = []
+        for what in self._weak:
+            if what not in self._told:
+                self._told.add(what)
+                out.append(f"{what} is too short or too common to be masked in free text "
+                           "(connection strings are still redacted): use a long random one")
+        return out
 
     def __call__(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, "***")
-        return text
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+
+def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` (dicts, lists, tuples, strings, as JSON holds them) with every string, keys
+    included, passed through ``mask``: masking before serialising, so no escaping can change
+    a secret's spelling before the masker sees it."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(k) if isinstance(k, str) else k: mask_values(v, mask) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_values(v, mask) for v in value]
+    return value
