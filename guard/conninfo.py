@@ -71,7 +71,11 @@ def parse(text: str) -> dict[str, str]:
     except Exception:  # noqa: BLE001 - libpq's message quotes the string: never shown
         raise _refuse("does not parse (libpq rejects it)",
                       "check its quoting; " + _HINT) from None
-    return {k: str(v) for k, v in params.items() if v is not None}
+    result = {k: str(v) for k, v in params.items() if v is not None}
+    for port in result.get("port", "").split(","):
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise _refuse("has a port that is not a number from 1 to 65535", "e.g. host:5432")
+    return result
 
 
 def secrets(text: str) -> list[str]:

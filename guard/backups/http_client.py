@@ -114,6 +114,11 @@ def request(
         check_url(url)  # the last gate before a token leaves: whatever built the URL
     except ValueError as exc:
         raise HttpError(f"{service}: the URL {exc}") from None
+    for name, value in [("token", token or ""), *(headers or {}).items()]:
+        # httpx sends headers as ASCII: anything else would fail inside it, after the run began.
+        if not value.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise HttpError(f"{service}: the {name} holds characters an HTTP header cannot carry "
+                            "(non-ASCII or control characters)")
     sent_headers = {"Accept": "application/json", "User-Agent": "migration-guard"}
     if token:
         sent_headers["Authorization"] = f"Bearer {token}"

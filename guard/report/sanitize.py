@@ -38,8 +38,9 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` with every control character (newlines too) shown as an escape: one line."""
-    return _CONTROL.sub(_escape, text)
+    """``text`` with every control character (newlines too) shown as an escape: one line,
+    which cannot start a workflow command either."""
+    return defuse(_CONTROL.sub(_escape, text))
 
 
 def defuse(text: str) -> str:
