@@ -11,7 +11,8 @@ A secret shorter than :data:`MIN_LENGTH` or too common (:data:`COMMON`, e.g. ``p
 Supabase local's default password) cannot be masked in free text without garbling ordinary
 words (``postgresql.conf`` would read ``***ql.conf``): it is left alone in free text, and
 :meth:`Masker.notices` says so once. Connection strings are still redacted by their
-structure (guard.db.redact_url), whatever the password.
+structure (guard.db.redact_url; in free text, the password of any ``scheme://user:password@``),
+whatever the password.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+# user:password@ in any URL in free text: redacted by structure, whatever the password
+# (a wrapped tool may print its DATABASE_URL, weak password and all).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)([^\s/@'\"]+)@")
 MIN_LENGTH = 8
 # Passwords and keys too common to mask in free text: the words they spell appear in output.
 COMMON = frozenset({
@@ -76,7 +80,7 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        self._weak: list[str] = []
+        self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
         self._told: set[str] = set()
         for secret in secrets:
             self.add(secret)
@@ -85,8 +89,7 @@ class Masker:
         if not isinstance(secret, str) or not secret:
             return
         if too_weak(secret):
-            if what not in self._weak:
-                self._weak.append(what)
+            self._weak.setdefault(secret, what)
             return
         new = forms(secret) - self._forms
         if new:
@@ -98,17 +101,19 @@ class Masker:
     def notices(self) -> list[str]:
         """Lines to print once: secrets too short or too common to be masked in free text."""
         out = []
-        for what in self._weak:
-            if what not in self._told:
-                self._told.add(what)
+        for secret, what in self._weak.items():
+            if secret not in self._told:
+                self._told.add(secret)
                 out.append(f"{what} is too short or too common to be masked in free text "
                            "(connection strings are still redacted): use a long random one")
         return out
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not text:
+        if not text:
             return text
-        return self._pattern.sub(MASK, text)
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text) if "://" in text else text
 
 
 def mask_values(value: Any, mask: Callable[[str], str]) -> Any:

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from tests.fakes import FakeAdmin
 from tests.hostile.hostile import FORGERIES, forged, leaks
-from tests.support import Project, Result
+from tests.support import Project, Result, clean_env, run_guard
 
 ALL = " | ".join(FORGERIES)
 
@@ -42,6 +42,11 @@ def _streams_clean(result: Result, env: dict[str, str]) -> None:
     assert forged(result.stdout + "\n" + result.stderr) == [], result.output
     assert "Traceback" not in result.output
     assert result.code in (0, 1, 2, 3, 4)
+
+
+def _as(project: Project, url: str, *args: str, **env: str) -> Result:
+    """guard with ``url`` as its database (GUARD_DATABASE_URL, which wins over DATABASE_URL)."""
+    return run_guard(*args, cwd=project.root, env=clean_env(GUARD_DATABASE_URL=url, **env))
 
 
 def _dollar(text: str) -> str:
@@ -182,8 +187,7 @@ def test_database_password_leaks_through_no_channel(ready: Project, index: int) 
     ready.add("20240102000000_b.sql", f"do $g$ begin raise exception 'echo {echo}; end $g$;\n")
     env = _github(ready)
     summary = ready.root / "summary.md"
-    result = ready.guard("run", "--summary", str(summary), "--reason", f"by {password}",
-                         DATABASE_URL=url, **env)
+    result = _as(ready, url, "run", "--summary", str(summary), "--reason", f"by {password}", **env)
     assert result.code == 4, result.output
     _streams_clean(result, env)
     everything = _everything(ready, result, env) + summary.read_text()
@@ -199,7 +203,46 @@ def test_wrapped_command_printing_the_password_leaks_nothing(ready: Project, ind
               "p = c(os.environ['DATABASE_URL'])['password']; "
               "print(p); print(repr(p)); print(json.dumps(p)); print(u.quote(p, safe='')); print(u.quote_plus(p))")
     env = _github(ready)
-    result = ready.guard("run", "--", sys.executable, "-c", script, DATABASE_URL=url, **env)
+    result = _as(ready, url, "run", "--", sys.executable, "-c", script, **env)
     _streams_clean(result, env)
     assert leaks(_everything(ready, result, env), password) == []
     assert result.stderr.count("***") >= 5, result.output
+
+
+# ------------------------------------------------- the issue's connection strings, end to end
+
+SECRET = "Sup3r-secret-pw"
+ISSUE_URLS = [
+    (f"postgres://u:{SECRET}@[::1/db", [SECRET]),
+    (f"postgresql://u:abc@{SECRET}@host/db", [SECRET, f"{SECRET}@host"]),
+    (f"postgresql://u:{SECRET}@def@host/db", [SECRET, "def@host"]),
+    (f"host=127.0.0.1 user=u password='{SECRET} tail-of-it", [SECRET, "tail-of-it"]),
+]
+
+
+@pytest.mark.parametrize(("url", "hidden"), ISSUE_URLS, ids=range(len(ISSUE_URLS)))
+def test_issue_connection_strings_are_refused_before_connecting(
+        ready: Project, url: str, hidden: list[str]) -> None:
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    env = _github(ready)
+    for args in (("run",), ("check",), ("backup", "status")):
+        result = _as(ready, url, *args, **env)
+        assert result.code == 2, result.output
+        everything = result.output + Path(env["GITHUB_STEP_SUMMARY"]).read_text() + json.dumps(result.report)
+        assert not [h for h in hidden if h in everything], everything
+        assert len([line for line in result.stderr.splitlines() if "error" in line]) == 1
+        _streams_clean(result, env)
+
+
+def test_a_weak_password_is_not_masked_in_free_text_and_said_once(ready: Project) -> None:
+    url = _role_url(ready, "postgres", 99)
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    ready.add("20240102000000_b.sql", "select 1/0;\n")
+    script = f"print('tool sees postgresql.conf and {url}')"
+    result = _as(ready, url, "run")
+    assert result.code == 4, result.output
+    assert "***" not in result.output  # no "***ql.conf", no role "***"
+    assert result.stderr.count("too short or too common") == 1
+    wrapped = _as(ready, url, "run", "--", sys.executable, "-c", script)
+    assert "tool sees postgresql.conf and postgresql://" in wrapped.stderr
+    assert ":postgres@" not in wrapped.output  # a URL is still redacted by its structure
