@@ -114,6 +114,11 @@ def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any
     return config
 
 
+def _masked(ctx: Context, text: str | None) -> str | None:
+    """A free-text flag (--reason) with any secret masked: it is stored in backup_logs and guard.runs."""
+    return ctx.mask(text) if text else text
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="guard")
 @click.option("-v", "--verbose", is_flag=True, help="Show more detail (stack traces of internal errors).")
@@ -173,7 +178,7 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
         "backups.max_age": ("--max-age", max_age),
         "report": ("--report", report_path),
     })
-    code = run_command(ctx, config, reason=reason, allow_stale_backup=allow_stale_backup,
+    code = run_command(ctx, config, reason=_masked(ctx, reason), allow_stale_backup=allow_stale_backup,
                        summary_path=Path(summary_path) if summary_path else None, as_json=as_json,
                        acknowledge=acknowledge, command=command)
     sys.exit(code)
@@ -247,7 +252,7 @@ def backup_log(ctx: Context, config_path: str | None, database_url: str | None, 
     from guard.commands import backup_log_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
-    _guarded(ctx, lambda: backup_log_command(ctx, config, reason=reason, kind=kind, status=status,
+    _guarded(ctx, lambda: backup_log_command(ctx, config, reason=_masked(ctx, reason) or "", kind=kind, status=status,
                                              at=at, meta=meta))
 
 

@@ -80,6 +80,7 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
         self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
         self._told: set[str] = set()
         for secret in secrets:
@@ -94,9 +95,8 @@ class Masker:
         new = forms(secret) - self._forms
         if new:
             self._forms |= new
-            # Longest first, so a secret containing another is replaced whole.
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+            self._pattern = None  # compiled again when next used
+            self._dirty = True
 
     def notices(self) -> list[str]:
         """Lines to print once: secrets too short or too common to be masked in free text."""
@@ -111,6 +111,11 @@ class Masker:
     def __call__(self, text: str) -> str:
         if not text:
             return text
+        if self._dirty:
+            # Longest first, so a secret containing another is replaced whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+            self._dirty = False
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
         return _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text) if "://" in text else text

@@ -33,7 +33,10 @@ def _everything(project: Project, result: Result, env: dict[str, str]) -> str:
     parts = [result.stdout, result.stderr, json.dumps(result.report or {}, ensure_ascii=False)]
     parts += [Path(env[k]).read_text() for k in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT") if k in env]
     if project.query("SELECT to_regclass('guard.runs') IS NOT NULL")[0][0]:
-        parts += [json.dumps(r[0], ensure_ascii=False) for r in project.query("SELECT report FROM guard.runs")]
+        parts += [json.dumps(r, ensure_ascii=False, default=str)
+                  for r in project.query("SELECT report, reason, actor FROM guard.runs")]
+    parts += [json.dumps(r, ensure_ascii=False, default=str)
+              for r in project.query("SELECT reason, created_by, metadata FROM public.backup_logs")]
     return "\n".join(parts)
 
 
