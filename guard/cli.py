@@ -178,6 +178,10 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
         "backups.max_age": ("--max-age", max_age),
         "report": ("--report", report_path),
     })
+    from guard.report.mask import argv_secrets
+
+    for secret in argv_secrets(command):  # `guard run -- tool --password "$PW"`
+        ctx.mask.add(secret, "a secret in the wrapped command's arguments")
     code = run_command(ctx, config, reason=_masked(ctx, reason), allow_stale_backup=allow_stale_backup,
                        summary_path=Path(summary_path) if summary_path else None, as_json=as_json,
                        acknowledge=acknowledge, command=command)

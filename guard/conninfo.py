@@ -63,8 +63,10 @@ def parse(text: str) -> dict[str, str]:
     scheme = re.match(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
         if not text.startswith(URI_PREFIXES):
-            raise _refuse(f"is a {scheme.group(1)}:// URL, not postgresql://",
-                          "use postgresql://user:password@host:port/dbname or key=value pairs")
+            name = scheme.group(1)
+            what = ("must start with postgresql:// exactly (lower case, nothing before it)"
+                    if name.lower() in ("postgres", "postgresql") else f"is a {name[:20]}:// URL, not postgresql://")
+            raise _refuse(what, "use postgresql://user:password@host:port/dbname or key=value pairs")
         _check_uri(text)
     try:
         params = conninfo_to_dict(text)

@@ -3,7 +3,8 @@
 A secret leaves guard in many spellings: as it is, JSON-escaped (``ü`` becomes ``\\u00fc``,
 ``"`` becomes ``\\"``), inside a ``repr()`` (``\\\\`` doubled, quotes escaped), URL-encoded
 (``quote``, ``quote_plus``, lower- or upper-case hex), quoted for a libpq ``key=value`` string,
-escaped for a GitHub annotation (``%25``) or a Markdown table cell (``\\|``). The Masker knows
+escaped for a GitHub annotation (``%25``), a Markdown table cell (``\\|``) or HTML, in Unicode
+normal form C or D, in base64. The Masker knows
 every such form of each secret and replaces any of them with ``***``. Renderers mask the
 values themselves before serialising (:func:`mask_values`) and the finished text after.
 
@@ -43,8 +44,16 @@ def _percent_variants(text: str) -> set[str]:
 
 def forms(secret: str) -> set[str]:
     """Every spelling of ``secret`` that guard's output channels can produce."""
+    import base64
+    import html
+    import unicodedata
+
     base = {
         secret,
+        unicodedata.normalize("NFC", secret),
+        unicodedata.normalize("NFD", secret),  # a tool may decompose ü into u + combining mark
+        html.escape(secret),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
         repr(secret)[1:-1],
         ascii(secret)[1:-1],
         secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
@@ -55,8 +64,9 @@ def forms(secret: str) -> set[str]:
         base |= _percent_variants(encoded)
     out = set(base)
     for form in base:
-        out.add(json.dumps(form)[1:-1])
-        out.add(json.dumps(form, ensure_ascii=False)[1:-1])
+        for escaped in (json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]):
+            out.add(escaped)
+            out.add(json.dumps(escaped)[1:-1])  # JSON inside JSON (an API answer quoted in a report)
         # GitHub workflow command data and properties (guard.report.github.escape_*).
         data = form.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         out.add(data)
@@ -132,3 +142,26 @@ def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
     if isinstance(value, (list, tuple)):
         return [mask_values(v, mask) for v in value]
     return value
+
+
+_SECRET_FLAG = re.compile(r"^--?[A-Za-z0-9_-]*(?:password|passwd|pwd|token|secret|key)[A-Za-z0-9_-]*$", re.I)
+
+
+def argv_secrets(argv: Iterable[str]) -> list[str]:
+    """Values a wrapped command's arguments carry as secrets: after a flag named like
+    ``--password``/``--token``/``--api-key`` (``--flag VALUE`` or ``--flag=VALUE``) and the
+    password of any connection string among them."""
+    from guard import conninfo
+
+    args = list(argv)
+    found: list[str] = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if _SECRET_FLAG.match(name):
+            if eq:
+                found.append(value)
+            elif i + 1 < len(args):
+                found.append(args[i + 1])
+        if "://" in arg or "password=" in arg:
+            found += conninfo.secrets(arg)
+    return [f for f in found if f]

@@ -249,3 +249,14 @@ def test_a_weak_password_is_not_masked_in_free_text_and_said_once(ready: Project
     wrapped = _as(ready, url, "run", "--", sys.executable, "-c", script)
     assert "tool sees postgresql.conf and postgresql://" in wrapped.stderr
     assert ":postgres@" not in wrapped.output  # a URL is still redacted by its structure
+
+
+@pytest.mark.parametrize("secret", ["pw-ü-\"q\"-\\b-0042", "tool token with spaces 77"])
+def test_wrapped_command_given_a_password_flag_leaks_it_nowhere(ready: Project, secret: str) -> None:
+    """`guard run -- tool --password "$PW"`: the value is a secret though guard never saw it before."""
+    env = _github(ready)
+    script = "import json, sys; p = sys.argv[2]; print(p); print(repr(p)); print(json.dumps(p))"
+    result = ready.guard("run", "--", sys.executable, "-c", script, "--password", secret, **env)
+    _streams_clean(result, env)
+    assert leaks(_everything(ready, result, env), secret) == []
+    assert result.stderr.count("***") >= 3, result.output

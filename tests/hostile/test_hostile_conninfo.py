@@ -36,6 +36,11 @@ REFUSED = [
     (f"postgresql://u:{SECRET}@h/db?unknownkey=1", "unknown libpq keyword"),
     (f"postgresql://u:{SECRET}@h:port/db", "non-numeric port"),
     (f"password={SECRET} host=db dbname", "trailing key without ="),
+    (f" postgresql://u:{SECRET}@h/db", "a space before the scheme"),
+    (f"POSTGRESQL://u:{SECRET}@h/db", "upper-case scheme: libpq reads key=value"),
+    (f"postgresql://u:{SECRET}@h:0/db", "port 0"),
+    (f"host=h port=99999 password={SECRET}", "port out of range"),
+    (f"postgresql://u:{SECRET}@@h/db", "@@"),
     ("", "empty"),
     ("   ", "blank"),
 ]

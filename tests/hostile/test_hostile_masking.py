@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
@@ -40,6 +43,25 @@ def test_every_spelling_of_a_secret_is_masked(secret: str, channel: str) -> None
     masked = masker(text)
     assert leaks(masked, secret) == [], (channel, masked)
     assert "***" in masked
+
+
+# Encodings a tool or renderer may apply to a secret on its own (not only around it).
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "nfd": lambda s: unicodedata.normalize("NFD", s),
+    "nfc": lambda s: unicodedata.normalize("NFC", s),
+    "html": html.escape,
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "json-in-json": lambda s: json.dumps(json.dumps(s))[1:-1],
+}
+
+
+@pytest.mark.parametrize("secret", PASSWORDS, ids=range(len(PASSWORDS)))
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_encoded_secrets_are_masked_and_the_text_around_them_kept(secret: str, encoding: str) -> None:
+    encoded = ENCODINGS[encoding](secret)
+    masked = Masker([secret])(f"before {encoded} after")
+    assert encoded.rstrip("=") not in masked and leaks(masked, secret) == []
+    assert masked.startswith("before ") and masked.endswith(" after")
 
 
 @pytest.mark.parametrize("secret", PASSWORDS, ids=range(len(PASSWORDS)))
