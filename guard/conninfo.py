@@ -97,6 +97,8 @@ def secrets(text: str) -> list[str]:
             if "@" in text and ":" in candidate:
                 raw = candidate.split(":", 1)[1]
                 found += [raw, unquote(raw)]
+        for m in re.finditer(r"[?&](?:ssl)?password=([^&#\s]*)", text, re.I):
+            found += [m.group(1), unquote(m.group(1))]
     elif isinstance(text, str):
         for m in re.finditer(r"(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+)", text):
             value = m.group(1)

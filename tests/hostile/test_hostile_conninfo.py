@@ -41,6 +41,7 @@ REFUSED = [
     (f"postgresql://u:{SECRET}@h:0/db", "port 0"),
     (f"host=h port=99999 password={SECRET}", "port out of range"),
     (f"postgresql://u:{SECRET}@@h/db", "@@"),
+    (f"postgresql://h/db?sslmode&password={SECRET}", "a query password beside a malformed pair"),
     ("", "empty"),
     ("   ", "blank"),
 ]
