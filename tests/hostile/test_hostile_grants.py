@@ -51,7 +51,8 @@ DEFAULT_PRIVILEGES = {
 # Every object guard creates, and what an API role must not be able to do with it.
 OBJECTS = """
 SELECT c.oid::regclass::text, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE (n.nspname = 'guard' OR c.relname LIKE 'backup_logs%%') AND c.relkind IN ('r', 'S', 'v', 'p')
+ WHERE (n.nspname IN ('guard', 'supabase_migrations') OR c.relname LIKE 'backup_logs%%')
+   AND c.relkind IN ('r', 'S', 'v', 'p')
 """
 PRIVILEGES = {"r": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"), "p": ("SELECT", "INSERT"),
               "v": ("SELECT",), "S": ("USAGE", "SELECT", "UPDATE")}
@@ -72,8 +73,9 @@ def _open_privileges(project: Project) -> list[str]:
                 if project.query(f"SELECT {check}(%s, %s, %s)", (role, name, privilege))[0][0]:
                     found.append(f"{role} {privilege} {name}")
     for role in (*API_ROLES, "public"):
-        if project.query("SELECT has_schema_privilege(%s, 'guard', 'USAGE')", (role,))[0][0]:
-            found.append(f"{role} USAGE guard")
+        for schema in ("guard", "supabase_migrations"):
+            if project.query("SELECT has_schema_privilege(%s, %s, 'USAGE')", (role, schema))[0][0]:
+                found.append(f"{role} USAGE {schema}")
         if project.query("SELECT has_function_privilege(%s, 'public.get_backup_stats()', 'EXECUTE')",
                          (role,))[0][0]:
             found.append(f"{role} EXECUTE get_backup_stats")
