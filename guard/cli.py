@@ -23,24 +23,11 @@ from guard.errors import EXIT_BLOCKED, EXIT_USAGE, GuardError
 # 10 ms of a one-file run. _start_work() turns it back on before the command's real work.
 gc.disable()
 
-# Environment variables whose values are secrets even when guard.yml does not mention them.
-_SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
-
 
 def _env_masker(environ: Mapping[str, str]) -> Any:
-    from guard import conninfo
-    from guard.report.mask import Masker
+    from guard.report.mask import env_masker
 
-    masker = Masker()
-    for name, value in environ.items():
-        if not value:
-            continue
-        if name.endswith("DATABASE_URL") or name.endswith("_URL"):
-            for secret in conninfo.secrets(value):
-                masker.add(secret, f"the password in ${name}")
-        elif any(hint in name.upper() for hint in _SECRET_ENV_HINTS) and len(value) >= 8:
-            masker.add(value, f"${name}")
-    return masker
+    return env_masker(environ)
 
 
 def _safe(mask: Callable[[str], str], text: str) -> str:
@@ -75,7 +62,7 @@ class Context:
         click.echo(_safe(self.mask, f"guard: error: {message}"), err=True)
 
     def _notices(self) -> None:
-        for notice in self.mask.notices():
+        for notice in self.mask.notices():  # once each: a secret too weak to be masked
             click.echo(f"guard: note: {notice}", err=True)
 
     def fail(self, exc: GuardError) -> NoReturn:
@@ -115,8 +102,7 @@ def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any
 
 
 def _masked(ctx: Context, text: str | None) -> str | None:
-    """A free-text flag (--reason) with any secret masked: it is stored in backup_logs and guard.runs."""
-    return ctx.mask(text) if text else text
+    return ctx.mask(text) if text else text  # --reason is stored (backup_logs, guard.runs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

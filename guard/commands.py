@@ -341,7 +341,6 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
 def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
     """In GitHub Actions: outputs (status ok/stale, exit-code) and a step summary table."""
     from guard.report import github
-    from guard.report.sanitize import lines as safe_lines
 
     if not github.active(ctx.environ):
         return
@@ -356,9 +355,7 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
         age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
         lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {p.message} |")
     try:
-        if ctx.environ.get("GITHUB_STEP_SUMMARY"):
-            with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
-                handle.write(safe_lines(ctx.mask("\n".join(lines))) + "\n")
+        github.append_summary(ctx.environ, ctx.mask("\n".join(lines)))
         if ctx.environ.get("GITHUB_OUTPUT"):
             github.write_outputs({"status": status, "exit-code": str(exit_code)},
                                  Path(ctx.environ["GITHUB_OUTPUT"]))

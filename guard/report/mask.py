@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -165,3 +165,25 @@ def argv_secrets(argv: Iterable[str]) -> list[str]:
         if "://" in arg or "password=" in arg:
             found += conninfo.secrets(arg)
     return [f for f in found if f]
+
+
+# Environment variables whose values are secrets even when guard.yml does not mention them.
+SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
+
+
+def env_masker(environ: Mapping[str, str]) -> Masker:
+    """A Masker that knows the secrets of the environment: the passwords of ``*_URL``
+    connection strings (every reading of them) and the values of variables named like
+    :data:`SECRET_ENV_HINTS` (8 characters or more)."""
+    from guard import conninfo
+
+    masker = Masker()
+    for name, value in environ.items():
+        if not value:
+            continue
+        if name.endswith("_URL"):
+            for secret in conninfo.secrets(value):
+                masker.add(secret, f"the password in ${name}")
+        elif any(hint in name.upper() for hint in SECRET_ENV_HINTS) and len(value) >= 8:
+            masker.add(value, f"${name}")
+    return masker
