@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from guard import __version__
-from guard.context import Context
+from guard.context import Context, env_masker, safe
 from guard.errors import EXIT_BLOCKED, EXIT_USAGE, GuardError
 
 # Off while the command's modules load (psycopg, pglast, guard's own): every collection
@@ -51,8 +51,12 @@ def _load(ctx: Context, config_path: str | None, flags: dict[str, tuple[str, Any
     except GuardError as exc:
         ctx.fail(exc)
     for secret in config.secrets:
-        ctx.mask.add(secret)
+        ctx.mask.add(secret, "a secret in the configuration")
     return config
+
+
+def _masked(ctx: Context, text: str | None) -> str | None:
+    return ctx.mask(text) if text else text  # --reason is stored (backup_logs, guard.runs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -114,7 +118,11 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
         "backups.max_age": ("--max-age", max_age),
         "report": ("--report", report_path),
     })
-    code = run_command(ctx, config, reason=reason, allow_stale_backup=allow_stale_backup,
+    from guard.report.mask import argv_secrets
+
+    for secret in argv_secrets(command):  # `guard run -- tool --password "$PW"`
+        ctx.mask.add(secret, "a secret in the wrapped command's arguments")
+    code = run_command(ctx, config, reason=_masked(ctx, reason), allow_stale_backup=allow_stale_backup,
                        summary_path=Path(summary_path) if summary_path else None, as_json=as_json,
                        acknowledge=acknowledge, command=command)
     sys.exit(code)
@@ -188,7 +196,7 @@ def backup_log(ctx: Context, config_path: str | None, database_url: str | None, 
     from guard.commands import backup_log_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
-    _guarded(ctx, lambda: backup_log_command(ctx, config, reason=reason, kind=kind, status=status,
+    _guarded(ctx, lambda: backup_log_command(ctx, config, reason=_masked(ctx, reason) or "", kind=kind, status=status,
                                              at=at, meta=meta))
 
 
@@ -306,11 +314,10 @@ def drill(ctx: Context, config_path: str | None, database_url: str | None, snaps
         "snapshot.dir": ("--dir", directory),
     })
     if target:
-        from guard.db import url_password
+        from guard import conninfo
 
-        password = url_password(target)
-        if password:
-            ctx.mask.add(password)
+        for secret in conninfo.secrets(target):
+            ctx.mask.add(secret, "the password of --target")
     _guarded(ctx, lambda: drill_command(ctx, config, snapshot=Path(snapshot_path) if snapshot_path else None,
                                         target=target, as_json=as_json))
 
@@ -367,8 +374,11 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
         if ctx.verbose:
             import traceback
 
-            click.echo(ctx.mask(traceback.format_exc()), err=True)
-        click.echo(ctx.mask(f"guard: internal error: {exc.__class__.__name__}: {exc}"), err=True)
+            click.echo(safe(ctx.mask, traceback.format_exc()), err=True)
+        from guard.report.sanitize import one_line
+
+        click.echo(safe(ctx.mask, f"guard: internal error: {exc.__class__.__name__}: {one_line(str(exc))}"),
+                   err=True)
         sys.exit(EXIT_BLOCKED)
     sys.exit(code)
 
@@ -415,7 +425,10 @@ def dispatch() -> None:
         sys.exit(128 + signal.Signals[name or "SIGINT"].value)
     except click.ClickException as exc:
         # Usage errors: one line naming the culprit, exit 2.
-        click.echo(f"guard: error: {exc.format_message()}", err=True)
+        from guard.report.sanitize import one_line
+
+        message = one_line(env_masker(os.environ)(exc.format_message()))
+        click.echo(safe(str, f"guard: error: {message}"), err=True)
         sys.exit(EXIT_USAGE)
 
 

@@ -7,33 +7,26 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import click
 
 from guard.errors import GuardError
 
-# Environment variables whose values are secrets even when guard.yml does not mention them.
-_SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
+
+def env_masker(environ: Mapping[str, str]) -> Any:
+    """A Masker for the secrets in ``environ`` (guard.report.mask.env_masker)."""
+    from guard.report.mask import env_masker as build
+
+    return build(environ)
 
 
-def _env_masker(environ: Mapping[str, str]) -> Any:
-    """A Masker for the secrets in ``environ``: URL passwords and values of secret-looking names."""
-    from guard.db import url_password
-    from guard.report.mask import Masker
+def safe(mask: Callable[[str], str], text: str) -> str:
+    """Masked, control characters escaped, no line able to start a workflow command."""
+    from guard.report.sanitize import lines
 
-    masker = Masker()
-    for name, value in environ.items():
-        if not value:
-            continue
-        if name.endswith("DATABASE_URL") or name.endswith("_URL"):
-            password = url_password(value)
-            if password:
-                masker.add(password)
-        elif any(hint in name.upper() for hint in _SECRET_ENV_HINTS) and len(value) >= 8:
-            masker.add(value)
-    return masker
+    return lines(mask(text))
 
 
 class Context:
@@ -42,16 +35,27 @@ class Context:
     def __init__(self, verbose: bool) -> None:
         self.verbose = verbose
         self.environ = dict(os.environ)
-        self.mask = _env_masker(self.environ)
+        self.mask = env_masker(self.environ)
 
     def out(self, text: str) -> None:
-        click.echo(self.mask(text), nl=False)
+        self._notices()
+        click.echo(safe(self.mask, text), nl=False)
+
+    def workflow(self, line: str) -> None:
+        """One of guard's own workflow commands (annotations), already escaped for the runner."""
+        click.echo(self.mask(line), nl=False)
 
     def progress(self, line: str) -> None:
-        click.echo(self.mask(f"guard: {line}"), err=True)
+        self._notices()
+        click.echo(safe(self.mask, f"guard: {line}"), err=True)
 
     def error(self, message: str) -> None:
-        click.echo(self.mask(f"guard: error: {message}"), err=True)
+        self._notices()
+        click.echo(safe(self.mask, f"guard: error: {message}"), err=True)
+
+    def _notices(self) -> None:
+        for notice in self.mask.notices():  # once each: a secret too weak to be masked
+            click.echo(f"guard: note: {notice}", err=True)
 
     def fail(self, exc: GuardError) -> NoReturn:
         self.error(str(exc))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from guard.errors import Blocked, ConnectError, UsageError
 
@@ -46,53 +45,24 @@ SELECT a.pid, a.application_name, a.usename, a.client_addr::text, a.backend_star
 
 
 def url_password(url: str) -> str | None:
-    """The password in a postgres URL or key=value DSN, if any."""
-    if "://" in url:
-        try:
-            parts = urlsplit(url)
-            return unquote(parts.password) if parts.password else None
-        except ValueError:
-            return None
-    for item in url.split():
-        if item.startswith("password="):
-            return item.split("=", 1)[1].strip("'") or None
-    return None
+    """The password in a connection string (URL or key=value), as libpq reads it (guard.conninfo)."""
+    from guard import conninfo
+
+    return conninfo.password(url)
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password (and any password= parameter) replaced by ***."""
-    if "://" not in url:
-        return " ".join(
-            "password=***" if item.startswith("password=") else item for item in url.split()
-        )
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable database URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = "&".join(
-        "password=***" if q.lower().startswith("password=") else q
-        for q in parts.query.split("&")
-        if q
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The connection string rebuilt from libpq's reading with its secrets as *** (guard.conninfo)."""
+    from guard import conninfo
+
+    return conninfo.redact(url)
 
 
 def describe_url(url: str) -> str:
-    """host:port/dbname for messages, never the password."""
-    if "://" not in url:
-        return redact_url(url)
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparsable database URL>"
-    return f"{host}{port}{parts.path or '/'}"
+    """host:port/dbname for messages, never the password (guard.conninfo)."""
+    from guard import conninfo
+
+    return conninfo.describe(url)
 
 
 # Supabase's poolers hand each transaction to any server connection on this port
@@ -150,6 +120,10 @@ def connect(
     guard and PostgreSQL may not carry them from one transaction to the next."""
     import psycopg
 
+    from guard import conninfo
+    from guard.report.mask import Masker
+
+    conninfo.parse(url)  # UsageError (exit 2) before connecting, never quoting the string
     try:
         conn = psycopg.connect(
             url,
@@ -159,17 +133,14 @@ def connect(
             prepare_threshold=None,
         )
     except psycopg.OperationalError as exc:
-        reason = _first_line(str(exc))
-        password = url_password(url)
-        if password:
-            reason = reason.replace(password, "***")
+        reason = Masker(conninfo.secrets(url))(_first_line(str(exc)))
         raise ConnectError(
             f"cannot connect to {describe_url(url)}: {reason}",
             hint="check database_url and that the server accepts connections from here",
         ) from None
-    except psycopg.ProgrammingError as exc:
+    except psycopg.ProgrammingError:
         raise ConnectError(
-            f"invalid database URL {redact_url(url)}: {_first_line(str(exc))}"
+            f"invalid connection string for {describe_url(url)} (not shown: it may hold a password)"
         ) from None
     if single_session and autocommit:
         try:

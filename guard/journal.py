@@ -7,7 +7,7 @@ its outcome and report, the committed versions folded into ``guard.runs.committe
 row per file rather than an array grown in place: rewriting a growing array in every file's
 transaction made a release of a thousand files cost quadratic time.) A row still ``running`` with no process holding guard's lock is a run
 that died (CI job killed, runner lost): the next run refuses until an operator acknowledges it.
-The schema is closed to PUBLIC and to Supabase's API roles.
+The schema is versioned and closed to PUBLIC and to Supabase's API roles (guard.guard_schema).
 """
 
 from __future__ import annotations
@@ -22,39 +22,8 @@ if TYPE_CHECKING:
     import psycopg
 
 JOURNAL_SCHEMA = "guard"
-CREATE_JOURNAL = (
-    "CREATE SCHEMA IF NOT EXISTS guard",
-    "REVOKE ALL ON SCHEMA guard FROM PUBLIC",
-    """CREATE TABLE IF NOT EXISTS guard.runs (
-        run_id          text PRIMARY KEY,
-        command         text NOT NULL,
-        started_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
-        finished_at     timestamptz,
-        status          text NOT NULL,
-        exit_code       integer,
-        pending         text[] NOT NULL DEFAULT '{}',
-        committed       text[] NOT NULL DEFAULT '{}',
-        restore_target  jsonb,
-        actor           text,
-        reason          text,
-        report          jsonb,
-        acknowledged_at timestamptz,
-        acknowledged_by text,
-        acknowledgement text
-    )""",
-    "REVOKE ALL ON TABLE guard.runs FROM PUBLIC",
-    """CREATE TABLE IF NOT EXISTS guard.run_commits (
-        run_id       text NOT NULL,
-        version      text NOT NULL,
-        committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        seq          bigint GENERATED ALWAYS AS IDENTITY,
-        PRIMARY KEY (run_id, version)
-    )""",
-    "REVOKE ALL ON TABLE guard.run_commits FROM PUBLIC",
-)
+# The journal's tables are created and upgraded with the rest of guard's schema (guard.guard_schema).
 SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
-REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA guard FROM {role}"
-REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE guard.runs, guard.run_commits FROM {role}"
 JOURNAL_EXISTS = "SELECT to_regclass('guard.runs') IS NOT NULL"
 JOURNAL_COMPLETE = "SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.run_commits') IS NOT NULL"
 START_RUN = """
@@ -132,20 +101,13 @@ def complete(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def ensure(conn: psycopg.Connection[Any]) -> None:
-    """Create the journal (idempotent) and close it to PUBLIC and Supabase's API roles.
+def ensure(conn: psycopg.Connection[Any]) -> int:
+    """Create or upgrade guard's schema, journal included, closed to PUBLIC and Supabase's API
+    roles (guard.guard_schema.ensure_schema: one query when it is current). Returns the
+    schema version found before (0: none). Raises Blocked for a schema newer than this guard."""
+    from guard.guard_schema import ensure_schema
 
-    Once both tables exist this is one query: they were closed when they were created."""
-    from psycopg import sql
-
-    if complete(conn):
-        return
-    with conn.transaction():
-        for statement in CREATE_JOURNAL:
-            conn.execute(statement)
-        for (role,) in conn.execute(SUPABASE_API_ROLES).fetchall():
-            conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(role=sql.Identifier(role)))
-            conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(role=sql.Identifier(role)))
+    return ensure_schema(conn)
 
 
 def start(

@@ -117,6 +117,7 @@ class Protector:
         if self._ready:
             return
         from guard import journal
+        from guard.guard_schema import close_schema
 
         journal.ensure(conn)
         schema = sql.Identifier(self.schema)
@@ -126,6 +127,7 @@ class Protector:
             conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(schema=schema, role=sql.Identifier(role)))
         conn.execute(CREATE_REGISTRY)
         conn.execute(REVOKE_REGISTRY)
+        close_schema(conn, "guard")  # guard.copies too, whatever default privileges granted
         self._ready = True
 
     def _protect(self, conn: psycopg.Connection[Any], target: Target, where: str) -> None:

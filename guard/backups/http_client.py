@@ -12,6 +12,7 @@ header.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,42 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return max(0.0, min(when.timestamp() - time.time(), cap))
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` (as parsed, no brackets) is this machine: ``localhost`` or a loopback
+    IP address written in full (``127.0.0.1``, ``::1``); ``127.attacker.example`` is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: object) -> str:
+    """The host ``url`` really reaches, as httpx (the client that sends it) parses it.
+
+    Raises ValueError (a one-line reason, without the URL's user information) unless ``url``
+    is https://, or http:// to a loopback host, with no user:password@ part (which would
+    hide the real host: ``http://localhost@attacker.example`` goes to attacker.example)."""
+    import httpx
+
+    if not isinstance(url, str) or not url:
+        raise ValueError("must be an http(s) URL")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise ValueError("must not contain white space or control characters")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise ValueError("is not a valid URL") from None
+    if parsed.scheme not in ("https", "http") or not parsed.host:
+        raise ValueError("must be an https:// URL with a host")
+    if parsed.userinfo:
+        raise ValueError(f"must not carry user information before the host (it would go to {parsed.host})")
+    if parsed.scheme == "http" and not loopback(parsed.host):
+        raise ValueError(f"must use https (plain http only to a loopback test server), not http://{parsed.host}")
+    return str(parsed.host)
+
+
 def _where(url: str) -> str:
     return url.split("?", 1)[0]
 
@@ -73,6 +110,15 @@ def request(
     """
     import httpx
 
+    try:
+        check_url(url)  # the last gate before a token leaves: whatever built the URL
+    except ValueError as exc:
+        raise HttpError(f"{service}: the URL {exc}") from None
+    for name, value in [("token", token or ""), *(headers or {}).items()]:
+        # httpx sends headers as ASCII: anything else would fail inside it, after the run began.
+        if not value.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise HttpError(f"{service}: the {name} holds characters an HTTP header cannot carry "
+                            "(non-ASCII or control characters)")
     sent_headers = {"Accept": "application/json", "User-Agent": "migration-guard"}
     if token:
         sent_headers["Authorization"] = f"Bearer {token}"

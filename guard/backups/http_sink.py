@@ -9,25 +9,15 @@ restore_point, commit, actor, ref, ...}}`` (the seed app's ``POST /api/admin/bac
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from guard.backups import BackupEntry, Registered, SinkContext, SinkError
-from guard.backups.http_client import HttpError, HttpPolicy, request
+from guard.backups.http_client import HttpError, HttpPolicy, check_url, request
 from guard.config import parse_duration
 from guard.errors import ConfigError
 from guard.plugins import PluginConfig, PluginSpec
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -44,12 +34,11 @@ class HttpSink:
         url = options.get("url")
         if not isinstance(url, str) or not url:
             raise ConfigError("url is empty", key="url", source=plugin.source)
+        try:
+            check_url(url)  # never echo the URL: it may carry a key in its query
+        except ValueError as exc:
+            raise ConfigError(f"url {exc}", key="url", source=plugin.source) from None
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(f"url must be an http(s) URL, got {url!r}", key="url", source=plugin.source)
-        if parts.scheme == "http" and not _loopback(parts.hostname):
-            raise ConfigError(f"url must use https (plain http only to loopback): {parts.hostname}",
-                              key="url", source=plugin.source)
         token = options.get("token")
         headers = options.get("headers", {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):

@@ -27,7 +27,7 @@ from guard.backups import (
     SinkContext,
     SinkError,
 )
-from guard.backups.http_client import HttpError, HttpPolicy, request
+from guard.backups.http_client import HttpError, HttpPolicy, check_url, request
 from guard.config import PluginConfig, PluginSpec, parse_duration
 from guard.errors import ConfigError
 
@@ -48,9 +48,10 @@ def _common(plugin: PluginConfig) -> tuple[str, str, str, HttpPolicy]:
         raise ConfigError("access_token is empty", key="access_token", source=plugin.source,
                           hint="access_token: ${SUPABASE_ACCESS_TOKEN}")
     api = options.get("api_url", DEFAULT_API)
-    if not isinstance(api, str) or not api.startswith(("https://", "http://127.", "http://localhost", "http://[::1]")):
-        raise ConfigError("api_url must be https:// (or a loopback http:// test server)", key="api_url",
-                          source=plugin.source)
+    try:
+        check_url(api)  # the parsed host, not a text prefix: http://localhost@attacker.example
+    except ValueError as exc:
+        raise ConfigError(f"api_url {exc}", key="api_url", source=plugin.source) from None
     try:
         timeout = parse_duration(options.get("timeout", 10))
         retries = int(options.get("retries", 3))

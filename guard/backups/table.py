@@ -51,8 +51,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {schema}.{table} ((metadata ->> 'ru
 """
 CREATE_TIME_INDEX = "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (kind, created_at DESC)"
 ENABLE_RLS = "ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY"
-REVOKE_TABLE = "REVOKE ALL ON TABLE {schema}.{table} FROM PUBLIC"
-REVOKE_SEQUENCE = "REVOKE ALL ON SEQUENCE {sequence} FROM PUBLIC"
+REVOKE_TABLE = "REVOKE ALL ON TABLE {schema}.{table} FROM {grantees}"
+# The id's sequence by what it is (not by its name): anon holding USAGE on it could setval()
+# it and make every later insert collide.
+ID_SEQUENCE = "SELECT pg_get_serial_sequence(%s, 'id')"
+REVOKE_SEQUENCE = "REVOKE ALL ON SEQUENCE {sequence} FROM {grantees}"
 CREATE_STATS_FUNCTION = """
 CREATE OR REPLACE FUNCTION {schema}.{func}()
 RETURNS jsonb
@@ -74,12 +77,10 @@ AS $guard$
   FROM {schema}.{table}
 $guard$
 """
-REVOKE_FUNCTION = "REVOKE ALL ON FUNCTION {schema}.{func}() FROM PUBLIC"
+REVOKE_FUNCTION = "REVOKE ALL ON FUNCTION {schema}.{func}() FROM {grantees}"
 # Supabase exposes the public schema through its API as these roles: they must not read backups.
 SUPABASE_API_ROLES = ("anon", "authenticated")
-EXISTING_ROLES = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)"
-REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE {schema}.{table} FROM {role}"
-REVOKE_FUNCTION_FROM = "REVOKE ALL ON FUNCTION {schema}.{func}() FROM {role}"
+EXISTING_ROLES = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname"
 TABLE_COLUMNS = """
 SELECT a.attname FROM pg_attribute a
  WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
@@ -157,16 +158,14 @@ def install(conn: psycopg.Connection[Any], log: BackupLogConfig) -> list[str]:
             _q(CREATE_TIME_INDEX, log, index=sql.Identifier(f"{log.table}_kind_created_at_idx"))
         )
         conn.execute(_q(ENABLE_RLS, log))
-        conn.execute(_q(REVOKE_TABLE, log))
-        conn.execute(
-            _q(REVOKE_SEQUENCE, log, sequence=sql.Identifier(log.schema, f"{log.table}_id_seq"))
-        )
         conn.execute(_q(CREATE_STATS_FUNCTION, log))
-        conn.execute(_q(REVOKE_FUNCTION, log))
         roles = [r[0] for r in conn.execute(EXISTING_ROLES, (list(SUPABASE_API_ROLES),)).fetchall()]
-        for role in roles:
-            conn.execute(_q(REVOKE_TABLE_FROM, log, role=sql.Identifier(role)))
-            conn.execute(_q(REVOKE_FUNCTION_FROM, log, role=sql.Identifier(role)))
+        who = sql.SQL(", ").join([sql.SQL("PUBLIC"), *(sql.Identifier(r) for r in roles)])
+        conn.execute(_q(REVOKE_TABLE, log, grantees=who))
+        conn.execute(_q(REVOKE_FUNCTION, log, grantees=who))
+        sequence = conn.execute(ID_SEQUENCE, (_regclass(log),)).fetchone()
+        if sequence and sequence[0]:
+            conn.execute(sql.SQL(REVOKE_SEQUENCE).format(sequence=sql.SQL(sequence[0]), grantees=who))
         done.append("row-level security on; no access for PUBLIC" + (f", {', '.join(roles)}" if roles else ""))
         done.append(f"function {log.schema}.{STATS_FUNCTION}() installed")
     return done

@@ -20,14 +20,16 @@ def init_command(ctx: Context, config: Config) -> int:
     (schema guard) and the migration history table, so that runs find everything in place."""
     from guard import journal
     from guard.backups.table import install
+    from guard.guard_schema import schema_line
     from guard.migrations import history
 
     conn = open_connection(config, "init")
     try:
         done = privileged(lambda: install(conn, config.backup_log), "install the backup log")
         existed = journal.complete(conn)
-        privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
+        found = privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
         done.append(f"journal guard.runs, guard.run_commits {'already present' if existed else 'created'}")
+        done.append(schema_line(found))
         # The migration history exactly as the Supabase CLI creates it on its first push.
         existed = history.is_complete(conn)
         privileged(lambda: history.ensure_history(conn), f"create the migration history ({history.QUALIFIED})")

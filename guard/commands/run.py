@@ -120,6 +120,6 @@ def finish(
     if github.active(ctx.environ):
         try:
             github.publish(report, environ=ctx.environ, report_path=config.report,
-                           markdown=ctx.mask(markdown), echo=ctx.out)
+                           markdown=ctx.mask(markdown), echo=ctx.workflow)
         except OSError as exc:
             ctx.progress(f"cannot write GitHub step files: {exc.strerror}")

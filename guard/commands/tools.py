@@ -63,7 +63,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
         if conn is not None:
             conn.close()
     renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
-    ctx.out(renderer(findings))
+    (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))  # annotations are guard's own
     return EXIT_BLOCKED if blocking(findings) else 0
 
 

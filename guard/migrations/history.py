@@ -83,6 +83,9 @@ def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -
         conn.execute("SET LOCAL lock_timeout = " + _literal(lock_timeout))
         for statement in CREATE_HISTORY:
             conn.execute(statement)
+        from guard.guard_schema import close_schema
+
+        close_schema(conn, HISTORY_SCHEMA)  # API roles must not forge history rows
 
 
 def row(version: str, name: str, statements: list[str]) -> tuple[str, tuple[Any, ...]]:

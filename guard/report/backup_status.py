@@ -51,9 +51,7 @@ def publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Ba
 
         lines.extend(["", timeline(facts)])
     try:
-        if ctx.environ.get("GITHUB_STEP_SUMMARY"):
-            with Path(ctx.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as handle:
-                handle.write(ctx.mask("\n".join(lines)) + "\n")
+        github.append_summary(ctx.environ, ctx.mask("\n".join(lines)))
         if ctx.environ.get("GITHUB_OUTPUT"):
             github.write_outputs({"status": status, "exit-code": str(exit_code)},
                                  Path(ctx.environ["GITHUB_OUTPUT"]))
@@ -61,5 +59,5 @@ def publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Ba
         ctx.progress(f"cannot write GitHub step files: {exc.strerror}")
     if exit_code:
         failing = "; ".join(f"{p.provider}: {p.message}" for p in verdicts.providers if p.status != "ok")
-        ctx.out(github.annotation("error", failing or "no backup provider confirmed a recent backup",
-                                  title="migration-guard: backups not confirmed") + "\n")
+        ctx.workflow(github.annotation("error", failing or "no backup provider confirmed a recent backup",
+                                       title="migration-guard: backups not confirmed") + "\n")

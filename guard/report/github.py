@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from guard.report.model import RunReport
+from guard.report.sanitize import lines as safe_lines
 
 
 def active(environ: Mapping[str, str]) -> bool:
@@ -38,7 +39,8 @@ def annotation(level: str, message: str, *, file: str | None = None, line: int |
     if title:
         props.append(f"title={escape_property(title)}")
     head = f"::{level}" + (" " + ",".join(props) if props else "")
-    return f"{head}::{escape_data(message)}"
+    # Control characters but newline escaped first: the runner turns %0D back into \r.
+    return f"{head}::{escape_data(safe_lines(message))}"
 
 
 def annotation_lines(report: RunReport) -> list[str]:
@@ -85,6 +87,15 @@ def write_outputs(values: Mapping[str, str], path: Path) -> None:
             handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
 
+def append_summary(environ: Mapping[str, str], markdown: str) -> None:
+    """Append to the step summary ($GITHUB_STEP_SUMMARY, if set), control characters escaped
+    and no line able to start a workflow command. OSError when the file cannot be written."""
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as handle:
+            handle.write(safe_lines(markdown) + "\n")
+
+
 def publish(
     report: RunReport,
     *,
@@ -94,10 +105,7 @@ def publish(
     echo: Callable[[str], None],
 ) -> None:
     """Summary, outputs and annotations for the current step (each only if its file is set)."""
-    summary = environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
+    append_summary(environ, markdown)
     output = environ.get("GITHUB_OUTPUT")
     if output:
         write_outputs(outputs(report, report_path), Path(output))

@@ -1,29 +1,189 @@
-"""Secrets never reach output: every rendered string passes through a Masker."""
+"""Secrets never reach output: values and rendered text pass through a Masker.
+
+A secret leaves guard in many spellings: as it is, JSON-escaped (``ü`` becomes ``\\u00fc``,
+``"`` becomes ``\\"``), inside a ``repr()`` (``\\\\`` doubled, quotes escaped), URL-encoded
+(``quote``, ``quote_plus``, lower- or upper-case hex), quoted for a libpq ``key=value`` string,
+escaped for a GitHub annotation (``%25``), a Markdown table cell (``\\|``) or HTML, in Unicode
+normal form C or D, in base64. The Masker knows
+every such form of each secret and replaces any of them with ``***``. Renderers mask the
+values themselves before serialising (:func:`mask_values`) and the finished text after.
+
+A secret shorter than :data:`MIN_LENGTH` or too common (:data:`COMMON`, e.g. ``postgres``,
+Supabase local's default password) cannot be masked in free text without garbling ordinary
+words (``postgresql.conf`` would read ``***ql.conf``): it is left alone in free text, and
+:meth:`Masker.notices` says so once. Connection strings are still redacted by their
+structure (guard.db.redact_url; in free text, the password of any ``scheme://user:password@``),
+whatever the password.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import quote
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+# user:password@ in any URL in free text: redacted by structure, whatever the password
+# (a wrapped tool may print its DATABASE_URL, weak password and all).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)([^\s/@'\"]+)@")
+MIN_LENGTH = 8
+# Passwords and keys too common to mask in free text: the words they spell appear in output.
+COMMON = frozenset({
+    "postgres", "postgresql", "password", "passw0rd", "secret", "supabase", "changeme",
+    "12345678", "123456789", "qwertyui", "letmein1", "administrator", "localhost",
+})
+
+
+def _percent_variants(text: str) -> set[str]:
+    """``text`` with its %XX escapes in upper and in lower case."""
+    lower = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+    return {text, lower}
+
+
+def forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that guard's output channels can produce."""
+    import base64
+    import html
+    import unicodedata
+
+    base = {
+        secret,
+        unicodedata.normalize("NFC", secret),
+        unicodedata.normalize("NFD", secret),  # a tool may decompose ü into u + combining mark
+        html.escape(secret),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
+        secret.replace("|", "\\|"),  # a Markdown table cell
+    }
+    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret),
+                    quote(secret, safe="!$&'()*+,;=")):  # RFC 3986 userinfo
+        base |= _percent_variants(encoded)
+    out = set(base)
+    for form in base:
+        for escaped in (json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]):
+            out.add(escaped)
+            out.add(json.dumps(escaped)[1:-1])  # JSON inside JSON (an API answer quoted in a report)
+        # GitHub workflow command data and properties (guard.report.github.escape_*).
+        data = form.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        out.add(data)
+        out.add(data.replace(":", "%3A").replace(",", "%2C"))
+    return {f for f in out if f}
+
+
+def too_weak(secret: str) -> bool:
+    """Whether ``secret`` is too short or too common to be masked in free text."""
+    return len(secret) < MIN_LENGTH or secret.lower() in COMMON
 
 
 class Masker:
-    """Replaces each known secret (and its URL-encoded forms) with ``***``."""
+    """Replaces each known secret, in every form :func:`forms` lists, with ``***``.
+
+    ``masker(text)`` masks a string; ``masker.add(secret, what)`` learns one more secret;
+    ``masker.notices()`` returns, once each, the lines saying which secrets were too weak to
+    be masked in free text.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms: list[str] = []
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
+        self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
+        self._told: set[str] = set()
         for secret in secrets:
             self.add(secret)
 
-    def add(self, secret: str) -> None:
-        # Shorter strings would mask ordinary words; config never yields such secrets.
-        if not secret or len(secret) < 4:
+    def add(self, secret: str, what: str = "a secret") -> None:
+        if not isinstance(secret, str) or not secret:
             return
-        forms = {*self._forms, secret, quote(secret, safe=""), quote(secret)}
-        # Longest first, so a secret containing another is replaced whole.
-        self._forms = sorted(forms, key=len, reverse=True)
+        if too_weak(secret):
+            self._weak.setdefault(secret, what)
+            return
+        new = forms(secret) - self._forms
+        if new:
+            self._forms |= new
+            self._pattern = None  # compiled again when next used
+            self._dirty = True
+
+    def notices(self) -> list[str]:
+        """Lines to print once: secrets too short or too common to be masked in free text."""
+        out = []
+        for secret, what in self._weak.items():
+            if secret not in self._told:
+                self._told.add(secret)
+                out.append(f"{what} is too short or too common to be masked in free text "
+                           "(connection strings are still redacted): use a long random one")
+        return out
 
     def __call__(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, "***")
-        return text
+        if not text:
+            return text
+        if self._dirty:
+            # Longest first, so a secret containing another is replaced whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+            self._dirty = False
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text) if "://" in text else text
+
+
+def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
+    """``value`` (dicts, lists, tuples, strings, as JSON holds them) with every string, keys
+    included, passed through ``mask``: masking before serialising, so no escaping can change
+    a secret's spelling before the masker sees it."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(k) if isinstance(k, str) else k: mask_values(v, mask) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_values(v, mask) for v in value]
+    return value
+
+
+_SECRET_FLAG = re.compile(r"^--?[A-Za-z0-9_-]*(?:password|passwd|pwd|token|secret|key)[A-Za-z0-9_-]*$", re.I)
+
+
+def argv_secrets(argv: Iterable[str]) -> list[str]:
+    """Values a wrapped command's arguments carry as secrets: after a flag named like
+    ``--password``/``--token``/``--api-key`` (``--flag VALUE`` or ``--flag=VALUE``) and the
+    password of any connection string among them."""
+    from guard import conninfo
+
+    args = list(argv)
+    found: list[str] = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if _SECRET_FLAG.match(name):
+            if eq:
+                found.append(value)
+            elif i + 1 < len(args):
+                found.append(args[i + 1])
+        if "://" in arg or "password=" in arg:
+            found += conninfo.secrets(arg)
+    return [f for f in found if f]
+
+
+# Environment variables whose values are secrets even when guard.yml does not mention them.
+SECRET_ENV_HINTS = ("PASSWORD", "TOKEN", "SECRET", "KEY", "DATABASE_URL")
+
+
+def env_masker(environ: Mapping[str, str]) -> Masker:
+    """A Masker that knows the secrets of the environment: the passwords of ``*_URL``
+    connection strings (every reading of them) and the values of variables named like
+    :data:`SECRET_ENV_HINTS` (8 characters or more)."""
+    from guard import conninfo
+
+    masker = Masker()
+    for name, value in environ.items():
+        if not value:
+            continue
+        if name.endswith("_URL"):
+            for secret in conninfo.secrets(value):
+                masker.add(secret, f"the password in ${name}")
+        elif any(hint in name.upper() for hint in SECRET_ENV_HINTS) and len(value) >= 8:
+            masker.add(value, f"${name}")
+    return masker

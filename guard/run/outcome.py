@@ -93,15 +93,15 @@ def settle(state: RunState, restore: RestoreContext) -> None:
 def finish_journal(conn: Any, report: RunReport, mask: Mask) -> None:
     """Close the run's journal entry with its status, exit code and (masked) report; a failure
     to do so is a warning: the run's outcome stands, and the next run sees the entry open."""
-    import json
-
     import psycopg
+
+    from guard.report import json as json_report
 
     try:
         journal.finish(
             conn, report.run_id, status="interrupted" if report.interrupted else report.status,
             exit_code=report.exit_code,
-            report_json=mask(json.dumps(report.to_dict(), default=str)),
+            report_json=json_report.compact(report, mask),
         )
     except psycopg.Error as exc:
         report.warnings.append(f"could not close the journal entry: {exc.diag.message_primary or exc}")

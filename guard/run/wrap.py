@@ -80,6 +80,8 @@ def run_wrapped(argv: list[str], url: str, environ: Mapping[str, str], mask: Cal
     import sys
     import threading
 
+    from guard.report.sanitize import lines as safe_lines
+
     env = {**environ, "DATABASE_URL": url}
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -94,7 +96,7 @@ def run_wrapped(argv: list[str], url: str, environ: Mapping[str, str], mask: Cal
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            sys.stderr.write(mask(line))
+            sys.stderr.write(safe_lines(mask(line)))  # a wrapped tool's output is not trusted
             sys.stderr.flush()
         return proc.wait()
     finally:

@@ -1,0 +1,159 @@
+"""guard's own schema (``guard``): its version, its upgrades, and who may not read it.
+
+``guard.schema_version`` holds one row per version installed; the highest is the schema's
+version. :func:`ensure_schema` creates or upgrades the schema in place, one step per version,
+in one transaction, and refuses when the database holds a newer schema than this guard knows.
+Version 1 is the schema this release started with (``guard.runs``, ``guard.run_commits``,
+``guard.copies``, ``guard.drills``, no version table); version 2 adds the version table and
+closes every object in the schema, sequences included, to PUBLIC and to Supabase's API roles.
+
+Privileges: Supabase's ``ALTER DEFAULT PRIVILEGES ... GRANT ALL ... TO anon, authenticated``
+(and any global default privileges) give those roles every object a role creates; guard takes
+them back on every object of its schema (PostgreSQL docs, "ALTER DEFAULT PRIVILEGES", "GRANT").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from guard.errors import Blocked
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA = "guard"
+CURRENT_VERSION = 2
+# Supabase exposes schemas through its API as these roles (where they exist).
+API_ROLES = ("anon", "authenticated")
+EXISTING_ROLES = "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname"
+STATE = """
+SELECT to_regclass('guard.schema_version') IS NOT NULL, to_regclass('guard.runs') IS NOT NULL
+"""
+READ_VERSION = "SELECT max(version) FROM guard.schema_version"
+# Two guards upgrading at once: the second waits, then finds the work done.
+UPGRADE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+UPGRADE_LOCK_KEY = 0x2E1D_5C0B_7A44_61F4  # guard.db.LOCK_KEY + 1
+RECORD_VERSION = """
+INSERT INTO guard.schema_version (version, guard_version) VALUES (%s, %s)
+ON CONFLICT (version) DO NOTHING
+"""
+
+STEPS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE SCHEMA IF NOT EXISTS guard",
+        """CREATE TABLE IF NOT EXISTS guard.runs (
+            run_id          text PRIMARY KEY,
+            command         text NOT NULL,
+            started_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+            finished_at     timestamptz,
+            status          text NOT NULL,
+            exit_code       integer,
+            pending         text[] NOT NULL DEFAULT '{}',
+            committed       text[] NOT NULL DEFAULT '{}',
+            restore_target  jsonb,
+            actor           text,
+            reason          text,
+            report          jsonb,
+            acknowledged_at timestamptz,
+            acknowledged_by text,
+            acknowledgement text
+        )""",
+        """CREATE TABLE IF NOT EXISTS guard.run_commits (
+            run_id       text NOT NULL,
+            version      text NOT NULL,
+            committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            seq          bigint GENERATED ALWAYS AS IDENTITY,
+            PRIMARY KEY (run_id, version)
+        )""",
+    ),
+    2: (
+        """CREATE TABLE IF NOT EXISTS guard.schema_version (
+            version       integer PRIMARY KEY,
+            installed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+            guard_version text NOT NULL
+        )""",
+    ),
+}
+# {grantees} is PUBLIC plus the API roles that exist; {schema} an identifier.
+CLOSE_SCHEMA = (
+    "REVOKE ALL ON SCHEMA {schema} FROM {grantees}",
+    "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {grantees}",
+    "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {grantees}",
+    "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {schema} FROM {grantees}",
+)
+
+
+def grantees(conn: psycopg.Connection[Any]) -> Any:
+    """``PUBLIC, anon, authenticated`` (the API roles that exist), as SQL for a REVOKE."""
+    from psycopg import sql
+
+    roles = [r[0] for r in conn.execute(EXISTING_ROLES, (list(API_ROLES),)).fetchall()]
+    return sql.SQL(", ").join([sql.SQL("PUBLIC"), *(sql.Identifier(r) for r in roles)])
+
+
+def close_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Revoke everything on ``schema`` and on every table, view, sequence and function in it
+    from PUBLIC and Supabase's API roles (whatever default privileges gave them)."""
+    from psycopg import sql
+
+    who = grantees(conn)
+    for statement in CLOSE_SCHEMA:
+        conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), grantees=who))
+
+
+def version(conn: psycopg.Connection[Any]) -> int:
+    """The version of guard's schema in this database: 0 none, 1 before versioning, else
+    the highest row of guard.schema_version."""
+    row = conn.execute(STATE).fetchone()
+    assert row is not None
+    if row[0]:
+        found = conn.execute(READ_VERSION).fetchone()
+        return int(found[0]) if found and found[0] is not None else 1
+    return 1 if row[1] else 0
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> int:
+    """Create or upgrade guard's schema to :data:`CURRENT_VERSION`; returns the version found.
+
+    One query when the schema is current. Raises Blocked when the database holds a newer
+    schema than this guard knows (an older guard must not write to it), or when the role may
+    not upgrade it (``guard init`` as the owner does); psycopg errors otherwise."""
+    import psycopg
+
+    from guard import __version__
+
+    found = version(conn)
+    if found > CURRENT_VERSION:
+        raise Blocked(
+            f"guard's own schema in this database is version {found}, newer than this guard knows "
+            f"({CURRENT_VERSION}): a newer migration-guard wrote it; nothing was changed",
+            hint="upgrade migration-guard (pip install -U migration-guard) before running it here",
+        )
+    if found == CURRENT_VERSION:
+        return found
+    try:
+        with conn.transaction():
+            conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+            steps = range(version(conn) + 1, CURRENT_VERSION + 1)
+            for step in steps:
+                for statement in STEPS[step]:
+                    conn.execute(statement)
+            for step in steps:  # the version table exists from version 2 on
+                conn.execute(RECORD_VERSION, (step, __version__))
+            close_schema(conn, SCHEMA)
+    except psycopg.errors.InsufficientPrivilege:
+        raise Blocked(
+            f"guard's own schema needs an upgrade from version {found} to {CURRENT_VERSION} and this "
+            "role may not make it; nothing was changed",
+            hint="run `guard init` once as the database owner",
+        ) from None
+    return found
+
+
+def schema_line(found: int) -> str:
+    """What :func:`ensure_schema` did, for ``guard init``'s output."""
+    if found == CURRENT_VERSION:
+        return f"guard's schema at version {CURRENT_VERSION}"
+    if found == 0:
+        return f"guard's schema created at version {CURRENT_VERSION}"
+    return f"guard's schema upgraded from version {found} to {CURRENT_VERSION}"

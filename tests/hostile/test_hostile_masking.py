@@ -1,0 +1,98 @@
+"""Item 1 and 3 of issue #16: secrets masked in every spelling, weak ones never garble output."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import unicodedata
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from guard.report import github
+from guard.report import json as json_report
+from guard.report.mask import Masker
+from guard.report.model import RunReport
+from guard.report.text import render_markdown, render_text
+from tests.hostile.hostile import PASSWORDS, _lower_hex, leaks
+
+# Each way a value reaches an output channel.
+CHANNELS: dict[str, Callable[[str], str]] = {
+    "raw": lambda s: s,
+    "json": lambda s: json.dumps({"message": f"failed with {s}"}),
+    "json-unicode": lambda s: json.dumps({"m": s}, ensure_ascii=False),
+    "repr": lambda s: f"HttpError({s!r})",
+    "repr-in-json": lambda s: json.dumps({"m": repr(s)}),
+    "quote": lambda s: "https://x.example/?token=" + quote(s, safe=""),
+    "quote_plus": lambda s: "a=" + quote_plus(s),
+    "userinfo": lambda s: "postgresql://u:" + quote(s, safe="") + "@h/db",
+    "userinfo-lower": lambda s: "postgresql://u:" + _lower_hex(quote(s, safe="")) + "@h/db",
+    "annotation": lambda s: github.annotation("error", f"bad {s}", title=f"migration-guard {s}"),
+    "markdown-cell": lambda s: "| " + s.replace("|", "\\|") + " |",
+    "libpq-quoted": lambda s: "password='" + s.replace("\\", "\\\\").replace("'", "\\'") + "'",
+}
+
+
+@pytest.mark.parametrize("secret", PASSWORDS, ids=range(len(PASSWORDS)))
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+def test_every_spelling_of_a_secret_is_masked(secret: str, channel: str) -> None:
+    masker = Masker([secret])
+    text = CHANNELS[channel](secret)
+    masked = masker(text)
+    assert leaks(masked, secret) == [], (channel, masked)
+    assert "***" in masked
+
+
+# Encodings a tool or renderer may apply to a secret on its own (not only around it).
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "nfd": lambda s: unicodedata.normalize("NFD", s),
+    "nfc": lambda s: unicodedata.normalize("NFC", s),
+    "html": html.escape,
+    "base64": lambda s: base64.b64encode(s.encode()).decode(),
+    "json-in-json": lambda s: json.dumps(json.dumps(s))[1:-1],
+}
+
+
+@pytest.mark.parametrize("secret", PASSWORDS, ids=range(len(PASSWORDS)))
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_encoded_secrets_are_masked_and_the_text_around_them_kept(secret: str, encoding: str) -> None:
+    encoded = ENCODINGS[encoding](secret)
+    masked = Masker([secret])(f"before {encoded} after")
+    assert encoded.rstrip("=") not in masked and leaks(masked, secret) == []
+    assert masked.startswith("before ") and masked.endswith(" after")
+
+
+@pytest.mark.parametrize("secret", PASSWORDS, ids=range(len(PASSWORDS)))
+def test_report_values_are_masked_before_serialising(secret: str) -> None:
+    report = RunReport(command="run", run_id="20240101000000-abcde", started_at="2024-01-01T00:00:00Z")
+    report.set_outcome("blocked", f"server said: {secret!r} / {secret}", changed=False)
+    report.warnings.append(json.dumps({"echo": secret}))
+    masker = Masker([secret])
+    for text in (json_report.render(report, masker), json_report.compact(report, masker),
+                 masker(render_text(report)), masker(render_markdown(report))):
+        assert leaks(text, secret) == []
+    assert json.loads(json_report.compact(report, masker))["message"].startswith("server said: ")
+
+
+@pytest.mark.parametrize(("weak", "text"), [
+    ("postgres", "settings in postgresql.conf, role postgres"),
+    ("short", "the key is shorter than it should be"),
+    ("pw", "pwd and pwned"),
+    ("Password", "password authentication failed"),
+    ("secret", "a secret-free line"),
+])
+def test_weak_secret_never_garbles_output_and_is_reported_once(weak: str, text: str) -> None:
+    masker = Masker()
+    masker.add(weak, "the password of database_url")
+    assert masker(text) == text
+    notices = masker.notices()
+    assert len(notices) == 1 and "too short or too common" in notices[0]
+    assert notices[0].startswith("the password of database_url is")
+    assert masker.notices() == []
+
+
+def test_a_secret_inside_another_is_masked_whole() -> None:
+    masker = Masker(["abcdefgh12", "abcdefgh12345678"])
+    assert masker("x abcdefgh12345678 y") == "x *** y"
