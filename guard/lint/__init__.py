@@ -106,6 +106,9 @@ class Catalog(Protocol):
     def function_kind(self, name: str) -> str | None:
         """"builtin" for a pg_catalog function, "user" for any other existing one, None if unknown."""
 
+    def type_change_rewrites(self, table: str, column: str, new_type: str, new_typmod: int | None) -> bool | None:
+        """Whether ALTER COLUMN ... TYPE rewrites the stored values (None: cannot tell)."""
+
 
 @dataclass
 class Linter:

@@ -46,6 +46,8 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                 _remember_constraint(cmd.def_, key, linter, st)
             continue
         elif sub == "AT_AlterColumnType":
+            if _keeps_values(cmd, key, linter):
+                continue
             out.append(finding("alter-column-type", st, i, d,
                                f"changing the type of {shown}.{cmd.name} rewrites the table under "
                                f"{_LOCK[sub].lock} and loses data if the new type is narrower",
@@ -70,6 +72,33 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                                    "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
                                    "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
     return out
+
+
+def _typmod(type_name: Any) -> int | None:
+    """The atttypmod PostgreSQL stores for a TypeName's modifiers (-1: none; None: not worked out)."""
+    raw = [getattr(getattr(m, "val", None), "ival", None) for m in type_name.typmods or ()]
+    base = type_name.names[-1].sval
+    if not raw:
+        return -1
+    if any(m is None for m in raw):
+        return None
+    mods = [int(m) for m in raw]
+    if base in ("varchar", "bpchar") and len(mods) == 1:
+        return mods[0] + 4  # VARHDRSZ
+    if base == "numeric" and len(mods) in (1, 2):
+        return ((mods[0] << 16) | (mods[1] if len(mods) == 2 else 0)) + 4
+    return None
+
+
+def _keeps_values(cmd: Any, key: str, linter: Linter) -> bool:
+    """True when the database at hand shows ALTER COLUMN ... TYPE stores the values unchanged
+    (no USING, a binary-coercible change): no rewrite, no loss."""
+    col = cmd.def_
+    if linter.catalog is None or getattr(col, "raw_default", None) is not None or col.typeName is None:
+        return False
+    name = ".".join(p.sval for p in col.typeName.names)
+    rewrites = linter.catalog.type_change_rewrites(key, cmd.name, name, _typmod(col.typeName))
+    return rewrites is False
 
 
 def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -135,10 +164,19 @@ def _add_column(col: Any, shown: str, st: Statement, linter: Linter, i: int, d: 
         elif kind == enums.ConstrType.CONSTR_CHECK and not con.skip_validation:
             out.append(finding("add-check", st, i, d, f"ADD COLUMN {shown}.{col.colname} with a CHECK scans the "
                                "table under ACCESS EXCLUSIVE", "add the column, then the CHECK NOT VALID, then VALIDATE"))
-        elif kind == enums.ConstrType.CONSTR_FOREIGN and not con.skip_validation and rewrite:
+        elif kind == enums.ConstrType.CONSTR_FOREIGN and _has_default(col):
+            # parse_utilcmd.c transformAlterTableStmt: a new column's FOREIGN KEY is checked
+            # only when the column gets a default (else every value is NULL)
             out.append(finding("add-foreign-key", st, i, d, f"ADD COLUMN {shown}.{col.colname} REFERENCES checks "
                                "every row under SHARE ROW EXCLUSIVE", "add the column, then the FOREIGN KEY NOT VALID"))
     return out
+
+
+def _has_default(col: Any) -> bool:
+    from pglast import enums
+
+    return any(getattr(c, "contype", None) in (enums.ConstrType.CONSTR_DEFAULT, enums.ConstrType.CONSTR_IDENTITY,
+                                               enums.ConstrType.CONSTR_GENERATED) for c in col.constraints or ())
 
 
 def _rewrite_reason(col: Any, linter: Linter) -> str | None:
