@@ -80,9 +80,9 @@ def _typmod(type_name: Any) -> int | None:
     base = type_name.names[-1].sval
     if not raw:
         return -1
-    if any(m is None for m in raw):
+    mods = [m for m in raw if isinstance(m, int)]
+    if len(mods) != len(raw):
         return None
-    mods = [int(m) for m in raw]
     if base in ("varchar", "bpchar") and len(mods) == 1:
         return mods[0] + 4  # VARHDRSZ
     if base == "numeric" and len(mods) in (1, 2):
