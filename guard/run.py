@@ -684,7 +684,7 @@ def _before_change(
 
 
 # Statements the runner handles by running their file outside a transaction.
-OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value"})
+OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value", "non-transactional"})
 # Destructive rules whose data a protective copy keeps.
 PROTECTED_RULES = frozenset({
     "drop-table", "drop-schema", "drop-column", "truncate", "delete-without-where", "update-without-where",
@@ -697,6 +697,7 @@ def lint_pending(
 ) -> list[Finding]:
     """Findings for the pending files, in order (tables created earlier in the batch known)."""
     from guard.lint import LintConfig, Linter
+    from guard.lint.catalog import PgCatalog
 
     def existing(name: str) -> bool:
         row = conn.execute(TABLE_EXISTS, (name,)).fetchone()
@@ -706,6 +707,7 @@ def lint_pending(
         server_major=server_major,
         config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity),
         existing_tables=existing,
+        catalog=PgCatalog(conn),
     )
     findings: list[Finding] = []
     for file in pending:

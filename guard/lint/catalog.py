@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+PARTITIONED = "SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass(%s)"
 # A valid CHECK whose whole expression is (column IS NOT NULL): PostgreSQL 12+ then skips the
 # scan of SET NOT NULL (tablecmds.c NotNullImpliedByRelConstraints).
 NOT_NULL_PROVEN = """
@@ -46,6 +47,11 @@ class PgCatalog:
     def exists(self, name: str) -> bool:
         """The relation `name` (quoted, possibly qualified text) exists."""
         row = self.conn.execute(TABLE_EXISTS, (name,)).fetchone()
+        return bool(row and row[0])
+
+    def partitioned(self, name: str) -> bool:
+        """The relation `name` is a partitioned table or index."""
+        row = self.conn.execute(PARTITIONED, (name,)).fetchone()
         return bool(row and row[0])
 
     def not_null_proven(self, table: str, column: str) -> bool:

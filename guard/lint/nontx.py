@@ -26,6 +26,7 @@ is "<tag> cannot run inside a transaction block"):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +143,8 @@ def _tag(node: Any) -> str | None:
     if name == "ClusterStmt":
         return "CLUSTER" if node.relation is None else None
     if name == "AlterDatabaseStmt":
-        return "ALTER DATABASE SET TABLESPACE" if _option(node.options, "tablespace", False) else None
+        named = any(getattr(o, "defname", "") == "tablespace" for o in node.options or ())
+        return "ALTER DATABASE SET TABLESPACE" if named else None
     if name == "DiscardStmt":
         return "DISCARD ALL" if node.target == enums.DiscardMode.DISCARD_ALL else None
     if name == "TransactionStmt":
@@ -166,13 +168,32 @@ def _tag(node: Any) -> str | None:
     return None
 
 
-def non_transactional(node: Any, server_major: int | None) -> NonTransactional | None:
+def _partitioned(node: Any, partitioned: Callable[[str], bool] | None) -> str | None:
+    """REINDEX TABLE/INDEX or CLUSTER of a partitioned relation (the catalog tells)."""
+    from pglast import enums
+
+    from guard.lint.names import from_rangevar
+
+    relation = getattr(node, "relation", None)
+    if partitioned is None or relation is None:
+        return None
+    if not partitioned(str(from_rangevar(relation))):
+        return None
+    if type(node).__name__ == "ClusterStmt":
+        return "CLUSTER"
+    return "REINDEX TABLE" if node.kind == enums.ReindexObjectType.REINDEX_OBJECT_TABLE else "REINDEX INDEX"
+
+
+def non_transactional(node: Any, server_major: int | None,
+                      partitioned: Callable[[str], bool] | None = None) -> NonTransactional | None:
     """The table's entry when PostgreSQL `server_major` (None: any of 13-17) refuses this parsed
     statement (a pglast node) inside a transaction block; None when it runs in one.
     Conditions that need the catalog (a partitioned table, a subscription's slot) count as
     met only where the statement's own text shows them (REINDEX of a partitioned table is not
-    seen here: the trace and the server's refusal catch it)."""
+    seen without `partitioned`, which answers from the catalog whether a relation is partitioned)."""
     tag = _tag(node)
+    if tag is None and type(node).__name__ in ("ReindexStmt", "ClusterStmt"):
+        tag = _partitioned(node, partitioned)
     if tag is None:
         return None
     entry = BY_TAG[tag]

@@ -113,7 +113,8 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
         return []
     out: list[Finding] = []
     for raw in nodes:
-        entry = nontx.non_transactional(raw.stmt, linter.server_major)
+        partitioned = getattr(linter.catalog, "partitioned", None)
+        entry = nontx.non_transactional(raw.stmt, linter.server_major, partitioned)
         if entry is not None:
             out.append(_non_transactional(entry, statement, index, display))
         handler = handlers.get(type(raw.stmt).__name__)
