@@ -64,7 +64,9 @@ def object_name(kind: str, obj: Any) -> str:
 def relation(linter: Linter, name: ObjectName) -> tuple[str, bool]:
     """(how to name it in a message, whether it holds rows from before the batch)."""
     origin = linter.scope.origin_of(name)
-    shown = str(name) + (f" (until this batch renamed it: {origin})" if origin is not None else "")
+    resolved = linter.scope.resolve(name)
+    shown = str(resolved if resolved.schema is not None else name)
+    shown += f" (until this batch renamed it: {origin})" if origin is not None else ""
     return shown, not linter.table_is_new(name)
 
 
