@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from guard.lint.locks import NON_VOLATILE_FUNCTIONS
 from guard.lint.names import ObjectName, from_names, from_rangevar
 from guard.lint.rules import Handler, finding
 
@@ -37,7 +38,12 @@ KNOWN_CALLS = frozenset({
     "gen_random_uuid", "random", "now", "clock_timestamp", "count", "sum", "min", "max", "avg",
     "format", "to_regclass", "pg_sleep", "version", "txid_current", "pg_notify", "has_table_privilege",
     "pg_get_serial_sequence", "obj_description", "col_description", "array_agg", "string_agg",
-    "jsonb_agg", "json_agg", "coalesce", "lower", "upper", "length", "concat", "pg_reload_conf",
+    "jsonb_agg", "json_agg", "pg_reload_conf", "generate_series", "unnest", "row_number", "rank",
+    "dense_rank", "lag", "lead", "first_value", "last_value", "bool_and", "bool_or", "every",
+    "jsonb_object_agg", "json_object_agg", "array_position", "regexp_matches", "regexp_split_to_table",
+    "to_regtype", "to_regproc", "pg_typeof", "quote_ident", "quote_literal", "quote_nullable",
+    "exists", "jsonb_set", "jsonb_array_elements", "json_array_elements",
+    "jsonb_each", "json_each", "jsonb_path_query", "uuid_generate_v4",
 })
 
 
@@ -200,7 +206,8 @@ def _calls(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
     for name in _function_names(node):
         short = name.rpartition(".")[2]
         kind = linter.catalog.function_kind(name) if linter.catalog is not None else None
-        if kind == "builtin" or (kind is None and (short in KNOWN_CALLS or name.startswith("pg_catalog."))):
+        known = short in KNOWN_CALLS or short in NON_VOLATILE_FUNCTIONS or name.startswith("pg_catalog.")
+        if kind == "builtin" or (kind is None and known):
             continue
         unknown.append(name)
     if not unknown:

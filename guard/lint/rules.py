@@ -76,6 +76,9 @@ ALL = (
     # effect unknown: the file runs with the runtime tripwire
     Rule("effect-unknown", "effect-unknown", "info",
          "a DO block, CALL or function call whose effect no parser can know: the run watches it"),
+    # the shadow's trace (guard lint --trace) disagrees with the static verdict
+    Rule("trace", "locking", "warning",
+         "on the shadow the statement scanned or rewrote an existing table under a lock blocking writes"),
     # style
     Rule("syntax", "style", "error", "the file does not parse"),
     Rule("pragma", "style", "error", "a guard:allow pragma with an unknown rule or no reason"),
