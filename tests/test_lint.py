@@ -255,3 +255,12 @@ def test_failure_outside_a_transaction_after_a_statement_is_exit_4(ready: Projec
     assert result.report is not None and result.report["database_changed"] is True
     assert ready.history() == ["20240101000000"]
     assert ready.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'items_note'") == [(1,)]
+
+
+def test_docs_list_every_rule_with_its_lock_and_source() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "lint.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines() if line.startswith("| `")}
+    assert set(rows) == set(RULES)
+    for rule, row in rows.items():
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[1] == RULES[rule].category and cells[2] == RULES[rule].severity and cells[3] and cells[4], row

@@ -142,3 +142,18 @@ def test_effect_unknown_marks_the_file_for_the_tripwire(db: psycopg.Connection[A
     findings = _lint(db, tmp_path, sql)
     assert needs_tripwire(findings) is tripwire, [f.message for f in findings]
     assert all(f.severity == "info" for f in findings if f.category == "effect-unknown")
+
+
+@pytest.mark.parametrize(("files", "rule"), [
+    (["create table if not exists public.items (id int);\ndrop table public.items;"], "drop-table"),
+    (["create temporary table items (id int);\ndrop table public.items;"], "drop-table"),
+    (["set search_path = scratch;\nreset all;\ndrop table users;"], "drop-table"),
+    (["set search_path = scratch;\nset search_path to default;\ntruncate public.users;"], "truncate"),
+])
+def test_names_that_only_look_new_still_hold_existing_rows(db: psycopg.Connection[Any], tmp_path: Path,
+                                                          files: list[str], rule: str) -> None:
+    assert rule in _rules(_lint(db, tmp_path, *files))
+
+
+def test_a_temporary_table_hides_the_permanent_one(db: psycopg.Connection[Any], tmp_path: Path) -> None:
+    assert "drop-table" not in _rules(_lint(db, tmp_path, "create temporary table items (id int);\ndrop table items;"))

@@ -142,6 +142,17 @@ class Linter:
                 and target not in self.scope.origin
         return self.scope.is_new(name)
 
+    def note_created(self, name: ObjectName, *, temporary: bool = False, if_not_exists: bool = False) -> None:
+        """CREATE TABLE `name`: a new, empty table, unless IF NOT EXISTS met one that exists (or,
+        without a database, might exist); a temporary one hides same-named tables (pg_temp is
+        searched first)."""
+        if temporary:
+            self.scope.note_created(ObjectName("pg_temp", name.name))
+            return
+        if if_not_exists and (self.existing_tables is None or not self.scope.is_new(name)):
+            return
+        self.scope.note_created(name)
+
     def lint_file(self, file: MigrationFile, *, display: str, text: str | None = None) -> list[Finding]:
         from guard.lint import rules
 

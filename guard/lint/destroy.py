@@ -244,6 +244,9 @@ def _search_path_call(node: Any, linter: Linter) -> None:
 def _set(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     from pglast import enums
 
+    if node.kind == enums.VariableSetKind.VAR_RESET_ALL:
+        linter.scope.reset_file()
+        return []
     if (node.name or "").lower() != "search_path":
         return []
     if node.kind in (enums.VariableSetKind.VAR_SET_DEFAULT, enums.VariableSetKind.VAR_RESET):
@@ -296,7 +299,8 @@ def _set_schema(node: Any, st: Statement, linter: Linter, i: int, d: str) -> lis
 
 
 def _create_as(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    linter.scope.note_created(from_rangevar(node.into.rel))
+    rel = node.into.rel
+    linter.note_created(from_rangevar(rel), temporary=rel.relpersistence == "t", if_not_exists=node.if_not_exists)
     return []
 
 

@@ -103,6 +103,8 @@ class Scope:
         """The qualified object the server would find for `name` at this point of the batch."""
         if name.schema is not None:
             return name
+        if ObjectName("pg_temp", name.name) in self.created:
+            return ObjectName("pg_temp", name.name)  # the session's temporary schema comes first
         for schema in self._schemas():
             candidate = ObjectName(schema, name.name)
             if candidate in self.created or candidate in self.origin:

@@ -162,9 +162,12 @@ def _note_created(sql: str, linter: Linter) -> None:
     except parser.ParseError:
         return
     for item in stmts:
-        relation = item.get("stmt", {}).get("CreateStmt", {}).get("relation", {})
+        create = item.get("stmt", {}).get("CreateStmt", {})
+        relation = create.get("relation", {})
         if relation.get("relname"):
-            linter.scope.note_created(ObjectName(relation.get("schemaname") or None, relation["relname"]))
+            linter.note_created(ObjectName(relation.get("schemaname") or None, relation["relname"]),
+                                temporary=relation.get("relpersistence") == "t",
+                                if_not_exists=bool(create.get("if_not_exists")))
 
 
 def _handlers() -> dict[str, Handler]:
