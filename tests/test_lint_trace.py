@@ -116,3 +116,16 @@ def test_trace_flags_need_each_other_and_refuse_the_target_as_shadow(project: Pr
     same = project.guard("lint", "--trace", "--shadow", project.db_url)
     assert same.code == 2 and "target database itself" in same.stderr
     assert "pw-" not in same.stderr
+
+
+def test_trace_reports_a_statement_failing_on_the_shadow_without_a_traceback(project: Project, shadow_url: str) -> None:
+    project.add("20240101000000_a.sql", "create table public.t (id int);\n")
+    project.add("20240102000000_b.sql", "create index concurrently on public.t (id);\ncreate index concurrently on public.nope (id);\n")
+    project.add("20240103000000_c.sql", "select 1/0;\n")
+    result = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
+    assert "Traceback" not in result.output
+    assert "_b.sql:1: trace: runs outside a transaction" in result.stdout
+    assert "_b.sql:2: trace: failed on the shadow: relation \"public.nope\" does not exist" in result.stdout
+    assert "_c.sql:1: trace" not in result.stdout  # the trace stops at the first failure
+    bad = project.guard("lint", "--trace", "--shadow", "not-a-url")
+    assert bad.code == 2 and "--shadow" in bad.stderr

@@ -56,9 +56,8 @@ def trace_files(conn: Any, files: Sequence[MigrationFile], findings: Sequence[Fi
                   for i in range(len(statements))}
         outside = any(f.file == shown and f.rule in OUTSIDE_TRANSACTION_RULES for f in findings)
         if outside:
-            for index, st in enumerate(statements):
-                conn.execute(st.sql, prepare=False)
-                out.append(Observed(shown, st.line, index, None, "runs outside a transaction: not traced"))
+            if not _run_untraced(conn, shown, statements, out):
+                break
             continue
         results = trace_statements(conn, [s.sql for s in statements], commit=True)
         out.extend(Observed(shown, st.line, i, r, static=static.get(i, ()))
@@ -66,6 +65,22 @@ def trace_files(conn: Any, files: Sequence[MigrationFile], findings: Sequence[Fi
         if any(r.error for r in results):
             break
     return out
+
+
+def _run_untraced(conn: Any, shown: str, statements: Sequence[Any], out: list[Observed]) -> bool:
+    """Run a file PostgreSQL refuses in a transaction block statement by statement; False after
+    a failure (recorded as that statement's trace error)."""
+    import psycopg
+
+    for index, st in enumerate(statements):
+        try:
+            conn.execute(st.sql, prepare=False)
+        except psycopg.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            out.append(Observed(shown, st.line, index, TraceResult(st.sql, error=message)))
+            return False
+        out.append(Observed(shown, st.line, index, None, "runs outside a transaction: not traced"))
+    return True
 
 
 def disagreements(observed: Sequence[Observed], files: Sequence[MigrationFile],
