@@ -264,3 +264,24 @@ def test_docs_list_every_rule_with_its_lock_and_source() -> None:
     for rule, row in rows.items():
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert cells[1] == RULES[rule].category and cells[2] == RULES[rule].severity and cells[3] and cells[4], row
+
+
+def test_set_not_null_after_a_validated_not_null_check_is_no_scan(tmp_path: Path) -> None:
+    files = [
+        ("20240101000000_a.sql", "alter table public.items add constraint note_nn check (note is not null) not valid;\n"),
+        ("20240102000000_b.sql", "alter table public.items validate constraint note_nn;\n"),
+        ("20240103000000_c.sql", "alter table public.items alter column note set not null;\n"
+                                 "alter table public.items alter column other set not null;\n"),
+    ]
+    paths = []
+    for name, sql in files:
+        (tmp_path / name).write_text(sql)
+        paths.append(tmp_path / name)
+    findings = lint_paths(paths, display_root=tmp_path, server_major=15)
+    assert [(f.file, f.line, f.rule) for f in findings] == [("20240103000000_c.sql", 2, "set-not-null")]
+    # before PostgreSQL 12 the CHECK does not spare the scan
+    old = lint_paths(paths, display_root=tmp_path, server_major=11)
+    assert [(f.line, f.rule) for f in old] == [(1, "set-not-null"), (2, "set-not-null")]
+    # still NOT VALID: no proof yet
+    unproven = lint_paths([paths[0], paths[2]], display_root=tmp_path, server_major=15)
+    assert [(f.line, f.rule) for f in unproven] == [(1, "set-not-null"), (2, "set-not-null")]
