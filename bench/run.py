@@ -757,6 +757,7 @@ class Bench:
         spec = importlib.util.spec_from_file_location("lint_score", REPO / "bench" / "lint_score.py")
         assert spec is not None and spec.loader is not None
         score = importlib.util.module_from_spec(spec)
+        sys.modules["lint_score"] = score  # its dataclasses look their module up there
         spec.loader.exec_module(score)
         cases, found, have_squawk = score.scores()
         intro, head, rows, notes = score.parts(cases, found)
