@@ -83,6 +83,9 @@ FOUND = [
     (["drop type mood cascade;"], "drop-cascade", "mood"),
     (["truncate public.items cascade;"], "truncate", "public.items"),
     (["alter table public.items alter column price type int;"], "alter-column-type", "public.items"),
+    (["explain analyze delete from public.items;"], "delete-without-where", "public.items"),
+    (["explain (analyze, costs off) update public.items set note = '';"], "update-without-where", "public.items"),
+    (["prepare wipe as delete from public.items;\nexecute wipe;"], "delete-without-where", "public.items"),
 ]
 NOT_FOUND = [
     ['create table "user" (id int);\ndrop table "user";'],
@@ -92,6 +95,8 @@ NOT_FOUND = [
     ['create table "New" (id int);', 'create index on "New" (id);'],
     ["drop table billing.invoices;"],  # no such table: the server fails it, nothing is lost
     ["create table public.t (id int);\nwith d as (delete from public.t returning *) select count(*) from d;"],
+    ["select * into public.items_copy from public.items;\ndrop table public.items_copy;"],
+    ["explain delete from public.items;"],  # planned, not run
 ]
 
 
@@ -134,6 +139,8 @@ def test_objects_with_arguments_are_named_as_postgresql_prints_them(db: psycopg.
     ("insert into public.items select id + 10, public.purge()::text, 1 from public.items;", True),
     ("create table public.t (id int);\nalter table public.t add column n int;", False),
     ("select count(*) from public.items;", False),
+    ("prepare p as select 1;\nexecute p;", True),
+    ("create rule r as on insert to public.items do instead delete from public.users;", True),
     ("select pg_catalog.set_config('search_path', '', false);", False),
     ("create function public.f() returns int language sql as $$ select 1 $$;", False),
 ])

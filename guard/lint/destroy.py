@@ -179,6 +179,9 @@ def _merge(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
 
 def _select(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     _search_path_call(node, linter)
+    into = getattr(node, "intoClause", None)
+    if into is not None:  # SELECT ... INTO creates its table
+        linter.note_created(from_rangevar(into.rel), temporary=into.rel.relpersistence == "t")
     return _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
 
 
@@ -214,6 +217,27 @@ def _calls(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
         return []
     return [finding("effect-unknown", st, i, d, f"calls {', '.join(sorted(set(unknown)))}: what it changes is "
                     "invisible to the parser", "nothing to change: the run watches this file with the tripwire")]
+
+
+def _inner(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """EXPLAIN ANALYZE and PREPARE hold a statement that runs (now, or at EXECUTE): judged as it."""
+    query = node.query
+    if type(node).__name__ == "ExplainStmt" and not any(
+            getattr(o, "defname", "") == "analyze" and str(getattr(getattr(o, "arg", None), "sval", "true")).lower()
+            not in ("false", "off", "0") for o in node.options or ()):
+        return []  # plain EXPLAIN plans the statement without running it
+    handler = HANDLERS.get(type(query).__name__)
+    return handler(query, st, linter, i, d) if handler is not None else []
+
+
+def _execute(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    return [finding("effect-unknown", st, i, d, f"EXECUTE {node.name}: the prepared statement's effect is judged "
+                    "where it was prepared, if in this batch", "nothing to change: the run watches this file with the tripwire")]
+
+
+def _rule(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    return [finding("effect-unknown", st, i, d, f"CREATE RULE {node.rulename}: its actions run in place of later "
+                    "statements on the table", "nothing to change: the run watches this file with the tripwire")]
 
 
 def _do(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -318,4 +342,8 @@ HANDLERS: dict[str, Handler] = {
     "RenameStmt": _rename,
     "AlterObjectSchemaStmt": _set_schema,
     "CreateTableAsStmt": _create_as,
+    "ExplainStmt": _inner,
+    "PrepareStmt": _inner,
+    "ExecuteStmt": _execute,
+    "RuleStmt": _rule,
 }
