@@ -164,3 +164,15 @@ def test_names_that_only_look_new_still_hold_existing_rows(db: psycopg.Connectio
 
 def test_a_temporary_table_hides_the_permanent_one(db: psycopg.Connection[Any], tmp_path: Path) -> None:
     assert "drop-table" not in _rules(_lint(db, tmp_path, "create temporary table items (id int);\ndrop table items;"))
+
+
+def test_drop_cascade_is_destructive_where_it_reaches_other_objects(db: psycopg.Connection[Any], tmp_path: Path) -> None:
+    db.execute("create type lonely as enum ('a'); create view public.v_alone as select 1 as x;"
+               "create function public.unused() returns int language sql as $$ select 1 $$;")
+    reaching = ["drop type mood cascade;", "drop table public.items cascade;"]  # a column; a materialized view
+    alone = ["drop type lonely cascade;", "drop view public.v_alone cascade;", "drop function public.unused() cascade;",
+             "drop function public.no_such_function(int) cascade;"]  # nothing of it exists before the batch
+    for sql in reaching:
+        assert "drop-cascade" in _rules(_lint(db, tmp_path, sql)), sql
+    for sql in alone:
+        assert "drop-cascade" not in _rules(_lint(db, tmp_path, sql)), sql

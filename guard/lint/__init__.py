@@ -109,6 +109,9 @@ class Catalog(Protocol):
     def type_change_rewrites(self, table: str, column: str, new_type: str, new_typmod: int | None) -> bool | None:
         """Whether ALTER COLUMN ... TYPE rewrites the stored values (None: cannot tell)."""
 
+    def has_dependents(self, kind: str, name: str) -> bool | None:
+        """Whether DROP ... CASCADE of the object would drop others too (None: cannot tell)."""
+
 
 @dataclass
 class Linter:

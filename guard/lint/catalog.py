@@ -22,6 +22,17 @@ FUNCTION_SCHEMAS = """
 SELECT DISTINCT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE p.proname = %(name)s AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s)
 """
+# Objects that depend on it with a normal dependency (columns of its type, views over it,
+# foreign keys to it, ...): what DROP ... CASCADE would drop too (catalogs.sgml, pg_depend).
+HAS_DEPENDENTS = """
+SELECT EXISTS (
+  SELECT FROM pg_depend d, (SELECT {lookup}(%s)::oid AS oid) o
+   WHERE d.refobjid = o.oid AND d.deptype = 'n'
+     AND NOT (d.classid = 'pg_rewrite'::regclass  -- a view's own rule refers to the view itself
+              AND d.objid IN (SELECT r.oid FROM pg_rewrite r WHERE r.ev_class = o.oid)))
+"""
+DEPENDENT_LOOKUPS = {"relation": "to_regclass", "type": "to_regtype", "function": "to_regprocedure",
+                     "schema": "to_regnamespace"}
 COLUMN_TYPE = """
 SELECT a.atttypid, a.atttypmod FROM pg_attribute a
  WHERE a.attrelid = to_regclass(%(table)s) AND a.attname = %(column)s AND NOT a.attisdropped
@@ -65,6 +76,21 @@ class PgCatalog:
         if not schemas:
             return None
         return "builtin" if schemas == {"pg_catalog"} else "user"
+
+    def has_dependents(self, kind: str, name: str) -> bool | None:
+        """Whether anything depends on the object (kind: relation, type, function, schema; name as
+        PostgreSQL prints it); None when it cannot be looked up."""
+        from psycopg import sql
+
+        lookup = DEPENDENT_LOOKUPS.get(kind)
+        if lookup is None:
+            return None
+        query = sql.SQL(HAS_DEPENDENTS.format(lookup="{lookup}")).format(lookup=sql.Identifier(lookup))
+        try:
+            row = self.conn.execute(query, (name,)).fetchone()
+        except Exception:  # noqa: BLE001 - a name the lookup cannot parse: unknown, stay conservative
+            return None
+        return None if row is None else bool(row[0])
 
     def type_change_rewrites(self, table: str, column: str, new_type: str, new_typmod: int | None) -> bool | None:
         """False when ALTER COLUMN ... TYPE new_type keeps the stored values as they are; True when

@@ -113,11 +113,27 @@ def _drop(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Find
     elif kind == "OBJECT_EXTENSION":
         out.append(finding("drop-extension", st, i, d, f"DROP EXTENSION {shown} drops its objects, its own "
                            "tables' rows included", "keep the extension, or copy its tables first"))
-    if cascade and kind not in ("OBJECT_SCHEMA",):
+    if cascade and kind not in ("OBJECT_SCHEMA",) and _reaches_others(linter, kind, names):
         out.append(finding("drop-cascade", st, i, d, f"DROP {words} {shown} CASCADE also drops every object "
                            "depending on it: columns of its type, views, materialized views, defaults",
                            "drop the dependent objects explicitly first (RESTRICT fails instead of losing them)"))
     return out
+
+
+_DEPENDENT_KIND = {"OBJECT_TABLE": "relation", "OBJECT_VIEW": "relation", "OBJECT_MATVIEW": "relation",
+                   "OBJECT_FOREIGN_TABLE": "relation", "OBJECT_SEQUENCE": "relation", "OBJECT_TYPE": "type",
+                   "OBJECT_DOMAIN": "type", "OBJECT_FUNCTION": "function", "OBJECT_PROCEDURE": "function"}
+
+
+def _reaches_others(linter: Linter, kind: str, names: list[str]) -> bool:
+    """CASCADE drops something else: without a database, assume it does; with one, ask pg_depend
+    (a lookup that fails counts as reaching; an object the database does not have reaches
+    nothing that existed before the batch)."""
+    lookup = getattr(linter.catalog, "has_dependents", None)
+    what = _DEPENDENT_KIND.get(kind)
+    if lookup is None or what is None:
+        return True
+    return any(lookup(what, name) is not False for name in names)
 
 
 def _truncate(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
