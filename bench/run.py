@@ -48,7 +48,7 @@ PY = sys.executable
 PHASES_SCRIPT = REPO / "bench" / "phases.py"
 SUPABASE_VERSION = "2.117.0"  # the version tests/test_supabase_cli.py proves compatibility with
 SUPABASE = REPO / ".tools" / "supabase" / "node_modules" / ".bin" / "supabase"
-SECTIONS = ("startup", "overhead", "files", "bigfile", "lint", "protect")
+SECTIONS = ("startup", "overhead", "files", "bigfile", "lint", "protect", "accuracy")
 VERSION_BASE = 20240101000000
 OVERHEAD_MIN_RUNS = 15
 
@@ -752,6 +752,19 @@ class Bench:
         path.write_text("\n".join(lines).rstrip() + "\n")
         print(f"wrote {path}")
 
+    def accuracy(self) -> None:
+        """Lint accuracy on the labelled corpus, guard next to squawk (bench/lint_score.py)."""
+        spec = importlib.util.spec_from_file_location("lint_score", REPO / "bench" / "lint_score.py")
+        assert spec is not None and spec.loader is not None
+        score = importlib.util.module_from_spec(spec)
+        sys.modules["lint_score"] = score  # its dataclasses look their module up there
+        spec.loader.exec_module(score)
+        cases, found, have_squawk = score.scores()
+        intro, head, rows, notes = score.parts(cases, found)
+        if not have_squawk:
+            notes.append("squawk is not installed (`pip install squawk-cli`): its row is missing.")
+        self.sections.append(Section(score.TITLE, intro, [(head, rows)], notes))
+
     def close(self) -> None:
         self.admin.close()
 
@@ -789,6 +802,7 @@ def main(argv: list[str] | None = None) -> None:
         steps: dict[str, Callable[[], None]] = {
             "startup": bench.startup, "overhead": bench.overhead, "files": bench.many_files,
             "bigfile": bench.big_file, "lint": bench.lint, "protect": bench.protect,
+            "accuracy": bench.accuracy,
         }
         try:
             for name in only:

@@ -238,9 +238,11 @@ def backup_status(ctx: Context, config_path: str | None, database_url: str | Non
               help="Migration files (default supabase/migrations).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="Output format.")
+@click.option("--trace", is_flag=True, help="Also run the files on --shadow and show each statement's locks.")
+@click.option("--shadow", default=None, metavar="embedded|URL", help="The scratch database --trace runs on.")
 @click.pass_obj
 def lint(ctx: Context, config_path: str | None, database_url: str | None, paths: tuple[str, ...],
-         migrations_dir: str | None, fmt: str) -> None:
+         migrations_dir: str | None, fmt: str, trace: bool, shadow: str | None) -> None:
     """Risk analysis of migration statements with PostgreSQL's parser: destructive, locking,
     non-transactional. Default: the pending files (with a database), else all files.
     Exit 0 without error findings, 3 with."""
@@ -249,7 +251,9 @@ def lint(ctx: Context, config_path: str | None, database_url: str | None, paths:
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "migrations.dir": ("--migrations-dir", migrations_dir)})
-    _guarded(ctx, lambda: lint_command(ctx, config, paths=paths, fmt=fmt))
+    if trace != (shadow is not None):
+        raise click.UsageError("--trace and --shadow go together: --trace --shadow embedded|URL")
+    _guarded(ctx, lambda: lint_command(ctx, config, paths=paths, fmt=fmt, shadow=shadow))
 
 
 @cli.command("restore-plan")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guard.config import Config, require_database_url
 from guard.errors import EXIT_BLOCKED, UsageError
@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 from guard.commands.common import open_connection, plural
 
 
-def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: str) -> int:
+def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: str, shadow: str | None = None) -> int:
     """`guard lint`: findings for the given files, else the pending files (with a database),
-    else every file of the migrations folder. Exit 0 without blocking errors, 3 with."""
+    else every file of the migrations folder. Exit 0 without blocking errors, 3 with.
+    With `shadow` (--trace --shadow): the files also run on the shadow, traced."""
     from guard.lint import LintConfig, blocking, lint_paths
     from guard.lint import render as lint_render
     from guard.migrations.files import discover
@@ -57,13 +58,37 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
     else:
         files = [ref.path for ref in discover(config.migrations.dir, ignore=config.migrations.ignore)]
     try:
+        from guard.lint.catalog import PgCatalog
+
         findings = lint_paths(files, display_root=config.base_dir, server_major=server_major,
-                              config=settings, existing_tables=existing)
+                              config=settings, existing_tables=existing,
+                              catalog=PgCatalog(conn) if conn is not None else None)
     finally:
         if conn is not None:
             conn.close()
+    if shadow is not None:
+        return _traced(ctx, config, files, findings, shadow, fmt)
     renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
     (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))  # annotations are guard's own
+    return EXIT_BLOCKED if blocking(findings) else 0
+
+
+def _traced(ctx: Context, config: Config, files: list[Path], findings: list[Any], shadow: str, fmt: str) -> int:
+    """`guard lint --trace --shadow`: the files run on the shadow; observed locks beside findings."""
+    from guard.lint import blocking
+    from guard.lint import render as lint_render
+    from guard.lint.observe import render, trace_on_shadow
+
+    extra, observed = trace_on_shadow(shadow, files, findings, display_root=config.base_dir,
+                                      target_url=config.database_url, progress=ctx.progress)
+    findings = findings + extra
+    if fmt == "json":
+        ctx.out(lint_render.as_json_with_traces(findings, [o.as_dict() for o in observed]))
+        return EXIT_BLOCKED if blocking(findings) else 0
+    if fmt == "text":
+        ctx.out(render(observed))
+    renderer = {"text": lint_render.text, "github": lint_render.github}[fmt]
+    (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))
     return EXIT_BLOCKED if blocking(findings) else 0
 
 

@@ -1,7 +1,9 @@
 """Risk analysis of migration statements, with PostgreSQL's own parser (pglast).
 
 Each statement is classified: destructive (loses data), locking (long exclusive lock or
-table rewrite), non-transactional (cannot run in a transaction block), or safe. Findings
+table rewrite), breaking (clients using the old shape fail; no data lost), non-transactional
+(cannot run in a transaction block), effect-unknown (DO blocks, CALL, calls of functions the
+parser cannot see into: the file runs with the tripwire, see `needs_tripwire`), or safe. Findings
 carry file:line:column, the rule id, a one-line reason and the safe alternative. A pragma
 ``-- guard:allow <rule> <reason>`` on the line before a statement (or on its lines) accepts
 a finding; unknown rules and pragmas without a reason are errors themselves.
@@ -13,46 +15,23 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from guard.errors import ConfigError, MigrationFileError
+from guard.lint.names import ObjectName, Scope
+from guard.lint.ruleset import Finding, Rule
 
 if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile, Statement
 
 SEVERITIES = ("error", "warning", "info")
-CATEGORIES = ("destructive", "locking", "non-transactional", "style")
+CATEGORIES = ("destructive", "locking", "breaking", "non-transactional", "effect-unknown", "style")
+# Categories a reviewer must look at (the lint benchmark counts these as "flagged").
+RISK_CATEGORIES = frozenset({"destructive", "locking", "breaking"})
+# Rules whose statement PostgreSQL refuses in a transaction block but guard runs (each file
+# holding one runs statement by statement, outside a transaction).
+OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value", "non-transactional"})
 PRAGMA = re.compile(r"--\s*guard:allow\b(?P<rest>[^\n]*)")
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    category: str
-    severity: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    line: int
-    column: int
-    rule: str
-    category: str
-    severity: str
-    message: str
-    alternative: str | None = None
-    statement_index: int = 0
-    accepted: str | None = None  # the pragma's reason, when a pragma accepts it
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "file": self.file, "line": self.line, "column": self.column, "rule": self.rule,
-            "category": self.category, "severity": self.severity, "message": self.message,
-            "alternative": self.alternative, "statement_index": self.statement_index,
-            "accepted": self.accepted,
-        }
 
 
 @dataclass(frozen=True)
@@ -70,9 +49,9 @@ class LintConfig:
 
 
 def _rules() -> dict[str, Rule]:
-    from guard.lint import rules
+    from guard.lint.ruleset import ALL
 
-    return {r.id: r for r in rules.ALL}
+    return {r.id: r for r in ALL}
 
 
 class _Rules(Mapping[str, Rule]):
@@ -89,23 +68,64 @@ class _Rules(Mapping[str, Rule]):
 RULES: Mapping[str, Rule] = _Rules()
 
 
+class Catalog(Protocol):
+    """What the lint may ask a connected database (all optional knowledge: None = unknown)."""
+
+    def not_null_proven(self, table: str, column: str) -> bool:
+        """A valid CHECK (column IS NOT NULL) exists on `table` (a quoted regclass text)."""
+
+    def function_kind(self, name: str) -> str | None:
+        """"builtin" for a pg_catalog function, "user" for any other existing one, None if unknown."""
+
+    def type_change_rewrites(self, table: str, column: str, new_type: str, new_typmod: int | None) -> bool | None:
+        """Whether ALTER COLUMN ... TYPE rewrites the stored values (None: cannot tell)."""
+
+    def has_dependents(self, kind: str, name: str) -> bool | None:
+        """Whether DROP ... CASCADE of the object would drop others too (None: cannot tell)."""
+
+
 @dataclass
 class Linter:
-    """Lints files in order, remembering tables created earlier in the same batch."""
+    """Lints files in order, following the objects the batch creates, renames and drops.
+
+    existing_tables(text) answers whether a relation exists (text: a quoted, possibly qualified
+    name for to_regclass); catalog answers finer questions when a database is at hand.
+    """
 
     server_major: int | None = None
     config: LintConfig = field(default_factory=LintConfig)
     existing_tables: Callable[[str], bool] | None = None
-    created: set[str] = field(default_factory=set)
+    catalog: Catalog | None = None
+    scope: Scope = field(default_factory=Scope)
+    # per file (one transaction): NOT VALID constraints added, by (table, constraint name)
+    not_valid: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (table, column) with a CHECK (column IS NOT NULL): validated, or still NOT VALID
+    not_null_checks: dict[tuple[str, str], bool] = field(default_factory=dict)
 
-    def table_is_new(self, name: str) -> bool:
-        """True when the table is created by this batch of files (so locking it is harmless)."""
-        short = name.split(".")[-1]
-        if name in self.created or short in self.created:
-            return True
-        if self.existing_tables is not None:
-            return not self.existing_tables(name)
-        return False
+    def __post_init__(self) -> None:
+        self.scope.exists = self.existing_tables
+
+    def table_is_new(self, name: ObjectName | str) -> bool:
+        """True when the relation holds no rows from before this batch (created in it)."""
+        if isinstance(name, str):
+            schema, _, short = name.rpartition(".")
+            name = ObjectName(schema or None, short)
+        if self.existing_tables is None:
+            target = self.scope.resolve(name)
+            return (target in self.scope.created or self.scope._created_unqualified(target)) \
+                and target not in self.scope.origin
+        return self.scope.is_new(name)
+
+    def note_created(self, name: ObjectName, *, temporary: bool = False, if_not_exists: bool = False) -> None:
+        """CREATE TABLE `name`: a new, empty table, unless IF NOT EXISTS met one that exists (or,
+        without a database, might exist); a temporary one hides same-named tables (pg_temp is
+        searched first)."""
+        if temporary:
+            self.scope.note_created(ObjectName("pg_temp", name.name))
+            return
+        if if_not_exists and (self.existing_tables is None or not self.scope.is_new(name)):
+            return
+        self.scope.note_created(name)
 
     def lint_file(self, file: MigrationFile, *, display: str, text: str | None = None) -> list[Finding]:
         from guard.lint import rules
@@ -119,9 +139,14 @@ class Linter:
                 text = ""
         pragmas, pragma_findings = _pragmas(text, display)
         findings: list[Finding] = list(pragma_findings)
+        self.scope.reset_file()
+        self.not_valid.clear()
         for index, statement in enumerate(file.statements):
             if statement.kind:
                 findings.extend(rules.check(statement, self, index, display))
+        if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
+            # guard runs this file statement by statement: each VALIDATE is its own transaction
+            findings = [f for f in findings if f.rule != "validate-same-transaction"]
         kept = [self._apply_policy(f, pragmas, file.statements) for f in findings
                 if f.rule not in self.config.disabled]
         return sorted(kept, key=lambda f: (f.line, f.column))
@@ -173,11 +198,13 @@ def _pragmas(text: str, display: str) -> tuple[dict[int, list[tuple[str, str]]],
 def lint_paths(
     paths: Iterable[Path], *, display_root: Path, server_major: int | None = None,
     config: LintConfig | None = None, existing_tables: Callable[[str], bool] | None = None,
+    catalog: Catalog | None = None,
 ) -> list[Finding]:
     """Lint files in order; a file that does not parse is one `syntax` error finding."""
     from guard.migrations.files import FILE_PATTERN, MigrationRef, load
 
-    linter = Linter(server_major=server_major, config=config or LintConfig(), existing_tables=existing_tables)
+    linter = Linter(server_major=server_major, config=config or LintConfig(), existing_tables=existing_tables,
+                    catalog=catalog)
     findings: list[Finding] = []
     for path in paths:
         match = FILE_PATTERN.match(path.name)
@@ -202,3 +229,10 @@ def blocking(findings: Iterable[Finding]) -> list[Finding]:
 
 def classify(findings: Iterable[Finding]) -> set[str]:
     return {f.category for f in findings}
+
+
+def needs_tripwire(findings_for_file: Iterable[Finding]) -> bool:
+    """True when the file holds a statement whose effect the parser cannot know (a DO block,
+    CALL, a call of a function that is not built in): the apply step runs it with the
+    runtime tripwire. Accepted or not, such a finding keeps this answer."""
+    return any(f.category == "effect-unknown" for f in findings_for_file)

@@ -26,6 +26,11 @@ def as_json(findings: Sequence[Finding]) -> str:
     return json.dumps([f.as_dict() for f in findings], indent=2) + "\n"
 
 
+def as_json_with_traces(findings: Sequence[Finding], traces: Sequence[dict[str, object]]) -> str:
+    """`guard lint --trace --format json`: {"findings": [...], "traces": [...]}."""
+    return json.dumps({"findings": [f.as_dict() for f in findings], "traces": list(traces)}, indent=2) + "\n"
+
+
 def github(findings: Sequence[Finding]) -> str:
     levels = {"error": "error", "warning": "warning", "info": "notice"}
     return "".join(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile
 
 # Statements the runner handles by running their file outside a transaction.
-OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value"})
+OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value", "non-transactional"})
 # Destructive rules whose data a protective copy keeps.
 PROTECTED_RULES = frozenset({
     "drop-table", "drop-schema", "drop-column", "truncate", "delete-without-where", "update-without-where",
@@ -39,6 +39,7 @@ def lint_pending(
 ) -> list[Finding]:
     """Findings for the pending files, in order (tables created earlier in the batch known)."""
     from guard.lint import LintConfig, Linter
+    from guard.lint.catalog import PgCatalog
 
     def existing(name: str) -> bool:
         row = conn.execute(TABLE_EXISTS, (name,)).fetchone()
@@ -48,6 +49,7 @@ def lint_pending(
         server_major=server_major,
         config=LintConfig(disabled=lint.disable, severity=lint.severity),
         existing_tables=existing,
+        catalog=PgCatalog(conn),
     )
     findings: list[Finding] = []
     for file in pending:

@@ -1,0 +1,305 @@
+"""Checks for long locks, full scans and rewrites, read from the lock table (guard.lint.locks).
+
+A statement is "locking" when it holds a lock that blocks writes (SHARE or stronger) on a
+table that existed before the batch while it reads or rewrites every row of it. Tables
+created earlier in the batch hold no rows: nothing to wait for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from guard.lint import locks
+from guard.lint.destroy import relation
+from guard.lint.names import from_rangevar
+from guard.lint.ruleset import Handler, finding
+
+if TYPE_CHECKING:
+    from guard.lint import Finding, Linter
+    from guard.migrations.files import Statement
+
+_LOCK = locks.ALTER_TABLE
+
+
+def _index(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    table = from_rangevar(node.relation)
+    if node.concurrent or linter.table_is_new(table):
+        return []
+    return [finding("create-index", st, i, d, f"CREATE INDEX on {table} takes {locks.STATEMENTS['CREATE INDEX'].lock} "
+                    "(blocks its writes) while it reads every row", "CREATE INDEX CONCURRENTLY, alone in its own migration file")]
+
+
+def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    from pglast import ast, enums
+
+    table = from_rangevar(node.relation)
+    shown, existed = relation(linter, table)
+    key = str(linter.scope.resolve(table))
+    out: list[Finding] = []
+    for cmd in node.cmds or ():
+        sub = enums.AlterTableType(cmd.subtype).name
+        if sub == "AT_DropColumn" and existed:
+            out.append(finding("drop-column", st, i, d, f"DROP COLUMN {shown}.{cmd.name} deletes its data",
+                               "stop using the column first; drop it in a later release"))
+        elif not existed:
+            if sub == "AT_AddConstraint" and isinstance(cmd.def_, ast.Constraint):
+                _remember_constraint(cmd.def_, key, linter, st)
+            continue
+        elif sub == "AT_AlterColumnType":
+            if _keeps_values(cmd, key, linter):
+                continue
+            out.append(finding("alter-column-type", st, i, d,
+                               f"changing the type of {shown}.{cmd.name} rewrites the table under "
+                               f"{_LOCK[sub].lock} and loses data if the new type is narrower",
+                               "add a new column, backfill in batches, switch readers, drop the old one"))
+        elif sub == "AT_SetNotNull":
+            out.extend(_set_not_null(key, shown, cmd.name, st, linter, i, d))
+        elif sub == "AT_AddColumn" and isinstance(cmd.def_, ast.ColumnDef):
+            out.extend(_add_column(cmd.def_, shown, st, linter, i, d))
+        elif sub == "AT_AddConstraint" and isinstance(cmd.def_, ast.Constraint):
+            _remember_constraint(cmd.def_, key, linter, st)
+            out.extend(_constraint(cmd.def_, shown, st, i, d))
+        elif sub == "AT_ValidateConstraint":
+            out.extend(_validate(key, shown, cmd.name, st, linter, i, d))
+        elif sub in ("AT_SetTableSpace", "AT_SetLogged", "AT_SetUnLogged", "AT_SetAccessMethod"):
+            words = sub.removeprefix("AT_Set").upper().replace("UNLOGGED", "UNLOGGED").replace("ACCESSMETHOD", "ACCESS METHOD")
+            out.append(finding("table-rewrite", st, i, d, f"SET {words} rewrites {shown} under {_LOCK[sub].lock}",
+                               "a new table filled in batches, or a maintenance window"))
+        elif sub == "AT_AttachPartition":
+            part = from_rangevar(cmd.def_.name)
+            if not linter.table_is_new(part):
+                out.append(finding("attach-partition", st, i, d, f"ATTACH PARTITION {part} scans it under ACCESS "
+                                   "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
+                                   "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
+    return out
+
+
+def _typmod(type_name: Any) -> int | None:
+    """The atttypmod PostgreSQL stores for a TypeName's modifiers (-1: none; None: not worked out)."""
+    raw = [getattr(getattr(m, "val", None), "ival", None) for m in type_name.typmods or ()]
+    base = type_name.names[-1].sval
+    if not raw:
+        return -1
+    mods = [m for m in raw if isinstance(m, int)]
+    if len(mods) != len(raw):
+        return None
+    if base in ("varchar", "bpchar") and len(mods) == 1:
+        return mods[0] + 4  # VARHDRSZ
+    if base == "numeric" and len(mods) in (1, 2):
+        return ((mods[0] << 16) | (mods[1] if len(mods) == 2 else 0)) + 4
+    return None
+
+
+def _keeps_values(cmd: Any, key: str, linter: Linter) -> bool:
+    """True when the database at hand shows ALTER COLUMN ... TYPE stores the values unchanged
+    (no USING, a binary-coercible change): no rewrite, no loss."""
+    col = cmd.def_
+    if linter.catalog is None or getattr(col, "raw_default", None) is not None or col.typeName is None:
+        return False
+    name = ".".join(p.sval for p in col.typeName.names)
+    rewrites = linter.catalog.type_change_rewrites(key, cmd.name, name, _typmod(col.typeName))
+    return rewrites is False
+
+
+def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    proven = linter.not_null_checks.get((key, column))
+    if proven is None and linter.catalog is not None:
+        proven = linter.catalog.not_null_proven(key, column)
+    if proven and (linter.server_major is None or linter.server_major >= 12):
+        return []
+    return [finding("set-not-null", st, i, d, f"SET NOT NULL on {shown}.{column} scans the table under ACCESS "
+                    "EXCLUSIVE", f"ADD CONSTRAINT ... CHECK ({column} IS NOT NULL) NOT VALID; VALIDATE it in a later "
+                    "file; then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the CHECK")]
+
+
+def _not_null_column(con: Any) -> str | None:
+    """The column of a CHECK (column IS NOT NULL), else None."""
+    from pglast import ast, enums
+
+    expr = con.raw_expr
+    if isinstance(expr, ast.NullTest) and expr.nulltesttype == enums.NullTestType.IS_NOT_NULL \
+            and isinstance(expr.arg, ast.ColumnRef) and len(expr.arg.fields or ()) == 1:
+        return str((expr.arg.fields or ())[0].sval)
+    return None
+
+
+def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> None:
+    from pglast import enums
+
+    if con.contype == enums.ConstrType.CONSTR_CHECK:
+        column = _not_null_column(con)
+        if column is not None:
+            linter.not_null_checks[(key, column)] = not con.skip_validation
+    if con.skip_validation and con.conname:
+        linter.not_valid[(key, con.conname)] = st.line
+
+
+def _validate(key: str, shown: str, name: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    for (table, column), valid in list(linter.not_null_checks.items()):
+        if table == key and not valid:
+            linter.not_null_checks[(table, column)] = True  # simplification: the named one is validated
+    line = linter.not_valid.get((key, name))
+    if line is None:
+        return []
+    return [finding("validate-same-transaction", st, i, d, f"VALIDATE CONSTRAINT {name} on {shown} runs in the "
+                    f"transaction that added it NOT VALID (line {line}): the scan holds that statement's strong lock",
+                    "move VALIDATE CONSTRAINT to the next migration file (its own transaction)")]
+
+
+def _add_column(col: Any, shown: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    from pglast import enums
+
+    out: list[Finding] = []
+    rewrite = _rewrite_reason(col, linter)
+    if rewrite:
+        out.append(finding("volatile-default", st, i, d, f"ADD COLUMN {shown}.{col.colname} with {rewrite} rewrites "
+                           "the whole table under ACCESS EXCLUSIVE", "add the column without a default, set the "
+                           "default, backfill in batches (for STORED: a trigger plus a backfill)"))
+    for con in col.constraints or ():
+        kind = getattr(con, "contype", None)
+        if kind in (enums.ConstrType.CONSTR_UNIQUE, enums.ConstrType.CONSTR_PRIMARY):
+            out.append(finding("add-unique", st, i, d, f"ADD COLUMN {shown}.{col.colname} UNIQUE/PRIMARY KEY builds "
+                               "an index under ACCESS EXCLUSIVE", "add the column; CREATE UNIQUE INDEX CONCURRENTLY; "
+                               "then ADD CONSTRAINT ... USING INDEX"))
+        elif kind == enums.ConstrType.CONSTR_CHECK and not con.skip_validation:
+            out.append(finding("add-check", st, i, d, f"ADD COLUMN {shown}.{col.colname} with a CHECK scans the "
+                               "table under ACCESS EXCLUSIVE", "add the column, then the CHECK NOT VALID, then VALIDATE"))
+        elif kind == enums.ConstrType.CONSTR_FOREIGN and _has_default(col):
+            # parse_utilcmd.c transformAlterTableStmt: a new column's FOREIGN KEY is checked
+            # only when the column gets a default (else every value is NULL)
+            out.append(finding("add-foreign-key", st, i, d, f"ADD COLUMN {shown}.{col.colname} REFERENCES checks "
+                               "every row under SHARE ROW EXCLUSIVE", "add the column, then the FOREIGN KEY NOT VALID"))
+    return out
+
+
+def _has_default(col: Any) -> bool:
+    from pglast import enums
+
+    return any(getattr(c, "contype", None) in (enums.ConstrType.CONSTR_DEFAULT, enums.ConstrType.CONSTR_IDENTITY,
+                                               enums.ConstrType.CONSTR_GENERATED) for c in col.constraints or ())
+
+
+def _rewrite_reason(col: Any, linter: Linter) -> str | None:
+    """Why ADD COLUMN must compute a value per row (a rewrite), or None (a catalog-only change)."""
+    from pglast import enums
+
+    type_name = col.typeName.names[-1].sval if col.typeName is not None else ""
+    if type_name in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
+        return f"type {type_name} (a nextval() default per row)"
+    for con in col.constraints or ():
+        kind = getattr(con, "contype", None)
+        if kind == enums.ConstrType.CONSTR_IDENTITY:
+            return "an identity (a sequence value per row)"
+        if kind == enums.ConstrType.CONSTR_GENERATED:
+            return "a STORED generated expression (computed for every row)"
+        if kind == enums.ConstrType.CONSTR_DEFAULT:
+            if linter.server_major is not None and linter.server_major < 11:
+                return "a default before PostgreSQL 11"
+            unknown = _volatile_calls(con.raw_expr)
+            if unknown:
+                return f"the volatile default {unknown[0]}() (a function not known to be stable counts as volatile)"
+    return None
+
+
+def _volatile_calls(expr: Any) -> list[str]:
+    from guard.lint.destroy import _function_names
+
+    return [n for n in _function_names(expr) if n.rpartition(".")[2] not in locks.NON_VOLATILE_FUNCTIONS]
+
+
+def _constraint(con: Any, shown: str, st: Statement, i: int, d: str) -> list[Finding]:
+    from pglast import enums
+
+    kind = con.contype
+    if kind == enums.ConstrType.CONSTR_FOREIGN and not con.skip_validation:
+        return [finding("add-foreign-key", st, i, d, f"a FOREIGN KEY on {shown} without NOT VALID checks every "
+                        "row under SHARE ROW EXCLUSIVE on both tables", "ADD ... NOT VALID, then VALIDATE CONSTRAINT "
+                        "in the next migration file (it takes a weaker lock)")]
+    if kind == enums.ConstrType.CONSTR_CHECK and not con.skip_validation:
+        return [finding("add-check", st, i, d, f"a CHECK on {shown} without NOT VALID scans the table under "
+                        "ACCESS EXCLUSIVE", "ADD ... NOT VALID, then VALIDATE CONSTRAINT in the next migration file")]
+    if kind in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE,
+                enums.ConstrType.CONSTR_EXCLUSION) and not con.indexname:
+        return [finding("add-unique", st, i, d, f"ADD PRIMARY KEY/UNIQUE/EXCLUDE on {shown} builds its index under "
+                        "ACCESS EXCLUSIVE", "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD ... USING INDEX")]
+    return []
+
+
+def _option_true(options: Any, name: str) -> bool:
+    for opt in options or ():
+        if getattr(opt, "defname", "") == name:
+            arg = getattr(opt, "arg", None)
+            value = getattr(arg, "sval", None) or getattr(arg, "boolval", None) or getattr(arg, "ival", None)
+            return arg is None or str(value).lower() in ("true", "on", "1", "yes")
+    return False
+
+
+def _vacuum(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    if not _option_true(node.options, "full"):
+        return []
+    return [finding("vacuum-full", st, i, d, "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE",
+                    "pg_repack, or a maintenance window")]
+
+
+def _cluster(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    if node.relation is not None and linter.table_is_new(from_rangevar(node.relation)):
+        return []
+    return [finding("vacuum-full", st, i, d, "CLUSTER rewrites the table under ACCESS EXCLUSIVE",
+                    "pg_repack, or a maintenance window")]
+
+
+def _reindex(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    if _option_true(node.params, "concurrently"):
+        return []
+    return [finding("reindex", st, i, d, "REINDEX blocks writes (and reads through the index) while it runs",
+                    "REINDEX ... CONCURRENTLY (PostgreSQL 12+), alone in its own file")]
+
+
+def _refresh(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    if node.concurrent or linter.table_is_new(from_rangevar(node.relation)):
+        return []
+    return [finding("refresh-materialized-view", st, i, d, f"REFRESH MATERIALIZED VIEW {from_rangevar(node.relation)} "
+                    "holds ACCESS EXCLUSIVE (blocks its readers) while it recomputes", "REFRESH MATERIALIZED VIEW "
+                    "CONCURRENTLY (needs a unique index on the view)")]
+
+
+def _domain(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    name = ".".join(p.sval for p in node.typeName)
+    if node.subtype == "C" and not getattr(node.def_, "skip_validation", False):
+        what = "ADD CONSTRAINT"
+    elif node.subtype == "O":
+        what = "SET NOT NULL"
+    else:
+        return []
+    return [finding("alter-domain-check", st, i, d, f"ALTER DOMAIN {name} {what} checks every column of the domain "
+                    f"in every table, under {locks.STATEMENTS['ALTER DOMAIN ADD CONSTRAINT'].lock}",
+                    "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in the next migration file")]
+
+
+def _dropdb(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    return [finding("drop-database", st, i, d, f"DROP DATABASE {node.dbname} deletes a whole database",
+                    "never from a migration")]
+
+
+def _transaction(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    from pglast import enums
+
+    if node.kind in (enums.TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
+                     enums.TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
+                     enums.TransactionStmtKind.TRANS_STMT_PREPARE):
+        return []
+    return [finding("transaction-control", st, i, d, "transaction control in a migration file fights guard's "
+                    "one transaction per file", "remove BEGIN/COMMIT: guard wraps each file in a transaction")]
+
+
+HANDLERS: dict[str, Handler] = {
+    "IndexStmt": _index,
+    "AlterTableStmt": _alter_table,
+    "VacuumStmt": _vacuum,
+    "ClusterStmt": _cluster,
+    "ReindexStmt": _reindex,
+    "RefreshMatViewStmt": _refresh,
+    "AlterDomainStmt": _domain,
+    "DropdbStmt": _dropdb,
+    "TransactionStmt": _transaction,
+}

@@ -1,0 +1,123 @@
+"""The rule set as data: each rule's id, category, default severity and summary, and the
+Finding a rule produces. Imported by the package and by every rule module, so it imports
+none of them (no import circle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from guard.lint import Linter
+    from guard.migrations.files import Statement
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    category: str
+    severity: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int
+    column: int
+    rule: str
+    category: str
+    severity: str
+    message: str
+    alternative: str | None = None
+    statement_index: int = 0
+    accepted: str | None = None  # the pragma's reason, when a pragma accepts it
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file, "line": self.line, "column": self.column, "rule": self.rule,
+            "category": self.category, "severity": self.severity, "message": self.message,
+            "alternative": self.alternative, "statement_index": self.statement_index,
+            "accepted": self.accepted,
+        }
+
+
+
+ALL = (
+    # destructive: data that existed before is gone
+    Rule("drop-table", "destructive", "error", "DROP TABLE deletes the table and its rows"),
+    Rule("drop-materialized-view", "destructive", "error", "DROP MATERIALIZED VIEW deletes its stored rows"),
+    Rule("drop-schema", "destructive", "error", "DROP SCHEMA deletes every object in it (with CASCADE)"),
+    Rule("drop-column", "destructive", "error", "DROP COLUMN deletes the column's data"),
+    Rule("drop-database", "destructive", "error", "DROP DATABASE deletes a whole database"),
+    Rule("drop-type", "destructive", "warning", "DROP TYPE/DOMAIN fails or (CASCADE) drops columns using it"),
+    Rule("drop-cascade", "destructive", "error",
+         "DROP ... CASCADE also drops what depends on the object: columns, materialized views, tables' defaults"),
+    Rule("drop-extension", "destructive", "warning", "DROP EXTENSION drops the extension's own tables and data"),
+    Rule("truncate", "destructive", "error", "TRUNCATE deletes every row (CASCADE: of referencing tables too)"),
+    Rule("delete-without-where", "destructive", "error", "DELETE without WHERE deletes every row"),
+    Rule("update-without-where", "destructive", "error", "UPDATE without WHERE overwrites every row"),
+    Rule("merge", "destructive", "error", "MERGE ... THEN DELETE/UPDATE deletes or overwrites existing rows"),
+    Rule("alter-column-type", "destructive", "warning",
+         "ALTER COLUMN TYPE rewrites the table and loses data when the new type is narrower"),
+    # breaking: no data lost, clients using the old shape fail
+    Rule("rename", "breaking", "warning", "renaming a table, column or view breaks clients using the old name"),
+    Rule("drop-function", "breaking", "warning", "DROP FUNCTION/PROCEDURE breaks callers, triggers, policies"),
+    Rule("drop-view", "breaking", "warning", "DROP VIEW breaks clients reading it"),
+    # locking
+    Rule("create-index", "locking", "warning", "CREATE INDEX without CONCURRENTLY blocks writes to an existing table"),
+    Rule("add-foreign-key", "locking", "warning", "a FOREIGN KEY without NOT VALID scans both tables under lock"),
+    Rule("add-check", "locking", "warning", "a CHECK without NOT VALID scans the table under ACCESS EXCLUSIVE"),
+    Rule("add-unique", "locking", "warning", "ADD PRIMARY KEY/UNIQUE builds its index under ACCESS EXCLUSIVE"),
+    Rule("set-not-null", "locking", "warning", "SET NOT NULL scans the table under ACCESS EXCLUSIVE"),
+    Rule("volatile-default", "locking", "warning",
+         "ADD COLUMN computed per row (volatile default, STORED generated, identity, serial) rewrites the table"),
+    Rule("validate-same-transaction", "locking", "warning",
+         "VALIDATE in the transaction that added the constraint NOT VALID scans under the strong lock"),
+    Rule("alter-domain-check", "locking", "warning",
+         "ALTER DOMAIN ADD CONSTRAINT / SET NOT NULL scans every column of the domain under SHARE"),
+    Rule("table-rewrite", "locking", "warning",
+         "SET TABLESPACE / SET LOGGED / SET UNLOGGED / SET ACCESS METHOD rewrite the table under ACCESS EXCLUSIVE"),
+    Rule("attach-partition", "locking", "warning",
+         "ATTACH PARTITION scans the partition under ACCESS EXCLUSIVE unless a CHECK proves its bound"),
+    Rule("refresh-materialized-view", "locking", "warning",
+         "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks its readers while it runs"),
+    Rule("vacuum-full", "locking", "warning", "VACUUM FULL / CLUSTER rewrite the table under ACCESS EXCLUSIVE"),
+    Rule("reindex", "locking", "warning", "REINDEX without CONCURRENTLY blocks writes (and reads of the index)"),
+    # non-transactional
+    # guard runs files with these outside a transaction: a failure half-way leaves the
+    # statements before it applied, hence a warning.
+    Rule("concurrently", "non-transactional", "warning",
+         "CREATE/DROP INDEX, REINDEX and DETACH PARTITION ... CONCURRENTLY cannot run in a transaction"),
+    Rule("vacuum", "non-transactional", "warning", "VACUUM cannot run in a transaction"),
+    Rule("enum-add-value", "non-transactional", "warning",
+         "ALTER TYPE ... ADD VALUE cannot run in a transaction before PostgreSQL 12"),
+    Rule("non-transactional", "non-transactional", "warning",
+         "a statement PostgreSQL refuses inside a transaction block (CLUSTER, REINDEX SCHEMA, subscriptions)"),
+    Rule("database-level", "non-transactional", "error",
+         "CREATE/DROP DATABASE or TABLESPACE, ALTER SYSTEM, DISCARD ALL, COMMIT/ROLLBACK PREPARED: not in a migration"),
+    Rule("transaction-control", "non-transactional", "error",
+         "BEGIN/COMMIT/ROLLBACK in a file break guard's one transaction per file"),
+    # effect unknown: the file runs with the runtime tripwire
+    Rule("effect-unknown", "effect-unknown", "info",
+         "a DO block, CALL or function call whose effect no parser can know: the run watches it"),
+    # the shadow's trace (guard lint --trace) disagrees with the static verdict
+    Rule("trace", "locking", "warning",
+         "on the shadow the statement scanned or rewrote an existing table under a lock blocking writes"),
+    # style
+    Rule("syntax", "style", "error", "the file does not parse"),
+    Rule("pragma", "style", "error", "a guard:allow pragma with an unknown rule or no reason"),
+)
+_BY_ID = {r.id: r for r in ALL}
+
+Handler = Callable[[Any, "Statement", "Linter", int, str], list[Finding]]
+
+
+def finding(rule: str, statement: Statement, index: int, display: str, message: str,
+            alternative: str | None) -> Finding:
+    """A Finding of `rule` at the statement's position, with the rule's default category/severity."""
+    r = _BY_ID[rule]
+    return Finding(display, statement.line, statement.column, rule, r.category, r.severity,
+                   message, alternative, index)

@@ -1,0 +1,249 @@
+-- Corpus: statements labelled locking. Each case starts at a '-- case:' line; the last statement
+-- of a case is the one labelled (earlier ones are its context: the same migration file).
+
+-- case: locking-001
+create index on public.items (owner);
+
+-- case: locking-002
+create index on public.items (price);
+
+-- case: locking-003
+create index on items (status);
+
+-- case: locking-004
+create index on public.users (age);
+
+-- case: locking-005
+create index on public.users (name);
+
+-- case: locking-006
+create index on public.orders (user_id);
+
+-- case: locking-007
+create index on public.orders (placed_at);
+
+-- case: locking-008
+create index on public.events (kind);
+
+-- case: locking-009
+create index on events (at);
+
+-- case: locking-010
+create index on public."User" (email);
+
+-- case: locking-011
+create index on public."Post" ("authorId");
+
+-- case: locking-012
+create index on public.profiles (user_id);
+
+-- case: locking-013
+create index on public.scores (points);
+
+-- case: locking-014
+create index on public.audit_log (at);
+
+-- case: locking-015
+create index on public.staging (note);
+
+-- case: locking-016
+create index on scratch.users (email);
+
+-- case: locking-017
+create index on public.items (lower(note));
+
+-- case: locking-018
+create index on public.orders (state, placed_at);
+
+-- case: locking-019
+create unique index orders_ref_key on public.orders (ref);
+
+-- case: locking-020
+create index if not exists events_payload on public.events using gin (payload);
+
+-- case: locking-021
+create index items_open on public.items (id) where status = 'new';
+
+-- case: locking-022
+alter table public.items add column token uuid default gen_random_uuid();
+
+-- case: locking-023
+alter table public.users add column token uuid default gen_random_uuid();
+
+-- case: locking-024
+alter table public.orders add column seen_at timestamptz default clock_timestamp();
+
+-- case: locking-025
+alter table public.events add column r float8 default random();
+
+-- case: locking-026
+alter table public.items add column ticket bigint default nextval('ticket_seq');
+
+-- case: locking-027
+alter table public.profiles add column n serial;
+
+-- case: locking-028
+alter table public.audit_log add column seq bigserial;
+
+-- case: locking-029
+alter table public.events add column rid int generated always as identity;
+
+-- case: locking-030
+alter table public.items add column total numeric generated always as (price * qty) stored;
+
+-- case: locking-031
+alter table public.orders add column k text generated always as (upper(state)) stored;
+
+-- case: locking-032
+alter table public.items add column sku text unique;
+
+-- case: locking-033
+alter table public.users add column handle text unique;
+
+-- case: locking-034
+alter table public.orders add column slug text default md5(random()::text);
+
+-- case: locking-035
+alter table public.events add column cid text default gen_random_uuid()::text;
+
+-- case: locking-036
+alter table public.items add column nickname text check (nickname <> '');
+
+-- case: locking-037
+alter table public.orders add column buyer int default 1 references public.users (id);
+
+-- case: locking-038
+alter table public."User" add column uid uuid not null default gen_random_uuid();
+
+-- case: locking-039
+alter table scratch.users add column t timestamptz default timeofday()::timestamptz;
+
+-- case: locking-040
+alter table public.items add constraint price_pos check (price >= 0);
+
+-- case: locking-041
+alter table public.orders add constraint total_pos check (total >= 0);
+
+-- case: locking-042
+alter table public.users add constraint age_ok check (age between 0 and 150);
+
+-- case: locking-043
+alter table public.events add constraint kind_ok check (kind <> '');
+
+-- case: locking-044
+alter table public.items add constraint items_owner_fk foreign key (owner) references public.users (id);
+
+-- case: locking-045
+alter table public.orders add constraint orders_user_fk foreign key (user_id) references public.users (id);
+
+-- case: locking-046
+alter table public.profiles add constraint profiles_user_fk foreign key (user_id) references public.users (id) on delete cascade;
+
+-- case: locking-047
+alter table public."Post" add constraint "Post_authorId_fkey" foreign key ("authorId") references public."User" (id);
+
+-- case: locking-048
+alter table public.orders add constraint orders_ref_key unique (ref);
+
+-- case: locking-049
+alter table public.events add constraint events_pkey primary key (id);
+
+-- case: locking-050
+alter table public.audit_log add constraint audit_pk primary key (id);
+
+-- case: locking-051
+alter table public.items add constraint items_note_key unique (note);
+
+-- case: locking-052
+alter table public.items alter column note set not null;
+
+-- case: locking-053
+alter table public.orders alter column total set not null;
+
+-- case: locking-054
+alter table public.events alter column kind set not null;
+
+-- case: locking-055
+alter table public.users alter column email set not null;
+
+-- case: locking-056
+alter table items alter column status set not null;
+
+-- case: locking-057
+alter table public."User" alter column email set not null;
+
+-- case: locking-058
+alter table public.profiles alter column avatar set not null;
+
+-- case: locking-059
+alter table scratch.users alter column id set not null;
+
+-- case: locking-060
+alter table public.items alter column qty type bigint;
+
+-- case: locking-061
+alter table public.orders alter column user_id type bigint;
+
+-- case: locking-062
+alter table public.events alter column kind type varchar(100);
+
+-- case: locking-063
+alter table public.items set unlogged;
+
+-- case: locking-064
+alter table public.events set unlogged;
+
+-- case: locking-065
+cluster public.items using items_pkey;
+
+-- case: locking-066
+cluster public.users using users_pkey;
+
+-- case: locking-067
+reindex table public.items;
+
+-- case: locking-068
+reindex index public.items_note_idx;
+
+-- case: locking-069
+refresh materialized view reporting.daily_totals;
+
+-- case: locking-070
+refresh materialized view reporting.user_counts;
+
+-- case: locking-071
+alter domain positive_int add constraint positive check (value > 0);
+
+-- case: locking-072
+alter domain email_address add constraint has_at check (value like '%@%');
+
+-- case: locking-073
+alter domain positive_int set not null;
+
+-- case: locking-074
+alter table public.items add constraint items_owner_fk foreign key (owner) references public.users (id) not valid;
+alter table public.items validate constraint items_owner_fk;
+
+-- case: locking-075
+alter table public.orders add constraint total_pos check (total >= 0) not valid;
+alter table public.orders validate constraint total_pos;
+
+-- case: locking-076
+alter table public."Post" add constraint post_author foreign key ("authorId") references public."User" (id) not valid;
+alter table public."Post" validate constraint post_author;
+
+-- case: locking-077
+alter table public.measurements attach partition public.measurements_2025
+  for values from ('2025-01-01') to ('2026-01-01');
+
+-- case: locking-078
+alter table public.items add column flag boolean default false, alter column note set not null;
+
+-- case: locking-079
+alter table public.events add column n int, add constraint n_ok check (id > 0);
+
+-- case: locking-080 | trace: non-transactional
+vacuum full public.items;
+
+-- case: locking-081 | trace: non-transactional
+vacuum (full, analyze) public.orders;

@@ -1,0 +1,65 @@
+-- The schema every corpus case runs against: tables that exist before the migration and hold
+-- rows (so a scan or a rewrite is observable), in the shapes real projects have.
+create schema reporting;
+create schema scratch;
+create extension if not exists pgcrypto;
+create type mood as enum ('ok', 'meh');
+create domain positive_int as int;
+create domain email_address as text;
+create table public.users (id int primary key, email text, name varchar(50), age int, nickname text,
+                           bio text, score numeric);
+create table public.items (id int primary key, owner int, note text, price numeric, qty int,
+                           created_at timestamptz default now(), status text, legacy text, code varchar(20),
+                           body text);
+create table public.orders (id bigint primary key, user_id int, total numeric, placed_at timestamptz,
+                            state text, ref text);
+create table public.events (id int, payload jsonb, kind text, at timestamptz);
+create table public."User" (id int primary key, email text, "displayName" text);
+create table public."Post" (id int primary key, "authorId" int, title text);
+create table scratch.users (id int, email text);
+create table public.scores (id int primary key, points positive_int, contact email_address);
+create table public.moods (id int, m mood);
+create table public.staging (id int, note text);
+create table public.audit_log (id bigint, at timestamptz, what text);
+create table public.measurements (id int, ts date, value numeric) partition by range (ts);
+create table public.measurements_2024 partition of public.measurements
+    for values from ('2024-01-01') to ('2025-01-01');
+create table public.measurements_2025 (id int, ts date, value numeric);
+create table public.profiles (id int primary key, user_id int, avatar text, about text);
+create table public.items_checked (id int, note text, constraint note_present check (note is not null));
+create index items_note_idx on public.items (note);
+create unique index items_code_key on public.items (code);
+create unique index users_email_key on public.users (email);
+create sequence public.ticket_seq;
+create view public.items_v as select id, note from public.items;
+create view public.active_users as select * from public.users where age > 0;
+create materialized view reporting.daily_totals as
+    select date_trunc('day', placed_at) as day, sum(total) as total from public.orders group by 1;
+create unique index daily_totals_day on reporting.daily_totals (day);
+create materialized view reporting.user_counts as select count(*) as n from public.users;
+create unique index user_counts_n on reporting.user_counts (n);
+create function public.item_count() returns bigint language sql stable as $$ select count(*) from public.items $$;
+create function public.purge_old() returns void language sql as $$ delete from public.audit_log where id < 0 $$;
+create function public.slugify(t text) returns text language sql immutable as $$ select lower(t) $$;
+create procedure public.backfill_v2(batch int) language sql as $$ update public.items set qty = 0 where id < batch $$;
+create function public.touch() returns trigger language plpgsql as $$ begin new.at = now(); return new; end $$;
+insert into public.users select g, 'u' || g || '@x.io', 'name' || g, g % 90, null, null, g from generate_series(1, 2000) g;
+insert into public.items select g, g % 2000 + 1, 'note ' || g, g, g, now(), 'new', 'x', 'c' || g, 'b'
+  from generate_series(1, 2000) g;
+insert into public.orders select g, g % 2000 + 1, g, now() - g * interval '1 hour', 'open', 'r' || g
+  from generate_series(1, 2000) g;
+insert into public.events select g, '{}'::jsonb, 'k', now() from generate_series(1, 2000) g;
+insert into public."User" select g, 'u' || g || '@x.io', 'U' || g from generate_series(1, 500) g;
+insert into public."Post" select g, g % 500 + 1, 't' from generate_series(1, 500) g;
+insert into scratch.users select g, 's' || g from generate_series(1, 300) g;
+insert into public.scores select g, g, 'a@b.c' from generate_series(1, 1000) g;
+insert into public.moods select g, 'ok' from generate_series(1, 500) g;
+insert into public.staging select g, 'n' from generate_series(1, 500) g;
+insert into public.audit_log select g, now(), 'w' from generate_series(1, 1000) g;
+insert into public.measurements select g, date '2024-01-01' + g % 300, g from generate_series(1, 1000) g;
+insert into public.measurements_2025 select g, date '2025-01-01' + g % 300, g from generate_series(1, 500) g;
+insert into public.profiles select g, g, 'a', 'b' from generate_series(1, 1000) g;
+insert into public.items_checked select g, 'n' from generate_series(1, 500) g;
+refresh materialized view reporting.daily_totals;
+refresh materialized view reporting.user_counts;
+analyze;
