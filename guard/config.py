@@ -149,6 +149,7 @@ class ProtectConfig:
     enabled: bool = True
     max_bytes: int = 1 << 30
     schema: str = "guard_backup"
+    retention: float = 30 * 86400.0  # seconds a copy is kept; then pruned (it may hold personal data)
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
+    "protect.retention": parse_duration,
     "backup_log.schema": _identifier,
     "backup_log.table": _identifier,
     "report": _string,
@@ -751,6 +753,7 @@ def _load(
             enabled=converted.get("protect.enabled", True),
             max_bytes=converted.get("protect.max_bytes", 1 << 30),
             schema=converted.get("protect.schema", "guard_backup"),
+            retention=converted.get("protect.retention", 30 * 86400.0),
         ),
         backup_log=BackupLogConfig(
             schema=converted.get("backup_log.schema", "public"),

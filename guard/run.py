@@ -51,6 +51,7 @@ from guard.migrations.apply import ApplyOutcome, apply_pending
 from guard.migrations.files import under
 from guard.migrations.plan import compute_plan
 from guard.protect import DESTRUCTIVE_KINDS, Protector
+from guard.protect import finish_run as _finish_protection
 from guard.report.model import (
     BackupsReport,
     DatabaseInfo,
@@ -63,6 +64,7 @@ from guard.report.model import (
     iso,
 )
 from guard.restore import RestoreContext, build_plan, plan_for_unfinished, supabase_project_ref
+from guard.tripwire import for_run
 
 if TYPE_CHECKING:
     import psycopg
@@ -442,10 +444,12 @@ def _locked_run(
     # 10. Protect: copies of what destructive statements destroy, made in their transaction.
     protector = (
         Protector(report.run_id, schema=config.protect.schema, max_bytes=config.protect.max_bytes,
-                  progress=progress)
+                  retention=config.protect.retention, progress=progress)
         if config.protect.enabled
         else None
     )
+    # Safety net: the runtime tripwire for files the parser cannot vouch for (guard/tripwire.py).
+    tripwire = for_run(conn, config, report, findings, pending, lambda f: _display(f.path, config))
     with _signals_cancel(outcome, progress, url_of(config), report.run_id):
         apply_pending(
             conn,
@@ -463,9 +467,11 @@ def _locked_run(
             before_kinds=DESTRUCTIVE_KINDS if protector else None,
             outside_transaction=nontx,
             server_major=state.server_major,
+            tripwire=tripwire,  # safety net
         )
     report.migrations = outcome.results
     if protector is not None:
+        _finish_protection(conn, config.protect.retention, protector, report.warnings, progress)  # safety net
         committed_files = {r.file for r in outcome.results if r.status == "applied"}
         # A copy made in a file that rolled back rolled back with it.
         report.protective_copies = [

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from guard.migrations.files import MigrationFile, Statement
+    from guard.tripwire import Tripwire
 
 SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '{ms}ms'"
 SET_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = '{ms}ms'"
@@ -57,7 +58,8 @@ Progress = Callable[[str], None]
 # journal: it runs in the file's own transaction, so it commits exactly when the file does.
 OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
-BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
+# It may return the statement to run instead (a DELETE that copies the rows it deletes).
+BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], "str | None"]
 _no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
 # A file's history row, its journal entry and COMMIT go as one message with the values
 # quoted by psycopg (libpq's escaping) when its statements are at most this big; a bigger
@@ -80,6 +82,7 @@ class _Apply:
     # Send BEGIN with a file's first statement (PostgreSQL 13+ times each statement of a
     # message on its own, so the SET LOCAL statement_timeout before it applies to it).
     merge_begin: bool
+    tripwire: Tripwire | None = None  # safety net: guard/tripwire.py
 
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the
@@ -117,6 +120,7 @@ def apply_pending(
     before_kinds: Collection[str] | None = None,
     outside_transaction: set[str] | None = None,
     server_major: int | None = None,
+    tripwire: Tripwire | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -140,6 +144,7 @@ def apply_pending(
         local_settings=local_settings,
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
         merge_begin=server_major is not None and server_major >= 13,
+        tripwire=tripwire,  # safety net
     )
     if transaction == "all":
         _apply_all(run, files, results)
@@ -185,13 +190,18 @@ def _apply_one(run: _Apply, file: MigrationFile, result: MigrationResult) -> boo
     run.progress(f"applying {result.file} ({_count(len(file.statements))})")
     first = next((s for s in file.statements if s.kind), None)
     merge = (run.merge_begin and first is not None
-             and run.before_kinds is not None and first.kind not in run.before_kinds)
+             and run.before_kinds is not None and first.kind not in run.before_kinds
+             and not (run.tripwire and run.tripwire.armed(file)))  # safety net: snapshot after BEGIN
     executed_all = False
     try:
         if not merge:
             conn.execute(run.begin)
         try:
+            if run.tripwire:  # safety net: what the file destroys, measured from here
+                run.tripwire.start(conn, file)
             _run_statements(conn, file, result, run.before, prefix=run.begin + "; " if merge else "")
+            if run.tripwire:  # safety net: raises (rolls the file back) before COMMIT
+                run.tripwire.check(conn, file)
             executed_all = True
             _record_and_commit(run, file)
         except BaseException:
@@ -287,8 +297,8 @@ def _apply_outside(run: _Apply, file: MigrationFile, result: MigrationResult) ->
             if not statement.kind:
                 continue
             try:
-                run.before(conn, statement, f"{result.file}:{statement.line}")
-                conn.execute(statement.sql)
+                replacement = run.before(conn, statement, f"{result.file}:{statement.line}")
+                conn.execute(replacement or statement.sql)
             except psycopg.Error as exc:
                 result.status = "failed"
                 result.error = _error_from(exc, result.file, statement, index)
@@ -325,10 +335,14 @@ def _apply_all(run: _Apply, files: Sequence[MigrationFile], results: list[Migrat
     try:
         with conn.transaction():
             conn.execute("; ".join(run.local_settings))
+            if run.tripwire:  # safety net: one snapshot for the one transaction
+                run.tripwire.start_all(conn, files)
             for file, result in zip(files, results, strict=True):
                 started = time.perf_counter()
                 run.progress(f"applying {result.file} ({_count(len(file.statements))})")
                 _run_statements(conn, file, result, run.before)
+                if run.tripwire:  # safety net
+                    _tripwire_check(run.tripwire, conn, file, result)
                 run.record(file)
                 result.duration_ms = _ms(started)
                 done.append(result)
@@ -366,6 +380,19 @@ def _apply_all(run: _Apply, files: Sequence[MigrationFile], results: list[Migrat
         result.status = "applied"
         outcome.committed.append(result.version)
     run.progress(f"applied {len(done)} files in one transaction")
+
+
+def _tripwire_check(tripwire: Tripwire, conn: psycopg.Connection[Any], file: MigrationFile,
+                    result: MigrationResult) -> None:
+    """The safety net's check of one file inside the one transaction (transaction: all)."""
+    import psycopg
+
+    try:
+        tripwire.check(conn, file)
+    except psycopg.Error as exc:
+        result.status = "failed"
+        result.error = _error_from(exc, result.file, None, None)
+        raise _StatementFailed(result) from exc
 
 
 def _interrupted(outcome: ApplyOutcome, result: MigrationResult, exc: KeyboardInterrupt) -> None:
@@ -461,19 +488,22 @@ def _run_statements(
             continue  # only comments: kept in the history as the CLI does, nothing to run
         # With a prefix the transaction is not open yet, and the caller sends one only when
         # ``before`` has nothing to do for this statement.
+        replacement = None
         try:
             if not prefix:
-                before(conn, statement, f"{result.file}:{statement.line}")
+                replacement = before(conn, statement, f"{result.file}:{statement.line}")
         except psycopg.Error as exc:
             result.status = "failed"
             result.error = _error_from(exc, result.file, statement, index)
             result.error.message = f"protective copy before this statement failed: {result.error.message}"
             raise _StatementFailed(result, statement.sql) from exc
         try:
-            conn.execute(prefix + statement.sql)
+            conn.execute(prefix + (replacement or statement.sql))
         except psycopg.Error as exc:
             result.status = "failed"
-            result.error = _error_from(exc, result.file, statement, index, shift=len(prefix))
+            # A position in a rewritten statement (safety net) is not one in the file.
+            shift = len(prefix) if replacement is None else len(replacement) + 1
+            result.error = _error_from(exc, result.file, statement, index, shift=shift)
             raise _StatementFailed(result, statement.sql) from exc
         prefix = ""
 
