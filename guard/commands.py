@@ -367,23 +367,25 @@ def _publish_backup_status(ctx: Context, verdicts: Any, exit_code: int) -> None:
                                   title="migration-guard: backups not confirmed") + "\n")
 
 
-def prune_command(ctx: Context, config: Config, *, older_than: str) -> int:
-    """`guard backup prune`: drop protective copies older than a duration."""
+def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> int:
+    """`guard backup prune`: drop expired protective copies, or those older than a duration."""
     from guard.config import parse_duration
     from guard.protect import prune
 
     try:
-        seconds = parse_duration(older_than)
+        seconds = parse_duration(older_than) if older_than is not None else None
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     conn = _connect(config, "backup prune")
     try:
-        dropped = _privileged(lambda: prune(conn, seconds, config.protect.schema), "drop protective copies")
+        dropped = _privileged(lambda: prune(conn, seconds, config.protect.schema,
+                                            retention=config.protect.retention), "drop protective copies")
     finally:
         conn.close()
     for name in dropped:
         ctx.out(f"dropped {name}\n")
-    ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} older than {older_than} dropped\n")
+    which = f"older than {older_than}" if older_than is not None else "expired"
+    ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} {which} dropped\n")
     return 0
 
 

@@ -20,7 +20,7 @@ SELECT concat_ws(E'\\n',
   (SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ', ' ORDER BY conname)
      FROM pg_constraint WHERE conrelid = c.oid),
   (SELECT string_agg(pg_get_indexdef(indexrelid), ', ' ORDER BY 1) FROM pg_index WHERE indrelid = c.oid),
-  (SELECT string_agg(polname || ' ' || polcmd || ' ' || coalesce(pg_get_expr(polqual, polrelid), '')
+  (SELECT string_agg(polname || ' ' || polcmd::text || ' ' || coalesce(pg_get_expr(polqual, polrelid), '')
                      || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '') || ' ' || polroles::text,
                      ', ' ORDER BY polname) FROM pg_policy WHERE polrelid = c.oid),
   c.relacl::text, c.relrowsecurity::text, pg_get_userbyid(c.relowner))

@@ -81,10 +81,27 @@ SELECT quote_ident(a.attname) FROM pg_index i
  WHERE i.indrelid = %s AND i.indisprimary
  ORDER BY array_position(i.indkey, a.attnum)
 """
+# A column of a type outside pg_catalog is kept as text in the copy (COPY_COLUMNS); restore SQL
+# casts it back explicitly, to the type named with its schema (arrays: of the element type).
+_TYPE_JOIN = """
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+  JOIN pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace)
+"""
+_TYPE_CAST = """
+CASE WHEN n.nspname <> 'pg_catalog' THEN quote_ident(n.nspname) || '.' || quote_ident(coalesce(e.typname, t.typname))
+     || CASE WHEN e.oid IS NOT NULL THEN '[]' ELSE '' END END
+"""
 # Columns an INSERT or UPDATE can write (generated ones are computed again).
 WRITABLE = """
-SELECT quote_ident(attname) FROM pg_attribute
- WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum
+SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum
+"""
+# Columns an UPDATE can set (an identity GENERATED ALWAYS column only to DEFAULT).
+UPDATABLE = """
+SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a'
+ ORDER BY a.attnum
 """
 COLUMN_TYPE = """
 SELECT format_type(atttypid, atttypmod) FROM pg_attribute
@@ -95,6 +112,15 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relispartition IS NOT TRUE
  ORDER BY c.oid
+"""
+# The copy's columns. A column of a type outside pg_catalog (an enum, a domain, an extension's
+# type) is kept as text: DROP SCHEMA/TYPE/EXTENSION ... CASCADE would otherwise drop it from the
+# copy too. Text goes back into the type by assignment (I/O conversion casts).
+COPY_COLUMNS = """
+SELECT CASE WHEN n.nspname = 'pg_catalog' THEN quote_ident(a.attname)
+            ELSE quote_ident(a.attname) || '::text AS ' || quote_ident(a.attname) END
+  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 COPY_SIZE = "SELECT pg_total_relation_size(%s::regclass)"
 LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
@@ -243,8 +269,8 @@ class Protector:
         started = time.monotonic()
         if resolved.size > 50 << 20:
             self.progress(f"copying {resolved.name} ({resolved.size >> 20} MB) before {where}")
-        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT * FROM {source}").format(
-            copy=copy, source=sql.SQL(resolved.name)))
+        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
+            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
         insert = self._insert(conn, resolved, copy_text)
@@ -263,10 +289,15 @@ class Protector:
             self.progress(f"copied {rows} row(s) of {resolved.name} in {elapsed:.1f}s")
         return record
 
+    def _columns(self, conn: psycopg.Connection[Any], resolved: _Resolved) -> sql.Composable:
+        return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
+
     def _insert(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
-        cols = ", ".join(r[0] for r in conn.execute(WRITABLE, (resolved.oid,)).fetchall())
+        found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
+        cols = ", ".join(r[0] for r in found)
+        values = ", ".join(_cast(name, cast) for name, cast in found)
         # Restore SQL for the operator: names are regclass text and quote_ident() output.
-        return f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {copy_text};"  # noqa: S608
+        return f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
 
     def _capture(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool
@@ -284,8 +315,8 @@ class Protector:
             return None
         if update:
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
-        conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT * FROM {source} WITH NO DATA").format(
-            copy=copy, source=sql.SQL(resolved.name)))
+        conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source} WITH NO DATA").format(
+            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
         self._lock_down(conn, copy)
         restore = self._update_back(conn, resolved, copy_text) if update else self._insert(conn, resolved, copy_text)
         self._register(conn, resolved, copy_text, "rows", where, None, restore)
@@ -293,12 +324,13 @@ class Protector:
 
     def _update_back(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
         key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
-        cols = [r[0] for r in conn.execute(WRITABLE, (resolved.oid,)).fetchall() if r[0] not in key]
+        found = [r for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key]
+        cols = [r[0] for r in found]
         if not key or not cols:
             return (f"-- {resolved.name} has no primary key: the copy holds the old rows whole; match them "  # noqa: S608
                     f"by hand, e.g. UPDATE {resolved.name} AS t SET ... FROM {copy_text} AS c WHERE <same row>;")
         join = " AND ".join(f"t.{k} = c.{k}" for k in key)
-        values = ", ".join(f"c.{c}" for c in cols)
+        values = ", ".join(_cast(f"c.{name}", cast) for name, cast in found)
         sets = ", ".join(cols)
         return f"UPDATE {resolved.name} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
 
@@ -341,6 +373,10 @@ class Protector:
             conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(schema=schema, role=sql.Identifier(role)))
         conn.execute(CREATE_REGISTRY)
         conn.execute(REVOKE_REGISTRY)
+
+
+def _cast(expression: str, cast: str | None) -> str:
+    return f"{expression}::{cast}" if cast else expression
 
 
 def oversized(conn: psycopg.Connection[Any], statement: str, max_bytes: int) -> list[str]:
