@@ -47,22 +47,27 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 """
 
 # The snapshot at the start of the file's transaction, kept in a transaction-local setting.
-# Per table: relfilenode, bytes, counters (PostgreSQL's pg_stat_get_xact_* functions, which
+# Per table: relfilenode, whether it held rows (statistics, pages, else its size: opening every
+# relation costs a cold session milliseconds, so only tables that look empty are measured),
+# an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
 # pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
-# highest column number before the run, an estimate of its rows and its name.
+# highest column number before the run, and its name.
 START = """
 SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
-         'f', c.relfilenode, 's', pg_relation_size(c.oid),
+         'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
-         'i', pg_stat_get_xact_tuples_inserted(c.oid),
-         'x', (SELECT count(*) FROM pg_attribute
-                WHERE attrelid = c.oid AND attisdropped AND attnum <= (b.value #>> '{}')::int),
-         'm', (b.value #>> '{}')::int,
-         'n', greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint,
+         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
          'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname))), '{}'::jsonb)::text, true)
-  FROM jsonb_each(%s::jsonb) b
-  JOIN pg_class c ON c.oid = b.key::oid AND c.relkind = 'r'
+  FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
+  JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (SELECT count(*) AS n FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum
+                         AND a.attisdropped) gone
+  CROSS JOIN LATERAL (SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint AS estimate) e
+  CROSS JOIN LATERAL (SELECT CASE WHEN e.estimate > 0 OR c.relpages > 0 THEN true
+                                  ELSE pg_relation_size(c.oid) > 0 END AS held,
+                             nullif(e.estimate, 0) AS estimate) held
 """
 
 # Just before COMMIT. Fixed text: every input comes from the setting START left and from the
@@ -70,20 +75,33 @@ SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb
 CHECK = """
 DO $guard_tripwire$
 DECLARE
-  snap jsonb := coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb;
   t record;
   problems text[] := '{}';
   now_rows bigint;
-  dels bigint;
-  upds bigint;
-  ins bigint;
   whole boolean;
   cols boolean;
   covered bigint;
-  gained boolean;
+  upds bigint;
   has_copies boolean := to_regclass('guard.copies') IS NOT NULL;
 BEGIN
-  FOR t IN SELECT key::oid AS oid, value AS v FROM jsonb_each(snap) LOOP
+  -- One set-based pass finds the candidates; only they are looked at one by one.
+  FOR t IN
+    WITH snap AS (
+      SELECT key::oid AS oid, value AS v
+        FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
+    ), dropped AS (
+      SELECT attrelid, attnum FROM pg_attribute WHERE attisdropped
+    )
+    SELECT s.oid, s.v, c.oid IS NULL AS gone, c.relfilenode <> (s.v->>'f')::oid AS moved,
+           (s.v->>'h')::boolean AS held, s.v->>'r' AS name, coalesce(s.v->>'n', 'an unknown number of') AS estimate,
+           greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
+           greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
+           pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
+           (SELECT count(*) FROM dropped d WHERE d.attrelid = s.oid AND d.attnum <= (s.v->>'m')::int)
+             > (s.v->>'x')::bigint AS lost_column
+      FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
+  LOOP
+    CONTINUE WHEN NOT (t.gone OR t.moved OR t.dels > 0 OR t.upds > 0 OR t.lost_column);
     whole := false; cols := false; covered := 0;
     IF has_copies THEN
       EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), '
@@ -92,39 +110,35 @@ BEGIN
         INTO whole, cols, covered USING t.oid;
     END IF;
     CONTINUE WHEN whole;
-    IF NOT EXISTS (SELECT FROM pg_class WHERE oid = t.oid) THEN
-      IF (t.v->>'s')::bigint > 0 THEN
-        problems := problems || format('dropped table %s (about %s row(s))', t.v->>'r', t.v->>'n');
+    IF t.gone THEN
+      IF t.held THEN
+        problems := problems || format('dropped table %s (about %s row(s))', t.name, t.estimate);
       END IF;
       CONTINUE;
     END IF;
-    dels := pg_stat_get_xact_tuples_deleted(t.oid) - (t.v->>'d')::bigint;
-    upds := pg_stat_get_xact_tuples_updated(t.oid) - (t.v->>'u')::bigint;
-    ins := pg_stat_get_xact_tuples_inserted(t.oid) - (t.v->>'i')::bigint;
-    IF (SELECT relfilenode FROM pg_class WHERE oid = t.oid) <> (t.v->>'f')::oid
-       AND (t.v->>'s')::bigint > 0 THEN
+    IF t.moved AND t.held THEN
       -- A new relfilenode: TRUNCATE, or a rewrite (ALTER COLUMN TYPE, SET LOGGED...). After a
       -- TRUNCATE every row in the table was inserted since, and PostgreSQL restarts the
       -- transaction's counters at it; after a rewrite the old rows are still there.
       EXECUTE format('SELECT count(*) FROM %s', t.oid::regclass) INTO now_rows;
-      IF now_rows <= greatest(ins, 0) THEN
-        problems := problems || format('truncated %s (about %s row(s))', t.v->>'r', t.v->>'n');
+      IF now_rows <= greatest(t.ins, 0) THEN
+        problems := problems || format('truncated %s (about %s row(s))', t.name, t.estimate);
         CONTINUE;
       END IF;
     END IF;
-    IF (SELECT count(*) FROM pg_attribute WHERE attrelid = t.oid AND attisdropped
-         AND attnum <= (t.v->>'m')::int) > (t.v->>'x')::bigint
-       AND (t.v->>'s')::bigint > 0 AND NOT cols THEN
-      problems := problems || format('dropped a column of %s (about %s row(s))', t.v->>'r', t.v->>'n');
+    IF t.lost_column AND t.held AND NOT cols THEN
+      problems := problems || format('dropped a column of %s (about %s row(s))', t.name, t.estimate);
     END IF;
+    upds := t.upds;
     -- A table that gained a column in this run: its updates are taken as a backfill of it.
-    gained := EXISTS (SELECT FROM pg_attribute WHERE attrelid = t.oid AND NOT attisdropped
-                       AND attnum > (t.v->>'m')::int);
-    IF gained THEN upds := 0; END IF;
-    IF greatest(dels, 0) + greatest(upds, 0) > covered THEN
+    IF upds > 0 AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = t.oid AND NOT attisdropped
+                             AND attnum > (t.v->>'m')::int) THEN
+      upds := 0;
+    END IF;
+    IF t.dels + upds > covered THEN
       problems := problems || format('%s %s row(s) of %s',
-        concat_ws(' and ', CASE WHEN dels > 0 THEN 'deleted' END, CASE WHEN upds > 0 THEN 'updated' END),
-        greatest(dels, 0) + greatest(upds, 0) - covered, t.v->>'r');
+        concat_ws(' and ', CASE WHEN t.dels > 0 THEN 'deleted' END, CASE WHEN upds > 0 THEN 'updated' END),
+        t.dels + upds - covered, t.name);
     END IF;
   END LOOP;
   IF cardinality(problems) > 0 THEN
