@@ -81,64 +81,78 @@ DECLARE
   whole boolean;
   cols boolean;
   covered bigint;
-  upds bigint;
   has_copies boolean := to_regclass('guard.copies') IS NOT NULL;
+  candidates jsonb;
+  counted bigint;
 BEGIN
   -- One set-based pass finds the candidates; only they are looked at one by one.
-  FOR t IN
-    WITH snap AS (
+  WITH snap AS (
       SELECT key::oid AS oid, value AS v
         FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
-    ), dropped AS (
-      SELECT attrelid, attnum FROM pg_attribute WHERE attisdropped
+    ), state AS (
+      SELECT s.oid, coalesce(pg_partition_root(s.oid)::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
+             c.relfilenode <> (s.v->>'f')::oid AS moved,
+             greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
+             greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
+             pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
+             (SELECT count(*) FROM pg_attribute d WHERE d.attrelid = s.oid AND d.attisdropped
+                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) > (s.v->>'x')::bigint AS lost_column
+        FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
     )
-    SELECT s.oid, s.v, c.oid IS NULL AS gone, c.relfilenode <> (s.v->>'f')::oid AS moved,
-           (s.v->>'h')::boolean AS held, s.v->>'r' AS name, coalesce(s.v->>'n', 'an unknown number of') AS estimate,
-           greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
-           greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
-           pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
-           (SELECT count(*) FROM dropped d WHERE d.attrelid = s.oid AND d.attnum <= (s.v->>'m')::int)
-             > (s.v->>'x')::bigint AS lost_column
-      FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
-  LOOP
-    CONTINUE WHEN NOT (t.gone OR t.moved OR t.dels > 0 OR t.upds > 0 OR t.lost_column);
-    whole := false; cols := false; covered := 0;
+  SELECT coalesce(jsonb_agg(to_jsonb(state)), '[]'::jsonb) INTO candidates
+    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_column;
+  FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
+             oid oid, root oid, v jsonb, gone boolean, moved boolean, dels bigint, upds bigint, ins bigint,
+             lost_column boolean) LOOP
+    whole := false; cols := false;
     IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), '
-              '       coalesce(bool_or(kind = ''column''), false), coalesce(sum(rows), 0) '
-              '  FROM guard.copies WHERE source_oid = $1 AND xmin = xid(pg_current_xact_id())'
-        INTO whole, cols, covered USING t.oid;
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(bool_or(kind = ''column''), false) '
+              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xmin = xid(pg_current_xact_id())'
+        INTO whole, cols USING t.oid, t.root;
     END IF;
-    CONTINUE WHEN whole;
+    CONTINUE WHEN whole OR NOT (t.v->>'h')::boolean;
     IF t.gone THEN
-      IF t.held THEN
-        problems := problems || format('dropped table %s (about %s row(s))', t.name, t.estimate);
-      END IF;
+      problems := problems || format('dropped table %s (about %s row(s))', t.v->>'r',
+                                     coalesce(t.v->>'n', 'an unknown number of'));
       CONTINUE;
     END IF;
-    IF t.moved AND t.held THEN
+    IF t.moved THEN
       -- A new relfilenode: TRUNCATE, or a rewrite (ALTER COLUMN TYPE, SET LOGGED...). After a
       -- TRUNCATE every row in the table was inserted since, and PostgreSQL restarts the
       -- transaction's counters at it; after a rewrite the old rows are still there.
       EXECUTE format('SELECT count(*) FROM %s', t.oid::regclass) INTO now_rows;
       IF now_rows <= greatest(t.ins, 0) THEN
-        problems := problems || format('truncated %s (about %s row(s))', t.name, t.estimate);
-        CONTINUE;
+        problems := problems || format('truncated %s (about %s row(s))', t.v->>'r',
+                                       coalesce(t.v->>'n', 'an unknown number of'));
       END IF;
     END IF;
-    IF t.lost_column AND t.held AND NOT cols THEN
-      problems := problems || format('dropped a column of %s (about %s row(s))', t.name, t.estimate);
+    IF t.lost_column AND NOT cols THEN
+      problems := problems || format('dropped a column of %s', t.v->>'r');
     END IF;
-    upds := t.upds;
+  END LOOP;
+  -- Rows, per table or partitioned table (a copy of a partitioned table holds its partitions').
+  FOR t IN SELECT root, sum(dels) AS dels, sum(upds) AS upds,
+                  string_agg(DISTINCT v->>'r', ', ') AS names,
+                  bool_or(EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = g.oid AND NOT a.attisdropped
+                                   AND a.attnum > (g.v->>'m')::int)) AS gained
+             FROM jsonb_to_recordset(candidates) AS g(oid oid, root oid, v jsonb, gone boolean, dels bigint,
+                                                       upds bigint)
+            WHERE NOT gone AND (dels > 0 OR upds > 0)
+            GROUP BY root LOOP
+    whole := false; covered := 0;
+    IF has_copies THEN
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows), 0) '
+              '  FROM guard.copies WHERE source_oid = $1 AND xmin = xid(pg_current_xact_id())'
+        INTO whole, covered USING t.root;
+    END IF;
+    CONTINUE WHEN whole;
     -- A table that gained a column in this run: its updates are taken as a backfill of it.
-    IF upds > 0 AND EXISTS (SELECT FROM pg_attribute WHERE attrelid = t.oid AND NOT attisdropped
-                             AND attnum > (t.v->>'m')::int) THEN
-      upds := 0;
-    END IF;
-    IF t.dels + upds > covered THEN
+    counted := t.dels + (CASE WHEN t.gained THEN 0 ELSE t.upds END);
+    IF counted > covered THEN
       problems := problems || format('%s %s row(s) of %s',
-        concat_ws(' and ', CASE WHEN t.dels > 0 THEN 'deleted' END, CASE WHEN upds > 0 THEN 'updated' END),
-        t.dels + upds - covered, t.name);
+        concat_ws(' and ', CASE WHEN t.dels > 0 THEN 'deleted' END,
+                           CASE WHEN t.upds > 0 AND NOT t.gained THEN 'updated' END),
+        counted - covered, t.names);
     END IF;
   END LOOP;
   IF cardinality(problems) > 0 THEN

@@ -151,3 +151,45 @@ def test_a_renamed_table_dropped_later_is_copied(items: Project) -> None:
     assert result.code == 0 and result.report is not None, result.output
     restore(items, result.report)
     assert data(items, "public.items_old") == before
+
+
+def test_truncate_cascade_copies_the_tables_it_empties_too(items: Project) -> None:
+    items.query("CREATE TABLE public.orders (id int PRIMARY KEY, item int REFERENCES public.items (id));"
+                "INSERT INTO public.orders SELECT g, g FROM generate_series(1, 40) g;"
+                "CREATE TABLE public.lines (id int PRIMARY KEY, o int REFERENCES public.orders (id));"
+                "INSERT INTO public.lines SELECT g, g FROM generate_series(1, 20) g")
+    before = {t: data(items, t) for t in ("public.items", "public.orders", "public.lines")}
+    items.add("20240101000000_t.sql", "truncate items, orders cascade;\n")
+    result = items.guard("run")
+    assert result.code == 0 and result.report is not None, result.output
+    assert sorted(c["source"] for c in result.report["protective_copies"]) == [
+        "public.items", "public.lines", "public.orders"]
+    restore(items, result.report)
+    assert {t: data(items, t) for t in before} == before
+
+
+PARTITIONED = (
+    "CREATE TABLE public.events (id int, at date, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);"
+    "CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2024-07-01');"
+    "CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM ('2024-07-01') TO ('2025-01-01');"
+    "INSERT INTO public.events SELECT g, date '2024-01-01' + g, 'v' || g FROM generate_series(1, 300) g;"
+)
+
+
+@pytest.mark.parametrize("sql", [
+    "delete from events where id in (select id from events order by random() limit 30);",
+    "update events set v = 'changed' where id % 7 = 0;",
+])
+def test_partitioned_tables_round_trip(ready: Project, sql: str) -> None:
+    ready.query(PARTITIONED)
+    _round_trip(ready, sql, "public.events")
+
+
+def test_a_do_block_deleting_from_partitions_is_rolled_back(ready: Project) -> None:
+    ready.query(PARTITIONED)
+    before = data(ready, "public.events")
+    ready.add("20240101000000_d.sql", "do $$ begin delete from events where id < 5; end $$;\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert "public.events_a" in result.output
+    assert data(ready, "public.events") == before

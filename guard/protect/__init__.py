@@ -123,6 +123,18 @@ SELECT CASE WHEN n.nspname = 'pg_catalog' THEN quote_ident(a.attname)
  WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 COPY_SIZE = "SELECT pg_total_relation_size(%s::regclass)"
+# Tables TRUNCATE ... CASCADE empties along with %s: those whose foreign keys point at it, and so
+# on (PostgreSQL's heap_truncate_find_FKs, applied until nothing new is found).
+REFERENCING_TABLES = """
+WITH RECURSIVE refs(oid) AS (
+  SELECT %s::oid
+  UNION
+  SELECT k.conrelid FROM pg_constraint k JOIN refs r ON k.confrelid = r.oid WHERE k.contype = 'f'
+)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM refs
+  JOIN pg_class c ON c.oid = refs.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE refs.oid <> %s::oid AND c.relkind IN ('r', 'p')
+"""
 LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
 
 
@@ -161,18 +173,20 @@ class Protector:
     progress: Progress = field(default=lambda _line: None)
     copies: list[CopyRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    _seen: set[int] = field(default_factory=set)  # tables copied whole for the current statement
     _seq: int = 0
 
     def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
         if statement.kind not in DESTRUCTIVE_KINDS:
             return None
         replacement = None
+        self._seen = set()
         for target in targets(statement.sql):
             if target.kind == "schema":
                 self._schema(conn, target, where)
                 continue
             resolved = self._resolve(conn, target.relation, where)
-            if resolved is not None:
+            if resolved is not None and resolved.oid not in self._seen:
                 replacement = self._protect(conn, target, resolved, where, statement.sql) or replacement
         return replacement
 
@@ -231,6 +245,11 @@ class Protector:
 
             recreate = definition(conn, resolved.oid)
         self._copy_table(conn, resolved, where, recreate=recreate, merge=target.statement == "MergeStmt")
+        if target.cascade:
+            for (other,) in conn.execute(REFERENCING_TABLES, (resolved.oid, resolved.oid)).fetchall():
+                found = self._resolve(conn, other, where)
+                if found is not None and found.oid not in self._seen:
+                    self._copy_table(conn, found, where)
         return None
 
     # ------------------------------------------------------------------ the copies
@@ -266,6 +285,7 @@ class Protector:
         merge: bool = False,
     ) -> CopyRecord:
         copy, copy_text = self._new_copy(conn, resolved)
+        self._seen.add(resolved.oid)
         started = time.monotonic()
         if resolved.size > 50 << 20:
             self.progress(f"copying {resolved.name} ({resolved.size >> 20} MB) before {where}")

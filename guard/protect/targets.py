@@ -25,6 +25,7 @@ class Target:
     dropped: bool = False
     schema_name: str | None = None
     statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt
+    cascade: bool = False  # TRUNCATE ... CASCADE: the tables whose foreign keys point at it go too
 
 
 def ident(name: str) -> str:
@@ -59,7 +60,8 @@ def _of(node: Any) -> list[Target]:
                     for n in node.objects or ()]
         return []
     if isinstance(node, ast.TruncateStmt):
-        return [Target("table", _relation(rel), statement=name) for rel in node.relations or ()]
+        cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
+        return [Target("table", _relation(rel), statement=name, cascade=cascade) for rel in node.relations or ()]
     if isinstance(node, ast.DeleteStmt):
         return [Target("rows", _relation(node.relation), statement=name)]
     if isinstance(node, ast.UpdateStmt):
