@@ -319,7 +319,8 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
             if copies:
                 ctx.out("To undo its destructive statements, its protective copies can be put back:\n")
                 for c in copies:
-                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}\n"
+                    kept = f"; copy kept until {c['expires_at']}" if c.get("expires_at") else ""  # safety net
+                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}{kept}\n"
                             f"{c['restore_sql']}\n")
             return 0
     finally:

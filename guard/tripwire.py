@@ -174,7 +174,7 @@ PLAIN_DDL = frozenset({
     "CreateFunctionStmt", "CreateTrigStmt", "CreatePolicyStmt", "AlterPolicyStmt", "ViewStmt",
     "CreateSeqStmt", "AlterSeqStmt", "CreateEnumStmt", "CreateDomainStmt", "CompositeTypeStmt",
     "CreateExtensionStmt", "AlterDefaultPrivilegesStmt", "AlterOwnerStmt", "VariableSetStmt",
-    "CreateRoleStmt", "AlterRoleStmt", "RenameStmt", "AlterEnumStmt", "CreateTableAsStmt",
+    "CreateRoleStmt", "AlterRoleStmt", "RenameStmt", "AlterEnumStmt",
     "TransactionStmt", "AlterFunctionStmt", "CreateCastStmt", "DefineStmt", "AlterObjectSchemaStmt",
 })
 

@@ -107,7 +107,7 @@ def test_copies_expire_and_the_plan_says_when(plain: Project) -> None:
     in_days = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400
     assert 6.9 < in_days < 7.1
     shown = plain.guard("restore-plan", result.report["run_id"])
-    assert copy["copy"] in shown.stdout
+    assert copy["copy"] in shown.stdout and f"kept until {copy['expires_at']}" in shown.stdout
 
 
 def test_expired_copies_are_pruned_at_the_end_of_the_next_run(plain: Project) -> None:

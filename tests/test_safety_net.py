@@ -176,3 +176,28 @@ def test_plain_ddl_needs_no_tripwire() -> None:
     assert needs_tripwire([s("do $$ begin end $$", "DoStmt")])
     assert needs_tripwire([s("alter table t drop column x", "AlterTableStmt")])
     assert needs_tripwire([s("select f()", "SelectStmt")])
+
+
+def test_create_table_as_calling_a_destructive_function_is_rolled_back(items: Project) -> None:
+    items.query("CREATE FUNCTION public.take(n int) RETURNS SETOF public.items LANGUAGE sql AS "
+                "$$ DELETE FROM public.items WHERE id <= n RETURNING * $$")
+    _blocked(items, "create table public.taken as select * from public.take(5);\n",
+             "deleted 5 row(s) of public.items")
+
+
+def test_a_delete_too_large_to_copy_needs_a_decision(items: Project) -> None:
+    (items.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\n")
+    _blocked(items, "delete from items where id < 3;\n", "deleted 2 row(s) of public.items")
+    (items.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\nlint:\n  destructive: warn\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert any("above protect.max_bytes" in w for w in (result.report or {}).get("warnings", []))
+
+
+def test_on_delete_cascade_reached_from_a_do_block_is_rolled_back(items: Project) -> None:
+    items.query("CREATE TABLE public.reviews (id int PRIMARY KEY, item int REFERENCES public.items ON DELETE CASCADE);"
+                "INSERT INTO public.reviews SELECT g, g FROM generate_series(1, 30) g;"
+                "CREATE TABLE public.scratchpad (id int PRIMARY KEY);")
+    before = data(items, "public.reviews")
+    _blocked(items, "do $$ begin delete from items where id <= 4; end $$;\n", "4 row(s) of public.reviews")
+    assert data(items, "public.reviews") == before
