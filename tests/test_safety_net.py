@@ -201,3 +201,25 @@ def test_on_delete_cascade_reached_from_a_do_block_is_rolled_back(items: Project
     before = data(items, "public.reviews")
     _blocked(items, "do $$ begin delete from items where id <= 4; end $$;\n", "4 row(s) of public.reviews")
     assert data(items, "public.reviews") == before
+
+
+@pytest.mark.parametrize(("setup", "sql", "table"), [
+    ('CREATE TABLE public."User" (id int PRIMARY KEY, email text);'
+     'INSERT INTO public."User" SELECT g, md5(g::text) FROM generate_series(1, 200) g;'
+     "CREATE TABLE public.user (id int);",
+     'drop table "User";', 'public."User"'),
+    ("CREATE SCHEMA scratch; CREATE TABLE scratch.users (id int);"
+     "CREATE TABLE public.users (id int PRIMARY KEY, email text);"
+     "INSERT INTO public.users SELECT g, md5(g::text) FROM generate_series(1, 200) g;",
+     "drop table public.users;", "public.users"),
+])
+def test_a_table_too_large_to_copy_is_not_dropped_unseen(ready: Project, setup: str, sql: str, table: str) -> None:
+    """Issue #13's first example: above protect.max_bytes, whatever the parser decides about the
+    name, the drop is measured and rolled back."""
+    ready.query(setup)
+    (ready.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\n")
+    before = data(ready, table)
+    ready.add("20240101000000_drop.sql", sql + "\n")
+    result = ready.guard("run")
+    assert result.code in (1, 3), result.output
+    assert ready.table_exists(table) and data(ready, table) == before
