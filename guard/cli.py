@@ -202,11 +202,11 @@ def backup_log(ctx: Context, config_path: str | None, database_url: str | None, 
 
 @backup.command("prune")
 @_common
-@click.option("--older-than", required=True, metavar="DURATION",
-              help="Drop protective copies older than this (e.g. 30d).")
+@click.option("--older-than", default=None, metavar="DURATION",
+              help="Drop protective copies older than this (e.g. 30d); default: the expired ones.")
 @click.pass_obj
-def backup_prune(ctx: Context, config_path: str | None, database_url: str | None, older_than: str) -> None:
-    """Drop protective copies (schema guard_backup) older than a duration."""
+def backup_prune(ctx: Context, config_path: str | None, database_url: str | None, older_than: str | None) -> None:
+    """Drop expired protective copies (protect.retention), or those older than a duration."""
     from guard.commands import prune_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})

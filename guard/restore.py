@@ -259,7 +259,9 @@ def _copy_and_snapshot_steps(report: RunReport) -> list[RestoreStep]:
                 "into a locked-down schema. Without a whole-database restore, run (after reverting "
                 "the schema change where needed):",
                 [
-                    f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}\n"
+                    f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}"
+                    + (f"; copy kept until {c['expires_at']} (protect.retention)" if c.get("expires_at") else "")
+                    + "\n"
                     + c["restore_sql"]
                     for c in report.protective_copies
                 ],

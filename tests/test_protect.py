@@ -45,7 +45,7 @@ def test_drop_column_on_100k_rows_is_copied_and_restored_exactly(ready: Project)
     report = result.report
     assert report is not None
     copy = report["protective_copies"][0]
-    assert copy["source"] == '"public"."accounts"' and copy["kind"] == "column" and copy["rows"] == 100000
+    assert copy["source"] == 'public.accounts' and copy["kind"] == "column" and copy["rows"] == 100000
     assert copy["statement"] == "supabase/migrations/20240101000000_drop_plan.sql:1"
     assert ready.query("SELECT count(*) FROM information_schema.columns "
                        "WHERE table_name = 'accounts' AND column_name = 'plan'")[0][0] == 0
@@ -63,7 +63,7 @@ def test_drop_column_on_100k_rows_is_copied_and_restored_exactly(ready: Project)
         ("truncate public.accounts;", "table"),
         ("delete from public.accounts a where a.plan = 'pro';", "rows"),
         ("update public.accounts set credits = 0, plan = 'free' where id <= 500;", "rows"),
-        ("delete from public.accounts;", "table"),
+        ("delete from public.accounts;", "rows"),
     ],
 )
 def test_destroyed_data_comes_back_exactly(ready: Project, migration: str, kind: str) -> None:

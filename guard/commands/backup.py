@@ -194,7 +194,8 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
             if copies:
                 ctx.out("To undo its destructive statements, its protective copies can be put back:\n")
                 for c in copies:
-                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}\n"
+                    kept = f"; copy kept until {c['expires_at']}" if c.get("expires_at") else ""
+                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}{kept}\n"
                             f"{c['restore_sql']}\n")
             return 0
     finally:
@@ -211,21 +212,23 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
     return 0
 
 
-def prune_command(ctx: Context, config: Config, *, older_than: str) -> int:
-    """`guard backup prune`: drop protective copies older than a duration."""
+def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> int:
+    """`guard backup prune`: drop expired protective copies, or those older than a duration."""
     from guard.config import parse_duration
     from guard.protect import prune
 
     try:
-        seconds = parse_duration(older_than)
+        seconds = parse_duration(older_than) if older_than is not None else None
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     conn = open_connection(config, "backup prune")
     try:
-        dropped = privileged(lambda: prune(conn, seconds, config.protect.schema), "drop protective copies")
+        dropped = privileged(lambda: prune(conn, seconds, config.protect.schema,
+                                           retention=config.protect.retention), "drop protective copies")
     finally:
         conn.close()
     for name in dropped:
         ctx.out(f"dropped {name}\n")
-    ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} older than {older_than} dropped\n")
+    which = f"older than {older_than}" if older_than is not None else "expired"
+    ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} {which} dropped\n")
     return 0

@@ -49,6 +49,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "protect.enabled": to_bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
+    "protect.retention": parse_duration,
     "backup_log.schema": _identifier,
     "backup_log.table": _identifier,
     "report": _string,

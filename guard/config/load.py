@@ -233,6 +233,7 @@ def _build(
             enabled=converted.get("protect.enabled", True),
             max_bytes=converted.get("protect.max_bytes", 1 << 30),
             schema=converted.get("protect.schema", "guard_backup"),
+            retention=converted.get("protect.retention", 30 * 86400.0),
         ),
         backup_log=BackupLogConfig(
             schema=converted.get("backup_log.schema", "public"),

@@ -82,6 +82,7 @@ class ProtectConfig:
     enabled: bool = True
     max_bytes: int = 1 << 30
     schema: str = "guard_backup"
+    retention: float = 30 * 86400.0  # seconds a copy is kept; then pruned (it may hold personal data)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from guard.migrations.files import MigrationFile
+    from guard.tripwire import Tripwire
 
 __all__ = ["ApplyOutcome", "apply_pending"]
 
@@ -76,13 +77,15 @@ def apply_pending(
     before_kinds: Collection[str] | None = None,
     outside_transaction: set[str] | None = None,
     server_major: int | None = None,
+    tripwire: Tripwire | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
     ``outcome``, when given, is filled as the run goes (a signal handler may look at it).
     ``before_kinds`` names the statement kinds ``before_statement`` acts on (all when None);
     ``outside_transaction``: versions to run statement by statement (non-transactional
-    statements); ``server_major`` lets a file's BEGIN travel with its first statement (13+).
+    statements); ``server_major`` lets a file's BEGIN travel with its first statement (13+);
+    ``tripwire`` (guard/tripwire.py) checks, before each armed file's COMMIT, what it destroyed.
     Whatever happens, the session is left as it began (guard's advisory lock kept).
     """
     results = [
@@ -101,6 +104,7 @@ def apply_pending(
         local_settings=local_settings,
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
         merge_begin=server_major is not None and server_major >= 13,
+        tripwire=tripwire,
     )
     reset_session(conn)  # whatever guard's own steps left in the session
     try:
@@ -177,7 +181,8 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
     started = time.perf_counter()
     run.progress(f"applying {result.file} ({count(len(file.statements))})")
     first = next((s for i, s in enumerate(file.statements) if s.kind and i not in skip), None)
-    merge = (run.merge_begin and first is not None
+    armed = run.tripwire is not None and run.tripwire.armed(file)
+    merge = (run.merge_begin and first is not None and not armed  # the tripwire's snapshot follows BEGIN
              and run.before_kinds is not None and first.kind not in run.before_kinds)
     begin = _begin(run, file, skip)
     executed_all = False
@@ -185,7 +190,11 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
         if not merge:
             conn.execute(begin)
         try:
+            if run.tripwire is not None:  # safety net: what the file destroys, measured from here
+                run.tripwire.start(conn, file)
             _run_statements(conn, file, result, run.before, prefix=begin + "; " if merge else "", skip=skip)
+            if run.tripwire is not None:  # safety net: raises (rolls the file back) before COMMIT
+                _tripwire_check(run.tripwire, conn, file, result)
             executed_all = True
             _record_and_commit(run, file)
         except BaseException:
@@ -261,7 +270,12 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 conn.execute("; ".join((RESET_SESSION, *run.local_settings)))
                 shape = transaction_shape(file.statements)
                 skip = frozenset({shape.begin, shape.commit}) if shape.kind == "wrapped" else frozenset()
+                # The snapshot after the reset (RESET ALL clears it): per file, as in per-file mode.
+                if run.tripwire is not None:
+                    run.tripwire.start(conn, file)
                 _run_statements(conn, file, result, run.before, skip=skip)
+                if run.tripwire is not None:
+                    _tripwire_check(run.tripwire, conn, file, result)
                 run.record(file)
                 result.duration_ms = ms(started)
                 done.append(result)
@@ -311,6 +325,19 @@ def _all_failed_at_commit(
     )
 
 
+def _tripwire_check(tripwire: Tripwire, conn: psycopg.Connection[Any], file: MigrationFile,
+                    result: MigrationResult) -> None:
+    """The safety net's check of one file before its COMMIT: a failure is the file's."""
+    import psycopg
+
+    try:
+        tripwire.check(conn, file)
+    except psycopg.Error as exc:
+        result.status = "failed"
+        result.error = error_from(exc, result.file, None, None)
+        raise StatementFailed(result) from exc
+
+
 def _run_statements(
     conn: psycopg.Connection[Any], file: MigrationFile, result: MigrationResult, before: BeforeStatement,
     *, prefix: str = "", skip: frozenset[int | None] = frozenset(),
@@ -324,18 +351,21 @@ def _run_statements(
             continue  # only comments: kept in the history as the CLI does, nothing to run
         # With a prefix the transaction is not open yet, and the caller sends one only when
         # ``before`` has nothing to do for this statement.
+        replacement = None
         try:
             if not prefix:
-                before(conn, statement, f"{result.file}:{statement.line}")
+                replacement = before(conn, statement, f"{result.file}:{statement.line}")
         except psycopg.Error as exc:
             result.status = "failed"
             result.error = error_from(exc, result.file, statement, index)
             result.error.message = f"protective copy before this statement failed: {result.error.message}"
             raise StatementFailed(result, statement.sql) from exc
         try:
-            conn.execute(prefix + statement.sql)
+            conn.execute(prefix + (replacement or statement.sql))
         except psycopg.Error as exc:
             result.status = "failed"
-            result.error = error_from(exc, result.file, statement, index, shift=len(prefix))
+            # A position in a rewritten statement (safety net) is not one in the file.
+            shift = len(prefix) if replacement is None else len(replacement) + 1
+            result.error = error_from(exc, result.file, statement, index, shift=shift)
             raise StatementFailed(result, statement.sql) from exc
         prefix = ""

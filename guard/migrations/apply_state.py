@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from guard.migrations.files import MigrationFile, Statement
+    from guard.tripwire import Tripwire
 
 SLOW_FILE_MS = 1000
 
@@ -40,7 +41,8 @@ Progress = Callable[[str], None]
 # journal: it runs in the file's own transaction, so it commits exactly when the file does.
 OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
-BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
+# It may return the statement to run instead (a DELETE that copies the rows it deletes).
+BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], "str | None"]
 no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
 
 
@@ -59,6 +61,7 @@ class ApplyContext:
     # Send BEGIN with a file's first statement (PostgreSQL 13+ times each statement of a
     # message on its own, so the SET LOCAL statement_timeout before it applies to it).
     merge_begin: bool
+    tripwire: Tripwire | None = None  # the safety net's runtime check (guard/tripwire.py)
 
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the

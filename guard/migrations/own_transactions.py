@@ -102,8 +102,8 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
             if not statement.kind:
                 continue
             try:
-                run.before(conn, statement, f"{result.file}:{statement.line}")
-                conn.execute(statement.sql)
+                replacement = run.before(conn, statement, f"{result.file}:{statement.line}")
+                conn.execute(replacement or statement.sql)
             except psycopg.Error as exc:
                 result.status = "failed"
                 result.error = error_from(exc, result.file, statement, index)

@@ -66,7 +66,7 @@ def guarded_run(
             restore_point.mark(state)                                     # 8. restore point
             backup_log.log_backup(state, config, default_reason(state))   # 9. log the backup
             protect.take_snapshot_if_due(state, config.snapshot)          # 10. protect (snapshot)
-            apply.apply(state, config.migrations, config.protect)         # 10-11. copies, apply
+            apply.apply(state, config.migrations, config.protect, config.lint.destructive)       # 10-11. copies, apply
             outcome.settle(state, restore)                                # 13. outcome, restore plan
     return report
 

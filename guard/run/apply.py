@@ -11,25 +11,29 @@ from guard.db import connect
 from guard.errors import ConnectError
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, apply_pending
-from guard.protect import DESTRUCTIVE_KINDS
+from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
 from guard.run.protect import keep_copies, protector
 from guard.run.signals import signals_cancel
 from guard.run.state import Progress, RunState
+from guard.tripwire import for_run
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)  # about 15 s: long enough for a server restart
 
 
-def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig) -> None:
+def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig, destructive: str) -> None:
     """Apply ``state.pending`` (each file's history and journal rows in its own transaction),
-    with protective copies and SIGINT/SIGTERM turned into a clean cancel. Fills
-    ``state.outcome`` and the report's per-file results."""
+    with protective copies, the tripwire where the parser cannot vouch for a file
+    (guard/tripwire.py; ``destructive`` is lint.destructive), and SIGINT/SIGTERM turned into a
+    clean cancel. Fills ``state.outcome`` and the report's per-file results."""
     conn = state.db
     history.ensure_history(conn)
     outcome = state.outcome = ApplyOutcome()
     nontx = outside_transaction(state.findings, state.pending, state.display)
     copier = protector(state, protect)
+    tripwire = for_run(conn, state.report, state.findings, state.pending, state.display,
+                       destructive=destructive, copy_schema=protect.schema)
     with signals_cancel(outcome, state.progress, state.url, state.report.run_id):
         apply_pending(
             conn,
@@ -47,8 +51,11 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig)
             before_kinds=DESTRUCTIVE_KINDS if copier else None,
             outside_transaction=nontx,
             server_major=state.server_major,
+            tripwire=tripwire,
         )
     state.report.migrations = outcome.results
+    if copier is not None:
+        finish_run(conn, protect.retention, copier, state.report.warnings, state.progress)
     keep_copies(state, copier)
     if outcome.connection_lost or outcome.unknown or outcome.interrupted:
         # What committed is whatever the history says: it is written in each file's transaction.

@@ -35,7 +35,7 @@ def protector(state: RunState, protect: ProtectConfig) -> Protector | None:
     if not protect.enabled:
         return None
     return Protector(state.report.run_id, schema=protect.schema, max_bytes=protect.max_bytes,
-                     progress=state.progress)
+                     retention=protect.retention, progress=state.progress)
 
 
 def keep_copies(state: RunState, copier: Protector | None) -> None:

@@ -1,0 +1,437 @@
+"""Protective copies: keep exactly the data a destructive statement destroys.
+
+A copy is made inside the database, in the same transaction as the statement (for DELETE and
+UPDATE by the statement itself), so it holds precisely what that statement destroys and
+commits or rolls back with it. Copies live in a locked-down schema (default ``guard_backup``)
+that PUBLIC and Supabase's API roles cannot read, are registered in ``guard.copies`` with the
+date they expire (``protect.retention``), and come with SQL that puts the data back:
+
+- DELETE: the statement rewritten to ``DELETE ... RETURNING`` into the copy: exactly its rows;
+- UPDATE: the old values of exactly the rows it changes (a self-join by ctid, under a SHARE ROW
+  EXCLUSIVE lock so no concurrent writer changes a row in between);
+- DROP TABLE / DROP SCHEMA: the whole table, and SQL that recreates it (guard.protect.recreate);
+- TRUNCATE / MERGE: the whole table;
+- DROP COLUMN / ALTER COLUMN ... TYPE: the primary key and that column (whole rows without one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from guard.protect.names import copy_name
+from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
+from guard.protect.targets import Target, capture_delete, capture_update, ident, targets
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.migrations.files import Statement
+
+__all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "Target", "finish_run",
+           "oversized", "prune", "targets"]
+
+Progress = Callable[[str], None]
+
+DESTRUCTIVE_KINDS = frozenset(
+    {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt"})
+
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
+REVOKE_SCHEMA = "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
+API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
+REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA {schema} FROM {role}"
+REVOKE_TABLE = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
+REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE {copy} FROM {role}"
+ENABLE_RLS = "ALTER TABLE {copy} ENABLE ROW LEVEL SECURITY"
+CREATE_REGISTRY = """
+CREATE TABLE IF NOT EXISTS guard.copies (
+    copy        text PRIMARY KEY,
+    run_id      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    source      text NOT NULL,
+    kind        text NOT NULL,
+    statement   text,
+    rows        bigint,
+    bytes       bigint,
+    restore_sql text
+);
+ALTER TABLE guard.copies ADD COLUMN IF NOT EXISTS source_oid oid,
+                         ADD COLUMN IF NOT EXISTS expires_at timestamptz
+"""
+REVOKE_REGISTRY = "REVOKE ALL ON TABLE guard.copies FROM PUBLIC"
+REGISTER = """
+INSERT INTO guard.copies (copy, run_id, source, kind, statement, rows, bytes, restore_sql, source_oid,
+                          expires_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() + %s * interval '1 second')
+RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+"""
+# The relation a name means at this point of the transaction, as the server resolves it.
+RESOLVE = """
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')
+"""
+PRIMARY_KEY = """
+SELECT quote_ident(a.attname) FROM pg_index i
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+ WHERE i.indrelid = %s AND i.indisprimary
+ ORDER BY array_position(i.indkey, a.attnum)
+"""
+# A column of a type outside pg_catalog is kept as text in the copy (COPY_COLUMNS); restore SQL
+# casts it back explicitly, to the type named with its schema (arrays: of the element type).
+_TYPE_JOIN = """
+  JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+  JOIN pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace)
+"""
+_TYPE_CAST = """
+CASE WHEN n.nspname <> 'pg_catalog' THEN quote_ident(n.nspname) || '.' || quote_ident(coalesce(e.typname, t.typname))
+     || CASE WHEN e.oid IS NOT NULL THEN '[]' ELSE '' END END
+"""
+# Columns an INSERT or UPDATE can write (generated ones are computed again).
+WRITABLE = """
+SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum
+"""
+# Columns an UPDATE can set (an identity GENERATED ALWAYS column only to DEFAULT).
+UPDATABLE = """
+SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a'
+ ORDER BY a.attnum
+"""
+COLUMN_TYPE = """
+SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = %s AND attname = %s AND NOT attisdropped
+"""
+SCHEMA_TABLES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relispartition IS NOT TRUE
+ ORDER BY c.oid
+"""
+# The copy's columns. A column of a type outside pg_catalog (an enum, a domain, an extension's
+# type) is kept as text: DROP SCHEMA/TYPE/EXTENSION ... CASCADE would otherwise drop it from the
+# copy too. Text goes back into the type by assignment (I/O conversion casts).
+COPY_COLUMNS = """
+SELECT CASE WHEN n.nspname = 'pg_catalog' THEN quote_ident(a.attname)
+            ELSE quote_ident(a.attname) || '::text AS ' || quote_ident(a.attname) END
+  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+COPY_SIZE = "SELECT pg_total_relation_size(%s::regclass)"
+# Tables TRUNCATE ... CASCADE empties along with %s: those whose foreign keys point at it, and so
+# on (PostgreSQL's heap_truncate_find_FKs, applied until nothing new is found).
+REFERENCING_TABLES = """
+WITH RECURSIVE refs(oid) AS (
+  SELECT %s::oid
+  UNION
+  SELECT k.conrelid FROM pg_constraint k JOIN refs r ON k.confrelid = r.oid WHERE k.contype = 'f'
+)
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM refs
+  JOIN pg_class c ON c.oid = refs.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE refs.oid <> %s::oid AND c.relkind IN ('r', 'p')
+"""
+LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
+
+
+@dataclass
+class CopyRecord:
+    """One protective copy, as the report and the restore plan show it."""
+
+    source: str
+    copy: str
+    kind: str  # table | rows | column
+    statement: str  # file:line of the destructive statement
+    rows: int | None
+    bytes: int | None
+    restore_sql: str
+    expires_at: str | None = None  # UTC, ISO 8601: protect.retention after it was made
+
+
+@dataclass
+class _Resolved:
+    oid: int
+    name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
+    relname: str
+    size: int
+
+
+@dataclass
+class Protector:
+    """Called before each statement inside the statement's transaction; copies what it
+    destroys. ``before`` returns the statement to run instead (DELETE/UPDATE that copy their
+    own rows) or None."""
+
+    run_id: str
+    schema: str = "guard_backup"
+    max_bytes: int = 1 << 30
+    retention: float = DEFAULT_RETENTION  # seconds
+    progress: Progress = field(default=lambda _line: None)
+    copies: list[CopyRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    _seen: set[int] = field(default_factory=set)  # tables copied whole for the current statement
+    _seq: int = 0
+
+    def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
+        if statement.kind not in DESTRUCTIVE_KINDS:
+            return None
+        replacement = None
+        self._seen = set()
+        for target in targets(statement.sql):
+            if target.kind == "schema":
+                self._schema(conn, target, where)
+                continue
+            resolved = self._resolve(conn, target.relation, where)
+            if resolved is not None and resolved.oid not in self._seen:
+                replacement = self._protect(conn, target, resolved, where, statement.sql) or replacement
+        return replacement
+
+    def finish(self, conn: psycopg.Connection[Any]) -> None:
+        """After the apply: the row counts of copies their statement filled, and sizes."""
+        refresh(conn, self.copies)
+
+    # ------------------------------------------------------------------ one target
+
+    def _resolve(self, conn: psycopg.Connection[Any], relation: str, where: str) -> _Resolved | None:
+        row = conn.execute(RESOLVE, (relation,)).fetchone()
+        if row is None:
+            return None  # created by this file, not a table, or already gone: nothing to keep
+        resolved = _Resolved(int(row[0]), row[1], row[2], int(row[3]))
+        if resolved.size > self.max_bytes:
+            self.skipped.append(
+                f"{where}: {resolved.name} is {resolved.size} bytes, above protect.max_bytes; not copied")
+            self.progress(self.skipped[-1])
+            return None
+        return resolved
+
+    def _schema(self, conn: psycopg.Connection[Any], target: Target, where: str) -> None:
+        from guard.protect.recreate import definition
+
+        references: list[str] = []
+        last: CopyRecord | None = None
+        for (table,) in conn.execute(SCHEMA_TABLES, (target.schema_name,)).fetchall():
+            resolved = self._resolve(conn, table, where)
+            if resolved is None:
+                continue
+            recreate = definition(conn, resolved.oid)
+            references.extend(recreate.references)
+            recreate.references = []
+            last = self._copy_table(conn, resolved, where, recreate=recreate)
+        if last is not None and references:
+            # Foreign keys once every table of the schema is back.
+            last.restore_sql += "\n" + "\n".join(dict.fromkeys(references))
+            conn.execute("UPDATE guard.copies SET restore_sql = %s WHERE copy = %s",
+                         (last.restore_sql, last.copy))
+
+    def _protect(
+        self, conn: psycopg.Connection[Any], target: Target, resolved: _Resolved, where: str, text: str
+    ) -> str | None:
+        if target.statement == "DeleteStmt":
+            return self._capture(conn, resolved, where, text, update=False)
+        if target.statement == "UpdateStmt":
+            return self._capture(conn, resolved, where, text, update=True)
+        if target.kind == "column" and target.column:
+            self._copy_column(conn, resolved, target.column, where)
+            return None
+        if target.statement == "MergeStmt":
+            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+        recreate = None
+        if target.dropped:
+            from guard.protect.recreate import definition
+
+            recreate = definition(conn, resolved.oid)
+        self._copy_table(conn, resolved, where, recreate=recreate, merge=target.statement == "MergeStmt")
+        if target.cascade:
+            for (other,) in conn.execute(REFERENCING_TABLES, (resolved.oid, resolved.oid)).fetchall():
+                found = self._resolve(conn, other, where)
+                if found is not None and found.oid not in self._seen:
+                    self._copy_table(conn, found, where)
+        return None
+
+    # ------------------------------------------------------------------ the copies
+
+    def _new_copy(self, conn: psycopg.Connection[Any], resolved: _Resolved) -> tuple[sql.Composable, str]:
+        self._ensure_schema(conn)
+        self._seq += 1
+        name = copy_name(self.run_id, self._seq, resolved.relname)
+        copy = sql.Identifier(self.schema, name)
+        return copy, copy.as_string(conn)
+
+    def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable) -> None:
+        conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy))
+        for (role,) in conn.execute(API_ROLES).fetchall():
+            conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(copy=copy, role=sql.Identifier(role)))
+        conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
+
+    def _register(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, kind: str, where: str,
+        rows: int | None, restore: str,
+    ) -> CopyRecord:
+        size = conn.execute(COPY_SIZE, (copy_text,)).fetchone() if rows is not None else None
+        record = CopyRecord(source=resolved.name, copy=copy_text, kind=kind, statement=where, rows=rows,
+                            bytes=int(size[0]) if size else None, restore_sql=restore)
+        expiry = conn.execute(REGISTER, (copy_text, self.run_id, record.source, kind, where, rows,
+                                         record.bytes, restore, resolved.oid, self.retention)).fetchone()
+        record.expires_at = expiry[0] if expiry else None
+        self.copies.append(record)
+        return record
+
+    def _copy_table(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, *, recreate: Any = None,
+        merge: bool = False,
+    ) -> CopyRecord:
+        copy, copy_text = self._new_copy(conn, resolved)
+        self._seen.add(resolved.oid)
+        started = time.monotonic()
+        if resolved.size > 50 << 20:
+            self.progress(f"copying {resolved.name} ({resolved.size >> 20} MB) before {where}")
+        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
+            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
+        rows = cursor.rowcount if cursor.rowcount >= 0 else None
+        self._lock_down(conn, copy)
+        insert = self._insert(conn, resolved, copy_text)
+        if recreate is not None:
+            parts = [*recreate.before, insert, *recreate.after, *recreate.references]
+            parts += [f"-- not recreated: {what}" for what in recreate.cannot]
+            restore = "\n".join(parts)
+        elif merge:
+            restore = (f"-- MERGE may have inserted, updated and deleted rows: put the whole table back\n"
+                       f"DELETE FROM {resolved.name};\n{insert}")
+        else:
+            restore = insert
+        record = self._register(conn, resolved, copy_text, "table", where, rows, restore)
+        elapsed = time.monotonic() - started
+        if elapsed > 1:
+            self.progress(f"copied {rows} row(s) of {resolved.name} in {elapsed:.1f}s")
+        return record
+
+    def _columns(self, conn: psycopg.Connection[Any], resolved: _Resolved) -> sql.Composable:
+        return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
+
+    def _insert(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
+        found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
+        cols = ", ".join(r[0] for r in found)
+        values = ", ".join(_cast(name, cast) for name, cast in found)
+        # Restore SQL for the operator: names are regclass text and quote_ident() output.
+        return f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
+
+    def _capture(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool
+    ) -> str | None:
+        """An empty copy that the rewritten statement itself fills (None: not rewritable, so
+        a copy of the whole table before it instead)."""
+        copy, copy_text = self._new_copy(conn, resolved)
+        if update:
+            rewritten = capture_update(text, copy_text, copy_text, resolved.name)
+        else:
+            rewritten = capture_delete(text, copy_text, copy_text)
+        if rewritten is None:
+            self._seq -= 1
+            self._copy_table(conn, resolved, where)
+            return None
+        if update:
+            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+        conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source} WITH NO DATA").format(
+            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
+        self._lock_down(conn, copy)
+        restore = self._update_back(conn, resolved, copy_text) if update else self._insert(conn, resolved, copy_text)
+        self._register(conn, resolved, copy_text, "rows", where, None, restore)
+        return rewritten
+
+    def _update_back(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
+        key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
+        found = [r for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key]
+        cols = [r[0] for r in found]
+        if not key or not cols:
+            return (f"-- {resolved.name} has no primary key: the copy holds the old rows whole; match them "  # noqa: S608
+                    f"by hand, e.g. UPDATE {resolved.name} AS t SET ... FROM {copy_text} AS c WHERE <same row>;")
+        join = " AND ".join(f"t.{k} = c.{k}" for k in key)
+        values = ", ".join(_cast(f"c.{name}", cast) for name, cast in found)
+        sets = ", ".join(cols)
+        return f"UPDATE {resolved.name} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
+
+    def _copy_column(self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str) -> None:
+        key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
+        if not key:
+            record = self._copy_table(conn, resolved, where)
+            record.kind = "column"
+            record.restore_sql = (f"-- {resolved.name} has no primary key: the copy holds whole rows; put "
+                                  f"{ident(column)} back by matching rows by hand from {record.copy}")
+            conn.execute("UPDATE guard.copies SET kind = 'column', restore_sql = %s WHERE copy = %s",
+                         (record.restore_sql, record.copy))
+            return
+        type_row = conn.execute(COLUMN_TYPE, (resolved.oid, column)).fetchone()
+        column_type = type_row[0] if type_row else "<original type>"
+        col = ident(column)
+        copy, copy_text = self._new_copy(conn, resolved)
+        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
+            copy=copy, cols=sql.SQL(", ".join([*key, col])), source=sql.SQL(resolved.name)))
+        self._lock_down(conn, copy)
+        join = " AND ".join(f"t.{k} = c.{k}" for k in key)
+        restore = (
+            f"ALTER TABLE {resolved.name} ADD COLUMN IF NOT EXISTS {col} {column_type};\n"
+            f"-- if the column still exists with another type: "
+            f"ALTER TABLE {resolved.name} ALTER COLUMN {col} TYPE {column_type} USING NULL;\n"
+            f"UPDATE {resolved.name} AS t SET {col} = c.{col} FROM {copy_text} AS c WHERE {join};"
+        )
+        self._register(conn, resolved, copy_text, "column", where,
+                       cursor.rowcount if cursor.rowcount >= 0 else None, restore)
+
+    def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
+        # Every time: a file that rolled back took the schema and the registry with it.
+        from guard import journal
+        from guard.guard_schema import close_schema
+
+        journal.ensure(conn)
+        schema = sql.Identifier(self.schema)
+        conn.execute(sql.SQL(CREATE_SCHEMA).format(schema=schema))
+        conn.execute(sql.SQL(REVOKE_SCHEMA).format(schema=schema))
+        for (role,) in conn.execute(API_ROLES).fetchall():
+            conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(schema=schema, role=sql.Identifier(role)))
+        conn.execute(CREATE_REGISTRY)
+        conn.execute(REVOKE_REGISTRY)
+        close_schema(conn, "guard")  # guard.copies too, whatever default privileges granted
+
+
+def _cast(expression: str, cast: str | None) -> str:
+    return f"{expression}::{cast}" if cast else expression
+
+
+def oversized(conn: psycopg.Connection[Any], statement: str, max_bytes: int) -> list[str]:
+    """Targets of ``statement`` too large to copy under ``max_bytes`` (estimated before the run)."""
+    too_big = []
+    for target in targets(statement):
+        if target.kind == "schema":
+            names = [r[0] for r in conn.execute(SCHEMA_TABLES, (target.schema_name,)).fetchall()]
+        else:
+            names = [target.relation]
+        for name in names:
+            row = conn.execute(RESOLVE, (name,)).fetchone()
+            if row and int(row[3]) > max_bytes:
+                too_big.append(f"{row[1]} ({int(row[3])} bytes)")
+    return too_big
+
+
+def finish_run(
+    conn: psycopg.Connection[Any], retention: float, protector: Protector, warnings: list[str],
+    progress: Progress,
+) -> None:
+    """The end of a guarded run's apply: fill in the row counts of the copies and drop expired
+    copies (``retention`` seconds for those without a recorded expiry). A failure is a warning
+    in ``warnings``: the run's outcome does not depend on it."""
+    import psycopg
+
+    if conn.broken or conn.closed:
+        return
+    try:
+        protector.finish(conn)
+        dropped = prune(conn, retention=retention)
+    except psycopg.Error as exc:
+        warnings.append(f"expired protective copies not pruned: {exc.diag.message_primary or exc}")
+        return
+    if dropped:
+        progress(f"pruned {len(dropped)} expired protective cop{'y' if len(dropped) == 1 else 'ies'}")

@@ -1,0 +1,161 @@
+"""What a destructive statement destroys, read with PostgreSQL's parser (pglast), and the
+rewrites that make a DELETE or an UPDATE copy exactly the rows it destroys.
+
+Names here are as the parser read them (unquoted identifiers folded to lower case, quoted ones
+kept): the Protector then asks the server which relation they are (``to_regclass``), with the
+search_path of that point of the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one destructive statement destroys."""
+
+    kind: str  # table | column | rows | schema
+    relation: str  # as written, each part quoted (server resolves it)
+    column: str | None = None
+    updated: tuple[str, ...] = ()
+    dropped: bool = False
+    schema_name: str | None = None
+    statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt
+    cascade: bool = False  # TRUNCATE ... CASCADE: the tables whose foreign keys point at it go too
+
+
+def ident(name: str) -> str:
+    """``name`` quoted as an SQL identifier when it needs to be (psycopg's quoting)."""
+    return sql.Identifier(name).as_string(None)
+
+
+def targets(statement: str) -> list[Target]:
+    """The tables, columns or rows ``statement`` destroys (empty when none or unknown)."""
+    import pglast
+
+    try:
+        parsed = pglast.parse_sql(statement)
+    except pglast.parser.ParseError:
+        return []
+    found: list[Target] = []
+    for raw in parsed:
+        found.extend(_of(raw.stmt))
+    return found
+
+
+def _of(node: Any) -> list[Target]:
+    from pglast import ast, enums
+
+    name = type(node).__name__
+    if isinstance(node, ast.DropStmt):
+        if node.removeType == enums.ObjectType.OBJECT_TABLE:
+            return [Target("table", _qualified([n.sval for n in names]), dropped=True, statement=name)
+                    for names in node.objects or ()]
+        if node.removeType == enums.ObjectType.OBJECT_SCHEMA:
+            return [Target("schema", ident(n.sval), schema_name=n.sval, dropped=True, statement=name)
+                    for n in node.objects or ()]
+        return []
+    if isinstance(node, ast.TruncateStmt):
+        cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
+        return [Target("table", _relation(rel), statement=name, cascade=cascade) for rel in node.relations or ()]
+    if isinstance(node, ast.DeleteStmt):
+        return [Target("rows", _relation(node.relation), statement=name)]
+    if isinstance(node, ast.UpdateStmt):
+        columns = tuple(dict.fromkeys(t.name for t in node.targetList or () if t.name))
+        return [Target("rows", _relation(node.relation), updated=columns, statement=name)]
+    if isinstance(node, ast.MergeStmt):
+        return [Target("table", _relation(node.relation), statement=name)]
+    if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
+        rel = _relation(node.relation)
+        return [Target("column", rel, column=cmd.name, statement=name) for cmd in node.cmds or ()
+                if cmd.subtype in (enums.AlterTableType.AT_DropColumn, enums.AlterTableType.AT_AlterColumnType)]
+    return []
+
+
+def _qualified(parts: list[str]) -> str:
+    return ".".join(ident(p) for p in parts)
+
+
+def _relation(rel: Any) -> str:
+    return _qualified([p for p in (rel.schemaname, rel.relname) if p])
+
+
+def _ref(rel: Any) -> str:
+    """How the statement's own clauses name its target: the alias, else the table name."""
+    return str(rel.alias.aliasname if rel.alias is not None else rel.relname)
+
+
+def _single(statement: str, kind: str) -> Any:
+    import pglast
+
+    parsed = pglast.parse_sql(statement)
+    if len(parsed) != 1 or type(parsed[0].stmt).__name__ != kind:
+        return None
+    return parsed[0].stmt
+
+
+def _wrap(node: Any, copy: str, copy_name: str) -> str:
+    """``node`` (a DELETE or UPDATE returning the destroyed rows) as one statement that also
+    stores them in ``copy`` and records their number in guard.copies. The statement's own
+    WITH list moves up front: data-modifying WITH queries must be at the top level."""
+    from pglast.stream import RawStream
+
+    head = "WITH "
+    if node.withClause is not None:
+        own = RawStream()(node.withClause)
+        recursive = "RECURSIVE " if node.withClause.recursive and not own.startswith("RECURSIVE") else ""
+        head = f"WITH {recursive}{own}, "
+        node.withClause = None
+    literal = sql.Literal(copy_name).as_string(None)
+    # The user's own statement, deparsed; names quoted, the value a literal.
+    return (
+        f"{head}guard_destroyed AS ({RawStream()(node)}), "  # noqa: S608
+        f"guard_copied AS (INSERT INTO {copy} SELECT * FROM guard_destroyed RETURNING 1) "
+        f"UPDATE guard.copies SET rows = (SELECT count(*) FROM guard_copied) WHERE copy = {literal}"
+    )
+
+
+def capture_delete(statement: str, copy: str, copy_name: str) -> str | None:
+    """The DELETE ``statement`` rewritten to copy exactly the rows it deletes into ``copy``
+    (``DELETE ... RETURNING``: the rows the statement itself removed, whatever its condition
+    evaluates to: random(), LIMIT without order, now(), sequences). None when it is not one
+    plain DELETE."""
+    from pglast import ast
+
+    node = _single(statement, "DeleteStmt")
+    if node is None:
+        return None
+    star = ast.ColumnRef(fields=(ast.String(sval=_ref(node.relation)), ast.A_Star()))
+    node.returningClause = ast.ReturningClause(exprs=(ast.ResTarget(val=star),))
+    return _wrap(node, copy, copy_name)
+
+
+def capture_update(statement: str, copy: str, copy_name: str, canonical: str) -> str | None:
+    """The UPDATE ``statement`` rewritten to copy the old values of exactly the rows it
+    changes. PostgreSQL before 18 returns only new values, so the statement joins its target
+    to the same table read with the statement's own snapshot, row for row (tableoid, ctid: a
+    TID scan per row), and returns that row. ``canonical``: the target's regclass text."""
+    import pglast
+    from pglast import ast, enums
+
+    node = _single(statement, "UpdateStmt")
+    if node is None:
+        return None
+    ref = ident(_ref(node.relation))
+    # Parsed, not run: names quoted by psycopg / regclass.
+    helper: Any = pglast.parse_sql(
+        "SELECT (guard_prev.guard_row).* FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
+        f"guard_p AS guard_row FROM {canonical} AS guard_p) AS guard_prev "
+        f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
+    )[0].stmt
+    node.fromClause = (*(node.fromClause or ()), *helper.fromClause)
+    node.whereClause = (
+        helper.whereClause if node.whereClause is None
+        else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(node.whereClause, helper.whereClause))
+    )
+    node.returningClause = ast.ReturningClause(exprs=helper.targetList)
+    return _wrap(node, copy, copy_name)

@@ -1,0 +1,259 @@
+"""The runtime tripwire: what did this file's transaction really destroy?
+
+Static analysis cannot see inside a DO block, a CALL, a user-defined function or a trigger.
+For the files it cannot vouch for, guard measures instead, on the server, in the file's own
+transaction:
+
+- at its start, one statement stores a snapshot (a transaction-local setting) of every table
+  that existed before the run: its relfilenode, its size and PostgreSQL's per-transaction
+  counters of deleted, updated and inserted rows (``pg_stat_xact_user_tables``: they also hold
+  the session's earlier transactions not yet flushed to the statistics system, hence a
+  difference between start and end, never the end value alone);
+- just before its COMMIT, one DO block compares and raises when rows were deleted or updated,
+  a table was truncated (TRUNCATE moves none of the counters and fires no ``sql_drop`` event:
+  a table that held rows and has a new, empty relfilenode shows it), or a table or column was
+  dropped (the catalog), beyond what the protective copies made in this transaction hold.
+
+Tables and columns created earlier in the same run are not existing data: a backfill of a
+column the run added destroys nothing. The exception rolls the file back. Both statements
+are fixed text plus parameters, so a pipelined apply can send them without a round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from guard.config import Config
+    from guard.lint import Finding
+    from guard.migrations.files import MigrationFile, Statement
+    from guard.report.model import RunReport
+
+# The tables (and their highest column number) that existed before the run: the data the
+# tripwire protects. Guard's own schemas and the catalogs are not user data.
+BEFORE_RUN = """
+SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN LATERAL (SELECT max(attnum) AS maxnum FROM pg_attribute
+                 WHERE attrelid = c.oid AND attnum > 0) a ON true
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'guard', %s)
+   AND n.nspname NOT LIKE 'pg\\_%%'
+"""
+
+# The snapshot at the start of the file's transaction, kept in a transaction-local setting.
+# Per table: relfilenode, whether it held rows (statistics, pages, else its size: opening every
+# relation costs a cold session milliseconds, so only tables that look empty are measured),
+# an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
+# pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
+# highest column number before the run, and its name.
+START = """
+SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
+         'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
+         'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
+         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
+         'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname))), '{}'::jsonb)::text, true)
+  FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
+  JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (SELECT count(*) AS n FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum
+                         AND a.attisdropped) gone
+  CROSS JOIN LATERAL (SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint AS estimate) e
+  CROSS JOIN LATERAL (SELECT CASE WHEN e.estimate > 0 OR c.relpages > 0 THEN true
+                                  ELSE pg_relation_size(c.oid) > 0 END AS held,
+                             nullif(e.estimate, 0) AS estimate) held
+"""
+
+# Just before COMMIT. Fixed text: every input comes from the setting START left and from the
+# copies registered in this transaction (guard.copies rows whose xmin is this transaction).
+CHECK = """
+DO $guard_tripwire$
+DECLARE
+  t record;
+  problems text[] := '{}';
+  now_rows bigint;
+  whole boolean;
+  cols boolean;
+  covered bigint;
+  has_copies boolean := to_regclass('guard.copies') IS NOT NULL;
+  candidates jsonb;
+  counted bigint;
+BEGIN
+  -- One set-based pass finds the candidates; only they are looked at one by one.
+  WITH snap AS (
+      SELECT key::oid AS oid, value AS v
+        FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
+    ), state AS (
+      SELECT s.oid, coalesce(pg_partition_root(s.oid)::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
+             c.relfilenode <> (s.v->>'f')::oid AS moved,
+             greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
+             greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
+             pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
+             (SELECT count(*) FROM pg_attribute d WHERE d.attrelid = s.oid AND d.attisdropped
+                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) > (s.v->>'x')::bigint AS lost_column
+        FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
+    )
+  SELECT coalesce(jsonb_agg(to_jsonb(state)), '[]'::jsonb) INTO candidates
+    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_column;
+  FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
+             oid oid, root oid, v jsonb, gone boolean, moved boolean, dels bigint, upds bigint, ins bigint,
+             lost_column boolean) LOOP
+    whole := false; cols := false;
+    IF has_copies THEN
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(bool_or(kind = ''column''), false) '
+              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xmin = xid(pg_current_xact_id())'
+        INTO whole, cols USING t.oid, t.root;
+    END IF;
+    CONTINUE WHEN whole OR NOT (t.v->>'h')::boolean;
+    IF t.gone THEN
+      problems := problems || format('dropped table %s (about %s row(s))', t.v->>'r',
+                                     coalesce(t.v->>'n', 'an unknown number of'));
+      CONTINUE;
+    END IF;
+    IF t.moved THEN
+      -- A new relfilenode: TRUNCATE, or a rewrite (ALTER COLUMN TYPE, SET LOGGED...). After a
+      -- TRUNCATE every row in the table was inserted since, and PostgreSQL restarts the
+      -- transaction's counters at it; after a rewrite the old rows are still there.
+      EXECUTE format('SELECT count(*) FROM %s', t.oid::regclass) INTO now_rows;
+      IF now_rows <= greatest(t.ins, 0) THEN
+        problems := problems || format('truncated %s (about %s row(s))', t.v->>'r',
+                                       coalesce(t.v->>'n', 'an unknown number of'));
+      END IF;
+    END IF;
+    IF t.lost_column AND NOT cols THEN
+      problems := problems || format('dropped a column of %s', t.v->>'r');
+    END IF;
+  END LOOP;
+  -- Rows, per table or partitioned table (a copy of a partitioned table holds its partitions').
+  FOR t IN SELECT root, sum(dels) AS dels, sum(upds) AS upds,
+                  string_agg(DISTINCT v->>'r', ', ') AS names,
+                  bool_or(EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = g.oid AND NOT a.attisdropped
+                                   AND a.attnum > (g.v->>'m')::int)) AS gained
+             FROM jsonb_to_recordset(candidates) AS g(oid oid, root oid, v jsonb, gone boolean, dels bigint,
+                                                       upds bigint)
+            WHERE NOT gone AND (dels > 0 OR upds > 0)
+            GROUP BY root LOOP
+    whole := false; covered := 0;
+    IF has_copies THEN
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows), 0) '
+              '  FROM guard.copies WHERE source_oid = $1 AND xmin = xid(pg_current_xact_id())'
+        INTO whole, covered USING t.root;
+    END IF;
+    CONTINUE WHEN whole;
+    -- A table that gained a column in this run: its updates are taken as a backfill of it.
+    counted := t.dels + (CASE WHEN t.gained THEN 0 ELSE t.upds END);
+    IF counted > covered THEN
+      problems := problems || format('%s %s row(s) of %s',
+        concat_ws(' and ', CASE WHEN t.dels > 0 THEN 'deleted' END,
+                           CASE WHEN t.upds > 0 AND NOT t.gained THEN 'updated' END),
+        counted - covered, t.names);
+    END IF;
+  END LOOP;
+  IF cardinality(problems) > 0 THEN
+    RAISE EXCEPTION 'tripwire: this file % without a protective copy or an explicit decision',
+                    array_to_string(problems, '; ')
+      USING ERRCODE = 'GDTRP',
+            HINT = 'the file was rolled back; copy the data first, or accept the loss with '
+                   '-- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
+  END IF;
+END
+$guard_tripwire$
+"""
+SQLSTATE = "GDTRP"
+
+# Statement kinds whose whole effect the parser knows and that destroy no existing data
+# (plain DDL). Anything else may run code (functions, triggers, DO, CALL) or destroy rows.
+PLAIN_DDL = frozenset({
+    "CreateStmt", "IndexStmt", "CreateSchemaStmt", "CommentStmt", "GrantStmt", "GrantRoleStmt",
+    "CreateFunctionStmt", "CreateTrigStmt", "CreatePolicyStmt", "AlterPolicyStmt", "ViewStmt",
+    "CreateSeqStmt", "AlterSeqStmt", "CreateEnumStmt", "CreateDomainStmt", "CompositeTypeStmt",
+    "CreateExtensionStmt", "AlterDefaultPrivilegesStmt", "AlterOwnerStmt", "VariableSetStmt",
+    "CreateRoleStmt", "AlterRoleStmt", "RenameStmt", "AlterEnumStmt",
+    "TransactionStmt", "AlterFunctionStmt", "CreateCastStmt", "DefineStmt", "AlterObjectSchemaStmt",
+})
+
+
+def needs_tripwire(statements: Iterable[Statement]) -> bool:
+    """True when the parser cannot vouch for what ``statements`` destroy: anything but plain
+    DDL (DO, CALL, SELECT/INSERT that may call functions or fire triggers, DML, DROP, and an
+    ALTER TABLE that drops or retypes a column). A stand-in for the lint layer's
+    "effect unknown" classification, which may replace it."""
+    from guard.protect.targets import targets
+
+    for statement in statements:
+        if not statement.kind or statement.kind in PLAIN_DDL:
+            continue
+        if statement.kind == "AlterTableStmt" and not targets(statement.sql):
+            continue
+        return True
+    return False
+
+
+@dataclass
+class Tripwire:
+    """Armed for the files the parser cannot vouch for; ``before_run`` is BEFORE_RUN's JSON."""
+
+    before_run: str
+    files: set[str] = field(default_factory=set)  # versions that run with the tripwire
+
+    def armed(self, file: MigrationFile) -> bool:
+        """Whether ``file`` runs with the tripwire."""
+        return file.version in self.files
+
+    def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
+        """In the file's transaction, before its first statement: store the snapshot."""
+        if file.version in self.files:
+            conn.execute(START, (self.before_run,))
+
+    def start_all(self, conn: psycopg.Connection[Any], files: Iterable[MigrationFile]) -> None:
+        """The snapshot at the start of one transaction for all ``files`` (transaction: all)."""
+        if any(f.version in self.files for f in files):
+            conn.execute(START, (self.before_run,))
+
+    def check(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
+        """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
+        naming each table and row count destroyed without a copy or decision."""
+        if file.version in self.files:
+            conn.execute(CHECK)
+
+
+def arm(
+    conn: psycopg.Connection[Any], files: Iterable[MigrationFile], *, copy_schema: str,
+    allowed: set[str] | None = None,
+) -> Tripwire | None:
+    """A Tripwire for the ``files`` that need one (``allowed``: versions whose destruction an
+    explicit decision accepted), or None when none does. Reads the catalog once."""
+    versions = {f.version for f in files
+                if f.version not in (allowed or set()) and needs_tripwire(f.statements)}
+    if not versions:
+        return None
+    row = conn.execute(BEFORE_RUN, (copy_schema,)).fetchone()
+    return Tripwire(before_run=row[0] if row else json.dumps({}), files=versions)
+
+
+def for_run(
+    conn: psycopg.Connection[Any], report: RunReport, findings: Iterable[Finding],
+    pending: Iterable[MigrationFile], display: Callable[[MigrationFile], str], *,
+    destructive: str, copy_schema: str,
+) -> Tripwire | None:
+    """The tripwire of a guarded run, or None when no file needs one or an explicit decision
+    accepts the loss for all of them: ``lint.destructive: warn``, point-in-time recovery a
+    provider confirmed, or (per file) a ``guard:allow`` pragma accepting a destructive finding
+    of that file. Each decision is in the report: the findings' ``accepted``, the backups."""
+    if destructive == "warn":
+        return None
+    backups = report.backups
+    if backups is not None and any(
+        p.status == "ok" and p.pitr and p.pitr.get("latest") for p in backups.providers
+    ):
+        return None
+    pending = list(pending)
+    accepted = {f.file for f in findings if f.category == "destructive" and f.accepted}
+    allowed = {p.version for p in pending if display(p) in accepted}
+    return arm(conn, pending, copy_schema=copy_schema, allowed=allowed)

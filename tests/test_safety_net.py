@@ -1,0 +1,225 @@
+"""The runtime tripwire (issue #13, item 2): whatever the parser cannot see (DO blocks, CALL,
+functions, triggers, data-modifying WITH queries) and destroys existing data without a copy or
+an explicit decision rolls its file back, and the data is as it was (same checksum)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.safety_support import data
+from tests.support import Project
+
+ITEMS = (
+    "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, price numeric);"
+    "INSERT INTO public.items SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 500) g;"
+)
+
+
+@pytest.fixture
+def items(ready: Project) -> Project:
+    ready.query(ITEMS)
+    return ready
+
+
+def _blocked(project: Project, sql: str, *needles: str, code: int = 1) -> None:
+    """The file fails with ``code``, its message names ``needles``, ``items`` is unchanged."""
+    before = data(project, "public.items")
+    project.add("20240101000000_unseen.sql", sql)
+    result = project.guard("run")
+    assert result.code == code, result.output
+    assert result.report is not None
+    failed = next(m for m in result.report["migrations"] if m["status"] == "failed")
+    message = failed["error"]["message"]
+    assert message.startswith("tripwire:"), message
+    for needle in needles:
+        assert needle in message, message
+    assert project.table_exists("public.items")
+    assert data(project, "public.items") == before
+    assert "20240101000000" not in project.history()
+
+
+def test_do_block_dropping_a_table_is_rolled_back(items: Project) -> None:
+    _blocked(items, "do $$ begin execute 'drop table items'; end $$;\n", "dropped table public.items")
+
+
+def test_do_block_truncating_is_rolled_back(items: Project) -> None:
+    _blocked(items, "do $$ begin execute 'truncate ' || 'items'; end $$;\n", "truncated public.items")
+
+
+def test_truncate_and_reload_in_a_do_block_is_rolled_back(items: Project) -> None:
+    _blocked(items, "do $$ begin truncate items; insert into items values (1, 'new', 1); end $$;\n",
+             "truncated public.items")
+
+
+def test_a_function_that_deletes_rows_is_rolled_back(items: Project) -> None:
+    items.query("CREATE FUNCTION public.purge(n int) RETURNS int LANGUAGE sql AS "
+                "$$ WITH d AS (DELETE FROM public.items WHERE id <= n RETURNING 1) SELECT count(*)::int FROM d $$")
+    _blocked(items, "select public.purge(10);\n", "deleted 10 row(s) of public.items")
+
+
+def test_a_stable_function_is_not_trusted(items: Project) -> None:
+    items.query("CREATE FUNCTION public.tidy() RETURNS void LANGUAGE plpgsql STABLE AS "
+                "$$ BEGIN PERFORM 1; END $$;"
+                "CREATE FUNCTION public.harmless_looking() RETURNS int LANGUAGE plpgsql AS "
+                "$$ BEGIN UPDATE public.items SET price = 0 WHERE id < 4; RETURN 1; END $$")
+    _blocked(items, "select public.tidy(); select public.harmless_looking();\n", "updated 3 row(s) of public.items")
+
+
+def test_a_data_modifying_with_query_is_rolled_back(items: Project) -> None:
+    _blocked(items, "with d as (delete from items where id > 490 returning *) select count(*) from d;\n",
+             "deleted 10 row(s) of public.items")
+
+
+def test_a_procedure_that_updates_rows_is_rolled_back(items: Project) -> None:
+    items.query("CREATE PROCEDURE public.reprice() LANGUAGE sql AS $$ UPDATE public.items SET price = 1 $$")
+    _blocked(items, "call public.reprice();\n", "updated 500 row(s) of public.items")
+
+
+def test_a_column_dropped_in_a_do_block_is_rolled_back(items: Project) -> None:
+    _blocked(items, "do $$ begin alter table items drop column price; end $$;\n",
+             "dropped a column of public.items")
+
+
+def test_a_trigger_that_deletes_rows_is_rolled_back(items: Project) -> None:
+    items.query(
+        "CREATE TABLE public.events (id int);"
+        "CREATE FUNCTION public.on_event() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN DELETE FROM public.items WHERE id = NEW.id; RETURN NEW; END $$;"
+        "CREATE TRIGGER ev AFTER INSERT ON public.events FOR EACH ROW EXECUTE FUNCTION public.on_event()")
+    _blocked(items, "insert into events select generate_series(1, 3);\n", "deleted 3 row(s) of public.items")
+
+
+def test_after_a_committed_file_the_tripwire_exits_4(items: Project) -> None:
+    items.add("20231231000000_add.sql", "create table public.notes (id int);\n")
+    _blocked(items, "do $$ begin delete from items where id = 1; end $$;\n",
+             "deleted 1 row(s) of public.items", code=4)
+    assert items.history() == ["20231231000000"]
+
+
+def test_transaction_all_rolls_everything_back(items: Project) -> None:
+    (items.root / "guard.yml").write_text("migrations:\n  transaction: all\n")
+    items.add("20231231000000_add.sql", "create table public.notes (id int);\n")
+    _blocked(items, "do $$ begin execute 'drop table items'; end $$;\n", "dropped table public.items")
+    assert not items.table_exists("public.notes") and items.history() == []
+
+
+def test_a_backfill_of_a_column_the_run_added_destroys_nothing(items: Project) -> None:
+    items.add("20240101000000_add.sql", "alter table items add column slug text;\n")
+    items.add("20240102000000_fill.sql", "do $$ begin update items set slug = 'item-' || id; end $$;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT count(*) FROM items WHERE slug IS NULL")[0][0] == 0
+
+
+def test_tables_created_earlier_in_the_run_are_not_existing_data(items: Project) -> None:
+    items.add("20240101000000_add.sql", "create table public.staging as select * from items;\n")
+    items.add("20240102000000_use.sql",
+              "do $$ begin delete from staging where id > 5; execute 'drop table staging'; end $$;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert not items.table_exists("public.staging")
+
+
+@pytest.mark.parametrize("sql", [
+    "do $$ begin insert into items values (1000, 'new', 1); end $$;",
+    "do $$ begin alter table items alter column price type float8; end $$;",
+    "select count(*) from items;",
+    "do $$ begin create table public.fresh (id int); insert into fresh values (1); delete from fresh; end $$;",
+])
+def test_what_destroys_nothing_passes(items: Project, sql: str) -> None:
+    items.add("20240101000000_harmless.sql", sql + "\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+
+
+def test_counters_of_earlier_transactions_of_the_session_do_not_count(items: Project) -> None:
+    # The first file's protected DELETE commits in guard's session; its counters are not yet
+    # flushed when the second file's transaction starts.
+    items.add("20240101000000_delete.sql", "delete from items where id <= 100;\n")
+    items.add("20240102000000_do.sql", "do $$ begin perform 1; end $$;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT count(*) FROM items")[0][0] == 400
+
+
+def test_a_copy_in_the_same_file_covers_what_it_holds(items: Project) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_mixed.sql",
+              "delete from items where id <= 20;\ndo $$ begin perform 1; end $$;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["protective_copies"][0]["rows"] == 20
+    from tests.safety_support import restore
+
+    restore(items, result.report)
+    assert data(items, "public.items") == before
+
+
+def test_an_explicit_decision_disarms_it_and_is_recorded(items: Project) -> None:
+    (items.root / "guard.yml").write_text("lint:\n  destructive: warn\n")
+    items.add("20240101000000_purge.sql", "do $$ begin delete from items where id = 1; end $$;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT count(*) FROM items")[0][0] == 499
+
+
+def test_plain_ddl_needs_no_tripwire() -> None:
+    from guard.migrations.files import Statement
+    from guard.tripwire import needs_tripwire
+
+    def s(text: str, kind: str) -> Statement:
+        return Statement(text, 0, 1, 1, kind)
+
+    assert not needs_tripwire([s("create table t (id int)", "CreateStmt"),
+                               s("create index on t (id)", "IndexStmt"),
+                               s("alter table t add column x int", "AlterTableStmt")])
+    assert needs_tripwire([s("do $$ begin end $$", "DoStmt")])
+    assert needs_tripwire([s("alter table t drop column x", "AlterTableStmt")])
+    assert needs_tripwire([s("select f()", "SelectStmt")])
+
+
+def test_create_table_as_calling_a_destructive_function_is_rolled_back(items: Project) -> None:
+    items.query("CREATE FUNCTION public.take(n int) RETURNS SETOF public.items LANGUAGE sql AS "
+                "$$ DELETE FROM public.items WHERE id <= n RETURNING * $$")
+    _blocked(items, "create table public.taken as select * from public.take(5);\n",
+             "deleted 5 row(s) of public.items")
+
+
+def test_a_delete_too_large_to_copy_needs_a_decision(items: Project) -> None:
+    (items.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\n")
+    _blocked(items, "delete from items where id < 3;\n", "deleted 2 row(s) of public.items")
+    (items.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\nlint:\n  destructive: warn\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert any("above protect.max_bytes" in w for w in (result.report or {}).get("warnings", []))
+
+
+def test_on_delete_cascade_reached_from_a_do_block_is_rolled_back(items: Project) -> None:
+    items.query("CREATE TABLE public.reviews (id int PRIMARY KEY, item int REFERENCES public.items ON DELETE CASCADE);"
+                "INSERT INTO public.reviews SELECT g, g FROM generate_series(1, 30) g;"
+                "CREATE TABLE public.scratchpad (id int PRIMARY KEY);")
+    before = data(items, "public.reviews")
+    _blocked(items, "do $$ begin delete from items where id <= 4; end $$;\n", "4 row(s) of public.reviews")
+    assert data(items, "public.reviews") == before
+
+
+@pytest.mark.parametrize(("setup", "sql", "table"), [
+    ('CREATE TABLE public."User" (id int PRIMARY KEY, email text);'
+     'INSERT INTO public."User" SELECT g, md5(g::text) FROM generate_series(1, 200) g;'
+     "CREATE TABLE public.user (id int);",
+     'drop table "User";', 'public."User"'),
+    ("CREATE SCHEMA scratch; CREATE TABLE scratch.users (id int);"
+     "CREATE TABLE public.users (id int PRIMARY KEY, email text);"
+     "INSERT INTO public.users SELECT g, md5(g::text) FROM generate_series(1, 200) g;",
+     "drop table public.users;", "public.users"),
+])
+def test_a_table_too_large_to_copy_is_not_dropped_unseen(ready: Project, setup: str, sql: str, table: str) -> None:
+    """Issue #13's first example: above protect.max_bytes, whatever the parser decides about the
+    name, the drop is measured and rolled back."""
+    ready.query(setup)
+    (ready.root / "guard.yml").write_text("protect:\n  max_bytes: 1kB\n")
+    before = data(ready, table)
+    ready.add("20240101000000_drop.sql", sql + "\n")
+    result = ready.guard("run")
+    assert result.code in (1, 3), result.output
+    assert ready.table_exists(table) and data(ready, table) == before
