@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-    from guard.config import Config
     from guard.lint import Finding
     from guard.migrations.files import MigrationFile, Statement
     from guard.report.model import RunReport

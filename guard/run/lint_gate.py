@@ -26,6 +26,7 @@ OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value
 # Destructive rules whose data a protective copy keeps.
 PROTECTED_RULES = frozenset({
     "drop-table", "drop-schema", "drop-column", "truncate", "delete-without-where", "update-without-where",
+    "merge",  # the protector copies the target table whole (guard/protect/targets.py)
 })
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 
