@@ -21,7 +21,7 @@ from guard.db import (
     refuse_transaction_pooler,
     server_facts,
 )
-from guard.errors import Blocked, Interrupted, MigrationFileError
+from guard.errors import Blocked, MigrationFileError
 from guard.report.model import DatabaseInfo, MigrationError, MigrationResult, RunReport
 
 if TYPE_CHECKING:
@@ -59,6 +59,11 @@ def guarded_check(
         plan_pending,
     )
 
+    if not config.database_url and options.shadow:
+        # A fork's pull request: no secrets, no target; lint and dry-run every file.
+        from guard.shadow_check import check_without_target
+
+        return check_without_target(config, options, report, progress=progress)
     url = require_database_url(config)
     report.migrations_dir = _display(config.migrations.dir, config)
     try:
@@ -137,56 +142,6 @@ def _shadow(
     progress: Progress,
 ) -> bool:
     """Run the dry run; True when it failed (the report then says where)."""
-    from guard.run import _display
-    from guard.shadow import copy_schema, dry_run, shadow_database
+    from guard.shadow_check import run_shadow
 
-    assert options.shadow is not None
-    with shadow_database(options.shadow, target_url=url, progress=progress) as shadow_url:
-        if options.shadow_from_target:
-            copy_schema(url, shadow_url, progress)
-            to_apply = pending
-        else:
-            to_apply = files
-        progress(f"dry run: applying {len(to_apply)} file(s) to the shadow")
-        outcome = dry_run(
-            shadow_url, to_apply,
-            lock_timeout=config.migrations.lock_timeout,
-            statement_timeout=config.migrations.statement_timeout,
-            display=lambda f: _display(f.path, config),
-            progress=progress,
-        )
-        if outcome.interrupted:
-            # A cancelled job, not a migration that does not apply: leave (the shadow is
-            # cleaned up on the way out) and let the CLI say which signal it was.
-            raise Interrupted(outcome.interrupted)
-    pending_versions = {f.version for f in pending}
-    shadow_status = {r.version: r for r in outcome.results}
-    report.shadow = {
-        "mode": "embedded" if options.shadow == "embedded" else "url",
-        "from_target": options.shadow_from_target,
-        "applied": [r.version for r in outcome.results if r.status == "applied"],
-        "failed": outcome.failed.version if outcome.failed else None,
-    }
-    failed = outcome.failed
-    if failed is None:
-        for result in report.migrations:
-            if result.version in shadow_status:
-                result.duration_ms = shadow_status[result.version].duration_ms
-        return False
-    # Report the failing file (pending or not: an applied file that fails from scratch is
-    # worth knowing too, but the verdict is about what would run).
-    listed = {m.version for m in report.migrations}
-    if failed.version not in listed:
-        report.migrations.insert(0, failed)
-    else:
-        report.migrations = [failed if m.version == failed.version else m for m in report.migrations]
-    err = failed.error
-    where = f"{err.file}:{err.line}" if err and err.line else failed.file
-    state = f" (SQLSTATE {err.sqlstate})" if err and err.sqlstate else ""
-    scope = "" if failed.version in pending_versions else " (an already applied file, replayed from scratch)"
-    report.set_outcome(
-        "dry_run_failed",
-        f"dry run failed at {where}: {err.message if err else '?'}{state}{scope}",
-        changed=False,
-    )
-    return True
+    return run_shadow(config, options, report, files, pending, url, progress)

@@ -143,6 +143,13 @@ class DrillConfig:
 
 
 @dataclass(frozen=True)
+class ShadowConfig:
+    """`guard check --shadow`: what the throw-away database starts from (guard.shadow)."""
+
+    base: str = "auto"  # auto | supabase | none | a .sql file (relative to guard.yml)
+
+
+@dataclass(frozen=True)
 class ProtectConfig:
     """Protective copies of what destructive statements destroy (guard/protect.py)."""
 
@@ -170,6 +177,7 @@ class Config:
     lint: LintSettings = field(default_factory=LintSettings)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     drill: DrillConfig = field(default_factory=DrillConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None
@@ -320,6 +328,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "snapshot.when": _choice("always", "destructive"),
     "snapshot.key": _string,
     "drill.checks": _drill_checks,
+    "shadow.base": _string,
     "protect.enabled": _bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -329,7 +338,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill", "shadow")
 
 
 def env_name(key: str) -> str:
@@ -742,6 +751,7 @@ def _load(
             key=converted.get("snapshot.key") or None,
         ),
         drill=DrillConfig(checks=converted.get("drill.checks", ())),
+        shadow=ShadowConfig(base=converted.get("shadow.base", "auto")),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),

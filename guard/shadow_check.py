@@ -1,0 +1,158 @@
+"""`guard check --shadow`: the dry run's part of the check, and the check with no target.
+
+A pull request from a fork has no secrets, so no database URL: `guard check --shadow embedded`
+then lints every file and dry-runs every file on the shadow, and says in the report that the
+backup gate and the comparison with the target's history were not checked. Exit codes as
+`guard check`: 0 ready, 1 the dry run failed, 3 the lint policy would block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from guard.errors import Blocked, Interrupted, MigrationFileError, UsageError
+from guard.report.model import MigrationResult
+
+if TYPE_CHECKING:
+    from guard.check import CheckOptions
+    from guard.config import Config
+    from guard.lint import Finding
+    from guard.migrations.files import MigrationFile
+    from guard.report.model import RunReport
+
+Progress = Callable[[str], None]
+
+NOT_CHECKED_WITHOUT_TARGET = (
+    "not checked: the backup gate (no database URL: guard cannot ask the target's providers)",
+    "not checked: which files are pending (no database URL: every file was dry-run from an empty shadow)",
+)
+
+
+def check_without_target(config: Config, options: CheckOptions, report: RunReport, *,
+                         progress: Progress) -> RunReport:
+    """Lint and dry-run every local file; no connection to any target."""
+    from guard.check import _not_applicable
+    from guard.run import _display, lint_gate, load_migrations
+
+    if options.shadow_from_target:
+        raise UsageError("--shadow-from-target needs the target: set database_url, or drop the flag")
+    report.migrations_dir = _display(config.migrations.dir, config)
+    report.warnings.extend(NOT_CHECKED_WITHOUT_TARGET)
+    try:
+        files = load_migrations(config, progress)
+    except MigrationFileError as exc:
+        _not_applicable(report, exc)
+        return report
+    report.migrations = [
+        MigrationResult(f.version, f.name, _display(f.path, config), "pending",
+                        sum(1 for s in f.statements if s.kind)) for f in files
+    ]
+    findings = _lint(config, files)
+    report.findings = [f.as_dict() for f in findings]
+    if run_shadow(config, options, report, files, files, None, progress):
+        return report
+    try:
+        lint_gate(findings, config, None)
+    except Blocked as exc:
+        report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
+        return report
+    report.set_outcome("ready", f"every file ({len(files)}) applies on the shadow; "
+                       "the backup gate and the pending set were not checked (no database URL).",
+                       changed=False)
+    return report
+
+
+def _lint(config: Config, files: list[MigrationFile]) -> list[Finding]:
+    from guard.lint import LintConfig, Linter
+    from guard.run import _display
+
+    linter = Linter(server_major=None,
+                    config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity),
+                    existing_tables=lambda _name: False)
+    found: list[Finding] = []
+    for file in files:
+        found.extend(linter.lint_file(file, display=_display(file.path, config)))
+    return found
+
+
+def run_shadow(
+    config: Config,
+    options: CheckOptions,
+    report: RunReport,
+    files: list[MigrationFile],
+    pending: list[MigrationFile],
+    url: str | None,
+    progress: Progress,
+) -> bool:
+    """Run the dry run and fill ``report.shadow``; True when it failed (the report says where)."""
+    from guard.run import _display
+    from guard.shadow import SUPABASE_SCHEMAS, choose_base, dry_run, open_shadow
+    from guard.shadow_copy import copy_schema
+
+    assert options.shadow is not None
+    base = choose_base(config, database_url=url)
+    with open_shadow(options.shadow, target_url=url, base=base, progress=progress) as shadow:
+        if options.shadow_from_target and url:
+            excluded = SUPABASE_SCHEMAS if base == "supabase" else ()
+            copy_schema(url, shadow, exclude_schemas=excluded, progress=progress)
+            to_apply = pending
+        else:
+            to_apply = files
+        progress(f"dry run: applying {len(to_apply)} file(s) to the shadow as {shadow.role}")
+        outcome = dry_run(
+            shadow, to_apply,
+            lock_timeout=config.migrations.lock_timeout,
+            statement_timeout=config.migrations.statement_timeout,
+            display=lambda f: _display(f.path, config),
+            progress=progress,
+        )
+        if outcome.interrupted:
+            # A cancelled job, not a migration that does not apply: leave (the shadow is
+            # cleaned up on the way out) and let the CLI say which signal it was.
+            raise Interrupted(outcome.interrupted)
+    report.shadow = {
+        "mode": "embedded" if options.shadow == "embedded" else "url",
+        "from_target": options.shadow_from_target,
+        "base": shadow.base,
+        "role": shadow.role,
+        "applied": [r.version for r in outcome.results if r.status == "applied"],
+        "failed": outcome.failed.version if outcome.failed else None,
+        "not_checked": list(shadow.limits),
+    }
+    for limit in shadow.limits:
+        report.warnings.append(f"dry run: {limit}")
+    return _verdict(report, outcome, {f.version for f in pending})
+
+
+def _verdict(report: RunReport, outcome: object, pending_versions: set[str]) -> bool:
+    from guard.migrations.apply import ApplyOutcome
+
+    assert isinstance(outcome, ApplyOutcome)
+    shadow_status = {r.version: r for r in outcome.results}
+    failed = outcome.failed
+    if failed is None:
+        for result in report.migrations:
+            if result.version in shadow_status:
+                result.duration_ms = shadow_status[result.version].duration_ms
+        return False
+    # Report the failing file (pending or not: an applied file that fails from scratch is
+    # worth knowing too, but the verdict is about what would run).
+    listed = {m.version for m in report.migrations}
+    if failed.version not in listed:
+        report.migrations.insert(0, failed)
+    else:
+        report.migrations = [failed if m.version == failed.version else m for m in report.migrations]
+    err = failed.error
+    where = f"{err.file}:{err.line}" if err and err.line else failed.file
+    state = f" (SQLSTATE {err.sqlstate})" if err and err.sqlstate else ""
+    scope = "" if failed.version in pending_versions else " (an already applied file, replayed from scratch)"
+    hint = ""
+    if err and err.sqlstate in ("42501", "58P01") or (err and "superuser" in err.message):
+        hint = "; the dry run runs without superuser, as migrations do on Supabase"
+    report.set_outcome(
+        "dry_run_failed",
+        f"dry run failed at {where}: {err.message if err else '?'}{state}{scope}{hint}",
+        changed=False,
+    )
+    return True
