@@ -64,14 +64,15 @@ def check_without_target(config: Config, options: CheckOptions, report: RunRepor
 
 
 def _lint(config: Config, files: list[MigrationFile]) -> list[Finding]:
+    """Each file linted on its own: without the target's history any file may be the pending
+    one, and a table an earlier file creates may well exist (and be locked) in production."""
     from guard.lint import LintConfig, Linter
     from guard.run import _display
 
-    linter = Linter(server_major=None,
-                    config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity),
-                    existing_tables=lambda _name: False)
     found: list[Finding] = []
     for file in files:
+        linter = Linter(server_major=None,
+                        config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity))
         found.extend(linter.lint_file(file, display=_display(file.path, config)))
     return found
 
