@@ -8,6 +8,7 @@ backup gate and the comparison with the target's history were not checked. Exit 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from guard.report.model import RunReport
 
 Progress = Callable[[str], None]
+
+# Errors naming a Supabase platform object: a hint that the shadow lacks the Supabase base.
+SUPABASE_NAMES = re.compile(r'"(auth|storage|extensions|realtime|vault|anon|authenticated|service_role|'
+                            r'supabase_\w+)"|\b(auth|storage|extensions)\.\w+')
 
 NOT_CHECKED_WITHOUT_TARGET = (
     "not checked: the backup gate (no database URL: guard cannot ask the target's providers)",
@@ -123,10 +128,10 @@ def run_shadow(
     }
     for limit in shadow.limits:
         report.warnings.append(f"dry run: {limit}")
-    return _verdict(report, outcome, {f.version for f in pending})
+    return _verdict(report, outcome, {f.version for f in pending}, supabase=base == "supabase")
 
 
-def _verdict(report: RunReport, outcome: object, pending_versions: set[str]) -> bool:
+def _verdict(report: RunReport, outcome: object, pending_versions: set[str], *, supabase: bool) -> bool:
     from guard.migrations.apply import ApplyOutcome
 
     assert isinstance(outcome, ApplyOutcome)
@@ -151,6 +156,9 @@ def _verdict(report: RunReport, outcome: object, pending_versions: set[str]) -> 
     hint = ""
     if err and err.sqlstate in ("42501", "58P01") or (err and "superuser" in err.message):
         hint = "; the dry run runs without superuser, as migrations do on Supabase"
+    elif err and not supabase and SUPABASE_NAMES.search(err.message):
+        hint = ("; this looks like a Supabase project: add supabase/config.toml or set shadow.base: supabase "
+                "in guard.yml")
     report.set_outcome(
         "dry_run_failed",
         f"dry run failed at {where}: {err.message if err else '?'}{state}{scope}{hint}",

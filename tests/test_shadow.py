@@ -132,6 +132,31 @@ create extension if not exists pg_trgm with schema extensions;
 create index invites_token_trgm on public.invites using gin (token extensions.gin_trgm_ops);
 """),
     ],
+    "types_of_missing_extensions": [
+        ("20240101000000_documents.sql", """
+create extension if not exists vector with schema extensions;
+create table public.documents (
+  id bigserial primary key,
+  owner uuid references auth.users default auth.uid(),
+  content text,
+  embedding vector(1536)
+);
+create index on public.documents using hnsw (embedding vector_cosine_ops);
+create function public.match_documents(query_embedding vector(1536), match_count int)
+returns table (id bigint, similarity float) language sql stable as $$
+  select id, 1 - (embedding <=> query_embedding) from public.documents
+  order by embedding <=> query_embedding limit match_count
+$$;
+alter table public.documents enable row level security;
+create policy "own documents" on public.documents using (owner = auth.uid());
+"""),
+        ("20240102000000_places.sql", """
+create extension if not exists postgis with schema extensions;
+alter table public.documents add column place extensions.geography(point);
+create index documents_place on public.documents using gist (place);
+create index documents_owner on public.documents (owner);
+"""),
+    ],
     "vault_and_webhooks": [
         ("20240101000000_vault.sql", """
 select vault.create_secret('not-a-real-secret', 'service_key', 'for the webhook');
@@ -361,7 +386,7 @@ def test_shadow_base_settings(project: Project) -> None:
     _supabase_project(project, SETS["policies_on_auth_users"])
     (project.root / "guard.yml").write_text("shadow:\n  base: none\n")
     result = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
-    assert result.code == 1 and "auth" in result.report["message"], result.output  # type: ignore[index]
+    assert result.code == 1 and "shadow.base: supabase" in result.report["message"], result.output  # type: ignore[index]
     (project.root / "team_base.sql").write_text(
         "create schema auth;\ncreate table auth.users (id uuid primary key, email varchar(255), raw_user_meta_data jsonb);\n"
         "create role authenticated;\ngrant usage on schema auth to public;\ngrant all on auth.users to public;\n"
