@@ -114,8 +114,8 @@ def open_shadow(spec: str, *, target_url: str | None, base: str | Path | None,
                 progress: Progress) -> Iterator[Shadow]:
     """A fresh database for the dry run (``spec``: "embedded" or a server URL), removed after.
 
-    UsageError for a spec that is neither, or that names the target; Blocked when the
-    server refuses what guard needs (a superuser to create the database and roles).
+    UsageError for a spec that is neither, that names the target, or a server that refuses
+    what guard needs (a superuser to create the database and roles).
     """
     if spec == "embedded":
         from guard.embedded import Cluster
@@ -159,7 +159,7 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
     try:
         row = admin.execute(IS_SUPERUSER).fetchone()
         if not (row and row[0]):
-            raise Blocked(
+            raise UsageError(
                 f"--shadow {describe_url(server_url)}: guard needs a superuser there to create its "
                 "throw-away database and a role without superuser for the dry run",
                 hint="use the server's superuser (a CI postgres service's POSTGRES_USER) or --shadow embedded",
@@ -255,7 +255,11 @@ def _drop(admin: psycopg.Connection[Any], dbname: str, role: str | None) -> None
     from psycopg import sql
 
     try:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        if (admin.info.server_version or 0) >= 130000:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        else:  # WITH (FORCE) is PostgreSQL 13+
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
         if role is not None:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     except Exception as exc:  # noqa: BLE001 - cleanup: say so, never hide the check's verdict
@@ -297,7 +301,7 @@ def dry_run(
     try:
         conn = connect(shadow.url, application_name="guard check (dry run)")
     except Exception as exc:  # noqa: BLE001 - pg_hba.conf may not let our role in
-        raise Blocked(f"cannot log in to the shadow as its dry-run role {shadow.role}: {exc}",
+        raise UsageError(f"cannot log in to the shadow as its dry-run role {shadow.role}: {exc}",
                       hint="the shadow server's pg_hba.conf must accept password logins from here") from None
     timer = threading.Timer(timeout, _terminate, (shadow, progress, timeout))
     timer.daemon = True

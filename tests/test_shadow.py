@@ -261,9 +261,9 @@ def test_the_base_has_every_platform_object_the_sets_use(db_url: str) -> None:
             assert {k: got.get(k) for k in wanted} == wanted, table
         roles = dict((r[0], r[1:]) for r in conn.execute(
             "SELECT rolname, rolsuper, rolcanlogin, rolbypassrls, rolinherit FROM pg_roles").fetchall())
-        assert roles["anon"] == (False, False, False, False)
-        assert roles["authenticated"] == (False, False, False, False)
-        assert roles["service_role"] == (False, False, True, False)
+        assert roles["anon"] == (False, False, False, True)
+        assert roles["authenticated"] == (False, False, False, True)
+        assert roles["service_role"] == (False, False, True, True)
         assert roles["authenticator"][:2] == (False, True)
         for name in ("supabase_auth_admin", "supabase_storage_admin", "dashboard_user", "supabase_admin"):
             assert name in roles and roles[name][0] is False, name
@@ -289,6 +289,11 @@ HOSTILE = {
     "become_admin": "set role supabase_admin;\ncopy (select 1) to program 'touch {marker}';",
     "grant_yourself": "grant pg_execute_server_program to postgres;\ncopy (select 1) to program 'touch {marker}';",
     "server_files": "create table public.t (x text);\ncopy public.t from '/etc/passwd';",
+    "write_server_file": "copy (select 'x') to '{marker}';",
+    "large_object_import": "select lo_import('/etc/passwd');",
+    "large_object_export": "select lo_export(lo_from_bytea(0, 'x'), '{marker}');",
+    "event_trigger": ("create function public.et() returns event_trigger language plpgsql as $$ begin end $$;\n"
+                      "create event trigger et on ddl_command_start execute function public.et();"),
 }
 
 
@@ -399,3 +404,33 @@ def test_shadow_base_settings(project: Project) -> None:
     (project.root / "guard.yml").write_text("shadow:\n  base: mongo\n")
     bad = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
     assert bad.code == 2 and "shadow.base" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_the_dry_run_is_bounded_in_time(tmp_path: Path) -> None:
+    from guard.migrations.files import discover, load
+    from guard.shadow import dry_run, open_shadow
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20240101000000_forever.sql").write_text("set local statement_timeout = 0;\nselect pg_sleep(600);\n")
+    files = [load(ref) for ref in discover(folder)]
+    with open_shadow("embedded", target_url=None, base=None, progress=lambda _m: None) as shadow:
+        outcome = dry_run(shadow, files, lock_timeout=5, statement_timeout=600, display=lambda f: f.name,
+                          progress=lambda _m: None, timeout=2)
+        assert outcome.failed is not None and outcome.failed.version == "20240101000000"
+        assert shadow.limits == ["the dry run was stopped after 2s"]
+
+
+def test_a_shadow_server_without_a_superuser_is_refused(project: Project, server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS shadow_plain")
+        conn.execute("CREATE ROLE shadow_plain LOGIN PASSWORD 'plain-pass-1' CREATEDB")
+    try:
+        plain = psycopg.conninfo.make_conninfo(server_url, user="shadow_plain", password="plain-pass-1")
+        _supabase_project(project, SETS["rls_with_auth_uid"])
+        result = run_guard("check", "--shadow", plain, cwd=project.root, env=clean_env())
+        assert result.code == 2, result.output
+        assert "needs a superuser" in result.stderr and "plain-pass-1" not in result.output
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute("DROP ROLE IF EXISTS shadow_plain")

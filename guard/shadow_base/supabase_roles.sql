@@ -16,9 +16,10 @@ DECLARE
     -- name, attributes (as on Supabase; `postgres` is not a superuser there)
     ['supabase_admin',             'NOLOGIN'],  -- the platform's superuser; not one here unless initdb made it
     ['postgres',                   'NOSUPERUSER CREATEDB LOGIN REPLICATION BYPASSRLS ' || createrole],
-    ['anon',                       'NOLOGIN NOINHERIT'],
-    ['authenticated',              'NOLOGIN NOINHERIT'],
-    ['service_role',               'NOLOGIN NOINHERIT BYPASSRLS'],
+    -- the API roles inherit since 2023 (supabase/postgres alter_api_roles_for_inherit)
+    ['anon',                       'NOLOGIN INHERIT'],
+    ['authenticated',              'NOLOGIN INHERIT'],
+    ['service_role',               'NOLOGIN INHERIT BYPASSRLS'],
     ['authenticator',              'LOGIN NOINHERIT'],
     ['dashboard_user',             'NOSUPERUSER CREATEDB REPLICATION ' || createrole],
     ['supabase_auth_admin',        'LOGIN NOINHERIT NOREPLICATION ' || createrole],
