@@ -434,3 +434,26 @@ def test_a_shadow_server_without_a_superuser_is_refused(project: Project, server
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute("DROP ROLE IF EXISTS shadow_plain")
+
+
+def test_the_shadow_from_the_target_has_its_publications_settings_and_roles(ready: Project) -> None:
+    _as_supabase_target(ready.db_url)
+    ready.query("CREATE ROLE shadow_reporting NOLOGIN" if not ready.query(
+        "SELECT 1 FROM pg_roles WHERE rolname = 'shadow_reporting'") else "SELECT 1")
+    ready.query("CREATE TABLE public.messages (id bigint primary key, body text)")
+    ready.query("ALTER PUBLICATION supabase_realtime ADD TABLE public.messages")
+    ready.query("CREATE PUBLICATION audit")
+    ready.query(f'ALTER DATABASE "{ready.query("SELECT current_database()")[0][0]}" SET app.tenant = \'acme\'')
+    _supabase_project(ready, [("20240101000000_realtime.sql", """
+alter publication supabase_realtime drop table public.messages;
+alter publication audit add table public.messages;
+grant select on public.messages to shadow_reporting;
+do $$ begin
+  if current_setting('app.tenant', true) is distinct from 'acme' then raise exception 'settings not copied'; end if;
+  if uuid_generate_v4() is null then raise exception 'unreachable'; end if;
+end $$;
+""")])
+    result = ready.guard("check", "--shadow", "embedded", "--shadow-from-target")
+    assert result.code == 0, result.output
+    plain = ready.guard("check", "--shadow", "embedded")  # from scratch: no messages table, no audit
+    assert plain.code == 1, plain.output
