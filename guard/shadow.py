@@ -242,7 +242,7 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
             conn.execute(sql.SQL("GRANT ALL ON SCHEMA extensions, public TO {}").format(
                 sql.Identifier(shadow.role)))
     except Exception as exc:  # noqa: BLE001 - the base is the culprit, named in one line
-        raise UsageError(f"loading {where} into the shadow failed: {_last(str(exc))}",
+        raise UsageError(f"loading {where} into the shadow failed: {_reason(exc)}",
                          hint="fix shadow.base, or set shadow.base: none") from None
     finally:
         conn.close()
@@ -269,6 +269,15 @@ def _drop(admin: psycopg.Connection[Any], dbname: str, role: str | None) -> None
 def _last(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def _reason(exc: Exception) -> str:
+    """The server's one-line reason (psycopg's text ends with a caret line, not the reason)."""
+    import psycopg
+
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        return exc.diag.message_primary
+    return _last(str(exc))
 
 
 # --------------------------------------------------------------------------- the dry run

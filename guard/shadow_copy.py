@@ -90,7 +90,7 @@ def copy_schema(target_url: str, shadow: Shadow, *, exclude_schemas: tuple[str, 
         # A plain dump is a script: run it as one simple-protocol batch, as psql -f would.
         conn.execute(script.encode())
     except Exception as exc:  # noqa: BLE001 - reported as one line, the shadow is thrown away
-        raise Blocked(f"loading the target's schema into the shadow failed: {_last(str(exc))}") from None
+        raise Blocked(f"loading the target's schema into the shadow failed: {_reason(exc)}") from None
     finally:
         conn.close()
     shadow.limits.extend(facts.limits)
@@ -174,7 +174,7 @@ def _write_settings(admin: psycopg.Connection[Any], facts: TargetFacts, shadow: 
             try:
                 admin.execute(sql.SQL("{} SET {} TO {}").format(scope, sql.Identifier(key), rendered))
             except psycopg.Error as exc:
-                facts.limits.append(f"the target's setting {key} could not be copied: {_last(str(exc))}")
+                facts.limits.append(f"the target's setting {key} could not be copied: {_reason(exc)}")
 
 
 def _dump(target_url: str, major: int, exclude_schemas: tuple[str, ...]) -> str:
@@ -242,3 +242,12 @@ def _no_password(url: str) -> str:
 def _last(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def _reason(exc: Exception) -> str:
+    """The server's one-line reason (psycopg's text ends with a caret line, not the reason)."""
+    import psycopg
+
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        return exc.diag.message_primary
+    return _last(str(exc))

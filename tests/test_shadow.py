@@ -401,6 +401,9 @@ def test_shadow_base_settings(project: Project) -> None:
     result = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
     assert result.code == 0, result.output
     assert result.report is not None and result.report["shadow"]["base"] == "team_base.sql"
+    (project.root / "team_base.sql").write_text("create tabel auth.users (id uuid);\n")
+    broken = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
+    assert broken.code == 2 and 'syntax error at or near "tabel"' in broken.stderr, broken.output
     (project.root / "guard.yml").write_text("shadow:\n  base: mongo\n")
     bad = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
     assert bad.code == 2 and "shadow.base" in bad.stderr and "Traceback" not in bad.output
