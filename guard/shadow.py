@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.db import connect, describe_url, same_database
 from guard.errors import Blocked, ConfigError, UsageError
+from guard.shadow_roles import ROLE_EXISTS, ROLES_LOCK
 
 if TYPE_CHECKING:
     import psycopg
@@ -41,13 +42,10 @@ DRY_RUN_ROLE = "postgres"
 # The schemas the Supabase base creates; a copy of a target's schema leaves them out.
 SUPABASE_SCHEMAS = ("auth", "storage", "realtime", "extensions", "graphql", "graphql_public",
                     "vault", "supabase_functions")
-# Roles are cluster-wide: checks sharing one server create them one at a time.
-ROLES_LOCK = 0x6775617264_5348  # "guard" "SH"
 DRY_RUN_TIMEOUT = 1800.0  # seconds for the whole dry run; then its session is terminated
 
 IS_SUPERUSER = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
 SERVER_VERSION = "SELECT current_setting('server_version_num')::int"
-ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
 USER_OBJECTS = """
 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'

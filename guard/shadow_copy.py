@@ -113,18 +113,9 @@ def _read_target(target_url: str) -> TargetFacts:
 
 def _write_roles(shadow: Shadow, facts: TargetFacts) -> None:
     """The target's roles, created NOLOGIN when missing (cluster-wide: under the roles lock)."""
-    from psycopg import sql
+    from guard.shadow_roles import ensure_nologin_roles
 
-    from guard.shadow import ROLES_LOCK
-
-    conn = connect(shadow.server_url, application_name="guard check (shadow roles)")
-    try:
-        conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
-        for role in facts.roles:
-            if conn.execute(ROLE_EXISTS, (role,)).fetchone() is None:
-                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-    finally:
-        conn.close()  # releases the lock
+    ensure_nologin_roles(shadow.server_url, facts.roles)
 
 
 def _write_extensions(admin: psycopg.Connection[Any], facts: TargetFacts, shadow: Shadow) -> None:

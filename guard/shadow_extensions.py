@@ -167,20 +167,12 @@ def _stand_in(text: str, types: frozenset[str]) -> str | None:
 def _create_role(server_url: str, text: str) -> str:
     """Create the role a CREATE ROLE statement names, NOLOGIN, when missing; its name."""
     import pglast
-    from psycopg import sql
 
-    from guard.db import connect
-    from guard.shadow import ROLE_EXISTS, ROLES_LOCK
+    from guard.shadow_roles import ensure_nologin_roles
 
     node: Any = pglast.parse_sql(text)[0].stmt
     name = str(node.role)
-    conn = connect(server_url, application_name="guard check (shadow roles)")
-    try:
-        conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
-        if conn.execute(ROLE_EXISTS, (name,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    ensure_nologin_roles(server_url, [name])
     return name
 
 

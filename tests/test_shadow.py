@@ -460,3 +460,20 @@ end $$;
     assert result.code == 0, result.output
     plain = ready.guard("check", "--shadow", "embedded")  # from scratch: no messages table, no audit
     assert plain.code == 1, plain.output
+
+
+def test_a_migration_creating_a_role_passes_and_says_how(project: Project) -> None:
+    from guard.embedded import find_bin_dir, server_major
+
+    _supabase_project(project, [("20240101000000_reporting.sql", """
+create role reporting nologin;
+create table public.sales (id bigint primary key);
+grant select on public.sales to reporting;
+""".lstrip())])
+    result = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
+    assert result.code == 0, result.output
+    assert result.report is not None
+    bin_dir = find_bin_dir()
+    assert bin_dir is not None
+    created_by_guard = [line for line in result.report["shadow"]["not_checked"] if "CREATE ROLE reporting" in line]
+    assert len(created_by_guard) == (1 if server_major(bin_dir) < 16 else 0)
