@@ -59,10 +59,8 @@ def guarded_check(
         plan_pending,
     )
 
-    if not config.database_url and options.shadow:
-        # A fork's pull request: no secrets, no target; lint and dry-run every file.
+    if not config.database_url and options.shadow:  # a fork's pull request: no target
         from guard.shadow_check import check_without_target
-
         return check_without_target(config, options, report, progress=progress)
     url = require_database_url(config)
     report.migrations_dir = _display(config.migrations.dir, config)
