@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from guard.config import Config, require_database_url
-from guard.errors import Blocked, Interrupted, MigrationFileError
-from guard.report.model import MigrationError, MigrationResult, RunReport
+from guard.errors import Blocked, MigrationFileError
+from guard.report.model import RunReport
 
 if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile
@@ -42,7 +42,11 @@ def guarded_check(
     2-7 in read-only mode (``RunState.read_only``), then an optional dry run on a shadow."""
     from guard.run import backup_gate, connect, files, lint_gate, lock, outcome, plan, unfinished
     from guard.run.state import RunOptions, RunState
+    from guard.shadow_check import not_applicable
 
+    if not config.database_url and options.shadow:  # a fork's pull request: no target
+        from guard.shadow_check import check_without_target
+        return check_without_target(config, options, report, progress=progress)
     run_options = RunOptions(include_all=options.include_all or config.migrations.include_all)
     state = RunState(require_database_url(config), report, run_options, environ, progress,
                      lambda text: text, read_only=True)
@@ -50,7 +54,7 @@ def guarded_check(
     try:
         files.read_files(state, config.migrations, config.base_dir)
     except MigrationFileError as exc:
-        _not_applicable(report, exc)
+        not_applicable(report, exc)
         return report
     with connect.session(state):
         connect.record_server(state)
@@ -84,17 +88,6 @@ def _verdict(state: RunState, config: Config, options: CheckOptions) -> RunRepor
     return report
 
 
-def _not_applicable(report: RunReport, exc: MigrationFileError) -> None:
-    """A file that does not even parse cannot apply: the dry-run verdict, exit 1."""
-    name = exc.file.rsplit("/", 1)[-1]
-    version = name.split("_", 1)[0]
-    report.migrations = [
-        MigrationResult(version, name.removesuffix(".sql").split("_", 1)[-1], exc.file, "failed", 0,
-                        error=MigrationError(exc.message.split(": ", 1)[-1], None, exc.file, exc.line))
-    ]
-    report.set_outcome("dry_run_failed", f"{exc}", changed=False)
-
-
 def _shadow(
     config: Config,
     options: CheckOptions,
@@ -105,56 +98,6 @@ def _shadow(
     progress: Progress,
 ) -> bool:
     """Run the dry run; True when it failed (the report then says where)."""
-    from guard.run.files import display
-    from guard.shadow import copy_schema, dry_run, shadow_database
+    from guard.shadow_check import run_shadow
 
-    assert options.shadow is not None
-    with shadow_database(options.shadow, target_url=url, progress=progress) as shadow_url:
-        if options.shadow_from_target:
-            copy_schema(url, shadow_url, progress)
-            to_apply = pending
-        else:
-            to_apply = files
-        progress(f"dry run: applying {len(to_apply)} file(s) to the shadow")
-        outcome = dry_run(
-            shadow_url, to_apply,
-            lock_timeout=config.migrations.lock_timeout,
-            statement_timeout=config.migrations.statement_timeout,
-            display=lambda f: display(f.path, config.base_dir),
-            progress=progress,
-        )
-        if outcome.interrupted:
-            # A cancelled job, not a migration that does not apply: leave (the shadow is
-            # cleaned up on the way out) and let the CLI say which signal it was.
-            raise Interrupted(outcome.interrupted)
-    pending_versions = {f.version for f in pending}
-    shadow_status = {r.version: r for r in outcome.results}
-    report.shadow = {
-        "mode": "embedded" if options.shadow == "embedded" else "url",
-        "from_target": options.shadow_from_target,
-        "applied": [r.version for r in outcome.results if r.status == "applied"],
-        "failed": outcome.failed.version if outcome.failed else None,
-    }
-    failed = outcome.failed
-    if failed is None:
-        for result in report.migrations:
-            if result.version in shadow_status:
-                result.duration_ms = shadow_status[result.version].duration_ms
-        return False
-    # Report the failing file (pending or not: an applied file that fails from scratch is
-    # worth knowing too, but the verdict is about what would run).
-    listed = {m.version for m in report.migrations}
-    if failed.version not in listed:
-        report.migrations.insert(0, failed)
-    else:
-        report.migrations = [failed if m.version == failed.version else m for m in report.migrations]
-    err = failed.error
-    where = f"{err.file}:{err.line}" if err and err.line else failed.file
-    state = f" (SQLSTATE {err.sqlstate})" if err and err.sqlstate else ""
-    scope = "" if failed.version in pending_versions else " (an already applied file, replayed from scratch)"
-    report.set_outcome(
-        "dry_run_failed",
-        f"dry run failed at {where}: {err.message if err else '?'}{state}{scope}",
-        changed=False,
-    )
-    return True
+    return run_shadow(config, options, report, files, pending, url, progress)

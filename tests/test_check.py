@@ -95,6 +95,7 @@ def test_embedded_shadow_reports_the_broken_file_and_line(ready: Project) -> Non
 
 
 def test_embedded_shadow_on_a_good_folder_passes(ready: Project) -> None:
+    (ready.root / "supabase" / "config.toml").write_text("", encoding="utf-8")  # a Supabase project: anon exists
     ready.add("20240101000000_items.sql", "create table public.items (id int);\ngrant select on public.items to anon;\n")
     result = ready.guard("check", "--shadow", "embedded")
     assert result.code == 0, result.output

@@ -46,6 +46,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "snapshot.when": _choice("always", "destructive"),
     "snapshot.key": _string,
     "drill.checks": _drill_checks,
+    "shadow.base": _string,
     "protect.enabled": to_bool,
     "protect.max_bytes": parse_size,
     "protect.schema": _identifier,
@@ -56,7 +57,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "reason": _string,
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
-SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill")
+SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill", "shadow")
 
 
 def env_name(key: str) -> str:

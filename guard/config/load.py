@@ -17,6 +17,7 @@ from guard.config.model import (
     LogConfig,
     MigrationsConfig,
     ProtectConfig,
+    ShadowConfig,
     SnapshotConfig,
 )
 from guard.config.source import Interpolator, Value, compose, flatten_file, plain, plugin_list
@@ -224,6 +225,7 @@ def _build(
             key=converted.get("snapshot.key") or None,
         ),
         drill=DrillConfig(checks=converted.get("drill.checks", ())),
+        shadow=ShadowConfig(base=converted.get("shadow.base", "auto")),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),

@@ -76,6 +76,13 @@ class DrillConfig:
 
 
 @dataclass(frozen=True)
+class ShadowConfig:
+    """`guard check --shadow`: what the throw-away database starts from (guard.shadow)."""
+
+    base: str = "auto"  # auto | supabase | none | a .sql file (relative to guard.yml)
+
+
+@dataclass(frozen=True)
 class ProtectConfig:
     """Protective copies of what destructive statements destroy (guard/protect.py)."""
 
@@ -104,6 +111,7 @@ class Config:
     lint: LintSettings = field(default_factory=LintSettings)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     drill: DrillConfig = field(default_factory=DrillConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None

@@ -125,11 +125,9 @@ def trace_on_shadow(spec: str, paths: Sequence[Any], findings: Sequence[Finding]
     """`guard lint --trace --shadow spec` ("embedded" or a scratch database URL): the files at
     `paths` (in order) traced on the shadow; returns the disagreement findings and the traces.
     Raises UsageError for a bad spec or the target itself, ConnectError when it cannot connect."""
-    from psycopg import sql
-
     from guard.db import connect
     from guard.migrations.files import FILE_PATTERN, MigrationRef, load
-    from guard.shadow import CREATE_ROLE, ROLE_EXISTS, SUPABASE_ROLES, shadow_database
+    from guard.shadow import open_shadow
 
     files = []
     for path in paths:
@@ -143,12 +141,11 @@ def trace_on_shadow(spec: str, paths: Sequence[Any], findings: Sequence[Finding]
         except ValueError:
             return str(file.path)
 
-    with shadow_database(spec, target_url=target_url, progress=progress) as url:
-        conn = connect(url, application_name="guard lint (trace)")
+    # The Supabase base: migrations grant to its roles and name its schemas. The files run as
+    # the shadow's dry-run role, not a superuser: they are a pull request's untrusted SQL.
+    with open_shadow(spec, target_url=target_url, base="supabase", progress=progress) as shadow:
+        conn = connect(shadow.url, application_name="guard lint (trace)")
         try:
-            for role in SUPABASE_ROLES:  # migrations grant to Supabase's roles
-                if conn.execute(ROLE_EXISTS, (role,)).fetchone() is None:
-                    conn.execute(sql.SQL(CREATE_ROLE).format(name=sql.Identifier(role)))
             observed = trace_files(conn, files, findings, display)
         finally:
             conn.close()
