@@ -306,6 +306,11 @@ def test_every_plan_rendered_offers_only_what_exists(ready: Project) -> None:
     assert failed.code == 4 and failed.report is not None and failed.report["snapshot"] is not None
     plan = _plan(ready, failed.report["run_id"])["restore_plan"]
     assert any("snapshot" in t for t in _titles(plan)) and any("protective" in t for t in _titles(plan))
+    (ready.root / "snaps").rename(ready.root / "elsewhere")  # as on another machine
+    moved = _plan(ready, failed.report["run_id"])["restore_plan"]
+    assert "What is not here: the snapshot" in _titles(moved)
+    assert not any("The snapshot guard took" in t for t in _titles(moved))
+    (ready.root / "elsewhere").rename(ready.root / "snaps")
     wrapped = ready.guard("run", "--", "sh", "-c", "exit 7")
     assert wrapped.report is not None
     _plan(ready, wrapped.report["run_id"])
@@ -374,3 +379,14 @@ def test_killed_runner_releases_the_lock_within_seconds(ready: Project) -> None:
     assert result.code == 3, result.output
     assert "another guard is working" not in result.output
     assert result.report is not None and result.report["unfinished_run"] is not None
+
+
+def test_wrapped_run_that_created_the_journal_says_so(ready: Project) -> None:
+    assert not ready.table_exists("guard.runs")
+    result = ready.guard("run", "--", "sh", "-c", "exit 0")
+    assert result.code == 0 and result.report is not None, result.output
+    assert ready.table_exists("guard.runs")
+    assert any("guard.runs" in w for w in result.report["warnings"])
+    assert "changed nothing" not in result.output
+    again = ready.guard("run", "--", "sh", "-c", "exit 0")
+    assert again.report is not None and not any("guard.runs" in w for w in again.report["warnings"])

@@ -253,8 +253,27 @@ def _plan_of(run: Any, config: Config, copies: list[dict[str, Any]], present: se
         # rest of its files, and the history would credit them to this one.
         return plan_for_unfinished(run, list(run.committed), restore_context(config))
     if run.report and run.report.get("restore_plan"):
-        return without_missing_copies(plan_from_dict(run.report["restore_plan"]), copies, present)
+        plan = without_missing_copies(plan_from_dict(run.report["restore_plan"]), copies, present)
+        return without_missing_snapshot(plan, run.report.get("snapshot"))
     return None
+
+
+def without_missing_snapshot(plan: RestorePlan, snapshot: dict[str, Any] | None) -> RestorePlan:
+    """``plan`` without the snapshot step when its file is not found from the working directory
+    (another machine, a CI runner's artifact): a note says where it was written instead."""
+    from guard.report.model import RestorePlan, RestoreStep
+    from guard.restore import lettered
+
+    if not snapshot or Path(str(snapshot.get("file") or "")).is_file():
+        return plan
+    steps = [s for s in plan.steps if "The snapshot guard took" not in s.title]
+    steps.append(RestoreStep(
+        "What is not here: the snapshot",
+        f"The run wrote snapshot {snapshot.get('file')} (sha256 {str(snapshot.get('sha256'))[:12]}...), which "
+        "is not found from this directory: on a CI runner, download the job's artifact, then "
+        "`guard drill PATH` proves it restores and prints its restore command.",
+    ))
+    return RestorePlan(plan.needed, plan.summary, plan.committed_versions, lettered(steps), plan.support)
 
 
 def _render_plan(run: Any, plan: Any, copies: list[dict[str, Any]], fmt: str) -> str:

@@ -13,6 +13,7 @@ from guard.report.model import MigrationResult, RunReport
 from guard.restore import RestoreContext, build_plan
 from guard.run.backup_gate import confirm_backup
 from guard.run.backup_log import log_backup
+from guard.run.outcome import note_journal_created
 from guard.run.restore_point import mark
 from guard.run.state import RunState
 
@@ -58,6 +59,8 @@ def wrapped_run(state: RunState, config: Config, restore: RestoreContext) -> Non
     )
     _set_outcome(report, argv[0], code, bool(changes), listed, len(changes))
     report.restore_plan = build_plan(report, restore)
+    if not changes:
+        note_journal_created(state)
 
 
 # Kinds in the order objects depend on each other: a schema before its tables, a table before
@@ -78,7 +81,10 @@ def dependency_rank(change: Any) -> tuple[int, int, str]:
 
 def _set_outcome(report: RunReport, tool: str, code: int, changed: bool, listed: str, count: int) -> None:
     if code == 0 and not changed:
-        report.set_outcome("nothing_pending", f"{tool} exited 0 and changed nothing.", changed=False)
+        report.set_outcome(
+            "nothing_pending", f"{tool} exited 0; the database catalog and migration history are unchanged.",
+            changed=False,
+        )
     elif code == 0:
         report.set_outcome("applied", f"{tool} exited 0; {count} change(s): {listed}", changed=True)
     elif not changed:
