@@ -179,7 +179,8 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     else:
         summary = (
             f"The database was changed: {', '.join(committed)} committed before "
-            f"{failed.version if failed else 'the failure'} failed."
+            f"{failed.version if failed else 'the failure'} failed." if committed
+            else f"The database was changed: {report.message}"
         )
         needed = True
     if target is not None:
@@ -295,7 +296,15 @@ def _check_and_fix_forward(
             )
         )
     failed = next((m for m in report.migrations if m.status == "failed"), None)
-    if failed is not None:
+    if failed is not None and not committed:
+        # Nothing committed, yet changed: a statement outside a transaction took effect.
+        steps.append(RestoreStep(
+            "Fix forward (no restore)",
+            f"No file committed, but {failed.version} ran statements outside a transaction that "
+            f"took effect before it failed ({_failure_line(report)}). Make the file safe to run "
+            "again (IF NOT EXISTS, ...), then run guard again.",
+        ))
+    elif failed is not None:
         steps.append(
             RestoreStep(
                 "Fix forward (no restore)",

@@ -390,3 +390,20 @@ def test_wrapped_run_that_created_the_journal_says_so(ready: Project) -> None:
     assert "changed nothing" not in result.output
     again = ready.guard("run", "--", "sh", "-c", "exit 0")
     assert again.report is not None and not any("guard.runs" in w for w in again.report["warnings"])
+
+
+def test_change_outside_a_transaction_with_nothing_committed_reads_true() -> None:
+    from guard.report.model import MigrationError, MigrationResult, RestoreTarget, RunReport
+    from guard.restore import RestoreContext, build_plan
+
+    report = RunReport(command="run", run_id="20261125013000-a1b2c", started_at="2026-11-25T01:30:00Z")
+    report.migrations = [MigrationResult("1", "a", "1_a.sql", "failed", 2,
+                                         error=MigrationError("boom", "XX000", "1_a.sql", 2))]
+    report.set_outcome("failed_partially_applied",
+                       "1 failed outside a transaction after some of its statements took effect.", changed=True)
+    report.restore_target = RestoreTarget("2026-11-25T01:30:01Z", 1795570201, None, None, archive_mode="on")
+    plan = build_plan(report, RestoreContext())
+    assert plan is not None and plan.needed is True and plan.committed_versions == []
+    words = plan.summary + " ".join(s.text for s in plan.steps)
+    assert ":  committed" not in words and "(none)" not in words and "with  committed" not in words
+    assert "outside a transaction" in plan.summary
