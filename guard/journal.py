@@ -64,11 +64,16 @@ SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {CO
        restore_target, actor, reason, report
   FROM guard.runs r WHERE run_id = %s
 """
+# The run that still needs attention (``guard restore-plan`` with no id): the newest that never
+# finished and was not acknowledged, or ended 1 (failed, rolled back) or 4 (changed, then
+# failed), unless a later run ended 0: that run carried the migrations forward, so the
+# earlier failure was fixed (an id still shows any run's plan).
 LATEST_FAILED = f"""
 SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {COMMITTED},
        restore_target, actor, reason, report
   FROM guard.runs r
- WHERE finished_at IS NULL OR exit_code IN (1, 4)
+ WHERE ((finished_at IS NULL AND acknowledged_at IS NULL) OR exit_code IN (1, 4))
+   AND NOT EXISTS (SELECT 1 FROM guard.runs later WHERE later.started_at > r.started_at AND later.exit_code = 0)
  ORDER BY started_at DESC
  LIMIT 1
 """
@@ -173,7 +178,8 @@ def acknowledge(conn: psycopg.Connection[Any], run_id: str, *, by: str, reason: 
 
 
 def find(conn: psycopg.Connection[Any], run_id: str | None) -> JournalRun | None:
-    """One run by id, or the latest that failed (exit 1/4) or never finished."""
+    """One run by id, or the latest that still needs attention (LATEST_FAILED's rule: failed
+    with exit 1/4 or never finished and not acknowledged, and no later run ended 0)."""
     if not exists(conn):
         return None
     row = conn.execute(RUN_BY_ID, (run_id,)).fetchone() if run_id else conn.execute(LATEST_FAILED).fetchone()

@@ -52,7 +52,10 @@ def supabase_project_ref(url: str | None) -> str | None:
 
 
 def build_plan(report: RunReport, ctx: RestoreContext) -> RestorePlan | None:
-    """The plan for a failed run (exit 1 or 4), None otherwise."""
+    """The plan for a failed run (exit 1 or 4), None otherwise. A wrapped run's plan speaks of
+    its command and of the catalog changes it made (guard.run.wrap fills ``report.wrapped``)."""
+    if report.wrapped is not None and report.status in ("failed_rolled_back", "failed_partially_applied"):
+        return _wrapped(report, ctx)
     if report.status == "failed_rolled_back":
         return _nothing_committed(report)
     if report.status in ("failed_partially_applied", "outcome_unknown"):
@@ -63,15 +66,15 @@ def build_plan(report: RunReport, ctx: RestoreContext) -> RestorePlan | None:
 def plan_for_unfinished(run: JournalRun, committed: list[str], ctx: RestoreContext) -> RestorePlan:
     """The plan for a run that started and never finished (its process died).
 
-    The history table is written in each file's own transaction, so it says exactly which
-    of the run's files committed; nothing is "unknown" once the run's session is gone.
+    ``committed`` is what the run recorded in guard.run_commits, each row in its file's own
+    transaction: exactly the files it committed, never those a later run applied.
     """
     started = run.started_at.isoformat()
     if not committed:
         return RestorePlan(
             needed=False,
             summary=f"Run {run.run_id} (started {started}) never finished, but none of its files "
-            f"committed ({', '.join(run.pending)} are not in the history): no restore needed.",
+            f"committed (its journal records none of {', '.join(run.pending)}): no restore needed.",
             committed_versions=[],
             steps=[
                 RestoreStep(
@@ -95,7 +98,7 @@ def plan_for_unfinished(run: JournalRun, committed: list[str], ctx: RestoreConte
         report.restore_target = RestoreTarget(**fields)  # type: ignore[arg-type]
     plan = _changed(report, ctx)
     plan.summary = (
-        f"Run {run.run_id} (started {started}) never finished; the history shows "
+        f"Run {run.run_id} (started {started}) never finished; its journal shows "
         f"{', '.join(committed)} committed. " + plan.summary.split(". ", 1)[-1]
     )
     plan.steps.append(
@@ -120,17 +123,29 @@ def _failure_line(report: RunReport) -> str:
 
 def _nothing_committed(report: RunReport) -> RestorePlan:
     rolled_back = [m.version for m in report.migrations if m.status in ("failed", "rolled_back")]
-    steps = [
-        RestoreStep(
-            "Fix the failing migration and run guard again",
-            f"{_failure_line(report)}. The failing file was rolled back; files after it were "
-            "not started. Correct it, then re-run the same command.",
-        )
-    ]
+    if report.interrupted:
+        # The file was stopped, not at fault: nothing in it needs correcting.
+        steps = [
+            RestoreStep(
+                "Run guard again when ready",
+                f"The run was interrupted by {report.interrupted} while applying "
+                f"{', '.join(rolled_back)}; that file was rolled back and the files after it were "
+                "not started. Nothing needs correcting: re-run the same command.",
+            )
+        ]
+    else:
+        steps = [
+            RestoreStep(
+                "Fix the failing migration and run guard again",
+                f"{_failure_line(report)}. The failing file was rolled back; files after it were "
+                "not started. Correct it, then re-run the same command.",
+            )
+        ]
     return RestorePlan(
         needed=False,
         summary="No restore needed: nothing this run applied was committed "
-        f"(rolled back: {', '.join(rolled_back) or 'none'}).",
+        f"(rolled back: {', '.join(rolled_back)})." if rolled_back else
+        "No restore needed: nothing this run applied was committed.",
         committed_versions=[],
         steps=steps,
         support=None,
@@ -143,18 +158,8 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     failed = next((m for m in report.migrations if m.status == "failed"), None)
     target = report.restore_target
     steps = _check_and_fix_forward(report, ctx, committed, unknown)
-    if target is not None:
-        steps.extend(_point_in_time_steps(report, ctx, target))
-    steps.extend(_copy_and_snapshot_steps(report))
+    steps.extend(_restore_paths(report, ctx))
     newest = _newest_backup(report)
-    steps.extend(_backup_steps(newest))
-    # Letter the alternatives in the order they are offered (the first step may be a check).
-    letters = iter("ABCDEFG")
-    steps = [
-        RestoreStep(f"Option {next(letters)} - {s.title}", s.text, s.commands)
-        if not s.title.startswith("Find out") else s
-        for s in steps
-    ]
     support = {
         "run_id": report.run_id,
         "project_ref": ctx.project_ref,
@@ -174,7 +179,8 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     else:
         summary = (
             f"The database was changed: {', '.join(committed)} committed before "
-            f"{failed.version if failed else 'the failure'} failed."
+            f"{failed.version if failed else 'the failure'} failed." if committed
+            else f"The database was changed: {report.message}"
         )
         needed = True
     if target is not None:
@@ -182,8 +188,97 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
             f", LSN {target.lsn})." if target.lsn else ")."
         )
     return RestorePlan(
-        needed=needed, summary=summary, committed_versions=committed, steps=steps, support=support
+        needed=needed, summary=summary, committed_versions=committed, steps=lettered(steps), support=support
     )
+
+
+def lettered(steps: list[RestoreStep]) -> list[RestoreStep]:
+    """The alternatives lettered A, B, ... in the order offered; a check ("Find out ...") or a
+    fact ("What ...") is not an option. Letters given before are replaced."""
+    letters = iter("ABCDEFGHIJKLMNOP")
+    out = []
+    for step in steps:
+        title = re.sub(r"^Option [A-P] - ", "", step.title)
+        if not title.startswith(("Find out", "What ")):
+            title = f"Option {next(letters)} - {title}"
+        out.append(RestoreStep(title, step.text, step.commands))
+    return out
+
+
+def _restore_paths(report: RunReport, ctx: RestoreContext) -> list[RestoreStep]:
+    """Point-in-time recovery (only where WAL is archived), copies, snapshot, backups, lettered."""
+    steps: list[RestoreStep] = []
+    if report.restore_target is not None:
+        steps.extend(_point_in_time_steps(report, ctx, report.restore_target))
+    if report.restore_target is not None and not pitr_possible(report):
+        steps.append(RestoreStep(
+            "What is not possible: point-in-time recovery",
+            f"The server's archive_mode was {report.restore_target.archive_mode} at the restore target "
+            "and no backup provider reported a PITR window, so no WAL reaches that moment.",
+        ))
+    steps.extend(_copy_and_snapshot_steps(report))
+    steps.extend(_backup_steps(_newest_backup(report)))
+    return steps
+
+
+def pitr_possible(report: RunReport) -> bool:
+    """Point-in-time recovery can reach the restore target: the server archives WAL
+    (``archive_mode`` on or always, read at the restore point; unknown for older journal rows
+    counts as possible) or a backup provider reported a PITR window (pgBackRest, WAL-G, Barman,
+    Supabase's PITR add-on). PostgreSQL docs, "Continuous Archiving and Point-in-Time Recovery"."""
+    if report.backups is not None and any(p.pitr for p in report.backups.providers):
+        return True
+    mode = report.restore_target.archive_mode if report.restore_target is not None else None
+    return mode is None or mode in ("on", "always")
+
+
+def _wrapped(report: RunReport, ctx: RestoreContext) -> RestorePlan:
+    """A wrapped command's plan: what it ran, what the catalog shows it changed (all of it,
+    in dependency order), and the ways back when it changed something."""
+    import shlex
+
+    assert report.wrapped is not None
+    shown = " ".join(shlex.quote(str(a)) for a in report.wrapped.get("argv") or [])
+    code = report.wrapped.get("exit_code")
+    changes = report.wrapped.get("changes") or []
+    committed = [m.version for m in report.migrations if m.status == "applied"]
+    unseen = ("guard compares the catalog (schemas, tables, columns, indexes, constraints, functions, "
+              "types, policies, triggers, extensions) and the migration history tables before and "
+              "after; row changes (INSERT, UPDATE, DELETE) are not in the catalog")
+    if not changes:
+        return RestorePlan(
+            needed=False,
+            summary=f"No restore needed: `{shown}` exited {code} and the database catalog and "
+            "migration history are as they were before it ran.",
+            committed_versions=[],
+            steps=[RestoreStep(
+                "Fix the command and run guard again",
+                f"`{shown}` exited {code}; its output above says why. {unseen}: if the command "
+                "writes rows, check them yourself.",
+            )],
+        )
+    listed = "\n".join(f"- {c['kind']} {c['name']} {c['action']}" for c in changes)
+    steps = [
+        RestoreStep(
+            "What the command changed",
+            f"`{shown}` exited {code} after making these {len(changes)} catalog change(s), "
+            f"listed so that each object comes after what it depends on ({unseen}):\n{listed}",
+        ),
+        RestoreStep(
+            "Fix forward (no restore)",
+            f"If the changes above are wanted, fix what made `{shown}` fail and run it again under "
+            "guard; otherwise undo them by hand, in the reverse order of the list, or restore:",
+        ),
+    ]
+    steps = lettered(steps + _restore_paths(report, ctx))
+    target = report.restore_target
+    summary = f"The database was changed: `{shown}` exited {code} after {len(changes)} catalog change(s)"
+    summary += f" (history rows added: {', '.join(committed)})." if committed else "."
+    if target is not None:
+        summary += f" Restore target: {target.timestamp} (unix {target.unix})."
+    support = {"run_id": report.run_id, "project_ref": ctx.project_ref, "command": shown, "exit_code": code,
+               "restore_target": target.timestamp if target else None, "committed_versions": committed}
+    return RestorePlan(needed=True, summary=summary, committed_versions=committed, steps=steps, support=support)
 
 
 def _check_and_fix_forward(
@@ -201,7 +296,15 @@ def _check_and_fix_forward(
             )
         )
     failed = next((m for m in report.migrations if m.status == "failed"), None)
-    if failed is not None:
+    if failed is not None and not committed:
+        # Nothing committed, yet changed: a statement outside a transaction took effect.
+        steps.append(RestoreStep(
+            "Fix forward (no restore)",
+            f"No file committed, but {failed.version} ran statements outside a transaction that "
+            f"took effect before it failed ({_failure_line(report)}). Make the file safe to run "
+            "again (IF NOT EXISTS, ...), then run guard again.",
+        ))
+    elif failed is not None:
         steps.append(
             RestoreStep(
                 "Fix forward (no restore)",
@@ -222,6 +325,8 @@ def _point_in_time_steps(report: RunReport, ctx: RestoreContext, target: Restore
     where += ")"
     if ctx.project_ref:
         steps.extend(_supabase_steps(report, ctx, where))
+    if not pitr_possible(report):
+        return steps
     recovery = [
         f"recovery_target_time = '{target.timestamp}'",
         "recovery_target_inclusive = false",
@@ -331,14 +436,15 @@ def _supabase_steps(report: RunReport, ctx: RestoreContext, where: str) -> list[
             "(v1-undo, token with database:write):",
             [_curl(ref, "undo", f'{{"name": "{point}"}}')],
         ))
-    steps.append(RestoreStep(
-        "Supabase point-in-time recovery to just before the run",
-        f"Restores the whole project to {where}: every write after {target.timestamp}, other "
-        "traffic's too, is lost. Dashboard: Project > Database > Backups > Point in Time > "
-        f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
-        "(v1-restore-pitr, token with database:write; needs the PITR add-on):",
-        [_curl(ref, "restore-pitr", f'{{"recovery_time_target_unix": {target.unix}}}')],
-    ))
+    if _supabase_pitr(report):
+        steps.append(RestoreStep(
+            "Supabase point-in-time recovery to just before the run",
+            f"Restores the whole project to {where}: every write after {target.timestamp}, other "
+            "traffic's too, is lost. Dashboard: Project > Database > Backups > Point in Time > "
+            f"Start a restore > {target.timestamp} (UTC). Or with the Management API "
+            "(v1-restore-pitr, token with database:write; needs the PITR add-on):",
+            [_curl(ref, "restore-pitr", f'{{"recovery_time_target_unix": {target.unix}}}')],
+        ))
     daily = _newest_daily_backup(report)
     if daily is not None:
         backup_id, taken = daily
@@ -351,6 +457,15 @@ def _supabase_steps(report: RunReport, ctx: RestoreContext, where: str) -> list[
             command,
         ))
     return steps
+
+
+def _supabase_pitr(report: RunReport) -> bool:
+    """Supabase PITR (an add-on) reaches the target: a Supabase provider reported its PITR
+    window; with no Supabase provider to ask, as for any server (pitr_possible)."""
+    supabase = [p for p in (report.backups.providers if report.backups else []) if p.provider.startswith("supabase")]
+    if supabase:
+        return any(p.pitr for p in supabase)
+    return pitr_possible(report)
 
 
 def _newest_daily_backup(report: RunReport) -> tuple[int | None, str] | None:

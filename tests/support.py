@@ -58,7 +58,33 @@ def run_guard(
     if report_path.exists():
         report = json.loads(report_path.read_text())
         report_path.unlink()
+        check_plan_renders_and_paths(report, cwd)
     return Result(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+def check_plan_renders_and_paths(report: dict[str, Any], cwd: Path) -> None:
+    """Every restore plan any test produces (issue #17): it renders as text and Markdown, and
+    each file its commands name resolves from ``cwd``, where guard ran. (Objects in the
+    database are checked where the database still exists: tests/test_restore_truth.py.)"""
+    import shlex
+
+    from guard.report.model import plan_from_dict
+    from guard.report.text import render_plan_markdown, render_plan_text
+
+    if not report.get("restore_plan"):
+        return
+    plan = plan_from_dict(report["restore_plan"])
+    assert render_plan_text(plan) and render_plan_markdown(plan)
+    for step in plan.steps:
+        for command in step.commands:
+            for part in command.split("&&"):
+                words = shlex.split(part, comments=True) if part.strip() else []
+                if not words or words[0] not in ("pg_restore", "rm") and words[:2] != ["guard", "decrypt"]:
+                    continue
+                for word in words[1:]:
+                    if word.endswith((".dump", ".enc")) and not (word.startswith("<") or "restored" in word):
+                        assert (cwd / word).exists() or words[0] == "rm" or word.endswith(".dump") and \
+                            (cwd / (word + ".enc")).exists(), f"{step.title}: {word} not found from {cwd}"
 
 
 class Project:

@@ -115,7 +115,7 @@ def test_restore_plan_command_shows_the_failed_runs_plan(ready: Project) -> None
     text = ready.guard("restore-plan")
     assert text.code == 0, text.output
     assert failed.report["run_id"] in text.stdout
-    assert f"recovery_target_time = '{target['timestamp']}'" in text.stdout
+    assert target["timestamp"] in text.stdout  # archive_mode is off here: no PITR step, the target is still named
 
     as_json = ready.guard("restore-plan", failed.report["run_id"], "--format", "json")
     payload = json.loads(as_json.stdout)

@@ -27,7 +27,8 @@ def _failed_run(*, restore_point: str | None = None) -> RunReport:
     report.restore_target = RestoreTarget("2026-11-25T01:30:01.5Z", 1795570201, "0/1A2B3C4", "guard-x")
     report.backups = BackupsReport(True, "any", [
         ProviderReport("supabase abcdefghijklmnopqrst", "ok", "fresh", "2026-11-24T03:00:00Z", 81000, 93600,
-                       details={"backup_id": 7781}),
+                       details={"backup_id": 7781},
+                       pitr={"earliest": "2026-11-18T01:30:00Z", "latest": "2026-11-25T01:31:00Z"}),
     ])
     if restore_point:
         report.backup_log = [SinkReport("supabase-restore-point", "recorded", True, id=restore_point)]

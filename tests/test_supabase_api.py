@@ -286,6 +286,7 @@ def _guard_yml(project: Project, api_url: str, admin_url: str | None = None, *, 
 def test_run_with_supabase_fresh_backup_applies(project: Project, api: FakeSupabase, admin: FakeAdmin) -> None:
     project.init_backup_log()
     api.backup_at(dt.timedelta(hours=5), backup_id=4242)
+    api.pitr_enabled = True  # the PITR add-on: its step is offered only when the API reports it
     _guard_yml(project, api.url, admin.url)
     project.add("20240101000000_a.sql", "create table public.a (id int);\n")
     project.add("20240102000000_b.sql", "select 1/0;\n")

@@ -66,7 +66,8 @@ AS $guard$
     'total_backups', count(*),
     'automated_backups', count(*) FILTER (WHERE kind = 'automated'),
     'manual_backups', count(*) FILTER (WHERE kind = 'manual'),
-    'last_backup_at', max(created_at),
+    'last_backup_at', max(created_at) FILTER (WHERE COALESCE(metadata ->> 'status', 'completed') = 'completed'),
+    'last_attempt_at', max(created_at),
     'last_automated_at', max(created_at) FILTER (WHERE kind = 'automated'),
     'last_manual_at', max(created_at) FILTER (WHERE kind = 'manual'),
     'recent', COALESCE((

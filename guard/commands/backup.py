@@ -12,6 +12,7 @@ from guard.errors import EXIT_BLOCKED, GuardError, UsageError
 
 if TYPE_CHECKING:
     from guard.context import Context
+    from guard.report.model import RestorePlan
 from guard.commands.common import open_connection, privileged
 
 
@@ -131,25 +132,12 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: 
         }
         ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
         return exit_code
+    from guard.report.text import provider_line
+
     lines = [f"Backups: {'ok' if verdict.ok else 'NOT CONFIRMED'} (require {verdict.require})"]
-    for p in verdicts.providers:
-        lines.append(f"  {p.status:<7} {p.provider}: {p.message}")
+    lines += [provider_line(p) for p in verdicts.providers]
     if table_stats is not None:
-        lines.append(
-            f"Backup log {qualified(config.backup_log)}: {table_stats['total_backups']} entries "
-            f"({table_stats['automated_backups']} automated, {table_stats['manual_backups']} manual); "
-            f"last backup {table_stats['last_backup_at'] or 'never'}"
-        )
-        recent = table_stats.get("recent") or []
-        if recent:
-            lines.append("Recent entries:")
-            for entry in recent:
-                status = (entry.get("metadata") or {}).get("status", "completed")
-                mark = "" if status == "completed" else f" [{status}]"
-                lines.append(
-                    f"  {entry['created_at']}  {entry['kind']:<9} {entry.get('reason') or ''}"
-                    f"{mark}  ({entry.get('created_by') or '?'})"
-                )
+        lines += _log_lines(qualified(config.backup_log), table_stats)
     else:
         lines.append(f"Backup log: {stats_error}")
     if drill is not None:
@@ -163,53 +151,157 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: 
     return exit_code
 
 
-def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fmt: str) -> int:
-    """`guard restore-plan`: the plan of a past run, from the journal (latest failed by default)."""
-    from dataclasses import asdict
+def _log_lines(table: str, table_stats: dict[str, Any]) -> list[str]:
+    """The backup log's counts, its last completed backup (a failed attempt is not a backup)
+    and its recent entries, timestamps all the same width."""
+    from guard.report.text import aligned_time, plural
 
+    last = table_stats.get("last_backup_at")
+    lines = [
+        f"Backup log {table}: {plural(int(table_stats['total_backups']), 'entry', 'entries')} "
+        f"({table_stats['automated_backups']} automated, {table_stats['manual_backups']} manual); "
+        f"last completed backup {aligned_time(last) if last else 'never'}"
+    ]
+    recent = table_stats.get("recent") or []
+    if recent:
+        lines.append("Recent entries:")
+        for entry in recent:
+            status = (entry.get("metadata") or {}).get("status", "completed")
+            mark = "" if status == "completed" else f" [{status}]"
+            lines.append(
+                f"  {aligned_time(str(entry['created_at']))}  {entry['kind']:<9} {entry.get('reason') or ''}"
+                f"{mark}  ({entry.get('created_by') or '?'})"
+            )
+    return lines
+
+
+def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fmt: str) -> int:
+    """`guard restore-plan`: the plan of a past run, from the journal; with no id, the latest run
+    that still needs attention (guard.journal.LATEST_FAILED). Steps whose protective copies
+    were pruned are left out; a run that needs no plan says so, in the format asked for."""
     from guard import journal
-    from guard.migrations import history
-    from guard.report.model import plan_from_dict
-    from guard.report.text import render_plan_markdown, render_plan_text
-    from guard.restore import plan_for_unfinished
-    from guard.run.outcome import restore_context
 
     conn = open_connection(config, "restore-plan")
     try:
         run = journal.find(conn, run_id)
         if run is None:
-            which = f"run {run_id}" if run_id else "failed or unfinished run"
-            raise GuardError(f"no {which} in the journal of this database (guard.runs)")
-        if run.finished_at is None:
-            applied = {a.version for a in history.read_history(conn)}
-            plan = plan_for_unfinished(
-                run, [v for v in run.pending if v in applied], restore_context(config)
+            if run_id:
+                raise GuardError(f"no run {run_id} in the journal of this database (guard.runs)")
+            raise GuardError(
+                "no run in the journal of this database (guard.runs) needs attention: none failed "
+                "or was left unfinished since the last run that ended 0",
+                hint="guard restore-plan RUN_ID shows the plan of any run",
             )
-        elif run.report and run.report.get("restore_plan"):
-            plan = plan_from_dict(run.report["restore_plan"])
-        else:
-            copies = (run.report or {}).get("protective_copies") or []
-            ctx.out(f"Run {run.run_id} finished with status {run.status} (exit {run.exit_code}): "
-                    "it needs no restore plan.\n")
-            if copies:
-                ctx.out("To undo its destructive statements, its protective copies can be put back:\n")
-                for c in copies:
-                    kept = f"; copy kept until {c['expires_at']}" if c.get("expires_at") else ""
-                    ctx.out(f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}{kept}\n"
-                            f"{c['restore_sql']}\n")
-            return 0
+        copies = list((run.report or {}).get("protective_copies") or [])
+        present = _copies_present(conn, copies)
+        plan = _plan_of(run, config, copies, present)
     finally:
         conn.close()
-    if fmt == "json":
-        ctx.out(json.dumps({"run_id": run.run_id, "status": run.status, "exit_code": run.exit_code,
-                            "restore_target": run.restore_target, "restore_plan": asdict(plan)},
-                           indent=2, default=str) + "\n")
-    elif fmt == "markdown":
-        ctx.out(f"## migration-guard run `{run.run_id}`: {run.status}\n\n" + render_plan_markdown(plan))
-    else:
-        ctx.out(f"Run {run.run_id} ({run.status}, started {run.started_at.isoformat()})\n"
-                + render_plan_text(plan))
+    ctx.out(_render_plan(run, plan, [c for c in copies if c.get("copy") in present], fmt))
     return 0
+
+
+def _copies_present(conn: Any, copies: list[dict[str, Any]]) -> set[str]:
+    """The names of the copies that still exist (to_regclass; a malformed name counts as gone)."""
+    import psycopg
+
+    present = set()
+    for copy in copies:
+        name = str(copy.get("copy") or "")
+        try:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        except psycopg.Error:
+            continue
+        if row and row[0]:
+            present.add(name)
+    return present
+
+
+def without_missing_copies(plan: RestorePlan, copies: list[dict[str, Any]], present: set[str]) -> RestorePlan:
+    """``plan`` with no step that reads a protective copy which no longer exists (``guard backup
+    prune`` dropped it): those copies are named as gone instead. ``copies`` as the report's
+    ``protective_copies``; ``present``: the copy names that exist now."""
+    from guard.report.model import RestorePlan, RestoreStep
+    from guard.restore import lettered
+
+    gone = [c for c in copies if c.get("copy") not in present]
+    if not gone:
+        return plan
+    gone_sql = [str(c.get("restore_sql")) for c in gone]
+    steps: list[RestoreStep] = []
+    for step in plan.steps:
+        if "(protective copies)" in step.title:
+            kept = [cmd for cmd in step.commands if not any(q in cmd for q in gone_sql)]
+            if kept:
+                steps.append(RestoreStep(step.title, step.text, kept))
+            continue
+        steps.append(step)
+    names = ", ".join(str(c.get("copy")) for c in gone)
+    steps.append(RestoreStep(
+        "What is gone: pruned protective copies",
+        f"{names} no longer exist (guard backup prune drops old copies); their rows can come back "
+        "only from a whole-database restore.",
+    ))
+    return RestorePlan(plan.needed, plan.summary, plan.committed_versions, lettered(steps), plan.support)
+
+
+def _plan_of(run: Any, config: Config, copies: list[dict[str, Any]], present: set[str]) -> Any:
+    from guard.report.model import plan_from_dict
+    from guard.restore import plan_for_unfinished
+    from guard.run.outcome import restore_context
+
+    if run.finished_at is None:
+        # Only what this run recorded in guard.run_commits: a later run may have applied the
+        # rest of its files, and the history would credit them to this one.
+        return plan_for_unfinished(run, list(run.committed), restore_context(config))
+    if run.report and run.report.get("restore_plan"):
+        plan = without_missing_copies(plan_from_dict(run.report["restore_plan"]), copies, present)
+        return without_missing_snapshot(plan, run.report.get("snapshot"))
+    return None
+
+
+def without_missing_snapshot(plan: RestorePlan, snapshot: dict[str, Any] | None) -> RestorePlan:
+    """``plan`` without the snapshot step when its file is not found from the working directory
+    (another machine, a CI runner's artifact): a note says where it was written instead."""
+    from guard.report.model import RestorePlan, RestoreStep
+    from guard.restore import lettered
+
+    if not snapshot or Path(str(snapshot.get("file") or "")).is_file():
+        return plan
+    steps = [s for s in plan.steps if "The snapshot guard took" not in s.title]
+    steps.append(RestoreStep(
+        "What is not here: the snapshot",
+        f"The run wrote snapshot {snapshot.get('file')} (sha256 {str(snapshot.get('sha256'))[:12]}...), which "
+        "is not found from this directory: on a CI runner, download the job's artifact, then "
+        "`guard drill PATH` proves it restores and prints its restore command.",
+    ))
+    return RestorePlan(plan.needed, plan.summary, plan.committed_versions, lettered(steps), plan.support)
+
+
+def _render_plan(run: Any, plan: Any, copies: list[dict[str, Any]], fmt: str) -> str:
+    from dataclasses import asdict
+
+    from guard.report.text import render_plan_markdown, render_plan_text
+
+    if fmt == "json":
+        return json.dumps({"run_id": run.run_id, "status": run.status, "exit_code": run.exit_code,
+                           "restore_target": run.restore_target,
+                           "restore_plan": asdict(plan) if plan is not None else None,
+                           "protective_copies": copies}, indent=2, default=str) + "\n"
+    if plan is None:
+        lines = [f"Run {run.run_id} finished with status {run.status} (exit {run.exit_code}): "
+                 "it needs no restore plan."]
+        if copies:
+            lines.append("To undo its destructive statements, its protective copies can be put back:")
+            lines += [f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}"
+                      + (f"; copy kept until {c['expires_at']}" if c.get("expires_at") else "")
+                      + f"\n{c['restore_sql']}"
+                      for c in copies]
+        text = "\n".join(lines) + "\n"
+        return f"## migration-guard run `{run.run_id}`: {run.status}\n\n{text}" if fmt == "markdown" else text
+    if fmt == "markdown":
+        return f"## migration-guard run `{run.run_id}`: {run.status}\n\n" + render_plan_markdown(plan)
+    return f"Run {run.run_id} ({run.status}, started {run.started_at.isoformat()})\n" + render_plan_text(plan)
 
 
 def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> int:

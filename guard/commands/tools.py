@@ -110,7 +110,9 @@ def snapshot_command(ctx: Context, config: Config, *, mode: str, reason: str | N
         f"  database  {manifest.database} (PostgreSQL {manifest.server_version}), {content}\n"
         f"  file      {manifest.bytes} bytes, {state}, sha256 {manifest.sha256}\n"
         f"  manifest  {manifest.manifest_path}\n"
-        f"  restore   {manifest.restore_command}\n"
+        # With the directory in the paths (the manifest's own command is relative to it):
+        # pasted from where guard ran, it works.
+        f"  restore   {' && '.join(manifest.restore_steps(manifest.directory))}\n"
     )
     for line in record_snapshot(manifest, config, reason=reason, environ=ctx.environ, progress=ctx.progress):
         ctx.out(f"  logged    {line}\n")

@@ -59,6 +59,7 @@ class RestoreTarget:
     lsn: str | None
     restore_point: str | None  # name given to pg_create_restore_point, when created
     restore_point_note: str | None = None  # why none was created
+    archive_mode: str | None = None  # the server's archive_mode then: off means no PITR to it
 
 
 @dataclass

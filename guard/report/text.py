@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from guard.config import format_duration
-from guard.report.model import MigrationResult, RestorePlan, RunReport
+from guard.report.model import MigrationResult, ProviderReport, RestorePlan, RunReport
 
 HEADLINES = {
     "applied": "APPLIED",
@@ -11,11 +11,50 @@ HEADLINES = {
     "ready": "READY - guard run would apply the pending migrations",
     "dry_run_failed": "DRY RUN FAILED - a pending migration does not apply",
     "failed_rolled_back": "FAILED - rolled back, database unchanged",
-    "usage_error": "USAGE ERROR - nothing touched",
-    "blocked": "BLOCKED - nothing changed",
+    "usage_error": "USAGE ERROR - no migration applied",
+    "blocked": "BLOCKED - no migration applied",
     "failed_partially_applied": "FAILED AFTER PART COMMITTED - database changed",
     "outcome_unknown": "OUTCOME UNKNOWN - database may have changed",
 }
+
+
+def headline(report: RunReport) -> str:
+    """The outcome's headline. ``dry_run_failed`` without a shadow (``report.shadow`` None) is
+    a file that could not be read or parsed: no dry run took place, so none is named."""
+    if report.status == "dry_run_failed" and report.shadow is None:
+        return "FAILED - a pending migration cannot be read or parsed (no dry run took place)"
+    return HEADLINES.get(report.status, report.status)
+
+
+# Status words as shown beside a provider: "missing" read as if the table itself were missing.
+_PROVIDER_STATUS_SHOWN = {"missing": "none"}
+
+
+def provider_line(p: ProviderReport) -> str:
+    """One provider's verdict, indented, its status word first (``none`` for no completed backup)."""
+    return f"  {_PROVIDER_STATUS_SHOWN.get(p.status, p.status):<7} {p.provider}: {p.message}"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: the count and the noun in the right number."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def aligned_time(value: str) -> str:
+    """An ISO 8601 time as UTC with all six fraction digits (``2026-01-02T03:04:05.100000Z``):
+    PostgreSQL's JSON drops trailing zeros, which misaligned a column of times. Text that is not
+    a time is returned as is."""
+    import datetime as dt
+    import re
+
+    text = re.sub(r"\.(\d{1,6})\d*", lambda m: "." + m.group(1).ljust(6, "0"), value.strip().replace("Z", "+00:00"))
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _where(m: MigrationResult) -> str:
@@ -38,8 +77,7 @@ def render_text(report: RunReport) -> str:
     if report.backups:
         state = "ok" if report.backups.ok else ("OVERRIDDEN" if report.backups.override else "NOT CONFIRMED")
         lines.append(f"Backups: {state} (require {report.backups.require})")
-        for p in report.backups.providers:
-            lines.append(f"  {p.status:<7} {p.provider}: {p.message}")
+        lines += [provider_line(p) for p in report.backups.providers]
     if report.restore_target:
         t = report.restore_target
         lines.append(
@@ -85,7 +123,7 @@ def render_text(report: RunReport) -> str:
             lines.append(f"  {c['source']} -> {c['copy']} ({c['kind']}, {c['rows']} rows) before {c['statement']}")
     for w in report.warnings:
         lines.append(f"Warning: {w}")
-    lines.append(f"Outcome: {HEADLINES.get(report.status, report.status)} (exit {report.exit_code})")
+    lines.append(f"Outcome: {headline(report)} (exit {report.exit_code})")
     if report.message:
         lines.append(f"  {report.message}")
     if report.restore_plan:
@@ -106,7 +144,7 @@ def _plan_text(plan: RestorePlan) -> list[str]:
     for step in plan.steps:
         lines.append("")
         lines.append(f"  {step.title}")
-        lines.append(f"    {step.text}")
+        lines.extend(f"    {line}" for line in step.text.splitlines())
         for command in step.commands:
             lines.append(f"      {command}")
     if plan.support:
@@ -122,7 +160,7 @@ def _plan_text(plan: RestorePlan) -> list[str]:
 def render_markdown(report: RunReport) -> str:
     icon = {0: "✅", 1: "❌", 2: "⚠️", 3: "⛔", 4: "🚨"}.get(report.exit_code, "")
     lines = [
-        f"## {icon} migration-guard `{report.command}`: {HEADLINES.get(report.status, report.status)}",
+        f"## {icon} migration-guard `{report.command}`: {headline(report)}",
         "",
         f"{report.message}",
         "",

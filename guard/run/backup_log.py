@@ -59,7 +59,7 @@ def log_manual_backup(
             if plugin.required:
                 raise Blocked(
                     f"could not log the manual backup to {sink.label}: {exc}",
-                    hint="nothing was changed; fix the sink or mark it required: false",
+                    hint="no migration was applied; fix the sink or mark it required: false",
                 ) from None
             report.warnings.append(f"optional backup log sink {sink.label} failed: {exc}")
             continue
@@ -74,6 +74,7 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
     pending = [f.version for f in state.pending]
     reason = report.reason = state.options.reason or config.reason or default_reason
     assert report.restore_target is not None
+    state.journal_created = not journal.complete(state.db)
     journal.start(
         state.db,
         run_id=report.run_id,

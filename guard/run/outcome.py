@@ -107,6 +107,19 @@ def finish_journal(conn: Any, report: RunReport, mask: Mask) -> None:
         report.warnings.append(f"could not close the journal entry: {exc.diag.message_primary or exc}")
 
 
+GUARD_TABLES = "schema guard (guard.runs, guard.run_commits)"
+
+
+def note_journal_created(state: RunState) -> None:
+    """A refused run that created guard's own journal says so: no migration was applied and
+    the schema's own objects are unchanged, but the database is not as it was."""
+    if state.journal_created:
+        state.report.warnings.append(
+            f"guard created its journal, {GUARD_TABLES}, to record this run; no migration was "
+            "applied and nothing outside schema guard changed"
+        )
+
+
 @contextmanager
 def journal_closed(state: RunState) -> Iterator[None]:
     """Once step 9 has opened the journal entry, close it however the block ends: a refusal
@@ -117,6 +130,7 @@ def journal_closed(state: RunState) -> Iterator[None]:
         if state.journal_started:
             status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
             state.report.set_outcome(status, str(exc), changed=False)
+            note_journal_created(state)
             finish_journal(state.db, state.report, state.mask)
         raise
     live = state.reconnected if state.reconnected is not None else state.db

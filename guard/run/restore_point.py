@@ -11,7 +11,8 @@ from guard.run.state import RunState
 CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
 CLOCK_AND_LSN = """
 SELECT clock_timestamp(),
-       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+       current_setting('archive_mode')
 """
 
 
@@ -38,6 +39,7 @@ def mark_restore_point(conn: Any, run_id: str) -> RestoreTarget:
         lsn=row[1],
         restore_point=point,
         restore_point_note=note,
+        archive_mode=row[2],
     )
 
 

@@ -57,6 +57,7 @@ class RunState:
     verdict: BackupVerdict | None = None
     blocked: list[str] = field(default_factory=list)  # read-only: what would stop the run
     journal_started: bool = False
+    journal_created: bool = False  # this run created guard's journal (schema guard)
     outcome: ApplyOutcome | None = None
     reconnected: psycopg.Connection[Any] | None = None  # a replacement after the original was lost
 

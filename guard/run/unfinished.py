@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from guard import journal
 from guard.errors import Blocked, GuardError
-from guard.migrations import history
 from guard.report.model import iso
 from guard.restore import RestoreContext, plan_for_unfinished
 from guard.run.report import actor
@@ -33,8 +32,9 @@ def refuse_unfinished(state: RunState, restore: RestoreContext) -> None:
     if not runs:
         return
     dead = runs[0]
-    applied = {a.version for a in history.read_history(conn)}
-    committed = [v for v in dead.pending if v in applied]
+    # What that run recorded in guard.run_commits, in each file's own transaction; the history
+    # alone would credit it with versions another run or tool applied since.
+    committed = list(dead.committed)
     report.unfinished_run = {
         "run_id": dead.run_id,
         "started_at": iso(dead.started_at),
@@ -42,13 +42,13 @@ def refuse_unfinished(state: RunState, restore: RestoreContext) -> None:
         "reason": dead.reason,
         "pending": dead.pending,
         "committed": committed,
-        "not_committed": [v for v in dead.pending if v not in applied],
+        "not_committed": [v for v in dead.pending if v not in committed],
         "restore_target": dead.restore_target,
     }
     report.restore_plan = plan_for_unfinished(dead, committed, restore)
     raise Blocked(
         f"an earlier run {dead.run_id} (started {iso(dead.started_at)} by {dead.actor or '?'}) "
-        f"never finished; the history shows {len(committed)} of its {len(dead.pending)} "
+        f"never finished; its journal shows {len(committed)} of its {len(dead.pending)} "
         "file(s) committed",
         hint=f"check the database, then: guard run --acknowledge {dead.run_id} --reason '...'",
     )

@@ -13,6 +13,7 @@ from guard.report.model import MigrationResult, RunReport
 from guard.restore import RestoreContext, build_plan
 from guard.run.backup_gate import confirm_backup
 from guard.run.backup_log import log_backup
+from guard.run.outcome import note_journal_created
 from guard.run.restore_point import mark
 from guard.run.state import RunState
 
@@ -42,7 +43,7 @@ def wrapped_run(state: RunState, config: Config, restore: RestoreContext) -> Non
     state.progress(f"running {shown}")
     code = run_wrapped(argv, state.url, state.environ, state.mask)
     after = fingerprint.take(conn)
-    changes = fingerprint.diff(before, after)
+    changes = sorted(fingerprint.diff(before, after), key=dependency_rank)
     versions = fingerprint.applied_versions(before, after)
     for version in versions:
         journal.mark_committed(conn, report.run_id, version)
@@ -52,19 +53,45 @@ def wrapped_run(state: RunState, config: Config, restore: RestoreContext) -> Non
         "changes": [{"action": c.action, "kind": c.kind, "name": c.name} for c in changes],
     }
     report.migrations = [MigrationResult(v, "", argv[0], "applied", 0) for v in versions]
-    listed = "; ".join(c.describe() for c in changes[:5]) + (" ..." if len(changes) > 5 else "")
+    listed = "; ".join(c.describe() for c in changes[:5]) + (
+        f"; and {len(changes) - 5} more (all in the restore plan and the report's wrapped.changes)"
+        if len(changes) > 5 else ""
+    )
     _set_outcome(report, argv[0], code, bool(changes), listed, len(changes))
     report.restore_plan = build_plan(report, restore)
+    if not changes:
+        note_journal_created(state)
+
+
+# Kinds in the order objects depend on each other: a schema before its tables, a table before
+# its columns, constraints and indexes, a function before the trigger and policy that use it.
+_KIND_ORDER = ("extension", "schema", "type", "sequence", "table", "foreign table", "column",
+               "constraint", "index", "view", "materialized view", "function", "trigger", "policy",
+               "history")
+
+
+def dependency_rank(change: Any) -> tuple[int, int, str]:
+    """Sort key for a catalog change: additions in dependency order (schema, table, column,
+    ...), removals after them in reverse (a column before its table), then by name."""
+    rank = _KIND_ORDER.index(change.kind) if change.kind in _KIND_ORDER else len(_KIND_ORDER)
+    if change.action == "removed":
+        return (1, len(_KIND_ORDER) - rank, change.name)
+    return (0, rank, change.name)
 
 
 def _set_outcome(report: RunReport, tool: str, code: int, changed: bool, listed: str, count: int) -> None:
     if code == 0 and not changed:
-        report.set_outcome("nothing_pending", f"{tool} exited 0 and changed nothing.", changed=False)
+        report.set_outcome(
+            "nothing_pending", f"{tool} exited 0; the database catalog and migration history are unchanged.",
+            changed=False,
+        )
     elif code == 0:
         report.set_outcome("applied", f"{tool} exited 0; {count} change(s): {listed}", changed=True)
     elif not changed:
         report.set_outcome(
-            "failed_rolled_back", f"{tool} exited {code} without changing the database.", changed=False
+            "failed_rolled_back",
+            f"{tool} exited {code}; the database catalog and migration history are unchanged.",
+            changed=False,
         )
     else:
         report.set_outcome(
