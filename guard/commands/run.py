@@ -29,7 +29,10 @@ def run_command(
     """`guard run`: the guarded run; always writes the report, whatever the outcome."""
     from guard.run import RunOptions, guarded_run, new_report
 
-    report = new_report("run", config, ctx.environ)
+    try:
+        report = new_report("run", config, ctx.environ)
+    except GuardError as exc:  # GUARD_RUN_ID that cannot name a run
+        ctx.fail(exc)
     options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge,
                          command=tuple(command))
     try:
@@ -62,7 +65,10 @@ def check_command(
     from guard.check import CheckOptions, guarded_check
     from guard.run import new_report
 
-    report = new_report("check", config, ctx.environ)
+    try:
+        report = new_report("check", config, ctx.environ)
+    except GuardError as exc:  # GUARD_RUN_ID that cannot name a run
+        ctx.fail(exc)
     options = CheckOptions(shadow=shadow, shadow_from_target=shadow_from_target, include_all=include_all)
     if shadow_from_target and not shadow:
         ctx.fail(UsageError("--shadow-from-target needs --shadow embedded|URL"))
