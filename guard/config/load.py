@@ -150,8 +150,11 @@ def _find_file(config_path: str | Path | None, environ: Mapping[str, str], cwd: 
             raise ConfigError(f"config file {str(explicit)[:200]!r} does not exist or is not a regular file",
                               key="--config")
         return config_file, str(explicit)
-    if (cwd / DEFAULT_CONFIG_FILE).is_file():
-        return cwd / DEFAULT_CONFIG_FILE, DEFAULT_CONFIG_FILE
+    default = cwd / DEFAULT_CONFIG_FILE
+    if default.is_file():
+        return default, DEFAULT_CONFIG_FILE
+    if os.path.lexists(default):  # a directory, a FIFO, a link to /dev/zero or to nothing
+        raise ConfigError("not a regular file", source=DEFAULT_CONFIG_FILE)
     return None, ""
 
 

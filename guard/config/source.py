@@ -110,8 +110,8 @@ def yaml_from_env(raw: Value, key: str, interpolate: Interpolator | None) -> Any
         tree = compose(raw.value, raw.source)
     except ConfigError as exc:
         raise ConfigError(exc.message.removeprefix(f"{exc.source}: "), key=key, source=exc.source) from None
-    if tree is None:
-        return []
+    if tree is None:  # only comments: nothing, which is not a list
+        return Value(None, raw.source)
     return interpolate.walk(tree, key, raw.source) if interpolate is not None else tree
 
 

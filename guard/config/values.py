@@ -245,7 +245,8 @@ def identifier(value: Any) -> str:
 
 
 def string_map(*, header: bool = False) -> Converter:
-    """A mapping of names to text (``env:``, ``headers:``); header names and values on one line."""
+    """A mapping of names to text (``env:``, ``headers:``): no NUL; an environment variable's
+    name without ``=``; a header's name a token (RFC 9110) and its value on one line."""
 
     def convert(value: Any) -> dict[str, str]:
         if not isinstance(value, dict):
@@ -256,6 +257,8 @@ def string_map(*, header: bool = False) -> Converter:
                                  f"for {str(name)[:40]!r}")
             if "\x00" in name + item or (header and re.search(r"[\r\n]", name + item)):
                 raise ValueError(f"{name[:40]!r}: contains a line break or NUL character")
+            if not header and "=" in name:
+                raise ValueError(f"{name[:40]!r} is not an environment variable name (it has '=')")
             if header and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
                 raise ValueError(f"{name[:40]!r} is not an HTTP header name")
         return dict(value)

@@ -118,6 +118,7 @@ FILE_CASES = [
     ("backups:\n  providers:\n    - type: command\n      run: []\n", "backups.providers[0].run"),
     ("backups:\n  providers:\n    - type: command\n      run: 5\n", "backups.providers[0].run"),
     ("backups:\n  providers:\n    - type: command\n      run: x\n      env: {A: 1}\n", "backups.providers[0].env"),
+    ("backups:\n  providers:\n    - type: command\n      run: x\n      env: {A=B: c}\n", "backups.providers[0].env"),
     ("backups:\n  providers:\n    - type: pgbackrest\n      stanza: main\n      repo: 0\n", "backups.providers[0].repo"),
     ("backups:\n  providers:\n    - type: pgbackrest\n      stanza: main\n      extra: {x: 1}\n",
      "backups.providers[0].extra"),
@@ -178,6 +179,8 @@ ENV_CASES = [
     ("GUARD_BACKUPS_PROVIDERS", "- type: table\n  max_age: .nan\n", "backups.providers[0].max_age"),
     ("GUARD_BACKUPS_PROVIDERS", "- !!python/name:os.system\n", "GUARD_BACKUPS_PROVIDERS"),
     ("GUARD_BACKUPS_PROVIDERS", "- [unclosed\n", "GUARD_BACKUPS_PROVIDERS"),
+    ("GUARD_BACKUPS_PROVIDERS", "# only a comment", "GUARD_BACKUPS_PROVIDERS"),
+    ("GUARD_BACKUPS_PROVIDERS", "~", "GUARD_BACKUPS_PROVIDERS"),
     ("GUARD_LOG_SINKS", "- {type: http, url: 'https://x.example/a', token: 123}", "log.sinks[0].token"),
     ("GUARD_LOG_SINKS", BILLION_LAUGHS, "GUARD_LOG_SINKS"),
     ("GUARD_LINT_SEVERITY", BILLION_LAUGHS, "GUARD_LINT_SEVERITY"),
@@ -208,6 +211,26 @@ def test_yaml_bombs_through_the_real_process_end_in_exit_2(tmp_path: Path, name:
     (tmp_path / "guard.yml").unlink()
     result = run_guard("check", cwd=tmp_path, env=env, timeout=30)
     assert_config_error(result.code, result.stderr, "GUARD_BACKUPS_PROVIDERS")
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "dev-zero", "dangling", "env-dev-zero"])
+def test_a_config_file_that_is_not_a_regular_file_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    path = tmp_path / "guard.yml"
+    env = {}
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        path.symlink_to(tmp_path / "missing.yml")
+    else:
+        env["GUARD_CONFIG"] = "/dev/zero"
+    code, output = guard_cli(tmp_path, monkeypatch, "check", **env)
+    assert_config_error(code, output, "guard.yml" if kind != "env-dev-zero" else "/dev/zero")
 
 
 SANE = [

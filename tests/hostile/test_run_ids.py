@@ -160,3 +160,20 @@ def test_a_409_on_the_first_request_is_never_taken_as_success(api: FakeSupabase)
     sink = RestorePointSink(REF, TOKEN, api.url, FAST, wait=5.0, poll=0.05, label="rp")
     with pytest.raises(SinkError, match="not created by this run"):
         sink.record(BackupEntry("short", "manual", "r", "g", {}), SinkContext(conn=None, config=Config()))  # type: ignore[arg-type]
+
+
+def test_another_runs_backup_log_entry_is_never_taken_as_this_runs(project: Project) -> None:
+    """Even with the journal row gone (an operator cleaned guard.runs), the backup log's entry
+    under the same id belongs to the earlier run: the sink refuses, nothing is applied."""
+    project.init_backup_log()
+    project.log_automated_backup()
+    project.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    assert project.guard("run", GUARD_RUN_ID="reused-1").code == 0
+    project.query("DELETE FROM guard.runs")
+    project.add("20240102000000_b.sql", "create table public.b (id int);\n")
+    second = project.guard("run", GUARD_RUN_ID="reused-1")
+    assert second.code == 3, second.output
+    assert "not this run's" in second.stderr and "Traceback" not in second.output
+    assert project.history() == ["20240101000000"]
+    assert [e["metadata"]["pending_versions"] for e in project.manual_entries()] == [["20240101000000"]]
+    assert _runs(project) == [("reused-1", "blocked")]
