@@ -43,7 +43,7 @@ MAX_AGE = duration(1.0, 366 * DAY)
 
 # Scalar keys: dotted path -> converter. Lists of plug-ins are LIST_KEYS.
 SCALAR_KEYS: dict[str, Converter] = {
-    "database_url": text(secret=True),
+    "database_url": text(empty=True, secret=True),  # empty: not set (lint --database-url "")
     "migrations.dir": text(),
     "migrations.transaction": choice("per-file", "all"),
     "migrations.lock_timeout": PG_TIMEOUT,

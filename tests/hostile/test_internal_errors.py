@@ -48,11 +48,12 @@ def _raise(*_args: Any, **_kwargs: Any) -> Any:
     raise RuntimeError("injected bug\nsecond line")
 
 
-def test_a_file_name_that_is_not_utf8_is_exit_3_and_leaves_no_running_entry(project: Project) -> None:
+@pytest.mark.parametrize("encoding", ["", "utf-8:strict"])
+def test_a_file_name_that_is_not_utf8_is_exit_3_and_leaves_no_running_entry(project: Project, encoding: str) -> None:
     _ready(project)
     os.rename(project.migrations / "20240101000000_a.sql",
               os.fsencode(project.migrations) + b"/20240101000000_\xff.sql")
-    env = project.env()
+    env = project.env(**({"PYTHONIOENCODING": encoding, "GITHUB_ACTIONS": "true"} if encoding else {}))
     proc = subprocess.run([sys.executable, "-m", "guard", "run"], cwd=project.root, env=env,
                           capture_output=True, timeout=120)
     err = proc.stderr.decode("utf-8", "replace")
