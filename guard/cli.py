@@ -375,16 +375,26 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         raise  # main() says which signal and exits 128 + its number
     except Exception as exc:  # noqa: BLE001 - the last line of defence: masked, one line
-        if ctx.verbose:
-            import traceback
-
-            click.echo(safe(ctx.mask, traceback.format_exc()), err=True)
-        from guard.report.sanitize import one_line
-
-        click.echo(safe(ctx.mask, f"guard: internal error: {exc.__class__.__name__}: {one_line(str(exc))}"),
-                   err=True)
+        _internal_error(exc, verbose=ctx.verbose, mask=ctx.mask)
         sys.exit(EXIT_BLOCKED)
     sys.exit(code)
+
+
+def _internal_error(exc: BaseException, *, verbose: bool, mask: Callable[[str], str] = str) -> None:
+    """One line for an unexpected exception (an ::error annotation in GitHub Actions); the
+    traceback only with -v."""
+    from guard.report.github import annotation
+    from guard.run.internal import one_line
+
+    if verbose:
+        import traceback
+
+        click.echo(safe(mask, traceback.format_exc()), err=True)
+    line = mask(one_line(exc))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        click.echo(annotation("error", line, title="migration-guard: internal error"), err=True)
+    else:
+        click.echo(safe(str, f"guard: {line}" + ("" if verbose else " (-v shows the traceback)")), err=True)
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
@@ -434,6 +444,9 @@ def dispatch() -> None:
         message = one_line(env_masker(os.environ)(exc.format_message()))
         click.echo(safe(str, f"guard: error: {message}"), err=True)
         sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - never a bare traceback; nothing below settled an outcome
+        _internal_error(exc, verbose=bool({"-v", "--verbose"} & set(sys.argv[1:2])), mask=env_masker(os.environ))
+        sys.exit(EXIT_BLOCKED)
 
 
 def _exit(code: int) -> NoReturn:

@@ -30,6 +30,7 @@ START_RUN = """
 INSERT INTO guard.runs (run_id, command, status, pending, restore_target, actor, reason)
 VALUES (%s, %s, 'running', %s, %s, %s, %s)
 ON CONFLICT (run_id) DO NOTHING
+RETURNING run_id
 """
 MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 # The versions a run committed: those folded into guard.runs.committed when it ended, then
@@ -124,16 +125,20 @@ def start(
     restore_target: dict[str, Any] | None,
     actor: str,
     reason: str | None,
-) -> None:
-    """Journal the run as running; committed before the first migration statement."""
+) -> bool:
+    """Journal the run as running; committed before the first migration statement.
+
+    Returns False, writing nothing, when a run with this id is already journalled: that run's
+    record is never taken for this one's."""
     from psycopg.types.json import Jsonb
 
     ensure(conn)
     with conn.transaction():
-        conn.execute(
+        row = conn.execute(
             START_RUN,
             (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
-        )
+        ).fetchone()
+    return row is not None
 
 
 def committed_row(run_id: str, version: str) -> tuple[str, tuple[Any, ...]]:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 @dataclass
 class Fault:
     route: str  # substring of the path, e.g. "/database/backups"
-    kind: str  # status | malformed | shape | drop | slow
+    kind: str  # status | malformed | shape | drop | slow | lost (handled, answer never sent)
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
@@ -83,6 +83,10 @@ class FakeService:
                 if fault and fault.kind == "shape":
                     return self._send(200, {"region": "eu", "backups": "none"})
                 status, payload = service.answer(method, parts.path, parse_qs(parts.query), body)
+                if fault and fault.kind == "lost":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 self._send(status, payload)
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:

@@ -228,9 +228,13 @@ def test_restore_point_is_created_and_waited_for(api: FakeSupabase) -> None:
     assert any("waiting for Supabase restore point" in line for line in lines)
 
 
-def test_restore_point_is_idempotent_per_run(api: FakeSupabase) -> None:
+def test_restore_point_that_exists_before_the_run_is_not_taken_as_its_own(api: FakeSupabase) -> None:
+    # A 409 on the first request: another run's restore point (issue #16: it used to be taken
+    # for this run's, pointing the plan at an older state).
     ctx = SinkContext(conn=None, config=Config())  # type: ignore[arg-type]
-    assert _sink(api).record(_entry(), ctx) == _sink(api).record(_entry(), ctx)
+    _sink(api).record(_entry(), ctx)
+    with pytest.raises(SinkError, match="already exists"):
+        _sink(api).record(_entry(), ctx)
     assert len(api.restore_points) == 1
 
 

@@ -31,11 +31,14 @@ class HttpPolicy:
 
 
 class HttpError(Exception):
-    """A request that did not succeed; ``status`` is None when no answer came back."""
+    """A request that did not succeed; ``status`` is None when no answer came back;
+    ``attempts`` is how many times it was sent (more than 1: an earlier attempt may have
+    taken effect although its answer was lost)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, attempts: int = 1) -> None:
         super().__init__(message)
         self.status = status
+        self.attempts = attempts
 
 
 def _retry_after(value: str | None, cap: float) -> float | None:
@@ -148,7 +151,7 @@ def request(
                 if status in (401, 403):
                     raise HttpError(f"{where}: HTTP {status}", status)
                 if status not in RETRY_STATUS:
-                    raise HttpError(f"{where}: HTTP {status}{_detail(response)}", status)
+                    raise HttpError(f"{where}: HTTP {status}{_detail(response)}", status, attempt + 1)
                 problem = f"HTTP {status}"
                 delay = _retry_after(response.headers.get("Retry-After"), policy.max_retry_after)
                 if delay is None:

@@ -154,8 +154,15 @@ class SupabaseProvider:
 
 
 def restore_point_name(run_id: str) -> str:
-    """At most 20 characters (the API's limit): the run id is exactly that."""
-    return run_id[:20]
+    """The run's restore point name, at most 20 characters (V1RestorePointPostBody's maxLength):
+    the run id itself when it fits (guard's own ids are 20), else its first 11 characters, a
+    dash and 8 hex digits of its SHA-256, so ids sharing their first 20 characters do not share
+    a name."""
+    if len(run_id) <= 20:
+        return run_id
+    import hashlib
+
+    return f"{run_id[:11]}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -191,9 +198,14 @@ class RestorePointSink:
             if exc.status in (401, 403):
                 raise SinkError(f"the access token may not create restore points in {self.ref} "
                                 f"(HTTP {exc.status}; needs database:write)") from None
-            if exc.status != 409:  # 409: this run created it already (a retried step)
+            if exc.status != 409:
                 raise SinkError(str(exc)) from None
-            created = None
+            if exc.attempts < 2:
+                # Not this run's: it existed before our first request. Taking it would point
+                # the restore plan at an older state of the database.
+                raise SinkError(f"a restore point named {name} already exists in {self.ref} and was not "
+                                "created by this run (is GUARD_RUN_ID reused?)") from None
+            created = None  # our earlier attempt created it; its answer was lost
         status = self._status(created, name) if created is not None else "PENDING"
         deadline = time.monotonic() + self.wait
         while status != "AVAILABLE":

@@ -106,7 +106,9 @@ VALUES (%(kind)s, %(reason)s, %(created_by)s, COALESCE(%(created_at)s, now()), %
 ON CONFLICT ((metadata ->> 'run_id')) WHERE metadata ? 'run_id' DO NOTHING
 RETURNING id
 """
-ENTRY_BY_RUN = "SELECT id FROM {schema}.{table} WHERE metadata ->> 'run_id' = %s"
+# What makes an entry this run's (or this snapshot's) and not an earlier one's under the same id.
+IDENTITY_KEYS = ("restore_point", "pending_versions", "snapshot_id", "sha256")
+ENTRY_BY_RUN = "SELECT id, metadata FROM {schema}.{table} WHERE metadata ->> 'run_id' = %s"
 STATS = "SELECT {schema}.{func}()"
 
 STATS_FUNCTION = "get_backup_stats"
@@ -187,7 +189,8 @@ def write_entry(
     metadata: Mapping[str, Any],
     created_at: dt.datetime | None = None,
 ) -> int:
-    """Insert one entry; with a run_id in metadata, a second call returns the first entry's id."""
+    """Insert one entry; with a run_id in metadata, a second call for the same run (same
+    IDENTITY_KEYS) returns the first entry's id, and one for another is a SinkError."""
     from psycopg.types.json import Jsonb
 
     if not table_exists(conn, log):
@@ -206,6 +209,14 @@ def write_entry(
         return int(row[0])
     existing = conn.execute(_q(ENTRY_BY_RUN, log), (metadata.get("run_id"),)).fetchone()
     assert existing is not None
+    import json
+
+    ours = json.loads(json.dumps(dict(metadata), default=str))
+    theirs = existing[1] if isinstance(existing[1], dict) else {}
+    if any(ours.get(k) != theirs.get(k) for k in IDENTITY_KEYS):
+        # Another run's entry under the same id: never taken for this one's.
+        raise SinkError(f"{qualified(log)} already holds entry {existing[0]} for run id "
+                        f"{metadata.get('run_id')}, with other details: not this run's")
     return int(existing[0])
 
 

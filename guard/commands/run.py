@@ -29,7 +29,10 @@ def run_command(
     """`guard run`: the guarded run; always writes the report, whatever the outcome."""
     from guard.run import RunOptions, guarded_run, new_report
 
-    report = new_report("run", config, ctx.environ)
+    try:
+        report = new_report("run", config, ctx.environ)
+    except GuardError as exc:  # GUARD_RUN_ID that cannot name a run
+        ctx.fail(exc)
     options = RunOptions(reason=reason, allow_stale_backup=allow_stale_backup, acknowledge=acknowledge,
                          command=tuple(command))
     try:
@@ -39,13 +42,31 @@ def run_command(
         report.set_outcome(status, str(exc), changed=False)
         ctx.error(str(exc))
     except KeyboardInterrupt:
-        _unexpected(report, "interrupted")
+        _interrupted(report)
     except Exception as exc:  # noqa: BLE001 - report what is known, never lose the report
+        from guard.run.internal import InternalError, one_line
+
         if ctx.verbose:
             ctx.progress(traceback.format_exc())
-        _unexpected(report, f"internal error: {exc.__class__.__name__}: {exc}")
-    finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+        if not isinstance(exc, InternalError):  # before the session: nothing was changed
+            _unexpected(report, one_line(exc))
+        ctx.error(str(exc) + ("" if ctx.verbose else " (-v shows the traceback)"))
+    _finish_safely(ctx, config, report, summary_path=summary_path, as_json=as_json)
     return report.exit_code
+
+
+def _finish_safely(
+    ctx: Context, config: Config, report: RunReport, *, summary_path: Path | None, as_json: bool
+) -> None:
+    """finish(); an error while reporting is one line, and the run's exit code stands."""
+    try:
+        finish(ctx, config, report, summary_path=summary_path, as_json=as_json)
+    except Exception as exc:  # noqa: BLE001 - the outcome is settled; only its report failed
+        from guard.run.internal import one_line
+
+        if ctx.verbose:
+            ctx.progress(traceback.format_exc())
+        ctx.error(f"while writing the report: {one_line(exc)}")
 
 
 def check_command(
@@ -62,7 +83,10 @@ def check_command(
     from guard.check import CheckOptions, guarded_check
     from guard.run import new_report
 
-    report = new_report("check", config, ctx.environ)
+    try:
+        report = new_report("check", config, ctx.environ)
+    except GuardError as exc:  # GUARD_RUN_ID that cannot name a run
+        ctx.fail(exc)
     options = CheckOptions(shadow=shadow, shadow_from_target=shadow_from_target, include_all=include_all)
     if shadow_from_target and not shadow:
         ctx.fail(UsageError("--shadow-from-target needs --shadow embedded|URL"))
@@ -80,12 +104,26 @@ def check_command(
     return report.exit_code
 
 
-def _unexpected(report: RunReport, message: str) -> None:
+def _interrupted(report: RunReport) -> None:
     from guard.restore import RestoreContext, build_plan
 
     if report.restore_target is None:
         # Nothing had been changed yet: the run stopped while it was only reading.
-        report.set_outcome("blocked", message, changed=False)
+        report.set_outcome("blocked", "interrupted", changed=False)
+    else:
+        report.set_outcome("outcome_unknown", "interrupted", changed=None)
+        report.restore_plan = build_plan(report, RestoreContext())
+
+
+def _unexpected(report: RunReport, message: str) -> None:
+    """An error outside the steps run/internal.py watches: reading files or connecting
+    (nothing was changed), or closing the session after the outcome was settled (it stands)."""
+    from guard.restore import RestoreContext, build_plan
+
+    if report.restore_target is None:
+        report.set_outcome("blocked", f"{message} (nothing was changed)", changed=False)
+    elif report.status != "usage_error":  # the run had settled its outcome: it stands
+        report.warnings.append(message)
     else:
         report.set_outcome("outcome_unknown", message, changed=None)
         report.restore_plan = build_plan(report, RestoreContext())

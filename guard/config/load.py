@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from guard.config.keys import DEFAULT_CONFIG_FILE, ENV_KEYS, LIST_KEYS, NON_KEY_ENV, SCALAR_KEYS
+from guard.config.keys import (
+    DEFAULT_CONFIG_FILE,
+    ENV_KEYS,
+    LIST_KEYS,
+    NON_KEY_ENV,
+    PLUGIN_OPTIONS,
+    SCALAR_KEYS,
+)
 from guard.config.model import (
     BackupLogConfig,
     BackupsConfig,
@@ -20,11 +27,13 @@ from guard.config.model import (
     ShadowConfig,
     SnapshotConfig,
 )
-from guard.config.source import Interpolator, Value, compose, flatten_file, plain, plugin_list
+from guard.config.source import Interpolator, Value, flatten_file, plain, plugin_list
+from guard.config.values import is_secret
+from guard.config.yaml_text import MAX_BYTES, compose
 from guard.errors import ConfigError
 from guard.plugins import PROVIDER_SPECS, SINK_SPECS, PluginConfig, PluginSpec
 
-SECRET_OPTIONS = frozenset({"access_token", "token", "password", "key"})
+SECRET_OPTIONS = frozenset(name for name, convert in PLUGIN_OPTIONS.items() if is_secret(convert))
 
 
 def load_config(
@@ -81,11 +90,10 @@ def _load(
     config_file, display = _find_file(config_path, environ, cwd)
     values: dict[str, Value] = {}
     if config_file is not None:
-        try:
-            text = config_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file: {exc.__class__.__name__}", source=str(display)) from None
-        values.update(flatten_file(compose(text, str(display)), str(display), interpolate))
+        text = _read(config_file, display)
+        tree = compose(text, display)
+        if tree is not None:  # an empty file sets nothing
+            values.update(flatten_file(tree, display, interpolate))
     values.update(_from_environment(environ))
     for key, (flag, value) in flags.items():
         if value is not None:
@@ -118,16 +126,36 @@ def _load(
     return _build(converted, path, provider_list, sink_list, config_file, base_dir, secrets)
 
 
+def _read(config_file: Path, display: str) -> str:
+    """The config file's text: a regular file, UTF-8, at most MAX_BYTES."""
+    try:
+        with config_file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigError(f"longer than {MAX_BYTES // 1024} KiB", source=display)
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file: {exc.__class__.__name__}", source=display) from None
+
+
 def _find_file(config_path: str | Path | None, environ: Mapping[str, str], cwd: Path) -> tuple[Path | None, str]:
     """The config file (--config, $GUARD_CONFIG, or ./guard.yml when present) and its name in messages."""
     explicit = config_path or environ.get("GUARD_CONFIG")
     if explicit:
-        config_file = (cwd / Path(explicit)).resolve() if not Path(explicit).is_absolute() else Path(explicit)
-        if not config_file.is_file():
-            raise ConfigError(f"config file {explicit} does not exist", key="--config")
+        try:
+            config_file = (cwd / Path(explicit)).resolve() if not Path(explicit).is_absolute() else Path(explicit)
+            found = config_file.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            found = False
+        if not found:
+            raise ConfigError(f"config file {str(explicit)[:200]!r} does not exist or is not a regular file",
+                              key="--config")
         return config_file, str(explicit)
-    if (cwd / DEFAULT_CONFIG_FILE).is_file():
-        return cwd / DEFAULT_CONFIG_FILE, DEFAULT_CONFIG_FILE
+    default = cwd / DEFAULT_CONFIG_FILE
+    if default.is_file():
+        return default, DEFAULT_CONFIG_FILE
+    if os.path.lexists(default):  # a directory, a FIFO, a link to /dev/zero or to nothing
+        raise ConfigError("not a regular file", source=DEFAULT_CONFIG_FILE)
     return None, ""
 
 

@@ -5,83 +5,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from guard.config.keys import LIST_KEYS, SCALAR_KEYS, SECTIONS
-from guard.config.values import parse_duration, to_bool, type_name
+from guard.config.keys import (
+    LIST_KEYS,
+    PLUGIN_OPTIONS,
+    PROVIDER_COMMON,
+    SCALAR_KEYS,
+    SECTIONS,
+    SINK_COMMON,
+)
+from guard.config.values import Converter, type_name
+from guard.config.yaml_text import Value, compose, plain
 from guard.errors import ConfigError
 from guard.plugins import PluginConfig, PluginSpec
 
+__all__ = ["Interpolator", "Value", "compose", "flatten_file", "plain", "plugin_list"]
+
 _INTERPOLATION = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-@dataclass
-class Value:
-    value: Any
-    source: str  # "guard.yml:12", "env GUARD_X", "flag --x"
-
-
-def compose(text: str, filename: str) -> Any:
-    """Parse YAML into plain values, keeping `Value` wrappers with file:line at every leaf/key."""
-    import yaml
-
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark is not None else filename
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not valid YAML: {problem}", source=where) from None
-    if node is None:
-        return {}
-    scalar_loader = yaml.SafeLoader("")
-
-    def convert(n: Any) -> Any:
-        where = f"{filename}:{n.start_mark.line + 1}"
-        if isinstance(n, yaml.MappingNode):
-            out: dict[str, tuple[str, Any]] = {}
-            for key_node, value_node in n.value:
-                key = scalar_loader.construct_object(key_node)
-                if not isinstance(key, str):
-                    raise ConfigError(
-                        f"keys must be strings, got {key!r}",
-                        source=f"{filename}:{key_node.start_mark.line + 1}",
-                    )
-                if key in out:
-                    raise ConfigError(
-                        "duplicate key",
-                        key=key,
-                        source=f"{filename}:{key_node.start_mark.line + 1}",
-                    )
-                out[key] = (f"{filename}:{key_node.start_mark.line + 1}", convert(value_node))
-            return Value(out, where)
-        if isinstance(n, yaml.SequenceNode):
-            return Value([convert(item) for item in n.value], where)
-        return Value(scalar_loader.construct_object(n), where)
-
-    return convert(node)
-
-
-def plain(value: Any) -> Any:
-    """Strip `Value` wrappers (used for plug-in options once their lines are no longer needed)."""
-    if isinstance(value, Value):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {k: plain(v[1]) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- loading
 
 
 class Interpolator:
@@ -139,16 +80,14 @@ def flatten_file(root: Any, filename: str, interpolate: Interpolator) -> dict[st
             for sub, (sub_source, sub_value) in value.value.items():
                 dotted = f"{key}.{sub}"
                 if dotted not in SCALAR_KEYS and dotted not in LIST_KEYS:
-                    raise ConfigError(
-                        "unknown key", key=dotted, source=sub_source, hint=_known_in(key)
-                    )
+                    raise ConfigError("unknown key", key=dotted[:80], source=sub_source, hint=_known_in(key))
                 out[dotted] = Value(interpolate.walk(sub_value, dotted, sub_source), sub_source)
         elif key in SCALAR_KEYS:
             out[key] = Value(interpolate.walk(value, key, source), source)
         else:
             raise ConfigError(
                 "unknown key",
-                key=key,
+                key=key[:80],
                 source=source,
                 hint="known: " + ", ".join(sorted({*SECTIONS, *(k for k in SCALAR_KEYS if "." not in k)})),
             )
@@ -160,18 +99,20 @@ def _known_in(section: str) -> str:
     return "known in " + section + ": " + ", ".join(sorted(keys))
 
 
-def interpolate_plain(value: Any, interpolate: Interpolator, key: str, source: str) -> Any:
-    if isinstance(value, str):
-        return interpolate(value, key, source)
-    if isinstance(value, list):
-        return [interpolate_plain(v, interpolate, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: interpolate_plain(v, interpolate, f"{key}.{k}", source) for k, v in value.items()}
-    return value
-
-
 def unwrap(value: Any) -> Any:
     return value.value if isinstance(value, Value) else value
+
+
+def yaml_from_env(raw: Value, key: str, interpolate: Interpolator | None) -> Any:
+    """A YAML-valued environment variable (or flag) as a `Value` tree, bounded like a file;
+    ``${VAR}`` is replaced after parsing, so a value can never change the YAML's structure."""
+    try:
+        tree = compose(raw.value, raw.source)
+    except ConfigError as exc:
+        raise ConfigError(exc.message.removeprefix(f"{exc.source}: "), key=key, source=exc.source) from None
+    if tree is None:  # only comments: nothing, which is not a list
+        return Value(None, raw.source)
+    return interpolate.walk(tree, key, raw.source) if interpolate is not None else tree
 
 
 def plugin_list(
@@ -182,61 +123,49 @@ def plugin_list(
     is_sink: bool,
     interpolate: Interpolator | None = None,
 ) -> tuple[PluginConfig, ...]:
+    """``backups.providers`` or ``log.sinks``: each entry's type, and each option checked
+    against the type's spec and its declared type (keys.PLUGIN_OPTIONS), naming file:line."""
     items = unwrap(raw.value)
     if isinstance(items, str):  # from the environment: YAML text
-        import yaml
-
-        try:
-            items = yaml.safe_load(items)
-        except yaml.YAMLError:
-            raise ConfigError("expected a YAML list", key=key, source=raw.source) from None
-        if interpolate is not None:
-            # ${VAR} after parsing, so a value can never change the YAML's structure.
-            items = interpolate_plain(items, interpolate, key, raw.source)
+        items = unwrap(yaml_from_env(Value(items, raw.source), key, interpolate))
     if not isinstance(items, list):
         raise ConfigError(f"expected a list, got {type_name(items)}", key=key, source=raw.source)
-    result = []
-    for index, item in enumerate(items):
-        item_source = item.source if isinstance(item, Value) else raw.source
-        entry = unwrap(item)
-        where = f"{key}[{index}]"
-        if isinstance(entry, str):  # shorthand: "- table"
-            entry = {"type": (item_source, Value(entry, item_source))}
-        if not isinstance(entry, dict):
+    return tuple(_plugin(item, f"{key}[{index}]", raw.source, kinds, is_sink) for index, item in enumerate(items))
+
+
+def _plugin(item: Any, where: str, list_source: str, kinds: Mapping[str, PluginSpec], is_sink: bool) -> PluginConfig:
+    item_source = item.source if isinstance(item, Value) else list_source
+    entry = unwrap(item)
+    if isinstance(entry, str):  # shorthand: "- table"
+        entry = {"type": (item_source, Value(entry, item_source))}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"expected a mapping with a type, got {type_name(entry)}", key=where, source=item_source)
+    lines = {k: v[0] if isinstance(v, tuple) else item_source for k, v in entry.items()}
+    options = {k: plain(v[1]) if isinstance(v, tuple) else plain(v) for k, v in entry.items()}
+    kind = options.pop("type", None)
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError("missing type", key=where, source=item_source, hint="known: " + ", ".join(sorted(kinds)))
+    spec = kinds.get(kind) if len(kind) <= 64 else None
+    if spec is None:
+        raise ConfigError(f"unknown type {kind[:64]!r}", key=f"{where}.type", source=lines.get("type", item_source),
+                          hint="known: " + ", ".join(sorted(kinds)))
+    common: dict[str, Converter] = SINK_COMMON if is_sink else PROVIDER_COMMON
+    for name in list(options):
+        if name not in spec.options and name not in common:
             raise ConfigError(
-                f"expected a mapping with a type, got {type_name(entry)}", key=where, source=item_source
+                "unknown key", key=f"{where}.{str(name)[:64]}", source=lines[name],
+                hint=f"{kind} takes: " + ", ".join(sorted({*spec.options, *common, "type"})),
             )
-        options = {k: plain(v[1]) if isinstance(v, tuple) else v for k, v in entry.items()}
-        kind = options.pop("type", None)
-        if not isinstance(kind, str):
-            raise ConfigError("missing type", key=where, source=item_source, hint="known: " + ", ".join(sorted(kinds)))
-        spec = kinds.get(kind)
-        if spec is None:
-            raise ConfigError(
-                f"unknown type {kind!r}", key=f"{where}.type", source=item_source,
-                hint="known: " + ", ".join(sorted(kinds)),
-            )
-        max_age = None
-        required = True
-        if "max_age" in options and not is_sink:
-            try:
-                max_age = parse_duration(options.pop("max_age"))
-            except ValueError as exc:
-                raise ConfigError(str(exc), key=f"{where}.max_age", source=item_source) from None
-        if "required" in options and is_sink:
-            try:
-                required = to_bool(options.pop("required"))
-            except ValueError as exc:
-                raise ConfigError(str(exc), key=f"{where}.required", source=item_source) from None
-        for name in options:
-            if name not in spec.options:
-                line = entry[name][0] if isinstance(entry.get(name), tuple) else item_source
-                raise ConfigError(
-                    "unknown key", key=f"{where}.{name}", source=line,
-                    hint=f"{kind} takes: " + ", ".join(sorted({*spec.options, "type", "required" if is_sink else "max_age"})),
-                )
-        for name in spec.required:
-            if name not in options:
-                raise ConfigError(f"missing {name} for {kind}", key=f"{where}.{name}", source=item_source)
-        result.append(PluginConfig(kind, options, f"{item_source} ({where})", max_age, required))
-    return tuple(result)
+        convert = common.get(name) or PLUGIN_OPTIONS.get(name)
+        if convert is None:  # a plug-in's own option nobody declared a type for: taken as it is
+            continue
+        try:
+            options[name] = convert(options[name])
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=f"{where}.{name}", source=lines[name]) from None
+    for name in sorted(spec.required):
+        if name not in options:
+            raise ConfigError(f"missing {name} for {kind}", key=f"{where}.{name}", source=item_source)
+    max_age = options.pop("max_age", None)
+    required = options.pop("required", True)
+    return PluginConfig(kind, options, f"{item_source} ({where})", max_age, required)

@@ -19,6 +19,7 @@ from guard.run import (
     backup_log,
     connect,
     files,
+    internal,
     lint_gate,
     lock,
     outcome,
@@ -43,7 +44,8 @@ def guarded_run(
     progress: Progress | None = None,
     mask: Mask | None = None,
 ) -> RunReport:
-    """Steps 2-13 of the guarded run. Fills ``report``; raises GuardError only for exits 2/3."""
+    """Steps 2-13 of the guarded run. Fills ``report``; raises GuardError only for exits 2/3,
+    and InternalError (run/internal.py) once an unexpected error's outcome is settled."""
     state = RunState(require_database_url(config), report, options, os.environ if environ is None else environ,
                      progress or (lambda _line: None), mask or (lambda text: text))
     restore = outcome.restore_context(config)
@@ -52,7 +54,7 @@ def guarded_run(
     files.read_files(state, config.migrations, config.base_dir)            # 5a. files, before connecting
     with connect.session(state):                                          # 2. connect
         connect.record_server(state)                                      #    server facts; no standby
-        with lock.held(state), outcome.journal_closed(state):             # 3. lock
+        with lock.held(state), outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock
             unfinished.refuse_unfinished(state, restore)                  # 4. journal
             if options.command:
                 wrap.wrapped_run(state, config, restore)                  # 7-9, 13 around another tool

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from guard import journal
 from guard.backups import BackupEntry, SinkContext, SinkError, make_sinks
 from guard.config import Config
-from guard.errors import Blocked
+from guard.errors import Blocked, UsageError
 from guard.report.model import RunReport, SinkReport
 from guard.run.report import actor
 from guard.run.state import Progress, RunState
@@ -75,7 +75,7 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
     reason = report.reason = state.options.reason or config.reason or default_reason
     assert report.restore_target is not None
     state.journal_created = not journal.complete(state.db)
-    journal.start(
+    started = journal.start(
         state.db,
         run_id=report.run_id,
         command=report.command,
@@ -84,5 +84,10 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
         actor=actor(report.ci),
         reason=reason,
     )
+    if not started:
+        raise UsageError(
+            f"run id {report.run_id} is already in guard's journal (guard.runs): an earlier run used it",
+            hint="nothing was changed; GUARD_RUN_ID must be unique per run, e.g. ${{ github.run_id }}-${{ github.run_attempt }}",
+        )
     state.journal_started = True
     log_manual_backup(state.db, config, report, entry_for(report, pending, reason), state.progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import re
 import secrets
 import socket
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from guard import __version__
 from guard.config import Config
 from guard.db import describe_url
+from guard.errors import ConfigError
 from guard.report.model import DatabaseInfo, RunReport, iso
 
 
@@ -18,6 +20,37 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     """20 characters, sortable, unique enough: 20261125013000-a1b2c (also a valid restore point name)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)[:5]}"
+
+
+# Every name guard derives from a run id stays within PostgreSQL's 63 bytes (NAMEDATALEN - 1):
+# the restore point ``guard-<id>``, protective copies ``<id>_<seq>_<table>`` (the sequence
+# number must survive the cut), file names. Letters, digits, dot, dash, underscore only:
+# no quote, slash, space or control character can reach a name, a path or a message.
+RUN_ID_MAX = 40
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def run_id_from(environ: Mapping[str, str], now: dt.datetime | None = None) -> str:
+    """This run's id: ``GUARD_RUN_ID`` (checked), else a new one.
+
+    A CI job that is re-run keeps its ``GUARD_RUN_ID=${{ github.run_id }}``; from the second
+    attempt on (``GITHUB_RUN_ATTEMPT``) ``-a<attempt>`` is added, so each attempt is its own
+    run. Raises ConfigError (exit 2) for an id that is not 1 to RUN_ID_MAX characters of
+    ``A-Z a-z 0-9 . _ -`` (first a letter or digit).
+    """
+    given = environ.get("GUARD_RUN_ID", "")
+    if not given:
+        return new_run_id(now)
+    attempt = environ.get("GITHUB_RUN_ATTEMPT", "").strip()
+    if attempt.isdigit() and attempt.isascii() and int(attempt) > 1:
+        given = f"{given}-a{int(attempt)}"
+    if len(given) > RUN_ID_MAX or not _RUN_ID.fullmatch(given):
+        raise ConfigError(
+            f"must be 1 to {RUN_ID_MAX} characters of A-Z a-z 0-9 . _ - (first a letter or digit)"
+            + (" once -a<GITHUB_RUN_ATTEMPT> is added" if given != environ["GUARD_RUN_ID"] else ""),
+            key="GUARD_RUN_ID", hint="it names restore points and copies; e.g. ${{ github.run_id }}",
+        )
+    return given
 
 
 def ci_context(environ: Mapping[str, str]) -> dict[str, str]:
@@ -58,7 +91,7 @@ def new_report(command: str, config: Config, environ: Mapping[str, str]) -> RunR
     now = dt.datetime.now(dt.timezone.utc)
     report = RunReport(
         command=command,
-        run_id=environ.get("GUARD_RUN_ID") or new_run_id(now),
+        run_id=run_id_from(environ, now),
         started_at=iso(now),
         ci=ci_context(environ),
         tool={"name": "migration-guard", "version": __version__},
