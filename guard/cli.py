@@ -262,6 +262,29 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 
 @cli.command()
 @_common
+@click.argument("run_id", required=False)
+@click.option("--yes", is_flag=True, help="Carry it out (without it: print what it would do, change nothing).")
+@click.option("--force", is_flag=True, help="Also drop tables the run added that were written to since.")
+@click.option("--whole-database", is_flag=True, help="Use Supabase's restore point or PITR, not the local inverse.")
+@click.option("--confirm", default=None, metavar="PROJECT_REF", help="Required for whole-database paths.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def undo(ctx: Context, config_path: str | None, database_url: str | None, run_id: str | None, yes: bool,
+         force: bool, whole_database: bool, confirm: str | None, as_json: bool) -> None:
+    """Put the database back as it was before a guarded run (default: the latest that changed
+    it and was not undone), by the most precise path: the run's local inverse, else Supabase's
+    restore point or PITR (--confirm PROJECT_REF). Exit 0 undone, 1 failed and rolled back,
+    3 refused, 4 partly undone or unknown."""
+    from guard.commands import undo_command
+    from guard.undo import UndoOptions
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    options = UndoOptions(run_id=run_id, yes=yes, force=force, whole_database=whole_database, confirm=confirm)
+    _guarded(ctx, lambda: undo_command(ctx, config, options, as_json=as_json))
+
+
+@cli.command()
+@_common
 @click.option("--full", "mode", flag_value="full", help="Schema and data (the default); encrypted.")
 @click.option("--schema-only", "mode", flag_value="schema", help="Schema only, no rows.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",

@@ -17,6 +17,7 @@ from guard.run import (
     apply,
     backup_gate,
     backup_log,
+    catalog,
     connect,
     files,
     lint_gate,
@@ -66,7 +67,9 @@ def guarded_run(
             restore_point.mark(state)                                     # 8. restore point
             backup_log.log_backup(state, config, default_reason(state))   # 9. log the backup
             protect.take_snapshot_if_due(state, config.snapshot)          # 10. protect (snapshot)
+            before = catalog.record_before(state)                         #    catalog, for guard undo
             apply.apply(state, config.migrations, config.protect)         # 10-11. copies, apply
+            catalog.record_after(state, before)                           #    catalog after, for guard undo
             outcome.settle(state, restore)                                # 13. outcome, restore plan
     return report
 
