@@ -267,19 +267,28 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 @click.option("--force", is_flag=True, help="Also drop tables the run added that were written to since.")
 @click.option("--whole-database", is_flag=True, help="Use Supabase's restore point or PITR, not the local inverse.")
 @click.option("--confirm", default=None, metavar="PROJECT_REF", help="Required for whole-database paths.")
+@click.option("--poll", default="5s", show_default=True, help="How often to ask Supabase how a restore is going.")
+@click.option("--wait", default="30min", show_default=True, help="How long to follow a restore before exit 4.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def undo(ctx: Context, config_path: str | None, database_url: str | None, run_id: str | None, yes: bool,
-         force: bool, whole_database: bool, confirm: str | None, as_json: bool) -> None:
+         force: bool, whole_database: bool, confirm: str | None, poll: str, wait: str, as_json: bool) -> None:
     """Put the database back as it was before a guarded run (default: the latest that changed
     it and was not undone), by the most precise path: the run's local inverse, else Supabase's
     restore point or PITR (--confirm PROJECT_REF). Exit 0 undone, 1 failed and rolled back,
     3 refused, 4 partly undone or unknown."""
     from guard.commands import undo_command
+    from guard.config.values import parse_duration
+    from guard.errors import UsageError
     from guard.undo import UndoOptions
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
-    options = UndoOptions(run_id=run_id, yes=yes, force=force, whole_database=whole_database, confirm=confirm)
+    try:
+        poll_s, wait_s = parse_duration(poll), parse_duration(wait)
+    except ValueError as exc:
+        ctx.fail(UsageError(f"--poll/--wait: {exc}"))
+    options = UndoOptions(run_id=run_id, yes=yes, force=force, whole_database=whole_database, confirm=confirm,
+                          poll=poll_s, wait=wait_s)
     _guarded(ctx, lambda: undo_command(ctx, config, options, as_json=as_json))
 
 

@@ -3,6 +3,9 @@ fingerprint and every table's checksum before the run equal those after `guard u
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -10,6 +13,7 @@ import pytest
 
 from guard import fingerprint
 from guard.undo.catalog import checksum, fingerprint_json
+from tests.fakes import FakeSupabase
 from tests.support import Project
 
 SCHEMA = """
@@ -157,3 +161,92 @@ def test_undo_refuses_an_earlier_run_while_a_later_one_stands(shop: Project) -> 
     assert shop.guard("run").code == 0 and first.report is not None
     refused = shop.guard("undo", first.report["run_id"], "--yes")
     assert refused.code == 3 and "undo it first" in refused.output
+
+
+# ------------------------------------------------------------------ whole-database paths
+
+TOKEN = "sbp_undo_test_token_0123456789"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeSupabase]:
+    fake = FakeSupabase(token=TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def _supabase_project(project: Project, api: FakeSupabase, *, restore_point: bool) -> None:
+    project.init_backup_log()
+    api.backup_at(dt.timedelta(hours=5))
+    sink = (f"    - type: supabase-restore-point\n      project_ref: {api.ref}\n      access_token: ${{SUPABASE_ACCESS_TOKEN}}\n"
+            f"      api_url: {api.url}\n      poll: 100ms\n") if restore_point else ""
+    (project.root / "guard.yml").write_text(
+        f"backups:\n  providers:\n    - type: supabase\n      project_ref: {api.ref}\n"
+        f"      access_token: ${{SUPABASE_ACCESS_TOKEN}}\n      api_url: {api.url}\n"
+        "log:\n  sinks:\n" + sink + "    - type: table\n"
+    )
+
+
+def _platform_calls(api: FakeSupabase) -> list[tuple[str, str, Any]]:
+    return [(r["method"], r["path"], r["body"]) for r in api.requests
+            if r["path"].endswith(("/undo", "/restore-pitr")) or r["path"] == f"/v1/projects/{api.ref}"]
+
+
+def test_whole_database_undo_to_the_runs_restore_point(project: Project, api: FakeSupabase) -> None:
+    _supabase_project(project, api, restore_point=True)
+    project.add("20240101000001_a.sql", "create table public.a (id int);\n")
+    run = project.guard("run", SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert run.code == 0 and run.report is not None, run.output
+    point = run.report["run_id"][:20]
+
+    dry = project.guard("undo", "--whole-database", SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert dry.code == 0, dry.output
+    assert f'POST /v1/projects/{api.ref}/database/backups/undo {{"name": "{point}"}}' in dry.stdout
+    assert "every write of the last" in dry.stdout and f"needs --confirm {api.ref}" in dry.stdout
+    unconfirmed = project.guard("undo", "--whole-database", "--yes", SUPABASE_ACCESS_TOKEN=TOKEN)
+    wrong = project.guard("undo", "--whole-database", "--yes", "--confirm", "zzzzzzzzzzzzzzzzzzzz",
+                          SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert unconfirmed.code == 3 and wrong.code == 3
+    assert _platform_calls(api) == []  # the confirmation rule: nothing sent
+
+    done = project.guard("undo", "--whole-database", "--yes", "--confirm", api.ref, "--poll", "50ms",
+                         SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert done.code == 0, done.output
+    base = f"/v1/projects/{api.ref}"
+    assert _platform_calls(api) == [("POST", f"{base}/database/backups/undo", {"name": point}),
+                                    ("GET", base, None), ("GET", base, None), ("GET", base, None)]
+    assert "RESTORING" in done.stderr and "COMING_UP" in done.stderr
+    assert TOKEN not in done.output
+
+
+def test_pitr_when_nothing_can_be_inverted_locally_and_a_restore_that_does_not_finish(
+        project: Project, api: FakeSupabase) -> None:
+    _supabase_project(project, api, restore_point=False)
+    api.pitr_enabled = True
+    now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+    api.physical = {"earliest_physical_backup_date_unix": now - 86400, "latest_physical_backup_date_unix": now - 60}
+    project.add("20240101000001_a.sql", "create table public.a (id int);\n")
+    run = project.guard("run", SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert run.code == 0 and run.report is not None, run.output
+    # A run guard recorded no catalog for (an older guard): nothing to invert locally.
+    project.query("DELETE FROM guard.run_catalogs")
+    api.statuses_after_restore = ["RESTORING"] * 50
+    result = project.guard("undo", "--yes", "--confirm", api.ref, "--poll", "50ms", "--wait", "1s",
+                           SUPABASE_ACCESS_TOKEN=TOKEN)
+    assert result.code == 4, result.output
+    target = run.report["restore_target"]["unix"]
+    assert api.restores == [("restore-pitr", {"recovery_time_target_unix": math.floor(target)})]
+    assert "the project is RESTORING" in result.stdout and f"GET /v1/projects/{api.ref}" in result.stdout
+    polls = [c for c in _platform_calls(api) if c[0] == "GET"]
+    assert 3 <= len(polls) <= 25
+
+
+def test_nothing_local_and_no_platform_path_refuses_with_the_manual_plan(ready: Project) -> None:
+    ready.add("20240101000001_a.sql", "create table public.a (id int);\n")
+    assert ready.guard("run").code == 0
+    ready.query("DELETE FROM guard.run_catalogs")
+    for args in (("undo",), ("undo", "--yes")):
+        refused = ready.guard(*args)
+        assert refused.code == 3, refused.output
+        assert "no Supabase restore point or PITR" in refused.stdout and "manual: restore the newest daily backup" in refused.stdout
+    assert ready.table_exists("public.a")

@@ -26,6 +26,8 @@ class UndoOptions:
     force: bool = False
     whole_database: bool = False
     confirm: str | None = None
+    poll: float = 5.0  # seconds between v1-get-project calls while a restore runs
+    wait: float = 1800.0  # seconds to follow a restore before reporting it unfinished (exit 4)
 
 
 @dataclass

@@ -26,15 +26,12 @@ SERVER_NOW = "SELECT extract(epoch FROM clock_timestamp())"
 
 
 def _supabase(config: Config) -> dict[str, Any] | None:
-    """project_ref, access_token, api_url, poll and wait from the first Supabase plug-in."""
-    from guard.config.values import parse_duration
-
+    """project_ref, access_token and api_url from the first Supabase plug-in."""
     for plugin in (*config.backups.providers, *config.log.sinks):
         if plugin.type in ("supabase", "supabase-restore-point") and plugin.options.get("access_token"):
             opts = plugin.options
             return {"ref": opts["project_ref"], "token": opts["access_token"],
-                    "api": str(opts.get("api_url") or "https://api.supabase.com").rstrip("/"),
-                    "poll": parse_duration(opts.get("poll", "5s")), "wait": parse_duration(opts.get("wait", "30min"))}
+                    "api": str(opts.get("api_url") or "https://api.supabase.com").rstrip("/")}
     return None
 
 
@@ -96,7 +93,7 @@ def whole_database(conn: psycopg.Connection[Any], config: Config, run: JournalRu
     if not options.yes:
         result.message = warning + "; nothing changed, add --yes"
         return result
-    return _call(api, path, body, result, warning, progress)
+    return _call({**api, "poll": options.poll, "wait": options.wait}, path, body, result, warning, progress)
 
 
 def _call(api: dict[str, Any], path: str, body: dict[str, Any], result: UndoResult, warning: str,
