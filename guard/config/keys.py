@@ -11,6 +11,7 @@ from guard.config.values import (
     _rule_list,
     _rule_severities,
     _string,
+    _verify_checks,
     parse_duration,
     parse_size,
     to_bool,
@@ -49,6 +50,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "protect.schema": _identifier,
     "backup_log.schema": _identifier,
     "backup_log.table": _identifier,
+    "verify": _verify_checks,  # a list of checks, as drill.checks (GUARD_VERIFY: YAML)
     "report": _string,
     "reason": _string,
 }

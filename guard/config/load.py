@@ -223,6 +223,7 @@ def _build(
             key=converted.get("snapshot.key") or None,
         ),
         drill=DrillConfig(checks=converted.get("drill.checks", ())),
+        verify=converted.get("verify", ()),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),

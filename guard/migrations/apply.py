@@ -59,6 +59,9 @@ OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
 BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
 _no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
+# guard:verify (issue #19): runs in the transaction before COMMIT, per file and (file None)
+# once at the end of the one transaction; raising psycopg.Error rolls back as a failed file.
+BeforeCommit = Callable[["psycopg.Connection[Any]", "MigrationFile | None"], None]
 # A file's history row, its journal entry and COMMIT go as one message with the values
 # quoted by psycopg (libpq's escaping) when its statements are at most this big; a bigger
 # file's rows are sent as parameters in a pipeline instead, not copied into a query string.
@@ -74,6 +77,7 @@ class _Apply:
     progress: Progress
     on_commit: OnCommit | None
     before: BeforeStatement
+    before_commit: BeforeCommit | None  # guard:verify hook (issue #19)
     before_kinds: Collection[str] | None  # the statement kinds ``before`` acts on; None: any
     local_settings: tuple[str, ...]  # SET LOCAL of the timeouts
     session_settings: tuple[str, ...]  # the same, session-wide (files run outside a transaction)
@@ -117,6 +121,7 @@ def apply_pending(
     before_kinds: Collection[str] | None = None,
     outside_transaction: set[str] | None = None,
     server_major: int | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -135,7 +140,7 @@ def apply_pending(
     )
     run = _Apply(
         conn=conn, outcome=outcome, progress=progress or (lambda _line: None), on_commit=on_commit,
-        before=before_statement or _no_hook,
+        before=before_statement or _no_hook, before_commit=before_commit,
         before_kinds=before_kinds if before_statement is not None else (),
         local_settings=local_settings,
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
@@ -192,6 +197,8 @@ def _apply_one(run: _Apply, file: MigrationFile, result: MigrationResult) -> boo
             conn.execute(run.begin)
         try:
             _run_statements(conn, file, result, run.before, prefix=run.begin + "; " if merge else "")
+            if run.before_commit is not None:  # guard:verify (issue #19)
+                run.before_commit(conn, file)
             executed_all = True
             _record_and_commit(run, file)
         except BaseException:
@@ -329,9 +336,13 @@ def _apply_all(run: _Apply, files: Sequence[MigrationFile], results: list[Migrat
                 started = time.perf_counter()
                 run.progress(f"applying {result.file} ({_count(len(file.statements))})")
                 _run_statements(conn, file, result, run.before)
+                if run.before_commit is not None:  # guard:verify (issue #19)
+                    run.before_commit(conn, file)
                 run.record(file)
                 result.duration_ms = _ms(started)
                 done.append(result)
+            if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
+                run.before_commit(conn, None)
             executed_all = True
     except _StatementFailed as failed:
         outcome.failed = failed.result

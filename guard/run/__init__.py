@@ -27,6 +27,7 @@ from guard.run import (
     protect,
     restore_point,
     unfinished,
+    verify,
     wrap,
 )
 from guard.run.report import actor, ci_context, new_report, new_run_id
@@ -68,9 +69,12 @@ def guarded_run(
             backup_log.log_backup(state, config, default_reason(state))   # 9. log the backup
             protect.take_snapshot_if_due(state, config.snapshot)          # 10. protect (snapshot)
             before = catalog.record_before(state)                         #    catalog, for guard undo
-            apply.apply(state, config.migrations, config.protect)         # 10-11. copies, apply
+            checks = verify.in_transaction(state, config.verify, config.migrations.transaction)
+            apply.apply(state, config.migrations, config.protect, checks)  # 10-11. copies, apply
             catalog.record_after(state, before)                           #    catalog after, for guard undo
             outcome.settle(state, restore)                                # 13. outcome, restore plan
+            verify.after_commit(state, config.verify, config.migrations.transaction,
+                                config.base_dir, restore)                 # 12. verify after COMMIT
     return report
 
 

@@ -10,7 +10,7 @@ from guard.config import MigrationsConfig, ProtectConfig
 from guard.db import connect
 from guard.errors import ConnectError
 from guard.migrations import history
-from guard.migrations.apply import ApplyOutcome, apply_pending
+from guard.migrations.apply import ApplyOutcome, BeforeCommit, apply_pending
 from guard.protect import DESTRUCTIVE_KINDS
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
@@ -21,7 +21,8 @@ from guard.run.state import Progress, RunState
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)  # about 15 s: long enough for a server restart
 
 
-def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig) -> None:
+def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
+          before_commit: BeforeCommit | None = None) -> None:
     """Apply ``state.pending`` (each file's history and journal rows in its own transaction),
     with protective copies and SIGINT/SIGTERM turned into a clean cancel. Fills
     ``state.outcome`` and the report's per-file results."""
@@ -47,6 +48,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig)
             before_kinds=DESTRUCTIVE_KINDS if copier else None,
             outside_transaction=nontx,
             server_major=state.server_major,
+            before_commit=before_commit,  # guard:verify (issue #19)
         )
     state.report.migrations = outcome.results
     keep_copies(state, copier)
