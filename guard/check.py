@@ -123,6 +123,11 @@ def _shadow(
             display=lambda f: display(f.path, config.base_dir),
             progress=progress,
         )
+        verify_failed: list[str] = []
+        if outcome.failed is None and not outcome.interrupted:  # shadow: true checks (issue #19)
+            from guard.run.verify import on_shadow
+
+            verify_failed = on_shadow(config.verify, shadow_url, config.base_dir, report, progress)
         if outcome.interrupted:
             # A cancelled job, not a migration that does not apply: leave (the shadow is
             # cleaned up on the way out) and let the CLI say which signal it was.
@@ -140,7 +145,10 @@ def _shadow(
         for result in report.migrations:
             if result.version in shadow_status:
                 result.duration_ms = shadow_status[result.version].duration_ms
-        return False
+        if verify_failed:
+            report.set_outcome("dry_run_failed", f"on the shadow, verification failed: {', '.join(verify_failed)}",
+                               changed=False)
+        return bool(verify_failed)
     # Report the failing file (pending or not: an applied file that fails from scratch is
     # worth knowing too, but the verdict is about what would run).
     listed = {m.version for m in report.migrations}

@@ -93,3 +93,30 @@ def test_bad_verify_config_names_the_key(ready: Project) -> None:
     assert bad.code == 2 and "verify" in bad.stderr and "exactly one of sql or run" in bad.stderr
     env = ready.guard("run", GUARD_VERIFY="[{name: x, sql: 'select true', expect: full}]")
     assert env.code == 2 and "GUARD_VERIFY" in env.stderr and "expect" in env.stderr
+
+
+def test_shadow_true_checks_run_in_check_shadow_and_others_do_not(ready: Project, db_url: str) -> None:
+    import psycopg
+
+    base, name = db_url.rsplit("/", 1)
+    scratch = f"{name}_vshadow"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    try:
+        _yml(ready, "verify:\n  - name: schema_ok\n    shadow: true\n"
+                    "    sql: select count(*) = 1 from pg_tables where tablename = 'items'\n"
+                    "  - name: has_data\n    sql: select count(*) > 0 from public.items\n")
+        ready.add("20240101000001_items.sql", ITEMS)
+        ok = ready.guard("check", "--shadow", f"{base}/{scratch}")
+        assert ok.code == 0, ok.output
+        assert ok.report is not None and [c["name"] for c in ok.report["verify"]] == ["verify.schema_ok"]
+        _yml(ready, "verify:\n  - name: wants_column\n    shadow: true\n"
+                    "    sql: select count(*) = 1 from information_schema.columns where column_name = 'missing'\n")
+        with psycopg.connect(f"{base}/{scratch}", autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA supabase_migrations CASCADE")
+        bad = ready.guard("check", "--shadow", f"{base}/{scratch}")
+        assert bad.code == 1, bad.output
+        assert bad.report is not None and "verify.wants_column" in bad.report["message"]
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')

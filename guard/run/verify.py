@@ -147,3 +147,25 @@ def _verify_failed(state: RunState, failed: list[str], restore: RestoreContext) 
     plan = build_plan(state.report, restore)  # the plan of a committed, unwanted change
     state.report.set_outcome("verify_failed", message, changed=True)
     state.report.restore_plan = plan
+
+
+def on_shadow(checks: Sequence[VerifyCheck], shadow_url: str, base_dir: Path, report: Any,
+              progress: Callable[[str], None]) -> list[str]:
+    """`guard check --shadow`: the checks marked ``shadow: true``, on the shadow after its dry
+    run; their results go in ``report.verify``; returns the names that failed."""
+    import os
+
+    from guard.db import connect
+
+    todo = [c for c in checks if c.shadow]
+    if not todo:
+        return []
+    conn = connect(shadow_url, application_name="guard check (verify)")
+    try:
+        results = run_checks(conn, todo, url=shadow_url, base_dir=base_dir, environ=os.environ, where="shadow")
+    finally:
+        conn.close()
+    for result in results:
+        report.verify.append(result)
+        progress(f"verify {result['name']} on the shadow: {result['result']} ({result['duration_ms']:g} ms)")
+    return [r["name"] for r in results if r["result"] == "failed"]
