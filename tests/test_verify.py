@@ -120,3 +120,15 @@ def test_shadow_true_checks_run_in_check_shadow_and_others_do_not(ready: Project
     finally:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+def test_file_check_of_a_file_outside_a_transaction_fails_with_exit_4(ready: Project) -> None:
+    ready.query("create table public.items (id int primary key, price int not null)")
+    ready.add("20240101000001_index.sql", "create index concurrently items_price on public.items (price);\n"
+              "-- guard:verify select count(*) = 2 from pg_indexes where tablename = 'items'\n"
+              "-- guard:verify select false\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None and result.report["status"] == "failed_partially_applied"
+    assert [c["result"] for c in result.report["verify"]] == ["passed", "failed"]
+    assert ready.history() == []  # its effect remains, it is not recorded as applied

@@ -310,6 +310,14 @@ def _apply_outside(run: _Apply, file: MigrationFile, result: MigrationResult) ->
                 outcome.changed_outside_transaction = executed > 0
                 return False
             executed += 1
+        if run.before_commit is not None:  # guard:verify after the last statement: exit 4 (issue #19)
+            try:
+                with conn.transaction():
+                    run.before_commit(conn, file)
+            except psycopg.Error as exc:
+                result.status, result.error, outcome.failed = "failed", _error_from(exc, result.file, None, None), result
+                outcome.changed_outside_transaction = executed > 0
+                return False
         with conn.transaction():
             run.record(file)
     finally:
