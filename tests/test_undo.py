@@ -26,6 +26,10 @@ INSERT INTO public.accounts SELECT g, 'u' || g || '@example.com', CASE WHEN g % 
        g % 100, CASE WHEN g % 2 = 0 THEN 'ok' ELSE 'sad' END::public.mood, now() - g * interval '1 day'
   FROM generate_series(1, 300) g;
 INSERT INTO public.orders SELECT g, g % 300 + 1, g * 1.5 FROM generate_series(1, 500) g;
+CREATE TABLE public.events (id bigserial PRIMARY KEY, "Kind" text DEFAULT 'x');
+INSERT INTO public.events ("Kind") SELECT 'k' || g FROM generate_series(1, 40) g;
+CREATE TABLE public.logins (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL);
+INSERT INTO public.logins (at) SELECT now() - g * interval '1 hour' FROM generate_series(1, 30) g;
 """
 USER_TABLES = """
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -63,6 +67,10 @@ SHAPES: dict[str, list[str]] = {
         "alter table public.accounts drop column seen;\n",
         "create table public.notes (id int primary key, body text);\ninsert into public.notes values (1, 'a');\n",
         "alter table public.orders add column note text;\nselect 1 / 0;\n",
+    ],
+    "drop_serial_and_identity_tables": [
+        "drop table public.events;\n",
+        "drop table public.logins;\n",
     ],
     "create_table": ["create table public.tags (id int primary key, label text);\n"
                      "insert into public.tags values (1, 'new');\n"],
@@ -250,3 +258,35 @@ def test_nothing_local_and_no_platform_path_refuses_with_the_manual_plan(ready: 
         assert refused.code == 3, refused.output
         assert "no Supabase restore point or PITR" in refused.stdout and "manual: restore the newest daily backup" in refused.stdout
     assert ready.table_exists("public.a")
+
+
+def test_only_an_enum_value_left_refuses_and_says_why(shop: Project) -> None:
+    shop.add("20240101000001_mood.sql", "alter type public.mood add value 'glad';\n")
+    assert shop.guard("run").code == 0
+    refused = shop.guard("undo", "--yes")
+    assert refused.code == 3, refused.output
+    assert "cannot invert: type public.mood: value 'glad' stays" in refused.stdout
+    assert "manual: restore the newest daily backup" in refused.stdout
+    assert shop.history() == ["20240101000001"]
+
+
+def test_undo_of_an_unknown_run_and_without_journal(project: Project) -> None:
+    empty = project.guard("undo")
+    assert empty.code == 3 and "nothing to undo" in empty.stderr
+    project.init_backup_log()
+    project.log_automated_backup()
+    project.add("20240101000001_a.sql", "create table public.a (id int);\n")
+    assert project.guard("run").code == 0
+    bogus = project.guard("undo", "20990101000000-zzzzz")
+    assert bogus.code == 3 and "no guarded run 20990101000000-zzzzz" in bogus.stderr
+    bad = project.guard("undo", "--poll", "soon")
+    assert bad.code == 2 and "--poll" in bad.stderr
+
+
+def test_recreated_serial_and_identity_tables_keep_counting(shop: Project) -> None:
+    shop.add("20240101000001_drop.sql", "drop table public.events;\ndrop table public.logins;\n")
+    assert shop.guard("run").code == 0
+    assert shop.guard("undo", "--yes").code == 0
+    shop.query("INSERT INTO public.events (\"Kind\") VALUES ('after'); INSERT INTO public.logins (at) VALUES (now())")
+    assert shop.query("SELECT max(id) FROM public.events") == [(41,)]
+    assert shop.query("SELECT max(id) FROM public.logins") == [(31,)]

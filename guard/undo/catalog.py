@@ -49,7 +49,7 @@ SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.r
 """
 READ_COLUMNS = f"""
 SELECT a.attrelid::text || '.' || a.attnum, a.attrelid::text, a.attname, a.attnum,
-       format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+       format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -107,9 +107,9 @@ def read(conn: psycopg.Connection[Any]) -> Catalog:
     for oid, name, relname in conn.execute(READ_TABLES, args).fetchall():
         cat.tables[oid] = name
         cat.relnames[oid] = relname
-    for key, relid, name, num, type_, notnull, default in conn.execute(READ_COLUMNS, args).fetchall():
+    for key, relid, name, num, type_, notnull, default, identity in conn.execute(READ_COLUMNS, args).fetchall():
         cat.columns[key] = {"table": relid, "name": name, "num": num, "type": type_, "notnull": notnull,
-                            "default": default}
+                            "default": default, "identity": identity or ""}
     for oid, name, relid, definition, owned in conn.execute(READ_INDEXES, args).fetchall():
         cat.indexes[oid] = {"name": name, "table": relid, "def": definition, "constraint": owned}
     for key, relid, name, contype, definition in conn.execute(READ_CONSTRAINTS, args).fetchall():

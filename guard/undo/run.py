@@ -45,6 +45,9 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
     if local is None or not (local[0].actions or local[0].kept):
         from guard.undo import supabase
 
+        if local is not None:
+            result.not_invertible = local[0].not_invertible  # said, whichever path follows
+
         return supabase.whole_database(conn, config, run, options, result, progress)
     inverse, before = local
     from guard.undo.plan import describe
