@@ -290,3 +290,16 @@ def test_recreated_serial_and_identity_tables_keep_counting(shop: Project) -> No
     shop.query("INSERT INTO public.events (\"Kind\") VALUES ('after'); INSERT INTO public.logins (at) VALUES (now())")
     assert shop.query("SELECT max(id) FROM public.events") == [(41,)]
     assert shop.query("SELECT max(id) FROM public.logins") == [(31,)]
+
+
+def test_a_pruned_copy_is_named_and_the_undo_is_partial(shop: Project) -> None:
+    before = state(shop)
+    shop.add("20240101000001_del.sql", "delete from public.orders where total > 600;\n")
+    run = shop.guard("run")
+    assert run.code == 0 and run.report is not None
+    copy = run.report["protective_copies"][0]["copy"]
+    shop.query(f"DROP TABLE {copy}")
+    result = shop.guard("undo", "--yes")
+    assert result.code in (3, 4), result.output
+    assert f"copy {copy} of" in result.stdout and "no longer exists" in result.stdout
+    assert state(shop) != before and shop.history() == ["20240101000001"]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 COPIES_EXIST = "SELECT to_regclass('guard.copies') IS NOT NULL"
 RUN_COPIES = """
 SELECT source, copy, kind, statement, rows, bytes, restore_sql FROM guard.copies
- WHERE run_id = %s AND to_regclass(copy) IS NOT NULL
+ WHERE run_id = %s
  ORDER BY created_at DESC, copy DESC
 """
 COPY_COLUMNS = """
@@ -33,6 +33,7 @@ class Copy:
 
     record: CopyRecord
     columns: tuple[str, ...]
+    exists: bool = True  # False: registered, but the copy table is gone (pruned)
 
     @property
     def column(self) -> str | None:
@@ -46,7 +47,8 @@ class Copy:
 
 
 def run_copies(conn: psycopg.Connection[Any], run_id: str) -> list[Copy]:
-    """The copies ``run_id`` made that still exist, newest first (the order that undoes them)."""
+    """The copies ``run_id`` made, newest first (the order that undoes them); a copy whose
+    table is gone (``guard backup prune``) has ``exists`` False."""
     if conn.execute(COPIES_EXIST).fetchone() != (True,):
         return []
     found = []
@@ -54,5 +56,5 @@ def run_copies(conn: psycopg.Connection[Any], run_id: str) -> list[Copy]:
         record = CopyRecord(source=source, copy=copy, kind=kind, statement=statement or "", rows=rows,
                             bytes=size, restore_sql=restore_sql or "")
         columns = tuple(r[0] for r in conn.execute(COPY_COLUMNS, (copy,)).fetchall())
-        found.append(Copy(record, columns))
+        found.append(Copy(record, columns, exists=bool(columns)))
     return found

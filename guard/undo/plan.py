@@ -68,6 +68,10 @@ class Inputs:
 def build(inputs: Inputs) -> InversePlan:
     """The inverse of the run described by ``inputs``; see the module docstring for the order."""
     plan = InversePlan()
+    for gone in (c for c in inputs.copies if not c.exists):
+        plan.not_invertible.append(f"copy {gone.record.copy} of {gone.record.source} ({gone.record.statement}) "
+                                   "no longer exists (pruned?): what it held is not put back")
+    inputs.copies = [c for c in inputs.copies if c.exists]
     _renames(inputs, plan)
     _drop_added(inputs, plan)
     _recreate_enums(inputs, plan)
