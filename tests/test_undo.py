@@ -225,6 +225,7 @@ def test_whole_database_undo_to_the_runs_restore_point(project: Project, api: Fa
                                     ("GET", base, None), ("GET", base, None), ("GET", base, None)]
     assert "RESTORING" in done.stderr and "COMING_UP" in done.stderr
     assert TOKEN not in done.output
+    assert _undo_rows(project) == [("undo", "undone", 0, f"undo of run {run.report['run_id']}")]
 
 
 def test_pitr_when_nothing_can_be_inverted_locally_and_a_restore_that_does_not_finish(

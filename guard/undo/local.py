@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS guard.undone (
 )"""
 REVOKE_UNDONE = "REVOKE ALL ON TABLE guard.undone FROM PUBLIC"
 MARK_UNDONE = "INSERT INTO guard.undone (run_id, undo_id, path, partial) VALUES (%s, %s, %s, %s)"
+MARK_UNDONE_ONCE = MARK_UNDONE + " ON CONFLICT (run_id) DO NOTHING"
 UNDONE_EXISTS = "SELECT to_regclass('guard.undone') IS NOT NULL"
 CREATE_COPY_SCHEMA = "CREATE SCHEMA IF NOT EXISTS guard_backup"
 REVOKE_COPY_SCHEMA = "REVOKE ALL ON SCHEMA guard_backup FROM PUBLIC"

@@ -93,7 +93,36 @@ def whole_database(conn: psycopg.Connection[Any], config: Config, run: JournalRu
     if not options.yes:
         result.message = warning + "; nothing changed, add --yes"
         return result
-    return _call({**api, "poll": options.poll, "wait": options.wait}, path, body, result, warning, progress)
+    _call({**api, "poll": options.poll, "wait": options.wait}, path, body, result, warning, progress)
+    if result.done:
+        _record(config, run, result)
+    return result
+
+
+def _record(config: Config, run: JournalRun, result: UndoResult) -> None:
+    """Undo's journal row and backup log entry, on a new connection: the restore replaced the
+    database (and the old session) with its state at the restore target."""
+    import psycopg
+
+    from guard.config import require_database_url
+    from guard.db import connect
+    from guard.errors import GuardError
+    from guard.undo import local, record
+
+    try:
+        conn = connect(require_database_url(config), application_name=f"guard undo {result.undo_id}")
+    except GuardError as exc:
+        result.message += f" (could not record the undo in the journal: {exc})"
+        return
+    try:
+        record.start(conn, result, run)
+        local.ensure_undone(conn)
+        conn.execute(local.MARK_UNDONE_ONCE, (run.run_id, result.undo_id, result.path, False))
+        record.finish(conn, config, result)
+    except psycopg.Error as exc:
+        result.message += f" (could not record the undo in the journal: {exc.diag.message_primary or exc})"
+    finally:
+        conn.close()
 
 
 def _call(api: dict[str, Any], path: str, body: dict[str, Any], result: UndoResult, warning: str,
