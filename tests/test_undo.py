@@ -16,7 +16,7 @@ from guard.undo.catalog import checksum, fingerprint_json
 from tests.fakes import FakeSupabase
 from tests.support import Project
 
-SCHEMA = """
+SCHEMA = '''
 CREATE TYPE public.mood AS ENUM ('sad', 'ok');
 CREATE TABLE public.accounts (id int PRIMARY KEY, email text NOT NULL UNIQUE, plan text DEFAULT 'free',
                               credits int NOT NULL DEFAULT 0, mood public.mood, seen timestamptz);
@@ -28,9 +28,11 @@ INSERT INTO public.accounts SELECT g, 'u' || g || '@example.com', CASE WHEN g % 
 INSERT INTO public.orders SELECT g, g % 300 + 1, g * 1.5 FROM generate_series(1, 500) g;
 CREATE TABLE public.events (id bigserial PRIMARY KEY, "Kind" text DEFAULT 'x');
 INSERT INTO public.events ("Kind") SELECT 'k' || g FROM generate_series(1, 40) g;
+CREATE TABLE public."OddName" (id int PRIMARY KEY, "Mixed Col" text DEFAULT 'it''s', n int);
+INSERT INTO public."OddName" SELECT g, 'v' || g, g FROM generate_series(1, 20) g;
 CREATE TABLE public.logins (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at timestamptz NOT NULL);
 INSERT INTO public.logins (at) SELECT now() - g * interval '1 hour' FROM generate_series(1, 30) g;
-"""
+'''
 USER_TABLES = """
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'guard', 'guard_backup', 'supabase_migrations')
@@ -72,6 +74,9 @@ SHAPES: dict[str, list[str]] = {
         "drop table public.events;\n",
         "drop table public.logins;\n",
     ],
+    "quoted_names": ['alter table public."OddName" drop column "Mixed Col";\n'
+                     'delete from public."OddName" where n > 15;\n'
+                     'alter table public."OddName" rename to "StillOdd";\n'],
     "create_table": ["create table public.tags (id int primary key, label text);\n"
                      "insert into public.tags values (1, 'new');\n"],
 }
