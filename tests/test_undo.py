@@ -309,3 +309,14 @@ def test_a_pruned_copy_is_named_and_the_undo_is_partial(shop: Project) -> None:
     assert result.code in (3, 4), result.output
     assert f"copy {copy} of" in result.stdout and "no longer exists" in result.stdout
     assert state(shop) != before and shop.history() == ["20240101000001"]
+
+
+def test_after_undo_the_fixed_migration_applies_again(shop: Project) -> None:
+    path = shop.add("20240101000001_fix.sql", "alter table public.orders drop column total;\n")
+    assert shop.guard("run").code == 0
+    assert shop.guard("undo", "--yes").code == 0
+    path.write_text("alter table public.orders add column note text;\n")
+    again = shop.guard("run")
+    assert again.code == 0, again.output
+    assert shop.history() == ["20240101000001"]
+    assert shop.query("SELECT count(total), count(note) FROM public.orders") == [(500, 0)]
