@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from guard import __version__
-from guard.context import Context, env_masker, safe
+from guard.context import Context, env_masker, internal_error, safe
 from guard.errors import EXIT_BLOCKED, EXIT_USAGE, GuardError
 
 # Off while the command's modules load (psycopg, pglast, guard's own): every collection
@@ -274,6 +274,38 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
 
 @cli.command()
 @_common
+@click.argument("run_id", required=False)
+@click.option("--yes", is_flag=True, help="Carry it out (without it: print what it would do, change nothing).")
+@click.option("--force", is_flag=True, help="Also drop tables the run added that were written to since.")
+@click.option("--whole-database", is_flag=True, help="Use Supabase's restore point or PITR, not the local inverse.")
+@click.option("--confirm", default=None, metavar="PROJECT_REF", help="Required for whole-database paths.")
+@click.option("--poll", default="5s", show_default=True, help="How often to ask Supabase how a restore is going.")
+@click.option("--wait", default="30min", show_default=True, help="How long to follow a restore before exit 4.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def undo(ctx: Context, config_path: str | None, database_url: str | None, run_id: str | None, yes: bool,
+         force: bool, whole_database: bool, confirm: str | None, poll: str, wait: str, as_json: bool) -> None:
+    """Put the database back as it was before a guarded run (default: the latest that changed
+    it and was not undone), by the most precise path: the run's local inverse, else Supabase's
+    restore point or PITR (--confirm PROJECT_REF). Exit 0 undone, 1 failed and rolled back,
+    3 refused, 4 partly undone or unknown."""
+    from guard.commands import undo_command
+    from guard.config.values import parse_duration
+    from guard.errors import UsageError
+    from guard.undo import UndoOptions
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    try:
+        poll_s, wait_s = parse_duration(poll), parse_duration(wait)
+    except ValueError as exc:
+        ctx.fail(UsageError(f"--poll/--wait: {exc}"))
+    options = UndoOptions(run_id=run_id, yes=yes, force=force, whole_database=whole_database, confirm=confirm,
+                          poll=poll_s, wait=wait_s)
+    _guarded(ctx, lambda: undo_command(ctx, config, options, as_json=as_json))
+
+
+@cli.command()
+@_common
 @click.option("--full", "mode", flag_value="full", help="Schema and data (the default); encrypted.")
 @click.option("--schema-only", "mode", flag_value="schema", help="Schema only, no rows.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
@@ -375,26 +407,9 @@ def _guarded(ctx: Context, action: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         raise  # main() says which signal and exits 128 + its number
     except Exception as exc:  # noqa: BLE001 - the last line of defence: masked, one line
-        _internal_error(exc, verbose=ctx.verbose, mask=ctx.mask)
+        internal_error(exc, verbose=ctx.verbose, mask=ctx.mask)
         sys.exit(EXIT_BLOCKED)
     sys.exit(code)
-
-
-def _internal_error(exc: BaseException, *, verbose: bool, mask: Callable[[str], str] = str) -> None:
-    """One line for an unexpected exception (an ::error annotation in GitHub Actions); the
-    traceback only with -v."""
-    from guard.report.github import annotation
-    from guard.run.internal import one_line
-
-    if verbose:
-        import traceback
-
-        click.echo(safe(mask, traceback.format_exc()), err=True)
-    line = mask(one_line(exc))
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        click.echo(annotation("error", line, title="migration-guard: internal error"), err=True)
-    else:
-        click.echo(safe(str, f"guard: {line}" + ("" if verbose else " (-v shows the traceback)")), err=True)
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
@@ -445,7 +460,7 @@ def dispatch() -> None:
         click.echo(safe(str, f"guard: error: {message}"), err=True)
         sys.exit(EXIT_USAGE)
     except Exception as exc:  # noqa: BLE001 - never a bare traceback; nothing below settled an outcome
-        _internal_error(exc, verbose=bool({"-v", "--verbose"} & set(sys.argv[1:2])), mask=env_masker(os.environ))
+        internal_error(exc, verbose=bool({"-v", "--verbose"} & set(sys.argv[1:2])), mask=env_masker(os.environ))
         sys.exit(EXIT_BLOCKED)
 
 

@@ -60,3 +60,20 @@ class Context:
     def fail(self, exc: GuardError) -> NoReturn:
         self.error(str(exc))
         sys.exit(exc.exit_code)
+
+
+def internal_error(exc: BaseException, *, verbose: bool, mask: Callable[[str], str] = str) -> None:
+    """One line for an unexpected exception (an ::error annotation in GitHub Actions); the
+    traceback only with -v."""
+    from guard.report.github import annotation
+    from guard.run.internal import one_line
+
+    if verbose:
+        import traceback
+
+        click.echo(safe(mask, traceback.format_exc()), err=True)
+    line = mask(one_line(exc))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        click.echo(annotation("error", line, title="migration-guard: internal error"), err=True)
+    else:
+        click.echo(safe(str, f"guard: {line}" + ("" if verbose else " (-v shows the traceback)")), err=True)

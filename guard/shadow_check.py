@@ -113,6 +113,11 @@ def run_shadow(
             display=lambda f: display(f.path, config.base_dir),
             progress=progress,
         )
+        verify_failed: list[str] = []
+        if outcome.failed is None and not outcome.interrupted:  # shadow: true checks (issue #19)
+            from guard.run.verify import on_shadow
+
+            verify_failed = on_shadow(config.verify, shadow.url, config.base_dir, report, progress)
         if outcome.interrupted:
             # A cancelled job, not a migration that does not apply: leave (the shadow is
             # cleaned up on the way out) and let the CLI say which signal it was.
@@ -128,7 +133,11 @@ def run_shadow(
     }
     for limit in shadow.limits:
         report.warnings.append(f"dry run: {limit}")
-    return _verdict(report, outcome, {f.version for f in pending}, supabase=base == "supabase")
+    failed = _verdict(report, outcome, {f.version for f in pending}, supabase=base == "supabase")
+    if not failed and verify_failed:
+        report.set_outcome("dry_run_failed", f"on the shadow, verification failed: {', '.join(verify_failed)}",
+                           changed=False)
+    return failed or bool(verify_failed)
 
 
 def _verdict(report: RunReport, outcome: object, pending_versions: set[str], *, supabase: bool) -> bool:

@@ -90,7 +90,7 @@ class FakeService:
                 self._send(status, payload)
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                self._send_raw(status, json.dumps(payload).encode(), headers)
+                self._send_raw(status, b"" if payload is None else json.dumps(payload).encode(), headers)
 
             def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -128,6 +128,11 @@ class FakeSupabase(FakeService):
     restore_points: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls_until_available: int = 1
     restore_point_outcome: str = "AVAILABLE"
+    # v1-get-project answers these statuses one per call after an undo or PITR was accepted,
+    # then ACTIVE_HEALTHY; restores records each accepted v1-undo / v1-restore-pitr-backup body.
+    statuses_after_restore: list[str] = field(default_factory=lambda: ["RESTORING", "COMING_UP"])
+    restores: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _pending_statuses: list[str] = field(default_factory=list)
 
     def backup_at(self, age: dt.timedelta, status: str = "COMPLETED", backup_id: int | None = None) -> None:
         when = dt.datetime.now(dt.timezone.utc) - age
@@ -148,8 +153,13 @@ class FakeSupabase(FakeService):
             return 404, {"message": "project not found"}
         rest = path[len(base):]
         if method == "GET" and rest == "":
-            return 200, {"id": self.ref, "ref": self.ref, "organization_id": "org", "name": "app",
-                         "region": self.region, "created_at": "2024-01-01T00:00:00Z", "status": "ACTIVE_HEALTHY"}
+            status = self._pending_statuses.pop(0) if self._pending_statuses else "ACTIVE_HEALTHY"
+            return 200, {"id": self.ref, "ref": self.ref, "organization_id": "org", "organization_slug": "org",
+                         "name": "app", "region": self.region, "created_at": "2024-01-01T00:00:00Z",
+                         "status": status, "database": {"host": f"db.{self.ref}.supabase.co", "version": "15.8",
+                                                        "postgres_engine": "15", "release_channel": "ga"}}
+        if method == "POST" and rest in ("/database/backups/undo", "/database/backups/restore-pitr"):
+            return self._restore(rest.rsplit("/", 1)[1], body)
         if method == "GET" and rest == "/database/backups":
             return 200, self.backups_body()
         if rest == "/database/backups/restore-point":
@@ -172,6 +182,27 @@ class FakeSupabase(FakeService):
                 return 200, {"name": name, "status": status, "completed_on": done}
             return 200, {"name": name, "status": "PENDING", "completed_on": None}
         return 404, {"message": "unknown route"}
+
+    def _restore(self, kind: str, body: Any) -> tuple[int, Any]:
+        """V1UndoBody {name <= 20 chars, an existing restore point}; V1RestorePitrBody
+        {recovery_time_target_unix: integer >= 0}. Accepted: 201 with an empty body."""
+        if not isinstance(body, dict):
+            return 400, {"message": "body must be a JSON object"}
+        if kind == "undo":
+            name = body.get("name")
+            if not isinstance(name, str) or not 0 < len(name) <= 20 or set(body) != {"name"}:
+                return 400, {"message": "name must be 1 to 20 characters"}
+            if name not in self.restore_points:
+                return 404, {"message": "no such restore point"}
+        else:
+            target = body.get("recovery_time_target_unix")
+            if not isinstance(target, int) or isinstance(target, bool) or target < 0 or set(body) != {"recovery_time_target_unix"}:
+                return 400, {"message": "recovery_time_target_unix must be a non-negative integer"}
+            if not self.pitr_enabled:
+                return 400, {"message": "PITR is not enabled for this project"}
+        self.restores.append((kind, dict(body)))
+        self._pending_statuses = list(self.statuses_after_restore)
+        return 201, None
 
 
 @dataclass

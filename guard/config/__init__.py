@@ -23,13 +23,14 @@ from guard.config.model import (
     ProtectConfig,
     ShadowConfig,
     SnapshotConfig,
+    VerifyCheck,
 )
 from guard.config.values import format_duration, parse_duration, parse_size
 from guard.plugins import PluginConfig, PluginSpec
 
 __all__ = [
     "DEFAULT_CONFIG_FILE", "ENV_KEYS", "NON_KEY_ENV", "SCALAR_KEYS", "BackupLogConfig", "BackupsConfig", "Config",
-    "DrillCheck", "DrillConfig", "ShadowConfig", "LintSettings", "LogConfig", "MigrationsConfig", "PluginConfig", "PluginSpec",
+    "DrillCheck", "DrillConfig", "ShadowConfig", "VerifyCheck", "LintSettings", "LogConfig", "MigrationsConfig", "PluginConfig", "PluginSpec",
     "ProtectConfig", "SnapshotConfig", "env_name", "format_duration", "load_config", "parse_duration",
     "parse_size", "require_database_url",
 ]

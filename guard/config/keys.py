@@ -15,6 +15,7 @@ from guard.config.values import (
     _drill_checks,
     _rule_list,
     _rule_severities,
+    _verify_checks,
     choice,
     command,
     duration,
@@ -74,6 +75,7 @@ SCALAR_KEYS: dict[str, Converter] = {
     "backup_log.table": identifier,
     "report": text(),
     "reason": text(max_len=4096),
+    "verify": _verify_checks,  # a list of checks, as drill.checks (GUARD_VERIFY: YAML)
 }
 LIST_KEYS = ("backups.providers", "log.sinks")
 SECTIONS = ("migrations", "backups", "log", "backup_log", "protect", "lint", "snapshot", "drill", "shadow")

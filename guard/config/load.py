@@ -254,6 +254,7 @@ def _build(
         ),
         drill=DrillConfig(checks=converted.get("drill.checks", ())),
         shadow=ShadowConfig(base=converted.get("shadow.base", "auto")),
+        verify=converted.get("verify", ()),
         lint=LintSettings(
             disable=converted.get("lint.disable", frozenset()),
             severity=converted.get("lint.severity", {}),

@@ -75,6 +75,19 @@ class DrillConfig:
     checks: tuple[DrillCheck, ...] = ()
 
 
+class VerifyCheck(NamedTuple):
+    """One `verify:` item: ``sql`` (passes on one row whose first column is true, or on no
+    rows with ``expect: empty``) or ``run`` (argv, no shell; exit 0 passes), within ``timeout``
+    seconds; ``shadow``: also run by `guard check --shadow`."""
+
+    name: str
+    sql: str | None = None
+    run: tuple[str, ...] = ()
+    expect_empty: bool = False
+    timeout: float = 60.0
+    shadow: bool = False
+
+
 @dataclass(frozen=True)
 class ShadowConfig:
     """`guard check --shadow`: what the throw-away database starts from (guard.shadow)."""
@@ -112,6 +125,7 @@ class Config:
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     drill: DrillConfig = field(default_factory=DrillConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
+    verify: tuple[VerifyCheck, ...] = ()  # the `verify:` list (issue #19)
     report: Path = Path("guard-report.json")
     reason: str | None = None
     config_file: Path | None = None

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from guard.config.model import DrillCheck
+from guard.config.model import DrillCheck, VerifyCheck
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w)?\s*$")
 _UNITS = {
@@ -245,6 +245,51 @@ def _drill_checks(value: Any) -> tuple[DrillCheck, ...]:
             raise ValueError(f"item {index}: expect must be a single value, got {type_name(item['expect'])}")
         checks.append(DrillCheck(item["sql"], str(item["expect"])))
     return tuple(checks)
+
+
+VERIFY_KEYS = frozenset({"name", "sql", "run", "expect", "timeout", "shadow"})
+
+
+def _verify_checks(value: Any) -> tuple[VerifyCheck, ...]:
+    """`verify:`: a list of {name, sql | run, expect: empty, timeout, shadow} (YAML in GUARD_VERIFY)."""
+    if isinstance(value, str):
+        from guard.config.yaml_text import load_plain
+
+        value = load_plain(value)
+    if not isinstance(value, list):
+        raise ValueError("expected a list of {name: ..., sql: ... | run: [...]}")
+    checks: list[VerifyCheck] = []
+    for index, item in enumerate(value):
+        checks.append(_verify_check(index, item, {c.name for c in checks}))
+    return tuple(checks)
+
+
+def _verify_check(index: int, item: Any, seen: set[str]) -> VerifyCheck:
+    where = f"item {index}"
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected {{name: ..., sql: ... | run: [...]}}")
+    unknown = set(item) - VERIFY_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown key {sorted(unknown)[0]}")
+    name = item.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", name):
+        raise ValueError(f"{where}: name must be 1 to 63 letters, digits, '_', '.' or '-'")
+    if name in seen:
+        raise ValueError(f"{where}: name {name} is used twice")
+    sql, run = item.get("sql"), item.get("run")
+    if (sql is None) == (run is None):
+        raise ValueError(f"{name}: give exactly one of sql or run")
+    if sql is not None and (not isinstance(sql, str) or not sql.strip()):
+        raise ValueError(f"{name}: sql must be a query")
+    if run is not None and (not isinstance(run, list) or not run or not all(isinstance(a, str) and a for a in run)):
+        raise ValueError(f"{name}: run must be a list of arguments (no shell), e.g. [./check, --fast]")
+    expect = item.get("expect")
+    if expect is not None and (expect != "empty" or sql is None):
+        raise ValueError(f"{name}: expect can only be 'empty', on a sql check")
+    timeout = parse_duration(item.get("timeout", "60s"))
+    if timeout <= 0:
+        raise ValueError(f"{name}: timeout must be positive")
+    return VerifyCheck(name, sql, tuple(run or ()), expect == "empty", timeout, to_bool(item.get("shadow", False)))
 
 
 def identifier(value: Any) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from guard.migrations.apply_state import (
     ApplyContext,
     ApplyOutcome,
+    BeforeCommit,
     BeforeStatement,
     OnCommit,
     Progress,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile
     from guard.tripwire import Tripwire
 
-__all__ = ["ApplyOutcome", "apply_pending"]
+__all__ = ["ApplyOutcome", "BeforeCommit", "apply_pending"]
 
 SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '{ms}ms'"
 SET_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = '{ms}ms'"
@@ -78,6 +79,7 @@ def apply_pending(
     outside_transaction: set[str] | None = None,
     server_major: int | None = None,
     tripwire: Tripwire | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -99,7 +101,7 @@ def apply_pending(
     )
     run = ApplyContext(
         conn=conn, outcome=outcome, progress=progress or (lambda _line: None), on_commit=on_commit,
-        before=before_statement or no_hook,
+        before=before_statement or no_hook, before_commit=before_commit,
         before_kinds=before_kinds if before_statement is not None else (),
         local_settings=local_settings,
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
@@ -195,6 +197,8 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
             _run_statements(conn, file, result, run.before, prefix=begin + "; " if merge else "", skip=skip)
             if run.tripwire is not None:  # safety net: raises (rolls the file back) before COMMIT
                 _tripwire_check(run.tripwire, conn, file, result)
+            if run.before_commit is not None:  # guard:verify (issue #19)
+                run.before_commit(conn, file)
             executed_all = True
             _record_and_commit(run, file)
         except BaseException:
@@ -276,9 +280,13 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 _run_statements(conn, file, result, run.before, skip=skip)
                 if run.tripwire is not None:
                     _tripwire_check(run.tripwire, conn, file, result)
+                if run.before_commit is not None:  # guard:verify (issue #19)
+                    run.before_commit(conn, file)
                 run.record(file)
                 result.duration_ms = ms(started)
                 done.append(result)
+            if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
+                run.before_commit(conn, None)
             executed_all = True
     except StatementFailed as failed:
         outcome.failed = failed.result

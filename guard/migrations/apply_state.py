@@ -44,6 +44,9 @@ OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # It may return the statement to run instead (a DELETE that copies the rows it deletes).
 BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], "str | None"]
 no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
+# guard:verify (issue #19): runs in the transaction before COMMIT, per file and (file None)
+# once at the end of the one transaction; raising psycopg.Error fails the file (rolled back).
+BeforeCommit = Callable[["psycopg.Connection[Any]", "MigrationFile | None"], None]
 
 
 @dataclass
@@ -62,6 +65,7 @@ class ApplyContext:
     # message on its own, so the SET LOCAL statement_timeout before it applies to it).
     merge_begin: bool
     tripwire: Tripwire | None = None  # the safety net's runtime check (guard/tripwire.py)
+    before_commit: BeforeCommit | None = None  # guard:verify checks (issue #19)
 
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the

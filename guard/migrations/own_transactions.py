@@ -124,6 +124,8 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
                 in_block.clear()
         if in_block:
             return _unterminated(run, file, result, committed, in_block[0], started)
+        if run.before_commit is not None and not _verified(run, file, result, bool(committed)):
+            return False  # guard:verify after its last statement: its effect stays, exit 4 (issue #19)
         with conn.transaction():
             run.record(file)
     finally:
@@ -133,6 +135,21 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
     result.duration_ms = ms(started)
     outcome.committed.append(file.version)
     note_slow(run.progress, result)
+    return True
+
+
+def _verified(run: ApplyContext, file: MigrationFile, result: MigrationResult, changed: bool) -> bool:
+    """guard:verify lines of a file that ran statement by statement, after its last statement."""
+    import psycopg
+
+    assert run.before_commit is not None
+    try:
+        with run.conn.transaction():
+            run.before_commit(run.conn, file)
+    except psycopg.Error as exc:
+        result.status, result.error, run.outcome.failed = "failed", error_from(exc, result.file, None, None), result
+        run.outcome.changed_outside_transaction = changed
+        return False
     return True
 
 

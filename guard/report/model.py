@@ -24,6 +24,7 @@ STATUS_EXIT = {
     "blocked": 3,
     "failed_partially_applied": 4,
     "outcome_unknown": 4,
+    "verify_failed": 4,  # applied, then a verify: check failed (issue #19)
 }
 
 
@@ -156,6 +157,7 @@ class RunReport:
     protective_copies: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)  # lint findings of pending files
     snapshot: dict[str, Any] | None = None  # the snapshot taken in step 10, if any
+    verify: list[dict[str, Any]] = field(default_factory=list)  # step 12: each check's result
     warnings: list[str] = field(default_factory=list)
     tool: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION

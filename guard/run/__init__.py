@@ -17,6 +17,7 @@ from guard.run import (
     apply,
     backup_gate,
     backup_log,
+    catalog,
     connect,
     files,
     internal,
@@ -27,6 +28,7 @@ from guard.run import (
     protect,
     restore_point,
     unfinished,
+    verify,
     wrap,
 )
 from guard.run.report import actor, ci_context, new_report, new_run_id
@@ -68,8 +70,14 @@ def guarded_run(
             restore_point.mark(state)                                     # 8. restore point
             backup_log.log_backup(state, config, default_reason(state))   # 9. log the backup
             protect.take_snapshot_if_due(state, config.snapshot)          # 10. protect (snapshot)
-            apply.apply(state, config.migrations, config.protect, config.lint.destructive)       # 10-11. copies, apply
+            before = catalog.record_before(state)                         #    catalog, for guard undo
+            checks = verify.in_transaction(state, config.verify, config.migrations.transaction)
+            apply.apply(state, config.migrations, config.protect, config.lint.destructive,
+                        checks)                                           # 10-11. copies, apply
+            catalog.record_after(state, before)                           #    catalog after, for guard undo
             outcome.settle(state, restore)                                # 13. outcome, restore plan
+            verify.after_commit(state, config.verify, config.migrations.transaction,
+                                config.base_dir, restore)                 # 12. verify after COMMIT
     return report
 
 

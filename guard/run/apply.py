@@ -10,7 +10,7 @@ from guard.config import MigrationsConfig, ProtectConfig
 from guard.db import connect
 from guard.errors import ConnectError
 from guard.migrations import history
-from guard.migrations.apply import ApplyOutcome, apply_pending
+from guard.migrations.apply import ApplyOutcome, BeforeCommit, apply_pending
 from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
@@ -22,7 +22,8 @@ from guard.tripwire import for_run
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)  # about 15 s: long enough for a server restart
 
 
-def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig, destructive: str) -> None:
+def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig, destructive: str,
+          before_commit: BeforeCommit | None = None) -> None:
     """Apply ``state.pending`` (each file's history and journal rows in its own transaction),
     with protective copies, the tripwire where the parser cannot vouch for a file
     (guard/tripwire.py; ``destructive`` is lint.destructive), and SIGINT/SIGTERM turned into a
@@ -52,6 +53,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
             outside_transaction=nontx,
             server_major=state.server_major,
             tripwire=tripwire,
+            before_commit=before_commit,  # guard:verify (issue #19)
         )
     state.report.migrations = outcome.results
     if copier is not None:

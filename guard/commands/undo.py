@@ -1,0 +1,37 @@
+"""`guard undo`: the database back as it was before a guarded run (guard/undo/)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from guard.config import Config
+
+if TYPE_CHECKING:
+    from guard.context import Context
+    from guard.undo import UndoOptions
+
+
+def undo_command(ctx: Context, config: Config, options: UndoOptions, *, as_json: bool) -> int:
+    """Choose the run, print what undo does (or, without --yes, would do); the exit code as
+    for `guard run`: 0 undone, 1 failed and rolled back, 3 refused, 4 partly undone or unknown."""
+    from guard.commands.common import open_connection
+    from guard.db import acquire_lock, release_lock
+    from guard.run.report import new_run_id
+    from guard.undo import UndoResult
+    from guard.undo.run import undo
+
+    result = UndoResult(run_id=options.run_id, undo_id=new_run_id())
+    conn = open_connection(config, "undo")
+    try:
+        acquire_lock(conn, conn.info.dbname)
+        try:
+            undo(conn, config, options, result, ctx.progress)
+        finally:
+            release_lock(conn)
+    finally:
+        conn.close()
+    text = json.dumps(asdict(result), indent=2, default=str) if as_json else "\n".join(result.lines())
+    ctx.out(text + "\n")
+    return result.exit_code

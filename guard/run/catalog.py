@@ -1,0 +1,32 @@
+"""Steps 10b and 11b: the catalog before the first statement and after the last, recorded in
+guard's journal (``guard.run_catalogs``) for `guard undo`."""
+
+from __future__ import annotations
+
+from guard.run.state import RunState
+from guard.undo import catalog
+
+
+def record_before(state: RunState) -> catalog.Catalog | None:
+    """The catalog and fingerprint before apply; a failure is a warning (undo then has no
+    local inverse for this run), never a reason to stop the run."""
+    import psycopg
+
+    try:
+        return catalog.record(state.db, state.report.run_id, "before")
+    except psycopg.Error as exc:
+        state.report.warnings.append(f"could not record the catalog for guard undo: {exc.diag.message_primary or exc}")
+        return None
+
+
+def record_after(state: RunState, before: catalog.Catalog | None) -> None:
+    """The catalog after apply, with checksums of the tables the run added."""
+    import psycopg
+
+    conn = state.reconnected if state.reconnected is not None else state.conn
+    if before is None or conn is None or conn.broken or conn.closed:
+        return
+    try:
+        catalog.record(conn, state.report.run_id, "after", before)
+    except psycopg.Error as exc:
+        state.report.warnings.append(f"could not record the catalog after the run: {exc.diag.message_primary or exc}")

@@ -1,0 +1,179 @@
+"""The catalog of a run, before and after: what undo needs to invert a release.
+
+guard's catalog fingerprint (guard/fingerprint.py) says *whether* objects changed; undo also
+needs to know *what they were*. So the run records, in ``guard.run_catalogs``, its fingerprint
+and a definitions map of every table, column, index, constraint and enum type of the user's
+schemas, before its first statement and after its last. Tables and columns are keyed by
+identity (``pg_class.oid``, ``attrelid.attnum``) so a rename is told apart from a drop and an
+add; the definitions are PostgreSQL's own (``format_type``, ``pg_get_expr``,
+``pg_get_indexdef``, ``pg_get_constraintdef``). Added tables also get a checksum at the end of
+the run, so undo can tell whether the application wrote to them since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from guard.fingerprint import Fingerprint
+
+if TYPE_CHECKING:
+    import psycopg
+
+# Schemas that are PostgreSQL's, guard's (journal, copies) or the migration history's.
+EXCLUDED_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "guard", "guard_backup", "supabase_migrations")
+_USER = "n.nspname <> ALL(%(excluded)s) AND n.nspname NOT LIKE 'pg_temp_%%' AND n.nspname NOT LIKE 'pg_toast_temp_%%'"
+
+CREATE_CATALOGS = """
+CREATE TABLE IF NOT EXISTS guard.run_catalogs (
+    run_id      text NOT NULL,
+    phase       text NOT NULL CHECK (phase IN ('before', 'after')),
+    taken_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    fingerprint jsonb NOT NULL,
+    catalog     jsonb NOT NULL,
+    PRIMARY KEY (run_id, phase)
+)"""
+REVOKE_CATALOGS = "REVOKE ALL ON TABLE guard.run_catalogs FROM PUBLIC"
+SAVE_CATALOG = """
+INSERT INTO guard.run_catalogs (run_id, phase, fingerprint, catalog) VALUES (%s, %s, %s, %s)
+ON CONFLICT (run_id, phase) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, catalog = EXCLUDED.catalog,
+                                        taken_at = EXCLUDED.taken_at
+"""
+LOAD_CATALOG = "SELECT fingerprint, catalog FROM guard.run_catalogs WHERE run_id = %s AND phase = %s"
+CATALOGS_EXIST = "SELECT to_regclass('guard.run_catalogs') IS NOT NULL"
+
+READ_TABLES = f"""
+SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND {_USER}
+"""
+READ_COLUMNS = f"""
+SELECT a.attrelid::text || '.' || a.attnum, a.attrelid::text, a.attname, a.attnum,
+       format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {_USER}
+"""
+READ_INDEXES = f"""
+SELECT i.indexrelid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), i.indrelid::text,
+       pg_get_indexdef(i.indexrelid),
+       EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid AND co.contype IN ('p', 'u', 'x'))
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE {_USER}
+"""
+READ_CONSTRAINTS = f"""
+SELECT co.conrelid::text || '.' || co.conname, co.conrelid::text, co.conname, co.contype::text,
+       pg_get_constraintdef(co.oid)
+  FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE co.contype <> 'n' AND {_USER}
+"""
+READ_ENUMS = f"""
+SELECT t.oid::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname),
+       array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'e' AND {_USER}
+"""
+# Order-independent and keyed by column name (a re-added column that comes last is the same
+# row); constant memory: the sum of each row's md5 (first 60 bits), not one aggregated string.
+TABLE_CHECKSUM = (
+    "SELECT count(*), coalesce(sum(('x' || substr(md5(to_jsonb(t)::text), 1, 15))::bit(60)::bigint), 0) "
+    "FROM {table} t"
+)
+
+
+@dataclass
+class Catalog:
+    """The definitions undo inverts from; plain dicts so they round-trip through jsonb."""
+
+    tables: dict[str, str] = field(default_factory=dict)  # oid -> quoted schema.name
+    relnames: dict[str, str] = field(default_factory=dict)  # oid -> bare relname
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # relid.attnum -> column
+    indexes: dict[str, dict[str, Any]] = field(default_factory=dict)  # index oid -> index
+    constraints: dict[str, dict[str, Any]] = field(default_factory=dict)  # relid.name -> constraint
+    enums: dict[str, dict[str, Any]] = field(default_factory=dict)  # type oid -> enum
+    checksums: dict[str, str] = field(default_factory=dict)  # table oid -> "rows:md5" (added tables, after)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tables": self.tables, "relnames": self.relnames, "columns": self.columns, "indexes": self.indexes,
+                "constraints": self.constraints, "enums": self.enums, "checksums": self.checksums}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Catalog:
+        return cls(**{k: dict(data.get(k) or {}) for k in ("tables", "relnames", "columns", "indexes", "constraints",
+                                                            "enums", "checksums")})
+
+
+def read(conn: psycopg.Connection[Any]) -> Catalog:
+    """The user schemas' tables, columns, indexes, constraints and enum types, as now."""
+    args = {"excluded": list(EXCLUDED_SCHEMAS)}
+    cat = Catalog()
+    for oid, name, relname in conn.execute(READ_TABLES, args).fetchall():
+        cat.tables[oid] = name
+        cat.relnames[oid] = relname
+    for key, relid, name, num, type_, notnull, default, identity in conn.execute(READ_COLUMNS, args).fetchall():
+        cat.columns[key] = {"table": relid, "name": name, "num": num, "type": type_, "notnull": notnull,
+                            "default": default, "identity": identity or ""}
+    for oid, name, relid, definition, owned in conn.execute(READ_INDEXES, args).fetchall():
+        cat.indexes[oid] = {"name": name, "table": relid, "def": definition, "constraint": owned}
+    for key, relid, name, contype, definition in conn.execute(READ_CONSTRAINTS, args).fetchall():
+        cat.constraints[key] = {"table": relid, "name": name, "type": contype, "def": definition}
+    for oid, name, labels in conn.execute(READ_ENUMS, args).fetchall():
+        cat.enums[oid] = {"name": name, "labels": list(labels)}
+    return cat
+
+
+def checksum(conn: psycopg.Connection[Any], table: str) -> str:
+    """``rows:sum`` of ``table`` (a quoted name), independent of row and column order."""
+    from psycopg import sql
+
+    row = conn.execute(sql.SQL(TABLE_CHECKSUM).format(table=sql.SQL(table))).fetchone()
+    return f"{row[0]}:{row[1]}" if row else "0:"
+
+
+def fingerprint_json(fp: Fingerprint) -> dict[str, str]:
+    """The fingerprint's objects as ``{"kind name": definition}`` without the history schema."""
+    return {f"{k} {n}": v for (k, n), v in fp.objects.items() if not _history_object(k, n)}
+
+
+def _history_object(kind: str, name: str) -> bool:
+    return name == "supabase_migrations" if kind == "schema" else name.startswith("supabase_migrations.")
+
+
+def ensure(conn: psycopg.Connection[Any]) -> None:
+    """The ``guard.run_catalogs`` table (the journal schema first), closed to PUBLIC."""
+    from guard import journal
+
+    journal.ensure(conn)
+    if conn.execute(CATALOGS_EXIST).fetchone() == (True,):
+        return
+    with conn.transaction():
+        conn.execute(CREATE_CATALOGS)
+        conn.execute(REVOKE_CATALOGS)
+
+
+def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catalog | None = None) -> Catalog:
+    """Read and store the catalog and fingerprint of ``run_id`` at ``phase`` (before|after), in
+    its own transaction. After: tables absent ``before`` get their checksum."""
+    from psycopg.types.json import Jsonb
+
+    from guard import fingerprint
+
+    ensure(conn)
+    with conn.transaction():
+        cat = read(conn)
+        if before is not None:
+            for oid, name in cat.tables.items():
+                if oid not in before.tables:
+                    cat.checksums[oid] = checksum(conn, name)
+        fp = fingerprint_json(fingerprint.take(conn))
+        conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
+    return cat
+
+
+def load(conn: psycopg.Connection[Any], run_id: str, phase: str) -> tuple[dict[str, str], Catalog] | None:
+    """(fingerprint, catalog) recorded for ``run_id`` at ``phase``; None when not recorded."""
+    if conn.execute(CATALOGS_EXIST).fetchone() != (True,):
+        return None
+    row = conn.execute(LOAD_CATALOG, (run_id, phase)).fetchone()
+    return (dict(row[0]), Catalog.from_json(row[1])) if row else None

@@ -1,0 +1,134 @@
+"""Step 12, verify: configured checks and `-- guard:verify` lines, inside the transaction
+(a failure rolls back) or after the last COMMIT (verify_failed, exit 4, `guard undo` first)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.support import Project
+from tests.test_undo import state
+
+ITEMS = "create table public.items (id int primary key, price int not null);\n"
+
+
+def _yml(project: Project, text: str) -> None:
+    (project.root / "guard.yml").write_text(text)
+
+
+def test_file_check_fails_inside_its_transaction_after_an_earlier_file_committed(ready: Project) -> None:
+    ready.add("20240101000001_items.sql", ITEMS)
+    ready.add("20240101000002_fill.sql", "insert into public.items values (1, -5);\n\n"
+              "-- guard:verify select count(*) = 0 from public.items where price < 0\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    report = result.report
+    assert report is not None
+    assert [m["status"] for m in report["migrations"]] == ["applied", "failed"]
+    assert "20240101000002_fill.sql:3: guard:verify check failed" in report["migrations"][1]["error"]["message"]
+    assert ready.query("SELECT count(*) FROM public.items") == [(0,)]  # the file rolled back
+    assert ready.history() == ["20240101000001"]
+    check = report["verify"][0]
+    assert check["name"].endswith("20240101000002_fill.sql:3") and check["result"] == "failed"
+    assert check["rows"] == [["False"]] and check["duration_ms"] >= 0
+
+
+def test_passing_file_check_commits(ready: Project) -> None:
+    ready.add("20240101000001_items.sql", ITEMS + "insert into public.items values (1, 5);\n"
+              "-- guard:verify select count(*) = 1 from public.items\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["verify"][0]["result"] == "passed"
+
+
+def test_sql_check_in_one_transaction_rolls_the_whole_release_back(ready: Project) -> None:
+    _yml(ready, "migrations:\n  transaction: all\nverify:\n  - name: no_negative\n"
+                "    sql: select id from public.items where price < 0\n    expect: empty\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    ready.add("20240101000002_fill.sql", "insert into public.items values (1, -5), (2, 3);\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None and "nothing" in result.report["message"]
+    assert not ready.table_exists("public.items") and ready.history() == []
+    assert result.report["verify"][0] == {**result.report["verify"][0], "name": "verify.no_negative",
+                                          "result": "failed", "rows": [["1"]]}
+
+
+def test_check_after_commit_fails_verify_failed_then_undo_restores(ready: Project) -> None:
+    ready.query("create table public.items (id int primary key, price int not null);"
+                "insert into public.items select g, g from generate_series(1, 50) g")
+    before = state(ready)
+    _yml(ready, "verify:\n  - name: prices_positive\n    sql: select bool_and(price > 0) from public.items\n")
+    ready.add("20240101000001_discount.sql", "update public.items set price = price - 10;\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    report = result.report
+    assert report is not None and report["status"] == "verify_failed"
+    first = report["restore_plan"]["steps"][0]
+    assert first["commands"] == [f"guard undo {report['run_id']}", f"guard undo {report['run_id']} --yes"]
+    assert ready.guard("undo", "--yes").code == 0
+    assert state(ready) == before and ready.history() == []
+
+
+def test_run_check_gets_database_url_runs_from_the_config_folder_without_shell(ready: Project, tmp_path: Path) -> None:
+    script = ready.root / "ci" / "check.py"
+    script.parent.mkdir()
+    script.write_text("import os, sys\nprint(os.getcwd())\nsys.exit(0 if os.environ.get('DATABASE_URL') else 3)\n")
+    conf = ready.root / "ci" / "guard.yml"
+    conf.write_text(f"migrations:\n  dir: ../supabase/migrations\nverify:\n  - name: app\n"
+                    f"    run: [{sys.executable}, check.py, '$(touch pwned)']\n  - name: slow\n"
+                    f"    run: [{sys.executable}, -c, 'import time; time.sleep(5)']\n    timeout: 300ms\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run", "--config", str(conf))
+    assert result.code == 4, result.output
+    checks = {c["name"]: c for c in result.report["verify"]} if result.report else {}
+    assert checks["verify.app"]["result"] == "passed"
+    assert checks["verify.slow"]["result"] == "failed" and "timed out" in checks["verify.slow"]["error"]
+    assert not (ready.root / "ci" / "pwned").exists()
+
+
+def test_bad_verify_config_names_the_key(ready: Project) -> None:
+    _yml(ready, "verify:\n  - name: both\n    sql: select true\n    run: [true]\n")
+    bad = ready.guard("run")
+    assert bad.code == 2 and "verify" in bad.stderr and "exactly one of sql or run" in bad.stderr
+    env = ready.guard("run", GUARD_VERIFY="[{name: x, sql: 'select true', expect: full}]")
+    assert env.code == 2 and "GUARD_VERIFY" in env.stderr and "expect" in env.stderr
+
+
+def test_shadow_true_checks_run_in_check_shadow_and_others_do_not(ready: Project, db_url: str) -> None:
+    import psycopg
+
+    base, name = db_url.rsplit("/", 1)
+    scratch = f"{name}_vshadow"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    try:
+        _yml(ready, "verify:\n  - name: schema_ok\n    shadow: true\n"
+                    "    sql: select count(*) = 1 from pg_tables where tablename = 'items'\n"
+                    "  - name: has_data\n    sql: select count(*) > 0 from public.items\n")
+        ready.add("20240101000001_items.sql", ITEMS)
+        ok = ready.guard("check", "--shadow", f"{base}/{scratch}")
+        assert ok.code == 0, ok.output
+        assert ok.report is not None and [c["name"] for c in ok.report["verify"]] == ["verify.schema_ok"]
+        _yml(ready, "verify:\n  - name: wants_column\n    shadow: true\n"
+                    "    sql: select count(*) = 1 from information_schema.columns where column_name = 'missing'\n")
+        with psycopg.connect(f"{base}/{scratch}", autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public; DROP SCHEMA supabase_migrations CASCADE")
+        bad = ready.guard("check", "--shadow", f"{base}/{scratch}")
+        assert bad.code == 1, bad.output
+        assert bad.report is not None and "verify.wants_column" in bad.report["message"]
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+def test_file_check_of_a_file_outside_a_transaction_fails_with_exit_4(ready: Project) -> None:
+    ready.query("create table public.items (id int primary key, price int not null)")
+    ready.add("20240101000001_index.sql", "create index concurrently items_price on public.items (price);\n"
+              "-- guard:verify select count(*) = 2 from pg_indexes where tablename = 'items'\n"
+              "-- guard:verify select false\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None and result.report["status"] == "failed_partially_applied"
+    assert [c["result"] for c in result.report["verify"]] == ["passed", "failed"]
+    assert ready.history() == []  # its effect remains, it is not recorded as applied
