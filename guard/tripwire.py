@@ -219,7 +219,11 @@ class Tripwire:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
         naming each table and row count destroyed without a copy or decision."""
         if file.version in self.files:
-            conn.execute(CHECK)
+            # As the connecting role: the file may have switched role or session authorization,
+            # and guard's schema is closed to other roles (guard_schema.close_schema).
+            from guard.migrations.session import AS_GUARD
+
+            conn.execute("; ".join((*AS_GUARD, CHECK)))
 
 
 def arm(

@@ -135,9 +135,15 @@ def destructive_gate(
             hint="enable PITR (Supabase add-on, pgBackRest WAL archiving) or accept with a guard:allow pragma",
         )
 
+    # DROP TABLE/SCHEMA ... CASCADE: the protector copies the dropped tables and its restore SQL
+    # recreates the foreign keys the cascade removed (views are named as not recreated), so
+    # the cascade is covered where the drop itself is. DROP TYPE ... CASCADE is not.
+    copied_drops = {(f.file, f.statement_index) for f in destructive if f.rule in ("drop-table", "drop-schema")}
+
     def copied(f: Finding) -> bool:
-        return (protect.enabled and f.rule in PROTECTED_RULES
-                and (f.file, f.statement_index) not in uncopyable)
+        covered = f.rule in PROTECTED_RULES or (
+            f.rule == "drop-cascade" and (f.file, f.statement_index) in copied_drops)
+        return protect.enabled and covered and (f.file, f.statement_index) not in uncopyable
 
     unprotected = [
         f for f in destructive
