@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.db import connect, describe_url, url_password
 from guard.errors import Blocked
+from guard.shadow import _last, _reason
 
 if TYPE_CHECKING:
     import psycopg
@@ -228,17 +229,3 @@ def _no_password(url: str) -> str:
     host = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
-
-
-def _last(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def _reason(exc: Exception) -> str:
-    """The server's one-line reason (psycopg's text ends with a caret line, not the reason)."""
-    import psycopg
-
-    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
-        return exc.diag.message_primary
-    return _last(str(exc))
