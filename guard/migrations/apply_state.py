@@ -42,6 +42,11 @@ OnCommit = Callable[[str], "tuple[str, tuple[Any, ...]]"]
 # Runs inside the transaction just before a statement (protective copies); (conn, statement, where).
 BeforeStatement = Callable[["psycopg.Connection[Any]", "Statement", str], None]
 no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
+# Checks that run on the server inside a file's transaction, after its statements and before
+# guard's records and COMMIT, and raise to roll the file back (the safety net's tripwire, a
+# file's ``-- guard:verify`` lines): file -> [(sql, params)], psycopg placeholders. They run
+# in every path that gives the file a transaction: streamed (pipeline.py) or on its own.
+PreCommit = Callable[["MigrationFile"], "list[tuple[str, tuple[Any, ...]]]"]
 
 
 @dataclass
@@ -59,6 +64,15 @@ class ApplyContext:
     # Send BEGIN with a file's first statement (PostgreSQL 13+ times each statement of a
     # message on its own, so the SET LOCAL statement_timeout before it applies to it).
     merge_begin: bool
+    # The checks before each file's COMMIT (see PreCommit): add hooks here.
+    pre_commit: list[PreCommit] = field(default_factory=list)
+    # Files may travel several to a message (pipeline.py): PostgreSQL 13+, per-file
+    # transactions, no lock retries.
+    stream: bool = False
+
+    def pre_commit_statements(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements of every pre-COMMIT hook for ``file``, in hook order."""
+        return [statement for hook in self.pre_commit for statement in hook(file)]
 
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the
