@@ -181,6 +181,21 @@ def test_a_files_session_settings_do_not_reach_the_next_streamed_file(ready: Pro
         == [("postgres",)]
 
 
+def test_a_file_that_changes_how_strings_are_read_goes_alone(ready: Project) -> None:
+    """With standard_conforming_strings off, 'a\\nb' holds a newline: one statement at a
+    time, as psql sends them, the SET changes how the INSERT after it is read; a stream is
+    read whole before the SET runs."""
+    ready.add("20240101000000_a.sql", "create table public.s (v text);\n")
+    ready.add("20240102000000_b.sql", "set standard_conforming_strings = off;\n"
+              "insert into public.s values ('a\\nb');\n")
+    ready.add("20240103000000_c.sql", "insert into public.s values ('c\\nd');\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert [m["path"] for m in result.report["migrations"]] == ["pipeline", "single", "pipeline"]
+    assert ready.query("SELECT v FROM public.s ORDER BY v") == [("a\nb",), ("c\\nd",)]
+
+
 # --------------------------------------------------------------- the pre-COMMIT hooks
 
 

@@ -40,11 +40,17 @@ What the simple protocol asks in return, and how each is met:
 
 A file streams only when nothing has to happen on the client between its statements
 (``streamable``); any other file goes the file-at-a-time way (apply.py), chosen per file,
-and each result's ``path`` says which it took.
+and each result's ``path`` says which it took. Never streamed: files run outside a
+transaction (CONCURRENTLY, VACUUM...) or with transaction control of their own, files with
+a protective copy to take before a statement, COPY, files over STREAM_FILE_BYTES (their
+history row goes as a parameter), runs with lock retries (a retry needs the client between
+files), and ``transaction: all`` (one transaction already: there is no per-file commit to
+stream, and the file-at-a-time path keeps its simpler failure account).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +72,9 @@ STREAM_BYTES = 1024 * 1024
 STREAM_FILE_BYTES = 256 * 1024
 # Statements whose result is not one CommandComplete: the server would switch protocols.
 _NOT_STREAMED_KINDS = frozenset({TRANSACTION_STMT, "CopyStmt"})
+# Settings that change how the server's lexer reads the statements after them: a stream is
+# lexed whole when it arrives, one statement at a time would see them change (scan.l).
+_LEXER_SETTINGS = re.compile(r"standard_conforming_strings|backslash_quote", re.IGNORECASE)
 SELECT_COMMITTED = "SELECT version FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 
 
@@ -80,7 +89,8 @@ class _Part:
 
 def streamable(run: ApplyContext, file: MigrationFile) -> bool:
     """True when ``file`` can travel in a stream: no protective copy to take before one of
-    its statements, no transaction control or COPY of its own, and small enough to have its
+    its statements, no transaction control or COPY of its own, no setting that changes how
+    the statements after it are lexed, and small enough to have its
     history row quoted into the text. The caller has already excluded files that run
     outside a transaction and runs with lock retries."""
     size = 0
@@ -88,6 +98,8 @@ def streamable(run: ApplyContext, file: MigrationFile) -> bool:
         if statement.kind in _NOT_STREAMED_KINDS:
             return False
         if statement.kind and (run.before_kinds is None or statement.kind in run.before_kinds):
+            return False
+        if _LEXER_SETTINGS.search(statement.sql):
             return False
         size += len(statement.sql)
     return size <= STREAM_FILE_BYTES
@@ -147,8 +159,9 @@ def apply_stream(run: ApplyContext, files: Sequence[MigrationFile], results: Seq
     for result in results:
         result.path = "pipeline"
     run.progress(f"applying {results[0].file} .. {results[-1].file} in one stream ({len(files)} files)")
-    text, parts = _stream_text(run, files)
     try:
+        # A signal while the text is built: nothing of this stream has run yet.
+        text, parts = _stream_text(run, files)
         conn.pgconn.send_query(text.encode(conn.info.encoding))
         found = conn.wait(generators.execute(conn.pgconn))
     except KeyboardInterrupt as exc:
