@@ -20,10 +20,10 @@ def test_bench_quick_run_writes_every_section_and_target(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = out.read_text()
     for title in ("## Start-up", "## Fixed overhead: one trivial migration", "## Many one-statement files",
-                  "## Lint throughput", "## Protective copies", "## Targets (issue #7)"):
+                  "## Lint throughput", "## Protective copies", "## Targets (issues #7 and #20)"):
         assert title in text, title
     assert re.search(r"## One [\d.]+ MB migration", text)
-    targets = text.split("## Targets (issue #7)")[1].split("\n## ")[0]
+    targets = text.split("## Targets (issues #7 and #20)")[1].split("\n## ")[0]
     verdicts = re.findall(r"\| (holds|\*\*MISSED\*\*) \|", targets)
     assert len(verdicts) >= 3, targets  # --version, overhead, big-file memory (--quick has no 1,000 files)
     # Every figure is a ratio against a reference measured in the same run.

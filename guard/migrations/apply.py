@@ -9,8 +9,12 @@ MigrationResults; the caller turns them into an outcome.
 The per-file transaction, in order (``_apply_one``): BEGIN (the file's own when it wraps
 itself), the timeouts, each statement (``before`` runs ahead of the statements it acts on),
 then ``_record_and_commit``: guard's identity, the history row, the caller's journal entry,
-COMMIT, and the session reset for the next file. A check before COMMIT belongs in
-``_record_and_commit``, ahead of the records.
+COMMIT, and the session reset for the next file. Checks before COMMIT are the context's
+``pre_commit`` hooks (apply_state.PreCommit), run ahead of the records in every path.
+
+With PostgreSQL 13+ and no lock retries, runs of consecutive files that need nothing from
+the client between their statements travel several to a message instead (pipeline.py, same
+semantics); the others, chosen file by file, go as above. Each result's ``path`` says which.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from guard.migrations.apply_state import (
     BeforeCommit,
     BeforeStatement,
     OnCommit,
+    PreCommit,
     Progress,
     StatementFailed,
     count,
@@ -42,6 +47,7 @@ from guard.migrations.own_transactions import (
     apply_statementwise,
     transaction_shape,
 )
+from guard.migrations.pipeline import apply_stream, stream_length
 from guard.migrations.session import AS_GUARD, RESET_SESSION, RESET_STATEMENTS, reset_session
 from guard.report.model import MigrationError, MigrationResult
 
@@ -80,14 +86,18 @@ def apply_pending(
     server_major: int | None = None,
     tripwire: Tripwire | None = None,
     before_commit: BeforeCommit | None = None,
+    pre_commit: Sequence[PreCommit] = (),
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
     ``outcome``, when given, is filled as the run goes (a signal handler may look at it).
     ``before_kinds`` names the statement kinds ``before_statement`` acts on (all when None);
     ``outside_transaction``: versions to run statement by statement (non-transactional
-    statements); ``server_major`` lets a file's BEGIN travel with its first statement (13+);
-    ``tripwire`` (guard/tripwire.py) checks, before each armed file's COMMIT, what it destroyed.
+    statements); ``server_major`` lets a file's BEGIN travel with its first statement (13+),
+    and files travel several to a message (pipeline.py) when there are no lock retries;
+    ``tripwire`` (guard/tripwire.py) checks, before each armed file's COMMIT, what it destroyed;
+    ``before_commit``: a file's ``-- guard:verify`` checks; ``pre_commit``: further checks run
+    in each file's transaction before its COMMIT (PreCommit).
     Whatever happens, the session is left as it began (guard's advisory lock kept).
     """
     results = [
@@ -107,7 +117,9 @@ def apply_pending(
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
         merge_begin=server_major is not None and server_major >= 13,
         tripwire=tripwire,
+        pre_commit=list(pre_commit),
     )
+    run.stream = run.merge_begin and transaction != "all" and lock_retries == 0
     reset_session(conn)  # whatever guard's own steps left in the session
     try:
         if transaction == "all":
@@ -125,11 +137,45 @@ def _apply_each(
     outside: set[str], lock_retries: int, lock_retry_delay: float,
 ) -> None:
     """Each file in turn, in its own transaction (or statement by statement); a file that
-    gave up waiting for a lock is tried again up to ``lock_retries`` times."""
+    gave up waiting for a lock is tried again up to ``lock_retries`` times; runs of files
+    that can travel together go as streams (pipeline.py)."""
+    position = 0
+    while position < len(files):
+        length = _stream_length(run, files, position, outside)
+        if length:
+            done = apply_stream(run, files[position:position + length], results[position:position + length])
+            if done is False:
+                return
+            if done:
+                position += length
+                continue
+            # Refused as a whole before anything ran: these files one at a time instead.
+        for file, result in zip(files[position:position + max(length, 1)],
+                                results[position:position + max(length, 1)], strict=True):
+            if not _apply_with_retries(run, file, result, file.version in outside, lock_retries, lock_retry_delay):
+                return
+        position += max(length, 1)
+
+
+def _stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int, outside: set[str]) -> int:
+    """How many files from ``start`` on travel in one stream (0: ``files[start]`` goes alone)."""
+    if not run.stream:
+        return 0
+    end = start
+    while end < len(files) and files[end].version not in outside:
+        end += 1
+    return stream_length(run, files[:end], start)
+
+
+def _apply_with_retries(
+    run: ApplyContext, file: MigrationFile, result: MigrationResult, outside: bool,
+    lock_retries: int, lock_retry_delay: float,
+) -> bool:
+    """One file on its own; tried again up to ``lock_retries`` times when it gave up
+    waiting for a lock. False when it failed."""
     outcome = run.outcome
-    for file, result in zip(files, results, strict=True):
-        attempt = 0
-        while not _apply_file(run, file, result, file.version in outside):
+    attempt = 0
+    while not _apply_file(run, file, result, outside):
             waited_on_lock = (
                 result.error is not None
                 and result.error.sqlstate == LOCK_NOT_AVAILABLE
@@ -137,17 +183,19 @@ def _apply_each(
                 and not outcome.changed_outside_transaction
             )
             if not waited_on_lock or attempt >= lock_retries:
-                return
+                return False
             attempt += 1
             delay = lock_retry_delay * (2 ** (attempt - 1))
             run.progress(f"{result.file}: lock not available; retry {attempt}/{lock_retries} in {delay:g}s")
             time.sleep(delay)
             outcome.failed = None
             result.status, result.error = "pending", None
+    return True
 
 
 def _apply_file(run: ApplyContext, file: MigrationFile, result: MigrationResult, outside: bool) -> bool:
     """One file, the way its statements ask for (see own_transactions)."""
+    result.path = "single"
     has_control = any(s.kind == TRANSACTION_STMT for s in file.statements)
     shape = transaction_shape(file.statements) if has_control else None
     if outside or (shape is not None and shape.kind == "several"):
@@ -247,11 +295,15 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
 
     conn = run.conn
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
-        records = run.records(file)
-        query = "; ".join([*AS_GUARD, *(q for q, _ in records), "COMMIT", *RESET_STATEMENTS])
-        psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in records for p in params))
+        # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
+        checks, records = run.pre_commit_statements(file), run.records(file)
+        query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), "COMMIT",
+                           *RESET_STATEMENTS])
+        psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in (*checks, *records) for p in params))
         return
     with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+        for query, params in run.pre_commit_statements(file):
+            conn.execute(query, params)
         run.record(file)
         conn.execute("COMMIT")
     reset_session(conn)
@@ -274,10 +326,13 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 conn.execute("; ".join((RESET_SESSION, *run.local_settings)))
                 shape = transaction_shape(file.statements)
                 skip = frozenset({shape.begin, shape.commit}) if shape.kind == "wrapped" else frozenset()
+                result.path = "single"
                 # The snapshot after the reset (RESET ALL clears it): per file, as in per-file mode.
                 if run.tripwire is not None:
                     run.tripwire.start(conn, file)
                 _run_statements(conn, file, result, run.before, skip=skip)
+                for query, params in run.pre_commit_statements(file):
+                    conn.execute(query, params)
                 if run.tripwire is not None:
                     _tripwire_check(run.tripwire, conn, file, result)
                 if run.before_commit is not None:  # guard:verify (issue #19)

@@ -47,6 +47,11 @@ no_hook: BeforeStatement = lambda _conn, _statement, _where: None  # noqa: E731
 # guard:verify (issue #19): runs in the transaction before COMMIT, per file and (file None)
 # once at the end of the one transaction; raising psycopg.Error fails the file (rolled back).
 BeforeCommit = Callable[["psycopg.Connection[Any]", "MigrationFile | None"], None]
+# Checks that run on the server inside a file's transaction, after its statements and before
+# guard's records and COMMIT, and raise to roll the file back (the safety net's tripwire, a
+# file's ``-- guard:verify`` lines): file -> [(sql, params)], psycopg placeholders. They run
+# in every path that gives the file a transaction: streamed (pipeline.py) or on its own.
+PreCommit = Callable[["MigrationFile"], "list[tuple[str, tuple[Any, ...]]]"]
 
 
 @dataclass
@@ -66,6 +71,15 @@ class ApplyContext:
     merge_begin: bool
     tripwire: Tripwire | None = None  # the safety net's runtime check (guard/tripwire.py)
     before_commit: BeforeCommit | None = None  # guard:verify checks (issue #19)
+    # The checks before each file's COMMIT (see PreCommit): add hooks here.
+    pre_commit: list[PreCommit] = field(default_factory=list)
+    # Files may travel several to a message (pipeline.py): PostgreSQL 13+, per-file
+    # transactions, no lock retries.
+    stream: bool = False
+
+    def pre_commit_statements(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements of every pre-COMMIT hook for ``file``, in hook order."""
+        return [statement for hook in self.pre_commit for statement in hook(file)]
 
     def records(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements that record ``file`` in its transaction: the history row, then the

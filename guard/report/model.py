@@ -51,6 +51,9 @@ class MigrationResult:
     statements: int
     duration_ms: float | None = None
     error: MigrationError | None = None
+    # How it was sent: "pipeline" (in one message with other files, migrations/pipeline.py)
+    # or "single" (on its own); None when it was never tried.
+    path: str | None = None
 
 
 @dataclass

@@ -96,7 +96,11 @@ def reconcile(conn: Any, url: str, report: RunReport, outcome: ApplyOutcome, pro
     except psycopg.Error:
         return live
     outcome.committed = [r.version for r in outcome.results if r.version in applied]
+    stopped = False  # a file of a stream in flight that did not commit was seen
     for result in outcome.results:
+        if result.status == "unknown" and result.version not in applied and stopped:
+            result.status, result.error = "skipped", None  # after the one that stopped: never ran
+            continue
         if result.version in applied and result.status != "applied":
             result.status = "applied"
             result.error = None
@@ -110,7 +114,8 @@ def reconcile(conn: Any, url: str, report: RunReport, outcome: ApplyOutcome, pro
             )
         elif result.status == "unknown":
             result.status = "failed"
+            stopped = True
             if result.error is not None:
-                result.error.message += " (the connection broke at COMMIT; the history shows it did not commit)"
+                result.error.message += " (the history shows it did not commit)"
     outcome.unknown = False
     return live
