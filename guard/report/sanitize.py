@@ -59,3 +59,18 @@ def lines(text: str) -> str:
     """A block of output made safe: control characters but newline and tab escaped, no line
     able to start a workflow command."""
     return defuse(_CONTROL_KEEP_NEWLINE.sub(_escape, text.replace("\r\n", "\n")))
+
+
+def markdown_text(text: str) -> str:
+    """Untrusted text (a server's error, a file name, a reason) as part of one Markdown
+    paragraph of a step summary, which GitHub renders: HTML escaped (an ``<img>`` fetches from
+    anywhere; ``html.escape``'s spelling is one the Masker knows), line breaks as spaces (no
+    line of it can start a heading, a quote, a table or a fence)."""
+    from html import escape
+
+    return escape(text, quote=True).replace("\r", " ").replace("\n", " ")
+
+
+def markdown_cell(text: str) -> str:
+    """:func:`markdown_text` for a Markdown table cell (``|`` escaped)."""
+    return markdown_text(text).replace("|", "\\|")
