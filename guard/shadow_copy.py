@@ -51,6 +51,12 @@ PUBLICATIONS = "SELECT pubname FROM pg_publication"
 UNSAFE_SETTINGS = frozenset({"session_preload_libraries", "local_preload_libraries", "shared_preload_libraries",
                              "dynamic_library_path"})
 LIST_SETTINGS = frozenset({"search_path", "temp_tablespaces"})
+# Custom settings whose names say they hold a secret (Supabase's app.settings.jwt_secret and
+# app.settings.service_role_key, PostgREST's pgrst.jwt_secret...): the pull request's SQL can
+# read any setting (current_setting) and print it in an error, so they reach the shadow with
+# a placeholder value only; current_setting() still finds them.
+_SECRET_SETTING = re.compile(r"\.\S*(secret|key|token|passw|pwd|credential|jwt|private|salt|api)", re.I)
+SECRET_PLACEHOLDER = "redacted-by-migration-guard"
 _IDENTIFIER_LIST = re.compile(r'^\s*("([^"]|"")*"|[A-Za-z_$][\w$]*)(\s*,\s*("([^"]|"")*"|[A-Za-z_$][\w$]*))*\s*$')
 # pg_dump's plain format opens every object with "-- Name: x; Type: T; Schema: s; Owner: o".
 _ENTRY = re.compile(r"^--\n-- (?:Data for )?Name: (?P<name>.*?); Type: (?P<type>[^;]+);", re.MULTILINE)
@@ -160,6 +166,9 @@ def _write_settings(admin: psycopg.Connection[Any], facts: TargetFacts, shadow: 
             if key in UNSAFE_SETTINGS:
                 facts.limits.append(f"the target's setting {key} is not copied (it loads code into the server)")
                 continue
+            if _SECRET_SETTING.search(key):
+                value = SECRET_PLACEHOLDER
+                facts.limits.append(f"the target's setting {key} is copied without its value (it may be a secret)")
             rendered: sql.Composable = sql.Literal(value)
             if key in LIST_SETTINGS and _IDENTIFIER_LIST.match(value):
                 rendered = sql.SQL(value)  # a list of identifiers, as pg_db_role_setting keeps it

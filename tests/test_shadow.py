@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -477,3 +478,32 @@ grant select on public.sales to reporting;
     assert bin_dir is not None
     created_by_guard = [line for line in result.report["shadow"]["not_checked"] if "CREATE ROLE reporting" in line]
     assert len(created_by_guard) == (1 if server_major(bin_dir) < 16 else 0)
+
+
+# Custom settings that hold secrets on real targets: Supabase's JWT secret and service key,
+# PostgREST's, and names of every shape a team might give one.
+SECRET_SETTINGS = {
+    "app.settings.jwt_secret": "jwt-secret-value-0123456789abcdef",
+    "app.settings.service_role_key": "service-role-key-value-eyJhbGciOi",
+    "pgrst.jwt_secret": "pgrst-secret-value-fedcba9876543210",
+    "app.stripe_api_token": "sk_live_stripe_token_value_42",
+    "myapp.db_password": "db-pässwörd-value-'\"\\",
+}
+
+
+def test_the_targets_secret_settings_do_not_reach_the_pull_requests_sql(ready: Project) -> None:
+    dbname = ready.query("SELECT current_database()")[0][0]
+    for key, value in SECRET_SETTINGS.items():
+        literal = value.replace("'", "''")
+        ready.query(f'ALTER DATABASE "{dbname}" SET "{key}" = E\'{literal.replace(chr(92), chr(92) * 2)}\'')
+    ready.query(f'ALTER ROLE CURRENT_USER IN DATABASE "{dbname}" SET app.settings.anon_key = \'anon-key-value-xyz\'')
+    ready.query(f'ALTER DATABASE "{dbname}" SET app.tenant = \'tenant-acme\'')
+    names = [*SECRET_SETTINGS, "app.settings.anon_key", "app.tenant"]
+    read = " || ' ' || ".join(f"current_setting('{name}')" for name in names)
+    ready.add("20240101000000_steal.sql", f"do $$ begin raise exception 'loot: %', {read}; end $$;\n")
+    result = ready.guard("check", "--shadow", "embedded", "--shadow-from-target")
+    assert result.code == 1, result.output
+    assert "tenant-acme" in result.output  # the channel works: a plain setting is copied as it is
+    for value in [*SECRET_SETTINGS.values(), "anon-key-value-xyz"]:
+        assert value[:12] not in result.output and value[:12] not in json.dumps(result.report), value
+    assert result.output.count("redacted-by-migration-guard") >= len(SECRET_SETTINGS) + 1

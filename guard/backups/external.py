@@ -48,6 +48,8 @@ class CommandProvider:
     label: str = "command"
 
     def run_json(self) -> Any:
+        from guard.report.mask import Masker
+
         shown = " ".join(self.argv[:3])
         if shutil.which(self.argv[0]) is None:
             raise ProviderError(f"{self.label}: {self.argv[0]} not found (is it installed and on PATH?)")
@@ -60,7 +62,9 @@ class CommandProvider:
             raise ProviderError(f"{self.label}: cannot run `{shown}`: {exc.strerror}") from None
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            reason = last[-1][:200] if last else "no output"
+            # The values given to the command (its env: tokens) are masked before the line is
+            # shortened: a secret cut in two is a spelling no masker downstream knows.
+            reason = Masker(self.env.values())(last[-1])[:200] if last else "no output"
             raise ProviderError(f"{self.label}: `{shown}` exited {proc.returncode}: {reason}")
         try:
             return json.loads(proc.stdout)

@@ -151,7 +151,7 @@ def request(
                 if status in (401, 403):
                     raise HttpError(f"{where}: HTTP {status}", status)
                 if status not in RETRY_STATUS:
-                    raise HttpError(f"{where}: HTTP {status}{_detail(response)}", status, attempt + 1)
+                    raise HttpError(f"{where}: HTTP {status}{_detail(response, sent_headers)}", status, attempt + 1)
                 problem = f"HTTP {status}"
                 delay = _retry_after(response.headers.get("Retry-After"), policy.max_retry_after)
                 if delay is None:
@@ -165,8 +165,12 @@ def request(
             sleep(delay)
 
 
-def _detail(response: Any) -> str:
-    """A short reason from an error body ({"message": ...}), never the whole body."""
+def _detail(response: Any, sent: Mapping[str, str]) -> str:
+    """A short reason from an error body ({"message": ...}), never the whole body; the token and
+    the headers ``sent`` are masked in it *before* it is shortened: a cut secret is a spelling
+    no masker downstream knows."""
+    from guard.report.mask import Masker
+
     try:
         body = response.json()
     except ValueError:
@@ -174,5 +178,7 @@ def _detail(response: Any) -> str:
     if isinstance(body, dict):
         message = body.get("message") or body.get("error")
         if isinstance(message, str):
-            return f" ({message[:120]})"
+            secrets = [v.removeprefix("Bearer ") for k, v in sent.items() if k not in ("Accept", "User-Agent")]
+            masked = Masker(secrets)(message)
+            return f" ({masked[:120]})"
     return ""

@@ -9,6 +9,7 @@ providers' verdict (guard.backups.check_backups), passed in.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,10 @@ SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {co
   FROM guard.runs r
  WHERE r.started_at >= %s
     OR r.run_id IN (SELECT run_id FROM guard.runs ORDER BY started_at DESC LIMIT %s)
- ORDER BY r.started_at DESC
+ ORDER BY r.started_at DESC LIMIT %s
 """
+# At most this many runs on the timeline (the newest): a page, not an export.
+MAX_RUNS = 2000
 DRILLS_EXIST = "SELECT to_regclass('guard.drills') IS NOT NULL"
 DRILLS = "SELECT result FROM guard.drills ORDER BY finished_at DESC LIMIT %s"
 
@@ -240,11 +243,13 @@ def _read_runs(conn: psycopg.Connection[Any], config: Config, start: dt.datetime
             exists = conn.execute(JOURNAL_EXISTS).fetchone()
             if not exists or not exists[0]:
                 return []
-            rows = conn.execute(RUNS.format(committed=COMMITTED), (start, RECENT_RUNS)).fetchall()
+            rows = conn.execute(RUNS.format(committed=COMMITTED), (start, RECENT_RUNS, MAX_RUNS)).fetchall()
     except psycopg.Error as exc:
         notes.append(f"guard's journal (guard.runs) not read: {exc.diag.message_primary or exc.__class__.__name__}")
         return []
     facts = []
+    if len(rows) == MAX_RUNS:
+        notes.append(f"only the newest {MAX_RUNS} guarded runs are on the timeline")
     for row in rows:
         try:
             facts.append(_run_fact(row, config))
@@ -304,6 +309,18 @@ def read_drills(conn: psycopg.Connection[Any] | None, snapshot_dir: Path | None)
     return drills[-RECENT_DRILLS:]
 
 
+def _seconds(value: Any) -> float | None:
+    """A restore time in seconds, or None when it is no finite, non-negative number (a
+    damaged drills.json: ``1e999``, an integer of 400 digits, ``true``, ``-1``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def _drill_fact(data: Mapping[str, Any]) -> DrillFact:
     finished: dt.datetime | None
     try:
@@ -312,9 +329,8 @@ def _drill_fact(data: Mapping[str, Any]) -> DrillFact:
             finished = finished.replace(tzinfo=dt.timezone.utc)
     except ValueError:
         finished = None
-    seconds = data.get("restore_seconds")
     return DrillFact(
         drill_id=str(data.get("drill_id") or ""), finished_at=finished, snapshot=str(data.get("snapshot") or ""),
-        ok=data.get("ok") is True, restore_seconds=float(seconds) if isinstance(seconds, (int, float)) else None,
+        ok=data.get("ok") is True, restore_seconds=_seconds(data.get("restore_seconds")),
         reason=_text(data.get("reason")),
     )

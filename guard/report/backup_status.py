@@ -33,6 +33,7 @@ def publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Ba
     """In GitHub Actions: outputs (status ok/stale, exit-code), a step summary table and the
     timeline (when ``facts`` are given)."""
     from guard.report import github
+    from guard.report.sanitize import markdown_cell as cell
 
     if not github.active(ctx.environ):
         return
@@ -45,7 +46,8 @@ def publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Ba
     ]
     for p in verdicts.providers:
         age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
-        lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {p.message} |")
+        lines.append(f"| {cell(p.provider)} | {cell(p.status)} | {cell(p.newest_backup or '-')} | {age} | "
+                     f"{cell(p.message)} |")
     if facts is not None:
         from guard.report.mermaid import timeline
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from guard.config import format_duration
 from guard.report.model import MigrationResult, ProviderReport, RestorePlan, RunReport
+from guard.report.sanitize import markdown_cell as _cell
+from guard.report.sanitize import markdown_text as _text
 
 HEADLINES = {
     "applied": "APPLIED",
@@ -162,7 +164,7 @@ def render_markdown(report: RunReport) -> str:
     lines = [
         f"## {icon} migration-guard `{report.command}`: {headline(report)}",
         "",
-        f"{report.message}",
+        _text(report.message),
         "",
         f"Run `{report.run_id}`" + (f" on `{report.database.target}`" if report.database else "")
         + f", exit code **{report.exit_code}**.",
@@ -208,16 +210,21 @@ def render_markdown(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _fence(commands: list[str]) -> str:
+    """A code fence longer than any run of backticks in ``commands``, which cannot close it."""
+    import re
+
+    longest = max((len(m) for c in commands for m in re.findall(r"`+", c)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _plan_markdown(plan: RestorePlan) -> list[str]:
-    lines = ["### Restore plan", "", plan.summary, ""]
+    lines = ["### Restore plan", "", _text(plan.summary), ""]
     for step in plan.steps:
-        lines += [f"**{step.title}**", "", step.text, ""]
+        lines += [f"**{_text(step.title)}**", "", _text(step.text), ""]
         if step.commands:
-            lines += ["```", *step.commands, "```", ""]
+            fence = _fence(step.commands)
+            lines += [fence, *step.commands, fence, ""]
     if plan.support:
         lines += ["<details><summary>For support</summary>", "", "```"]
         for key, value in plan.support.items():

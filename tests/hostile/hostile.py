@@ -3,7 +3,7 @@
 The detectors are written independently of guard's own masker and sanitiser: a secret's
 spellings are listed here from first principles, and workflow commands are found the way the
 GitHub runner finds them (a line, split at \\n, \\r or \\r\\n, whose text after leading white
-space starts with ``::`` or ``##[``).
+space starts with ``::``, or that holds ``##[`` anywhere: actions/runner's ``TryParse``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ FORGERIES = [
     f"x\n\u00a0::error::{MARKER}",
     f"x\n\u3000::error::{MARKER}",
     f"x%0A::error::{MARKER}\n::endgroup::",
+    # The runner's older form is found anywhere in a line (ActionCommand.TryParse: IndexOf).
+    f"x ##[error]{MARKER}",
+    f"migration failed: ##[add-mask]{MARKER}",
+    f"x ###[stop-commands]{MARKER}",
+    f"x #\u200b##[warning]{MARKER}",
+    f"x ##[set-output name=status;]{MARKER}",
 ]
 
 # Commands guard itself writes, and the titles it gives its annotations.
@@ -103,6 +109,8 @@ def workflow_commands(text: str) -> list[tuple[str, str, str]]:
     found = []
     for line in _SPLIT.split(text):
         stripped = line.lstrip()
+        if "##[" in stripped and not stripped.startswith("::"):
+            stripped = stripped[stripped.index("##["):]  # the older form: anywhere in the line
         if not stripped.startswith(("::", "##[")):
             continue
         match = _COMMAND.match(stripped)

@@ -3,6 +3,8 @@ newlines kept, hostile inputs forge nothing, a weak password does not garble the
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from tests.conftest import TEST_PASSWORD
 from tests.hostile.hostile import FORGERIES, forged
 from tests.support import Project
-from tests.test_action import action_bin, installed, run_action  # noqa: F401 - session fixtures
+from tests.test_action import ACTION, action_bin, installed, run_action  # noqa: F401 - session fixtures
 
 
 @pytest.mark.parametrize(("extra", "code"), [
@@ -60,3 +62,34 @@ def test_hostile_reason_input_forges_nothing(ready: Project, installed: Path, in
     text = "\n".join(line for line in (result.stdout + "\n" + result.stderr).split("\n") if line not in own)
     assert forged(text) == []
     assert ready.manual_entries()[0]["reason"] == FORGERIES[index]
+
+
+def _runner_unescape(data: str) -> str:
+    """What the runner registers from ``::add-mask::data`` (ActionCommand.UnescapeData)."""
+    return data.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+
+
+MASKED_INPUTS = [
+    {"database-url": "postgresql://u:pass%25word-0A-long@db.example/postgres"},
+    {"database-url": "postgresql://u:p%250Ax-secret-pw@db.example/postgres"},
+    {"supabase-access-token": "sbp_token%0Awith%25escapes%0D"},
+    {"admin-key": "admin%25key%250A-0123456789"},
+    {"admin-key": "line-one-of-a-key\nline-two-of-the-key"},
+]
+
+
+@pytest.mark.parametrize("inputs", MASKED_INPUTS, ids=range(len(MASKED_INPUTS)))
+def test_add_mask_registers_each_secret_exactly(tmp_path: Path, inputs: dict[str, str]) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    step = next(s for s in ACTION["runs"]["steps"] if s.get("name") == "Mask secrets")
+    env = {"PATH": os.environ["PATH"], "IN_DATABASE_URL": inputs.get("database-url", ""),
+           "IN_SUPABASE_ACCESS_TOKEN": inputs.get("supabase-access-token", ""),
+           "IN_ADMIN_KEY": inputs.get("admin-key", "")}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=True)
+    registered = {_runner_unescape(line.split("::add-mask::", 1)[1])
+                  for line in done.stdout.split("\n") if line.startswith("::add-mask::")}
+    wanted = set(inputs.values())
+    if "database-url" in inputs:
+        wanted.add(unquote(urlsplit(inputs["database-url"]).password or ""))
+    assert wanted <= registered, (wanted, done.stdout)
