@@ -50,13 +50,15 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 # relation costs a cold session milliseconds, so only tables that look empty are measured),
 # an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
 # pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
-# highest column number before the run, and its name.
+# highest column number before the run, its name and its partition root (known here: once a
+# partitioned table is dropped, pg_partition_root() of its partitions is NULL).
 START = """
 SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
          'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
          'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
-         'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname))), '{}'::jsonb)::text, true)
+         'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb)::text, true)
   FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
   JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -70,7 +72,8 @@ SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb
 """
 
 # Just before COMMIT. Fixed text: every input comes from the setting START left and from the
-# copies registered in this transaction (guard.copies rows whose xmin is this transaction).
+# copies registered in this transaction (guard.copies rows whose ``xact`` is this transaction's
+# top-level id: a copy made after a file's SAVEPOINT has a subtransaction's xmin).
 CHECK = """
 DO $guard_tripwire$
 DECLARE
@@ -78,9 +81,14 @@ DECLARE
   problems text[] := '{}';
   now_rows bigint;
   whole boolean;
-  cols boolean;
+  cols bigint;
   covered bigint;
-  has_copies boolean := to_regclass('guard.copies') IS NOT NULL;
+  -- Set by the Protector just before it copies a table whole: only that table (and its
+  -- partitions). A copy made now cannot hold what is already gone; an earlier whole copy
+  -- (already checked this way when it was made) does.
+  only_oid oid := nullif(current_setting('guard.tripwire_only', true), '')::oid;
+  has_copies boolean := EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('guard.copies')
+                                  AND attname = 'xact' AND NOT attisdropped);
   candidates jsonb;
   counted bigint;
 BEGIN
@@ -88,25 +96,26 @@ BEGIN
   WITH snap AS (
       SELECT key::oid AS oid, value AS v
         FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
+       WHERE only_oid IS NULL OR key::oid = only_oid OR (value->>'p')::oid = only_oid
     ), state AS (
-      SELECT s.oid, coalesce(pg_partition_root(s.oid)::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
+      SELECT s.oid, coalesce((s.v->>'p')::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
              c.relfilenode <> (s.v->>'f')::oid AS moved,
              greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
              greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
              pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
              (SELECT count(*) FROM pg_attribute d WHERE d.attrelid = s.oid AND d.attisdropped
-                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) > (s.v->>'x')::bigint AS lost_column
+                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) - (s.v->>'x')::bigint AS lost_columns
         FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
     )
   SELECT coalesce(jsonb_agg(to_jsonb(state)), '[]'::jsonb) INTO candidates
-    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_column;
+    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0;
   FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
              oid oid, root oid, v jsonb, gone boolean, moved boolean, dels bigint, upds bigint, ins bigint,
-             lost_column boolean) LOOP
-    whole := false; cols := false;
+             lost_columns bigint) LOOP
+    whole := false; cols := 0;
     IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(bool_or(kind = ''column''), false) '
-              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xmin = xid(pg_current_xact_id())'
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), count(*) FILTER (WHERE kind = ''column'') '
+              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xact = pg_current_xact_id()'
         INTO whole, cols USING t.oid, t.root;
     END IF;
     CONTINUE WHEN whole OR NOT (t.v->>'h')::boolean;
@@ -125,7 +134,8 @@ BEGIN
                                        coalesce(t.v->>'n', 'an unknown number of'));
       END IF;
     END IF;
-    IF t.lost_column AND NOT cols THEN
+    -- One column copy per column dropped (a retyped column's copy counts too).
+    IF t.lost_columns > cols THEN
       problems := problems || format('dropped a column of %s', t.v->>'r');
     END IF;
   END LOOP;
@@ -140,8 +150,9 @@ BEGIN
             GROUP BY root LOOP
     whole := false; covered := 0;
     IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows), 0) '
-              '  FROM guard.copies WHERE source_oid = $1 AND xmin = xid(pg_current_xact_id())'
+      -- Only copies of rows count against rows: a column copy holds one column, not the rows.
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows) FILTER (WHERE kind = ''rows''), 0) '
+              '  FROM guard.copies WHERE source_oid = $1 AND xact = pg_current_xact_id()'
         INTO whole, covered USING t.root;
     END IF;
     CONTINUE WHEN whole;
@@ -219,7 +230,11 @@ class Tripwire:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
         naming each table and row count destroyed without a copy or decision."""
         if file.version in self.files:
-            conn.execute(CHECK)
+            # As guard, with guard's search_path: whatever role or search_path the file left,
+            # (guard's history row follows in the same way).
+            from guard.migrations.session import AS_GUARD
+
+            conn.execute("; ".join((*AS_GUARD, CHECK)))
 
 
 def arm(
@@ -256,3 +271,14 @@ def for_run(
     accepted = {f.file for f in findings if f.category == "destructive" and f.accepted}
     allowed = {p.version for p in pending if display(p) in accepted}
     return arm(conn, pending, copy_schema=copy_schema, allowed=allowed)
+
+
+def before_whole_copy(conn: psycopg.Connection[Any], oid: int) -> None:
+    """Just before a protective copy of the whole table ``oid`` (TRUNCATE, DROP, MERGE): raises
+    psycopg.Error (SQLSTATE GDTRP) when this transaction already deleted, updated, truncated or
+    dropped columns of it without a copy: the copy, made now, cannot hold them, and at COMMIT
+    it would count as covering them. Nothing to do when the file runs without the tripwire
+    (no snapshot: an explicit decision accepted the loss)."""
+    conn.execute("SELECT set_config('guard.tripwire_only', %s, true)", (str(oid),))
+    conn.execute(CHECK)  # a failure aborts the transaction, the setting with it
+    conn.execute("SELECT set_config('guard.tripwire_only', '', true)")

@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS guard.copies (
     restore_sql text
 );
 ALTER TABLE guard.copies ADD COLUMN IF NOT EXISTS source_oid oid,
-                         ADD COLUMN IF NOT EXISTS expires_at timestamptz
+                         ADD COLUMN IF NOT EXISTS expires_at timestamptz,
+                         ADD COLUMN IF NOT EXISTS xact xid8;
+-- The top-level transaction that made the copy, even after a SAVEPOINT (the tripwire asks).
+-- A default of its own, so rows of earlier runs are not taken for this transaction's.
+ALTER TABLE guard.copies ALTER COLUMN xact SET DEFAULT pg_current_xact_id()
 """
 REVOKE_REGISTRY = "REVOKE ALL ON TABLE guard.copies FROM PUBLIC"
 REGISTER = """
@@ -284,6 +288,9 @@ class Protector:
         self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, *, recreate: Any = None,
         merge: bool = False,
     ) -> CopyRecord:
+        from guard.tripwire import before_whole_copy
+
+        before_whole_copy(conn, resolved.oid)  # what this file destroyed before: not in a copy made now
         copy, copy_text = self._new_copy(conn, resolved)
         self._seen.add(resolved.oid)
         started = time.monotonic()
