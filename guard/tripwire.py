@@ -191,18 +191,63 @@ PLAIN_DDL = frozenset({
 
 def needs_tripwire(statements: Iterable[Statement]) -> bool:
     """True when the parser cannot vouch for what ``statements`` destroy: anything but plain
-    DDL (DO, CALL, SELECT/INSERT that may call functions or fire triggers, DML, DROP, and an
-    ALTER TABLE that drops or retypes a column). A stand-in for the lint layer's
-    "effect unknown" classification, which may replace it."""
+    DDL (DO, CALL, SELECT/INSERT that may call functions or fire triggers, DML, DROP, an
+    ALTER TABLE that drops or retypes a column, and DDL that runs code on existing rows:
+    see ``runs_code``). A stand-in for the lint layer's "effect unknown" classification,
+    which may replace it."""
     from guard.protect.targets import targets
 
     for statement in statements:
-        if not statement.kind or statement.kind in PLAIN_DDL:
+        if not statement.kind or (statement.kind in PLAIN_DDL and not runs_code(statement)):
             continue
-        if statement.kind == "AlterTableStmt" and not targets(statement.sql):
+        if statement.kind == "AlterTableStmt" and not targets(statement.sql) and not runs_code(statement):
             continue
         return True
     return False
+
+
+def runs_code(statement: Statement) -> bool:
+    """Whether DDL ``statement`` runs code, or changes columns, of rows that already exist: a
+    function other than a known built-in in a column default, a CHECK, a generated column or
+    an index expression is called once per existing row (and may delete anything: a
+    function declared IMMUTABLE may call a VOLATILE one); VALIDATE CONSTRAINT calls a CHECK's
+    functions again; ALTER TYPE ... DROP/ALTER ATTRIBUTE drops or rewrites the columns of
+    typed tables (CREATE TABLE ... OF type)."""
+    from pglast import parser
+
+    if statement.kind not in ("AlterTableStmt", "IndexStmt"):
+        return False
+    try:
+        text = parser.parse_sql_json(statement.sql)
+    except parser.ParseError:
+        return True
+    if '"AT_ValidateConstraint"' in text:
+        return True
+    if '"objtype":"OBJECT_TYPE"' in text and ('"AT_DropColumn"' in text or '"AT_AlterColumnType"' in text):
+        return True
+    return '"FuncCall"' in text and any(not _known_call(call) for call in _calls(json.loads(text)))
+
+
+def _calls(node: Any) -> Iterable[Any]:
+    if isinstance(node, dict):
+        if "FuncCall" in node:
+            yield node["FuncCall"]
+        for value in node.values():
+            yield from _calls(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _calls(value)
+
+
+def _known_call(call: dict[str, Any]) -> bool:
+    """A built-in the lint knows (by its bare name, or anything qualified with pg_catalog)."""
+    from guard.lint.destroy import KNOWN_CALLS
+    from guard.lint.locks import NON_VOLATILE_FUNCTIONS
+
+    names = [part.get("String", {}).get("sval", "") for part in call.get("funcname", ())]
+    if len(names) == 2 and names[0] == "pg_catalog":
+        return True
+    return len(names) == 1 and (names[0] in KNOWN_CALLS or names[0] in NON_VOLATILE_FUNCTIONS)
 
 
 @dataclass

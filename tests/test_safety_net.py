@@ -290,3 +290,52 @@ def test_dropping_a_partitioned_table_is_covered_by_its_copy(ready: Project) -> 
     assert not ready.table_exists("public.m") and result.report is not None
     restore(ready, result.report)
     assert data(ready, "public.m") == before
+
+
+OTHER = ("CREATE TABLE public.other (id int); INSERT INTO public.other SELECT generate_series(1, 20);"
+         "CREATE FUNCTION public.zapv(int) RETURNS int LANGUAGE plpgsql AS "
+         "$$ BEGIN DELETE FROM public.other WHERE id = $1; RETURN $1; END $$;"
+         "CREATE FUNCTION public.zapi(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN public.zapv($1); END $$;"
+         "CREATE FUNCTION public.zapb(int) RETURNS boolean LANGUAGE plpgsql AS "
+         "$$ BEGIN DELETE FROM public.other WHERE id = $1; RETURN true; END $$;")
+
+
+# DDL that runs code on every existing row: the functions it calls can destroy anything.
+@pytest.mark.parametrize(("setup", "sql", "table", "needle"), [
+    ("", "alter table items add column z int default public.zapv(3);\n", "public.other", "deleted 1 row(s) of public.other"),
+    ("", "alter table items add constraint c check (public.zapb(id));\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("", "create index on items (public.zapi(id));\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("", "alter table items add column g int generated always as (public.zapi(id)) stored;\n", "public.other",
+     "deleted 20 row(s) of public.other"),
+    ("ALTER TABLE public.items ADD CONSTRAINT c CHECK (public.zapb(id)) NOT VALID;",
+     "alter table items validate constraint c;\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("CREATE TYPE public.comp AS (a int, b text); CREATE TABLE public.tt OF public.comp;"
+     "INSERT INTO public.tt SELECT g, 'b' || g FROM generate_series(1, 50) g;",
+     "alter type comp drop attribute b cascade;\n", "public.tt", "dropped a column of public.tt"),
+])
+def test_ddl_running_code_on_existing_rows_is_watched(items: Project, setup: str, sql: str, table: str,
+                                                      needle: str) -> None:
+    items.query(OTHER + setup)
+    before = data(items, table)
+    items.add("20240101000000_ddl.sql", sql)
+    result = items.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None
+    message = next(m for m in result.report["migrations"] if m["status"] == "failed")["error"]["message"]
+    assert "tripwire:" in message and needle in message, message
+    assert data(items, table) == before
+
+
+def test_ddl_calling_only_built_ins_needs_no_tripwire() -> None:
+    from guard.migrations.files import Statement
+    from guard.tripwire import needs_tripwire
+
+    def s(text: str, kind: str) -> Statement:
+        return Statement(text, 0, 1, 1, kind)
+
+    assert not needs_tripwire([s("alter table t add column at timestamptz default now()", "AlterTableStmt"),
+                               s("alter table t add column u uuid default gen_random_uuid()", "AlterTableStmt"),
+                               s("create index on t (lower(email))", "IndexStmt"),
+                               s("alter table t add constraint c check (pg_catalog.length(x) < 9)", "AlterTableStmt")])
+    assert needs_tripwire([s("create index on t (app.norm(email))", "IndexStmt")])
+    assert needs_tripwire([s("alter table t add column x int default next_code()", "AlterTableStmt")])
