@@ -271,15 +271,16 @@ class Tripwire:
         if any(f.version in self.files for f in files):
             conn.execute(START, (self.before_run,))
 
-    def check(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
+    def check(self, conn: psycopg.Connection[Any], file: MigrationFile, *, as_guard: bool = True) -> None:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
-        naming each table and row count destroyed without a copy or decision."""
+        naming each table and row count destroyed without a copy or decision. ``as_guard``:
+        first take guard's identity and search_path, whatever the file set (its last
+        transaction: guard's history row follows the same way); False where the file's
+        session goes on after this COMMIT (a file with transactions of its own)."""
         if file.version in self.files:
-            # As guard, with guard's search_path: whatever role or search_path the file left,
-            # (guard's history row follows in the same way).
             from guard.migrations.session import AS_GUARD
 
-            conn.execute("; ".join((*AS_GUARD, CHECK)))
+            conn.execute("; ".join((*(AS_GUARD if as_guard else ()), CHECK)))
 
 
 def arm(

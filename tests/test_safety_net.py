@@ -339,3 +339,39 @@ def test_ddl_calling_only_built_ins_needs_no_tripwire() -> None:
                                s("alter table t add constraint c check (pg_catalog.length(x) < 9)", "AlterTableStmt")])
     assert needs_tripwire([s("create index on t (app.norm(email))", "IndexStmt")])
     assert needs_tripwire([s("alter table t add column x int default next_code()", "AlterTableStmt")])
+
+
+# Files run statement by statement (transactions of their own, or statements PostgreSQL refuses
+# in a transaction block): each of their transactions is watched before it commits.
+@pytest.mark.parametrize(("sql", "needle"), [
+    ("begin;\ncreate table public.t1 (id int);\ncommit;\ndo $$ begin execute 'drop table items'; end $$;\n",
+     "dropped table public.items"),
+    ("begin;\ndo $$ begin delete from items where id < 50; end $$;\ncommit;\nbegin;\ncommit;\n",
+     "deleted 49 row(s) of public.items"),
+    ("create index concurrently items_name on items (name);\ndo $$ begin delete from items where id < 50; end $$;\n",
+     "deleted 49 row(s) of public.items"),
+    ("begin;\nselect 1;\ncommit and chain;\ndo $$ begin update items set name = 'x'; end $$;\ncommit;\nbegin;\ncommit;\n",
+     "updated 500 row(s) of public.items"),
+])
+def test_files_with_their_own_transactions_are_watched(items: Project, sql: str, needle: str) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_own.sql", sql)
+    result = items.guard("run")
+    assert result.code in (1, 4), result.output
+    assert result.report is not None
+    message = next(m for m in result.report["migrations"] if m["status"] == "failed")["error"]["message"]
+    assert "tripwire:" in message and needle in message, message
+    assert items.table_exists("public.items") and data(items, "public.items") == before
+
+
+def test_a_protected_delete_in_a_file_of_its_own_transactions_applies(items: Project) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_own.sql",
+              "create index concurrently items_name on items (name);\n"
+              "begin;\ndelete from items where id <= 10;\ncommit;\ndelete from items where id > 490;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT count(*) FROM items")[0][0] == 480
+    assert result.report is not None
+    restore(items, result.report)
+    assert data(items, "public.items") == before
