@@ -50,13 +50,15 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 # relation costs a cold session milliseconds, so only tables that look empty are measured),
 # an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
 # pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
-# highest column number before the run, and its name.
+# highest column number before the run, its name and its partition root (known here: once a
+# partitioned table is dropped, pg_partition_root() of its partitions is NULL).
 START = """
 SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
          'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
          'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
-         'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname))), '{}'::jsonb)::text, true)
+         'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+         'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb)::text, true)
   FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
   JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -70,7 +72,8 @@ SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb
 """
 
 # Just before COMMIT. Fixed text: every input comes from the setting START left and from the
-# copies registered in this transaction (guard.copies rows whose xmin is this transaction).
+# copies registered in this transaction (guard.copies rows whose ``xact`` is this transaction's
+# top-level id: a copy made after a file's SAVEPOINT has a subtransaction's xmin).
 CHECK = """
 DO $guard_tripwire$
 DECLARE
@@ -78,9 +81,14 @@ DECLARE
   problems text[] := '{}';
   now_rows bigint;
   whole boolean;
-  cols boolean;
+  cols bigint;
   covered bigint;
-  has_copies boolean := to_regclass('guard.copies') IS NOT NULL;
+  -- Set by the Protector just before it copies a table whole: only that table (and its
+  -- partitions). A copy made now cannot hold what is already gone; an earlier whole copy
+  -- (already checked this way when it was made) does.
+  only_oid oid := nullif(current_setting('guard.tripwire_only', true), '')::oid;
+  has_copies boolean := EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('guard.copies')
+                                  AND attname = 'xact' AND NOT attisdropped);
   candidates jsonb;
   counted bigint;
 BEGIN
@@ -88,25 +96,26 @@ BEGIN
   WITH snap AS (
       SELECT key::oid AS oid, value AS v
         FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
+       WHERE only_oid IS NULL OR key::oid = only_oid OR (value->>'p')::oid = only_oid
     ), state AS (
-      SELECT s.oid, coalesce(pg_partition_root(s.oid)::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
+      SELECT s.oid, coalesce((s.v->>'p')::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
              c.relfilenode <> (s.v->>'f')::oid AS moved,
              greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
              greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
              pg_stat_get_xact_tuples_inserted(s.oid) - (s.v->>'i')::bigint AS ins,
              (SELECT count(*) FROM pg_attribute d WHERE d.attrelid = s.oid AND d.attisdropped
-                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) > (s.v->>'x')::bigint AS lost_column
+                 AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) - (s.v->>'x')::bigint AS lost_columns
         FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
     )
   SELECT coalesce(jsonb_agg(to_jsonb(state)), '[]'::jsonb) INTO candidates
-    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_column;
+    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0;
   FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
              oid oid, root oid, v jsonb, gone boolean, moved boolean, dels bigint, upds bigint, ins bigint,
-             lost_column boolean) LOOP
-    whole := false; cols := false;
+             lost_columns bigint) LOOP
+    whole := false; cols := 0;
     IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(bool_or(kind = ''column''), false) '
-              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xmin = xid(pg_current_xact_id())'
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), count(*) FILTER (WHERE kind = ''column'') '
+              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xact = pg_current_xact_id()'
         INTO whole, cols USING t.oid, t.root;
     END IF;
     CONTINUE WHEN whole OR NOT (t.v->>'h')::boolean;
@@ -125,7 +134,8 @@ BEGIN
                                        coalesce(t.v->>'n', 'an unknown number of'));
       END IF;
     END IF;
-    IF t.lost_column AND NOT cols THEN
+    -- One column copy per column dropped (a retyped column's copy counts too).
+    IF t.lost_columns > cols THEN
       problems := problems || format('dropped a column of %s', t.v->>'r');
     END IF;
   END LOOP;
@@ -140,8 +150,9 @@ BEGIN
             GROUP BY root LOOP
     whole := false; covered := 0;
     IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows), 0) '
-              '  FROM guard.copies WHERE source_oid = $1 AND xmin = xid(pg_current_xact_id())'
+      -- Only copies of rows count against rows: a column copy holds one column, not the rows.
+      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows) FILTER (WHERE kind = ''rows''), 0) '
+              '  FROM guard.copies WHERE source_oid = $1 AND xact = pg_current_xact_id()'
         INTO whole, covered USING t.root;
     END IF;
     CONTINUE WHEN whole;
@@ -180,18 +191,63 @@ PLAIN_DDL = frozenset({
 
 def needs_tripwire(statements: Iterable[Statement]) -> bool:
     """True when the parser cannot vouch for what ``statements`` destroy: anything but plain
-    DDL (DO, CALL, SELECT/INSERT that may call functions or fire triggers, DML, DROP, and an
-    ALTER TABLE that drops or retypes a column). A stand-in for the lint layer's
-    "effect unknown" classification, which may replace it."""
+    DDL (DO, CALL, SELECT/INSERT that may call functions or fire triggers, DML, DROP, an
+    ALTER TABLE that drops or retypes a column, and DDL that runs code on existing rows:
+    see ``runs_code``). A stand-in for the lint layer's "effect unknown" classification,
+    which may replace it."""
     from guard.protect.targets import targets
 
     for statement in statements:
-        if not statement.kind or statement.kind in PLAIN_DDL:
+        if not statement.kind or (statement.kind in PLAIN_DDL and not runs_code(statement)):
             continue
-        if statement.kind == "AlterTableStmt" and not targets(statement.sql):
+        if statement.kind == "AlterTableStmt" and not targets(statement.sql) and not runs_code(statement):
             continue
         return True
     return False
+
+
+def runs_code(statement: Statement) -> bool:
+    """Whether DDL ``statement`` runs code, or changes columns, of rows that already exist: a
+    function other than a known built-in in a column default, a CHECK, a generated column or
+    an index expression is called once per existing row (and may delete anything: a
+    function declared IMMUTABLE may call a VOLATILE one); VALIDATE CONSTRAINT calls a CHECK's
+    functions again; ALTER TYPE ... DROP/ALTER ATTRIBUTE drops or rewrites the columns of
+    typed tables (CREATE TABLE ... OF type)."""
+    from pglast import parser
+
+    if statement.kind not in ("AlterTableStmt", "IndexStmt"):
+        return False
+    try:
+        text = parser.parse_sql_json(statement.sql)
+    except parser.ParseError:
+        return True
+    if '"AT_ValidateConstraint"' in text:
+        return True
+    if '"objtype":"OBJECT_TYPE"' in text and ('"AT_DropColumn"' in text or '"AT_AlterColumnType"' in text):
+        return True
+    return '"FuncCall"' in text and any(not _known_call(call) for call in _calls(json.loads(text)))
+
+
+def _calls(node: Any) -> Iterable[Any]:
+    if isinstance(node, dict):
+        if "FuncCall" in node:
+            yield node["FuncCall"]
+        for value in node.values():
+            yield from _calls(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _calls(value)
+
+
+def _known_call(call: dict[str, Any]) -> bool:
+    """A built-in the lint knows (by its bare name, or anything qualified with pg_catalog)."""
+    from guard.lint.destroy import KNOWN_CALLS
+    from guard.lint.locks import NON_VOLATILE_FUNCTIONS
+
+    names = [part.get("String", {}).get("sval", "") for part in call.get("funcname", ())]
+    if len(names) == 2 and names[0] == "pg_catalog":
+        return True
+    return len(names) == 1 and (names[0] in KNOWN_CALLS or names[0] in NON_VOLATILE_FUNCTIONS)
 
 
 @dataclass
@@ -205,6 +261,16 @@ class Tripwire:
         """Whether ``file`` runs with the tripwire."""
         return file.version in self.files
 
+    def streamed(self, file: MigrationFile) -> tuple[list[tuple[str, tuple[Any, ...]]], list[str]]:
+        """For a file that travels in a stream (migrations/pipeline.py): the snapshot's
+        statement (after BEGIN) and the check's statements (before guard's session reset,
+        which would clear the snapshot), or two empty lists when the file is not armed."""
+        if file.version not in self.files:
+            return [], []
+        from guard.migrations.session import AS_GUARD
+
+        return [(START, (self.before_run,))], [*AS_GUARD, CHECK]
+
     def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
         """In the file's transaction, before its first statement: store the snapshot."""
         if file.version in self.files:
@@ -215,15 +281,16 @@ class Tripwire:
         if any(f.version in self.files for f in files):
             conn.execute(START, (self.before_run,))
 
-    def check(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
+    def check(self, conn: psycopg.Connection[Any], file: MigrationFile, *, as_guard: bool = True) -> None:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
-        naming each table and row count destroyed without a copy or decision."""
+        naming each table and row count destroyed without a copy or decision. ``as_guard``:
+        first take guard's identity and search_path, whatever the file set (its last
+        transaction: guard's history row follows the same way); False where the file's
+        session goes on after this COMMIT (a file with transactions of its own)."""
         if file.version in self.files:
-            # As the connecting role: the file may have switched role or session authorization,
-            # and guard's schema is closed to other roles (guard_schema.close_schema).
             from guard.migrations.session import AS_GUARD
 
-            conn.execute("; ".join((*AS_GUARD, CHECK)))
+            conn.execute("; ".join((*(AS_GUARD if as_guard else ()), CHECK)))
 
 
 def arm(
@@ -260,3 +327,14 @@ def for_run(
     accepted = {f.file for f in findings if f.category == "destructive" and f.accepted}
     allowed = {p.version for p in pending if display(p) in accepted}
     return arm(conn, pending, copy_schema=copy_schema, allowed=allowed)
+
+
+def before_whole_copy(conn: psycopg.Connection[Any], oid: int) -> None:
+    """Just before a protective copy of the whole table ``oid`` (TRUNCATE, DROP, MERGE): raises
+    psycopg.Error (SQLSTATE GDTRP) when this transaction already deleted, updated, truncated or
+    dropped columns of it without a copy: the copy, made now, cannot hold them, and at COMMIT
+    it would count as covering them. Nothing to do when the file runs without the tripwire
+    (no snapshot: an explicit decision accepted the loss)."""
+    conn.execute("SELECT set_config('guard.tripwire_only', %s, true)", (str(oid),))
+    conn.execute(CHECK)  # a failure aborts the transaction, the setting with it
+    conn.execute("SELECT set_config('guard.tripwire_only', '', true)")

@@ -193,3 +193,27 @@ def test_a_do_block_deleting_from_partitions_is_rolled_back(ready: Project) -> N
     assert result.code == 1, result.output
     assert "public.events_a" in result.output
     assert data(ready, "public.events") == before
+
+
+# ALTER COLUMN ... TYPE that rounds, cuts or converts: the restore SQL puts the old type back
+# before the old values (an UPDATE into the new type would round or cut them again, or fail).
+@pytest.mark.parametrize("sql", [
+    "alter table items alter column price type numeric(10,0);",
+    "alter table items alter column name type varchar(4) using name::varchar(4);",
+    "alter table items alter column name type int using length(name);",
+    "alter table items alter column added type date;",
+    "alter table items alter column price type int using price::int;",
+])
+def test_a_retyped_column_is_restored_with_its_type(items: Project, sql: str) -> None:
+    before_type = shape(items, "public.items")
+    report = _round_trip(items, sql)
+    assert report["protective_copies"][0]["kind"] == "column"
+    assert shape(items, "public.items") == before_type
+
+
+def test_a_temporary_table_of_the_same_name_gets_no_copy(items: Project) -> None:
+    """A file's own temporary table shadows public.items: deleting from it destroys nothing that
+    existed, and a copy of it could never be restored (every restore SQL of the report runs)."""
+    report = _round_trip(items, "create temp table items (id int);\ninsert into items values (1);\n"
+                                "delete from items;\ndelete from public.items where id < 3;")
+    assert [c["source"] for c in report["protective_copies"]] == ["public.items"]

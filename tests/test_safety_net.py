@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.safety_support import data
+from tests.safety_support import data, restore
 from tests.support import Project
 
 ITEMS = (
@@ -223,3 +223,155 @@ def test_a_table_too_large_to_copy_is_not_dropped_unseen(ready: Project, setup: 
     result = ready.guard("run")
     assert result.code in (1, 3), result.output
     assert ready.table_exists(table) and data(ready, table) == before
+
+
+# A copy covers only what it holds: a column copy holds one column, not rows; a copy of the whole
+# table made after the file already destroyed rows of it holds none of them.
+@pytest.mark.parametrize(("sql", "needle"), [
+    ("alter table items alter column price type numeric(12,2);\n"
+     "do $$ begin delete from items where id <= 100; end $$;\n", "deleted 100 row(s) of public.items"),
+    ("alter table items drop column price;\ndo $$ begin delete from items where id <= 100; end $$;\n",
+     "deleted 100 row(s) of public.items"),
+    ("do $$ begin delete from items where id <= 100; end $$;\ntruncate items;\n", "deleted 100 row(s) of public.items"),
+    ("do $$ begin update items set name = 'x'; end $$;\ndrop table items;\n", "updated 500 row(s) of public.items"),
+    ("do $$ begin delete from items where id < 50; end $$;\n"
+     "merge into items t using (select 1 as id) s on t.id = s.id when matched then update set name = 'm';\n",
+     "deleted 49 row(s) of public.items"),
+    ("do $$ begin truncate items; insert into items values (1, 'one', 1); end $$;\ndrop table items;\n",
+     "truncated public.items"),
+    ("do $$ begin alter table items drop column name; end $$;\ndrop table items;\n", "dropped a column of public.items"),
+    ("alter table items drop column price;\ndo $$ begin alter table items drop column name; end $$;\n",
+     "dropped a column of public.items"),
+])
+def test_a_copy_does_not_cover_what_it_does_not_hold(items: Project, sql: str, needle: str) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_mixed.sql", sql)
+    result = items.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None
+    message = next(m for m in result.report["migrations"] if m["status"] == "failed")["error"]["message"]
+    assert "tripwire:" in message and needle in message, message
+    assert data(items, "public.items") == before
+
+
+@pytest.mark.parametrize("sql", [
+    "savepoint s;\ndelete from items where id <= 10;\nrelease savepoint s;\n",
+    "begin;\nsavepoint s;\nupdate items set name = 'x' where id <= 10;\nrelease savepoint s;\ncommit;\n",
+    "savepoint a;\ncreate table public.tmp (id int);\nrollback to savepoint a;\ndelete from items where id > 490;\n",
+    "truncate items;\ninsert into items values (1, 'one', 1);\ndrop table items;\n",
+])
+def test_copies_after_a_savepoint_or_an_earlier_copy_count(items: Project, sql: str) -> None:
+    """A copy made in a subtransaction (the file's SAVEPOINT) belongs to the file's transaction;
+    a whole copy made earlier in the file covers what a later statement destroys."""
+    before = data(items, "public.items")
+    items.add("20240101000000_sp.sql", sql)
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    if "drop table" in sql:  # the drop's copy recreates the table (with the row added), the TRUNCATE's has the rest
+        restore(items, result.report, only=1)
+        items.query("DELETE FROM public.items WHERE id = 1")
+        restore(items, result.report, only=0)
+    else:
+        restore(items, result.report)
+    assert data(items, "public.items") == before
+
+
+def test_dropping_a_partitioned_table_is_covered_by_its_copy(ready: Project) -> None:
+    ready.query(
+        "CREATE TABLE public.m (id int, at date, v text) PARTITION BY RANGE (at);"
+        "CREATE TABLE public.m_2024 PARTITION OF public.m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');"
+        "CREATE TABLE public.m_2025 PARTITION OF public.m FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');"
+        "INSERT INTO public.m SELECT g, date '2024-01-01' + g, 'v' || g FROM generate_series(1, 600) g")
+    before = data(ready, "public.m")
+    ready.add("20240101000000_drop.sql", "drop table m;\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert not ready.table_exists("public.m") and result.report is not None
+    restore(ready, result.report)
+    assert data(ready, "public.m") == before
+
+
+OTHER = ("CREATE TABLE public.other (id int); INSERT INTO public.other SELECT generate_series(1, 20);"
+         "CREATE FUNCTION public.zapv(int) RETURNS int LANGUAGE plpgsql AS "
+         "$$ BEGIN DELETE FROM public.other WHERE id = $1; RETURN $1; END $$;"
+         "CREATE FUNCTION public.zapi(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN public.zapv($1); END $$;"
+         "CREATE FUNCTION public.zapb(int) RETURNS boolean LANGUAGE plpgsql AS "
+         "$$ BEGIN DELETE FROM public.other WHERE id = $1; RETURN true; END $$;")
+
+
+# DDL that runs code on every existing row: the functions it calls can destroy anything.
+@pytest.mark.parametrize(("setup", "sql", "table", "needle"), [
+    ("", "alter table items add column z int default public.zapv(3);\n", "public.other", "deleted 1 row(s) of public.other"),
+    ("", "alter table items add constraint c check (public.zapb(id));\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("", "create index on items (public.zapi(id));\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("", "alter table items add column g int generated always as (public.zapi(id)) stored;\n", "public.other",
+     "deleted 20 row(s) of public.other"),
+    ("ALTER TABLE public.items ADD CONSTRAINT c CHECK (public.zapb(id)) NOT VALID;",
+     "alter table items validate constraint c;\n", "public.other", "deleted 20 row(s) of public.other"),
+    ("CREATE TYPE public.comp AS (a int, b text); CREATE TABLE public.tt OF public.comp;"
+     "INSERT INTO public.tt SELECT g, 'b' || g FROM generate_series(1, 50) g;",
+     "alter type comp drop attribute b cascade;\n", "public.tt", "dropped a column of public.tt"),
+])
+def test_ddl_running_code_on_existing_rows_is_watched(items: Project, setup: str, sql: str, table: str,
+                                                      needle: str) -> None:
+    items.query(OTHER + setup)
+    before = data(items, table)
+    items.add("20240101000000_ddl.sql", sql)
+    result = items.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None
+    message = next(m for m in result.report["migrations"] if m["status"] == "failed")["error"]["message"]
+    assert "tripwire:" in message and needle in message, message
+    assert data(items, table) == before
+
+
+def test_ddl_calling_only_built_ins_needs_no_tripwire() -> None:
+    from guard.migrations.files import Statement
+    from guard.tripwire import needs_tripwire
+
+    def s(text: str, kind: str) -> Statement:
+        return Statement(text, 0, 1, 1, kind)
+
+    assert not needs_tripwire([s("alter table t add column at timestamptz default now()", "AlterTableStmt"),
+                               s("alter table t add column u uuid default gen_random_uuid()", "AlterTableStmt"),
+                               s("create index on t (lower(email))", "IndexStmt"),
+                               s("alter table t add constraint c check (pg_catalog.length(x) < 9)", "AlterTableStmt")])
+    assert needs_tripwire([s("create index on t (app.norm(email))", "IndexStmt")])
+    assert needs_tripwire([s("alter table t add column x int default next_code()", "AlterTableStmt")])
+
+
+# Files run statement by statement (transactions of their own, or statements PostgreSQL refuses
+# in a transaction block): each of their transactions is watched before it commits.
+@pytest.mark.parametrize(("sql", "needle"), [
+    ("begin;\ncreate table public.t1 (id int);\ncommit;\ndo $$ begin execute 'drop table items'; end $$;\n",
+     "dropped table public.items"),
+    ("begin;\ndo $$ begin delete from items where id < 50; end $$;\ncommit;\nbegin;\ncommit;\n",
+     "deleted 49 row(s) of public.items"),
+    ("create index concurrently items_name on items (name);\ndo $$ begin delete from items where id < 50; end $$;\n",
+     "deleted 49 row(s) of public.items"),
+    ("begin;\nselect 1;\ncommit and chain;\ndo $$ begin update items set name = 'x'; end $$;\ncommit;\nbegin;\ncommit;\n",
+     "updated 500 row(s) of public.items"),
+])
+def test_files_with_their_own_transactions_are_watched(items: Project, sql: str, needle: str) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_own.sql", sql)
+    result = items.guard("run")
+    assert result.code in (1, 4), result.output
+    assert result.report is not None
+    message = next(m for m in result.report["migrations"] if m["status"] == "failed")["error"]["message"]
+    assert "tripwire:" in message and needle in message, message
+    assert items.table_exists("public.items") and data(items, "public.items") == before
+
+
+def test_a_protected_delete_in_a_file_of_its_own_transactions_applies(items: Project) -> None:
+    before = data(items, "public.items")
+    items.add("20240101000000_own.sql",
+              "create index concurrently items_name on items (name);\n"
+              "begin;\ndelete from items where id <= 10;\ncommit;\ndelete from items where id > 490;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT count(*) FROM items")[0][0] == 480
+    assert result.report is not None
+    restore(items, result.report)
+    assert data(items, "public.items") == before

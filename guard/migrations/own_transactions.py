@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guard.migrations.apply_state import (
     ApplyContext,
@@ -102,8 +102,10 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
             if not statement.kind:
                 continue
             try:
+                alone = _watched(run, file, conn, statement)
                 replacement = run.before(conn, statement, f"{result.file}:{statement.line}")
                 conn.execute(replacement or statement.sql)
+                _watched_after(run, file, conn, statement, alone)
             except psycopg.Error as exc:
                 result.status = "failed"
                 result.error = error_from(exc, result.file, statement, index)
@@ -151,6 +153,57 @@ def _verified(run: ApplyContext, file: MigrationFile, result: MigrationResult, c
         run.outcome.changed_outside_transaction = changed
         return False
     return True
+
+
+def _watched(run: ApplyContext, file: MigrationFile, conn: Any, statement: Statement) -> bool:
+    """The safety net's tripwire (guard/tripwire.py) around each transaction of a file run
+    statement by statement: checked before the file's COMMIT of a block; a statement outside
+    any block that may run in one is wrapped in a transaction of its own with the snapshot and
+    the check (psql's implicit transaction, made explicit). True when it was wrapped."""
+    from psycopg.pq import TransactionStatus
+
+    tripwire = run.tripwire
+    if tripwire is None or not tripwire.armed(file):
+        return False
+    if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+        if statement.kind == TRANSACTION_STMT or not _may_run_in_block(statement):
+            return False
+        conn.execute("BEGIN")
+        tripwire.start(conn, file)
+        return True
+    if statement.kind == TRANSACTION_STMT and _transaction_kind(statement)[0] == "TRANS_STMT_COMMIT":
+        tripwire.check(conn, file, as_guard=False)
+    return False
+
+
+def _watched_after(run: ApplyContext, file: MigrationFile, conn: Any, statement: Statement, alone: bool) -> None:
+    """After ``statement``: the check and COMMIT of a wrapped one; the snapshot at the start of
+    a block the file opened (BEGIN, START TRANSACTION, COMMIT AND CHAIN)."""
+    from psycopg.pq import TransactionStatus
+
+    tripwire = run.tripwire
+    if tripwire is None or not tripwire.armed(file):
+        return
+    if alone:
+        tripwire.check(conn, file, as_guard=False)
+        conn.execute("COMMIT")
+    elif statement.kind == TRANSACTION_STMT and conn.pgconn.transaction_status == TransactionStatus.INTRANS:
+        kind, chain = _transaction_kind(statement)
+        if kind in _OPEN or chain:
+            tripwire.start(conn, file)
+
+
+def _may_run_in_block(statement: Statement) -> bool:
+    """False for statements PostgreSQL refuses in a transaction block (guard/lint/nontx.py)."""
+    import pglast
+
+    from guard.lint.nontx import non_transactional
+
+    try:
+        nodes = pglast.parse_sql(statement.sql)
+    except pglast.parser.ParseError:
+        return False
+    return all(non_transactional(node.stmt, None) is None for node in nodes)
 
 
 def _unterminated(

@@ -93,8 +93,6 @@ def streamable(run: ApplyContext, file: MigrationFile) -> bool:
     the statements after it are lexed, and small enough to have its
     history row quoted into the text. The caller has already excluded files that run
     outside a transaction and runs with lock retries."""
-    if run.tripwire is not None and run.tripwire.armed(file):
-        return False  # the safety net's snapshot and check are read on their own (tripwire.py)
     if run.before_commit is not None and "guard:verify" in (file.text or ""):
         return False  # its checks run as Python (run/verify.py) before its COMMIT
     size = 0
@@ -114,10 +112,15 @@ def _file_text(run: ApplyContext, file: MigrationFile) -> list[tuple[int | None,
     import psycopg
 
     cursor = psycopg.ClientCursor(run.conn)
+    # The safety net's tripwire: its snapshot after BEGIN, its check (a statement that raises)
+    # before COMMIT and before the session reset, whose RESET ALL would clear the snapshot.
+    start, check = run.tripwire.streamed(file) if run.tripwire is not None else ([], [])
     parts: list[tuple[int | None, str]] = [(None, "BEGIN"), *((None, s) for s in run.local_settings)]
+    parts += [(None, cursor.mogrify(q, p)) for q, p in start]
     parts += [(i, s.sql) for i, s in enumerate(file.statements) if s.kind]
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
+    parts += [(None, s) for s in check]
     parts += [(None, s) for s in (*RESET_STATEMENTS, *AS_GUARD)]
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.records(file)]
     parts.append((None, "COMMIT"))

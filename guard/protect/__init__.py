@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS guard.copies (
     restore_sql text
 );
 ALTER TABLE guard.copies ADD COLUMN IF NOT EXISTS source_oid oid,
-                         ADD COLUMN IF NOT EXISTS expires_at timestamptz
+                         ADD COLUMN IF NOT EXISTS expires_at timestamptz,
+                         ADD COLUMN IF NOT EXISTS xact xid8;
+-- The top-level transaction that made the copy, even after a SAVEPOINT (the tripwire asks).
+-- A default of its own, so rows of earlier runs are not taken for this transaction's.
+ALTER TABLE guard.copies ALTER COLUMN xact SET DEFAULT pg_current_xact_id()
 """
 REVOKE_REGISTRY = "REVOKE ALL ON TABLE guard.copies FROM PUBLIC"
 REGISTER = """
@@ -69,11 +73,13 @@ INSERT INTO guard.copies (copy, run_id, source, kind, statement, rows, bytes, re
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp() + %s * interval '1 second')
 RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 """
-# The relation a name means at this point of the transaction, as the server resolves it.
+# The relation a name means at this point of the transaction, as the server resolves it. A
+# temporary table (a file's own, which may shadow a table of the same name) holds nothing that
+# existed before the run, and a copy's restore SQL could never reach it.
 RESOLVE = """
 SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p')
+ WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 """
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname) FROM pg_index i
@@ -235,7 +241,7 @@ class Protector:
         if target.statement == "UpdateStmt":
             return self._capture(conn, resolved, where, text, update=True)
         if target.kind == "column" and target.column:
-            self._copy_column(conn, resolved, target.column, where)
+            self._copy_column(conn, resolved, target.column, where, retyped=target.retyped)
             return None
         if target.statement == "MergeStmt":
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
@@ -284,6 +290,9 @@ class Protector:
         self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, *, recreate: Any = None,
         merge: bool = False,
     ) -> CopyRecord:
+        from guard.tripwire import before_whole_copy
+
+        before_whole_copy(conn, resolved.oid)  # what this file destroyed before: not in a copy made now
         copy, copy_text = self._new_copy(conn, resolved)
         self._seen.add(resolved.oid)
         started = time.monotonic()
@@ -354,7 +363,9 @@ class Protector:
         sets = ", ".join(cols)
         return f"UPDATE {resolved.name} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
 
-    def _copy_column(self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str) -> None:
+    def _copy_column(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str, *, retyped: bool = False,
+    ) -> None:
         key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
         if not key:
             record = self._copy_table(conn, resolved, where)
@@ -372,12 +383,17 @@ class Protector:
             copy=copy, cols=sql.SQL(", ".join([*key, col])), source=sql.SQL(resolved.name)))
         self._lock_down(conn, copy)
         join = " AND ".join(f"t.{k} = c.{k}" for k in key)
-        restore = (
-            f"ALTER TABLE {resolved.name} ADD COLUMN IF NOT EXISTS {col} {column_type};\n"
-            f"-- if the column still exists with another type: "
-            f"ALTER TABLE {resolved.name} ALTER COLUMN {col} TYPE {column_type} USING NULL;\n"
-            f"UPDATE {resolved.name} AS t SET {col} = c.{col} FROM {copy_text} AS c WHERE {join};"
-        )
+        if retyped:
+            # The column stays with its new type: an UPDATE into it would round or cut the old
+            # values again (numeric(10,0), varchar(4)) or fail. Back to the old type first.
+            first = (f"-- the column has another type since: back to {column_type} first (if this cast fails, "
+                     f"USING NULL: the UPDATE below puts every old value back)\n"
+                     f"ALTER TABLE {resolved.name} ALTER COLUMN {col} TYPE {column_type} USING {col}::text::{column_type};")
+        else:
+            first = (f"ALTER TABLE {resolved.name} ADD COLUMN IF NOT EXISTS {col} {column_type};\n"
+                     f"-- if the column still exists with another type: "
+                     f"ALTER TABLE {resolved.name} ALTER COLUMN {col} TYPE {column_type} USING NULL;")
+        restore = f"{first}\nUPDATE {resolved.name} AS t SET {col} = c.{col} FROM {copy_text} AS c WHERE {join};"
         self._register(conn, resolved, copy_text, "column", where,
                        cursor.rowcount if cursor.rowcount >= 0 else None, restore)
 

@@ -26,6 +26,7 @@ class Target:
     schema_name: str | None = None
     statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt
     cascade: bool = False  # TRUNCATE ... CASCADE: the tables whose foreign keys point at it go too
+    retyped: bool = False  # ALTER COLUMN ... TYPE (the column stays, with another type)
 
 
 def ident(name: str) -> str:
@@ -71,7 +72,8 @@ def _of(node: Any) -> list[Target]:
         return [Target("table", _relation(node.relation), statement=name)]
     if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
         rel = _relation(node.relation)
-        return [Target("column", rel, column=cmd.name, statement=name) for cmd in node.cmds or ()
+        return [Target("column", rel, column=cmd.name, statement=name,
+                       retyped=cmd.subtype == enums.AlterTableType.AT_AlterColumnType) for cmd in node.cmds or ()
                 if cmd.subtype in (enums.AlterTableType.AT_DropColumn, enums.AlterTableType.AT_AlterColumnType)]
     return []
 
