@@ -57,6 +57,21 @@ def test_a_lock_taken_earlier_in_the_transaction_is_held_while_validate_scans(db
     assert later.scanned and later.blocking_work == ()  # SHARE UPDATE EXCLUSIVE: writers go on
 
 
+def test_materialized_views_count_only_locks_that_block_readers(db_conn: psycopg.Connection[Any]) -> None:
+    """REFRESH ... CONCURRENTLY holds EXCLUSIVE (nobody but REFRESH writes a materialized view, and
+    readers go on): not blocking work. WITH NO DATA empties it: the trace says so, not a traceback."""
+    db_conn.execute(ROWS + "create materialized view public.mv as select id, note from public.t;\n"
+                    "create unique index mv_id on public.mv (id);")
+    concurrent, plain, empty = trace_statements(db_conn, [
+        "refresh materialized view concurrently public.mv",
+        "refresh materialized view public.mv",
+        "refresh materialized view public.mv with no data",
+    ])
+    assert concurrent.locks["public.mv"] == "EXCLUSIVE" and concurrent.scanned and concurrent.blocking_work == ()
+    assert plain.blocking_work == ("public.mv",)
+    assert empty.error is None and "public.mv" in empty.destroyed
+
+
 def test_destruction_shows_in_the_trace(db_conn: psycopg.Connection[Any]) -> None:
     db_conn.execute(ROWS)
     for statement in ("truncate public.t", "delete from public.t where id < 3", "drop table public.u",

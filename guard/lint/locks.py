@@ -170,4 +170,7 @@ NON_VOLATILE_FUNCTIONS = frozenset({
     "substring", "substr", "replace", "left", "right", "md5", "sha256", "encode", "decode",
     "timezone", "age", "int4", "int8", "text", "numeric", "bool", "format", "split_part",
     "regexp_replace", "array_to_string", "string_to_array", "pg_catalog.now",
+    # stable or immutable too (pg_proc.provolatile), found missing by an independent review
+    "statement_timestamp", "current_setting", "to_tsvector", "strpos", "position", "initcap", "repeat",
+    "lpad", "rpad", "translate", "jsonb_strip_nulls", "array_remove", "array_append", "array_cat",
 })

@@ -21,7 +21,7 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
     """Findings for one statement (parsed again on its own: statements are small)."""
     import pglast
 
-    from guard.lint import nontx
+    from guard.lint import held, nontx
 
     if statement.kind == "CreateStmt":
         # The commonest statement by far, and only its table's name matters (to know which
@@ -31,7 +31,7 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
     handlers = _handlers()
     if statement.kind not in handlers and statement.kind not in _NON_TRANSACTIONAL_KINDS:
         return []  # no rule looks at this kind of statement: no need to parse it again
-    if statement.kind in ("InsertStmt", "SelectStmt") and not _worth_a_look(statement.sql):
+    if statement.kind in ("InsertStmt", "SelectStmt") and not linter.held and not _worth_a_look(statement.sql):
         return []  # seeds: thousands of INSERT ... VALUES with nothing a rule reads
     try:
         nodes = pglast.parse_sql(statement.sql)
@@ -46,6 +46,8 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
         handler = handlers.get(type(raw.stmt).__name__)
         if handler is not None:
             out.extend(handler(raw.stmt, statement, linter, index, display))
+        if linter.held and type(raw.stmt).__name__ in ("UpdateStmt", "DeleteStmt", "MergeStmt", "InsertStmt"):
+            out.extend(held.scans(raw.stmt, statement, linter, index, display))
     return out
 
 
@@ -106,6 +108,6 @@ def _note_created(sql: str, linter: Linter) -> None:
 
 
 def _handlers() -> dict[str, Handler]:
-    from guard.lint import alter, destroy
+    from guard.lint import alter, destroy, held
 
-    return {**destroy.HANDLERS, **alter.HANDLERS}
+    return {**destroy.HANDLERS, **alter.HANDLERS, **held.HANDLERS}

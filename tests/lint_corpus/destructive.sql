@@ -268,3 +268,21 @@ drop table users;
 -- case: destructive-086
 alter table scratch.users rename to old_users;
 drop table scratch.old_users;
+
+-- From an independent review (break-lint): forms the first corpus missed, each label
+-- checked by the trace on PostgreSQL 15.
+
+-- case: destructive-087
+delete from public.staging where true;
+
+-- case: destructive-088
+delete from public.staging where 1 = 1;
+
+-- case: destructive-089
+update public.items set note = null where 1=1;
+
+-- case: destructive-090
+delete from public.prices where 'yes'::boolean;
+
+-- case: destructive-091
+update public.prices set body = '' where true and true;

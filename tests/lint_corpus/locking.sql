@@ -247,3 +247,78 @@ vacuum full public.items;
 
 -- case: locking-081 | trace: non-transactional
 vacuum (full, analyze) public.orders;
+
+-- From an independent review (break-lint): forms the first corpus missed, each label
+-- checked by the trace on PostgreSQL 15.
+
+-- case: locking-082
+alter table public.items add check (price >= 0) not valid;
+alter table public.items validate constraint items_price_check;
+
+-- case: locking-083
+alter table public.items add column extra int;
+alter table public.items add constraint price_nonneg check (price >= 0) not valid;
+alter table public.items validate constraint price_nonneg;
+
+-- case: locking-084
+alter table public.items add column flag boolean;
+update public.items set flag = false where flag is null;
+
+-- case: locking-085
+lock table public.items in access exclusive mode;
+update public.items set qty = 0 where qty is null;
+
+-- case: locking-086
+alter table public.prices add column flag int;
+update public.prices set flag = 1 where flag is null;
+
+-- case: locking-087
+alter table public.prices alter column label set default 'x';
+delete from public.prices where amount > 500;
+
+-- case: locking-088
+create index prices_amount_idx on public.prices (amount);
+update public.prices set amount = amount + 1 where amount > 0;
+
+-- case: locking-089
+lock table public.prices in share mode;
+insert into public.staging select id, body from public.prices;
+
+-- case: locking-090
+create trigger trg before insert on public.prices for each row execute function public.touch();
+update public.prices set amount = 0 where amount < 10;
+
+-- case: locking-091
+alter table public.orders add constraint orders_user_fk foreign key (user_id) references public.users (id) not valid;
+update public.users set age = 0 where age is null;
+
+-- case: locking-092
+alter domain positive_int add constraint pos check (value > 0) not valid;
+alter domain positive_int validate constraint pos;
+
+-- case: locking-093
+alter domain public.short_code validate constraint short;
+
+-- case: locking-094
+refresh materialized view reporting.daily_totals with no data;
+
+-- case: locking-095
+create domain public.pos_int as int check (value > 0);
+alter table public.items add column p public.pos_int default 1;
+
+-- case: locking-096 | needs: catalog
+alter table public.prices add column q public.positive_qty;
+
+-- case: locking-097 | needs: catalog
+alter table public.prices add column q2 public.positive_qty default 5;
+
+-- case: locking-098 | needs: catalog
+alter table public.prices add column q3 public.short_code;
+
+-- case: locking-099
+create unique index events_id_key on public.events (id);
+alter table public.events add constraint events_pk primary key using index events_id_key;
+
+-- case: locking-100
+alter table public.prices drop constraint prices_pkey;
+alter table public.prices add constraint prices_pk primary key using index prices_n_key;
