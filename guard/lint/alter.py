@@ -25,6 +25,8 @@ def _index(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
     table = from_rangevar(node.relation)
     if node.concurrent or linter.table_is_new(table):
         return []
+    if not node.relation.inh and getattr(linter.catalog, "partitioned", lambda _: True)(str(linter.scope.resolve(table))):
+        return []  # ON ONLY a partitioned table: an invalid index on the parent alone, nothing read
     held.hold(linter, held.key_of(linter, node.relation), locks.STATEMENTS["CREATE INDEX"].lock)
     return [finding("create-index", st, i, d, f"CREATE INDEX on {table} takes {locks.STATEMENTS['CREATE INDEX'].lock} "
                     "(blocks its writes) while it reads every row", "CREATE INDEX CONCURRENTLY, alone in its own migration file")]
@@ -75,7 +77,23 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                 out.append(finding("attach-partition", st, i, d, f"ATTACH PARTITION {part} scans it under ACCESS "
                                    "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
                                    "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
+            elif not cmd.def_.bound.is_default:
+                out.extend(default_partition(table, key, st, linter, i, d))
     return out
+
+
+def default_partition(parent: Any, key: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """A new partition of a table whose DEFAULT partition holds rows: PostgreSQL scans the default
+    partition under ACCESS EXCLUSIVE for rows the new bound now claims (partbounds.c
+    check_default_partition_contents). Known with a database only (pg_partitioned_table.partdefid)."""
+    ask = getattr(linter.catalog, "default_partition", None)
+    default = ask(key) if ask is not None and not linter.table_is_new(parent) else None
+    if default is None:
+        return []
+    return [finding("attach-partition", st, i, d, f"a new partition of {key} makes PostgreSQL scan its default "
+                    f"partition {default} under ACCESS EXCLUSIVE for rows the new bound claims",
+                    "first ADD to the default partition a CHECK excluding the new bound NOT VALID, VALIDATE it in "
+                    "the next file; the scan is then skipped")]
 
 
 def _statement_lock(node: Any) -> str:

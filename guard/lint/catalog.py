@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+DEFAULT_PARTITION = """
+SELECT p.partdefid, n.nspname, c.relname FROM pg_partitioned_table p
+  JOIN pg_class c ON c.oid = p.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE p.partrelid = to_regclass(%s)
+"""
 PARTITIONED = "SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass(%s)"
 # The column is NOT NULL already, or a valid CHECK whose whole expression is (column IS NOT NULL):
 # PostgreSQL 12+ then skips the
@@ -112,6 +117,17 @@ class PgCatalog:
         """The relation `name` (quoted, possibly qualified text) exists."""
         row = self.conn.execute(TABLE_EXISTS, (name,)).fetchone()
         return bool(row and row[0])
+
+    def default_partition(self, name: str) -> str | None:
+        """The default partition of the partitioned table `name` when it holds a row, else None."""
+        row = self.conn.execute(DEFAULT_PARTITION, (name,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        from psycopg import sql
+
+        filled = self.conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
+            sql.Identifier(row[1], row[2]))).fetchone()
+        return f"{row[1]}.{row[2]}" if filled and filled[0] else None
 
     def partitioned(self, name: str) -> bool:
         """The relation `name` is a partitioned table or index."""

@@ -351,6 +351,9 @@ def _set(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Findi
     return []
 
 
+_RENAMED_BY_NAME = frozenset({*_ROUTINES, "OBJECT_SCHEMA", "OBJECT_TYPE", "OBJECT_DOMAIN"})
+
+
 def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     from pglast import enums
 
@@ -364,6 +367,11 @@ def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
                             "clients still using the old name", "add the new name, migrate clients, drop the old "
                             "name later (a view can bridge)")]
         return []
+    if kind in _RENAMED_BY_NAME:  # callers name them: SQL, casts, RPC (PostgREST /rpc/<name>)
+        what = KIND_WORDS.get(kind, kind.removeprefix("OBJECT_")).lower()
+        shown = getattr(node, "subname", None) or object_name(kind, node.object)
+        return [finding("rename", st, i, d, f"renaming {what} {shown} to {node.newname} breaks callers still using "
+                        "the old name", "create the new one beside the old, move callers, drop the old later")]
     if kind == "OBJECT_COLUMN" and node.relation is not None:
         table = from_rangevar(node.relation)
         if not linter.table_is_new(table):

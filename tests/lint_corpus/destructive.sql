@@ -286,3 +286,13 @@ delete from public.prices where 'yes'::boolean;
 
 -- case: destructive-091
 update public.prices set body = '' where true and true;
+
+-- case: destructive-092
+do $$ begin
+  drop table public.staging;
+end $$;
+
+-- case: destructive-093
+do $$ begin
+  delete from public.staging;
+end $$;

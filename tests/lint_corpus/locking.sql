@@ -322,3 +322,83 @@ alter table public.events add constraint events_pk primary key using index event
 -- case: locking-100
 alter table public.prices drop constraint prices_pkey;
 alter table public.prices add constraint prices_pk primary key using index prices_n_key;
+
+-- case: locking-101
+alter table public.prices alter column amount type numeric(12,4);
+
+-- case: locking-102
+alter table public.prices alter column amount type numeric(12,1);
+
+-- case: locking-103
+alter table public.prices alter column amount type numeric(8,2);
+
+-- case: locking-104
+alter table public.prices alter column label type varchar(10);
+
+-- case: locking-105
+alter table public.prices alter column body type varchar(255);
+
+-- case: locking-106
+alter table public.prices alter column at3 type timestamp(0);
+
+-- case: locking-107
+alter table public.prices alter column n type bigint;
+
+-- case: locking-108
+alter table public.prices alter column body type text collate "C";
+
+-- case: locking-109
+alter table public.prices alter column body type text using body || '';
+
+-- case: locking-110
+alter table public.prices alter column n type public.positive_qty;
+
+-- case: locking-111
+alter table public.prices alter column c type char(10);
+
+-- case: locking-112
+alter table public.prices alter column c type varchar(10);
+
+-- case: locking-113
+alter table public.items set unlogged;
+
+-- case: locking-114
+cluster public.items using items_pkey;
+
+-- case: locking-115
+do $$ begin
+  alter table public.items add constraint items_owner_fkey foreign key (owner) references public.users (id);
+exception when duplicate_object then null;
+end $$;
+
+-- case: locking-116
+DO $$ BEGIN
+ ALTER TABLE "public"."Post" ADD CONSTRAINT "Post_authorId_User_id_fk" FOREIGN KEY ("authorId") REFERENCES "public"."User"("id") ON DELETE cascade ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+
+-- case: locking-117
+do $$
+begin
+  if not exists (select 1 from pg_indexes where indexname = 'items_status_idx') then
+    create index items_status_idx on public.items (status);
+  end if;
+end $$;
+
+-- case: locking-118
+do $$ begin execute 'alter table public.items alter column note set not null'; end $$;
+
+-- case: locking-119
+do $$
+begin
+  alter table public.prices add column v text;
+  update public.prices set v = label where v is null;
+end $$;
+
+-- case: locking-120 | needs: catalog
+create table public.logs_2026 partition of public.logs for values from ('2026-01-01') to ('2027-01-01');
+
+-- case: locking-121 | needs: catalog
+create table public.logs_2027 (id int, at date);
+alter table public.logs attach partition public.logs_2027 for values from ('2027-01-01') to ('2028-01-01');

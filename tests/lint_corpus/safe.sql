@@ -503,3 +503,73 @@ create table public.widgets (id int primary key, name text);
 create index on public.widgets (name);
 alter table public.widgets add constraint widgets_name_key unique (name);
 alter table public.widgets alter column name set not null;
+
+-- case: safe-158 | needs: catalog
+alter table public.prices alter column amount type numeric(12,2);
+
+-- case: safe-159 | needs: catalog
+alter table public.prices alter column amount type numeric;
+
+-- case: safe-160 | needs: catalog
+alter table public.prices alter column label type varchar(40);
+
+-- case: safe-161 | needs: catalog
+alter table public.prices alter column label type text;
+
+-- case: safe-162 | needs: catalog
+alter table public.prices alter column body type varchar;
+
+-- case: safe-163 | needs: catalog
+alter table public.prices alter column at3 type timestamp(6);
+
+-- case: safe-164 | needs: catalog
+alter table public.prices alter column qty type int;
+
+-- case: safe-165 | needs: catalog
+alter table public.prices alter column nn set not null;
+
+-- case: safe-166
+alter table public.items set (parallel_workers = 4);
+
+-- case: safe-167
+alter table public.events disable trigger all;
+
+-- case: safe-168
+create trigger touch2 before insert on public.events for each row execute function public.touch();
+
+-- case: safe-169
+lock table public.items in access exclusive mode;
+
+-- case: safe-170
+alter table public.prices cluster on prices_pkey;
+
+-- case: safe-171
+create statistics items_stats on owner, status from public.items;
+
+-- case: safe-172
+alter table public.prices alter column label set storage main;
+
+-- case: safe-173
+create index measurements_ts_idx on only public.measurements (ts);
+
+-- case: safe-174
+create table public.measurements_2030 partition of public.measurements for values from ('2030-01-01') to ('2031-01-01');
+
+-- case: safe-175
+do $$ begin
+  alter table public.prices add constraint prices_amount_pos check (amount > 0) not valid;
+exception when duplicate_object then null;
+end $$;
+
+-- case: safe-176
+do $$ begin
+  if not exists (select 1 from pg_type where typname = 'status2') then
+    create type status2 as enum ('a', 'b');
+  end if;
+end $$;
+
+-- case: safe-177
+alter table public.items add column kind text default 'plain';
+
+-- case: safe-178
+alter table public.items add column u uuid default '00000000-0000-0000-0000-000000000000'::uuid;
