@@ -106,13 +106,13 @@ def shadow_url(pg_cluster: Cluster, db_url: str) -> Iterator[str]:
 
 def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project: Project, shadow_url: str) -> None:
     project.add("20240101000000_base.sql", ROWS)
-    # A domain with a CHECK forces a rewrite that no static rule of guard knows about: the
-    # trace catches it, and says so as a finding.
-    project.add("20240102000000_cols.sql", "alter table public.t add column p positive_int default 1;\n"
-                "create index t_note on public.t (note);\n")
+    # SQL a DO block builds at run time forces a rewrite that no static rule can see: the trace
+    # catches it, and says so as a finding.
+    project.add("20240102000000_cols.sql", "do $$ begin execute format('alter table public.t add column p uuid "
+                "default %s', 'gen_random_uuid()'); end $$;\ncreate index t_note on public.t (note);\n")
     text = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
     assert "20240102000000_cols.sql:1: trace: ACCESS EXCLUSIVE on public.t; rewrote public.t" in text.stdout
-    # the index is flagged by its rule; the domain's rewrite only by the trace
+    # the index is flagged by its rule; the DO block's rewrite only by the trace
     traced = [line for line in text.stdout.splitlines() if "warning trace:" in line]
     assert len(traced) == 1 and "_cols.sql:1:" in traced[0] and "rewritten" in traced[0], text.stdout
     # The trace applies the files to the shadow (as check's dry run does): a second run needs a

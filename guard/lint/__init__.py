@@ -83,6 +83,9 @@ class Catalog(Protocol):
     def has_dependents(self, kind: str, name: str) -> bool | None:
         """Whether DROP ... CASCADE of the object would drop others too (None: cannot tell)."""
 
+    def relation_exists(self, name: str) -> bool:
+        """A relation of any kind (an index too) `name` exists."""
+
 
 @dataclass
 class Linter:

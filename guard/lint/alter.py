@@ -27,6 +27,10 @@ def _index(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
         return []
     if not node.relation.inh and getattr(linter.catalog, "partitioned", lambda _: True)(str(linter.scope.resolve(table))):
         return []  # ON ONLY a partitioned table: an invalid index on the parent alone, nothing read
+    if node.if_not_exists and node.idxname and linter.catalog is not None:
+        schema = str(linter.scope.resolve(table)).rpartition(".")[0]
+        if linter.catalog.relation_exists(f"{schema}.{node.idxname}" if schema else node.idxname):
+            return []  # IF NOT EXISTS meets the index: a notice, nothing built
     held.hold(linter, held.key_of(linter, node.relation), locks.STATEMENTS["CREATE INDEX"].lock)
     return [finding("create-index", st, i, d, f"CREATE INDEX on {table} takes {locks.STATEMENTS['CREATE INDEX'].lock} "
                     "(blocks its writes) while it reads every row", "CREATE INDEX CONCURRENTLY, alone in its own migration file")]
@@ -68,6 +72,8 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
         elif sub == "AT_ValidateConstraint":
             out.extend(_validate(key, shown, cmd.name, st, linter, i, d))
         elif sub in ("AT_SetTableSpace", "AT_SetLogged", "AT_SetUnLogged", "AT_SetAccessMethod"):
+            if _already(linter, key, sub, cmd.name):
+                continue
             words = sub.removeprefix("AT_Set").upper().replace("UNLOGGED", "UNLOGGED").replace("ACCESSMETHOD", "ACCESS METHOD")
             out.append(finding("table-rewrite", st, i, d, f"SET {words} rewrites {shown} under {_LOCK[sub].lock}",
                                "a new table filled in batches, or a maintenance window"))
@@ -94,6 +100,20 @@ def default_partition(parent: Any, key: str, st: Statement, linter: Linter, i: i
                     f"partition {default} under ACCESS EXCLUSIVE for rows the new bound claims",
                     "first ADD to the default partition a CHECK excluding the new bound NOT VALID, VALIDATE it in "
                     "the next file; the scan is then skipped")]
+
+
+def _already(linter: Linter, key: str, sub: str, name: str | None) -> bool:
+    """With a database: the table is already in that state, so PostgreSQL rewrites nothing
+    (tablecmds.c: ATExecSetTableSpace returns early for the same tablespace, ATPrepChangePersistence
+    for the same persistence; PostgreSQL 15 keeps the file for the same access method)."""
+    ask = getattr(linter.catalog, "storage", None)
+    state = ask(key) if ask is not None else None
+    if state is None:
+        return False
+    persistence, tablespace, method = state
+    wanted = {"AT_SetLogged": ("p", persistence), "AT_SetUnLogged": ("u", persistence),
+              "AT_SetTableSpace": (name, tablespace), "AT_SetAccessMethod": (name, method)}[sub]
+    return wanted[0] == wanted[1]
 
 
 def _statement_lock(node: Any) -> str:
@@ -145,12 +165,27 @@ def _keeps_values(cmd: Any, key: str, linter: Linter) -> bool:
     """True when the database at hand shows ALTER COLUMN ... TYPE stores the values unchanged
     (no USING, a binary-coercible change): no rewrite, no loss."""
     col = cmd.def_
-    if linter.catalog is None or getattr(col, "raw_default", None) is not None or col.typeName is None \
+    if linter.catalog is None or not _plain_using(col.raw_default, cmd.name) or col.typeName is None \
             or col.collClause is not None:  # a new collation rebuilds the column's indexes: a scan
         return False
     name = ".".join(p.sval for p in col.typeName.names)
     rewrites = linter.catalog.type_change_rewrites(key, cmd.name, name, _typmod(col.typeName))
     return rewrites is False
+
+
+def _plain_using(expr: Any, column: str) -> bool:
+    """No USING, or one that is the column itself (`USING code`, `USING code::varchar(30)`): the
+    same conversion PostgreSQL applies without USING."""
+    from pglast import ast
+
+    if isinstance(expr, ast.TypeCast):
+        expr = expr.arg
+    if expr is None:
+        return True
+    if not isinstance(expr, ast.ColumnRef):
+        return False
+    fields = list(expr.fields or ())
+    return len(fields) == 1 and getattr(fields[0], "sval", None) == column
 
 
 def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:

@@ -14,6 +14,11 @@ SELECT p.partdefid, n.nspname, c.relname FROM pg_partitioned_table p
   JOIN pg_class c ON c.oid = p.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE p.partrelid = to_regclass(%s)
 """
+STORAGE = """
+SELECT c.relpersistence::text, coalesce(s.spcname, 'pg_default'), coalesce(a.amname, '')
+  FROM pg_class c LEFT JOIN pg_tablespace s ON s.oid = c.reltablespace LEFT JOIN pg_am a ON a.oid = c.relam
+ WHERE c.oid = to_regclass(%s)
+"""
 PARTITIONED = "SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass(%s)"
 # The column is NOT NULL already, or a valid CHECK whose whole expression is (column IS NOT NULL):
 # PostgreSQL 12+ then skips the
@@ -128,6 +133,15 @@ class PgCatalog:
         filled = self.conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
             sql.Identifier(row[1], row[2]))).fetchone()
         return f"{row[1]}.{row[2]}" if filled and filled[0] else None
+
+    def relation_exists(self, name: str) -> bool:
+        """Any relation (table, index, view...) `name` (quoted, possibly qualified text) exists."""
+        return self.exists(name)
+
+    def storage(self, name: str) -> tuple[str, str, str] | None:
+        """(relpersistence, tablespace name, access method name) of the table `name`, None if absent."""
+        row = self.conn.execute(STORAGE, (name,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
     def partitioned(self, name: str) -> bool:
         """The relation `name` is a partitioned table or index."""

@@ -58,18 +58,20 @@ def _point_lookup(where: Any) -> bool:
 
 
 def scans(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    """UPDATE / DELETE / MERGE / INSERT ... SELECT reading a table the file already locked."""
+    """UPDATE / DELETE / INSERT ... SELECT (also inside WITH) reading a table the file already
+    locked. MERGE is left out: it reads its source and finds target rows by the join (an index on
+    the key, often), as the trace shows."""
     from pglast import ast
 
     targets: list[Any] = []
     if isinstance(node, (ast.UpdateStmt, ast.DeleteStmt)) and not _point_lookup(node.whereClause):
         targets.append(node.relation)
-    elif isinstance(node, ast.MergeStmt):
-        targets.append(node.relation)
     elif isinstance(node, ast.InsertStmt) and isinstance(node.selectStmt, ast.SelectStmt) \
             and not _point_lookup(node.selectStmt.whereClause):
         targets.extend(r for r in node.selectStmt.fromClause or () if isinstance(r, ast.RangeVar))
     out = []
+    for cte in getattr(getattr(node, "withClause", None), "ctes", None) or ():  # WITH u AS (UPDATE ...)
+        out.extend(scans(cte.ctequery, st, linter, i, d))
     for rel in targets:
         mode = blocking(linter, key_of(linter, rel))
         if mode is not None:

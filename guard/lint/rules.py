@@ -45,7 +45,8 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
         handler = handlers.get(type(raw.stmt).__name__)
         if handler is not None:
             out.extend(handler(raw.stmt, statement, linter, index, display))
-        if linter.held and type(raw.stmt).__name__ in ("UpdateStmt", "DeleteStmt", "MergeStmt", "InsertStmt"):
+        if linter.held and type(raw.stmt).__name__ in ("UpdateStmt", "DeleteStmt", "MergeStmt", "InsertStmt",
+                                                      "SelectStmt"):
             out.extend(held.scans(raw.stmt, statement, linter, index, display))
         if type(raw.stmt).__name__ == "DoStmt":
             out.extend(_do_body(raw.stmt, statement, linter, index, display))

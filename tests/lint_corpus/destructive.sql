@@ -296,3 +296,10 @@ end $$;
 do $$ begin
   delete from public.staging;
 end $$;
+
+-- case: destructive-094
+delete from public.staging s using public.items i where true;
+
+-- case: destructive-095
+alter table public.items add column flag2 int;
+merge into public.items t using public.staging s on t.id = s.id when matched then update set flag2 = 1;

@@ -402,3 +402,26 @@ create table public.logs_2026 partition of public.logs for values from ('2026-01
 -- case: locking-121 | needs: catalog
 create table public.logs_2027 (id int, at date);
 alter table public.logs attach partition public.logs_2027 for values from ('2027-01-01') to ('2028-01-01');
+
+-- case: locking-122 | known miss: SQL built at run time (EXECUTE format(...)); the trace sees it
+do $$ begin
+  execute format('create index on %I.%I (amount)', 'public', 'prices');
+end $$;
+
+-- case: locking-123
+alter table public.items add column flag boolean;
+with u as (update public.items set flag = true where flag is null returning id) select count(*) from u;
+
+-- case: locking-124
+alter table public.items add column total numeric;
+update public.items i set total = o.total from public.orders o where o.id = i.id;
+
+-- case: locking-125
+set search_path = reporting;
+refresh materialized view daily_totals;
+
+-- case: locking-126
+alter table public.profiles alter column user_id set not null, add constraint profiles_user_fk foreign key (user_id) references public.users (id) not valid;
+
+-- case: locking-127
+alter table public.measurements add column tag text default gen_random_uuid()::text;

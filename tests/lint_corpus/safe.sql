@@ -180,10 +180,10 @@ alter table public.items alter column created_at drop not null;
 -- case: safe-055
 alter table public.users alter column age set statistics 500;
 
--- case: safe-056
+-- case: safe-056 | needs: catalog
 alter table public.items alter column code type varchar(50);
 
--- case: safe-057
+-- case: safe-057 | needs: catalog
 alter table public.items alter column code type text;
 
 -- case: safe-058
@@ -573,3 +573,38 @@ alter table public.items add column kind text default 'plain';
 
 -- case: safe-178
 alter table public.items add column u uuid default '00000000-0000-0000-0000-000000000000'::uuid;
+
+-- case: safe-179 | needs: catalog
+alter table public.items set tablespace pg_default;
+
+-- case: safe-180 | needs: catalog
+alter table public.items set logged;
+
+-- case: safe-181 | needs: catalog
+alter table public.items set access method heap;
+
+-- case: safe-182 | needs: catalog
+create index if not exists items_note_idx on public.items (note);
+
+-- case: safe-183 | known false alarm: a valid CHECK on the partition proves its bound (predicate implication)
+alter table public.measurements attach partition public.measurements_2023 for values from ('2023-01-01') to ('2024-01-01');
+
+-- case: safe-184 | needs: catalog
+alter table public.items alter column code type varchar(30) using code;
+
+-- case: safe-185
+alter table public.items add column rng int4range default int4range(1, 10);
+
+-- case: safe-186
+delete from public.staging s using public.items i where s.id = i.id and i.id < 0;
+
+-- case: safe-187
+create temporary table items (id int);
+create index on items (id);
+
+-- case: safe-188
+alter table public.items add column flag3 int;
+insert into public.items (id, owner) values (999999, 1);
+
+-- case: safe-189
+alter table public.profiles add constraint profiles_user_fk foreign key (user_id) references public.users (id) not valid, alter column about set default '';
