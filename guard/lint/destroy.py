@@ -165,11 +165,15 @@ def _ctes(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Find
 def every_row(where: Any) -> bool:
     """No WHERE, or one that names no column, subquery, parameter or function (`WHERE true`,
     `WHERE 1 = 1`): constant, so it keeps every row unless it is plainly false."""
-    from pglast import ast
+    from pglast import ast, enums
     from pglast.visitors import Visitor
 
     if where is None:
         return True
+    if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.OR_EXPR:
+        return any(every_row(arg) for arg in where.args or ())  # `1 = 1 OR id = 5`: every row
+    if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.AND_EXPR:
+        return all(every_row(arg) for arg in where.args or ())
     varying: list[Any] = []
 
     class _Varying(Visitor):
@@ -178,7 +182,8 @@ def every_row(where: Any) -> bool:
                 varying.append(node)
 
     _Varying()(where)
-    return not varying and _constant(where) is not False
+    null = isinstance(where, ast.A_Const) and where.isnull  # WHERE NULL keeps no row
+    return not varying and not null and _constant(where) is not False
 
 
 def _constant(node: Any) -> object:

@@ -50,6 +50,10 @@ def _point_lookup(where: Any) -> bool:
     sides = (where.lexpr, where.rexpr)
     if where.kind == enums.A_Expr_Kind.AEXPR_OP and [getattr(n, "sval", "") for n in where.name or ()] == ["="]:
         return any(isinstance(s, ast.ColumnRef) for s in sides) and any(isinstance(s, ast.A_Const) for s in sides)
+    if where.kind == enums.A_Expr_Kind.AEXPR_OP_ANY and isinstance(where.rexpr, ast.A_ArrayExpr):
+        values = where.rexpr.elements or ()  # col = ANY (ARRAY[1, 2])
+        return isinstance(where.lexpr, ast.ColumnRef) and bool(values) and all(isinstance(v, ast.A_Const)
+                                                                            for v in values)
     if where.kind == enums.A_Expr_Kind.AEXPR_IN:
         values = where.rexpr if isinstance(where.rexpr, tuple) else ()
         return isinstance(where.lexpr, ast.ColumnRef) and bool(values) and all(isinstance(v, ast.A_Const)

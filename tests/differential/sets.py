@@ -505,6 +505,4 @@ KNOWN_GAPS: dict[str, str] = {
     "leftover_set_config": "a custom setting a file defines with set_config(..., false) reads back as '' "
     "in later files instead of NULL: RESET ALL (and DISCARD ALL) cannot undefine a placeholder setting; only "
     "a new session per file can (not done: guard applies every file on the session holding its lock)",
-    "detach_partition_concurrently": "issue 14 item 3: DETACH PARTITION ... CONCURRENTLY is not yet on guard's "
-    "list of statements that must run outside a transaction (the lint helper's part)",
 }

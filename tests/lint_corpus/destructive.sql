@@ -303,3 +303,6 @@ delete from public.staging s using public.items i where true;
 -- case: destructive-095
 alter table public.items add column flag2 int;
 merge into public.items t using public.staging s on t.id = s.id when matched then update set flag2 = 1;
+
+-- case: destructive-096
+delete from public.staging where 1 = 1 or id = 5;

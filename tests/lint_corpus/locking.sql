@@ -425,3 +425,10 @@ alter table public.profiles alter column user_id set not null, add constraint pr
 
 -- case: locking-127
 alter table public.measurements add column tag text default gen_random_uuid()::text;
+
+-- case: locking-128
+do $$ begin execute 'do $x$ begin alter table public.items alter column note set not null; end $x$'; end $$;
+
+-- case: locking-129
+lock table only public.items in exclusive mode nowait;
+update public.items set qty = 0 where qty < 0;

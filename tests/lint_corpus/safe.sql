@@ -608,3 +608,10 @@ insert into public.items (id, owner) values (999999, 1);
 
 -- case: safe-189
 alter table public.profiles add constraint profiles_user_fk foreign key (user_id) references public.users (id) not valid, alter column about set default '';
+
+-- case: safe-190
+delete from public.staging where null;
+
+-- case: safe-191
+alter table public.items add column flag int;
+update public.items set flag = 1 where id = any(array[1,2]);
