@@ -32,7 +32,7 @@ CASES = [
     ("add-check", "alter table public.items add constraint ck check (id > 0);",
      "alter table public.items add constraint ck check (id > 0) not valid;"),
     ("add-unique", "alter table public.items add primary key (id);",
-     "alter table public.items add constraint pk primary key using index items_id_idx;"),
+     "alter table public.items add constraint uq unique using index items_id_idx;"),
     ("set-not-null", "alter table public.items alter column note set not null;",
      "alter table public.items alter column note drop not null;"),
     ("volatile-default", "alter table public.items add column token uuid default gen_random_uuid();",
@@ -53,6 +53,9 @@ CASES = [
      "alter table public.items add constraint fk foreign key (owner) references public.users (id) not valid;\n"
      "alter table public.items validate constraint fk;",
      "alter table public.items validate constraint fk;"),
+    ("scan-under-lock", "alter table public.items add column flag int;\n"
+     "update public.items set flag = 0 where flag is null;",
+     "alter table public.items add column flag int;\nupdate public.items set flag = 0 where id in (1, 2);"),
     ("alter-domain-check", "alter domain positive add constraint p check (value > 0);",
      "alter domain positive add constraint p check (value > 0) not valid;"),
     ("table-rewrite", "alter table public.items set logged;", "alter table public.items set (fillfactor = 90);"),
@@ -95,8 +98,10 @@ def test_bodies_and_strings_are_not_statements(tmp_path: Path) -> None:
         "-- delete from public.items;\n"
         "insert into public.items (note) values (E'drop table x; \\' delete from y;');\n"
     )
-    # No destructive finding: only the DO block, whose effect no parser knows (the tripwire's job).
-    assert [(f.rule, f.line) for f in _lint(tmp_path, sql)] == [("effect-unknown", 4)]
+    # The function body is never run by the file: nothing. The DO block runs its EXECUTE of a
+    # literal: judged as that statement (a warning: the tripwire watches the block).
+    found = [(f.rule, f.line, f.severity) for f in _lint(tmp_path, sql)]
+    assert found == [("effect-unknown", 4, "info"), ("truncate", 4, "warning")]
 
 
 def test_mixed_file_findings_at_their_lines(tmp_path: Path) -> None:
@@ -115,7 +120,7 @@ def test_mixed_file_findings_at_their_lines(tmp_path: Path) -> None:
     findings = lint_paths([path], display_root=tmp_path, server_major=15,
                           existing_tables=lambda name: "orders" not in name)
     assert [(f.line, f.rule) for f in findings] == [
-        (5, "drop-column"), (7, "create-index"), (8, "update-without-where")]
+        (5, "drop-column"), (7, "create-index"), (8, "update-without-where"), (8, "scan-under-lock")]
     assert all(f.file == "20240101000000_mixed.sql" for f in findings)
 
 

@@ -57,6 +57,21 @@ def test_a_lock_taken_earlier_in_the_transaction_is_held_while_validate_scans(db
     assert later.scanned and later.blocking_work == ()  # SHARE UPDATE EXCLUSIVE: writers go on
 
 
+def test_materialized_views_count_only_locks_that_block_readers(db_conn: psycopg.Connection[Any]) -> None:
+    """REFRESH ... CONCURRENTLY holds EXCLUSIVE (nobody but REFRESH writes a materialized view, and
+    readers go on): not blocking work. WITH NO DATA empties it: the trace says so, not a traceback."""
+    db_conn.execute(ROWS + "create materialized view public.mv as select id, note from public.t;\n"
+                    "create unique index mv_id on public.mv (id);")
+    concurrent, plain, empty = trace_statements(db_conn, [
+        "refresh materialized view concurrently public.mv",
+        "refresh materialized view public.mv",
+        "refresh materialized view public.mv with no data",
+    ])
+    assert concurrent.locks["public.mv"] == "EXCLUSIVE" and concurrent.scanned and concurrent.blocking_work == ()
+    assert plain.blocking_work == ("public.mv",)
+    assert empty.error is None and "public.mv" in empty.destroyed
+
+
 def test_destruction_shows_in_the_trace(db_conn: psycopg.Connection[Any]) -> None:
     db_conn.execute(ROWS)
     for statement in ("truncate public.t", "delete from public.t where id < 3", "drop table public.u",
@@ -91,13 +106,13 @@ def shadow_url(pg_cluster: Cluster, db_url: str) -> Iterator[str]:
 
 def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project: Project, shadow_url: str) -> None:
     project.add("20240101000000_base.sql", ROWS)
-    # A domain with a CHECK forces a rewrite that no static rule of guard knows about: the
-    # trace catches it, and says so as a finding.
-    project.add("20240102000000_cols.sql", "alter table public.t add column p positive_int default 1;\n"
-                "create index t_note on public.t (note);\n")
+    # SQL a DO block builds at run time forces a rewrite that no static rule can see: the trace
+    # catches it, and says so as a finding.
+    project.add("20240102000000_cols.sql", "do $$ begin execute format('alter table public.t add column p uuid "
+                "default %s', 'gen_random_uuid()'); end $$;\ncreate index t_note on public.t (note);\n")
     text = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
     assert "20240102000000_cols.sql:1: trace: ACCESS EXCLUSIVE on public.t; rewrote public.t" in text.stdout
-    # the index is flagged by its rule; the domain's rewrite only by the trace
+    # the index is flagged by its rule; the DO block's rewrite only by the trace
     traced = [line for line in text.stdout.splitlines() if "warning trace:" in line]
     assert len(traced) == 1 and "_cols.sql:1:" in traced[0] and "rewritten" in traced[0], text.stdout
     # The trace applies the files to the shadow (as check's dry run does): a second run needs a

@@ -83,6 +83,9 @@ class Catalog(Protocol):
     def has_dependents(self, kind: str, name: str) -> bool | None:
         """Whether DROP ... CASCADE of the object would drop others too (None: cannot tell)."""
 
+    def relation_exists(self, name: str) -> bool:
+        """A relation of any kind (an index too) `name` exists."""
+
 
 @dataclass
 class Linter:
@@ -101,6 +104,10 @@ class Linter:
     not_valid: dict[tuple[str, str], int] = field(default_factory=dict)
     # (table, column) with a CHECK (column IS NOT NULL): validated, or still NOT VALID
     not_null_checks: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # per file (one transaction): table (resolved text) -> strongest lock taken on it so far
+    held: dict[str, str] = field(default_factory=dict)
+    # domains the batch gave a CHECK or NOT NULL (a new column of one rewrites the table)
+    checked_domains: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.scope.exists = self.existing_tables
@@ -141,12 +148,13 @@ class Linter:
         findings: list[Finding] = list(pragma_findings)
         self.scope.reset_file()
         self.not_valid.clear()
+        self.held.clear()
         for index, statement in enumerate(file.statements):
             if statement.kind:
                 findings.extend(rules.check(statement, self, index, display))
         if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
-            # guard runs this file statement by statement: each VALIDATE is its own transaction
-            findings = [f for f in findings if f.rule != "validate-same-transaction"]
+            # guard runs this file statement by statement: no lock outlives its statement
+            findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock")]
         kept = [self._apply_policy(f, pragmas, file.statements) for f in findings
                 if f.rule not in self.config.disabled]
         return sorted(kept, key=lambda f: (f.line, f.column))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from guard.lint import locks
+from guard.lint import held, locks
 from guard.lint.destroy import relation
 from guard.lint.names import from_rangevar
 from guard.lint.ruleset import Handler, finding
@@ -25,6 +25,13 @@ def _index(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fin
     table = from_rangevar(node.relation)
     if node.concurrent or linter.table_is_new(table):
         return []
+    if not node.relation.inh and getattr(linter.catalog, "partitioned", lambda _: True)(str(linter.scope.resolve(table))):
+        return []  # ON ONLY a partitioned table: an invalid index on the parent alone, nothing read
+    if node.if_not_exists and node.idxname and linter.catalog is not None:
+        schema = str(linter.scope.resolve(table)).rpartition(".")[0]
+        if linter.catalog.relation_exists(f"{schema}.{node.idxname}" if schema else node.idxname):
+            return []  # IF NOT EXISTS meets the index: a notice, nothing built
+    held.hold(linter, held.key_of(linter, node.relation), locks.STATEMENTS["CREATE INDEX"].lock)
     return [finding("create-index", st, i, d, f"CREATE INDEX on {table} takes {locks.STATEMENTS['CREATE INDEX'].lock} "
                     "(blocks its writes) while it reads every row", "CREATE INDEX CONCURRENTLY, alone in its own migration file")]
 
@@ -36,6 +43,9 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
     shown, existed = relation(linter, table)
     key = str(linter.scope.resolve(table))
     out: list[Finding] = []
+    if existed:  # the statement's lock is taken before any sub-command runs
+        _hold_alter(node, key, linter)
+        held.hold(linter, key, _statement_lock(node))
     for cmd in node.cmds or ():
         sub = enums.AlterTableType(cmd.subtype).name
         if sub == "AT_DropColumn" and existed:
@@ -58,10 +68,12 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
             out.extend(_add_column(cmd.def_, shown, st, linter, i, d))
         elif sub == "AT_AddConstraint" and isinstance(cmd.def_, ast.Constraint):
             _remember_constraint(cmd.def_, key, linter, st)
-            out.extend(_constraint(cmd.def_, shown, st, i, d))
+            out.extend(_constraint(cmd.def_, shown, key, linter, st, i, d))
         elif sub == "AT_ValidateConstraint":
             out.extend(_validate(key, shown, cmd.name, st, linter, i, d))
         elif sub in ("AT_SetTableSpace", "AT_SetLogged", "AT_SetUnLogged", "AT_SetAccessMethod"):
+            if _already(linter, key, sub, cmd.name):
+                continue
             words = sub.removeprefix("AT_Set").upper().replace("UNLOGGED", "UNLOGGED").replace("ACCESSMETHOD", "ACCESS METHOD")
             out.append(finding("table-rewrite", st, i, d, f"SET {words} rewrites {shown} under {_LOCK[sub].lock}",
                                "a new table filled in batches, or a maintenance window"))
@@ -71,7 +83,64 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                 out.append(finding("attach-partition", st, i, d, f"ATTACH PARTITION {part} scans it under ACCESS "
                                    "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
                                    "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
+            elif not cmd.def_.bound.is_default:
+                out.extend(default_partition(table, key, st, linter, i, d))
     return out
+
+
+def default_partition(parent: Any, key: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """A new partition of a table whose DEFAULT partition holds rows: PostgreSQL scans the default
+    partition under ACCESS EXCLUSIVE for rows the new bound now claims (partbounds.c
+    check_default_partition_contents). Known with a database only (pg_partitioned_table.partdefid)."""
+    ask = getattr(linter.catalog, "default_partition", None)
+    default = ask(key) if ask is not None and not linter.table_is_new(parent) else None
+    if default is None:
+        return []
+    return [finding("attach-partition", st, i, d, f"a new partition of {key} makes PostgreSQL scan its default "
+                    f"partition {default} under ACCESS EXCLUSIVE for rows the new bound claims",
+                    "first ADD to the default partition a CHECK excluding the new bound NOT VALID, VALIDATE it in "
+                    "the next file; the scan is then skipped")]
+
+
+def _already(linter: Linter, key: str, sub: str, name: str | None) -> bool:
+    """With a database: the table is already in that state, so PostgreSQL rewrites nothing
+    (tablecmds.c: ATExecSetTableSpace returns early for the same tablespace, ATPrepChangePersistence
+    for the same persistence; PostgreSQL 15 keeps the file for the same access method)."""
+    ask = getattr(linter.catalog, "storage", None)
+    state = ask(key) if ask is not None else None
+    if state is None:
+        return False
+    persistence, tablespace, method = state
+    wanted = {"AT_SetLogged": ("p", persistence), "AT_SetUnLogged": ("u", persistence),
+              "AT_SetTableSpace": (name, tablespace), "AT_SetAccessMethod": (name, method)}[sub]
+    return wanted[0] == wanted[1]
+
+
+def _statement_lock(node: Any) -> str:
+    """The lock an ALTER TABLE takes: the strongest of its sub-commands' (AlterTableGetLockLevel)."""
+    from pglast import ast, enums
+
+    modes = []
+    for cmd in node.cmds or ():
+        sub = enums.AlterTableType(cmd.subtype).name
+        fact = _LOCK.get(sub, locks.LockFact(locks.ACCESS_EXCLUSIVE))
+        if sub == "AT_AddConstraint" and isinstance(cmd.def_, ast.Constraint) \
+                and cmd.def_.contype == enums.ConstrType.CONSTR_FOREIGN:
+            modes.append(locks.SHARE_ROW_EXCLUSIVE)
+        else:
+            modes.append(fact.lock)
+    return locks.strongest(modes) or locks.ACCESS_EXCLUSIVE
+
+
+def _hold_alter(node: Any, key: str, linter: Linter) -> None:
+    """Locks an ALTER TABLE leaves held on tables other than its own: a FOREIGN KEY's
+    SHARE ROW EXCLUSIVE on the referenced table."""
+    from pglast import ast, enums
+
+    for cmd in node.cmds or ():
+        con = cmd.def_
+        if isinstance(con, ast.Constraint) and con.contype == enums.ConstrType.CONSTR_FOREIGN and con.pktable:
+            held.hold(linter, held.key_of(linter, con.pktable), locks.SHARE_ROW_EXCLUSIVE)
 
 
 def _typmod(type_name: Any) -> int | None:
@@ -87,6 +156,8 @@ def _typmod(type_name: Any) -> int | None:
         return mods[0] + 4  # VARHDRSZ
     if base == "numeric" and len(mods) in (1, 2):
         return ((mods[0] << 16) | (mods[1] if len(mods) == 2 else 0)) + 4
+    if base in ("timestamp", "timestamptz", "time", "timetz", "varbit", "bit") and len(mods) == 1:
+        return mods[0]
     return None
 
 
@@ -94,11 +165,27 @@ def _keeps_values(cmd: Any, key: str, linter: Linter) -> bool:
     """True when the database at hand shows ALTER COLUMN ... TYPE stores the values unchanged
     (no USING, a binary-coercible change): no rewrite, no loss."""
     col = cmd.def_
-    if linter.catalog is None or getattr(col, "raw_default", None) is not None or col.typeName is None:
+    if linter.catalog is None or not _plain_using(col.raw_default, cmd.name) or col.typeName is None \
+            or col.collClause is not None:  # a new collation rebuilds the column's indexes: a scan
         return False
     name = ".".join(p.sval for p in col.typeName.names)
     rewrites = linter.catalog.type_change_rewrites(key, cmd.name, name, _typmod(col.typeName))
     return rewrites is False
+
+
+def _plain_using(expr: Any, column: str) -> bool:
+    """No USING, or one that is the column itself (`USING code`, `USING code::varchar(30)`): the
+    same conversion PostgreSQL applies without USING."""
+    from pglast import ast
+
+    if isinstance(expr, ast.TypeCast):
+        expr = expr.arg
+    if expr is None:
+        return True
+    if not isinstance(expr, ast.ColumnRef):
+        return False
+    fields = list(expr.fields or ())
+    return len(fields) == 1 and getattr(fields[0], "sval", None) == column
 
 
 def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -139,10 +226,13 @@ def _validate(key: str, shown: str, name: str, st: Statement, linter: Linter, i:
         if table == key and not valid:
             linter.not_null_checks[(table, column)] = True  # simplification: the named one is validated
     line = linter.not_valid.get((key, name))
-    if line is None:
+    mode = held.blocking(linter, key)
+    if mode is None:
         return []
-    return [finding("validate-same-transaction", st, i, d, f"VALIDATE CONSTRAINT {name} on {shown} runs in the "
-                    f"transaction that added it NOT VALID (line {line}): the scan holds that statement's strong lock",
+    earlier = f"the transaction that added it NOT VALID (line {line})" if line is not None else \
+        "a transaction that already locked the table"
+    return [finding("validate-same-transaction", st, i, d, f"VALIDATE CONSTRAINT {name} on {shown} runs in "
+                    f"{earlier}: the scan holds {mode}, taken by an earlier statement of the file",
                     "move VALIDATE CONSTRAINT to the next migration file (its own transaction)")]
 
 
@@ -186,6 +276,8 @@ def _rewrite_reason(col: Any, linter: Linter) -> str | None:
     type_name = col.typeName.names[-1].sval if col.typeName is not None else ""
     if type_name in ("serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"):
         return f"type {type_name} (a nextval() default per row)"
+    if col.typeName is not None and _checked_domain(col.typeName, linter):
+        return f"the domain {type_name}, whose constraints PostgreSQL checks on every row"
     for con in col.constraints or ():
         kind = getattr(con, "contype", None)
         if kind == enums.ConstrType.CONSTR_IDENTITY:
@@ -195,19 +287,55 @@ def _rewrite_reason(col: Any, linter: Linter) -> str | None:
         if kind == enums.ConstrType.CONSTR_DEFAULT:
             if linter.server_major is not None and linter.server_major < 11:
                 return "a default before PostgreSQL 11"
-            unknown = _volatile_calls(con.raw_expr)
+            unknown = _volatile_calls(con.raw_expr, linter)
             if unknown:
                 return f"the volatile default {unknown[0]}() (a function not known to be stable counts as volatile)"
     return None
 
 
-def _volatile_calls(expr: Any) -> list[str]:
+def _volatile_calls(expr: Any, linter: Linter) -> list[str]:
+    """Functions the expression calls that may be VOLATILE: with a database, as pg_proc says
+    (a function it does not have, e.g. one the batch creates, counts as volatile); without one,
+    those not on the built-in list NON_VOLATILE_FUNCTIONS."""
     from guard.lint.destroy import _function_names
 
-    return [n for n in _function_names(expr) if n.rpartition(".")[2] not in locks.NON_VOLATILE_FUNCTIONS]
+    ask = getattr(linter.catalog, "volatile", None)
+    out = []
+    for name in _function_names(expr):
+        known = ask(name) if ask is not None else None
+        if known is True or (known is None and name.rpartition(".")[2] not in locks.NON_VOLATILE_FUNCTIONS):
+            out.append(name)
+    return out
 
 
-def _constraint(con: Any, shown: str, st: Statement, i: int, d: str) -> list[Finding]:
+def _checked_domain(type_name: Any, linter: Linter) -> bool:
+    """The column type is a domain with a CHECK or NOT NULL: created so in this batch, or (with a
+    database) as pg_type/pg_constraint show. ADD COLUMN of it rewrites (ATExecAddColumn)."""
+    name = ".".join(p.sval for p in type_name.names)
+    if type_name.names[-1].sval in linter.checked_domains:
+        return True
+    ask = getattr(linter.catalog, "domain_checked", None)
+    return bool(ask(name)) if ask is not None and not type_name.arrayBounds else False
+
+
+def _nullable_key(con: Any, table: str, linter: Linter) -> bool:
+    """ADD PRIMARY KEY USING INDEX: a column of the index may be NULL, so PostgreSQL scans for
+    NULLs under ACCESS EXCLUSIVE (index_check_primary_key). Unknown (no database) counts as nullable."""
+    ask = getattr(linter.catalog, "index_nullable", None)
+    if ask is None:
+        return True
+    schema = table.rpartition(".")[0]
+    return ask(f"{schema}.{con.indexname}" if schema else con.indexname) is not False
+
+
+def _domain_created(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """CREATE DOMAIN ... CHECK / NOT NULL: remember it (a new column of it checks every row)."""
+    if node.constraints:
+        linter.checked_domains.add(node.domainname[-1].sval)
+    return []
+
+
+def _constraint(con: Any, shown: str, key: str, linter: Linter, st: Statement, i: int, d: str) -> list[Finding]:
     from pglast import enums
 
     kind = con.contype
@@ -218,6 +346,11 @@ def _constraint(con: Any, shown: str, st: Statement, i: int, d: str) -> list[Fin
     if kind == enums.ConstrType.CONSTR_CHECK and not con.skip_validation:
         return [finding("add-check", st, i, d, f"a CHECK on {shown} without NOT VALID scans the table under "
                         "ACCESS EXCLUSIVE", "ADD ... NOT VALID, then VALIDATE CONSTRAINT in the next migration file")]
+    if kind == enums.ConstrType.CONSTR_PRIMARY and con.indexname and _nullable_key(con, key, linter):
+        return [finding("add-unique", st, i, d, f"ADD PRIMARY KEY USING INDEX {con.indexname} on {shown} sets its "
+                        "columns NOT NULL: a scan under ACCESS EXCLUSIVE unless they are NOT NULL already",
+                        "make the columns NOT NULL first without a scan (a validated CHECK (col IS NOT NULL), "
+                        "then SET NOT NULL), then ADD PRIMARY KEY USING INDEX")]
     if kind in (enums.ConstrType.CONSTR_PRIMARY, enums.ConstrType.CONSTR_UNIQUE,
                 enums.ConstrType.CONSTR_EXCLUSION) and not con.indexname:
         return [finding("add-unique", st, i, d, f"ADD PRIMARY KEY/UNIQUE/EXCLUDE on {shown} builds its index under "
@@ -256,7 +389,11 @@ def _reindex(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[F
 
 
 def _refresh(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    if node.concurrent or linter.table_is_new(from_rangevar(node.relation)):
+    if linter.table_is_new(from_rangevar(node.relation)):
+        return []
+    mode = locks.STATEMENTS["REFRESH MATERIALIZED VIEW" + (" CONCURRENTLY" if node.concurrent else "")].lock
+    held.hold(linter, held.key_of(linter, node.relation), mode)
+    if node.concurrent:
         return []
     return [finding("refresh-materialized-view", st, i, d, f"REFRESH MATERIALIZED VIEW {from_rangevar(node.relation)} "
                     "holds ACCESS EXCLUSIVE (blocks its readers) while it recomputes", "REFRESH MATERIALIZED VIEW "
@@ -265,15 +402,21 @@ def _refresh(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[F
 
 def _domain(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     name = ".".join(p.sval for p in node.typeName)
+    if node.subtype in ("C", "O"):
+        linter.checked_domains.add(node.typeName[-1].sval)
     if node.subtype == "C" and not getattr(node.def_, "skip_validation", False):
         what = "ADD CONSTRAINT"
     elif node.subtype == "O":
         what = "SET NOT NULL"
+    elif node.subtype == "V":  # typecmds.c AlterDomainValidateConstraint: SHARE on each table, a scan
+        what = f"VALIDATE CONSTRAINT {node.name}"
     else:
         return []
     return [finding("alter-domain-check", st, i, d, f"ALTER DOMAIN {name} {what} checks every column of the domain "
                     f"in every table, under {locks.STATEMENTS['ALTER DOMAIN ADD CONSTRAINT'].lock}",
-                    "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in the next migration file")]
+                    "unlike a table's, a domain's VALIDATE blocks writes to every table using it: run it in a "
+                    "quiet window" if node.subtype == "V" else
+                    "ADD CONSTRAINT ... NOT VALID: it checks new values only (its VALIDATE blocks writes too)")]
 
 
 def _dropdb(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -300,6 +443,7 @@ HANDLERS: dict[str, Handler] = {
     "ReindexStmt": _reindex,
     "RefreshMatViewStmt": _refresh,
     "AlterDomainStmt": _domain,
+    "CreateDomainStmt": _domain_created,
     "DropdbStmt": _dropdb,
     "TransactionStmt": _transaction,
 }

@@ -9,14 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+DEFAULT_PARTITION = """
+SELECT p.partdefid, n.nspname, c.relname FROM pg_partitioned_table p
+  JOIN pg_class c ON c.oid = p.partdefid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE p.partrelid = to_regclass(%s)
+"""
+STORAGE = """
+SELECT c.relpersistence::text, coalesce(s.spcname, 'pg_default'), coalesce(a.amname, '')
+  FROM pg_class c LEFT JOIN pg_tablespace s ON s.oid = c.reltablespace LEFT JOIN pg_am a ON a.oid = c.relam
+ WHERE c.oid = to_regclass(%s)
+"""
 PARTITIONED = "SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass(%s)"
-# A valid CHECK whose whole expression is (column IS NOT NULL): PostgreSQL 12+ then skips the
+# The column is NOT NULL already, or a valid CHECK whose whole expression is (column IS NOT NULL):
+# PostgreSQL 12+ then skips the
 # scan of SET NOT NULL (tablecmds.c NotNullImpliedByRelConstraints).
 NOT_NULL_PROVEN = """
 SELECT EXISTS (
   SELECT FROM pg_constraint c
    WHERE c.conrelid = to_regclass(%(table)s) AND c.contype = 'c' AND c.convalidated
      AND pg_get_constraintdef(c.oid) = format('CHECK ((%%s IS NOT NULL))', quote_ident(%(column)s)))
+    -- already NOT NULL: SET NOT NULL does nothing (tablecmds.c ATExecSetNotNull)
+    OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = to_regclass(%(table)s)
+                  AND a.attname = %(column)s AND a.attnotnull)
 """
 FUNCTION_SCHEMAS = """
 SELECT DISTINCT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -34,18 +48,67 @@ SELECT EXISTS (
 DEPENDENT_LOOKUPS = {"relation": "to_regclass", "type": "to_regtype", "function": "to_regprocedure",
                      "schema": "to_regnamespace"}
 COLUMN_TYPE = """
-SELECT a.atttypid, a.atttypmod FROM pg_attribute a
+SELECT a.atttypid, a.atttypmod, t.typname, t.typtype, t.typbasetype, t.typtypmod FROM pg_attribute a
+  JOIN pg_type t ON t.oid = a.atttypid
  WHERE a.attrelid = to_regclass(%(table)s) AND a.attname = %(column)s AND NOT a.attisdropped
 """
-# Whether changing a column from one type to another needs no rewrite: the same type with a
-# typmod that only grows (varchar(20) -> varchar(50)) or drops, or a binary-coercible cast
-# (pg_cast.castmethod 'b', e.g. varchar -> text) to a type without typmod. As
-# tablecmds.c ATColumnChangeRequiresRewrite decides for these common cases.
-BINARY_COERCIBLE = """
-SELECT %(old)s::oid = t.oid AND (%(new_mod)s = -1 OR (%(old_mod)s <> -1 AND %(new_mod)s >= %(old_mod)s))
-    OR (%(new_mod)s = -1 AND EXISTS (SELECT FROM pg_cast c WHERE c.castsource = %(old)s::oid
-                                       AND c.casttarget = t.oid AND c.castmethod = 'b'))
-  FROM (SELECT to_regtype(%(new)s)::oid AS oid) t
+NEW_TYPE = """
+SELECT t.oid, t.typname,
+       EXISTS (SELECT FROM pg_cast c WHERE c.castsource = %(old)s AND c.casttarget = t.oid AND c.castmethod = 'b'),
+       current_setting('TimeZone')
+  FROM pg_type t WHERE t.oid = to_regtype(%(new)s)
+"""
+# Types whose length coercion keeps the stored value when the typmod grows or goes (each one's
+# support function: varchar_support, numeric_support, timestamp_support, ...).
+_GROWS_FREELY = frozenset({"varchar", "varbit", "timestamp", "timestamptz", "time", "timetz"})
+# Zones with a fixed offset of 0: there timestamp <-> timestamptz keeps the stored value
+# (tablecmds.c ATColumnChangeRequiresRewrite, TimestampTimestampTzRequiresRewrite, PostgreSQL 12+).
+_UTC = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "uct", "etc/uct", "zulu", "etc/zulu", "universal",
+                  "etc/universal", "gmt0", "etc/gmt0", "etc/gmt+0", "etc/gmt-0", "greenwich", "etc/greenwich"})
+
+
+def _keeps_stored_value(old: tuple[Any, ...], new: tuple[Any, ...], new_mod: int) -> bool:
+    """Whether ALTER COLUMN ... TYPE from `old` (COLUMN_TYPE's row) to `new` (NEW_TYPE's row)
+    keeps every stored value as it is: no rewrite. As ATColumnChangeRequiresRewrite decides."""
+    old_oid, old_mod, old_name, old_kind, old_base, base_mod = old
+    new_oid, new_name, binary, zone = new
+    if old_oid == new_oid:
+        if new_mod == old_mod or new_mod == -1 and old_name != "bpchar":
+            return True
+        if old_mod == -1:
+            return False
+        if old_name in _GROWS_FREELY:
+            return new_mod >= old_mod
+        if old_name == "numeric":  # typmod: (precision << 16 | scale) + 4; same scale, no less precision
+            return (new_mod - 4) & 0xFFFF == (old_mod - 4) & 0xFFFF and new_mod >= old_mod
+        return False
+    if old_kind == "d" and old_base == new_oid:  # a domain to its base type: a relabel
+        return new_mod in (-1, base_mod)
+    if {old_name, new_name} == {"timestamp", "timestamptz"}:
+        return new_mod in (-1, old_mod) and str(zone).lower() in _UTC
+    return bool(binary) and new_mod == -1
+
+
+# A domain (or a domain over one) with a CHECK or NOT NULL: ADD COLUMN of it checks every row,
+# i.e. rewrites the table (tablecmds.c ATExecAddColumn: DomainHasConstraints).
+DOMAIN_CHECKED = """
+WITH RECURSIVE d(oid) AS (
+  SELECT to_regtype(%s)::oid
+  UNION SELECT t.typbasetype FROM pg_type t JOIN d ON t.oid = d.oid WHERE t.typtype = 'd')
+SELECT EXISTS (SELECT FROM pg_constraint c JOIN d ON c.contypid = d.oid)
+    OR EXISTS (SELECT FROM pg_type t JOIN d ON t.oid = d.oid WHERE t.typtype = 'd' AND t.typnotnull)
+"""
+# ADD PRIMARY KEY USING INDEX sets NOT NULL on the index's columns: a scan when one is nullable
+# (tablecmds.c ATExecAddIndexConstraint -> index_check_primary_key).
+INDEX_NULLABLE = """
+SELECT bool_or(NOT a.attnotnull) FROM pg_index i
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+ WHERE i.indexrelid = to_regclass(%s)
+"""
+# The volatility PostgreSQL records for every function of that name ('i', 's' or 'v').
+VOLATILITY = """
+SELECT array_agg(DISTINCT p.provolatile::text) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.proname = %(name)s AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s)
 """
 
 
@@ -60,6 +123,26 @@ class PgCatalog:
         row = self.conn.execute(TABLE_EXISTS, (name,)).fetchone()
         return bool(row and row[0])
 
+    def default_partition(self, name: str) -> str | None:
+        """The default partition of the partitioned table `name` when it holds a row, else None."""
+        row = self.conn.execute(DEFAULT_PARTITION, (name,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        from psycopg import sql
+
+        filled = self.conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
+            sql.Identifier(row[1], row[2]))).fetchone()
+        return f"{row[1]}.{row[2]}" if filled and filled[0] else None
+
+    def relation_exists(self, name: str) -> bool:
+        """Any relation (table, index, view...) `name` (quoted, possibly qualified text) exists."""
+        return self.exists(name)
+
+    def storage(self, name: str) -> tuple[str, str, str] | None:
+        """(relpersistence, tablespace name, access method name) of the table `name`, None if absent."""
+        row = self.conn.execute(STORAGE, (name,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
     def partitioned(self, name: str) -> bool:
         """The relation `name` is a partitioned table or index."""
         row = self.conn.execute(PARTITIONED, (name,)).fetchone()
@@ -68,6 +151,28 @@ class PgCatalog:
     def not_null_proven(self, table: str, column: str) -> bool:
         row = self.conn.execute(NOT_NULL_PROVEN, {"table": table, "column": column}).fetchone()
         return bool(row and row[0])
+
+    def domain_checked(self, type_name: str) -> bool | None:
+        """Whether `type_name` is a domain with constraints (None: not a type PostgreSQL knows)."""
+        try:
+            row = self.conn.execute(DOMAIN_CHECKED, (type_name,)).fetchone()
+        except Exception:  # noqa: BLE001 - a name to_regtype cannot parse: unknown
+            return None
+        return None if row is None else bool(row[0])
+
+    def index_nullable(self, index: str) -> bool | None:
+        """Whether a column of the index `index` (quoted, possibly qualified) is nullable."""
+        row = self.conn.execute(INDEX_NULLABLE, (index,)).fetchone()
+        return None if row is None or row[0] is None else bool(row[0])
+
+    def volatile(self, name: str) -> bool | None:
+        """Whether the function `name` ([schema.]name) may be VOLATILE (any overload of it);
+        None when no function of that name exists."""
+        schema, _, short = name.rpartition(".")
+        row = self.conn.execute(VOLATILITY, {"name": short, "schema": schema or None}).fetchone()
+        if row is None or not row[0]:
+            return None
+        return "v" in row[0]
 
     def function_kind(self, name: str) -> str | None:
         schema, _, short = name.rpartition(".")
@@ -98,8 +203,10 @@ class PgCatalog:
         row = self.conn.execute(COLUMN_TYPE, {"table": table, "column": column}).fetchone()
         if row is None or new_typmod is None:
             return None
-        found = self.conn.execute(BINARY_COERCIBLE, {"old": row[0], "old_mod": row[1], "new": new_type,
-                                                     "new_mod": new_typmod}).fetchone()
-        if found is None or found[0] is None:
+        try:
+            new = self.conn.execute(NEW_TYPE, {"old": row[0], "new": new_type}).fetchone()
+        except Exception:  # noqa: BLE001 - a type name to_regtype cannot parse: unknown
             return None
-        return not found[0]
+        if new is None:
+            return None
+        return not _keeps_stored_value(tuple(row), tuple(new), new_typmod)

@@ -162,11 +162,66 @@ def _ctes(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Find
     return out
 
 
+def every_row(where: Any) -> bool:
+    """No WHERE, or one that names no column, subquery, parameter or function (`WHERE true`,
+    `WHERE 1 = 1`): constant, so it keeps every row unless it is plainly false."""
+    from pglast import ast, enums
+    from pglast.visitors import Visitor
+
+    if where is None:
+        return True
+    if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.OR_EXPR:
+        return any(every_row(arg) for arg in where.args or ())  # `1 = 1 OR id = 5`: every row
+    if isinstance(where, ast.BoolExpr) and where.boolop == enums.BoolExprType.AND_EXPR:
+        return all(every_row(arg) for arg in where.args or ())
+    varying: list[Any] = []
+
+    class _Varying(Visitor):
+        def visit(self, ancestors: Any, node: Any) -> None:
+            if isinstance(node, (ast.ColumnRef, ast.SubLink, ast.FuncCall, ast.ParamRef)):
+                varying.append(node)
+
+    _Varying()(where)
+    null = isinstance(where, ast.A_Const) and where.isnull  # WHERE NULL keeps no row
+    return not varying and not null and _constant(where) is not False
+
+
+def _constant(node: Any) -> object:
+    """The value of a constant WHERE's node when plain (True/False, a literal), else None."""
+    from pglast import ast, enums
+
+    if isinstance(node, ast.A_Const):
+        val = node.val
+        return None if node.isnull else getattr(val, "boolval", getattr(val, "ival", getattr(val, "sval", None)))
+    if isinstance(node, ast.TypeCast) and node.typeName is not None and node.typeName.names \
+            and node.typeName.names[-1].sval == "bool":
+        text = str(_constant(node.arg)).lower()
+        return True if text in ("t", "true", "y", "yes", "on", "1") else False if text in (
+            "f", "false", "n", "no", "off", "0") else None
+    if isinstance(node, ast.BoolExpr):
+        values = [_constant(a) for a in node.args or ()]
+        if node.boolop == enums.BoolExprType.NOT_EXPR:
+            return None if values[0] is None else not values[0]
+        if node.boolop == enums.BoolExprType.AND_EXPR:
+            return False if False in values else None if None in values else True
+        return True if True in values else None if None in values else False
+    if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
+        op = [getattr(n, "sval", "") for n in node.name or ()]
+        left, right = _constant(node.lexpr), _constant(node.rexpr)
+        if left is not None and right is not None and op in (["="], ["<>"], ["!="]):
+            return (left == right) == (op == ["="])
+    return None
+
+
+def _where_words(node: Any) -> str:
+    return "without WHERE" if node.whereClause is None else "with a constant WHERE"
+
+
 def _delete(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     out = _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
     text, existed = relation(linter, from_rangevar(node.relation))
-    if node.whereClause is None and existed:
-        out.append(finding("delete-without-where", st, i, d, f"DELETE FROM {text} without WHERE deletes every row",
+    if every_row(node.whereClause) and existed:
+        out.append(finding("delete-without-where", st, i, d, f"DELETE FROM {text} {_where_words(node)} deletes every row",
                            "add the WHERE you mean; use TRUNCATE deliberately if you mean all"))
     return out
 
@@ -174,8 +229,8 @@ def _delete(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
 def _update(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     out = _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
     text, existed = relation(linter, from_rangevar(node.relation))
-    if node.whereClause is None and existed:
-        out.append(finding("update-without-where", st, i, d, f"UPDATE {text} without WHERE overwrites every row",
+    if every_row(node.whereClause) and existed:
+        out.append(finding("update-without-where", st, i, d, f"UPDATE {text} {_where_words(node)} overwrites every row",
                            "add the WHERE you mean; backfill large tables in batches"))
     return out
 
@@ -301,6 +356,9 @@ def _set(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Findi
     return []
 
 
+_RENAMED_BY_NAME = frozenset({*_ROUTINES, "OBJECT_SCHEMA", "OBJECT_TYPE", "OBJECT_DOMAIN"})
+
+
 def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     from pglast import enums
 
@@ -314,6 +372,11 @@ def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
                             "clients still using the old name", "add the new name, migrate clients, drop the old "
                             "name later (a view can bridge)")]
         return []
+    if kind in _RENAMED_BY_NAME:  # callers name them: SQL, casts, RPC (PostgREST /rpc/<name>)
+        what = KIND_WORDS.get(kind, kind.removeprefix("OBJECT_")).lower()
+        shown = getattr(node, "subname", None) or object_name(kind, node.object)
+        return [finding("rename", st, i, d, f"renaming {what} {shown} to {node.newname} breaks callers still using "
+                        "the old name", "create the new one beside the old, move callers, drop the old later")]
     if kind == "OBJECT_COLUMN" and node.relation is not None:
         table = from_rangevar(node.relation)
         if not linter.table_is_new(table):

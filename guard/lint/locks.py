@@ -61,12 +61,16 @@ _TC = "tablecmds.c AlterTableGetLockLevel"
 # ACCESS EXCLUSIVE (the function's default) and do no work proportional to the table.
 ALTER_TABLE: dict[str, LockFact] = {
     "AT_AddColumn": LockFact(ACCESS_EXCLUSIVE, "rewrite",
-                             "rewrite with a volatile default, STORED generated or identity column, or a "
-                             "default before PostgreSQL 11; index build with UNIQUE/PRIMARY KEY; else none"),
+                             "rewrite with a volatile default, STORED generated or identity column, a domain "
+                             "type with constraints (even NOT VALID ones), or a default before PostgreSQL 11; "
+                             "index build with UNIQUE/PRIMARY KEY; else none"),
     "AT_DropColumn": LockFact(ACCESS_EXCLUSIVE),
     "AT_AlterColumnType": LockFact(ACCESS_EXCLUSIVE, "rewrite",
                                    "no rewrite when binary-coercible (varchar(n) to text or a longer "
-                                   "varchar); indexes on the column are rebuilt"),
+                                   "varchar, numeric with more precision and the same scale, a longer "
+                                   "timestamp precision, a domain to its base type, timestamp <-> "
+                                   "timestamptz in a UTC session); a new collation rebuilds the column's "
+                                   "indexes (a scan)"),
     "AT_ColumnDefault": LockFact(ACCESS_EXCLUSIVE),
     "AT_SetNotNull": LockFact(ACCESS_EXCLUSIVE, "scan", "no scan when a valid CHECK (col IS NOT NULL) exists (12+)"),
     "AT_DropNotNull": LockFact(ACCESS_EXCLUSIVE),
@@ -86,10 +90,11 @@ ALTER_TABLE: dict[str, LockFact] = {
     "AT_AddIndexConstraint": LockFact(ACCESS_EXCLUSIVE, "none", "a scan when a PRIMARY KEY column is nullable"),
     "AT_ClusterOn": LockFact(SHARE_UPDATE_EXCLUSIVE),
     "AT_DropCluster": LockFact(SHARE_UPDATE_EXCLUSIVE),
-    "AT_SetLogged": LockFact(ACCESS_EXCLUSIVE, "rewrite"),
-    "AT_SetUnLogged": LockFact(ACCESS_EXCLUSIVE, "rewrite"),
-    "AT_SetAccessMethod": LockFact(ACCESS_EXCLUSIVE, "rewrite"),
-    "AT_SetTableSpace": LockFact(ACCESS_EXCLUSIVE, "rewrite", "copies every file of the table"),
+    "AT_SetLogged": LockFact(ACCESS_EXCLUSIVE, "rewrite", "none when already logged"),
+    "AT_SetUnLogged": LockFact(ACCESS_EXCLUSIVE, "rewrite", "none when already unlogged"),
+    "AT_SetAccessMethod": LockFact(ACCESS_EXCLUSIVE, "rewrite", "none for the table's own method"),
+    "AT_SetTableSpace": LockFact(ACCESS_EXCLUSIVE, "rewrite", "copies every file of the table; none when "
+                                 "already there"),
     "AT_SetRelOptions": LockFact(SHARE_UPDATE_EXCLUSIVE, "none",
                                  "AlterTableGetRelOptionsLockLevel: fillfactor, autovacuum and toast "
                                  "options SHARE UPDATE EXCLUSIVE, others ACCESS EXCLUSIVE"),
@@ -128,7 +133,7 @@ ALTER_TABLE_SOURCE = _TC
 
 # Other statements, from the docs' "Explicit Locking" list and each command's reference page.
 STATEMENTS: dict[str, LockFact] = {
-    "CREATE INDEX": LockFact(SHARE, "index"),
+    "CREATE INDEX": LockFact(SHARE, "index", "ON ONLY a partitioned table: the parent alone, nothing read"),
     "CREATE INDEX CONCURRENTLY": LockFact(SHARE_UPDATE_EXCLUSIVE, "index", "outside a transaction"),
     "DROP INDEX": LockFact(ACCESS_EXCLUSIVE, "none", "on the index's table"),
     "DROP INDEX CONCURRENTLY": LockFact(SHARE_UPDATE_EXCLUSIVE),
@@ -147,7 +152,14 @@ STATEMENTS: dict[str, LockFact] = {
     "CREATE POLICY": LockFact(ACCESS_EXCLUSIVE),
     "ALTER DOMAIN ADD CONSTRAINT": LockFact(SHARE, "scan", "every table with a column of the domain, "
                                             "unless NOT VALID (typecmds.c validateDomainConstraint)"),
-    "ALTER TYPE ALTER ATTRIBUTE TYPE": LockFact(ACCESS_EXCLUSIVE, "rewrite", "typed tables of the type"),
+    "ALTER DOMAIN VALIDATE CONSTRAINT": LockFact(SHARE, "scan", "every table with a column of the domain "
+                                                 "(typecmds.c AlterDomainValidateConstraint): unlike a table's "
+                                                 "VALIDATE, it blocks writes"),
+    "CREATE TABLE PARTITION OF": LockFact(ACCESS_EXCLUSIVE, "none", "on the parent; a filled DEFAULT partition "
+                                          "is scanned under ACCESS EXCLUSIVE (partbounds.c "
+                                          "check_default_partition_contents); ATTACH PARTITION likewise"),
+    "DO": LockFact(ACCESS_SHARE, "none", "whatever the statements of its body take (guard.lint.plpgsql)"),
+        "ALTER TYPE ALTER ATTRIBUTE TYPE": LockFact(ACCESS_EXCLUSIVE, "rewrite", "typed tables of the type"),
     "LOCK TABLE": LockFact(ACCESS_EXCLUSIVE, "none", "the mode named, ACCESS EXCLUSIVE by default"),
     "UPDATE": LockFact(ROW_EXCLUSIVE, "scan"),
     "DELETE": LockFact(ROW_EXCLUSIVE, "scan"),
@@ -170,4 +182,8 @@ NON_VOLATILE_FUNCTIONS = frozenset({
     "substring", "substr", "replace", "left", "right", "md5", "sha256", "encode", "decode",
     "timezone", "age", "int4", "int8", "text", "numeric", "bool", "format", "split_part",
     "regexp_replace", "array_to_string", "string_to_array", "pg_catalog.now",
+    # stable or immutable too (pg_proc.provolatile), found missing by an independent review
+    "statement_timestamp", "current_setting", "to_tsvector", "strpos", "position", "initcap", "repeat",
+    "lpad", "rpad", "translate", "jsonb_strip_nulls", "array_remove", "array_append", "array_cat",
+    "int4range", "int8range", "numrange", "daterange", "tsrange", "tstzrange",
 })

@@ -21,17 +21,16 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
     """Findings for one statement (parsed again on its own: statements are small)."""
     import pglast
 
-    from guard.lint import nontx
+    from guard.lint import held, nontx
 
     if statement.kind == "CreateStmt":
         # The commonest statement by far, and only its table's name matters (to know which
         # tables the batch creates): read it from the parser's JSON, no syntax tree.
-        _note_created(statement.sql, linter)
-        return []
+        return _note_created(statement, linter, index, display)
     handlers = _handlers()
     if statement.kind not in handlers and statement.kind not in _NON_TRANSACTIONAL_KINDS:
         return []  # no rule looks at this kind of statement: no need to parse it again
-    if statement.kind in ("InsertStmt", "SelectStmt") and not _worth_a_look(statement.sql):
+    if statement.kind in ("InsertStmt", "SelectStmt") and not linter.held and not _worth_a_look(statement.sql):
         return []  # seeds: thousands of INSERT ... VALUES with nothing a rule reads
     try:
         nodes = pglast.parse_sql(statement.sql)
@@ -46,6 +45,34 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
         handler = handlers.get(type(raw.stmt).__name__)
         if handler is not None:
             out.extend(handler(raw.stmt, statement, linter, index, display))
+        if linter.held and type(raw.stmt).__name__ in ("UpdateStmt", "DeleteStmt", "MergeStmt", "InsertStmt",
+                                                      "SelectStmt"):
+            out.extend(held.scans(raw.stmt, statement, linter, index, display))
+        if type(raw.stmt).__name__ == "DoStmt":
+            out.extend(_do_body(raw.stmt, statement, linter, index, display))
+    return out
+
+
+def _do_body(node: Any, statement: Statement, linter: Linter, index: int, display: str) -> list[Finding]:
+    """The statements a DO block runs (guard.lint.plpgsql), judged as if they stood alone in the
+    file at the DO block's place; only their risk findings are kept, as warnings."""
+    from dataclasses import replace
+
+    import pglast
+
+    from guard.lint import plpgsql
+
+    out: list[Finding] = []
+    for sql in plpgsql.body_statements(node):
+        try:
+            kind = type(pglast.parse_sql(sql)[0].stmt).__name__
+        except (pglast.parser.ParseError, IndexError):
+            continue
+        for f in check(replace(statement, sql=sql, kind=kind), linter, index, display):
+            if f.category in ("destructive", "locking", "breaking"):  # the package's RISK_CATEGORIES
+                # a warning, never a block: the run applies a DO block under the runtime tripwire,
+                # which measures what it really destroyed (the protective copy cannot see inside)
+                out.append(replace(f, severity="warning", message=f"in the DO block: {f.message}"))
     return out
 
 
@@ -85,17 +112,19 @@ _NON_TRANSACTIONAL_KINDS = frozenset({
 })
 
 
-def _note_created(sql: str, linter: Linter) -> None:
+def _note_created(st: Statement, linter: Linter, index: int, display: str) -> list[Finding]:
     import json
 
     from pglast import parser
 
+    from guard.lint.alter import default_partition
     from guard.lint.names import ObjectName
 
     try:
-        stmts = json.loads(parser.parse_sql_json(sql)).get("stmts", [])
+        stmts = json.loads(parser.parse_sql_json(st.sql)).get("stmts", [])
     except parser.ParseError:
-        return
+        return []
+    out: list[Finding] = []
     for item in stmts:
         create = item.get("stmt", {}).get("CreateStmt", {})
         relation = create.get("relation", {})
@@ -103,9 +132,15 @@ def _note_created(sql: str, linter: Linter) -> None:
             linter.note_created(ObjectName(relation.get("schemaname") or None, relation["relname"]),
                                 temporary=relation.get("relpersistence") == "t",
                                 if_not_exists=bool(create.get("if_not_exists")))
+        parents = create.get("inhRelations") or []
+        if create.get("partbound") and not create["partbound"].get("is_default") and parents:
+            rel = parents[0].get("RangeVar", {})
+            parent = ObjectName(rel.get("schemaname") or None, rel.get("relname", ""))
+            out.extend(default_partition(parent, str(linter.scope.resolve(parent)), st, linter, index, display))
+    return out
 
 
 def _handlers() -> dict[str, Handler]:
-    from guard.lint import alter, destroy
+    from guard.lint import alter, destroy, held
 
-    return {**destroy.HANDLERS, **alter.HANDLERS}
+    return {**destroy.HANDLERS, **alter.HANDLERS, **held.HANDLERS}

@@ -25,7 +25,8 @@ from guard.lint import locks
 TABLES = """
 SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relfilenode,
        coalesce(s.seq_scan, 0), coalesce(s.n_tup_del + s.n_tup_upd, 0),
-       (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attisdropped)
+       (SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attisdropped),
+       c.relkind::text, c.relispopulated
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_stat_xact_user_tables s ON s.relid = c.oid
@@ -53,6 +54,7 @@ class TraceResult:
     error: str | None = None
     sqlstate: str | None = None
     destroyed: tuple[str, ...] = ()  # dropped, emptied (new file), lost a column, or rows deleted/updated
+    matviews: tuple[str, ...] = ()  # materialized views among the tables above (no client writes them)
 
     @property
     def strongest(self) -> str | None:
@@ -61,9 +63,12 @@ class TraceResult:
     @property
     def blocking_work(self) -> tuple[str, ...]:
         """Tables this statement read or rewrote in full while writers (or readers) were blocked:
-        the observed meaning of the lint's "locking"."""
+        the observed meaning of the lint's "locking". Only REFRESH writes a materialized view,
+        so there only a lock blocking reads counts (REFRESH ... CONCURRENTLY's EXCLUSIVE lets
+        readers through: docs, REFRESH MATERIALIZED VIEW)."""
         worked = set(self.rewritten) | set(self.scanned)
-        return tuple(sorted(t for t in worked if self.locks.get(t) in locks.BLOCKS_WRITES))
+        return tuple(sorted(t for t in worked if self.locks.get(t) in
+                            (locks.BLOCKS_READS if t in self.matviews else locks.BLOCKS_WRITES)))
 
     def as_dict(self) -> dict[str, object]:
         return {"sql": self.sql, "locks": self.locks, "rewritten": list(self.rewritten),
@@ -71,7 +76,8 @@ class TraceResult:
                 "seconds": round(self.seconds, 6), "error": self.error}
 
 
-Snapshot = dict[int, tuple[str, int, int, int, int]]  # oid -> name, relfilenode, seq_scan, del+upd, dropped columns
+# oid -> name, relfilenode, seq_scan, del+upd, dropped columns, relkind, relispopulated
+Snapshot = dict[int, tuple[str, int, int, int, int, str, bool]]
 
 
 def _tables(conn: Any) -> Snapshot:
@@ -127,14 +133,19 @@ def _observe(conn: Any, sql: str, before: Snapshot, now: Snapshot, seconds: floa
     destroyed = {before[o][0] for o in before if o in now and o not in after}
     destroyed |= {before[o][0] for o in both if after[o][3] > now[o][3] or after[o][4] > now[o][4]}
     destroyed |= {before[o][0] for o in rewritten_emptied(conn, both, now, after)}
-    return TraceResult(sql, held, rewritten, scanned, seconds, destroyed=tuple(sorted(destroyed)))
+    matviews = tuple(sorted(before[o][0] for o in before if before[o][5] == "m"))
+    return TraceResult(sql, held, rewritten, scanned, seconds, destroyed=tuple(sorted(destroyed)),
+                       matviews=matviews)
 
 
 def rewritten_emptied(conn: Any, oids: list[int], now: Snapshot, after: Snapshot) -> list[int]:
-    """Tables that got a new file and hold no row now (TRUNCATE moves no row counter)."""
+    """Tables that got a new file and hold no row now (TRUNCATE moves no row counter), or
+    materialized views left unpopulated (REFRESH ... WITH NO DATA: reading one is an error)."""
     out = []
     for oid in oids:
-        if after[oid][1] != now[oid][1]:
+        if after[oid][1] != now[oid][1] and not after[oid][6]:
+            out.append(oid)
+        elif after[oid][1] != now[oid][1]:
             row = conn.execute(f"SELECT NOT EXISTS (SELECT FROM {after[oid][0]})").fetchone()
             if row and row[0]:
                 out.append(oid)

@@ -60,3 +60,21 @@ drop function if exists public.purge_old;
 
 -- case: breaking-020
 alter table public.items rename column code to sku;
+
+-- From an independent review (break-lint): forms the first corpus missed, each label
+-- checked by the trace on PostgreSQL 15.
+
+-- case: breaking-021
+alter function public.slugify(text) rename to slug;
+
+-- case: breaking-022
+alter schema reporting rename to rpt;
+
+-- case: breaking-023
+alter type mood rename to feeling;
+
+-- case: breaking-024
+alter procedure public.backfill_v2(int) rename to backfill;
+
+-- case: breaking-025
+alter view public.items_v rename column note to remark;

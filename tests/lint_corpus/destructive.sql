@@ -268,3 +268,41 @@ drop table users;
 -- case: destructive-086
 alter table scratch.users rename to old_users;
 drop table scratch.old_users;
+
+-- From an independent review (break-lint): forms the first corpus missed, each label
+-- checked by the trace on PostgreSQL 15.
+
+-- case: destructive-087
+delete from public.staging where true;
+
+-- case: destructive-088
+delete from public.staging where 1 = 1;
+
+-- case: destructive-089
+update public.items set note = null where 1=1;
+
+-- case: destructive-090
+delete from public.prices where 'yes'::boolean;
+
+-- case: destructive-091
+update public.prices set body = '' where true and true;
+
+-- case: destructive-092
+do $$ begin
+  drop table public.staging;
+end $$;
+
+-- case: destructive-093
+do $$ begin
+  delete from public.staging;
+end $$;
+
+-- case: destructive-094
+delete from public.staging s using public.items i where true;
+
+-- case: destructive-095
+alter table public.items add column flag2 int;
+merge into public.items t using public.staging s on t.id = s.id when matched then update set flag2 = 1;
+
+-- case: destructive-096
+delete from public.staging where 1 = 1 or id = 5;

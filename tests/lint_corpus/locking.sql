@@ -247,3 +247,188 @@ vacuum full public.items;
 
 -- case: locking-081 | trace: non-transactional
 vacuum (full, analyze) public.orders;
+
+-- From an independent review (break-lint): forms the first corpus missed, each label
+-- checked by the trace on PostgreSQL 15.
+
+-- case: locking-082
+alter table public.items add check (price >= 0) not valid;
+alter table public.items validate constraint items_price_check;
+
+-- case: locking-083
+alter table public.items add column extra int;
+alter table public.items add constraint price_nonneg check (price >= 0) not valid;
+alter table public.items validate constraint price_nonneg;
+
+-- case: locking-084
+alter table public.items add column flag boolean;
+update public.items set flag = false where flag is null;
+
+-- case: locking-085
+lock table public.items in access exclusive mode;
+update public.items set qty = 0 where qty is null;
+
+-- case: locking-086
+alter table public.prices add column flag int;
+update public.prices set flag = 1 where flag is null;
+
+-- case: locking-087
+alter table public.prices alter column label set default 'x';
+delete from public.prices where amount > 500;
+
+-- case: locking-088
+create index prices_amount_idx on public.prices (amount);
+update public.prices set amount = amount + 1 where amount > 0;
+
+-- case: locking-089
+lock table public.prices in share mode;
+insert into public.staging select id, body from public.prices;
+
+-- case: locking-090
+create trigger trg before insert on public.prices for each row execute function public.touch();
+update public.prices set amount = 0 where amount < 10;
+
+-- case: locking-091
+alter table public.orders add constraint orders_user_fk foreign key (user_id) references public.users (id) not valid;
+update public.users set age = 0 where age is null;
+
+-- case: locking-092
+alter domain positive_int add constraint pos check (value > 0) not valid;
+alter domain positive_int validate constraint pos;
+
+-- case: locking-093
+alter domain public.short_code validate constraint short;
+
+-- case: locking-094
+refresh materialized view reporting.daily_totals with no data;
+
+-- case: locking-095
+create domain public.pos_int as int check (value > 0);
+alter table public.items add column p public.pos_int default 1;
+
+-- case: locking-096 | needs: catalog
+alter table public.prices add column q public.positive_qty;
+
+-- case: locking-097 | needs: catalog
+alter table public.prices add column q2 public.positive_qty default 5;
+
+-- case: locking-098 | needs: catalog
+alter table public.prices add column q3 public.short_code;
+
+-- case: locking-099
+create unique index events_id_key on public.events (id);
+alter table public.events add constraint events_pk primary key using index events_id_key;
+
+-- case: locking-100
+alter table public.prices drop constraint prices_pkey;
+alter table public.prices add constraint prices_pk primary key using index prices_n_key;
+
+-- case: locking-101
+alter table public.prices alter column amount type numeric(12,4);
+
+-- case: locking-102
+alter table public.prices alter column amount type numeric(12,1);
+
+-- case: locking-103
+alter table public.prices alter column amount type numeric(8,2);
+
+-- case: locking-104
+alter table public.prices alter column label type varchar(10);
+
+-- case: locking-105
+alter table public.prices alter column body type varchar(255);
+
+-- case: locking-106
+alter table public.prices alter column at3 type timestamp(0);
+
+-- case: locking-107
+alter table public.prices alter column n type bigint;
+
+-- case: locking-108
+alter table public.prices alter column body type text collate "C";
+
+-- case: locking-109
+alter table public.prices alter column body type text using body || '';
+
+-- case: locking-110
+alter table public.prices alter column n type public.positive_qty;
+
+-- case: locking-111
+alter table public.prices alter column c type char(10);
+
+-- case: locking-112
+alter table public.prices alter column c type varchar(10);
+
+-- case: locking-113
+alter table public.items set unlogged;
+
+-- case: locking-114
+cluster public.items using items_pkey;
+
+-- case: locking-115
+do $$ begin
+  alter table public.items add constraint items_owner_fkey foreign key (owner) references public.users (id);
+exception when duplicate_object then null;
+end $$;
+
+-- case: locking-116
+DO $$ BEGIN
+ ALTER TABLE "public"."Post" ADD CONSTRAINT "Post_authorId_User_id_fk" FOREIGN KEY ("authorId") REFERENCES "public"."User"("id") ON DELETE cascade ON UPDATE no action;
+EXCEPTION
+ WHEN duplicate_object THEN null;
+END $$;
+
+-- case: locking-117
+do $$
+begin
+  if not exists (select 1 from pg_indexes where indexname = 'items_status_idx') then
+    create index items_status_idx on public.items (status);
+  end if;
+end $$;
+
+-- case: locking-118
+do $$ begin execute 'alter table public.items alter column note set not null'; end $$;
+
+-- case: locking-119
+do $$
+begin
+  alter table public.prices add column v text;
+  update public.prices set v = label where v is null;
+end $$;
+
+-- case: locking-120 | needs: catalog
+create table public.logs_2026 partition of public.logs for values from ('2026-01-01') to ('2027-01-01');
+
+-- case: locking-121 | needs: catalog
+create table public.logs_2027 (id int, at date);
+alter table public.logs attach partition public.logs_2027 for values from ('2027-01-01') to ('2028-01-01');
+
+-- case: locking-122 | known miss: SQL built at run time (EXECUTE format(...)); the trace sees it
+do $$ begin
+  execute format('create index on %I.%I (amount)', 'public', 'prices');
+end $$;
+
+-- case: locking-123
+alter table public.items add column flag boolean;
+with u as (update public.items set flag = true where flag is null returning id) select count(*) from u;
+
+-- case: locking-124
+alter table public.items add column total numeric;
+update public.items i set total = o.total from public.orders o where o.id = i.id;
+
+-- case: locking-125
+set search_path = reporting;
+refresh materialized view daily_totals;
+
+-- case: locking-126
+alter table public.profiles alter column user_id set not null, add constraint profiles_user_fk foreign key (user_id) references public.users (id) not valid;
+
+-- case: locking-127
+alter table public.measurements add column tag text default gen_random_uuid()::text;
+
+-- case: locking-128
+do $$ begin execute 'do $x$ begin alter table public.items alter column note set not null; end $x$'; end $$;
+
+-- case: locking-129
+lock table only public.items in exclusive mode nowait;
+update public.items set qty = 0 where qty < 0;

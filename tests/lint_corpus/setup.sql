@@ -60,6 +60,25 @@ insert into public.measurements select g, date '2024-01-01' + g % 300, g from ge
 insert into public.measurements_2025 select g, date '2025-01-01' + g % 300, g from generate_series(1, 500) g;
 insert into public.profiles select g, g, 'a', 'b' from generate_series(1, 1000) g;
 insert into public.items_checked select g, 'n' from generate_series(1, 500) g;
+-- Added by an independent review (break-lint): shapes the first corpus did not have.
+create domain public.positive_qty as int check (value > 0);          -- a domain with a CHECK
+create domain public.short_code as text;                              -- gets a NOT VALID CHECK below
+create table public.prices (id int primary key, amount numeric(10,2), label varchar(20), body text,
+                            at timestamp, at3 timestamp(3), n int, tz timestamptz, qty public.positive_qty,
+                            c char(5), code public.short_code, nn int not null);
+create index prices_label_idx on public.prices (label);
+create index prices_body_idx on public.prices (body);
+create unique index prices_n_key on public.prices (n);                -- n is nullable
+create unique index prices_nn_key on public.prices (nn);              -- nn is NOT NULL
+create table public.logs (id int, at date) partition by range (at);
+create table public.logs_default partition of public.logs default;    -- holds rows
+create table public.measurements_2023 (id int, ts date, value numeric,
+    constraint in_2023 check (ts is not null and ts >= '2023-01-01' and ts < '2024-01-01'));
+insert into public.prices select g, g, 'l' || g, 'b' || g, now(), now(), g, now(), g, 'c', 'k' || g % 7, g
+  from generate_series(1, 1000) g;
+insert into public.logs select g, date '2020-01-01' + g % 300 from generate_series(1, 1000) g;
+insert into public.measurements_2023 select g, date '2023-01-01' + g % 300, g from generate_series(1, 500) g;
+alter domain public.short_code add constraint short check (length(value) < 10) not valid;
 refresh materialized view reporting.daily_totals;
 refresh materialized view reporting.user_counts;
 analyze;
