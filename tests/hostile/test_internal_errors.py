@@ -105,13 +105,39 @@ def test_an_unexpected_error_after_a_file_committed_is_exit_4_with_the_truth(
         return real(run_id, version)
 
     monkeypatch.setattr(guard.journal, "committed_row", second_fails)
-    code, output = _guard(project, monkeypatch, "run")
+    # One file at a time (lock retries keep files out of a stream), so the bug strikes after
+    # the first file committed.
+    code, output = _guard(project, monkeypatch, "run", GUARD_MIGRATIONS_LOCK_RETRIES="1")
     assert code == 4, output
     assert "Traceback" not in output and "outcome unknown" not in output.lower()
     assert project.history() == ["20240101000000"]
     assert [status for _id, status in _runs(project)] == ["failed_partially_applied"]
     committed = project.query("SELECT committed FROM guard.runs")[0][0]
     assert committed == ["20240101000000"]
+
+
+def test_an_unexpected_error_while_a_stream_is_built_changes_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed files (migrations/pipeline.py) are all written out before any is sent: a bug
+    while the second file's journal row is built leaves every file unsent, exit 1."""
+    _ready(project, "a", "b", "c")
+    import guard.journal
+
+    real = guard.journal.committed_row
+    calls: list[str] = []
+
+    def second_fails(run_id: str, version: str) -> Any:
+        calls.append(version)
+        if len(calls) == 2:
+            raise RuntimeError("injected bug in the second file")
+        return real(run_id, version)
+
+    monkeypatch.setattr(guard.journal, "committed_row", second_fails)
+    code, output = _guard(project, monkeypatch, "run")
+    assert "Traceback" not in output and "outcome unknown" not in output.lower()
+    assert project.history() == []
+    assert code == 1, output
 
 
 def test_an_unexpected_error_with_the_connection_gone_is_outcome_unknown(
