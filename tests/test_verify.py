@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import Project
 from tests.test_undo import state
 
@@ -131,3 +133,40 @@ def test_file_check_of_a_file_outside_a_transaction_fails_with_exit_4(ready: Pro
     assert result.report is not None and result.report["status"] == "failed_partially_applied"
     assert [c["result"] for c in result.report["verify"]] == ["passed", "failed"]
     assert ready.history() == []  # its effect remains, it is not recorded as applied
+
+
+EVENTS = ("create table public.events (id int primary key);"
+          "insert into public.events select g from generate_series(1, 40) g;"
+          "create function public.purge() returns boolean language sql as "
+          "'delete from public.events returning true';")
+
+
+@pytest.mark.parametrize("line", [
+    "select true; drop table public.events",                      # a second statement, unseen
+    "select true; commit; delete from public.events; select true",  # commits early
+    "with d as (delete from public.events returning 1) select true",  # a data-modifying WITH
+    "select true into public.stolen",                               # SELECT INTO writes
+    "select public.purge()",                                        # a function that writes
+])
+def test_a_file_check_that_would_write_fails_the_file_and_changes_nothing(ready: Project, line: str) -> None:
+    ready.query(EVENTS)
+    ready.add("20240101000001_items.sql", ITEMS + f"-- guard:verify {line}\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
+    assert not ready.table_exists("public.items") and not ready.table_exists("public.stolen")
+    assert ready.history() == []
+
+
+@pytest.mark.parametrize("sql", [
+    "with d as (delete from public.events returning 1) select true",
+    "select public.purge()",
+])
+def test_a_configured_check_that_would_write_rolls_the_release_back(ready: Project, sql: str) -> None:
+    ready.query(EVENTS)
+    _yml(ready, f"migrations:\n  transaction: all\nverify:\n  - name: sneaky\n    sql: \"{sql}\"\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
+    assert ready.history() == []

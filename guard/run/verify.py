@@ -34,11 +34,53 @@ class VerifyFailed(psycopg.Error):
     the file back and reports it as the file's failure."""
 
 
+# Statement kinds that write: a check holding one (a data-modifying CTE) is refused.
+_WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
+
+
+def one_query(sql: str) -> str:
+    """``sql`` when it is exactly one query (SELECT, VALUES, TABLE) that writes nothing: no
+    second statement (a ``; commit; delete ...`` would run unseen), no data-modifying WITH,
+    no SELECT INTO. Raises VerifyFailed naming what is wrong. Functions it calls are held
+    read-only by the caller (_sql)."""
+    import pglast
+    from pglast import ast
+
+    try:
+        statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        raise VerifyFailed(f"not a valid query: {exc}") from None
+    if len(statements) != 1 or not isinstance(statements[0].stmt, ast.SelectStmt):
+        raise VerifyFailed("a check must be exactly one query (SELECT, VALUES or TABLE), nothing else")
+    stmt = statements[0].stmt
+    found = [type(node).__name__ for node in _nodes(stmt) if type(node).__name__ in _WRITES]
+    if found or getattr(stmt, "intoClause", None) is not None:
+        raise VerifyFailed("a check must not write (it holds a data-modifying statement or SELECT INTO)")
+    return sql
+
+
+def _nodes(node: Any) -> Any:
+    from pglast import ast
+
+    if isinstance(node, ast.Node):
+        yield node
+        for name in node:
+            yield from _nodes(getattr(node, name))
+    elif isinstance(node, (tuple, list)):
+        for item in node:
+            yield from _nodes(item)
+
+
 def _sql(conn: psycopg.Connection[Any], sql: str, expect_empty: bool, timeout: float) -> tuple[bool, list[list[str]]]:
-    """Run ``sql`` in the current transaction; (passed, first rows as text)."""
-    conn.execute(SET_TIMEOUT.format(ms=max(1, int(timeout * 1000))).encode())
-    cursor = conn.execute(sql.encode())
+    """Run the one query ``sql`` (one_query) inside the current transaction, in a read-only
+    savepoint rolled back afterwards: whatever a function it calls tries to write fails, and
+    nothing of the check stays. (passed, first rows as text)."""
+    query = one_query(sql)
+    conn.execute(("SAVEPOINT guard_verify; SET LOCAL transaction_read_only = on; "
+                  + SET_TIMEOUT.format(ms=max(1, int(timeout * 1000)))).encode())
+    cursor = conn.execute(query.encode())
     rows = cursor.fetchmany(FIRST_ROWS + 1) if cursor.description is not None else []
+    conn.execute(b"ROLLBACK TO SAVEPOINT guard_verify; RELEASE SAVEPOINT guard_verify")
     shown = [[str(v) for v in row] for row in rows[:FIRST_ROWS]]
     passed = not rows if expect_empty else (len(rows) == 1 and rows[0][0] is True)
     return passed, shown
