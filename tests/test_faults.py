@@ -39,7 +39,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
 def _sleeping(project: Project) -> bool:
     rows = project.query(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%' "
-        "AND query LIKE '%%select pg_sleep(%%' AND pid <> pg_backend_pid() AND state = 'active'"
+        "AND wait_event = 'PgSleep' AND pid <> pg_backend_pid() AND state = 'active'"
     )
     return bool(rows[0][0])
 
@@ -131,7 +131,7 @@ def test_terminated_backend_mid_file_is_rolled_back_and_reported(ready: Project)
     proc = _start(ready)
     _wait_for(lambda: _sleeping(ready))
     ready.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name LIKE 'guard run %%' AND query LIKE '%%select pg_sleep(%%' AND pid <> pg_backend_pid()")
+                "WHERE application_name LIKE 'guard run %%' AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, out + err
     report = _report(ready)

@@ -37,7 +37,7 @@ def _kill_mid_run(project: Project) -> str:
     proc = _start_guard(project)
     try:
         _wait_for(lambda: project.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%select pg_sleep(%%' AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()"
         )[0][0] > 0)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -225,7 +225,7 @@ def test_interrupted_run_does_not_blame_the_file(ready: Project) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         _wait_for(lambda: ready.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%select pg_sleep(%%' AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()"
         )[0][0] > 0)
         os.kill(proc.pid, signal.SIGINT)
         proc.communicate(timeout=30)
@@ -365,7 +365,7 @@ def test_killed_runner_releases_the_lock_within_seconds(ready: Project) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         _wait_for(lambda: ready.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%select pg_sleep(%%' AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()"
         )[0][0] > 0)
         setting = ready.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%'")
         assert setting[0][0] == 1

@@ -18,9 +18,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+# guard's own session setting, which RESET ALL would take away with the file's: PostgreSQL 14+
+# checks every few seconds, during a long statement, that guard's client is still there and
+# ends a dead client's session and its lock (runtime-config-connection.html,
+# client_connection_check_interval). The WHERE keeps older servers, which lack it, from
+# evaluating set_config at all.
+CLIENT_CHECK_SECONDS = 5
+CLIENT_CHECK = (
+    f"SELECT pg_catalog.set_config('client_connection_check_interval', '{CLIENT_CHECK_SECONDS}s', false) "
+    "WHERE pg_catalog.current_setting('server_version_num')::int >= 140000"
+)
 RESET_STATEMENTS = (
-    "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "RESET ALL", "CLOSE ALL", "DEALLOCATE ALL",
-    "UNLISTEN *", "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
+    "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "RESET ALL", CLIENT_CHECK, "CLOSE ALL",
+    "DEALLOCATE ALL", "UNLISTEN *", "DISCARD PLANS", "DISCARD TEMP", "DISCARD SEQUENCES",
 )
 # As one message. Never in the same message as a BEGIN after it: a transaction takes its
 # characteristics (default_transaction_read_only, _isolation, _deferrable) when it starts,

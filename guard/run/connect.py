@@ -7,16 +7,15 @@ from contextlib import contextmanager
 
 from guard.db import connect, describe_url, refuse_transaction_pooler, server_facts
 from guard.errors import Blocked
+from guard.migrations.session import CLIENT_CHECK
 from guard.report.model import DatabaseInfo
 from guard.run.state import RunState
 
 READ_ONLY = "SET default_transaction_read_only = on"
 # PostgreSQL 14+: the server checks every few seconds, during a long statement, that guard's
-# client is still there, and ends the session (and its lock) when it is not (runtime-config-
-# connection.html, client_connection_check_interval). Without it a killed runner's statement
-# runs on, holding guard's lock, until it ends by itself.
-CLIENT_CHECK_SECONDS = 5
-CLIENT_CHECK = f"SET client_connection_check_interval = '{CLIENT_CHECK_SECONDS}s'"
+# client is still there, and ends the session (and its lock) when it is not. Without it a
+# killed runner's statement runs on, holding guard's lock, until it ends by itself. The
+# session reset between files (migrations/session.py) sets it again after RESET ALL.
 
 
 @contextmanager
@@ -26,8 +25,7 @@ def session(state: RunState) -> Iterator[None]:
     refuse_transaction_pooler(state.url)
     state.conn = connect(state.url, application_name=f"guard {state.report.command} {state.report.run_id}")
     try:
-        if state.conn.info.server_version >= 140000:
-            state.conn.execute(CLIENT_CHECK)
+        state.conn.execute(CLIENT_CHECK)
         if state.read_only:
             state.conn.execute(READ_ONLY)
         yield

@@ -8,7 +8,7 @@ from typing import Any
 
 from guard.db import LOCK_HOLDER, LOCK_KEY, TRY_LOCK, acquire_lock, release_lock
 from guard.errors import Blocked
-from guard.run.connect import CLIENT_CHECK_SECONDS
+from guard.migrations.session import CLIENT_CHECK_SECONDS
 from guard.run.state import RunState
 
 RUNNING = """
