@@ -89,10 +89,8 @@ def test_an_unexpected_error_before_any_statement_is_exit_3_nothing_changed(
     assert project.guard("run").code == 0  # not blocked by an open entry
 
 
-def test_an_unexpected_error_after_a_file_committed_is_exit_4_with_the_truth(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _ready(project, "a", "b", "c")
+def _second_journal_row_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An injected bug: building the second file's journal row raises."""
     import guard.journal
 
     real = guard.journal.committed_row
@@ -105,6 +103,13 @@ def test_an_unexpected_error_after_a_file_committed_is_exit_4_with_the_truth(
         return real(run_id, version)
 
     monkeypatch.setattr(guard.journal, "committed_row", second_fails)
+
+
+def test_an_unexpected_error_after_a_file_committed_is_exit_4_with_the_truth(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready(project, "a", "b", "c")
+    _second_journal_row_fails(monkeypatch)
     # One file at a time (lock retries keep files out of a stream), so the bug strikes after
     # the first file committed.
     code, output = _guard(project, monkeypatch, "run", GUARD_MIGRATIONS_LOCK_RETRIES="1")
@@ -122,18 +127,7 @@ def test_an_unexpected_error_while_a_stream_is_built_changes_nothing(
     """Streamed files (migrations/pipeline.py) are all written out before any is sent: a bug
     while the second file's journal row is built leaves every file unsent, exit 1."""
     _ready(project, "a", "b", "c")
-    import guard.journal
-
-    real = guard.journal.committed_row
-    calls: list[str] = []
-
-    def second_fails(run_id: str, version: str) -> Any:
-        calls.append(version)
-        if len(calls) == 2:
-            raise RuntimeError("injected bug in the second file")
-        return real(run_id, version)
-
-    monkeypatch.setattr(guard.journal, "committed_row", second_fails)
+    _second_journal_row_fails(monkeypatch)
     code, output = _guard(project, monkeypatch, "run")
     assert "Traceback" not in output and "outcome unknown" not in output.lower()
     assert project.history() == []
