@@ -67,6 +67,12 @@ def acquire(state: RunState) -> None:
                           "client is still connected cannot be told before PostgreSQL 14", hint=exc.hint) from None
         state.progress(f"run {run_id} holds guard's lock; waiting {CLIENT_CHECK_SECONDS}s for the server's client check")
         if _lock_after_client_check(conn):
+            if conn.execute(RUNNING, (run_id,)).fetchone() is None:
+                # The holder finished while we waited: it was working, not dead. A second
+                # guard refuses, as it would have at once (DESIGN: lock, exit 3).
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                raise Blocked(f"{exc.message}; its run {run_id} finished while this one waited",
+                              hint=exc.hint) from None
             state.report.warnings.append(
                 f"run {run_id} held guard's lock but its client was gone: the server ended its session")
             return
