@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from guard.protect import identity as who
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
 from guard.protect.targets import Target, capture_delete, capture_update, ident, targets
@@ -77,7 +78,8 @@ RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 # temporary table (a file's own, which may shadow a table of the same name) holds nothing that
 # existed before the run, and a copy's restore SQL could never reach it.
 RESOLVE = """
-SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid)
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid),
+       c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 """
@@ -164,6 +166,14 @@ class _Resolved:
     name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
     relname: str
     size: int
+    relkind: str = "r"  # r: a table (read with ONLY: without the tables inheriting from it); p: partitioned
+    parents: list[str] = field(default_factory=list)  # inheritance parents (guard.protect.family)
+
+    @property
+    def own(self) -> str:
+        """The table's own rows: ONLY for a table (inheritance children are tables of their own),
+        the whole tree for a partitioned table (its rows are in its partitions)."""
+        return f"ONLY {self.name}" if self.relkind == "r" else self.name
 
 
 @dataclass
@@ -177,24 +187,37 @@ class Protector:
     max_bytes: int = 1 << 30
     retention: float = DEFAULT_RETENTION  # seconds
     progress: Progress = field(default=lambda _line: None)
+    guard_role: str | None = None  # the role guard connected as (None: not known)
     copies: list[CopyRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     _seen: set[int] = field(default_factory=set)  # tables copied whole for the current statement
     _seq: int = 0
+    _identity: who.Identity | None = None  # the file's, at the current statement
 
     def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
-        if statement.kind not in DESTRUCTIVE_KINDS:
+        from psycopg.pq import TransactionStatus
+
+        found = targets(statement.sql) if statement.kind in DESTRUCTIVE_KINDS else []
+        if not found:
             return None
+        # A statement outside any transaction block (a file with transactions of its own):
+        # psql's implicit transaction, made explicit, so the copy commits with the statement.
+        idle = conn.pgconn.transaction_status == TransactionStatus.IDLE
+        if idle:
+            conn.execute("BEGIN")
         replacement = None
         self._seen = set()
-        for target in targets(statement.sql):
+        self._identity = who.take_over(conn, self.guard_role)
+        for target in found:
             if target.kind == "schema":
                 self._schema(conn, target, where)
                 continue
             resolved = self._resolve(conn, target.relation, where)
             if resolved is not None and resolved.oid not in self._seen:
                 replacement = self._protect(conn, target, resolved, where, statement.sql) or replacement
-        return replacement
+        replacement = who.finish(self._identity, conn, replacement)
+        self._identity = None
+        return f"{replacement or statement.sql}; COMMIT" if idle else replacement
 
     def finish(self, conn: psycopg.Connection[Any]) -> None:
         """After the apply: the row counts of copies their statement filled, and sizes."""
@@ -206,7 +229,7 @@ class Protector:
         row = conn.execute(RESOLVE, (relation,)).fetchone()
         if row is None:
             return None  # created by this file, not a table, or already gone: nothing to keep
-        resolved = _Resolved(int(row[0]), row[1], row[2], int(row[3]))
+        resolved = _Resolved(int(row[0]), row[1], row[2], int(row[3]), str(row[4]))
         if resolved.size > self.max_bytes:
             self.skipped.append(
                 f"{where}: {resolved.name} is {resolved.size} bytes, above protect.max_bytes; not copied")
@@ -236,21 +259,31 @@ class Protector:
     def _protect(
         self, conn: psycopg.Connection[Any], target: Target, resolved: _Resolved, where: str, text: str
     ) -> str | None:
-        if target.statement == "DeleteStmt":
-            return self._capture(conn, resolved, where, text, update=False)
-        if target.statement == "UpdateStmt":
-            return self._capture(conn, resolved, where, text, update=True)
+        from guard.protect import family
+
+        members = [] if target.only else family.descendants(self, conn, resolved, where)
+        if target.statement in ("DeleteStmt", "UpdateStmt"):
+            update = target.statement == "UpdateStmt"
+            if members:
+                return family.capture(self, conn, [resolved, *members], where, text, update=update)
+            return self._capture(conn, resolved, where, text, update=update)
         if target.kind == "column" and target.column:
             self._copy_column(conn, resolved, target.column, where, retyped=target.retyped)
             return None
         if target.statement == "MergeStmt":
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
-        recreate = None
-        if target.dropped:
-            from guard.protect.recreate import definition
+        from guard.protect.recreate import definition
 
-            recreate = definition(conn, resolved.oid)
+        recreate = definition(conn, resolved.oid) if target.dropped else None
         self._copy_table(conn, resolved, where, recreate=recreate, merge=target.statement == "MergeStmt")
+        for member in members:  # TRUNCATE, MERGE, DROP ... CASCADE of a parent reach its children
+            if member.oid in self._seen:
+                continue
+            again = None
+            if target.dropped:
+                again = definition(conn, member.oid)
+                again.after += [f"ALTER TABLE {member.name} INHERIT {parent};" for parent in member.parents]
+            self._copy_table(conn, member, where, recreate=again, merge=target.statement == "MergeStmt")
         if target.cascade:
             for (other,) in conn.execute(REFERENCING_TABLES, (resolved.oid, resolved.oid)).fetchall():
                 found = self._resolve(conn, other, where)
@@ -267,11 +300,12 @@ class Protector:
         copy = sql.Identifier(self.schema, name)
         return copy, copy.as_string(conn)
 
-    def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable) -> None:
+    def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable, *, rls: bool = True) -> None:
         conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy))
         for (role,) in conn.execute(API_ROLES).fetchall():
             conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(copy=copy, role=sql.Identifier(role)))
-        conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
+        if rls:
+            conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
 
     def _register(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, kind: str, where: str,
@@ -299,7 +333,7 @@ class Protector:
         if resolved.size > 50 << 20:
             self.progress(f"copying {resolved.name} ({resolved.size >> 20} MB) before {where}")
         cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
-            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
+            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.own)))
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
         insert = self._insert(conn, resolved, copy_text)
@@ -308,8 +342,10 @@ class Protector:
             parts += [f"-- not recreated: {what}" for what in recreate.cannot]
             restore = "\n".join(parts)
         elif merge:
-            restore = (f"-- MERGE may have inserted, updated and deleted rows: put the whole table back\n"
-                       f"DELETE FROM {resolved.name};\n{insert}")
+            # MERGE may have inserted, updated and deleted rows; a DELETE or UPDATE copied whole
+            # may have changed any of them.
+            restore = (f"-- the copy holds the whole table as it was before {where}: put the whole table back\n"
+                       f"DELETE FROM {resolved.own};\n{insert}")
         else:
             restore = insert
         record = self._register(conn, resolved, copy_text, "table", where, rows, restore)
@@ -333,20 +369,30 @@ class Protector:
     ) -> str | None:
         """An empty copy that the rewritten statement itself fills (None: not rewritable, so
         a copy of the whole table before it instead)."""
+        if self._identity is not None and not who.can_read(conn, self._identity, resolved.oid):
+            # The role may delete or update rows it may not read (no SELECT: no RETURNING).
+            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+            self._copy_table(conn, resolved, where, merge=True)
+            return None
         copy, copy_text = self._new_copy(conn, resolved)
+        # The file's own role runs the statement: guard counts the rows after it (identity.py).
+        count = self._identity is None or not self._identity.switched
         if update:
-            rewritten = capture_update(text, copy_text, copy_text, resolved.name)
+            rewritten = capture_update(text, copy_text, copy_text, resolved.name, count=count)
         else:
-            rewritten = capture_delete(text, copy_text, copy_text)
+            rewritten = capture_delete(text, copy_text, copy_text, count=count)
         if rewritten is None:
             self._seq -= 1
-            self._copy_table(conn, resolved, where)
+            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+            self._copy_table(conn, resolved, where, merge=True)
             return None
         if update:
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
         conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source} WITH NO DATA").format(
             copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
-        self._lock_down(conn, copy)
+        self._lock_down(conn, copy, rls=count)
+        if not count and self._identity is not None:
+            who.let_write(conn, self._identity, self.schema, copy, copy_text)
         restore = self._update_back(conn, resolved, copy_text) if update else self._insert(conn, resolved, copy_text)
         self._register(conn, resolved, copy_text, "rows", where, None, restore)
         return rewritten
@@ -361,7 +407,7 @@ class Protector:
         join = " AND ".join(f"t.{k} = c.{k}" for k in key)
         values = ", ".join(_cast(f"c.{name}", cast) for name, cast in found)
         sets = ", ".join(cols)
-        return f"UPDATE {resolved.name} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
+        return f"UPDATE {resolved.own} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
 
     def _copy_column(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str, *, retyped: bool = False,
