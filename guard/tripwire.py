@@ -50,21 +50,24 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 # relation costs a cold session milliseconds, so only tables that look empty are measured),
 # an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
 # pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
-# highest column number before the run, its name and its partition root (known here: once a
+# highest column number before the run, each column's type and modifier (by column number:
+# a rewrite that changed them may have rounded or cut values), its name and its partition root (known here: once a
 # partitioned table is dropped, pg_partition_root() of its partitions is NULL).
 START = """
 SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
          'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
-         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
+         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum, 't', gone.types,
          'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb)::text, true)
   FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
   JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
-  CROSS JOIN LATERAL (SELECT count(*) AS n FROM pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum
-                         AND a.attisdropped) gone
+  CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.attisdropped) AS n,
+                             string_agg(CASE WHEN a.attisdropped THEN '' ELSE a.atttypid || ':' || a.atttypmod END,
+                                        ',' ORDER BY a.attnum) AS types
+                        FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum) gone
   CROSS JOIN LATERAL (SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint AS estimate) e
   CROSS JOIN LATERAL (SELECT CASE WHEN e.estimate > 0 OR c.relpages > 0 THEN true
                                   ELSE pg_relation_size(c.oid) > 0 END AS held,
@@ -93,6 +96,7 @@ DECLARE
   candidates jsonb;
   counted bigint;
   covered bigint;
+  retyped bigint;
 BEGIN
   IF has_copies THEN
     EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
@@ -113,9 +117,6 @@ BEGIN
           OR only_oid IN (SELECT relid::oid FROM pg_partition_ancestors(key::oid))
     ), state AS (
       SELECT s.oid, s.v, c.oid IS NULL AS gone,
-             CASE WHEN c.oid IS NULL THEN ARRAY[s.oid, coalesce((s.v->>'p')::oid, s.oid)]
-                  ELSE ARRAY[s.oid] || ARRAY(SELECT relid::oid FROM pg_partition_ancestors(s.oid) WHERE relid <> s.oid)
-             END AS ancestors,
              c.relfilenode <> (s.v->>'f')::oid AS moved,
              greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
              greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
@@ -124,9 +125,13 @@ BEGIN
                  AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) - (s.v->>'x')::bigint AS lost_columns
         FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
     )
-  SELECT coalesce(jsonb_agg(to_jsonb(state) || jsonb_build_object('whole', state.ancestors && whole_of)), '[]'::jsonb)
+  SELECT coalesce(jsonb_agg(to_jsonb(hit) || jsonb_build_object('ancestors', a.ancestors, 'whole', a.ancestors && whole_of)),
+                  '[]'::jsonb)
     INTO candidates
-    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0;
+    FROM (SELECT * FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0) hit
+    CROSS JOIN LATERAL (SELECT CASE WHEN hit.gone THEN ARRAY[hit.oid, coalesce((hit.v->>'p')::oid, hit.oid)]
+                                    ELSE ARRAY[hit.oid] || ARRAY(SELECT relid::oid FROM pg_partition_ancestors(hit.oid)
+                                                                  WHERE relid <> hit.oid) END AS ancestors) a;
   FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
              oid oid, v jsonb, gone boolean, moved boolean, ins bigint, lost_columns bigint, whole boolean,
              ancestors oid[]) LOOP
@@ -136,19 +141,28 @@ BEGIN
                                      coalesce(t.v->>'n', 'an unknown number of'));
       CONTINUE;
     END IF;
+    retyped := 0;
     IF t.moved THEN
       -- A new relfilenode: TRUNCATE, or a rewrite (ALTER COLUMN TYPE, SET LOGGED...). After a
       -- TRUNCATE every row in the table was inserted since, and PostgreSQL restarts the
-      -- transaction's counters at it; after a rewrite the old rows are still there.
+      -- transaction's counters at it; after a rewrite the old rows are still there, but a
+      -- column with another type or modifier may hold rounded or cut values (a change that
+      -- cannot lose any, varchar(10) to varchar(20), rewrites nothing).
       EXECUTE format('SELECT count(*) FROM %s', t.oid::regclass) INTO now_rows;
       IF now_rows <= greatest(t.ins, 0) THEN
         problems := problems || format('truncated %s (about %s row(s))', t.v->>'r',
                                        coalesce(t.v->>'n', 'an unknown number of'));
+        CONTINUE;
       END IF;
+      SELECT count(*) INTO retyped FROM pg_attribute a
+       WHERE a.attrelid = t.oid AND a.attnum > 0 AND a.attnum <= (t.v->>'m')::int AND NOT a.attisdropped
+         AND (string_to_array(t.v->>'t', ','))[a.attnum] <> a.atttypid || ':' || a.atttypmod;
     END IF;
-    -- One column copy per column dropped (a retyped column's copy counts too).
-    IF t.lost_columns > (SELECT count(*) FROM unnest(columns_of) s WHERE s = ANY(t.ancestors)) THEN
-      problems := problems || format('dropped a column of %s', t.v->>'r');
+    -- One column copy per column dropped or retyped.
+    IF t.lost_columns + retyped > (SELECT count(*) FROM unnest(columns_of) s WHERE s = ANY(t.ancestors)) THEN
+      problems := problems || format('%s of %s', concat_ws(' and ',
+                    CASE WHEN t.lost_columns > 0 THEN 'dropped a column' END,
+                    CASE WHEN retyped > 0 THEN 'changed the type of a column' END), t.v->>'r');
     END IF;
   END LOOP;
   -- Rows, per group: a table with the highest of its ancestors that has a copy of rows in this

@@ -76,12 +76,14 @@ RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 """
 # The relation a name means at this point of the transaction, as the server resolves it. A
 # temporary table (a file's own, which may shadow a table of the same name) holds nothing that
-# existed before the run, and a copy's restore SQL could never reach it.
+# existed before the run, and a copy's restore SQL could never reach it. A foreign table's rows
+# live on another server, where neither the tripwire nor anything else of guard's sees them: a
+# DELETE, UPDATE, TRUNCATE or MERGE of one is copied as a table's is.
 RESOLVE = """
 SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid),
        c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+ WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't'
 """
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname) FROM pg_index i
@@ -166,7 +168,7 @@ class _Resolved:
     name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
     relname: str
     size: int
-    relkind: str = "r"  # r: a table (read with ONLY: without the tables inheriting from it); p: partitioned
+    relkind: str = "r"  # r: a table (read with ONLY: without the tables inheriting from it); p: partitioned; f: foreign
     parents: list[str] = field(default_factory=list)  # inheritance parents (guard.protect.family)
 
     @property
@@ -261,6 +263,8 @@ class Protector:
     ) -> str | None:
         from guard.protect import family
 
+        if resolved.relkind == "f" and (target.kind == "column" or target.dropped):
+            return None  # the remote rows stay where they are
         members = [] if target.only else family.descendants(self, conn, resolved, where)
         if target.statement in ("DeleteStmt", "UpdateStmt"):
             update = target.statement == "UpdateStmt"
@@ -369,9 +373,12 @@ class Protector:
     ) -> str | None:
         """An empty copy that the rewritten statement itself fills (None: not rewritable, so
         a copy of the whole table before it instead)."""
-        if self._identity is not None and not who.can_read(conn, self._identity, resolved.oid):
-            # The role may delete or update rows it may not read (no SELECT: no RETURNING).
-            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+        if (self._identity is not None and not who.can_read(conn, self._identity, resolved.oid)) or (
+                update and resolved.relkind == "f"):
+            # The role may delete or update rows it may not read (no SELECT: no RETURNING); a
+            # foreign table's ctid is not a row's identity, so its old values cannot be joined.
+            if resolved.relkind != "f":  # LOCK TABLE takes no foreign table
+                conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
             self._copy_table(conn, resolved, where, merge=True)
             return None
         copy, copy_text = self._new_copy(conn, resolved)

@@ -34,7 +34,7 @@ WITH RECURSIVE tree(oid) AS (
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
        (SELECT array_agg(p.inhparent::regclass::text ORDER BY p.inhseqno) FROM pg_inherits p WHERE p.inhrelid = c.oid)
   FROM tree JOIN pg_class c ON c.oid = tree.oid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+ WHERE c.relkind IN ('r', 'f') AND c.relpersistence <> 't'
  ORDER BY c.oid
 """
 
@@ -63,15 +63,18 @@ def capture(
 
     p = protector
     me = p._identity  # noqa: SLF001
+    if update:  # the parent's lock covers the whole family, foreign tables but
+        conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(tables[0].name)))
     others = [t.oid for t in tables[1:]]
-    if (me is not None and not identity.can_read(conn, me, tables[0].oid, family=others)) or _not_single(text, update):
+    foreign = any(t.relkind == "f" for t in tables)  # no ctid to find a row by
+    if (me is not None and not identity.can_read(conn, me, tables[0].oid, family=others)) or foreign or (
+            _not_single(text, update)):
         for table in tables:
-            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(table.own)))
+            if table.relkind != "f":  # LOCK TABLE takes no foreign table
+                conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(table.own)))
             p._copy_table(conn, table, where, merge=True)  # noqa: SLF001
         return None
     count = me is None or not me.switched
-    if update:
-        conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(tables[0].name)))  # the whole family
     members: list[Member] = []
     for table in tables:
         copy, copy_text = p._new_copy(conn, table)  # noqa: SLF001
