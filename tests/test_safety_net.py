@@ -398,3 +398,38 @@ def test_a_retype_the_parser_sees_is_covered_by_its_copy(items: Project) -> None
     assert result.code == 0, result.output
     assert items.query("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                        "WHERE attrelid = 'public.items'::regclass AND attname = 'price'") == [("numeric(10,0)",)]
+
+
+# Invented inputs of the kind "data destroyed with exit 0, no copy, no finding": each is rolled
+# back by the tripwire, the data unchanged.
+@pytest.mark.parametrize(("setup", "sql", "needle"), [
+    ("CREATE TABLE public.archive (LIKE public.items)",
+     "with d as (delete from items where id < 10 returning *) insert into archive select * from d;\n",
+     "deleted 9 row(s) of public.items"),
+    ("CREATE TABLE public.events (id int)",
+     "create rule purge as on insert to events do also delete from items where id = new.id;\n"
+     "insert into events values (1), (2);\n", "deleted 2 row(s) of public.items"),
+    ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'leaver') THEN CREATE ROLE leaver; END IF; END $$;"
+     "ALTER TABLE public.items OWNER TO leaver",
+     "drop owned by leaver;\n", "dropped table public.items"),
+    ("", "do $$ begin execute format('alter table %I drop column %I', 'items', 'price'); end $$;\n",
+     "dropped a column of public.items"),
+    ("CREATE TABLE public.prices (id int PRIMARY KEY, price numeric);"
+     "INSERT INTO public.prices SELECT g, 0 FROM generate_series(1, 500, 7) g",
+     "do $$ begin update items i set price = p.price from prices p where p.id = i.id; end $$;\n",
+     "updated 72 row(s) of public.items"),
+])
+def test_invented_destroyers_are_rolled_back(items: Project, setup: str, sql: str, needle: str) -> None:
+    if setup:
+        items.query(setup)
+    _blocked(items, sql, needle)
+
+
+def test_reassign_owned_destroys_nothing(items: Project) -> None:
+    items.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'leaver') THEN CREATE ROLE leaver; "
+                "END IF; END $$; ALTER TABLE public.items OWNER TO leaver")
+    before = data(items, "public.items")
+    items.add("20240101000000_reassign.sql", "reassign owned by leaver to current_user;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert data(items, "public.items") == before

@@ -23,6 +23,8 @@ holds exactly what the statement destroyed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,9 @@ SELECT pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT')
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.rolname = %(role)s
  WHERE c.oid = %(oid)s
 """
+ROW_SECURITY_OFF = ("SELECT pg_catalog.current_setting('row_security'), "
+                    "pg_catalog.set_config('row_security', 'off', true)")
+ROW_SECURITY_BACK = "SELECT pg_catalog.set_config('row_security', %s, true)"
 COUNT_ROWS = "UPDATE guard.copies SET rows = (SELECT count(*) FROM {copy}) WHERE copy = {name}"
 
 
@@ -126,6 +131,17 @@ def can_read(conn: psycopg.Connection[Any], identity: Identity, oid: int, *, fam
         return True
     row = conn.execute(READS_EXACTLY, {"role": identity.current_user, "oid": oid, "family": list(family)}).fetchone()
     return bool(row and row[0])
+
+
+@contextmanager
+def every_row(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A copy of a whole table or column inside: it must hold every row, so with
+    ``row_security = off`` a table whose row level security would hide rows from guard's
+    role makes the copy fail ("query would be affected by row-level security policy")
+    instead of holding only the rows the policies show (runtime-config-client.html)."""
+    row = conn.execute(ROW_SECURITY_OFF).fetchone()
+    yield
+    conn.execute(ROW_SECURITY_BACK, (row[0] if row else "on",))
 
 
 def finish(identity: Identity, conn: psycopg.Connection[Any], replacement: str | None) -> str | None:

@@ -147,12 +147,13 @@ def capture_delete(statement: str, copy: str, copy_name: str, *, count: bool = T
 
 
 def capture_update(
-    statement: str, copy: str, copy_name: str, canonical: str, *, count: bool = True,
+    statement: str, copy: str, copy_name: str, canonical: str, *, count: bool = True, new_key: list[str] | None = None,
 ) -> str | None:
     """The UPDATE ``statement`` rewritten to copy the old values of exactly the rows it
     changes. PostgreSQL before 18 returns only new values, so the statement joins its target
     to the same table read with the statement's own snapshot, row for row (tableoid, ctid: a
-    TID scan per row), and returns that row. ``canonical``: the target's regclass text."""
+    TID scan per row), and returns that row. ``canonical``: the target's regclass text;
+    ``new_key``: primary key columns (quoted) whose new values are returned too, after it."""
     import pglast
     from pglast import ast, enums
 
@@ -160,9 +161,10 @@ def capture_update(
     if node is None:
         return None
     ref = ident(_ref(node.relation))
+    new_values = "".join(f", {ref}.{k} AS guard_new_{i}" for i, k in enumerate(new_key or ()))
     # Parsed, not run: names quoted by psycopg / regclass.
     helper: Any = pglast.parse_sql(
-        "SELECT (guard_prev.guard_row).* FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
+        f"SELECT (guard_prev.guard_row).*{new_values} FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
         f"guard_p AS guard_row FROM {canonical} AS guard_p) AS guard_prev "
         f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
     )[0].stmt
