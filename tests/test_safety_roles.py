@@ -147,19 +147,19 @@ def test_a_whole_copy_that_row_level_security_would_cut_fails_instead(ready: Pro
     """Guard connected as a role its policies limit: a copy of the whole table would hold only
     the rows they show, so the file fails, nothing changed (PostgreSQL's row_security = off)."""
     ready.query(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'migrator') THEN "
-        "  CREATE ROLE migrator LOGIN PASSWORD 'migrator-pw'; END IF; END $$;"
-        "GRANT CREATE ON DATABASE " + ready.db_url.rsplit("/", 1)[1].split("?")[0] + " TO migrator;"
-        "GRANT ALL ON SCHEMA public TO migrator; GRANT ALL ON ALL TABLES IN SCHEMA public TO migrator;"
-        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO migrator;"
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rls_limited') THEN "
+        "  CREATE ROLE rls_limited LOGIN; END IF; END $$; ALTER ROLE rls_limited PASSWORD 'limited-pw-1';"
+        "GRANT CREATE ON DATABASE " + ready.db_url.rsplit("/", 1)[1].split("?")[0] + " TO rls_limited;"
+        "GRANT ALL ON SCHEMA public TO rls_limited; GRANT ALL ON ALL TABLES IN SCHEMA public TO rls_limited;"
+        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO rls_limited;"
         "CREATE TABLE public.items (id int PRIMARY KEY, owner text);"
-        "INSERT INTO public.items SELECT g, CASE WHEN g % 2 = 0 THEN 'migrator' END FROM generate_series(1, 20) g;"
-        "GRANT ALL ON public.items TO migrator; ALTER TABLE public.items ENABLE ROW LEVEL SECURITY;"
-        "CREATE POLICY mine ON public.items TO migrator USING (owner = current_user)")
+        "INSERT INTO public.items SELECT g, CASE WHEN g % 2 = 0 THEN 'rls_limited' END FROM generate_series(1, 20) g;"
+        "GRANT ALL ON public.items TO rls_limited; ALTER TABLE public.items ENABLE ROW LEVEL SECURITY;"
+        "CREATE POLICY mine ON public.items TO rls_limited USING (owner = current_user)")
     before = data(ready, "public.items")
     ready.add("20240101000000_t.sql", "truncate items;\n")
     parts = urlsplit(ready.db_url)
-    url = urlunsplit(parts._replace(netloc=f"migrator:migrator-pw@{parts.hostname}:{parts.port}"))
+    url = urlunsplit(parts._replace(netloc=f"rls_limited:limited-pw-1@{parts.hostname}:{parts.port}"))
     result = ready.guard("run", "--database-url", url, "--allow-stale-backup", "--reason", "test")
     assert result.code != 0, result.output
     assert "row-level security" in result.output

@@ -296,7 +296,8 @@ class Protector:
                 copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.own)))
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
-        insert = self._insert(conn, resolved, copy_text)
+        # A recreated table's restore SQL sets its sequences itself (guard.protect.recreate).
+        insert = self._insert(conn, resolved, copy_text, sequences=recreate is None)
         if recreate is not None:
             parts = [*recreate.before, insert, *recreate.after, *recreate.references]
             parts += [f"-- not recreated: {what}" for what in recreate.cannot]
@@ -317,7 +318,9 @@ class Protector:
     def _columns(self, conn: psycopg.Connection[Any], resolved: _Resolved) -> sql.Composable:
         return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
 
-    def _insert(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
+    def _insert(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, sequences: bool = True,
+    ) -> str:
         found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
         cols = ", ".join(r[0] for r in found)
         values = ", ".join(_cast(name, cast) for name, cast in found)
@@ -327,7 +330,7 @@ class Protector:
         # RESTART IDENTITY, ALTER SEQUENCE ... RESTART) must not hand them out again.
         moves = [f"SELECT setval({sql.Literal(seq).as_string(None)}, greatest(max({col}), "  # noqa: S608
                  f"(SELECT last_value FROM {seq}))) FROM {resolved.name};"
-                 for col, seq in conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall()]
+                 for col, seq in (conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall() if sequences else ())]
         return "\n".join([insert, *moves])
 
     def _capture(

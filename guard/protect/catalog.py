@@ -62,10 +62,11 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM refs
  WHERE refs.oid <> %s::oid AND c.relkind IN ('r', 'p')
 """
 LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
-# Ascending sequences owned by a column (serial, identity), as regclass text.
+# Ascending sequences owned by a column (serial, identity), schema-qualified.
 OWNED_SEQUENCES = """
-SELECT quote_ident(a.attname), s.seqrelid::regclass::text FROM pg_depend d
+SELECT quote_ident(a.attname), quote_ident(n.nspname) || '.' || quote_ident(q.relname) FROM pg_depend d
   JOIN pg_sequence s ON s.seqrelid = d.objid
+  JOIN pg_class q ON q.oid = s.seqrelid JOIN pg_namespace n ON n.oid = q.relnamespace
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = %s
    AND d.deptype IN ('a', 'i') AND s.seqincrement > 0
