@@ -40,6 +40,9 @@ from guard.protect.catalog import (
     UPDATABLE,
     WRITABLE,
 )
+from guard.protect.catalog import (
+    Resolved as _Resolved,
+)
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
 from guard.protect.targets import Target, capture_delete, capture_update, ident, targets
@@ -115,22 +118,6 @@ class CopyRecord:
     bytes: int | None
     restore_sql: str
     expires_at: str | None = None  # UTC, ISO 8601: protect.retention after it was made
-
-
-@dataclass
-class _Resolved:
-    oid: int
-    name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
-    relname: str
-    size: int
-    relkind: str = "r"  # r: a table (read with ONLY: without the tables inheriting from it); p: partitioned; f: foreign
-    parents: list[str] = field(default_factory=list)  # inheritance parents (guard.protect.family)
-
-    @property
-    def own(self) -> str:
-        """The table's own rows: ONLY for a table (inheritance children are tables of their own),
-        the whole tree for a partitioned table (its rows are in its partitions)."""
-        return f"ONLY {self.name}" if self.relkind == "r" else self.name
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """The catalog queries of protective copies: keys, columns, sequences and the tables a
 statement reaches (guard.protect reads them; names come back quoted with quote_ident())."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname) FROM pg_index i
   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -71,3 +75,21 @@ SELECT quote_ident(a.attname), quote_ident(n.nspname) || '.' || quote_ident(q.re
  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = %s
    AND d.deptype IN ('a', 'i') AND s.seqincrement > 0
 """
+
+
+@dataclass
+class Resolved:
+    """A table a statement destroys, as the server resolved it."""
+
+    oid: int
+    name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
+    relname: str
+    size: int
+    relkind: str = "r"  # r: a table (read with ONLY: without the tables inheriting from it); p: partitioned; f: foreign
+    parents: list[str] = field(default_factory=list)  # inheritance parents (guard.protect.family)
+
+    @property
+    def own(self) -> str:
+        """The table's own rows: ONLY for a table (inheritance children are tables of their own),
+        the whole tree for a partitioned table (its rows are in its partitions)."""
+        return f"ONLY {self.name}" if self.relkind == "r" else self.name

@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from guard.protect import identity
+from guard.protect.catalog import LOCK_WRITERS, Resolved
 from guard.protect.targets import Member, capture_family
 
 if TYPE_CHECKING:
     import psycopg
 
-    from guard.protect import Protector, _Resolved
+# The Protector (guard.protect) calls in with itself: typed Any, so this module does not import
+# its caller back.
+Protector = Any
 
 # Every table inheriting from %s, at any depth (PostgreSQL's find_all_inheritors), but
 # temporary ones (this session's: nothing that existed before the run), with their direct
@@ -39,7 +43,7 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
 """
 
 
-def descendants(protector: Protector, conn: psycopg.Connection[Any], parent: _Resolved, where: str) -> list[_Resolved]:
+def descendants(protector: Protector, conn: psycopg.Connection[Any], parent: Resolved, where: str) -> list[Resolved]:
     """The tables that inherit from ``parent`` (a table, not a partitioned one), resolved as
     the Protector resolves a target; a child too large to copy is in ``protector.skipped``."""
     if parent.relkind != "r":
@@ -54,13 +58,11 @@ def descendants(protector: Protector, conn: psycopg.Connection[Any], parent: _Re
 
 
 def capture(
-    protector: Protector, conn: psycopg.Connection[Any], tables: list[_Resolved], where: str, text: str,
+    protector: Protector, conn: psycopg.Connection[Any], tables: list[Resolved], where: str, text: str,
     *, update: bool,
 ) -> str | None:
     """Empty copies, one per table of the family (``tables[0]`` the parent), that the rewritten
     DELETE or UPDATE ``text`` fills itself (None: not rewritable, so whole copies first)."""
-    from guard.protect import LOCK_WRITERS, identity
-
     p = protector
     me = p._identity  # noqa: SLF001
     if update:  # the parent's lock covers the whole family, foreign tables but
