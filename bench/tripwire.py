@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -41,7 +42,7 @@ from guard.tripwire import BEFORE_RUN, CHECK, START, needs_tripwire  # noqa: E40
 REGISTER = """
 CREATE SCHEMA IF NOT EXISTS guard;
 CREATE TABLE IF NOT EXISTS guard.copies (copy text PRIMARY KEY, run_id text, source text, kind text,
-  rows bigint, source_oid oid, expires_at timestamptz)
+  rows bigint, source_oid oid, expires_at timestamptz, xact xid8 DEFAULT pg_current_xact_id())
 """
 COPY_ROW = ("INSERT INTO guard.copies (copy, run_id, source, kind, rows, source_oid) "
             "VALUES (%s, 'bench', 'public.items', 'rows', %s, 'public.items'::regclass)")
@@ -59,90 +60,106 @@ def setup(url: str, tables: int) -> None:
         conn.execute("ANALYZE")
 
 
-def one_delete(url: str, rows: int, *, tripwire: bool, guarded: bool, n: int) -> tuple[float, float]:
+def one_delete(
+    conn: psycopg.Connection[Any], rows: int, *, tripwire: bool, guarded: bool, n: int,
+) -> tuple[float, float]:
     """Seconds (whole transaction, the tripwire's two statements) for BEGIN ... DELETE of
     ``rows`` rows ... COMMIT, with or without the tripwire; ``guarded``: as guard runs it, the
-    DELETE rewritten to copy the rows it deletes."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS public.items; "
-                     "CREATE TABLE public.items (id int PRIMARY KEY, payload text)")
-        conn.execute("INSERT INTO public.items SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,))
-        conn.execute("VACUUM ANALYZE public.items")
-        conn.execute("DROP TABLE IF EXISTS guard.bench_copy")
-        row = conn.execute(BEFORE_RUN, ("guard_backup",)).fetchone()
-        before_run = row[0] if row else "{}"
-        statement = "DELETE FROM public.items"
-        if guarded:
-            conn.execute("CREATE TABLE guard.bench_copy AS SELECT * FROM public.items WITH NO DATA")
-            statement = capture_delete(statement, "guard.bench_copy", f"copy_{n}") or statement
-        started = time.perf_counter()
-        conn.execute("BEGIN")
-        own = 0.0
-        if tripwire:
-            conn.execute(START, (before_run,))
-            own += time.perf_counter() - started
-        conn.execute(COPY_ROW, (f"copy_{n}", None if guarded else rows))
-        conn.execute(statement)
-        if tripwire:
-            checking = time.perf_counter()
-            conn.execute(CHECK)
-            own += time.perf_counter() - checking
-        conn.execute("COMMIT")
-        elapsed = time.perf_counter() - started
-        assert conn.execute("SELECT count(*) FROM public.items").fetchone() == (0,)
-        return elapsed, own
+    DELETE rewritten to copy the rows it deletes. ``conn``: one session for every file, as
+    guard applies a release (its catalog caches are warm after the first file)."""
+    conn.execute("DROP TABLE IF EXISTS public.items; "
+                 "CREATE TABLE public.items (id int PRIMARY KEY, payload text)")
+    conn.execute("INSERT INTO public.items SELECT g, md5(g::text) FROM generate_series(1, %s) g", (rows,))
+    conn.execute("VACUUM ANALYZE public.items")
+    conn.execute("DROP TABLE IF EXISTS guard.bench_copy")
+    row = conn.execute(BEFORE_RUN, ("guard_backup",)).fetchone()
+    before_run = row[0] if row else "{}"
+    statement = "DELETE FROM public.items"
+    if guarded:
+        conn.execute("CREATE TABLE guard.bench_copy AS SELECT * FROM public.items WITH NO DATA")
+        statement = capture_delete(statement, "guard.bench_copy", f"copy_{n}") or statement
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    own = 0.0
+    if tripwire:
+        conn.execute(START, (before_run,))
+        own += time.perf_counter() - started
+    conn.execute(COPY_ROW, (f"copy_{n}", None if guarded else rows))
+    conn.execute(statement)
+    if tripwire:
+        checking = time.perf_counter()
+        conn.execute(CHECK)
+        own += time.perf_counter() - checking
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    assert conn.execute("SELECT count(*) FROM public.items").fetchone() == (0,)
+    return elapsed, own
 
 
 def deletes(
     cluster: Cluster, runs: int, rows: int, tables: int, *, guarded: bool
-) -> tuple[float, float, float]:
-    """Median ms (before, after, the tripwire's own statements) of ``runs`` interleaved pairs."""
+) -> tuple[float, list[float], list[float]]:
+    """Median ms without the tripwire, and per interleaved pair of ``runs``: the ratio
+    after/before of the whole transaction, and the tripwire's own statements / before."""
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS bench_tripwire")
         conn.execute("CREATE DATABASE bench_tripwire")
     url = cluster.url("bench_tripwire")
     setup(url, tables)
     before: list[float] = []
-    after: list[float] = []
+    ratios: list[float] = []
     own: list[float] = []
-    one_delete(url, rows, tripwire=True, guarded=guarded, n=-1)  # warm the caches once
-    for n in range(runs):
-        before.append(one_delete(url, rows, tripwire=False, guarded=guarded, n=2 * n)[0])
-        total, part = one_delete(url, rows, tripwire=True, guarded=guarded, n=2 * n + 1)
-        after.append(total)
-        own.append(part)
-    return (statistics.median(before) * 1000, statistics.median(after) * 1000,
-            statistics.median(own) * 1000)
+    with psycopg.connect(url, autocommit=True) as conn:
+        one_delete(conn, rows, tripwire=True, guarded=guarded, n=-1)  # warm the caches once
+        for n in range(runs):
+            plain = one_delete(conn, rows, tripwire=False, guarded=guarded, n=2 * n)[0]
+            total, part = one_delete(conn, rows, tripwire=True, guarded=guarded, n=2 * n + 1)
+            before.append(plain)
+            ratios.append(total / plain)
+            own.append(part / plain)
+    return statistics.median(before) * 1000, ratios, own
 
 
-def many_files(cluster: Cluster, workdir: Path, count: int) -> tuple[int, float, float]:
-    """(files armed, ms to decide for all, ms of one guard run of them)."""
+def many_files(cluster: Cluster, workdir: Path, count: int, runs: int) -> tuple[int, list[float], list[float]]:
+    """(files armed, ms to decide for all per run, ms of each of ``runs`` guard runs of them,
+    each into a fresh database)."""
     root = workdir / "many"
     migrations = root / "supabase" / "migrations"
     migrations.mkdir(parents=True)
     for i in range(count):
         (migrations / f"{20240101000000 + i}_f{i}.sql").write_text(f"create table public.t{i} (id int);\n")
     files = [load(ref) for ref in discover(migrations)]
-    started = time.perf_counter()
-    armed = sum(1 for f in files if needs_tripwire(f.statements))
-    decide_ms = (time.perf_counter() - started) * 1000
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS bench_files")
-        conn.execute("CREATE DATABASE bench_files")
-    with psycopg.connect(cluster.url("bench_files"), autocommit=True) as conn:
-        install(conn, BackupLogConfig())
-        conn.execute("INSERT INTO public.backup_logs (kind, reason, created_by, created_at, metadata) "
-                     "VALUES ('automated', 'nightly', 'bench', now() - interval '1 hour', "
-                     "'{\"status\": \"completed\"}')")
-    env = dict(os.environ, GUARD_DATABASE_URL=cluster.url("bench_files"))
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "guard", "run"],
-                          cwd=root, env=env, capture_output=True, text=True, check=False)
-    run_ms = (time.perf_counter() - started) * 1000
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-        raise SystemExit(f"guard run of {count} files failed (exit {proc.returncode})")
-    return armed, decide_ms, run_ms
+    decide: list[float] = []
+    armed = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        armed = sum(1 for f in files if needs_tripwire(f.statements))
+        decide.append((time.perf_counter() - started) * 1000)
+    run_ms: list[float] = []
+    for _ in range(runs):
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS bench_files")
+            conn.execute("CREATE DATABASE bench_files")
+        with psycopg.connect(cluster.url("bench_files"), autocommit=True) as conn:
+            install(conn, BackupLogConfig())
+            conn.execute("INSERT INTO public.backup_logs (kind, reason, created_by, created_at, metadata) "
+                         "VALUES ('automated', 'nightly', 'bench', now() - interval '1 hour', "
+                         "'{\"status\": \"completed\"}')")
+        env = dict(os.environ, GUARD_DATABASE_URL=cluster.url("bench_files"))
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "guard", "run"],
+                              cwd=root, env=env, capture_output=True, text=True, check=False)
+        run_ms.append((time.perf_counter() - started) * 1000)
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"guard run of {count} files failed (exit {proc.returncode})")
+    return armed, decide, run_ms
+
+
+def spread(values: list[float]) -> str:
+    """Median and range of ratios, as percentages over 1."""
+    pct = [100 * (v - 1) for v in values]
+    return f"{statistics.median(pct):+.1f}% ({min(pct):+.1f}% … {max(pct):+.1f}%)"
 
 
 def main() -> None:
@@ -155,17 +172,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="guard-tripwire-") as tmp, Cluster(password=None) as cluster:
         figures = {guarded: deletes(cluster, args.runs, args.rows, args.tables, guarded=guarded)
                    for guarded in (True, False)}
-        armed, decide_ms, run_ms = many_files(cluster, Path(tmp), args.files)
-    print("| case | before (no tripwire) | after (tripwire) | after − before | tripwire's own statements |")
-    print("| --- | --- | --- | --- | --- |")
-    for guarded, (before, after, own) in figures.items():
+        armed, decide, run_ms = many_files(cluster, Path(tmp), args.files, max(3, args.runs // 3))
+    load_avg = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average (1/5/15 min) at the end: {load_avg}; {os.cpu_count()} CPUs\n")
+    print("| case | before (no tripwire), median | after / before: median (min … max) "
+          "| tripwire's own statements / before: median (min … max) |")
+    print("| --- | --- | --- | --- |")
+    for guarded, (before, ratios, own) in figures.items():
         what = "as guard runs it (the DELETE copies its rows)" if guarded else "the bare DELETE alone"
-        print(f"| file deleting {args.rows:,} rows, {what}; {args.tables} other tables; median of {args.runs} "
-              f"| {before:.1f} ms | {after:.1f} ms | {100 * (after - before) / before:+.1f}% "
-              f"| {own:.1f} ms = {100 * own / before:.1f}% |")
-    print(f"| {args.files:,} plain DDL files: armed for {armed} | {run_ms:.0f} ms (guard run) "
-          f"| + {decide_ms:.1f} ms deciding | {100 * decide_ms / run_ms:+.2f}% | none sent |")
-
+        print(f"| file deleting {args.rows:,} rows, {what}; {args.tables} other tables; {args.runs} pairs "
+              f"| {before:.1f} ms | {spread(ratios)} | {spread([1 + o for o in own])} |")
+    shares = [1 + d / r for d, r in zip(decide, run_ms, strict=True)]
+    print(f"| {args.files:,} plain DDL files: armed for {armed}, so no statement is sent; {len(run_ms)} runs "
+          f"| {statistics.median(run_ms):.0f} ms (guard run) | {spread(shares)} (deciding: "
+          f"{statistics.median(decide):.1f} ms) | none |")
 
 if __name__ == "__main__":
     main()

@@ -50,21 +50,24 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 # relation costs a cold session milliseconds, so only tables that look empty are measured),
 # an estimate of its rows, the counters (PostgreSQL's pg_stat_get_xact_* functions, which
 # pg_stat_xact_user_tables reads), the number of dropped columns older than the run, the
-# highest column number before the run, its name and its partition root (known here: once a
+# highest column number before the run, each column's type and modifier (by column number:
+# a rewrite that changed them may have rounded or cut values), its name and its partition root (known here: once a
 # partitioned table is dropped, pg_partition_root() of its partitions is NULL).
 START = """
 SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
          'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
-         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum,
+         'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum, 't', gone.types,
          'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
          'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb)::text, true)
   FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
   JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
-  CROSS JOIN LATERAL (SELECT count(*) AS n FROM pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum
-                         AND a.attisdropped) gone
+  CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.attisdropped) AS n,
+                             string_agg(CASE WHEN a.attisdropped THEN '' ELSE a.atttypid || ':' || a.atttypmod END,
+                                        ',' ORDER BY a.attnum) AS types
+                        FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attnum <= b.maxnum) gone
   CROSS JOIN LATERAL (SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint AS estimate) e
   CROSS JOIN LATERAL (SELECT CASE WHEN e.estimate > 0 OR c.relpages > 0 THEN true
                                   ELSE pg_relation_size(c.oid) > 0 END AS held,
@@ -80,25 +83,40 @@ DECLARE
   t record;
   problems text[] := '{}';
   now_rows bigint;
-  whole boolean;
-  cols bigint;
-  covered bigint;
-  -- Set by the Protector just before it copies a table whole: only that table (and its
-  -- partitions). A copy made now cannot hold what is already gone; an earlier whole copy
-  -- (already checked this way when it was made) does.
+  -- Set by the Protector just before it copies a table whole: only that table (and the
+  -- partitions below it). A copy made now cannot hold what is already gone; an earlier whole
+  -- copy (already checked this way when it was made) does.
   only_oid oid := nullif(current_setting('guard.tripwire_only', true), '')::oid;
   has_copies boolean := EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('guard.copies')
                                   AND attname = 'xact' AND NOT attisdropped);
+  -- This transaction's copies, read once: whole tables, columns (one entry per copy), rows.
+  whole_of oid[] := '{}';
+  columns_of oid[] := '{}';
+  rows_of jsonb := '[]';
   candidates jsonb;
   counted bigint;
+  covered bigint;
+  retyped bigint;
 BEGIN
-  -- One set-based pass finds the candidates; only they are looked at one by one.
+  IF has_copies THEN
+    EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
+            '       coalesce(array_agg(source_oid) FILTER (WHERE kind = ''column''), ''{}''), '
+            '       coalesce(jsonb_agg(jsonb_build_object(''s'', source_oid, ''n'', coalesce(rows, 0))) '
+            '                FILTER (WHERE kind = ''rows''), ''[]'') '
+            '  FROM guard.copies WHERE xact = pg_current_xact_id()'
+      INTO whole_of, columns_of, rows_of;
+  END IF;
+  -- One set-based pass finds the candidates; only they are looked at one by one. A table's
+  -- ancestors (itself first, then its partitioned parents: a copy of any of them holds its
+  -- rows; pg_partition_ancestors() lists none for a table outside partitioning); a dropped
+  -- one's, from the snapshot.
   WITH snap AS (
       SELECT key::oid AS oid, value AS v
         FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
        WHERE only_oid IS NULL OR key::oid = only_oid OR (value->>'p')::oid = only_oid
+          OR only_oid IN (SELECT relid::oid FROM pg_partition_ancestors(key::oid))
     ), state AS (
-      SELECT s.oid, coalesce((s.v->>'p')::oid, s.oid) AS root, s.v, c.oid IS NULL AS gone,
+      SELECT s.oid, s.v, c.oid IS NULL AS gone,
              c.relfilenode <> (s.v->>'f')::oid AS moved,
              greatest(pg_stat_get_xact_tuples_deleted(s.oid) - (s.v->>'d')::bigint, 0) AS dels,
              greatest(pg_stat_get_xact_tuples_updated(s.oid) - (s.v->>'u')::bigint, 0) AS upds,
@@ -107,55 +125,61 @@ BEGIN
                  AND d.attnum > 0 AND d.attnum <= (s.v->>'m')::int) - (s.v->>'x')::bigint AS lost_columns
         FROM snap s LEFT JOIN pg_class c ON c.oid = s.oid
     )
-  SELECT coalesce(jsonb_agg(to_jsonb(state)), '[]'::jsonb) INTO candidates
-    FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0;
+  SELECT coalesce(jsonb_agg(to_jsonb(hit) || jsonb_build_object('ancestors', a.ancestors, 'whole', a.ancestors && whole_of)),
+                  '[]'::jsonb)
+    INTO candidates
+    FROM (SELECT * FROM state WHERE gone OR moved OR dels > 0 OR upds > 0 OR lost_columns > 0) hit
+    CROSS JOIN LATERAL (SELECT CASE WHEN hit.gone THEN ARRAY[hit.oid, coalesce((hit.v->>'p')::oid, hit.oid)]
+                                    ELSE ARRAY[hit.oid] || ARRAY(SELECT relid::oid FROM pg_partition_ancestors(hit.oid)
+                                                                  WHERE relid <> hit.oid) END AS ancestors) a;
   FOR t IN SELECT * FROM jsonb_to_recordset(candidates) AS c(
-             oid oid, root oid, v jsonb, gone boolean, moved boolean, dels bigint, upds bigint, ins bigint,
-             lost_columns bigint) LOOP
-    whole := false; cols := 0;
-    IF has_copies THEN
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), count(*) FILTER (WHERE kind = ''column'') '
-              '  FROM guard.copies WHERE source_oid IN ($1, $2) AND xact = pg_current_xact_id()'
-        INTO whole, cols USING t.oid, t.root;
-    END IF;
-    CONTINUE WHEN whole OR NOT (t.v->>'h')::boolean;
+             oid oid, v jsonb, gone boolean, moved boolean, ins bigint, lost_columns bigint, whole boolean,
+             ancestors oid[]) LOOP
+    CONTINUE WHEN t.whole OR NOT (t.v->>'h')::boolean;
     IF t.gone THEN
       problems := problems || format('dropped table %s (about %s row(s))', t.v->>'r',
                                      coalesce(t.v->>'n', 'an unknown number of'));
       CONTINUE;
     END IF;
+    retyped := 0;
     IF t.moved THEN
       -- A new relfilenode: TRUNCATE, or a rewrite (ALTER COLUMN TYPE, SET LOGGED...). After a
       -- TRUNCATE every row in the table was inserted since, and PostgreSQL restarts the
-      -- transaction's counters at it; after a rewrite the old rows are still there.
+      -- transaction's counters at it; after a rewrite the old rows are still there, but a
+      -- column with another type or modifier may hold rounded or cut values (a change that
+      -- cannot lose any, varchar(10) to varchar(20), rewrites nothing).
       EXECUTE format('SELECT count(*) FROM %s', t.oid::regclass) INTO now_rows;
       IF now_rows <= greatest(t.ins, 0) THEN
         problems := problems || format('truncated %s (about %s row(s))', t.v->>'r',
                                        coalesce(t.v->>'n', 'an unknown number of'));
+        CONTINUE;
       END IF;
+      SELECT count(*) INTO retyped FROM pg_attribute a
+       WHERE a.attrelid = t.oid AND a.attnum > 0 AND a.attnum <= (t.v->>'m')::int AND NOT a.attisdropped
+         AND (string_to_array(t.v->>'t', ','))[a.attnum] <> a.atttypid || ':' || a.atttypmod;
     END IF;
-    -- One column copy per column dropped (a retyped column's copy counts too).
-    IF t.lost_columns > cols THEN
-      problems := problems || format('dropped a column of %s', t.v->>'r');
+    -- One column copy per column dropped or retyped.
+    IF t.lost_columns + retyped > (SELECT count(*) FROM unnest(columns_of) s WHERE s = ANY(t.ancestors)) THEN
+      problems := problems || format('%s of %s', concat_ws(' and ',
+                    CASE WHEN t.lost_columns > 0 THEN 'dropped a column' END,
+                    CASE WHEN retyped > 0 THEN 'changed the type of a column' END), t.v->>'r');
     END IF;
   END LOOP;
-  -- Rows, per table or partitioned table (a copy of a partitioned table holds its partitions').
-  FOR t IN SELECT root, sum(dels) AS dels, sum(upds) AS upds,
-                  string_agg(DISTINCT v->>'r', ', ') AS names,
+  -- Rows, per group: a table with the highest of its ancestors that has a copy of rows in this
+  -- transaction (a DELETE of a partitioned table copies its partitions' rows in one copy), and
+  -- every copy of rows below that ancestor covers the group.
+  FOR t IN SELECT key, sum(dels) AS dels, sum(upds) AS upds, string_agg(DISTINCT v->>'r', ', ') AS names,
                   bool_or(EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = g.oid AND NOT a.attisdropped
                                    AND a.attnum > (g.v->>'m')::int)) AS gained
-             FROM jsonb_to_recordset(candidates) AS g(oid oid, root oid, v jsonb, gone boolean, dels bigint,
-                                                       upds bigint)
-            WHERE NOT gone AND (dels > 0 OR upds > 0)
-            GROUP BY root LOOP
-    whole := false; covered := 0;
-    IF has_copies THEN
-      -- Only copies of rows count against rows: a column copy holds one column, not the rows.
-      EXECUTE 'SELECT coalesce(bool_or(kind = ''table''), false), coalesce(sum(rows) FILTER (WHERE kind = ''rows''), 0) '
-              '  FROM guard.copies WHERE source_oid = $1 AND xact = pg_current_xact_id()'
-        INTO whole, covered USING t.root;
-    END IF;
-    CONTINUE WHEN whole;
+             FROM (SELECT x.*, coalesce((SELECT u.a FROM unnest(x.ancestors) WITH ORDINALITY u(a, i)
+                                          WHERE u.a IN (SELECT (r->>'s')::oid FROM jsonb_array_elements(rows_of) r)
+                                          ORDER BY u.i DESC LIMIT 1), x.oid) AS key
+                     FROM jsonb_to_recordset(candidates) AS x(oid oid, v jsonb, gone boolean, dels bigint,
+                                                               upds bigint, whole boolean, ancestors oid[])) g
+            WHERE NOT gone AND NOT whole AND (dels > 0 OR upds > 0)
+            GROUP BY key LOOP
+    SELECT coalesce(sum((r->>'n')::bigint), 0) INTO covered FROM jsonb_array_elements(rows_of) r
+     WHERE (r->>'s')::oid = t.key OR t.key IN (SELECT relid::oid FROM pg_partition_ancestors((r->>'s')::oid));
     -- A table that gained a column in this run: its updates are taken as a backfill of it.
     counted := t.dels + (CASE WHEN t.gained THEN 0 ELSE t.upds END);
     IF counted > covered THEN
@@ -176,6 +200,10 @@ END
 $guard_tripwire$
 """
 SQLSTATE = "GDTRP"
+# Guard's identity for the check of a file whose session goes on after this COMMIT: a role the
+# file set may not read guard's schema. LOCAL: the file's own settings are back after COMMIT.
+AS_GUARD_LOCALLY = ("SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE",
+                    "SET LOCAL search_path = pg_catalog, pg_temp")
 
 # Statement kinds whose whole effect the parser knows and that destroy no existing data
 # (plain DDL). Anything else may run code (functions, triggers, DO, CALL) or destroy rows.
@@ -290,7 +318,7 @@ class Tripwire:
         if file.version in self.files:
             from guard.migrations.session import AS_GUARD
 
-            conn.execute("; ".join((*(AS_GUARD if as_guard else ()), CHECK)))
+            conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), CHECK)))
 
 
 def arm(

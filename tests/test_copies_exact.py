@@ -63,6 +63,9 @@ def test_delete_copies_exactly_the_rows_it_deleted(items: Project, sql: str) -> 
     "update items i set price = p.price + 1 from prices p where i.id = p.id;",
     "update items set price = nextval('pick');",
     "with few as (select id from items limit 3) update items set name = upper(name) where id in (select id from few);",
+    # The primary key itself: restore SQL finds each row by its new key (its old one is gone).
+    "update items set id = id + 1000 where id % 10 = 0;",
+    "update items set id = -id, name = 'negative' where id < 20;",
 ])
 def test_update_copies_the_old_values_of_exactly_the_rows_it_changed(items: Project, sql: str) -> None:
     report = _round_trip(items, sql)
@@ -217,3 +220,15 @@ def test_a_temporary_table_of_the_same_name_gets_no_copy(items: Project) -> None
     report = _round_trip(items, "create temp table items (id int);\ninsert into items values (1);\n"
                                 "delete from items;\ndelete from public.items where id < 3;")
     assert [c["source"] for c in report["protective_copies"]] == ["public.items"]
+
+
+@pytest.mark.parametrize("sql", [
+    "truncate items restart identity;",
+    "delete from items where id > 100;\nalter sequence items_ident_seq restart;",
+])
+def test_restored_rows_are_not_handed_their_ids_again(items: Project, sql: str) -> None:
+    """TRUNCATE ... RESTART IDENTITY sends the identity back to 1: after the restore the next
+    row must not get an id a restored row holds (restore SQL moves the sequence past them)."""
+    items.query("ALTER TABLE public.items ADD CONSTRAINT ident_unique UNIQUE (ident)")
+    _round_trip(items, sql)
+    items.query("INSERT INTO public.items (id, name) VALUES (100000, 'after the restore')")

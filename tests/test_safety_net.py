@@ -122,7 +122,8 @@ def test_tables_created_earlier_in_the_run_are_not_existing_data(items: Project)
 
 @pytest.mark.parametrize("sql", [
     "do $$ begin insert into items values (1000, 'new', 1); end $$;",
-    "do $$ begin alter table items alter column price type float8; end $$;",
+    # text to varchar: binary coercible, nothing rewritten (a lossy retype is rolled back: below)
+    "do $$ begin alter table items alter column name type varchar; end $$;",
     "select count(*) from items;",
     "do $$ begin create table public.fresh (id int); insert into fresh values (1); delete from fresh; end $$;",
 ])
@@ -374,4 +375,61 @@ def test_a_protected_delete_in_a_file_of_its_own_transactions_applies(items: Pro
     assert items.query("SELECT count(*) FROM items")[0][0] == 480
     assert result.report is not None
     restore(items, result.report)
+    assert data(items, "public.items") == before
+
+
+# A rewrite the parser cannot see (a DO block, dynamic SQL) that changes a column's type or
+# modifier may round or cut values: rolled back unless a column copy covers it.
+@pytest.mark.parametrize("sql", [
+    "do $$ begin alter table items alter column price type numeric(10,0); end $$;\n",
+    "do $$ begin execute format('alter table %I alter column %I type varchar(3) using left(name, 3)', 'items', 'name'); end $$;\n",
+    "do $$ begin alter table items alter column price type int using price::int; end $$;\n",
+    # numeric to float8 keeps 1.5 but not 0.1 + 0.2's 17th digit: any rewrite to another type counts
+    "do $$ begin alter table items alter column price type float8; end $$;\n",
+])
+def test_a_column_retyped_unseen_is_rolled_back(items: Project, sql: str) -> None:
+    _blocked(items, sql, "changed the type of a column of public.items")
+
+
+def test_a_retype_the_parser_sees_is_covered_by_its_copy(items: Project) -> None:
+    items.add("20240101000000_retype.sql", "alter table items alter column price type numeric(10,0);\n"
+                                           "select count(*) from items;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert items.query("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                       "WHERE attrelid = 'public.items'::regclass AND attname = 'price'") == [("numeric(10,0)",)]
+
+
+# Invented inputs of the kind "data destroyed with exit 0, no copy, no finding": each is rolled
+# back by the tripwire, the data unchanged.
+@pytest.mark.parametrize(("setup", "sql", "needle"), [
+    ("CREATE TABLE public.archive (LIKE public.items)",
+     "with d as (delete from items where id < 10 returning *) insert into archive select * from d;\n",
+     "deleted 9 row(s) of public.items"),
+    ("CREATE TABLE public.events (id int)",
+     "create rule purge as on insert to events do also delete from items where id = new.id;\n"
+     "insert into events values (1), (2);\n", "deleted 2 row(s) of public.items"),
+    ("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'leaver') THEN CREATE ROLE leaver; END IF; END $$;"
+     "ALTER TABLE public.items OWNER TO leaver",
+     "drop owned by leaver;\n", "dropped table public.items"),
+    ("", "do $$ begin execute format('alter table %I drop column %I', 'items', 'price'); end $$;\n",
+     "dropped a column of public.items"),
+    ("CREATE TABLE public.prices (id int PRIMARY KEY, price numeric);"
+     "INSERT INTO public.prices SELECT g, 0 FROM generate_series(1, 500, 7) g",
+     "do $$ begin update items i set price = p.price from prices p where p.id = i.id; end $$;\n",
+     "updated 72 row(s) of public.items"),
+])
+def test_invented_destroyers_are_rolled_back(items: Project, setup: str, sql: str, needle: str) -> None:
+    if setup:
+        items.query(setup)
+    _blocked(items, sql, needle)
+
+
+def test_reassign_owned_destroys_nothing(items: Project) -> None:
+    items.query("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'leaver') THEN CREATE ROLE leaver; "
+                "END IF; END $$; ALTER TABLE public.items OWNER TO leaver")
+    before = data(items, "public.items")
+    items.add("20240101000000_reassign.sql", "reassign owned by leaver to current_user;\n")
+    result = items.guard("run")
+    assert result.code == 0, result.output
     assert data(items, "public.items") == before

@@ -12,6 +12,10 @@ date they expire (``protect.retention``), and come with SQL that puts the data b
 - DROP TABLE / DROP SCHEMA: the whole table, and SQL that recreates it (guard.protect.recreate);
 - TRUNCATE / MERGE: the whole table;
 - DROP COLUMN / ALTER COLUMN ... TYPE: the primary key and that column (whole rows without one).
+
+A copy is guard's even when the file switched role (guard.protect.identity); a statement on an
+inheritance parent copies each table of the family on its own (guard.protect.family); a foreign
+table's rows, which nothing else of guard's sees, are copied like a table's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from guard.protect import identity as who
+from guard.protect.catalog import (
+    COLUMN_TYPE,
+    COPY_COLUMNS,
+    COPY_SIZE,
+    LOCK_WRITERS,
+    OWNED_SEQUENCES,
+    PRIMARY_KEY,
+    REFERENCING_TABLES,
+    SCHEMA_TABLES,
+    UPDATABLE,
+    WRITABLE,
+)
+from guard.protect.catalog import (
+    Resolved as _Resolved,
+)
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
 from guard.protect.targets import Target, capture_delete, capture_update, ident, targets
@@ -75,73 +95,15 @@ RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 """
 # The relation a name means at this point of the transaction, as the server resolves it. A
 # temporary table (a file's own, which may shadow a table of the same name) holds nothing that
-# existed before the run, and a copy's restore SQL could never reach it.
+# existed before the run, and a copy's restore SQL could never reach it. A foreign table's rows
+# live on another server, where neither the tripwire nor anything else of guard's sees them: a
+# DELETE, UPDATE, TRUNCATE or MERGE of one is copied as a table's is.
 RESOLVE = """
-SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid)
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid),
+       c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+ WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't'
 """
-PRIMARY_KEY = """
-SELECT quote_ident(a.attname) FROM pg_index i
-  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
- WHERE i.indrelid = %s AND i.indisprimary
- ORDER BY array_position(i.indkey, a.attnum)
-"""
-# A column of a type outside pg_catalog is kept as text in the copy (COPY_COLUMNS); restore SQL
-# casts it back explicitly, to the type named with its schema (arrays: of the element type).
-_TYPE_JOIN = """
-  JOIN pg_type t ON t.oid = a.atttypid
-  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
-  JOIN pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace)
-"""
-_TYPE_CAST = """
-CASE WHEN n.nspname <> 'pg_catalog' THEN quote_ident(n.nspname) || '.' || quote_ident(coalesce(e.typname, t.typname))
-     || CASE WHEN e.oid IS NOT NULL THEN '[]' ELSE '' END END
-"""
-# Columns an INSERT or UPDATE can write (generated ones are computed again).
-WRITABLE = """
-SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
- WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum
-"""
-# Columns an UPDATE can set (an identity GENERATED ALWAYS column only to DEFAULT).
-UPDATABLE = """
-SELECT quote_ident(a.attname), """ + _TYPE_CAST + """ FROM pg_attribute a """ + _TYPE_JOIN + """
- WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a'
- ORDER BY a.attnum
-"""
-COLUMN_TYPE = """
-SELECT format_type(atttypid, atttypmod) FROM pg_attribute
- WHERE attrelid = %s AND attname = %s AND NOT attisdropped
-"""
-SCHEMA_TABLES = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relispartition IS NOT TRUE
- ORDER BY c.oid
-"""
-# The copy's columns. A column of a type outside pg_catalog (an enum, a domain, an extension's
-# type) is kept as text: DROP SCHEMA/TYPE/EXTENSION ... CASCADE would otherwise drop it from the
-# copy too. Text goes back into the type by assignment (I/O conversion casts).
-COPY_COLUMNS = """
-SELECT CASE WHEN n.nspname = 'pg_catalog' THEN quote_ident(a.attname)
-            ELSE quote_ident(a.attname) || '::text AS ' || quote_ident(a.attname) END
-  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
-"""
-COPY_SIZE = "SELECT pg_total_relation_size(%s::regclass)"
-# Tables TRUNCATE ... CASCADE empties along with %s: those whose foreign keys point at it, and so
-# on (PostgreSQL's heap_truncate_find_FKs, applied until nothing new is found).
-REFERENCING_TABLES = """
-WITH RECURSIVE refs(oid) AS (
-  SELECT %s::oid
-  UNION
-  SELECT k.conrelid FROM pg_constraint k JOIN refs r ON k.confrelid = r.oid WHERE k.contype = 'f'
-)
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM refs
-  JOIN pg_class c ON c.oid = refs.oid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE refs.oid <> %s::oid AND c.relkind IN ('r', 'p')
-"""
-LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
 
 
 @dataclass
@@ -159,14 +121,6 @@ class CopyRecord:
 
 
 @dataclass
-class _Resolved:
-    oid: int
-    name: str  # schema-qualified, quoted as needed: restore SQL must not depend on a search_path
-    relname: str
-    size: int
-
-
-@dataclass
 class Protector:
     """Called before each statement inside the statement's transaction; copies what it
     destroys. ``before`` returns the statement to run instead (DELETE/UPDATE that copy their
@@ -177,24 +131,37 @@ class Protector:
     max_bytes: int = 1 << 30
     retention: float = DEFAULT_RETENTION  # seconds
     progress: Progress = field(default=lambda _line: None)
+    guard_role: str | None = None  # the role guard connected as (None: not known)
     copies: list[CopyRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     _seen: set[int] = field(default_factory=set)  # tables copied whole for the current statement
     _seq: int = 0
+    _identity: who.Identity | None = None  # the file's, at the current statement
 
     def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
-        if statement.kind not in DESTRUCTIVE_KINDS:
+        from psycopg.pq import TransactionStatus
+
+        found = targets(statement.sql) if statement.kind in DESTRUCTIVE_KINDS else []
+        if not found:
             return None
+        # A statement outside any transaction block (a file with transactions of its own):
+        # psql's implicit transaction, made explicit, so the copy commits with the statement.
+        idle = conn.pgconn.transaction_status == TransactionStatus.IDLE
+        if idle:
+            conn.execute("BEGIN")
         replacement = None
         self._seen = set()
-        for target in targets(statement.sql):
+        self._identity = who.take_over(conn, self.guard_role)
+        for target in found:
             if target.kind == "schema":
                 self._schema(conn, target, where)
                 continue
             resolved = self._resolve(conn, target.relation, where)
             if resolved is not None and resolved.oid not in self._seen:
                 replacement = self._protect(conn, target, resolved, where, statement.sql) or replacement
-        return replacement
+        replacement = who.finish(self._identity, conn, replacement)
+        self._identity = None
+        return f"{replacement or statement.sql}; COMMIT" if idle else replacement
 
     def finish(self, conn: psycopg.Connection[Any]) -> None:
         """After the apply: the row counts of copies their statement filled, and sizes."""
@@ -206,7 +173,7 @@ class Protector:
         row = conn.execute(RESOLVE, (relation,)).fetchone()
         if row is None:
             return None  # created by this file, not a table, or already gone: nothing to keep
-        resolved = _Resolved(int(row[0]), row[1], row[2], int(row[3]))
+        resolved = _Resolved(int(row[0]), row[1], row[2], int(row[3]), str(row[4]))
         if resolved.size > self.max_bytes:
             self.skipped.append(
                 f"{where}: {resolved.name} is {resolved.size} bytes, above protect.max_bytes; not copied")
@@ -236,21 +203,33 @@ class Protector:
     def _protect(
         self, conn: psycopg.Connection[Any], target: Target, resolved: _Resolved, where: str, text: str
     ) -> str | None:
-        if target.statement == "DeleteStmt":
-            return self._capture(conn, resolved, where, text, update=False)
-        if target.statement == "UpdateStmt":
-            return self._capture(conn, resolved, where, text, update=True)
+        from guard.protect import family
+
+        if resolved.relkind == "f" and (target.kind == "column" or target.dropped):
+            return None  # the remote rows stay where they are
+        members = [] if target.only else family.descendants(self, conn, resolved, where)
+        if target.statement in ("DeleteStmt", "UpdateStmt"):
+            update = target.statement == "UpdateStmt"
+            if members:
+                return family.capture(self, conn, [resolved, *members], where, text, update=update)
+            return self._capture(conn, resolved, where, text, update=update, updated=target.updated)
         if target.kind == "column" and target.column:
             self._copy_column(conn, resolved, target.column, where, retyped=target.retyped)
             return None
         if target.statement == "MergeStmt":
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
-        recreate = None
-        if target.dropped:
-            from guard.protect.recreate import definition
+        from guard.protect.recreate import definition
 
-            recreate = definition(conn, resolved.oid)
+        recreate = definition(conn, resolved.oid) if target.dropped else None
         self._copy_table(conn, resolved, where, recreate=recreate, merge=target.statement == "MergeStmt")
+        for member in members:  # TRUNCATE, MERGE, DROP ... CASCADE of a parent reach its children
+            if member.oid in self._seen:
+                continue
+            again = None
+            if target.dropped:
+                again = definition(conn, member.oid)
+                again.after += [f"ALTER TABLE {member.name} INHERIT {parent};" for parent in member.parents]
+            self._copy_table(conn, member, where, recreate=again, merge=target.statement == "MergeStmt")
         if target.cascade:
             for (other,) in conn.execute(REFERENCING_TABLES, (resolved.oid, resolved.oid)).fetchall():
                 found = self._resolve(conn, other, where)
@@ -267,11 +246,12 @@ class Protector:
         copy = sql.Identifier(self.schema, name)
         return copy, copy.as_string(conn)
 
-    def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable) -> None:
+    def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable, *, rls: bool = True) -> None:
         conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy))
         for (role,) in conn.execute(API_ROLES).fetchall():
             conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(copy=copy, role=sql.Identifier(role)))
-        conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
+        if rls:
+            conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
 
     def _register(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, kind: str, where: str,
@@ -298,18 +278,22 @@ class Protector:
         started = time.monotonic()
         if resolved.size > 50 << 20:
             self.progress(f"copying {resolved.name} ({resolved.size >> 20} MB) before {where}")
-        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
-            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
+        with who.every_row(conn):
+            cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
+                copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.own)))
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
-        insert = self._insert(conn, resolved, copy_text)
+        # A recreated table's restore SQL sets its sequences itself (guard.protect.recreate).
+        insert = self._insert(conn, resolved, copy_text, sequences=recreate is None)
         if recreate is not None:
             parts = [*recreate.before, insert, *recreate.after, *recreate.references]
             parts += [f"-- not recreated: {what}" for what in recreate.cannot]
             restore = "\n".join(parts)
         elif merge:
-            restore = (f"-- MERGE may have inserted, updated and deleted rows: put the whole table back\n"
-                       f"DELETE FROM {resolved.name};\n{insert}")
+            # MERGE may have inserted, updated and deleted rows; a DELETE or UPDATE copied whole
+            # may have changed any of them.
+            restore = (f"-- the copy holds the whole table as it was before {where}: put the whole table back\n"
+                       f"DELETE FROM {resolved.own};\n{insert}")
         else:
             restore = insert
         record = self._register(conn, resolved, copy_text, "table", where, rows, restore)
@@ -321,47 +305,80 @@ class Protector:
     def _columns(self, conn: psycopg.Connection[Any], resolved: _Resolved) -> sql.Composable:
         return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
 
-    def _insert(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
+    def _insert(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, sequences: bool = True,
+    ) -> str:
         found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
         cols = ", ".join(r[0] for r in found)
         values = ", ".join(_cast(name, cast) for name, cast in found)
         # Restore SQL for the operator: names are regclass text and quote_ident() output.
-        return f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
+        insert = f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
+        # The rows come back with their ids: a sequence that went back since (TRUNCATE ...
+        # RESTART IDENTITY, ALTER SEQUENCE ... RESTART) must not hand them out again.
+        moves = [f"SELECT setval({sql.Literal(seq).as_string(None)}, greatest(max({col}), "  # noqa: S608
+                 f"(SELECT last_value FROM {seq}))) FROM {resolved.name};"
+                 for col, seq in (conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall() if sequences else ())]
+        return "\n".join([insert, *moves])
 
     def _capture(
-        self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool,
+        updated: tuple[str, ...] = (),
     ) -> str | None:
         """An empty copy that the rewritten statement itself fills (None: not rewritable, so
         a copy of the whole table before it instead)."""
+        if (self._identity is not None and not who.can_read(conn, self._identity, resolved.oid)) or (
+                update and resolved.relkind == "f"):
+            # The role may delete or update rows it may not read (no SELECT: no RETURNING); a
+            # foreign table's ctid is not a row's identity, so its old values cannot be joined.
+            if resolved.relkind != "f":  # LOCK TABLE takes no foreign table
+                conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+            self._copy_table(conn, resolved, where, merge=True)
+            return None
         copy, copy_text = self._new_copy(conn, resolved)
+        # The file's own role runs the statement: guard counts the rows after it (identity.py).
+        count = self._identity is None or not self._identity.switched
+        # An UPDATE of the primary key: the copy also keeps each row's new key, which restore
+        # SQL finds it by (the old key may be gone, or another row's by then).
+        key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()] if update else []
+        new_key = key if {_unquoted(k) for k in key} & set(updated) else []
+        columns = self._columns(conn, resolved)
+        if new_key:
+            extra = ", ".join(f"{k} AS guard_new_{i}" for i, k in enumerate(new_key))
+            columns = sql.SQL(f"{columns.as_string(conn)}, {extra}")
         if update:
-            rewritten = capture_update(text, copy_text, copy_text, resolved.name)
+            rewritten = capture_update(text, copy_text, copy_text, resolved.name, count=count, new_key=new_key)
         else:
-            rewritten = capture_delete(text, copy_text, copy_text)
+            rewritten = capture_delete(text, copy_text, copy_text, count=count)
         if rewritten is None:
             self._seq -= 1
-            self._copy_table(conn, resolved, where)
+            conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
+            self._copy_table(conn, resolved, where, merge=True)
             return None
         if update:
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
         conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source} WITH NO DATA").format(
-            copy=copy, cols=self._columns(conn, resolved), source=sql.SQL(resolved.name)))
-        self._lock_down(conn, copy)
-        restore = self._update_back(conn, resolved, copy_text) if update else self._insert(conn, resolved, copy_text)
+            copy=copy, cols=columns, source=sql.SQL(resolved.name)))
+        self._lock_down(conn, copy, rls=count)
+        if not count and self._identity is not None:
+            who.let_write(conn, self._identity, self.schema, copy, copy_text)
+        restore = (self._update_back(conn, resolved, copy_text, moved_key=bool(new_key)) if update
+                   else self._insert(conn, resolved, copy_text))
         self._register(conn, resolved, copy_text, "rows", where, None, restore)
         return rewritten
 
-    def _update_back(self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str) -> str:
+    def _update_back(
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, moved_key: bool = False,
+    ) -> str:
         key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
-        found = [r for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key]
+        found = [r for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if moved_key or r[0] not in key]
         cols = [r[0] for r in found]
         if not key or not cols:
             return (f"-- {resolved.name} has no primary key: the copy holds the old rows whole; match them "  # noqa: S608
                     f"by hand, e.g. UPDATE {resolved.name} AS t SET ... FROM {copy_text} AS c WHERE <same row>;")
-        join = " AND ".join(f"t.{k} = c.{k}" for k in key)
+        join = " AND ".join(f"t.{k} = c.{f'guard_new_{i}' if moved_key else k}" for i, k in enumerate(key))
         values = ", ".join(_cast(f"c.{name}", cast) for name, cast in found)
         sets = ", ".join(cols)
-        return f"UPDATE {resolved.name} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
+        return f"UPDATE {resolved.own} AS t SET ({sets}) = ROW({values}) FROM {copy_text} AS c WHERE {join};"  # noqa: S608
 
     def _copy_column(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str, *, retyped: bool = False,
@@ -379,8 +396,9 @@ class Protector:
         column_type = type_row[0] if type_row else "<original type>"
         col = ident(column)
         copy, copy_text = self._new_copy(conn, resolved)
-        cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
-            copy=copy, cols=sql.SQL(", ".join([*key, col])), source=sql.SQL(resolved.name)))
+        with who.every_row(conn):
+            cursor = conn.execute(sql.SQL("CREATE TABLE {copy} AS SELECT {cols} FROM {source}").format(
+                copy=copy, cols=sql.SQL(", ".join([*key, col])), source=sql.SQL(resolved.name)))
         self._lock_down(conn, copy)
         join = " AND ".join(f"t.{k} = c.{k}" for k in key)
         if retyped:
@@ -411,6 +429,11 @@ class Protector:
         conn.execute(CREATE_REGISTRY)
         conn.execute(REVOKE_REGISTRY)
         close_schema(conn, "guard")  # guard.copies too, whatever default privileges granted
+
+
+def _unquoted(name: str) -> str:
+    """A quote_ident() result back to the name."""
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
 def _cast(expression: str, cast: str | None) -> str:

@@ -20,6 +20,11 @@ SELECT quote_ident(n.nspname), quote_ident(n.nspname) || '.' || quote_ident(c.re
        pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class'), c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s
 """
+# A partition's place: its partitioned parent and its bound (DROP TABLE of a partition).
+PARTITION_OF = """
+SELECT i.inhparent::regclass::text, pg_get_expr(c.relpartbound, c.oid)
+  FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = %s AND c.relispartition
+"""
 # Columns in order: name, type, collation when not the type's default, default expression,
 # not null, identity kind, generated expression.
 COLUMNS = """
@@ -146,6 +151,8 @@ def definition(conn: psycopg.Connection[Any], oid: int) -> Definition:
         from psycopg import sql
 
         out.after.append(f"COMMENT ON TABLE {name} IS {sql.Literal(comment).as_string(None)};")
+    for parent, bound in conn.execute(PARTITION_OF, (oid,)).fetchall():
+        out.after.append(f"ALTER TABLE {parent} ATTACH PARTITION {name} {bound};")
     for (view,) in conn.execute(DEPENDENT_VIEWS, (oid, oid)).fetchall():
         out.cannot.append(f"view {view} (depends on {name}; a CASCADE drops it): recreate it from your migrations")
     return out

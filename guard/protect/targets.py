@@ -27,6 +27,7 @@ class Target:
     statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt
     cascade: bool = False  # TRUNCATE ... CASCADE: the tables whose foreign keys point at it go too
     retyped: bool = False  # ALTER COLUMN ... TYPE (the column stays, with another type)
+    only: bool = False  # ONLY: not the tables that inherit from it
 
 
 def ident(name: str) -> str:
@@ -62,14 +63,15 @@ def _of(node: Any) -> list[Target]:
         return []
     if isinstance(node, ast.TruncateStmt):
         cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
-        return [Target("table", _relation(rel), statement=name, cascade=cascade) for rel in node.relations or ()]
+        return [Target("table", _relation(rel), statement=name, cascade=cascade, only=not rel.inh)
+                for rel in node.relations or ()]
     if isinstance(node, ast.DeleteStmt):
-        return [Target("rows", _relation(node.relation), statement=name)]
+        return [Target("rows", _relation(node.relation), statement=name, only=_only(node.relation))]
     if isinstance(node, ast.UpdateStmt):
         columns = tuple(dict.fromkeys(t.name for t in node.targetList or () if t.name))
-        return [Target("rows", _relation(node.relation), updated=columns, statement=name)]
+        return [Target("rows", _relation(node.relation), updated=columns, statement=name, only=_only(node.relation))]
     if isinstance(node, ast.MergeStmt):
-        return [Target("table", _relation(node.relation), statement=name)]
+        return [Target("table", _relation(node.relation), statement=name, only=_only(node.relation))]
     if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
         rel = _relation(node.relation)
         return [Target("column", rel, column=cmd.name, statement=name,
@@ -80,6 +82,11 @@ def _of(node: Any) -> list[Target]:
 
 def _qualified(parts: list[str]) -> str:
     return ".".join(ident(p) for p in parts)
+
+
+def _only(rel: Any) -> bool:
+    """``ONLY rel``: not the tables that inherit from it."""
+    return not rel.inh
 
 
 def _relation(rel: Any) -> str:
@@ -100,10 +107,11 @@ def _single(statement: str, kind: str) -> Any:
     return parsed[0].stmt
 
 
-def _wrap(node: Any, copy: str, copy_name: str) -> str:
+def _wrap(node: Any, copy: str, copy_name: str, *, count: bool = True) -> str:
     """``node`` (a DELETE or UPDATE returning the destroyed rows) as one statement that also
     stores them in ``copy`` and records their number in guard.copies. The statement's own
-    WITH list moves up front: data-modifying WITH queries must be at the top level."""
+    WITH list moves up front: data-modifying WITH queries must be at the top level.
+    ``count`` False: only the copy (guard counts its rows afterwards, as itself)."""
     from pglast.stream import RawStream
 
     head = "WITH "
@@ -113,6 +121,8 @@ def _wrap(node: Any, copy: str, copy_name: str) -> str:
         head = f"WITH {recursive}{own}, "
         node.withClause = None
     literal = sql.Literal(copy_name).as_string(None)
+    if not count:
+        return f"{head}guard_destroyed AS ({RawStream()(node)}) INSERT INTO {copy} SELECT * FROM guard_destroyed"  # noqa: S608
     # The user's own statement, deparsed; names quoted, the value a literal.
     return (
         f"{head}guard_destroyed AS ({RawStream()(node)}), "  # noqa: S608
@@ -121,7 +131,7 @@ def _wrap(node: Any, copy: str, copy_name: str) -> str:
     )
 
 
-def capture_delete(statement: str, copy: str, copy_name: str) -> str | None:
+def capture_delete(statement: str, copy: str, copy_name: str, *, count: bool = True) -> str | None:
     """The DELETE ``statement`` rewritten to copy exactly the rows it deletes into ``copy``
     (``DELETE ... RETURNING``: the rows the statement itself removed, whatever its condition
     evaluates to: random(), LIMIT without order, now(), sequences). None when it is not one
@@ -133,14 +143,17 @@ def capture_delete(statement: str, copy: str, copy_name: str) -> str | None:
         return None
     star = ast.ColumnRef(fields=(ast.String(sval=_ref(node.relation)), ast.A_Star()))
     node.returningClause = ast.ReturningClause(exprs=(ast.ResTarget(val=star),))
-    return _wrap(node, copy, copy_name)
+    return _wrap(node, copy, copy_name, count=count)
 
 
-def capture_update(statement: str, copy: str, copy_name: str, canonical: str) -> str | None:
+def capture_update(
+    statement: str, copy: str, copy_name: str, canonical: str, *, count: bool = True, new_key: list[str] | None = None,
+) -> str | None:
     """The UPDATE ``statement`` rewritten to copy the old values of exactly the rows it
     changes. PostgreSQL before 18 returns only new values, so the statement joins its target
     to the same table read with the statement's own snapshot, row for row (tableoid, ctid: a
-    TID scan per row), and returns that row. ``canonical``: the target's regclass text."""
+    TID scan per row), and returns that row. ``canonical``: the target's regclass text;
+    ``new_key``: primary key columns (quoted) whose new values are returned too, after it."""
     import pglast
     from pglast import ast, enums
 
@@ -148,9 +161,10 @@ def capture_update(statement: str, copy: str, copy_name: str, canonical: str) ->
     if node is None:
         return None
     ref = ident(_ref(node.relation))
+    new_values = "".join(f", {ref}.{k} AS guard_new_{i}" for i, k in enumerate(new_key or ()))
     # Parsed, not run: names quoted by psycopg / regclass.
     helper: Any = pglast.parse_sql(
-        "SELECT (guard_prev.guard_row).* FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
+        f"SELECT (guard_prev.guard_row).*{new_values} FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
         f"guard_p AS guard_row FROM {canonical} AS guard_p) AS guard_prev "
         f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
     )[0].stmt
@@ -160,4 +174,77 @@ def capture_update(statement: str, copy: str, copy_name: str, canonical: str) ->
         else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(node.whereClause, helper.whereClause))
     )
     node.returningClause = ast.ReturningClause(exprs=helper.targetList)
-    return _wrap(node, copy, copy_name)
+    return _wrap(node, copy, copy_name, count=count)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One table of an inheritance family a DELETE or UPDATE of its parent reaches."""
+
+    oid: int
+    source: str  # schema-qualified, quoted: read with ONLY
+    columns: str  # the copy's select list (guard.protect.COPY_COLUMNS)
+    copy: str  # the copy, schema-qualified and quoted
+    copy_name: str  # as registered in guard.copies
+
+
+def capture_family(statement: str, members: list[Member], canonical: str, *, update: bool,
+                   count: bool = True) -> str | None:
+    """The DELETE or UPDATE ``statement`` of an inheritance parent (``canonical``, without
+    ONLY: it reaches every table that inherits from it) rewritten to copy what it destroys
+    table by table, whole rows with the child's own columns, so restore SQL puts each row back
+    into its own table. The statement returns the (tableoid, ctid) it removed or changed (for
+    UPDATE those of the old row version, joined as capture_update does); every copy reads its
+    table with the statement's own snapshot, which still holds those versions (WITH queries
+    "cannot see one another's effects on the target tables", queries.html#QUERIES-WITH-MODIFYING).
+    None when it is not one plain DELETE/UPDATE."""
+    import pglast
+    from pglast import ast, enums
+
+    node = _single(statement, "UpdateStmt" if update else "DeleteStmt")
+    if node is None:
+        return None
+    ref = ident(_ref(node.relation))
+    if update:
+        helper: Any = pglast.parse_sql(
+            "SELECT guard_prev.guard_tableoid, guard_prev.guard_ctid FROM (SELECT tableoid AS guard_tableoid, "  # noqa: S608
+            f"ctid AS guard_ctid FROM {canonical}) AS guard_prev "
+            f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
+        )[0].stmt
+        node.fromClause = (*(node.fromClause or ()), *helper.fromClause)
+        node.whereClause = (
+            helper.whereClause if node.whereClause is None
+            else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(node.whereClause, helper.whereClause))
+        )
+        returning = helper.targetList
+    else:
+        own: Any = pglast.parse_sql(f"SELECT {ref}.tableoid AS guard_tableoid, {ref}.ctid AS guard_ctid")[0].stmt
+        returning = own.targetList
+    node.returningClause = ast.ReturningClause(exprs=returning)
+    return _wrap_family(node, members, count=count)
+
+
+def _wrap_family(node: Any, members: list[Member], *, count: bool) -> str:
+    from pglast.stream import RawStream
+
+    head = "WITH "
+    if node.withClause is not None:
+        own = RawStream()(node.withClause)
+        recursive = "RECURSIVE " if node.withClause.recursive and not own.startswith("RECURSIVE") else ""
+        head = f"WITH {recursive}{own}, "
+        node.withClause = None
+    parts = [f"guard_destroyed AS ({RawStream()(node)})"]
+    # Names: psycopg-quoted copies, regclass text; values: oids (integers) and literals.
+    for i, m in enumerate(members):
+        parts.append(
+            f"guard_copied_{i} AS (INSERT INTO {m.copy} SELECT {m.columns} FROM ONLY {m.source} AS guard_t "  # noqa: S608
+            f"JOIN guard_destroyed AS guard_d ON guard_d.guard_tableoid = {int(m.oid)} "
+            f"AND guard_t.ctid = guard_d.guard_ctid RETURNING 1)")
+    if count:
+        cases = " ".join(f"WHEN {sql.Literal(m.copy_name).as_string(None)} THEN (SELECT count(*) FROM guard_copied_{i})"  # noqa: S608
+                         for i, m in enumerate(members))
+        names = ", ".join(sql.Literal(m.copy_name).as_string(None) for m in members)
+        tail = f"UPDATE guard.copies SET rows = CASE copy {cases} END WHERE copy IN ({names})"  # noqa: S608
+    else:
+        tail = " UNION ALL ".join(f"SELECT count(*) FROM guard_copied_{i}" for i in range(len(members)))  # noqa: S608
+    return head + ", ".join(parts) + " " + tail

@@ -35,7 +35,8 @@ def protector(state: RunState, protect: ProtectConfig) -> Protector | None:
     if not protect.enabled:
         return None
     return Protector(state.report.run_id, schema=protect.schema, max_bytes=protect.max_bytes,
-                     retention=protect.retention, progress=state.progress)
+                     retention=protect.retention, progress=state.progress,
+                     guard_role=state.facts.role if state.facts is not None else None)
 
 
 def keep_copies(state: RunState, copier: Protector | None) -> None:
