@@ -93,8 +93,9 @@ def run_shadow(
 ) -> bool:
     """Run the dry run and fill ``report.shadow``; True when it failed (the report says where)."""
     from guard.run.files import display
-    from guard.shadow import SUPABASE_SCHEMAS, choose_base, dry_run, open_shadow
+    from guard.shadow import SUPABASE_SCHEMAS, choose_base, open_shadow
     from guard.shadow_copy import copy_schema
+    from guard.shadow_trace import disagreement_findings, traced_dry_run
 
     assert options.shadow is not None
     base = choose_base(config, database_url=url)
@@ -106,12 +107,12 @@ def run_shadow(
         else:
             to_apply = files
         progress(f"dry run: applying {len(to_apply)} file(s) to the shadow as {shadow.role}")
-        outcome = dry_run(
-            shadow, to_apply,
+        outcome, traced = traced_dry_run(
+            shadow, to_apply, {f.version for f in pending}, report.findings,
             lock_timeout=config.migrations.lock_timeout,
             statement_timeout=config.migrations.statement_timeout,
             display=lambda f: display(f.path, config.base_dir),
-            progress=progress,
+            progress=progress, with_target=url is not None,
         )
         verify_failed: list[str] = []
         if outcome.failed is None and not outcome.interrupted:  # shadow: true checks (issue #19)
@@ -130,7 +131,10 @@ def run_shadow(
         "applied": [r.version for r in outcome.results if r.status == "applied"],
         "failed": outcome.failed.version if outcome.failed else None,
         "not_checked": list(shadow.limits),
+        "trace": traced,  # each pending statement's observed locks beside its static verdict
     }
+    report.findings.extend(f.as_dict() for f in
+                           disagreement_findings(traced, to_apply, lambda f: display(f.path, config.base_dir)))
     for limit in shadow.limits:
         report.warnings.append(f"dry run: {limit}")
     failed = _verdict(report, outcome, {f.version for f in pending}, supabase=base == "supabase")
