@@ -85,7 +85,8 @@ def test_rule_fires_on_the_risky_form_only(tmp_path: Path, rule: str, positive: 
 
 
 def test_every_rule_has_a_case_or_is_structural() -> None:
-    covered = {c[0] for c in CASES} | {"syntax", "pragma", "drop-database", "enum-add-value", "trace"}
+    covered = {c[0] for c in CASES} | {"syntax", "pragma", "drop-database", "enum-add-value", "trace",
+                                        "trace-unconfirmed"}
     assert covered == set(RULES)
 
 
