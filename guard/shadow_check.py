@@ -70,15 +70,20 @@ def check_without_target(config: Config, options: CheckOptions, report: RunRepor
 
 def _lint(config: Config, files: list[MigrationFile]) -> list[Finding]:
     """Each file linted on its own: without the target's history any file may be the pending
-    one, and a table an earlier file creates may well exist (and be locked) in production."""
+    one, and a table an earlier file creates may well exist (and be locked) in production. What
+    the earlier files declare (column types, CHECKs, domains) is the schema it is judged against
+    (guard.lint.declared)."""
     from guard.lint import LintConfig, Linter
+    from guard.lint.declared import DeclaredCatalog
     from guard.run.files import display
 
     found: list[Finding] = []
+    declared = DeclaredCatalog()
     for file in files:
-        linter = Linter(server_major=None,
+        linter = Linter(server_major=None, catalog=declared,
                         config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity))
         found.extend(linter.lint_file(file, display=display(file.path, config.base_dir)))
+        declared.read(file.statements)
     return found
 
 

@@ -292,3 +292,70 @@ def test_set_not_null_after_a_validated_not_null_check_is_no_scan(tmp_path: Path
     # still NOT VALID: no proof yet
     unproven = lint_paths([paths[0], paths[2]], display_root=tmp_path, server_major=15)
     assert [(f.line, f.rule) for f in unproven] == [(1, "set-not-null"), (2, "set-not-null")]
+
+
+EARLIER = """
+create domain public.positive_qty as int check (value > 0);
+create domain public.plain_code as text;
+create function public.slugify(t text) returns text language sql immutable as $$ select lower(t) $$;
+create table public.prices (id int primary key, label varchar(20), amount numeric(10,2), qty public.positive_qty,
+                            code public.plain_code, nn int not null, maybe int);
+create unique index prices_nn_key on public.prices (nn);
+create unique index prices_maybe_key on public.prices (maybe);
+alter table public.prices add constraint label_present check (label is not null) not valid;
+alter table public.prices validate constraint label_present;
+alter table public.prices add constraint amount_present check (amount is not null) not valid;
+create table public.gone (id int, note varchar(5));
+drop table public.gone;
+"""
+# (statement, whether it is risky given EARLIER): each judged from the declared schema alone
+DECLARED = [
+    ("alter table public.prices alter column label type varchar(50);", False),
+    ("alter table public.prices alter column label type text;", False),
+    ("alter table public.prices alter column label type varchar(10);", True),
+    ("alter table public.prices alter column amount type numeric(12,2);", False),
+    ("alter table public.prices alter column amount type numeric(12,4);", True),
+    ("alter table public.prices alter column qty type int;", False),  # a domain to its base type
+    ("alter table public.prices alter column label type int using length(label);", True),
+    ("alter table public.prices alter column label set not null;", False),  # the validated CHECK proves it
+    ("alter table public.prices alter column amount set not null;", True),  # its CHECK is still NOT VALID
+    ("alter table public.prices alter column nn set not null;", False),
+    ("alter table public.prices add column q public.positive_qty;", True),
+    ("alter table public.prices add column c public.plain_code;", False),
+    ("alter table public.prices add column slug text default public.slugify('x');", False),
+    ("alter table public.prices add constraint pk primary key using index prices_nn_key;", False),
+    ("alter table public.prices add constraint pk primary key using index prices_maybe_key;", True),
+    ("create index if not exists prices_nn_key on public.prices (nn);", False),
+    ("alter table public.prices set logged;", False),
+    ("alter table public.prices set unlogged;", True),
+    ("alter table public.prices set tablespace pg_default;", False),
+    ("alter table public.gone alter column note type varchar(10);", True),  # dropped: unknown again
+    ("alter table public.other alter column note type text;", True),  # never declared: unknown
+]
+
+
+@pytest.mark.parametrize(("statement", "risky"), DECLARED, ids=[s[:60] for s, _ in DECLARED])
+def test_a_file_is_judged_against_what_the_earlier_files_declare(tmp_path: Path, statement: str, risky: bool) -> None:
+    earlier = tmp_path / "20240101000000_schema.sql"
+    earlier.write_text(EARLIER)
+    path = tmp_path / "20240102000000_change.sql"
+    path.write_text(statement + "\n")
+    flagged = [f for f in lint_paths([path], display_root=tmp_path, context=[earlier])
+               if f.category in ("locking", "destructive")]
+    assert bool(flagged) == risky, (statement, flagged)
+    alone = [f for f in lint_paths([path], display_root=tmp_path) if f.category in ("locking", "destructive")]
+    if "positive_qty" not in statement:  # without the declarations: the conservative verdict
+        assert alone or not risky, statement
+
+
+def test_guard_lint_of_one_file_reads_the_files_before_it_in_its_folder(project: Project) -> None:
+    project.add("20240101000000_schema.sql", EARLIER)
+    project.add("20240102000000_change.sql", "alter table public.prices alter column label type text;\n"
+                                             "alter table public.prices alter column amount set not null;\n")
+    project.add("20240103000000_later.sql", "alter table public.prices alter column amount type text;\n")
+    result = project.guard("lint", "--format", "json", "--database-url", "",
+                           "supabase/migrations/20240102000000_change.sql")
+    findings = json.loads(result.stdout)
+    # the earlier file declares label varchar(20) (text keeps the values) and amount's NOT VALID CHECK;
+    # the later file is neither linted nor read
+    assert [(f["line"], f["rule"]) for f in findings] == [(2, "set-not-null")], findings

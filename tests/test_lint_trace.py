@@ -206,9 +206,11 @@ def test_check_traces_each_pending_statement_beside_its_static_verdict(ready: Pr
 
 def test_check_without_target_reports_a_static_finding_the_trace_does_not_confirm(project: Project,
                                                                                    scratch_url: str) -> None:
-    """No database URL: each file is linted on its own, so SET NOT NULL is flagged; the shadow
-    shows the CHECK made the scan unnecessary: an info finding, not a block."""
-    project.add("20240101000000_t.sql", APPLIED)
+    """No database URL: the lint reads what earlier files declare, but a table a DO block made is
+    hidden from it, so SET NOT NULL is flagged; the shadow shows the CHECK made the scan
+    unnecessary: an info finding, not a block."""
+    project.add("20240101000000_t.sql", "do $$ begin execute 'create table public.t (id int, n int, "
+                                        "constraint n_present check (n is not null))'; end $$;\n")
     project.add("20240102000000_nn.sql", "alter table public.t alter column n set not null;\n")
     result = run_guard("check", "--shadow", scratch_url, "--json", cwd=project.root, env=clean_env())
     assert result.code == 0, result.output
