@@ -82,8 +82,7 @@ def _lint(config: Config, files: list[MigrationFile]) -> list[Finding]:
     for file in files:
         linter = Linter(server_major=None, catalog=declared,
                         config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity))
-        found.extend(linter.lint_file(file, display=display(file.path, config.base_dir)))
-        declared.read(file.statements)
+        found.extend(linter.lint_file(file, display=display(file.path, config.base_dir)))  # reads it too
     return found
 
 

@@ -307,6 +307,12 @@ alter table public.prices validate constraint label_present;
 alter table public.prices add constraint amount_present check (amount is not null) not valid;
 create table public.gone (id int, note varchar(5));
 drop table public.gone;
+create table public.m (id int, ts date) partition by range (ts);
+create table public.m_2023 (id int, ts date, constraint y check (ts is not null and ts >= '2023-01-01'
+                                                                 and ts < '2024-01-01'));
+create table public.m_weak (id int, ts date, constraint y check (ts >= '2023-01-01' and ts < '2024-01-01'));
+create table public.m_later (id int, ts date);
+alter table public.m_later add constraint y check (ts is not null and ts between '2023-01-01' and '2023-12-31') not valid;
 """
 # (statement, whether it is risky given EARLIER): each judged from the declared schema alone
 DECLARED = [
@@ -331,6 +337,13 @@ DECLARED = [
     ("alter table public.prices set tablespace pg_default;", False),
     ("alter table public.gone alter column note type varchar(10);", True),  # dropped: unknown again
     ("alter table public.other alter column note type text;", True),  # never declared: unknown
+    # ATTACH PARTITION: PostgreSQL skips the scan when the valid CHECK proves the bound, IS NOT NULL included
+    ("alter table public.m attach partition public.m_2023 for values from ('2023-01-01') to ('2024-01-01');", False),
+    ("alter table public.m attach partition public.m_2023 for values from ('2023-02-01') to ('2024-01-01');", True),
+    ("alter table public.m attach partition public.m_weak for values from ('2023-01-01') to ('2024-01-01');", True),
+    ("alter table public.m attach partition public.m_later for values from ('2023-01-01') to ('2024-01-01');", True),
+    ("alter table public.m_later validate constraint y;\n"
+     "alter table public.m attach partition public.m_later for values from ('2023-01-01') to ('2024-01-01');", False),
 ]
 
 

@@ -108,6 +108,8 @@ class Linter:
     held: dict[str, str] = field(default_factory=dict)
     # domains the batch gave a CHECK or NOT NULL (a new column of one rewrites the table)
     checked_domains: set[str] = field(default_factory=set)
+    # table -> CHECK constraints the batch added or validated: name -> (expression SQL or None, valid)
+    batch_checks: dict[str, dict[str, tuple[str | None, bool]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scope.exists = self.existing_tables
@@ -149,9 +151,12 @@ class Linter:
         self.scope.reset_file()
         self.not_valid.clear()
         self.held.clear()
+        learn = getattr(self.catalog, "read", None)  # guard.lint.declared: the batch declares as it goes
         for index, statement in enumerate(file.statements):
             if statement.kind:
                 findings.extend(rules.check(statement, self, index, display))
+                if learn is not None:
+                    learn([statement])
         if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
             # guard runs this file statement by statement: no lock outlives its statement
             findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock")]
@@ -212,7 +217,7 @@ def lint_paths(
 
     Without a catalog (no database), the schema the migration set declares answers instead
     (guard.lint.declared): the `context` files (earlier files, already applied: read, not
-    linted, their tables hold rows), then each linted file once linted."""
+    linted, their tables hold rows), then each linted statement once linted."""
     from guard.lint.declared import DeclaredCatalog
     from guard.migrations.files import MigrationFile
 
@@ -231,8 +236,6 @@ def lint_paths(
             findings.append(loaded)
             continue
         findings.extend(linter.lint_file(loaded, display=_display(path, display_root)))
-        if declared is not None:
-            declared.read(loaded.statements)
     return findings
 
 

@@ -79,13 +79,30 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                                "a new table filled in batches, or a maintenance window"))
         elif sub == "AT_AttachPartition":
             part = from_rangevar(cmd.def_.name)
-            if not linter.table_is_new(part):
+            if not linter.table_is_new(part) and not _bound_proven(linter, key, part, cmd.def_.bound):
                 out.append(finding("attach-partition", st, i, d, f"ATTACH PARTITION {part} scans it under ACCESS "
                                    "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
                                    "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
             elif not cmd.def_.bound.is_default:
                 out.extend(default_partition(table, key, st, linter, i, d))
     return out
+
+
+def _bound_proven(linter: Linter, parent: str, part: Any, bound: Any) -> bool:
+    """The partition's valid CHECKs prove its bound (catalog or declarations): no scan."""
+    from dataclasses import replace
+
+    from guard.lint.partition import bound_proven
+
+    ask = getattr(linter.catalog, "partition_facts", None)
+    name = str(linter.scope.resolve(part))
+    batch = linter.batch_checks.get(name, {})
+    validated = tuple(n for n, (_, valid) in batch.items() if valid)
+    facts = ask(parent, name, validated) if ask is not None else None
+    if facts is None:
+        return False
+    added = tuple(text for text, valid in batch.values() if valid and text is not None)
+    return bound_proven(replace(facts, checks=facts.checks + added), bound)
 
 
 def default_partition(parent: Any, key: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -214,14 +231,20 @@ def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> N
     from pglast import enums
 
     if con.contype == enums.ConstrType.CONSTR_CHECK:
+        from pglast.stream import RawStream
+
         column = _not_null_column(con)
         if column is not None:
             linter.not_null_checks[(key, column)] = not con.skip_validation
+        checks = linter.batch_checks.setdefault(key, {})
+        checks[con.conname or f"?{len(checks)}"] = (RawStream()(con.raw_expr), not con.skip_validation)
     if con.skip_validation and con.conname:
         linter.not_valid[(key, con.conname)] = st.line
 
 
 def _validate(key: str, shown: str, name: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    checks = linter.batch_checks.setdefault(key, {})
+    checks[name] = (checks.get(name, (None, True))[0], True)
     for (table, column), valid in list(linter.not_null_checks.items()):
         if table == key and not valid:
             linter.not_null_checks[(table, column)] = True  # simplification: the named one is validated

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from guard.lint.partition import PartitionFacts
     from guard.migrations.files import Statement
 
 LEARNED = frozenset({"_CreateStmt", "_AlterTableStmt", "_IndexStmt", "_CreateDomainStmt", "_AlterDomainStmt",
@@ -73,6 +74,8 @@ class Table:
     access_method: str = "heap"
     partitioned: bool = False
     default_partition: str | None = None
+    partition_key: tuple[str, tuple[str, ...]] | None = None  # (strategy 'r'/'l'/'h', key columns)
+    check_texts: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (expression SQL, valid)
 
 
 @dataclass
@@ -110,6 +113,9 @@ class DeclaredCatalog:
                       tablespace=node.tablespacename or "pg_default", access_method=node.accessMethod or "heap",
                       partitioned=node.partspec is not None)
         key = _rel(node.relation)
+        if node.partspec is not None:
+            names = tuple(getattr(p, "name", None) or "" for p in node.partspec.partParams or ())
+            table.partition_key = (str(getattr(node.partspec.strategy, "value", node.partspec.strategy)), names)
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.typeName is not None:
                 self._column(table, element)
@@ -139,7 +145,11 @@ class DeclaredCatalog:
         from guard.lint.alter import _not_null_column
 
         if con.contype == enums.ConstrType.CONSTR_CHECK:
-            table.checks[con.conname or f"check{len(table.checks)}"] = (_not_null_column(con), not con.skip_validation)
+            from pglast.stream import RawStream
+
+            name = con.conname or f"check{len(table.checks)}"
+            table.checks[name] = (_not_null_column(con), not con.skip_validation)
+            table.check_texts[name] = (RawStream()(con.raw_expr), not con.skip_validation)
         elif con.contype == enums.ConstrType.CONSTR_PRIMARY and not con.indexname:
             for key in con.keys or ():
                 if key.sval in table.columns:
@@ -167,8 +177,10 @@ class DeclaredCatalog:
                 self._constraint(table, cmd.def_)
             elif sub == "AT_ValidateConstraint" and cmd.name in table.checks:
                 table.checks[cmd.name] = (table.checks[cmd.name][0], True)
+                table.check_texts[cmd.name] = (table.check_texts[cmd.name][0], True)
             elif sub == "AT_DropConstraint":
                 table.checks.pop(cmd.name, None)
+                table.check_texts.pop(cmd.name, None)
             elif sub in ("AT_SetLogged", "AT_SetUnLogged"):
                 table.persistence = "p" if sub == "AT_SetLogged" else "u"
             elif sub == "AT_SetTableSpace":
@@ -276,6 +288,21 @@ class DeclaredCatalog:
         """The declared DEFAULT partition (taken to hold rows: it existed before)."""
         t = self._table(name)
         return None if t is None else t.default_partition
+
+    def partition_facts(self, parent: str, partition: str, validated: tuple[str, ...] = ()) -> PartitionFacts | None:
+        """What guard.lint.partition needs to prove a bound, from the declarations; None if unknown
+        (validated: ignored, the batch's own statements are read as they are linted)."""
+        from guard.lint.partition import PartitionFacts
+
+        top, part = self._table(parent), self._table(partition)
+        if top is None or part is None or top.partition_key is None:
+            return None
+        strategy, names = top.partition_key
+        if any(n not in top.columns for n in names):
+            return None  # an expression key
+        return PartitionFacts(strategy, tuple((n, top.columns[n].type) for n in names),
+                              tuple(text for text, valid in part.check_texts.values() if valid),
+                              frozenset(n for n, c in part.columns.items() if c.not_null))
 
     def index_nullable(self, index: str) -> bool | None:
         found = self.indexes.get(_split(index))

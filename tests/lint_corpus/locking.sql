@@ -432,3 +432,35 @@ do $$ begin execute 'do $x$ begin alter table public.items alter column note set
 -- case: locking-129
 lock table only public.items in exclusive mode nowait;
 update public.items set qty = 0 where qty < 0;
+
+-- case: locking-131
+alter table public.measurements attach partition public.measurements_2021 for values from ('2021-01-01') to ('2022-01-01');
+
+-- case: locking-132
+alter table public.measurements attach partition public.measurements_2020 for values from ('2020-01-01') to ('2021-01-01');
+
+-- case: locking-133
+alter table public.regions attach partition public.regions_b for values in (4, 5);
+
+-- case: locking-134
+alter table public.regions attach partition public.regions_c for values in (7);
+
+-- case: locking-135
+alter table public.measurements attach partition public.measurements_2022 for values from ('2021-06-01') to ('2022-12-31');
+
+
+-- case: locking-136 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements attach partition public.measurements_2022 for values from ('2022-01-01') to ('2023-01-01');
+
+-- case: locking-137 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.regions attach partition public.regions_a for values in (1, 2, 3);
+
+-- case: locking-138 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.regions attach partition public.regions_b for values in (4, 9);
+
+-- case: locking-139 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements attach partition public.measurements_2022 for values from (minvalue) to ('2023-01-01');
+
+-- case: locking-140 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements_2021 validate constraint in_2021;
+alter table public.measurements attach partition public.measurements_2021 for values from ('2021-01-01') to ('2022-01-01');
