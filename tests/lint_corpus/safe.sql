@@ -634,3 +634,17 @@ alter table public.measurements attach partition public.measurements_2018 for va
 -- case: safe-197 | needs: catalog
 alter table public.measurements_2017 validate constraint in_2017;
 alter table public.measurements attach partition public.measurements_2017 for values from ('2017-01-01') to ('2018-01-01');
+
+-- case: safe-198
+do $$ declare t text := 'items'; begin execute format('comment on table public.%I is %L', t, 'x'); end $$;
+
+-- case: safe-199
+do $$ begin execute format('create table if not exists public.%I (id int)', 'dyn_new'); end $$;
+
+-- case: safe-200
+do $$ declare t text := 'orders'; begin
+  execute format('delete from public.%I where id = %s', t, 5);
+end $$;
+
+-- case: safe-201
+do $$ declare t text := 'items'; begin execute 'alter table public.' || t || ' add column memo text'; end $$;
