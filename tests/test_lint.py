@@ -372,3 +372,34 @@ def test_guard_lint_of_one_file_reads_the_files_before_it_in_its_folder(project:
     # the earlier file declares label varchar(20) (text keeps the values) and amount's NOT VALID CHECK;
     # the later file is neither linted nor read
     assert [(f["line"], f["rule"]) for f in findings] == [(2, "set-not-null")], findings
+
+
+def test_a_verdict_the_lint_cannot_check_says_it_is_assumed(tmp_path: Path) -> None:
+    path = tmp_path / "20240102000000_change.sql"
+    path.write_text("alter table public.prices alter column label type text;\n")
+    alone = [f for f in lint_paths([path], display_root=tmp_path) if f.rule == "alter-column-type"]
+    assert len(alone) == 1 and "assumed: guard cannot see public.prices" in alone[0].message
+    earlier = tmp_path / "20240101000000_schema.sql"
+    earlier.write_text("create table public.prices (id int, label int);\n")
+    known = [f for f in lint_paths([path], display_root=tmp_path, context=[earlier]) if f.rule == "alter-column-type"]
+    assert len(known) == 1 and "assumed" not in known[0].message  # int -> text: a real rewrite
+
+
+DYNAMIC = """do $$ declare t text := 'items'; begin
+  execute format('drop table %I', t);
+  execute 'alter table public.orders add column k uuid default ' || 'gen_random_uuid()';
+  execute format('delete from public.%I where id = %s', t, 5);
+  execute t;
+end $$;
+"""
+
+
+def test_sql_a_do_block_builds_is_judged_as_far_as_its_constants_go(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_dyn.sql"
+    path.write_text(DYNAMIC)
+    found = {f.rule: f for f in lint_paths([path], display_root=tmp_path)}
+    assert set(found) == {"effect-unknown", "drop-table", "volatile-default"}, found
+    assert found["drop-table"].category == "destructive" and found["drop-table"].severity == "warning"
+    assert "SQL built at run time" in found["drop-table"].message and "<run-time name>" in found["drop-table"].message
+    # the concatenation of constants is known in full: no run-time name
+    assert "run time" not in found["volatile-default"].message and "public.orders" in found["volatile-default"].message

@@ -230,6 +230,10 @@ class DeclaredCatalog:
 
     # ------------------------------------------------------------------ guard.lint.Catalog
 
+    def knows(self, table: str) -> bool:
+        """The files declare `table` (quoted, possibly qualified)."""
+        return self._table(table) is not None
+
     def _table(self, key: str) -> Table | None:
         return self.tables.get(_split(key))
 
