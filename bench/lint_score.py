@@ -151,8 +151,15 @@ def parts(cases: Sequence[Case], scores: Sequence[Score]) -> tuple[list[str], li
     plain = [c for c in cases if not c.risky and "needs: catalog" not in c.note]
     notes = [f"{score.tool}: specificity {sum(not score.flagged[c.id] for c in plain) / len(plain):.3f} on the "
              f"{len(plain)} safe cases not marked `needs: catalog` (those a lint cannot tell apart without the "
-             "database's catalog: a type change that keeps the stored values, a user function's volatility, ...)."
-             for score in scores if score.tool.startswith("guard (static") and plain]
+             "table's current shape: a type change that keeps the stored values, a user function's volatility, "
+             "a CHECK proving a partition's bound, ...)."
+             for score in scores if score.tool == "guard (static, file alone)" and plain]
+    notes += ["guard (static, file alone): each case's file linted by itself, nothing else known (its verdicts "
+              "that rest on the table's shape say \"assumed\"). guard (static, with the migration set): the same "
+              "file after setup.sql as the folder's earlier, applied migration, whose declarations the lint reads "
+              "(guard/lint/declared.py), as `guard lint FILE` reads the files before FILE and `guard check` "
+              "without a database URL reads each file's predecessors. guard (with database): setup.sql loaded in a "
+              "throw-away PostgreSQL, the lint reading its catalog, as `guard check` / `guard run` do."]
     notes += ["squawk's style rules are not counted: " + ", ".join(sorted(SQUAWK_STYLE_RULES)) + ".",
              "The first 321 cases were written with guard's rules, the rest by an independent review that then "
              "fixed the rules: read guard's figures as \"no known miss\" beyond the cases it still gets wrong "
