@@ -45,9 +45,11 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
     from guard.migrations.apply_state import ApplyOutcome
     from guard.shadow import dry_run
 
+    outside = _outside_transaction(files, findings, display)
+
     def apply(part: Sequence[MigrationFile]) -> ApplyOutcome:
         return dry_run(shadow, part, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                       display=display, progress=progress)
+                       display=display, progress=progress, outside_transaction=outside)
 
     first = next((i for i, f in enumerate(files) if f.version in pending), len(files))
     outcome = apply(files[:first]) if first else ApplyOutcome()
@@ -73,6 +75,23 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
     return outcome, rows
 
 
+def _outside_transaction(files: Sequence[MigrationFile], findings: Sequence[dict[str, Any]],
+                         display: Display) -> set[str]:
+    """Versions guard run would apply statement by statement (a statement PostgreSQL refuses in
+    a transaction block): from the check's findings, and for files it did not lint (already
+    applied ones the shadow replays), from a lint of their own."""
+    from guard.lint import OUTSIDE_TRANSACTION_RULES, Linter
+
+    linted = {f.get("file") for f in findings}
+    out = {f.version for f in files if any(x.get("file") == display(f) and x.get("rule") in OUTSIDE_TRANSACTION_RULES
+                                           for x in findings)}
+    for file in files:
+        if display(file) not in linted and any(x.rule in OUTSIDE_TRANSACTION_RULES for x in
+                                               Linter().lint_file(file, display=display(file))):
+            out.add(file.version)
+    return out
+
+
 def _merge(outcome: ApplyOutcome, part: ApplyOutcome) -> None:
     outcome.results.extend(part.results)
     outcome.committed.extend(part.committed)
@@ -95,6 +114,9 @@ def trace_file(conn: Any, file: MigrationFile, findings: Sequence[dict[str, Any]
     indexed = [(i, s) for i, s in enumerate(file.statements) if s.kind]
     if any(f.get("rule") in OUTSIDE_TRANSACTION_RULES for f in mine):
         return [_row(shown, i, s, None, mine, note="runs outside a transaction: not traced") for i, s in indexed]
+    if any(f.get("rule") in ("transaction-control", "database-level") for f in mine):
+        # its own COMMIT would end the trace's transaction and keep the made-up rows
+        return [_row(shown, i, s, None, mine, note="controls transactions itself: not traced") for i, s in indexed]
     text = "\n".join(s.sql for _, s in indexed)
     seeded: dict[str, int] = {}
 
@@ -103,14 +125,21 @@ def trace_file(conn: Any, file: MigrationFile, findings: Sequence[dict[str, Any]
 
     results = trace_statements(conn, [s.sql for _, s in indexed], setup=seed)
     note = f"on {sum(seeded.values())} made-up rows in {len(seeded)} table(s)" if seeded else "on empty tables"
+    with_rows: tuple[int, str] | None = None  # (position, error) of a statement that failed only on the rows
     if seeded and any(r.error for r in results):
-        results = trace_statements(conn, [s.sql for _, s in indexed])  # the rows may be what failed
-        note = "on empty tables (the statement failed on made-up rows)" if not any(r.error for r in results) else note
+        empty = trace_statements(conn, [s.sql for _, s in indexed])  # the rows may be what failed
+        if not any(r.error for r in empty):
+            with_rows = (len(results) - 1, str(results[-1].error))
+            results, note = empty, f"on empty tables (line {indexed[len(results) - 1][1].line} failed on made-up rows)"
     held = 0.0
     out = []
-    for (i, s), result in reversed(list(zip(indexed, results, strict=False))):
+    for n, ((i, s), result) in reversed(list(enumerate(zip(indexed, results, strict=False)))):
         held += result.seconds
-        out.append(_row(shown, i, s, result, mine, note=note, held=held, existing=existing))
+        row = _row(shown, i, s, result, mine, note=note, held=held, existing=existing)
+        if with_rows is not None and with_rows[0] == n:
+            # e.g. ADD COLUMN ... NOT NULL without a default: the empty shadow applies it, production may not
+            row.update(verdict="fails with rows", error_with_rows=with_rows[1])
+        out.append(row)
     return out[::-1]
 
 
@@ -118,7 +147,8 @@ def _row(shown: str, index: int, statement: Any, result: Any, mine: Sequence[dic
          note: str, held: float = 0.0, existing: set[str] | None = None) -> dict[str, Any]:
     """One statement: where, its first line, the static rules, what the server showed, verdict.
     verdict: "agrees", "trace" (server saw blocking work the lint missed), "trace-unconfirmed"
-    (the lint said locking, the server showed none), "not traced", "failed"."""
+    (the lint said locking, the server showed none), "not traced", "failed" (also on empty
+    tables), "fails with rows" (set by trace_file: it failed only on the made-up rows)."""
     static = sorted({f["rule"] for f in mine if f.get("statement_index") == index
                      and f.get("category") in ("locking", "destructive")})
     locking = any(f.get("category") == "locking" for f in mine if f.get("statement_index") == index)
@@ -200,6 +230,8 @@ def _shown(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _observed(row: dict[str, Any]) -> str:
     if row["verdict"] == "not traced":
         return row["note"]
+    if row.get("error_with_rows"):
+        return f"failed on made-up rows: {row['error_with_rows']} (applies to empty tables only)"
     if row.get("error"):
         return f"failed: {row['error']}"
     locks = ", ".join(f"{m} on {t}" for t, m in sorted(row["locks"].items())) or "no lock on an existing table"

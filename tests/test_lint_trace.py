@@ -108,8 +108,9 @@ def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project:
     project.add("20240101000000_base.sql", ROWS)
     # SQL a DO block builds at run time forces a rewrite that no static rule can see: the trace
     # catches it, and says so as a finding.
-    project.add("20240102000000_cols.sql", "do $$ begin execute format('alter table public.t add column p uuid "
-                "default %s', 'gen_random_uuid()'); end $$;\ncreate index t_note on public.t (note);\n")
+    project.add("20240102000000_cols.sql", "do $$ declare d text := 'gen_random_uuid()'; begin execute "
+                "format('alter table public.t add column p uuid default %s', d); end $$;\n"
+                "create index t_note on public.t (note);\n")
     text = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
     assert "20240102000000_cols.sql:1: trace: ACCESS EXCLUSIVE on public.t; rewrote public.t" in text.stdout
     # the index is flagged by its rule; the DO block's rewrite only by the trace
@@ -176,6 +177,8 @@ def test_check_traces_each_pending_statement_beside_its_static_verdict(ready: Pr
                                          "alter table public.t alter column n set not null;\n")
     ready.add("20240103000000_call.sql", "create table public.fresh (id int);\ncreate index on public.fresh (id);\n"
                                          "select public.retype_t();\n")
+    ready.add("20240104000000_must.sql", "alter table public.t add column must int not null;\n")
+    ready.add("20240105000000_idx.sql", "create index concurrently t_note on public.t (note);\n")
     summary = ready.root / "summary.md"
     result = ready.guard("check", "--shadow", scratch_url, "--summary", str(summary))
     assert result.code == 0, result.output
@@ -198,19 +201,26 @@ def test_check_traces_each_pending_statement_beside_its_static_verdict(ready: Pr
     assert "Lock trace (shadow):" in result.stdout and "public.t" in result.stdout
     markdown = summary.read_text()
     assert "### Lock trace on the shadow" in markdown and "**trace**" in markdown
+    # a NOT NULL column without a default fails on rows: traced again on the empty tables, and said so
+    must = rows[("20240104000000_must.sql", 1)]
+    assert must["verdict"] == "fails with rows" and "failed on made-up rows" in must["note"], must
+    assert "null" in must["error_with_rows"]
+    assert rows[("20240105000000_idx.sql", 1)]["verdict"] == "not traced"
     # the dry run itself applied the files without the made-up rows, and the target is untouched
-    assert result.report["shadow"]["applied"] == ["20240101000000", "20240102000000", "20240103000000"]
+    assert result.report["shadow"]["applied"] == ["20240101000000", "20240102000000", "20240103000000",
+                                                  "20240104000000", "20240105000000"]
     assert ready.query("SELECT count(*) FROM public.t") == [(0,)]
     assert ready.history() == ["20240101000000"]
 
 
 def test_check_without_target_reports_a_static_finding_the_trace_does_not_confirm(project: Project,
                                                                                    scratch_url: str) -> None:
-    """No database URL: the lint reads what earlier files declare, but a table a DO block made is
+    """No database URL: the lint reads what earlier files declare, but a table a function made is
     hidden from it, so SET NOT NULL is flagged; the shadow shows the CHECK made the scan
     unnecessary: an info finding, not a block."""
-    project.add("20240101000000_t.sql", "do $$ begin execute 'create table public.t (id int, n int, "
-                                        "constraint n_present check (n is not null))'; end $$;\n")
+    project.add("20240101000000_t.sql", "create function public.mk() returns void language plpgsql as $$ begin "
+                                        "create table public.t (id int, n int, constraint n_present "
+                                        "check (n is not null)); end $$;\nselect public.mk();\n")
     project.add("20240102000000_nn.sql", "alter table public.t alter column n set not null;\n")
     result = run_guard("check", "--shadow", scratch_url, "--json", cwd=project.root, env=clean_env())
     assert result.code == 0, result.output

@@ -152,6 +152,7 @@ class Linter:
         self.not_valid.clear()
         self.held.clear()
         learn = getattr(self.catalog, "read", None)  # guard.lint.declared: the batch declares as it goes
+        getattr(self.catalog, "new_file", lambda: None)()
         for index, statement in enumerate(file.statements):
             if statement.kind:
                 findings.extend(rules.check(statement, self, index, display))
@@ -226,6 +227,7 @@ def lint_paths(
         for path in context:
             loaded = _load(path, display_root)
             if isinstance(loaded, MigrationFile):
+                declared.new_file()
                 declared.read(loaded.statements)
     linter = Linter(server_major=server_major, config=config or LintConfig(), existing_tables=existing_tables,
                     catalog=catalog if declared is None else declared)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from guard.migrations.files import Statement
 
 LEARNED = frozenset({"_CreateStmt", "_AlterTableStmt", "_IndexStmt", "_CreateDomainStmt", "_AlterDomainStmt",
-                     "_CreateFunctionStmt", "_DropStmt"})
+                     "_CreateFunctionStmt", "_DropStmt", "_DoStmt", "_RenameStmt", "_VariableSetStmt"})
 
 # Type names as pg_type spells them (the parser already maps int, integer, varchar, ...).
 _ALIASES = {"int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int8", "boolean": "bool",
@@ -45,8 +45,8 @@ def _split(key: str) -> tuple[str, str]:
     return ("public", parts[-1]) if len(parts) < 2 else (parts[-2], parts[-1])
 
 
-def _rel(rv: Any) -> tuple[str, str]:
-    return (getattr(rv, "schemaname", None) or "public", rv.relname)
+def _rel(rv: Any, schema: str = "public") -> tuple[str, str]:
+    return (getattr(rv, "schemaname", None) or schema, rv.relname)
 
 
 def _type(type_name: Any) -> tuple[str, int | None]:
@@ -86,6 +86,7 @@ class DeclaredCatalog:
     indexes: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, ...]]] = field(default_factory=dict)
     domains: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (base type, has constraints)
     functions: dict[str, str] = field(default_factory=dict)  # name -> provolatile ('i', 's', 'v')
+    schema: str = "public"  # where an unqualified CREATE goes (the search_path's first schema)
 
     # ------------------------------------------------------------------ reading the files
 
@@ -112,7 +113,7 @@ class DeclaredCatalog:
         table = Table(persistence="u" if node.relation.relpersistence == "u" else "p",
                       tablespace=node.tablespacename or "pg_default", access_method=node.accessMethod or "heap",
                       partitioned=node.partspec is not None)
-        key = _rel(node.relation)
+        key = _rel(node.relation, self.schema)
         if node.partspec is not None:
             names = tuple(getattr(p, "name", None) or "" for p in node.partspec.partParams or ())
             table.partition_key = (str(getattr(node.partspec.strategy, "value", node.partspec.strategy)), names)
@@ -123,7 +124,7 @@ class DeclaredCatalog:
                 self._constraint(table, element)
         self.tables[key] = table
         if node.partbound is not None and node.partbound.is_default and node.inhRelations:
-            parent = self.tables.get(_rel(node.inhRelations[0]))
+            parent = self.tables.get(_rel(node.inhRelations[0], self.schema))
             if parent is not None:
                 parent.default_partition = ".".join(key)
 
@@ -158,7 +159,7 @@ class DeclaredCatalog:
     def _AlterTableStmt(self, node: Any) -> None:  # noqa: N802
         from pglast import ast, enums
 
-        table = self.tables.get(_rel(node.relation))
+        table = self.tables.get(_rel(node.relation, self.schema))
         if table is None:
             return
         for cmd in node.cmds or ():
@@ -188,13 +189,13 @@ class DeclaredCatalog:
             elif sub == "AT_SetAccessMethod":
                 table.access_method = cmd.name
             elif sub == "AT_AttachPartition" and cmd.def_.bound.is_default:
-                table.default_partition = ".".join(_rel(cmd.def_.name))
+                table.default_partition = ".".join(_rel(cmd.def_.name, self.schema))
 
     def _IndexStmt(self, node: Any) -> None:  # noqa: N802
         if node.idxname:
             columns = tuple(p.name for p in node.indexParams or () if getattr(p, "name", None))
-            schema = getattr(node.relation, "schemaname", None) or "public"
-            self.indexes[(schema, node.idxname)] = (_rel(node.relation), columns)
+            schema = getattr(node.relation, "schemaname", None) or self.schema
+            self.indexes[(schema, node.idxname)] = (_rel(node.relation, self.schema), columns)
 
     def _CreateDomainStmt(self, node: Any) -> None:  # noqa: N802
         base, _ = _type(node.typeName)
@@ -222,11 +223,56 @@ class DeclaredCatalog:
             parts = [getattr(p, "sval", "") for p in obj] if isinstance(obj, tuple) else []
             if not parts:
                 continue
-            key = (parts[-2] if len(parts) > 1 else "public", parts[-1])
+            key = (parts[-2] if len(parts) > 1 else self.schema, parts[-1])
             if kind == "OBJECT_TABLE":
                 self.tables.pop(key, None)
             elif kind == "OBJECT_INDEX":
                 self.indexes.pop(key, None)
+
+    def new_file(self) -> None:
+        """A new file: guard resets the session between files (search_path back to its default)."""
+        self.schema = "public"
+
+    def _DoStmt(self, node: Any) -> None:  # noqa: N802
+        """A DO block's static statements are learnt; one that runs SQL built at run time, or
+        that PL/pgSQL cannot read, may have changed any table: forget them all (unknown again)."""
+        from guard.lint import plpgsql
+
+        inner = plpgsql.body_statements(node, keep_unknown=True)
+        if not inner or any(s.dynamic for s in inner):
+            self.tables.clear()
+            self.indexes.clear()
+            return
+        import pglast
+
+        for statement in inner:
+            try:
+                nodes = pglast.parse_sql(statement.sql)
+            except pglast.parser.ParseError:
+                continue
+            for raw in nodes:
+                learn = getattr(self, "_" + type(raw.stmt).__name__, None)
+                if learn is not None and f"_{type(raw.stmt).__name__}" in LEARNED:
+                    learn(raw.stmt)
+
+    def _RenameStmt(self, node: Any) -> None:  # noqa: N802
+        from pglast import enums
+
+        kind = enums.ObjectType(node.renameType).name
+        if node.relation is None:
+            return
+        key = _rel(node.relation, self.schema)
+        table = self.tables.get(key)
+        if kind == "OBJECT_TABLE" and table is not None:
+            self.tables[(key[0], node.newname)] = self.tables.pop(key)
+        elif kind == "OBJECT_COLUMN" and table is not None and node.subname in table.columns:
+            table.columns[node.newname] = table.columns.pop(node.subname)
+
+    def _VariableSetStmt(self, node: Any) -> None:  # noqa: N802
+        if (node.name or "").lower() != "search_path":
+            return
+        first = [getattr(getattr(a, "val", None), "sval", None) for a in node.args or ()][:1]
+        self.schema = first[0] if first and first[0] and first[0] != "$user" else "public"
 
     # ------------------------------------------------------------------ guard.lint.Catalog
 

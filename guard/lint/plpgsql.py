@@ -32,11 +32,12 @@ class BodyStatement:
     dynamic: bool = False
 
 
-def body_statements(node: Any) -> list[BodyStatement]:
+def body_statements(node: Any, *, keep_unknown: bool = False) -> list[BodyStatement]:
     """The SQL statements a plpgsql DoStmt runs, in order ([] for another language, or a body
     PL/pgSQL cannot parse). An EXECUTE of a string literal, of format() with constant
     arguments, or of a concatenation of them is read; the non-constant parts of one become
-    PLACEHOLDER (dynamic=True); an EXECUTE of a bare variable is left out (unknown)."""
+    PLACEHOLDER (dynamic=True); an EXECUTE of a bare variable is left out (unknown), or with
+    keep_unknown kept as BodyStatement("", dynamic=True)."""
     import pglast
 
     args = {getattr(a, "defname", ""): getattr(getattr(a, "arg", None), "sval", None) for a in node.args or ()}
@@ -50,7 +51,7 @@ def body_statements(node: Any) -> list[BodyStatement]:
         parsed = pglast.parse_plpgsql(f"CREATE FUNCTION guard_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}")
     except Exception:  # noqa: BLE001 - pglast raises its own parse errors: the block stays unknown
         return []
-    return [s for s in _queries(parsed) if s.sql]
+    return [s for s in _queries(parsed) if s.sql or (keep_unknown and s.dynamic)]
 
 
 def _queries(tree: Any) -> Iterator[BodyStatement]:
@@ -79,12 +80,12 @@ def _dynamic(expr: str) -> BodyStatement:
         tree = json.loads(parser.parse_sql_json(f"SELECT {expr}"))
         target = tree["stmts"][0]["stmt"]["SelectStmt"]["targetList"]
     except (parser.ParseError, KeyError, IndexError):
-        return BodyStatement("")
+        return BodyStatement("", dynamic=True)
     if len(target) != 1:
-        return BodyStatement("")
+        return BodyStatement("", dynamic=True)
     text, known = _text(target[0].get("ResTarget", {}).get("val", {}))
     if text is None or text.strip() == PLACEHOLDER:
-        return BodyStatement("")
+        return BodyStatement("", dynamic=True)
     return BodyStatement(text, dynamic=not known)
 
 
