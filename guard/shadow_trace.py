@@ -15,6 +15,7 @@ did not show on the shadow's schema: info, production's schema may differ).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,13 +44,15 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
     there): tables created by pending files are new in production, hold no rows, do not count."""
     from guard.db import connect
     from guard.migrations.apply_state import ApplyOutcome
-    from guard.shadow import dry_run
+    from guard.shadow import DRY_RUN_TIMEOUT, dry_run
 
     outside = _outside_transaction(files, findings, display)
+    deadline = time.monotonic() + DRY_RUN_TIMEOUT  # the whole dry run's bound, not each part's
 
     def apply(part: Sequence[MigrationFile]) -> ApplyOutcome:
         return dry_run(shadow, part, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                       display=display, progress=progress, outside_transaction=outside)
+                       display=display, progress=progress, outside_transaction=outside,
+                       timeout=max(1.0, deadline - time.monotonic()))
 
     first = next((i for i, f in enumerate(files) if f.version in pending), len(files))
     outcome = apply(files[:first]) if first else ApplyOutcome()

@@ -44,6 +44,8 @@ class PartitionFacts:
 
 def _compare(type_name: str) -> Callable[[str, str], int | None]:
     def numbers(a: str, b: str) -> int | None:
+        if type_name in ("int2", "int4", "int8") and not (a.lstrip("-").isdigit() and b.lstrip("-").isdigit()):
+            return None  # `k >= 1.5` on an integer key is a numeric comparison: PostgreSQL cannot use it
         try:
             x, y = Decimal(a), Decimal(b)
         except InvalidOperation:
@@ -169,7 +171,7 @@ def bound_proven(facts: PartitionFacts, bound: Any) -> bool:
         if not values or None in values:
             return False  # a bound holding NULL: its constraint is not a plain IN
         allowed = [v for op, vs in stated if op == "in" for v in vs]
-        return bool(allowed) and all(any(a == v or compare(a, str(v)) == 0 for v in values) for a in allowed)
+        return bool(allowed) and all(a in values for a in allowed)  # the same literal: the same value
     return _range_lower(stated, bound.lowerdatums, compare) and _range_upper(stated, bound.upperdatums,
                                                                                           compare)
 
