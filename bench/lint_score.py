@@ -63,9 +63,11 @@ def _last_statement_line(case: Case) -> int:
     return case.sql[:start].count("\n") + 1
 
 
-def guard_score(cases: Sequence[Case], url: str | None = None) -> Score:
+def guard_score(cases: Sequence[Case], url: str | None = None, *, migration_set: bool = False) -> Score:
     """guard's lint on each case as its own migration file: static (url None), or with the
-    corpus schema (setup.sql) loaded in the database at `url`, as `guard check` lints."""
+    corpus schema (setup.sql) loaded in the database at `url`, as `guard check` lints.
+    migration_set (static): setup.sql is the folder's earlier, applied file, whose declarations
+    the lint reads (guard.lint.declared), as `guard lint FILE` does with the files before FILE."""
     from guard.lint import RISK_CATEGORIES, lint_paths
     from guard.lint.catalog import PgCatalog
 
@@ -79,17 +81,22 @@ def guard_score(cases: Sequence[Case], url: str | None = None) -> Score:
     catalog = PgCatalog(conn) if conn is not None else None
     try:
         with tempfile.TemporaryDirectory(prefix="lint-score-") as tmp:
+            context = [Path(tmp) / "20230101000000_setup.sql"] if migration_set else []
+            if context:
+                context[0].write_text(SETUP.read_text())
             for case in cases:
                 path = Path(tmp) / f"20240101000000_{case.id}.sql"
                 path.write_text(case.sql)
                 findings = lint_paths([path], display_root=Path(tmp), server_major=15, catalog=catalog,
-                                      existing_tables=catalog.exists if catalog else None)
+                                      existing_tables=catalog.exists if catalog else None, context=context)
                 last = len(case.statements) - 1
                 flagged[case.id] = any(f.category in RISK_CATEGORIES and f.statement_index == last for f in findings)
     finally:
         if conn is not None:
             conn.close()
-    return Score("guard (with database)" if url else "guard (static)", flagged)
+    tool = "guard (with database)" if url else "guard (static, with the migration set)" if migration_set \
+        else "guard (static, file alone)"
+    return Score(tool, flagged)
 
 
 def guard_with_database(cases: Sequence[Case]) -> Score:
@@ -144,8 +151,15 @@ def parts(cases: Sequence[Case], scores: Sequence[Score]) -> tuple[list[str], li
     plain = [c for c in cases if not c.risky and "needs: catalog" not in c.note]
     notes = [f"{score.tool}: specificity {sum(not score.flagged[c.id] for c in plain) / len(plain):.3f} on the "
              f"{len(plain)} safe cases not marked `needs: catalog` (those a lint cannot tell apart without the "
-             "database's catalog: a type change that keeps the stored values, a user function's volatility, ...)."
-             for score in scores if score.tool == "guard (static)" and plain]
+             "table's current shape: a type change that keeps the stored values, a user function's volatility, "
+             "a CHECK proving a partition's bound, ...)."
+             for score in scores if score.tool == "guard (static, file alone)" and plain]
+    notes += ["guard (static, file alone): each case's file linted by itself, nothing else known (its verdicts "
+              "that rest on the table's shape say \"assumed\"). guard (static, with the migration set): the same "
+              "file after setup.sql as the folder's earlier, applied migration, whose declarations the lint reads "
+              "(guard/lint/declared.py), as `guard lint FILE` reads the files before FILE and `guard check` "
+              "without a database URL reads each file's predecessors. guard (with database): setup.sql loaded in a "
+              "throw-away PostgreSQL, the lint reading its catalog, as `guard check` / `guard run` do."]
     notes += ["squawk's style rules are not counted: " + ", ".join(sorted(SQUAWK_STYLE_RULES)) + ".",
              "The first 321 cases were written with guard's rules, the rest by an independent review that then "
              "fixed the rules: read guard's figures as \"no known miss\" beyond the cases it still gets wrong "
@@ -169,7 +183,7 @@ def section(cases: Sequence[Case], scores: Sequence[Score], details: bool = Fals
 def scores(squawk: str | None = None, database: bool = True) -> tuple[list[Case], list[Score], bool]:
     """The corpus, the tools' scores, and whether squawk was found."""
     cases = load()
-    scorers: list[Callable[[], Score]] = [lambda: guard_score(cases)]
+    scorers: list[Callable[[], Score]] = [lambda: guard_score(cases), lambda: guard_score(cases, migration_set=True)]
     if database:
         scorers.append(lambda: guard_with_database(cases))
     found = squawk or shutil.which("squawk") or str(Path(sys.executable).parent / "squawk")

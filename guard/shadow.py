@@ -290,10 +290,13 @@ def dry_run(
     display: Callable[[MigrationFile], str],
     progress: Progress,
     timeout: float = DRY_RUN_TIMEOUT,
+    outside_transaction: set[str] | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order to the shadow as its dry-run role, one transaction each; stop at
     the first failure. Extensions the shadow lacks and the statements using them are left out
-    and listed in ``shadow.limits``. After ``timeout`` seconds the session is terminated."""
+    and listed in ``shadow.limits``. After ``timeout`` seconds the session is terminated.
+    ``outside_transaction``: versions run statement by statement (CREATE INDEX CONCURRENTLY...),
+    as guard run runs them."""
     from guard.migrations import history
     from guard.migrations.apply import apply_pending
     from guard.shadow_extensions import prepare
@@ -318,6 +321,7 @@ def dry_run(
         return apply_pending(
             conn, prepared, transaction="per-file", lock_timeout=lock_timeout,
             statement_timeout=statement_timeout, display=display, progress=progress,
+            outside_transaction=outside_transaction,
         )
     finally:
         timer.cancel()

@@ -70,15 +70,19 @@ def check_without_target(config: Config, options: CheckOptions, report: RunRepor
 
 def _lint(config: Config, files: list[MigrationFile]) -> list[Finding]:
     """Each file linted on its own: without the target's history any file may be the pending
-    one, and a table an earlier file creates may well exist (and be locked) in production."""
+    one, and a table an earlier file creates may well exist (and be locked) in production. What
+    the earlier files declare (column types, CHECKs, domains) is the schema it is judged against
+    (guard.lint.declared)."""
     from guard.lint import LintConfig, Linter
+    from guard.lint.declared import DeclaredCatalog
     from guard.run.files import display
 
     found: list[Finding] = []
+    declared = DeclaredCatalog()
     for file in files:
-        linter = Linter(server_major=None,
+        linter = Linter(server_major=None, catalog=declared,
                         config=LintConfig(disabled=config.lint.disable, severity=config.lint.severity))
-        found.extend(linter.lint_file(file, display=display(file.path, config.base_dir)))
+        found.extend(linter.lint_file(file, display=display(file.path, config.base_dir)))  # reads it too
     return found
 
 
@@ -93,8 +97,9 @@ def run_shadow(
 ) -> bool:
     """Run the dry run and fill ``report.shadow``; True when it failed (the report says where)."""
     from guard.run.files import display
-    from guard.shadow import SUPABASE_SCHEMAS, choose_base, dry_run, open_shadow
+    from guard.shadow import SUPABASE_SCHEMAS, choose_base, open_shadow
     from guard.shadow_copy import copy_schema
+    from guard.shadow_trace import disagreement_findings, traced_dry_run
 
     assert options.shadow is not None
     base = choose_base(config, database_url=url)
@@ -106,12 +111,12 @@ def run_shadow(
         else:
             to_apply = files
         progress(f"dry run: applying {len(to_apply)} file(s) to the shadow as {shadow.role}")
-        outcome = dry_run(
-            shadow, to_apply,
+        outcome, traced = traced_dry_run(
+            shadow, to_apply, {f.version for f in pending}, report.findings,
             lock_timeout=config.migrations.lock_timeout,
             statement_timeout=config.migrations.statement_timeout,
             display=lambda f: display(f.path, config.base_dir),
-            progress=progress,
+            progress=progress, with_target=url is not None,
         )
         verify_failed: list[str] = []
         if outcome.failed is None and not outcome.interrupted:  # shadow: true checks (issue #19)
@@ -130,7 +135,10 @@ def run_shadow(
         "applied": [r.version for r in outcome.results if r.status == "applied"],
         "failed": outcome.failed.version if outcome.failed else None,
         "not_checked": list(shadow.limits),
+        "trace": traced,  # each pending statement's observed locks beside its static verdict
     }
+    report.findings.extend(f.as_dict() for f in
+                           disagreement_findings(traced, to_apply, lambda f: display(f.path, config.base_dir)))
     for limit in shadow.limits:
         report.warnings.append(f"dry run: {limit}")
     failed = _verdict(report, outcome, {f.version for f in pending}, supabase=base == "supabase")

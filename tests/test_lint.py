@@ -85,7 +85,8 @@ def test_rule_fires_on_the_risky_form_only(tmp_path: Path, rule: str, positive: 
 
 
 def test_every_rule_has_a_case_or_is_structural() -> None:
-    covered = {c[0] for c in CASES} | {"syntax", "pragma", "drop-database", "enum-add-value", "trace"}
+    covered = {c[0] for c in CASES} | {"syntax", "pragma", "drop-database", "enum-add-value", "trace",
+                                        "trace-unconfirmed"}
     assert covered == set(RULES)
 
 
@@ -291,3 +292,114 @@ def test_set_not_null_after_a_validated_not_null_check_is_no_scan(tmp_path: Path
     # still NOT VALID: no proof yet
     unproven = lint_paths([paths[0], paths[2]], display_root=tmp_path, server_major=15)
     assert [(f.line, f.rule) for f in unproven] == [(1, "set-not-null"), (2, "set-not-null")]
+
+
+EARLIER = """
+create domain public.positive_qty as int check (value > 0);
+create domain public.plain_code as text;
+create function public.slugify(t text) returns text language sql immutable as $$ select lower(t) $$;
+create table public.prices (id int primary key, label varchar(20), amount numeric(10,2), qty public.positive_qty,
+                            code public.plain_code, nn int not null, maybe int);
+create unique index prices_nn_key on public.prices (nn);
+create unique index prices_maybe_key on public.prices (maybe);
+alter table public.prices add constraint label_present check (label is not null) not valid;
+alter table public.prices validate constraint label_present;
+alter table public.prices add constraint amount_present check (amount is not null) not valid;
+create table public.gone (id int, note varchar(5));
+drop table public.gone;
+create table public.m (id int, ts date) partition by range (ts);
+create table public.m_2023 (id int, ts date, constraint y check (ts is not null and ts >= '2023-01-01'
+                                                                 and ts < '2024-01-01'));
+create table public.m_weak (id int, ts date, constraint y check (ts >= '2023-01-01' and ts < '2024-01-01'));
+create table public.m_later (id int, ts date);
+alter table public.m_later add constraint y check (ts is not null and ts between '2023-01-01' and '2023-12-31') not valid;
+"""
+# (statement, whether it is risky given EARLIER): each judged from the declared schema alone
+DECLARED = [
+    ("alter table public.prices alter column label type varchar(50);", False),
+    ("alter table public.prices alter column label type text;", False),
+    ("alter table public.prices alter column label type varchar(10);", True),
+    ("alter table public.prices alter column amount type numeric(12,2);", False),
+    ("alter table public.prices alter column amount type numeric(12,4);", True),
+    ("alter table public.prices alter column qty type int;", False),  # a domain to its base type
+    ("alter table public.prices alter column label type int using length(label);", True),
+    ("alter table public.prices alter column label set not null;", False),  # the validated CHECK proves it
+    ("alter table public.prices alter column amount set not null;", True),  # its CHECK is still NOT VALID
+    ("alter table public.prices alter column nn set not null;", False),
+    ("alter table public.prices add column q public.positive_qty;", True),
+    ("alter table public.prices add column c public.plain_code;", False),
+    ("alter table public.prices add column slug text default public.slugify('x');", False),
+    ("alter table public.prices add constraint pk primary key using index prices_nn_key;", False),
+    ("alter table public.prices add constraint pk primary key using index prices_maybe_key;", True),
+    ("create index if not exists prices_nn_key on public.prices (nn);", False),
+    ("alter table public.prices set logged;", False),
+    ("alter table public.prices set unlogged;", True),
+    ("alter table public.prices set tablespace pg_default;", False),
+    ("alter table public.gone alter column note type varchar(10);", True),  # dropped: unknown again
+    ("alter table public.other alter column note type text;", True),  # never declared: unknown
+    # ATTACH PARTITION: PostgreSQL skips the scan when the valid CHECK proves the bound, IS NOT NULL included
+    ("alter table public.m attach partition public.m_2023 for values from ('2023-01-01') to ('2024-01-01');", False),
+    ("alter table public.m attach partition public.m_2023 for values from ('2023-02-01') to ('2024-01-01');", True),
+    ("alter table public.m attach partition public.m_weak for values from ('2023-01-01') to ('2024-01-01');", True),
+    ("alter table public.m attach partition public.m_later for values from ('2023-01-01') to ('2024-01-01');", True),
+    ("alter table public.m_later validate constraint y;\n"
+     "alter table public.m attach partition public.m_later for values from ('2023-01-01') to ('2024-01-01');", False),
+]
+
+
+@pytest.mark.parametrize(("statement", "risky"), DECLARED, ids=[s[:60] for s, _ in DECLARED])
+def test_a_file_is_judged_against_what_the_earlier_files_declare(tmp_path: Path, statement: str, risky: bool) -> None:
+    earlier = tmp_path / "20240101000000_schema.sql"
+    earlier.write_text(EARLIER)
+    path = tmp_path / "20240102000000_change.sql"
+    path.write_text(statement + "\n")
+    flagged = [f for f in lint_paths([path], display_root=tmp_path, context=[earlier])
+               if f.category in ("locking", "destructive")]
+    assert bool(flagged) == risky, (statement, flagged)
+    alone = [f for f in lint_paths([path], display_root=tmp_path) if f.category in ("locking", "destructive")]
+    if "positive_qty" not in statement:  # without the declarations: the conservative verdict
+        assert alone or not risky, statement
+
+
+def test_guard_lint_of_one_file_reads_the_files_before_it_in_its_folder(project: Project) -> None:
+    project.add("20240101000000_schema.sql", EARLIER)
+    project.add("20240102000000_change.sql", "alter table public.prices alter column label type text;\n"
+                                             "alter table public.prices alter column amount set not null;\n")
+    project.add("20240103000000_later.sql", "alter table public.prices alter column amount type text;\n")
+    result = project.guard("lint", "--format", "json", "--database-url", "",
+                           "supabase/migrations/20240102000000_change.sql")
+    findings = json.loads(result.stdout)
+    # the earlier file declares label varchar(20) (text keeps the values) and amount's NOT VALID CHECK;
+    # the later file is neither linted nor read
+    assert [(f["line"], f["rule"]) for f in findings] == [(2, "set-not-null")], findings
+
+
+def test_a_verdict_the_lint_cannot_check_says_it_is_assumed(tmp_path: Path) -> None:
+    path = tmp_path / "20240102000000_change.sql"
+    path.write_text("alter table public.prices alter column label type text;\n")
+    alone = [f for f in lint_paths([path], display_root=tmp_path) if f.rule == "alter-column-type"]
+    assert len(alone) == 1 and "assumed: guard cannot see public.prices" in alone[0].message
+    earlier = tmp_path / "20240101000000_schema.sql"
+    earlier.write_text("create table public.prices (id int, label int);\n")
+    known = [f for f in lint_paths([path], display_root=tmp_path, context=[earlier]) if f.rule == "alter-column-type"]
+    assert len(known) == 1 and "assumed" not in known[0].message  # int -> text: a real rewrite
+
+
+DYNAMIC = """do $$ declare t text := 'items'; begin
+  execute format('drop table %I', t);
+  execute 'alter table public.orders add column k uuid default ' || 'gen_random_uuid()';
+  execute format('delete from public.%I where id = %s', t, 5);
+  execute t;
+end $$;
+"""
+
+
+def test_sql_a_do_block_builds_is_judged_as_far_as_its_constants_go(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_dyn.sql"
+    path.write_text(DYNAMIC)
+    found = {f.rule: f for f in lint_paths([path], display_root=tmp_path)}
+    assert set(found) == {"effect-unknown", "drop-table", "volatile-default"}, found
+    assert found["drop-table"].category == "destructive" and found["drop-table"].severity == "warning"
+    assert "SQL built at run time" in found["drop-table"].message and "<run-time name>" in found["drop-table"].message
+    # the concatenation of constants is known in full: no run-time name
+    assert "run time" not in found["volatile-default"].message and "public.orders" in found["volatile-default"].message

@@ -68,13 +68,17 @@ def test_every_label_agrees_with_the_server(db_url: str) -> None:
 
 def test_guard_meets_the_accuracy_target_with_a_database(db_url: str, tmp_path: Path) -> None:
     """Recall >= 0.97 on risky cases at specificity >= 0.98 on safe ones, linting each case as
-    `guard check` does (the corpus schema in the database); statically, recall stays >= 0.97."""
+    `guard check` does (the corpus schema in the database), and statically with setup.sql as the
+    migration set's earlier file; statically, the case alone, recall stays >= 0.97."""
     cases = load()
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(SETUP.read_text())
         catalog = PgCatalog(conn)
         flagged_db = {c.id: _flags(c, tmp_path, catalog) for c in cases}
     flagged_static = {c.id: _flags(c, tmp_path, None) for c in cases}
+    setup = tmp_path / "20230101000000_setup.sql"
+    setup.write_text(SETUP.read_text())
+    flagged_set = {c.id: _flags(c, tmp_path, None, context=[setup]) for c in cases}
     risky = [c for c in cases if c.risky]
     safe = [c for c in cases if not c.risky]
     missed = [c.id for c in risky if not flagged_db[c.id]]
@@ -82,12 +86,15 @@ def test_guard_meets_the_accuracy_target_with_a_database(db_url: str, tmp_path: 
     assert len(missed) / len(risky) <= 0.03, missed
     assert len(false_alarms) / len(safe) <= 0.02, false_alarms
     assert sum(flagged_static[c.id] for c in risky) / len(risky) >= 0.97
+    # statically, with the schema the earlier file (setup.sql) declares: the same target
+    assert sum(flagged_set[c.id] for c in risky) / len(risky) >= 0.97
+    assert sum(not flagged_set[c.id] for c in safe) / len(safe) >= 0.98, [c.id for c in safe if flagged_set[c.id]]
 
 
-def _flags(case: Case, tmp_path: Path, catalog: PgCatalog | None) -> bool:
+def _flags(case: Case, tmp_path: Path, catalog: PgCatalog | None, context: list[Path] | None = None) -> bool:
     path = tmp_path / f"20240101000000_{case.id}.sql"
     path.write_text(case.sql)
     findings = lint_paths([path], display_root=tmp_path, server_major=15, catalog=catalog,
-                          existing_tables=catalog.exists if catalog else None)
+                          existing_tables=catalog.exists if catalog else None, context=context or [])
     last = len(case.statements) - 1
     return any(f.category in RISK_CATEGORIES and f.statement_index == last for f in findings)

@@ -35,11 +35,15 @@ def test_a_do_block_is_judged_by_the_sql_it_runs(tmp_path: Path) -> None:
 
 
 def test_sql_built_at_run_time_or_unparsable_stays_unknown(tmp_path: Path) -> None:
-    for body in ("do $$ begin execute format('drop table %I', 't'); end $$;\n",
-                 "do $$ begin execute 'drop table ' || 't'; end $$;\n",
+    for body in ("do $$ declare s text := 'drop table t'; begin execute s; end $$;\n",
+                 "do $$ begin execute (select 'drop table t'); end $$;\n",
                  "do language plpgsql $$ begin perform 1; end $$;\n",
                  "do $body$ begin if then; end $body$;\n"):
         assert [f.rule for f in _lint(tmp_path, body)] == ["effect-unknown"], body
+    # built from constants (format() of constants, ||): read, and judged as what it is
+    for body in ("do $$ begin execute format('drop table %I', 't'); end $$;\n",
+                 "do $$ begin execute 'drop table ' || 't'; end $$;\n"):
+        assert [f.rule for f in _lint(tmp_path, body)] == ["effect-unknown", "drop-table"], body
     # the statements a block holds follow the batch: a table it creates is new
     new = _lint(tmp_path, "do $$ begin create table public.fresh (id int); create index on public.fresh (id); end $$;\n")
     assert [f.rule for f in new] == ["effect-unknown"]

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from guard.embedded import Cluster
 from guard.lint.trace import trace_statements
-from tests.support import Project
+from tests.support import Project, clean_env, run_guard
 
 ROWS = """
 create domain positive_int as int check (value > 0);
@@ -108,8 +108,9 @@ def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project:
     project.add("20240101000000_base.sql", ROWS)
     # SQL a DO block builds at run time forces a rewrite that no static rule can see: the trace
     # catches it, and says so as a finding.
-    project.add("20240102000000_cols.sql", "do $$ begin execute format('alter table public.t add column p uuid "
-                "default %s', 'gen_random_uuid()'); end $$;\ncreate index t_note on public.t (note);\n")
+    project.add("20240102000000_cols.sql", "do $$ declare d text := 'gen_random_uuid()'; begin execute "
+                "format('alter table public.t add column p uuid default %s', d); end $$;\n"
+                "create index t_note on public.t (note);\n")
     text = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
     assert "20240102000000_cols.sql:1: trace: ACCESS EXCLUSIVE on public.t; rewrote public.t" in text.stdout
     # the index is flagged by its rule; the DO block's rewrite only by the trace
@@ -144,3 +145,87 @@ def test_trace_reports_a_statement_failing_on_the_shadow_without_a_traceback(pro
     assert "_c.sql:1: trace" not in result.stdout  # the trace stops at the first failure
     bad = project.guard("lint", "--trace", "--shadow", "not-a-url")
     assert bad.code == 2 and "--shadow" in bad.stderr
+
+
+# --------------------------------------------------------------------------- guard check --shadow
+
+
+@pytest.fixture
+def scratch_url(db_url: str) -> Iterator[str]:
+    """A second, empty database on the test cluster, as a CI `services: postgres` would be."""
+    base, name = db_url.rsplit("/", 1)
+    scratch = f"{name}_trace"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    yield f"{base}/{scratch}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
+
+
+APPLIED = """
+create table public.t (id int primary key, note text, n int, constraint n_present check (n is not null));
+create function public.retype_t() returns void language plpgsql as $$
+begin alter table public.t alter column n type bigint; end $$;
+"""
+
+
+def test_check_traces_each_pending_statement_beside_its_static_verdict(ready: Project, scratch_url: str) -> None:
+    ready.add("20240101000000_t.sql", APPLIED)
+    applied = ready.guard("run", "--reason", "first")
+    assert applied.code == 0, applied.output
+    ready.add("20240102000000_lock.sql", "alter table public.t alter column note set not null;\n"
+                                         "alter table public.t alter column n set not null;\n")
+    ready.add("20240103000000_call.sql", "create table public.fresh (id int);\ncreate index on public.fresh (id);\n"
+                                         "select public.retype_t();\n")
+    ready.add("20240104000000_must.sql", "alter table public.t add column must int not null;\n")
+    ready.add("20240105000000_idx.sql", "create index concurrently t_note on public.t (note);\n")
+    summary = ready.root / "summary.md"
+    result = ready.guard("check", "--shadow", scratch_url, "--summary", str(summary))
+    assert result.code == 0, result.output
+    assert result.report is not None
+    rows = {(r["file"].rsplit("/", 1)[-1], r["line"]): r for r in result.report["shadow"]["trace"]}
+    note = rows[("20240102000000_lock.sql", 1)]
+    # the shadow's table got rows, the statement scanned it under ACCESS EXCLUSIVE: agrees with the lint
+    assert note["locks"] == {"public.t": "ACCESS EXCLUSIVE"} and note["scanned"] == ["public.t"]
+    assert note["static"] == ["set-not-null"] and note["verdict"] == "agrees" and "made-up rows" in note["note"]
+    # the valid CHECK proves it (PostgreSQL 12+): no scan, and the lint (reading the target's catalog) agrees
+    proven = rows[("20240102000000_lock.sql", 2)]
+    assert proven["scanned"] == [] and proven["static"] == [] and proven["verdict"] == "agrees"
+    # a table a pending file creates is empty in production: its index build is no finding
+    assert rows[("20240103000000_call.sql", 2)]["verdict"] == "agrees"
+    # the function call rewrote the table: the lint could not see it, the trace did
+    call = rows[("20240103000000_call.sql", 3)]
+    assert call["verdict"] == "trace" and call["rewritten"] == ["public.t"] and call["held_ms"] >= call["ms"]
+    traced = [f for f in result.report["findings"] if f["rule"] == "trace"]
+    assert [(f["file"].rsplit("/", 1)[-1], f["line"]) for f in traced] == [("20240103000000_call.sql", 3)]
+    assert "Lock trace (shadow):" in result.stdout and "public.t" in result.stdout
+    markdown = summary.read_text()
+    assert "### Lock trace on the shadow" in markdown and "**trace**" in markdown
+    # a NOT NULL column without a default fails on rows: traced again on the empty tables, and said so
+    must = rows[("20240104000000_must.sql", 1)]
+    assert must["verdict"] == "fails with rows" and "failed on made-up rows" in must["note"], must
+    assert "null" in must["error_with_rows"]
+    assert rows[("20240105000000_idx.sql", 1)]["verdict"] == "not traced"
+    # the dry run itself applied the files without the made-up rows, and the target is untouched
+    assert result.report["shadow"]["applied"] == ["20240101000000", "20240102000000", "20240103000000",
+                                                  "20240104000000", "20240105000000"]
+    assert ready.query("SELECT count(*) FROM public.t") == [(0,)]
+    assert ready.history() == ["20240101000000"]
+
+
+def test_check_without_target_reports_a_static_finding_the_trace_does_not_confirm(project: Project,
+                                                                                   scratch_url: str) -> None:
+    """No database URL: the lint reads what earlier files declare, but a table a function made is
+    hidden from it, so SET NOT NULL is flagged; the shadow shows the CHECK made the scan
+    unnecessary: an info finding, not a block."""
+    project.add("20240101000000_t.sql", "create function public.mk() returns void language plpgsql as $$ begin "
+                                        "create table public.t (id int, n int, constraint n_present "
+                                        "check (n is not null)); end $$;\nselect public.mk();\n")
+    project.add("20240102000000_nn.sql", "alter table public.t alter column n set not null;\n")
+    result = run_guard("check", "--shadow", scratch_url, "--json", cwd=project.root, env=clean_env())
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    row = next(r for r in report["shadow"]["trace"] if r["file"].endswith("_nn.sql"))
+    assert row["verdict"] == "trace-unconfirmed" and row["locks"] == {"public.t": "ACCESS EXCLUSIVE"}
+    unconfirmed = [f for f in report["findings"] if f["rule"] == "trace-unconfirmed"]
+    assert len(unconfirmed) == 1 and unconfirmed[0]["severity"] == "info"

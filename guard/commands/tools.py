@@ -26,6 +26,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
     server_major: int | None = None
     existing = None
     conn = None
+    context: list[Path] = []
     if paths:
         files: list[Path] = []
         for raw in paths:
@@ -36,6 +37,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
                 files.append(path)
             else:
                 raise UsageError(f"{raw}: no such file or directory")
+        context = _earlier_files(files)
     elif config.database_url:
         from guard.run.files import display, load_migrations
         from guard.run.plan import plan_pending
@@ -62,7 +64,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
 
         findings = lint_paths(files, display_root=config.base_dir, server_major=server_major,
                               config=settings, existing_tables=existing,
-                              catalog=PgCatalog(conn) if conn is not None else None)
+                              catalog=PgCatalog(conn) if conn is not None else None, context=context)
     finally:
         if conn is not None:
             conn.close()
@@ -71,6 +73,17 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
     renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
     (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))  # annotations are guard's own
     return EXIT_BLOCKED if blocking(findings) else 0
+
+
+def _earlier_files(files: list[Path]) -> list[Path]:
+    """The migration set before the linted files: in each linted file's folder, the other *.sql
+    files whose names sort before it (read for what they declare: guard.lint.declared)."""
+    linted = {f.resolve() for f in files}
+    out: list[Path] = []
+    for folder in sorted({f.resolve().parent for f in files}):
+        first = min(f.name for f in linted if f.parent == folder)
+        out.extend(p for p in sorted(folder.glob("*.sql")) if p.name < first and p.resolve() not in linted)
+    return out
 
 
 def _traced(ctx: Context, config: Config, files: list[Path], findings: list[Any], shadow: str, fmt: str) -> int:

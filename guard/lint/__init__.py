@@ -108,6 +108,8 @@ class Linter:
     held: dict[str, str] = field(default_factory=dict)
     # domains the batch gave a CHECK or NOT NULL (a new column of one rewrites the table)
     checked_domains: set[str] = field(default_factory=set)
+    # table -> CHECK constraints the batch added or validated: name -> (expression SQL or None, valid)
+    batch_checks: dict[str, dict[str, tuple[str | None, bool]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scope.exists = self.existing_tables
@@ -149,9 +151,13 @@ class Linter:
         self.scope.reset_file()
         self.not_valid.clear()
         self.held.clear()
+        learn = getattr(self.catalog, "read", None)  # guard.lint.declared: the batch declares as it goes
+        getattr(self.catalog, "new_file", lambda: None)()
         for index, statement in enumerate(file.statements):
             if statement.kind:
                 findings.extend(rules.check(statement, self, index, display))
+                if learn is not None:
+                    learn([statement])
         if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
             # guard runs this file statement by statement: no lock outlives its statement
             findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock")]
@@ -206,29 +212,53 @@ def _pragmas(text: str, display: str) -> tuple[dict[int, list[tuple[str, str]]],
 def lint_paths(
     paths: Iterable[Path], *, display_root: Path, server_major: int | None = None,
     config: LintConfig | None = None, existing_tables: Callable[[str], bool] | None = None,
-    catalog: Catalog | None = None,
+    catalog: Catalog | None = None, context: Sequence[Path] = (),
 ) -> list[Finding]:
-    """Lint files in order; a file that does not parse is one `syntax` error finding."""
-    from guard.migrations.files import FILE_PATTERN, MigrationRef, load
+    """Lint files in order; a file that does not parse is one `syntax` error finding.
 
+    Without a catalog (no database), the schema the migration set declares answers instead
+    (guard.lint.declared): the `context` files (earlier files, already applied: read, not
+    linted, their tables hold rows), then each linted statement once linted."""
+    from guard.lint.declared import DeclaredCatalog
+    from guard.migrations.files import MigrationFile
+
+    declared = DeclaredCatalog() if catalog is None else None
+    if declared is not None:
+        for path in context:
+            loaded = _load(path, display_root)
+            if isinstance(loaded, MigrationFile):
+                declared.new_file()
+                declared.read(loaded.statements)
     linter = Linter(server_major=server_major, config=config or LintConfig(), existing_tables=existing_tables,
-                    catalog=catalog)
+                    catalog=catalog if declared is None else declared)
     findings: list[Finding] = []
     for path in paths:
-        match = FILE_PATTERN.match(path.name)
-        ref = MigrationRef(match.group(1) if match else "0", match.group(2) if match else path.stem, path)
-        try:
-            display = str(path.resolve().relative_to(display_root.resolve()))
-        except ValueError:
-            display = str(path)
-        try:
-            file = load(ref, display_root=display_root)
-        except MigrationFileError as exc:
-            findings.append(Finding(display, exc.line or 1, 1, "syntax", "style", "error",
-                                    exc.message.split(": ", 1)[-1], "fix the SQL"))
+        loaded = _load(path, display_root)
+        if isinstance(loaded, Finding):
+            findings.append(loaded)
             continue
-        findings.extend(linter.lint_file(file, display=display))
+        findings.extend(linter.lint_file(loaded, display=_display(path, display_root)))
     return findings
+
+
+def _display(path: Path, display_root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(display_root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _load(path: Path, display_root: Path) -> MigrationFile | Finding:
+    """The parsed file, or the `syntax` finding of a file that does not parse."""
+    from guard.migrations.files import FILE_PATTERN, MigrationRef, load
+
+    match = FILE_PATTERN.match(path.name)
+    ref = MigrationRef(match.group(1) if match else "0", match.group(2) if match else path.stem, path)
+    try:
+        return load(ref, display_root=display_root)
+    except MigrationFileError as exc:
+        return Finding(_display(path, display_root), exc.line or 1, 1, "syntax", "style", "error",
+                       exc.message.split(": ", 1)[-1], "fix the SQL")
 
 
 def blocking(findings: Iterable[Finding]) -> list[Finding]:

@@ -60,7 +60,7 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
                 continue
             out.append(finding("alter-column-type", st, i, d,
                                f"changing the type of {shown}.{cmd.name} rewrites the table under "
-                               f"{_LOCK[sub].lock} and loses data if the new type is narrower",
+                               f"{_LOCK[sub].lock} and loses data if the new type is narrower{unseen(linter, key)}",
                                "add a new column, backfill in batches, switch readers, drop the old one"))
         elif sub == "AT_SetNotNull":
             out.extend(_set_not_null(key, shown, cmd.name, st, linter, i, d))
@@ -75,17 +75,36 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
             if _already(linter, key, sub, cmd.name):
                 continue
             words = sub.removeprefix("AT_Set").upper().replace("UNLOGGED", "UNLOGGED").replace("ACCESSMETHOD", "ACCESS METHOD")
-            out.append(finding("table-rewrite", st, i, d, f"SET {words} rewrites {shown} under {_LOCK[sub].lock}",
+            out.append(finding("table-rewrite", st, i, d, f"SET {words} rewrites {shown} under {_LOCK[sub].lock}"
+                               f"{unseen(linter, key)}",
                                "a new table filled in batches, or a maintenance window"))
         elif sub == "AT_AttachPartition":
             part = from_rangevar(cmd.def_.name)
-            if not linter.table_is_new(part):
+            if not linter.table_is_new(part) and not _bound_proven(linter, key, part, cmd.def_.bound):
                 out.append(finding("attach-partition", st, i, d, f"ATTACH PARTITION {part} scans it under ACCESS "
-                                   "EXCLUSIVE to check its bound", "first ADD a CHECK matching the bound NOT VALID "
+                                   f"EXCLUSIVE to check its bound{unseen(linter, str(linter.scope.resolve(part)))}",
+                                   "first ADD a CHECK matching the bound NOT VALID "
                                    "and VALIDATE it; ATTACH then skips the scan; drop the CHECK after"))
             elif not cmd.def_.bound.is_default:
                 out.extend(default_partition(table, key, st, linter, i, d))
     return out
+
+
+def _bound_proven(linter: Linter, parent: str, part: Any, bound: Any) -> bool:
+    """The partition's valid CHECKs prove its bound (catalog or declarations): no scan."""
+    from dataclasses import replace
+
+    from guard.lint.partition import bound_proven
+
+    ask = getattr(linter.catalog, "partition_facts", None)
+    name = str(linter.scope.resolve(part))
+    batch = linter.batch_checks.get(name, {})
+    validated = tuple(n for n, (_, valid) in batch.items() if valid)
+    facts = ask(parent, name, validated) if ask is not None else None
+    if facts is None:
+        return False
+    added = tuple(text for text, valid in batch.values() if valid and text is not None)
+    return bound_proven(replace(facts, checks=facts.checks + added), bound)
 
 
 def default_partition(parent: Any, key: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
@@ -114,6 +133,16 @@ def _already(linter: Linter, key: str, sub: str, name: str | None) -> bool:
     wanted = {"AT_SetLogged": ("p", persistence), "AT_SetUnLogged": ("u", persistence),
               "AT_SetTableSpace": (name, tablespace), "AT_SetAccessMethod": (name, method)}[sub]
     return wanted[0] == wanted[1]
+
+
+def unseen(linter: Linter, key: str) -> str:
+    """A note for a verdict that depends on the table's current shape when nothing at hand shows
+    it (no database, no earlier file declaring it): the conservative answer, said so."""
+    knows = getattr(linter.catalog, "knows", None)
+    if knows is None or knows(key):
+        return ""
+    return (f" (assumed: guard cannot see {key} here, no database and no earlier migration file declares it; "
+            "`guard check` with the database URL reads its catalog)")
 
 
 def _statement_lock(node: Any) -> str:
@@ -195,7 +224,7 @@ def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Lint
     if proven and (linter.server_major is None or linter.server_major >= 12):
         return []
     return [finding("set-not-null", st, i, d, f"SET NOT NULL on {shown}.{column} scans the table under ACCESS "
-                    "EXCLUSIVE", f"ADD CONSTRAINT ... CHECK ({column} IS NOT NULL) NOT VALID; VALIDATE it in a later "
+                    f"EXCLUSIVE{unseen(linter, key)}", f"ADD CONSTRAINT ... CHECK ({column} IS NOT NULL) NOT VALID; VALIDATE it in a later "
                     "file; then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the CHECK")]
 
 
@@ -214,14 +243,20 @@ def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> N
     from pglast import enums
 
     if con.contype == enums.ConstrType.CONSTR_CHECK:
+        from pglast.stream import RawStream
+
         column = _not_null_column(con)
         if column is not None:
             linter.not_null_checks[(key, column)] = not con.skip_validation
+        checks = linter.batch_checks.setdefault(key, {})
+        checks[con.conname or f"?{len(checks)}"] = (RawStream()(con.raw_expr), not con.skip_validation)
     if con.skip_validation and con.conname:
         linter.not_valid[(key, con.conname)] = st.line
 
 
 def _validate(key: str, shown: str, name: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    checks = linter.batch_checks.setdefault(key, {})
+    checks[name] = (checks.get(name, (None, True))[0], True)
     for (table, column), valid in list(linter.not_null_checks.items()):
         if table == key and not valid:
             linter.not_null_checks[(table, column)] = True  # simplification: the named one is validated

@@ -6,7 +6,10 @@ and values as parameters. Source for each rule the answer feeds: guard.lint.lock
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from guard.lint.partition import PartitionFacts
 
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 DEFAULT_PARTITION = """
@@ -112,6 +115,25 @@ SELECT array_agg(DISTINCT p.provolatile::text) FROM pg_proc p JOIN pg_namespace 
 """
 
 
+# ATTACH PARTITION: the parent's strategy and key columns (NULL for an expression key), the
+# partition's valid CHECKs and NOT NULL columns (guard.lint.partition proves the bound from them).
+PARTITION_KEY = """
+SELECT p.partstrat::text,
+       ARRAY(SELECT a.attname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(attnum, n)
+               JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.attnum ORDER BY k.n),
+       ARRAY(SELECT t.typname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(attnum, n)
+               JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.attnum
+               JOIN pg_type t ON t.oid = a.atttypid ORDER BY k.n),
+       0 = ANY (p.partattrs::int2[])
+  FROM pg_partitioned_table p WHERE p.partrelid = to_regclass(%s)
+"""
+PARTITION_CHECKS = """
+SELECT pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid = to_regclass(%s) AND contype = 'c' AND (convalidated OR conname = ANY (%s))
+"""
+NOT_NULL_COLUMNS = "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND attnotnull"
+
+
 class PgCatalog:
     """Answers guard.lint.Catalog's questions with one query each on `conn` (psycopg)."""
 
@@ -133,6 +155,19 @@ class PgCatalog:
         filled = self.conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(
             sql.Identifier(row[1], row[2]))).fetchone()
         return f"{row[1]}.{row[2]}" if filled and filled[0] else None
+
+    def partition_facts(self, parent: str, partition: str, validated: tuple[str, ...] = ()) -> PartitionFacts | None:
+        """What guard.lint.partition needs to prove the bound of `partition` attached to `parent`;
+        None when `parent` is not a partitioned table or its key holds an expression.
+        validated: names of the partition's CHECKs the batch validates before the ATTACH."""
+        from guard.lint.partition import PartitionFacts
+
+        row = self.conn.execute(PARTITION_KEY, (parent,)).fetchone()
+        if row is None or row[3]:
+            return None
+        checks = tuple(r[0] for r in self.conn.execute(PARTITION_CHECKS, (partition, list(validated))).fetchall())
+        not_null = frozenset(r[0] for r in self.conn.execute(NOT_NULL_COLUMNS, (partition,)).fetchall())
+        return PartitionFacts(str(row[0]), tuple(zip(row[1], row[2], strict=True)), checks, not_null)
 
     def relation_exists(self, name: str) -> bool:
         """Any relation (table, index, view...) `name` (quoted, possibly qualified text) exists."""

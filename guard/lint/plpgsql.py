@@ -4,20 +4,40 @@ Tools generate DO blocks around plain DDL to make it idempotent, e.g. drizzle-ki
 `DO $$ BEGIN ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY ...; EXCEPTION WHEN duplicate_object
 THEN null; END $$;`. The statement inside runs in the migration's transaction and takes the same
 locks as on its own, so the lint judges it as such (the DO block stays effect-unknown too: a
-loop, a condition or a dynamic EXECUTE may do more). Only static SQL and EXECUTE of a string
-literal are read; anything built at run time is left to the runtime tripwire.
+loop, a condition or a dynamic EXECUTE may do more). Static SQL is read, and an EXECUTE as far
+as its string is made of constants (a literal, format() of constants, `||`): the parts known
+only at run time stand as PLACEHOLDER, so `EXECUTE format('DROP TABLE %I', t)` is still a DROP
+TABLE, of a table named at run time. The runtime tripwire measures what the block really did.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+# Stands for a part of an EXECUTE's SQL known only at run time (a variable, a call): a name
+# no migration uses, so that the statement's shape can still be judged.
+PLACEHOLDER = "guard_runtime_name"
 
-def body_statements(node: Any) -> list[str]:
+
+@dataclass(frozen=True)
+class BodyStatement:
+    """A statement a DO block runs. dynamic: built at run time (EXECUTE of a concatenation or of
+    format() with a non-constant argument): the parts not known are PLACEHOLDER."""
+
+    sql: str
+    dynamic: bool = False
+
+
+def body_statements(node: Any, *, keep_unknown: bool = False) -> list[BodyStatement]:
     """The SQL statements a plpgsql DoStmt runs, in order ([] for another language, or a body
-    PL/pgSQL cannot parse)."""
+    PL/pgSQL cannot parse). An EXECUTE of a string literal, of format() with constant
+    arguments, or of a concatenation of them is read; the non-constant parts of one become
+    PLACEHOLDER (dynamic=True); an EXECUTE of a bare variable is left out (unknown), or with
+    keep_unknown kept as BodyStatement("", dynamic=True)."""
     import pglast
 
     args = {getattr(a, "defname", ""): getattr(getattr(a, "arg", None), "sval", None) for a in node.args or ()}
@@ -31,12 +51,12 @@ def body_statements(node: Any) -> list[str]:
         parsed = pglast.parse_plpgsql(f"CREATE FUNCTION guard_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}")
     except Exception:  # noqa: BLE001 - pglast raises its own parse errors: the block stays unknown
         return []
-    return [sql for sql in _queries(parsed) if sql]
+    return [s for s in _queries(parsed) if s.sql or (keep_unknown and s.dynamic)]
 
 
-def _queries(tree: Any) -> Iterator[str]:
+def _queries(tree: Any) -> Iterator[BodyStatement]:
     """Walk the PL/pgSQL JSON in order: PLpgSQL_stmt_execsql's query, and a dynamic EXECUTE's
-    query when it is one string literal."""
+    query as far as it is made of constants."""
     if isinstance(tree, list):
         for item in tree:
             yield from _queries(item)
@@ -45,23 +65,89 @@ def _queries(tree: Any) -> Iterator[str]:
         return
     for key, value in tree.items():
         if key == "PLpgSQL_stmt_execsql":
-            yield value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", "")
+            yield BodyStatement(value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
         elif key == "PLpgSQL_stmt_dynexecute":
-            yield _literal(value.get("query", {}).get("PLpgSQL_expr", {}).get("query", ""))
+            yield _dynamic(value.get("query", {}).get("PLpgSQL_expr", {}).get("query", ""))
         else:
             yield from _queries(value)
 
 
-def _literal(expr: str) -> str:
-    """The text of `expr` when it is a single string literal ('...'), else ""."""
+def _dynamic(expr: str) -> BodyStatement:
+    """The SQL an EXECUTE expression builds, as far as constants tell (see body_statements)."""
     from pglast import parser
 
     try:
         tree = json.loads(parser.parse_sql_json(f"SELECT {expr}"))
         target = tree["stmts"][0]["stmt"]["SelectStmt"]["targetList"]
     except (parser.ParseError, KeyError, IndexError):
-        return ""
+        return BodyStatement("", dynamic=True)
     if len(target) != 1:
-        return ""
-    const = target[0].get("ResTarget", {}).get("val", {}).get("A_Const", {})
-    return str(const.get("sval", {}).get("sval", ""))
+        return BodyStatement("", dynamic=True)
+    text, known = _text(target[0].get("ResTarget", {}).get("val", {}))
+    if text is None or text.strip() == PLACEHOLDER:
+        return BodyStatement("", dynamic=True)
+    return BodyStatement(text, dynamic=not known)
+
+
+def _const(node: dict[str, Any]) -> str | None:
+    while "TypeCast" in node:
+        node = node["TypeCast"].get("arg", {})
+    const = node.get("A_Const")
+    if const is None or const.get("isnull"):
+        return None
+    for kind, field_name in (("sval", "sval"), ("ival", "ival"), ("fval", "fval"), ("boolval", "boolval")):
+        if kind in const:
+            return str(const[kind].get(field_name, 0 if kind == "ival" else ""))
+    return None
+
+
+def _text(node: dict[str, Any]) -> tuple[str | None, bool]:
+    """(text, fully known) of a string expression: a constant, `a || b`, format(...); any
+    other part is PLACEHOLDER (not known)."""
+    const = _const(node)
+    if const is not None:
+        return const, True
+    if "A_Expr" in node and [n.get("String", {}).get("sval") for n in node["A_Expr"].get("name", [])] == ["||"]:
+        left, lknown = _text(node["A_Expr"].get("lexpr", {}))
+        right, rknown = _text(node["A_Expr"].get("rexpr", {}))
+        return (left or "") + (right or ""), lknown and rknown
+    call = node.get("FuncCall")
+    if call and [n.get("String", {}).get("sval") for n in call.get("funcname", [])][-1:] == ["format"]:
+        args = call.get("args", [])
+        template = _const(args[0]) if args else None
+        if template is not None:
+            return _format(template, [_const(a) for a in args[1:]])
+    return PLACEHOLDER, False
+
+
+_SPEC = re.compile(r"%(?:(\d+)\$)?-?\d*([sIL%])")
+
+
+def _format(template: str, values: list[str | None]) -> tuple[str | None, bool]:
+    """format(template, values...) as PostgreSQL's format() renders it (%s, %I, %L, %%, %n$),
+    an unknown value (None) as PLACEHOLDER (docs: "format" in String Functions)."""
+    from guard.lint.names import quote_ident
+
+    out, known, position = [], True, 0
+    last = 0
+    for match in _SPEC.finditer(template):
+        out.append(template[last:match.start()])
+        last = match.end()
+        kind = match.group(2)
+        if kind == "%":
+            out.append("%")
+            continue
+        index = int(match.group(1)) - 1 if match.group(1) else position
+        position = index + 1
+        value = values[index] if index < len(values) else None
+        if value is None:
+            known = False
+            out.append("'?'" if kind == "L" else PLACEHOLDER)
+        elif kind == "I":
+            out.append(".".join(quote_ident(p) for p in [value]))
+        elif kind == "L":
+            out.append("'" + value.replace("'", "''") + "'")
+        else:
+            out.append(value)
+    out.append(template[last:])
+    return "".join(out), known

@@ -9,6 +9,8 @@ guard.lint.destroy (data loss, breaking changes, effect unknown) and guard.lint.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from guard.lint.ruleset import Finding, Handler, finding
@@ -63,17 +65,36 @@ def _do_body(node: Any, statement: Statement, linter: Linter, index: int, displa
     from guard.lint import plpgsql
 
     out: list[Finding] = []
-    for sql in plpgsql.body_statements(node):
+    for inner in plpgsql.body_statements(node):
         try:
-            kind = type(pglast.parse_sql(sql)[0].stmt).__name__
+            kind = type(pglast.parse_sql(inner.sql)[0].stmt).__name__
         except (pglast.parser.ParseError, IndexError):
             continue
-        for f in check(replace(statement, sql=sql, kind=kind), linter, index, display):
+        where = "in the DO block, SQL built at run time (a name known only then)" if inner.dynamic else "in the DO block"
+        with _runtime_names_exist(linter, inner.dynamic):
+            found = check(replace(statement, sql=inner.sql, kind=kind), linter, index, display)
+        for f in found:
             if f.category in ("destructive", "locking", "breaking"):  # the package's RISK_CATEGORIES
                 # a warning, never a block: the run applies a DO block under the runtime tripwire,
                 # which measures what it really destroyed (the protective copy cannot see inside)
-                out.append(replace(f, severity="warning", message=f"in the DO block: {f.message}"))
+                message = f.message.replace(plpgsql.PLACEHOLDER, "<run-time name>")
+                out.append(replace(f, severity="warning", message=f"{where}: {message}"))
     return out
+
+
+@contextmanager
+def _runtime_names_exist(linter: Linter, dynamic: bool) -> Iterator[None]:
+    """While a dynamic statement is judged: a relation named at run time counts as one that
+    existed before, with rows (the conservative answer), whatever the database says."""
+    from guard.lint import plpgsql
+
+    exists = linter.scope.exists
+    if dynamic and exists is not None:
+        linter.scope.exists = lambda name: plpgsql.PLACEHOLDER in name or exists(name)
+    try:
+        yield
+    finally:
+        linter.scope.exists = exists
 
 
 def _non_transactional(entry: Any, st: Statement, i: int, d: str) -> Finding:

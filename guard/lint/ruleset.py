@@ -108,6 +108,8 @@ ALL = (
     # the shadow's trace (guard lint --trace) disagrees with the static verdict
     Rule("trace", "locking", "warning",
          "on the shadow the statement scanned or rewrote an existing table under a lock blocking writes"),
+    Rule("trace-unconfirmed", "locking", "info",
+         "guard check --shadow: a static locking finding the shadow's trace did not show (its schema may differ)"),
     # style
     Rule("syntax", "style", "error", "the file does not parse"),
     Rule("pragma", "style", "error", "a guard:allow pragma with an unknown rule or no reason"),

@@ -16,7 +16,7 @@ System" (monitoring-stats.html, pg_stat_xact_user_tables).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +84,15 @@ def _tables(conn: Any) -> Snapshot:
     return {row[0]: tuple(row[1:]) for row in conn.execute(TABLES).fetchall()}
 
 
-def trace_statements(conn: Any, statements: Sequence[str], *, commit: bool = False) -> list[TraceResult]:
+def trace_statements(conn: Any, statements: Sequence[str], *, commit: bool = False,
+                     setup: Callable[[Any], object] | None = None) -> list[TraceResult]:
     """Run `statements` in one transaction on `conn` (a psycopg connection, e.g. to a shadow
     database whose tables hold rows), one TraceResult each, then roll back (commit=True keeps
-    the changes). A failing statement gets its error and ends the trace. Statements PostgreSQL
-    refuses in a transaction block fail with SQLSTATE 25001: run those outside a trace.
-    Raises psycopg errors only for the trace's own catalog reads."""
+    the changes). `setup(conn)` runs first in the same transaction (e.g. rows seeded by
+    guard.lint.seed): the locks it took are not counted as the statements'. A failing statement
+    gets its error and ends the trace. Statements PostgreSQL refuses in a transaction block fail
+    with SQLSTATE 25001: run those outside a trace. Raises psycopg errors only for the trace's
+    own catalog reads (and whatever `setup` raises)."""
     import psycopg
 
     autocommit = conn.autocommit
@@ -97,6 +100,9 @@ def trace_statements(conn: Any, statements: Sequence[str], *, commit: bool = Fal
     results: list[TraceResult] = []
     try:
         conn.execute("BEGIN")
+        if setup is not None:
+            setup(conn)
+        baseline = {(r, m) for r, m in conn.execute(HELD_LOCKS).fetchall()}
         before = _tables(conn)
         for sql in statements:
             now = _tables(conn)
@@ -110,7 +116,7 @@ def trace_statements(conn: Any, statements: Sequence[str], *, commit: bool = Fal
                                            sqlstate=getattr(diag, "sqlstate", None)))
                 break
             seconds = time.perf_counter() - started
-            results.append(_observe(conn, sql, before, now, seconds))
+            results.append(_observe(conn, sql, before, now, seconds, baseline))
         conn.execute("COMMIT" if commit and not any(r.error for r in results) else "ROLLBACK")
     finally:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -119,11 +125,12 @@ def trace_statements(conn: Any, statements: Sequence[str], *, commit: bool = Fal
     return results
 
 
-def _observe(conn: Any, sql: str, before: Snapshot, now: Snapshot, seconds: float) -> TraceResult:
+def _observe(conn: Any, sql: str, before: Snapshot, now: Snapshot, seconds: float,
+             baseline: set[tuple[int, str]]) -> TraceResult:
     after = _tables(conn)
     held: dict[str, str] = {}
     for relation, mode in conn.execute(HELD_LOCKS).fetchall():
-        if relation in before:
+        if relation in before and (relation, mode) not in baseline:
             name = before[relation][0]
             modes = [locks.PG_LOCKS_MODE.get(mode, mode)] + ([held[name]] if name in held else [])
             held[name] = locks.strongest(modes) or mode

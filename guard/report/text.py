@@ -119,6 +119,10 @@ def render_text(report: RunReport) -> str:
             accepted = f" [accepted: {f['accepted']}]" if f.get("accepted") else ""
             lines.append(f"  {f['file']}:{f['line']}:{f['column']}: {f['severity']} {f['rule']}: "
                          f"{f['message']}{accepted}")
+    if report.shadow and report.shadow.get("trace"):
+        from guard.shadow_trace import render_text as trace_text
+
+        lines.extend(trace_text(report.shadow["trace"]))
     if report.protective_copies:
         lines.append("Protective copies:")
         for c in report.protective_copies:
@@ -203,6 +207,10 @@ def render_markdown(report: RunReport) -> str:
             lines.append(f"| `{f['file']}:{f['line']}` | {sev} | {f['rule']} | {_cell(f['message'])} | "
                          f"{_cell(f.get('alternative') or '')} |")
         lines.append("")
+    if report.shadow and report.shadow.get("trace"):
+        from guard.shadow_trace import render_markdown as trace_markdown
+
+        lines += trace_markdown(report.shadow["trace"], _cell)
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]
     if report.restore_plan:

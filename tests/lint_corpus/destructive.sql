@@ -306,3 +306,17 @@ merge into public.items t using public.staging s on t.id = s.id when matched the
 
 -- case: destructive-096
 delete from public.staging where 1 = 1 or id = 5;
+
+-- case: destructive-097 | SQL built at run time
+do $$ declare t text := 'staging'; begin execute format('drop table public.%I', t); end $$;
+
+-- case: destructive-098
+do $$ begin execute 'truncate ' || 'public.audit_log'; end $$;
+
+-- case: destructive-099
+do $$ declare r record; begin
+  for r in select 'events' as n loop execute format('delete from public.%I', r.n); end loop;
+end $$;
+
+-- case: destructive-100
+do $$ declare t text := 'profiles'; begin execute 'alter table public.' || t || ' drop column avatar'; end $$;

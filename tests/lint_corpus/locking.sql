@@ -403,7 +403,7 @@ create table public.logs_2026 partition of public.logs for values from ('2026-01
 create table public.logs_2027 (id int, at date);
 alter table public.logs attach partition public.logs_2027 for values from ('2027-01-01') to ('2028-01-01');
 
--- case: locking-122 | known miss: SQL built at run time (EXECUTE format(...)); the trace sees it
+-- case: locking-122
 do $$ begin
   execute format('create index on %I.%I (amount)', 'public', 'prices');
 end $$;
@@ -432,3 +432,49 @@ do $$ begin execute 'do $x$ begin alter table public.items alter column note set
 -- case: locking-129
 lock table only public.items in exclusive mode nowait;
 update public.items set qty = 0 where qty < 0;
+
+-- case: locking-131
+alter table public.measurements attach partition public.measurements_2021 for values from ('2021-01-01') to ('2022-01-01');
+
+-- case: locking-132
+alter table public.measurements attach partition public.measurements_2020 for values from ('2020-01-01') to ('2021-01-01');
+
+-- case: locking-133
+alter table public.regions attach partition public.regions_b for values in (4, 5);
+
+-- case: locking-134
+alter table public.regions attach partition public.regions_c for values in (7);
+
+-- case: locking-135
+alter table public.measurements attach partition public.measurements_2022 for values from ('2021-06-01') to ('2022-12-31');
+
+
+-- case: locking-136 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements attach partition public.measurements_2022 for values from ('2022-01-01') to ('2023-01-01');
+
+-- case: locking-137 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.regions attach partition public.regions_a for values in (1, 2, 3);
+
+-- case: locking-138 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.regions attach partition public.regions_b for values in (4, 9);
+
+-- case: locking-139 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements attach partition public.measurements_2022 for values from (minvalue) to ('2023-01-01');
+
+-- case: locking-140 | the CHECK lacks IS NOT NULL: PostgreSQL's proof is weak implication
+alter table public.measurements_2021 validate constraint in_2021;
+alter table public.measurements attach partition public.measurements_2021 for values from ('2021-01-01') to ('2022-01-01');
+
+-- case: locking-141 | SQL built at run time: a non-constant format() argument
+do $$ declare t text := 'orders'; begin execute format('create index on public.%I (state)', t); end $$;
+
+-- case: locking-142
+do $$ begin execute 'alter table public.orders add column k uuid default ' || 'gen_random_uuid()'; end $$;
+
+-- case: locking-143
+do $$ declare c text := 'ref'; begin
+  execute 'ALTER TABLE public.orders ALTER COLUMN ' || quote_ident(c) || ' SET NOT NULL';
+end $$;
+
+-- case: locking-144
+do $$ begin execute format('alter table %I.%I add constraint pos check (%I > 0)', 'public', 'orders', 'total'); end $$;

@@ -586,7 +586,7 @@ alter table public.items set access method heap;
 -- case: safe-182 | needs: catalog
 create index if not exists items_note_idx on public.items (note);
 
--- case: safe-183 | known false alarm: a valid CHECK on the partition proves its bound (predicate implication)
+-- case: safe-183 | needs: catalog
 alter table public.measurements attach partition public.measurements_2023 for values from ('2023-01-01') to ('2024-01-01');
 
 -- case: safe-184 | needs: catalog
@@ -615,3 +615,36 @@ delete from public.staging where null;
 -- case: safe-191
 alter table public.items add column flag int;
 update public.items set flag = 1 where id = any(array[1,2]);
+
+-- case: safe-192 | needs: catalog
+alter table public.measurements attach partition public.measurements_2018 for values from ('2018-01-01') to ('2019-01-01');
+
+-- case: safe-193 | needs: catalog
+alter table public.measurements attach partition public.measurements_2019 for values from ('2019-01-01') to ('2020-01-01');
+
+-- case: safe-194 | needs: catalog
+alter table public.regions attach partition public.regions_d for values in (1, 2, 3);
+
+-- case: safe-195
+alter table public.measurements_2021 validate constraint in_2021;
+
+-- case: safe-196 | needs: catalog
+alter table public.measurements attach partition public.measurements_2018 for values from (minvalue) to ('2019-01-01');
+
+-- case: safe-197 | needs: catalog
+alter table public.measurements_2017 validate constraint in_2017;
+alter table public.measurements attach partition public.measurements_2017 for values from ('2017-01-01') to ('2018-01-01');
+
+-- case: safe-198
+do $$ declare t text := 'items'; begin execute format('comment on table public.%I is %L', t, 'x'); end $$;
+
+-- case: safe-199
+do $$ begin execute format('create table if not exists public.%I (id int)', 'dyn_new'); end $$;
+
+-- case: safe-200
+do $$ declare t text := 'orders'; begin
+  execute format('delete from public.%I where id = %s', t, 5);
+end $$;
+
+-- case: safe-201
+do $$ declare t text := 'items'; begin execute 'alter table public.' || t || ' add column memo text'; end $$;

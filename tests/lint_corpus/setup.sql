@@ -82,3 +82,31 @@ alter domain public.short_code add constraint short check (length(value) < 10) n
 refresh materialized view reporting.daily_totals;
 refresh materialized view reporting.user_counts;
 analyze;
+-- partitions whose CHECKs do or do not prove a bound (ATTACH PARTITION skips its scan only then)
+create table public.measurements_2022 (id int, ts date, value numeric,
+    constraint in_2022 check (ts between '2022-01-01' and '2022-12-31'));
+create table public.measurements_2021 (id int, ts date, value numeric);
+alter table public.measurements_2021 add constraint in_2021 check (ts >= '2021-01-01' and ts < '2022-01-01') not valid;
+create table public.measurements_2020 (id int, ts date, value numeric, check (ts >= '2020-01-01' and ts < '2021-06-01'));
+create table public.measurements_2019 (id int, ts date not null, value numeric);
+alter table public.measurements_2019 add constraint in_2019 check ('2019-01-01' <= ts and ts < '2020-01-01');
+create table public.regions (id int, code int) partition by list (code);
+create table public.regions_a (id int, code int, constraint a_codes check (code in (1, 2)));
+create table public.regions_b (id int, code int, constraint b_codes check (code = any (array[4, 9])));
+create table public.regions_c (id int, code int);
+insert into public.measurements_2022 select g, date '2022-01-01' + g % 300, g from generate_series(1, 300) g;
+insert into public.measurements_2021 select g, date '2021-01-01' + g % 300, g from generate_series(1, 300) g;
+insert into public.measurements_2020 select g, date '2020-01-01' + g % 300, g from generate_series(1, 300) g;
+insert into public.measurements_2019 select g, date '2019-01-01' + g % 300, g from generate_series(1, 300) g;
+insert into public.regions_a select g, 1 + g % 2 from generate_series(1, 300) g;
+insert into public.regions_b select g, 4 from generate_series(1, 300) g;
+insert into public.regions_c select g, 7 from generate_series(1, 300) g;
+create table public.measurements_2018 (id int, ts date not null, value numeric,
+    constraint in_2018 check (ts between '2018-01-01' and '2018-12-31'));
+create table public.regions_d (id int, code int, constraint d_codes check (code is not null and code in (1, 2)));
+create table public.measurements_2017 (id int, ts date, value numeric);
+alter table public.measurements_2017 add constraint in_2017
+    check (ts is not null and ts >= '2017-01-01' and ts < '2018-01-01') not valid;
+insert into public.measurements_2018 select g, date '2018-01-01' + g % 300, g from generate_series(1, 300) g;
+insert into public.regions_d select g, 1 + g % 2 from generate_series(1, 300) g;
+insert into public.measurements_2017 select g, date '2017-01-01' + g % 300, g from generate_series(1, 300) g;
