@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -256,20 +258,26 @@ def _busy_backend(postmaster: int) -> bool:
 def test_sigterm_during_a_shadow_dry_run_stops_the_embedded_server(ready: Project) -> None:
     """A cancelled CI job sends SIGTERM: the throw-away server must not outlive guard."""
     ready.add("20240101000000_slow.sql", "select pg_sleep(120);\n")
-    before = _postmasters()
+    # guard's own temporary folder (short: the server's socket path must fit), so servers other
+    # tests or other runs on this machine start are not counted as this guard's shadow
+    tmp = tempfile.mkdtemp(prefix="gsig")
+    os.chmod(tmp, 0o755)  # as root, the server runs as postgres and must reach its folder
+    mine = lambda: {pid: data for pid, data in _postmasters().items() if data.startswith(tmp + "/")}  # noqa: E731
     proc = subprocess.Popen(
-        [sys.executable, "-m", "guard", "check", "--shadow", "embedded"], cwd=ready.root, env=ready.env(),
+        [sys.executable, "-m", "guard", "check", "--shadow", "embedded"], cwd=ready.root,
+        env=ready.env(TMPDIR=tmp),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: any(_busy_backend(pid) for pid in set(_postmasters()) - set(before)), timeout=60)
-        shadow = {pid: data for pid, data in _postmasters().items() if pid not in before}
+        _wait_for(lambda: any(_busy_backend(pid) for pid in mine()), timeout=60)
+        shadow = mine()
         assert len(shadow) == 1
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
     assert proc.returncode == 143, out + err
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
     (pid, data), = shadow.items()
