@@ -32,7 +32,7 @@ def test_file_check_fails_inside_its_transaction_after_an_earlier_file_committed
     assert ready.history() == ["20240101000001"]
     check = report["verify"][0]
     assert check["name"].endswith("20240101000002_fill.sql:3") and check["result"] == "failed"
-    assert check["rows"] == [["False"]] and check["duration_ms"] >= 0
+    assert check["rows"] == [["f"]] and check["columns"] == ["?column?"] and check["duration_ms"] >= 0
 
 
 def test_passing_file_check_commits(ready: Project) -> None:
@@ -141,32 +141,39 @@ EVENTS = ("create table public.events (id int primary key);"
           "'delete from public.events returning true';")
 
 
-@pytest.mark.parametrize("line", [
-    "select true; drop table public.events",                      # a second statement, unseen
-    "select true; commit; delete from public.events; select true",  # commits early
-    "with d as (delete from public.events returning 1) select true",  # a data-modifying WITH
-    "select true into public.stolen",                               # SELECT INTO writes
-    "select public.purge()",                                        # a function that writes
+@pytest.mark.parametrize(("line", "code"), [
+    ("select true; drop table public.events", 3),                      # a second statement, unseen
+    ("select true; commit; delete from public.events; select true", 3),  # commits early
+    ("with d as (delete from public.events returning 1) select true", 3),  # a data-modifying WITH
+    ("select true into public.stolen", 3),                               # SELECT INTO writes
+    ("select public.purge()", 1),                                        # a function that writes
 ])
-def test_a_file_check_that_would_write_fails_the_file_and_changes_nothing(ready: Project, line: str) -> None:
+def test_a_file_check_that_would_write_fails_the_file_and_changes_nothing(ready: Project, line: str,
+                                                                         code: int) -> None:
+    """What the parser sees is refused before any change (exit 3, file:line); a function that
+    writes fails in its read-only savepoint (exit 1, the file rolled back)."""
     ready.query(EVENTS)
     ready.add("20240101000001_items.sql", ITEMS + f"-- guard:verify {line}\n")
     result = ready.guard("run")
-    assert result.code == 1, result.output
+    assert result.code == code, result.output
+    if code == 3:
+        assert "20240101000001_items.sql:2: -- guard:verify" in result.stderr
     assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
     assert not ready.table_exists("public.items") and not ready.table_exists("public.stolen")
     assert ready.history() == []
 
 
-@pytest.mark.parametrize("sql", [
-    "with d as (delete from public.events returning 1) select true",
-    "select public.purge()",
+@pytest.mark.parametrize(("sql", "code"), [
+    ("with d as (delete from public.events returning 1) select true", 2),
+    ("select public.purge()", 1),
 ])
-def test_a_configured_check_that_would_write_rolls_the_release_back(ready: Project, sql: str) -> None:
+def test_a_configured_check_that_would_write_rolls_the_release_back(ready: Project, sql: str, code: int) -> None:
     ready.query(EVENTS)
     _yml(ready, f"migrations:\n  transaction: all\nverify:\n  - name: sneaky\n    sql: \"{sql}\"\n")
     ready.add("20240101000001_items.sql", ITEMS)
     result = ready.guard("run")
-    assert result.code == 1, result.output
+    assert result.code == code, result.output
+    if code == 2:
+        assert "verify.sneaky.sql" in result.stderr
     assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
     assert ready.history() == []

@@ -65,6 +65,7 @@ def guarded_run(
             if outcome.nothing_pending(state):
                 return report
             lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)  # 6. lint
+            verify.preflight(state, config.verify, config.base_dir)       #    checks usable (12)
             backup_gate.confirm_backup(state, config)                     # 7. backups
             lint_gate.destructive(state, config.lint, config.protect, config.backups.require_pitr)  # 6b. policy
             restore_point.mark(state)                                     # 8. restore point
