@@ -204,8 +204,8 @@ def test_restore_plan_default_skips_a_failure_a_later_run_fixed(ready: Project) 
     ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
     assert ready.guard("run").code == 0
     latest = ready.guard("restore-plan")
-    assert latest.code != 0 and failed.report["run_id"] not in latest.output
-    assert "needs attention" in latest.stderr
+    assert latest.code == 0 and failed.report["run_id"] not in latest.output
+    assert "needs attention" in latest.stdout
     assert ready.guard("restore-plan", failed.report["run_id"]).code == 0  # by id, still there
 
 
@@ -288,6 +288,9 @@ def _commands_work(project: Project, plan: dict[str, Any]) -> None:
                 assert project.query("SELECT count(*) FROM guard.runs WHERE run_id = %s", (run_id,))[0][0] == 1
             for table in re.findall(r"FROM ([a-z_]+\.[a-z_]+) WHERE version", command):
                 assert project.table_exists(table), command
+            if command.startswith("guard undo ") and "--yes" not in command:  # a dry run: undo accepts it
+                dry = project.guard(*shlex.split(command)[1:])
+                assert dry.code == 0, (command, dry.output)
             if command.startswith(("guard decrypt", "pg_restore")) and "<" not in command:
                 for word in shlex.split(command.split("&&")[0]):
                     if "/" in word or word.endswith((".dump", ".enc")):
@@ -407,3 +410,118 @@ def test_change_outside_a_transaction_with_nothing_committed_reads_true() -> Non
     words = plan.summary + " ".join(s.text for s in plan.steps)
     assert ":  committed" not in words and "(none)" not in words and "with  committed" not in words
     assert "outside a transaction" in plan.summary
+
+
+# ---------------------------------------------------------------------- 5: verify failed, undo offered, undone (#19)
+
+ITEMS = ("CREATE TABLE public.items (id int PRIMARY KEY, price int NOT NULL);"
+         "INSERT INTO public.items SELECT g, g FROM generate_series(1, 50) g")
+FAILING_CHECK = "verify:\n  - name: prices_positive\n    sql: select bool_and(price > 0) from public.items\n"
+
+
+def _offers_undo(plan: dict[str, Any] | None) -> bool:
+    return any("Undo this run with guard" in s["title"] and s["commands"] for s in (plan or {}).get("steps") or [])
+
+
+def _release(ready: Project, shape: str) -> str:
+    """A run ending 4 of the given shape; its run id."""
+    ready.query(ITEMS)
+    if shape == "verify_failed":
+        (ready.root / "guard.yml").write_text(FAILING_CHECK)
+        ready.add("20240101000001_discount.sql", "update public.items set price = price - 10;\n")
+    elif shape == "verify_failed_after_delete":
+        (ready.root / "guard.yml").write_text(FAILING_CHECK.replace("price > 0", "price > 100"))
+        ready.add("20240101000001_prune.sql", "delete from public.items where id > 40;\n")
+    elif shape == "own_transactions_check_failed":
+        ready.add("20240101000001_index.sql", "create index concurrently items_price on public.items (price);\n"
+                  "-- guard:verify select count(*) = 0 from public.items\n")
+    elif shape == "second_file_failed":
+        ready.add("20240101000001_col.sql", "alter table public.items add column note text;\n")
+        ready.add("20240101000002_bad.sql", "select 1/0;\n")
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None, result.output
+    return str(result.report["run_id"])
+
+
+@pytest.mark.parametrize(("shape", "undo_code"), [
+    ("verify_failed", 0), ("verify_failed_after_delete", 0), ("own_transactions_check_failed", 3),
+    ("second_file_failed", 0)])
+def test_the_plan_offers_undo_exactly_when_undo_would_accept_it(ready: Project, shape: str, undo_code: int) -> None:
+    run_id = _release(ready, shape)
+    dry = ready.guard("undo", run_id)
+    assert dry.code == undo_code, dry.output
+    saved = ready.query("SELECT report FROM guard.runs WHERE run_id = %s", (run_id,))[0][0]["restore_plan"]
+    shown = _plan(ready, run_id)["restore_plan"]
+    for plan in (saved, shown):
+        assert _offers_undo(plan) == (dry.code == 0), (shape, _titles(plan), dry.output)
+        assert plan["steps"][0]["title"].endswith(("Undo this run with guard", "What guard undo cannot do here"))
+        if dry.code == 3:
+            refused = plan["steps"][0]
+            assert not refused["commands"] and "refuses" in refused["text"]
+            assert not any("guard undo" in c for s in plan["steps"] for c in s["commands"])
+
+
+def test_a_later_run_makes_the_earlier_plan_stop_offering_undo(ready: Project) -> None:
+    run_id = _release(ready, "verify_failed")
+    assert _offers_undo(_plan(ready, run_id)["restore_plan"])
+    (ready.root / "guard.yml").unlink()
+    ready.add("20240101000002_more.sql", "create table public.more (id int);\n")
+    assert ready.guard("run").code == 0
+    assert ready.guard("undo", run_id).code == 3
+    plan = _plan(ready, run_id)["restore_plan"]
+    assert not _offers_undo(plan) and "undo it first" in plan["steps"][0]["text"]
+
+
+def test_verify_failed_plan_says_what_committed_and_which_checks_failed(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text(FAILING_CHECK + "  - name: fine\n    sql: select true\n"
+                                          "  - name: none_negative\n    sql: select id from public.items where price < 0"
+                                          "\n    expect: empty\n")
+    ready.query(ITEMS)
+    ready.add("20240101000001_a.sql", "update public.items set price = price - 10;\n")
+    ready.add("20240101000002_b.sql", "create table public.b (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None and result.report["status"] == "verify_failed"
+    plan = result.report["restore_plan"]
+    assert "every pending file committed (20240101000001, 20240101000002)" in plan["summary"]
+    assert "verify.prices_positive, verify.none_negative" in plan["summary"] and "verify.fine" not in plan["summary"]
+    words = plan["summary"] + " ".join(s["text"] for s in plan["steps"])
+    for false in ("before the failure failed", "rolled back", "consistent at version", "No restore needed"):
+        assert false not in words
+    assert plan["committed_versions"] == ["20240101000001", "20240101000002"] and plan["needed"] is True
+    assert "VERIFY FAILED" in result.stdout and "verify_failed" not in result.stdout.split("Outcome:")[1][:40]
+
+
+def test_an_undone_run_offers_neither_undo_nor_its_copies_again(ready: Project) -> None:
+    run_id = _release(ready, "verify_failed_after_delete")
+    before = _plan(ready, run_id)
+    assert _offers_undo(before["restore_plan"]) and before["protective_copies"]
+    undone = ready.guard("undo", run_id, "--yes")
+    assert undone.code == 0, undone.output
+    after = _plan(ready, run_id)
+    plan = after["restore_plan"]
+    assert plan["needed"] is False and "was undone by guard undo" in plan["summary"]
+    assert after["protective_copies"] == [] and not _offers_undo(plan)
+    commands = [c for s in plan["steps"] for c in s["commands"]]
+    assert not any("guard undo" in c or "INSERT INTO" in c or "guard_backup" in c for c in commands)
+    for fmt in ("text", "markdown"):
+        text = ready.guard("restore-plan", run_id, "--format", fmt).stdout
+        assert "guard undo " + run_id not in text and "protective copies" not in text
+    assert ready.guard("undo", run_id).code == 3  # undo agrees: nothing to undo again
+    latest = ready.guard("restore-plan", "--format", "json")  # the undo ended 0: nothing needs attention
+    assert latest.code == 0 and json.loads(latest.stdout)["needs_attention"] is False
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "markdown"])
+def test_restore_plan_with_nothing_to_restore_says_so_in_the_format_asked(project: Project, fmt: str) -> None:
+    shown = project.guard("restore-plan", "--format", fmt)
+    assert shown.code == 0, shown.output
+    if fmt == "json":
+        payload = json.loads(shown.stdout)
+        assert payload["needs_attention"] is False and payload["restore_plan"] is None and payload["run_id"] is None
+    else:
+        assert "needs attention" in shown.stdout
+    missing = project.guard("restore-plan", "20990101000000-zzzzz", "--format", fmt)
+    assert missing.code == 2 and "no run 20990101000000-zzzzz" in missing.stderr
+    if fmt == "json":
+        payload = json.loads(missing.stdout)
+        assert payload["found"] is False and payload["exit_code"] == 2

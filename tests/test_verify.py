@@ -28,7 +28,7 @@ def test_file_check_fails_inside_its_transaction_after_an_earlier_file_committed
     report = result.report
     assert report is not None
     assert [m["status"] for m in report["migrations"]] == ["applied", "failed"]
-    assert "20240101000002_fill.sql:3: guard:verify check failed" in report["migrations"][1]["error"]["message"]
+    assert "guard:verify check at line 3 failed" in report["migrations"][1]["error"]["message"]
     assert ready.query("SELECT count(*) FROM public.items") == [(0,)]  # the file rolled back
     assert ready.history() == ["20240101000001"]
     check = report["verify"][0]

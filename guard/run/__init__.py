@@ -56,7 +56,8 @@ def guarded_run(
     files.read_files(state, config.migrations, config.base_dir)            # 5a. files, before connecting
     with connect.session(state):                                          # 2. connect
         connect.record_server(state)                                      #    server facts; no standby
-        with lock.held(state), outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock
+        with lock.held(state), verify.undo_offered(state, config), \
+                outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock; 12b. undo offered
             unfinished.refuse_unfinished(state, restore)                  # 4. journal
             if options.command:
                 wrap.wrapped_run(state, config, restore)                  # 7-9, 13 around another tool

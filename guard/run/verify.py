@@ -11,13 +11,14 @@ or ``file:line``), result, duration and, when it fails, the first rows of its qu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
 
-from guard.config import VerifyCheck
+from guard.config import Config, VerifyCheck
 from guard.run.state import RunState
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def in_transaction(state: RunState, checks: Sequence[VerifyCheck], transaction: 
             result = _result(name, kind, passed, started, "before COMMIT", rows)
             _note(state, result)
             if not passed:
-                raise VerifyFailed(f"{name}: guard:verify check failed: {sql} ({rows_summary(result)})")
+                what = f"guard:verify check at line {name.rsplit(':', 1)[1]}" if file else f"check {name}"
+                raise VerifyFailed(f"{what} failed: {sql} ({rows_summary(result)})")
 
     return before_commit
 
@@ -230,31 +232,46 @@ def preflight(state: RunState, checks: Sequence[VerifyCheck], base_dir: Path) ->
 def after_commit(state: RunState, checks: Sequence[VerifyCheck], transaction: str, base_dir: Path,
                  restore: RestoreContext) -> None:
     """After an applied release: the configured checks not run before COMMIT; a failure makes
-    the outcome ``verify_failed`` (exit 4). Any exit-4 plan gets `guard undo` as first step."""
-    from guard.undo.steps import put_undo_first
-
-    if state.report.status == "applied":
-        todo = [c for c in checks if not (c.sql and transaction == "all")]
-        conn = state.reconnected if state.reconnected is not None else state.db
-        results = run_checks(conn, todo, url=state.url, base_dir=base_dir, environ=state.environ, where="after COMMIT")
-        for result in results:
-            _note(state, result)
-        failed = [r["name"] for r in results if r["result"] == "failed"]
-        if failed:
-            _verify_failed(state, failed, restore)
-    if state.report.exit_code == 4:
-        put_undo_first(state.report.restore_plan, state.report.run_id)
-
-
-def _verify_failed(state: RunState, failed: list[str], restore: RestoreContext) -> None:
-    """The release committed but is not as intended: exit 4 with the changed-database plan."""
+    the outcome ``verify_failed`` (exit 4) with its plan (guard.restore_verify)."""
     from guard.restore import build_plan
 
-    message = f"Applied, but verification failed: {', '.join(failed)}. The database changed and is not as intended."
-    state.report.set_outcome("failed_partially_applied", message, changed=True)
-    plan = build_plan(state.report, restore)  # the plan of a committed, unwanted change
-    state.report.set_outcome("verify_failed", message, changed=True)
-    state.report.restore_plan = plan
+    if state.report.status != "applied":
+        return
+    todo = [c for c in checks if not (c.sql and transaction == "all")]
+    conn = state.reconnected if state.reconnected is not None else state.db
+    results = run_checks(conn, todo, url=state.url, base_dir=base_dir, environ=state.environ, where="after COMMIT")
+    for result in results:
+        _note(state, result)
+    failed = [r["name"] for r in results if r["result"] == "failed"]
+    if failed:
+        message = (f"Applied, but verification failed: {', '.join(failed)}. "
+                   "The database changed and is not as intended.")
+        state.report.set_outcome("verify_failed", message, changed=True)
+        state.report.restore_plan = build_plan(state.report, restore)
+
+
+@contextmanager
+def undo_offered(state: RunState, config: Config) -> Iterator[None]:
+    """Around the journal entry (outcome.journal_closed), so that it runs once the entry is
+    closed (undo only takes finished runs), still under guard's lock: an exit-4 plan's first
+    step is `guard undo` when undo's own dry run would accept the run, else why not
+    (guard.restore_undo); the journal keeps the plan as shown. Not after an exception."""
+    yield
+    _offer_undo(state, config)
+
+
+def _offer_undo(state: RunState, config: Config) -> None:
+    from guard.restore_undo import ask, offer
+    from guard.run.outcome import finish_journal
+
+    report = state.report
+    if report.exit_code != 4 or report.restore_plan is None:
+        return
+    conn = state.reconnected if state.reconnected is not None else state.db
+    live = conn is not None and not (conn.broken or conn.closed)
+    offer(report.restore_plan, ask(conn if live else None, config, report.run_id), report.run_id)
+    if live and state.journal_started:
+        finish_journal(conn, report, state.mask)
 
 
 def on_shadow(checks: Sequence[VerifyCheck], shadow_url: str, base_dir: Path, report: Any,
