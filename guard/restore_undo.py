@@ -144,7 +144,11 @@ def after_undo(plan: RestorePlan, run_id: str, row: dict[str, Any], left: list[s
                                         "versions apply again.")], plan.support)
     steps = [RestoreStep("What the undo left", f"{when} put back only part of the run: "
                          + ("; ".join(left) if left else "see that undo's report in guard.runs")
-                         + ". The history keeps the versions whose effects remain.")]
-    steps += [s for s in plan.steps if _bare(s.title) not in _OURS and "(protective copies)" not in s.title]
+                         + ". The history keeps the versions whose effects remain: correct the migration "
+                         "and run guard again, or restore the whole database with an option below.")]
+    # Not undo nor the copies again (undo used them), nor the fix forward written for the state
+    # before the undo.
+    steps += [s for s in plan.steps if _bare(s.title) not in _OURS and "(protective copies)" not in s.title
+              and not _bare(s.title).startswith("Fix forward")]
     summary = f"Run {run_id} was partly undone by {when}. " + plan.summary
     return RestorePlan(plan.needed, summary, plan.committed_versions, lettered(steps), plan.support)
