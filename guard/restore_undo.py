@@ -43,7 +43,8 @@ class Answer:
 
 def ask(conn: Any, config: Config, run_id: str) -> Answer:
     """Undo's own dry run for ``run_id`` on ``conn``: nothing changes (guard.undo, without
-    --yes). A refusal (GuardError, exit 3) or a database error is an answer, not raised."""
+    --yes). A refusal (GuardError, exit 3) is an answer; a database error or a bug in the dry
+    run is "could not ask" (the run's outcome, settled before, must stand): nothing raised."""
     import psycopg
 
     from guard.errors import EXIT_BLOCKED, GuardError
@@ -60,6 +61,8 @@ def ask(conn: Any, config: Config, run_id: str) -> Answer:
         return Answer(False, why=str(exc))
     except psycopg.Error as exc:
         return Answer(None, why=exc.diag.message_primary or str(exc))
+    except Exception as exc:  # noqa: BLE001 - the run's outcome stands; the plan says it could not ask
+        return Answer(None, why=f"guard undo's dry run failed: {type(exc).__name__}")
     if result.exit_code == EXIT_BLOCKED or result.path in ("refused", "none"):
         return Answer(False, why=result.message)
     ref = next((c.split("/v1/projects/", 1)[1].split("/", 1)[0] for c in result.api_calls if "/v1/projects/" in c), None)

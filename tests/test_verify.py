@@ -322,3 +322,18 @@ def test_failed_check_rows_are_shown_as_psql_shows_them_and_inert(ready: Project
     saved = json.dumps(ready.query("SELECT report FROM guard.runs")[0][0])
     for text in (result.output, json.dumps(result.report), saved):
         assert "sekrit-admin-key-123" not in text
+
+
+def test_a_huge_failing_row_is_cut_in_every_output(ready: Project) -> None:
+    wide = ", ".join(f"{i} as c{i}" for i in range(40))
+    _yml(ready, json.dumps({"verify": [
+        {"name": "huge", "sql": "select false, repeat('é', 100000) as big from generate_series(1, 9)"},
+        {"name": "wide", "sql": f"select {wide}"}]}))
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None, result.output
+    huge, wide_check = result.report["verify"]
+    assert huge["row_count"] == 9 and len(huge["rows"]) == 5
+    assert all(row[0] == "f" and len(row[1]) == 201 and row[1].endswith("…") for row in huge["rows"])
+    assert len(wide_check["columns"]) == 20 and len(wide_check["rows"][0]) == 20
+    assert len(result.output) < 40_000 and "(9 rows, first 5 shown)" in result.stdout

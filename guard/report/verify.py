@@ -19,10 +19,14 @@ NULL = "NULL"
 SHOWN_CHARS = 200
 
 
+def cut(text: str) -> str:
+    """``text`` cut at SHOWN_CHARS characters, an ellipsis saying so."""
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
 def value_text(value: Any) -> str:
     """One value as shown: NULL for None, control characters escaped, cut at SHOWN_CHARS."""
-    text = NULL if value is None else one_line(str(value))
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+    return NULL if value is None else cut(one_line(str(value)))
 
 
 def row_text(row: list[Any]) -> str:

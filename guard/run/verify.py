@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from guard.restore import RestoreContext
 
 FIRST_ROWS = 5
+SHOWN_COLUMNS = 20  # of a failing check's rows, in the report
 FILE_CHECK_TIMEOUT = 60.0  # seconds, for a file's own -- guard:verify lines
 SET_TIMEOUT = "SET LOCAL statement_timeout = {ms}"
 
@@ -99,15 +100,20 @@ def as_text(cursor: psycopg.Cursor[Any], encoding: str) -> Rows:
     """The first FIRST_ROWS rows of ``cursor``'s result as PostgreSQL wrote them in its text
     output (what psql shows: ``1``, ``t``, ``2026-11-30 08:00:00+00``), None for NULL; the
     column names first. Read from the result itself (libpq's PQgetvalue), not from Python
-    values, so that no Python spelling (``Decimal('1')``, ``True``) reaches a report."""
+    values, so that no Python spelling (``Decimal('1')``, ``True``) reaches a report. At most
+    SHOWN_COLUMNS columns, each value cut at guard.report.verify.SHOWN_CHARS."""
+    from guard.report.verify import SHOWN_CHARS, cut
+
     result = cursor.pgresult
     if cursor.description is None or result is None:
         return Rows([], [], 0)
-    names = [d.name for d in cursor.description]
+    names = [d.name for d in cursor.description][:SHOWN_COLUMNS]
     rows = []
     for i in range(min(result.ntuples, FIRST_ROWS)):
-        values = (result.get_value(i, j) for j in range(result.nfields))
-        rows.append([None if v is None else bytes(v).decode(encoding, "replace") for v in values])
+        values = (result.get_value(i, j) for j in range(min(result.nfields, SHOWN_COLUMNS)))
+        # Only the shown part is decoded: a value may be a megabyte of text.
+        rows.append([None if v is None else cut(bytes(v)[:SHOWN_CHARS * 4].decode(encoding, "replace"))
+                     for v in values])
     return Rows(names, rows, result.ntuples)
 
 
