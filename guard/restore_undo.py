@@ -155,3 +155,20 @@ def after_undo(plan: RestorePlan, run_id: str, row: dict[str, Any], left: list[s
               and not _bare(s.title).startswith("Fix forward")]
     summary = f"Run {run_id} was partly undone by {when}. " + plan.summary
     return RestorePlan(plan.needed, summary, plan.committed_versions, lettered(steps), plan.support)
+
+
+def of_an_undo(undo_id: str, report: dict[str, Any]) -> RestorePlan | None:
+    """The plan shown for an undo's own journal row (``report``: its UndoResult) that ended 4
+    (partly undone, or a platform restore not seen finishing): what it left, and where the
+    undone run's plan is. None for any other undo (nothing to restore)."""
+    if report.get("exit_code") != 4:
+        return None
+    run_id = report.get("run_id")
+    left = [*(report.get("kept") or []), *(report.get("not_invertible") or []), *(report.get("remaining") or [])]
+    steps = [RestoreStep("What the undo left", "; ".join(left) + "." if left else str(report.get("message") or ""))]
+    if run_id:
+        steps.append(RestoreStep("Find out what remains of the run",
+                                 "The undone run's own plan, as it stands after this undo:",
+                                 [f"guard restore-plan {run_id}"]))
+    return RestorePlan(True, f"guard undo {undo_id} of run {run_id} ended 4: {report.get('message') or ''}".rstrip(),
+                       list(report.get("versions") or []), steps)

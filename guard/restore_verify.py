@@ -36,8 +36,8 @@ def verify_failed_plan(report: RunReport, ctx: RestoreContext, paths: list[Resto
             f", LSN {target.lsn})." if target.lsn else ").")
     fix = RestoreStep(
         "Fix forward (no restore)",
-        f"The release is committed and recorded in the history; only the checks failed ({names}: their "
-        "first rows are in the report). If what they found can be corrected, add a migration that corrects it "
+        f"The release is committed and recorded in the history; only the checks failed ({names}: what "
+        "each returned is in the report's verify section). If what they found can be corrected, add a migration that corrects it "
         "and run guard again: the committed versions stay applied. If a check itself is wrong, correct the "
         "check and run guard again (with nothing pending, the checks do not run: run them by hand).",
     )

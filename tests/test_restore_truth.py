@@ -525,3 +525,35 @@ def test_restore_plan_with_nothing_to_restore_says_so_in_the_format_asked(projec
     if fmt == "json":
         payload = json.loads(missing.stdout)
         assert payload["found"] is False and payload["exit_code"] == 2
+
+
+def test_an_applied_run_undone_no_longer_offers_its_copies(ready: Project) -> None:
+    ready.query(ITEMS)
+    ready.add("20240101000001_prune.sql", "delete from public.items where id > 40;\n")
+    applied = ready.guard("run")
+    assert applied.code == 0 and applied.report is not None and applied.report["protective_copies"]
+    run_id = applied.report["run_id"]
+    assert "protective copies can be put back" in ready.guard("restore-plan", run_id).stdout
+    assert ready.guard("undo", run_id, "--yes").code == 0
+    for fmt in ("text", "markdown"):
+        shown = ready.guard("restore-plan", run_id, "--format", fmt)
+        assert shown.code == 0 and "was undone by guard undo" in shown.stdout
+        assert "protective copies" not in shown.stdout and "INSERT INTO" not in shown.stdout
+    payload = _plan(ready, run_id)
+    assert payload["protective_copies"] == [] and payload["restore_plan"]["needed"] is False
+
+
+def test_a_partly_undone_run_says_what_was_left_and_offers_no_undo(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text("verify:\n  - name: never\n    sql: select false\n")
+    ready.add("20240101000001_notes.sql", "create table public.notes (id int primary key, body text);\n")
+    run_id = str(ready.guard("run").report["run_id"])  # type: ignore[index]
+    ready.query("insert into public.notes values (1, 'written by the application since')")
+    partial = ready.guard("undo", run_id, "--yes")
+    assert partial.code == 4, partial.output
+    latest = json.loads(ready.guard("restore-plan", "--format", "json").stdout)  # the undo ended 4
+    assert latest["run_id"] != run_id and "public.notes" in json.dumps(latest["restore_plan"])
+    assert [c for s in latest["restore_plan"]["steps"] for c in s["commands"]] == [f"guard restore-plan {run_id}"]
+    plan = _plan(ready, run_id)["restore_plan"]
+    assert "partly undone by guard undo" in plan["summary"] and not _offers_undo(plan)
+    assert "public.notes" in plan["steps"][0]["text"]
+    assert ready.guard("undo", run_id).code == 3

@@ -228,8 +228,10 @@ def _undo_now(conn: Any, config: Config, run: Any, plan: Any) -> tuple[Any, bool
     says so and offers neither undo nor its copies again; a changed run's plan asks undo's dry
     run."""
     from guard.report.model import RestorePlan
-    from guard.restore_undo import after_undo, ask, offer, undone
+    from guard.restore_undo import after_undo, ask, of_an_undo, offer, undone
 
+    if run.command == "undo" and plan is None:
+        return of_an_undo(run.run_id, run.report or {}), False
     if run.command != "run":
         return plan, False
     row = undone(conn, run.run_id)
