@@ -337,3 +337,19 @@ def test_a_huge_failing_row_is_cut_in_every_output(ready: Project) -> None:
     assert all(row[0] == "f" and len(row[1]) == 201 and row[1].endswith("…") for row in huge["rows"])
     assert len(wide_check["columns"]) == 20 and len(wide_check["rows"][0]) == 20
     assert len(result.output) < 40_000 and "(9 rows, first 5 shown)" in result.stdout
+
+
+def test_a_failed_check_after_commit_is_one_inert_annotation_in_github_actions(ready: Project) -> None:
+    _yml(ready, json.dumps({"verify": [{"name": "evil", "sql": "select false, E'x\\n::add-mask::y ##[error]z'"}]}))
+    ready.add("20240101000001_items.sql", ITEMS)
+    summary = ready.root / "summary.md"
+    result = ready.guard("run", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert result.code == 4, result.output
+    commands = [line for line in result.stdout.splitlines() if line.lstrip().startswith("::") or "##[" in line]
+    ours = [line for line in commands if line.startswith("::error title=migration-guard verify.evil failed::")]
+    assert len(ours) == 1 and "##[" not in ours[0] and "%0A" not in ours[0]
+    assert not [line for line in commands if "add-mask" in line.split("::", 2)[1]]
+    assert all(line.startswith("::error ") or line.startswith("::group") or line.startswith("::endgroup")
+               for line in commands), commands
+    text = summary.read_text()
+    assert "### Verify" in text and "| `verify.evil` | failed |" in text and "\n::" not in text
