@@ -353,3 +353,29 @@ def test_a_failed_check_after_commit_is_one_inert_annotation_in_github_actions(r
                for line in commands), commands
     text = summary.read_text()
     assert "### Verify" in text and "| `verify.evil` | failed |" in text and "\n::" not in text
+
+
+def test_a_grandchild_that_left_the_group_cannot_hold_guard(ready: Project) -> None:
+    """It escaped the process group (setsid), so it cannot be killed with it; it keeps the
+    output pipe open, and guard stops waiting for it DRAIN_SECONDS after the kill."""
+    import os
+    import signal
+    import time
+
+    (ready.root / "spawn.py").write_text(GRANDCHILD.format(redirect=", start_new_session=True",
+                                                           after="time.sleep(120)"))
+    _yml(ready, f"verify:\n  - name: spawner\n    run: [{sys.executable}, spawn.py]\n    timeout: 1s\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    started = time.monotonic()
+    try:
+        result = ready.guard("run")
+        assert time.monotonic() - started < 60
+        assert result.code == 4 and result.report is not None, result.output
+        assert "timed out after 1s" in result.report["verify"][0]["error"]
+    finally:
+        pid_file = ready.root / "grandchild.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the test's own leftover
+            except ProcessLookupError:
+                pass
