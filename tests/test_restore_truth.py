@@ -557,3 +557,12 @@ def test_a_partly_undone_run_says_what_was_left_and_offers_no_undo(ready: Projec
     assert "partly undone by guard undo" in plan["summary"] and not _offers_undo(plan)
     assert "public.notes" in plan["steps"][0]["text"]
     assert ready.guard("undo", run_id).code == 3
+
+
+def test_restore_plan_json_when_the_database_cannot_be_reached(project: Project) -> None:
+    shown = project.guard("restore-plan", "--format", "json", "--database-url",
+                          "postgresql://guard:sekrit-pw-4242@127.0.0.1:1/nowhere")
+    assert shown.code == 3, shown.output
+    payload = json.loads(shown.stdout)
+    assert payload["found"] is False and payload["exit_code"] == 3 and payload["error"]
+    assert "sekrit-pw-4242" not in shown.output
