@@ -54,7 +54,7 @@ def file_checks(file: MigrationFile) -> list[FileCheck]:
         if match is None:
             continue
         number = _line_of(starts, offset)
-        if any(start <= offset < end for start, end in spans):
+        if _inside(spans, offset):
             raise CheckLineError(number, "a -- guard:verify check must stand between statements, not inside one")
         sql = match.group(1).rstrip(";").strip()
         if not sql:
@@ -85,6 +85,14 @@ def _line_of(starts: list[int], offset: int) -> int:
     from bisect import bisect_right
 
     return bisect_right(starts, offset)
+
+
+def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
+    """``offset`` lies in one of ``spans`` (sorted, not overlapping)."""
+    from bisect import bisect_right
+
+    at = bisect_right(spans, (offset, float("inf"))) - 1
+    return at >= 0 and spans[at][0] <= offset < spans[at][1]
 
 
 def _statement_spans(statements: tuple[Statement, ...], starts: list[int]) -> list[tuple[int, int]]:
