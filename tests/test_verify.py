@@ -33,6 +33,7 @@ def test_file_check_fails_inside_its_transaction_after_an_earlier_file_committed
     assert ready.history() == ["20240101000001"]
     check = report["verify"][0]
     assert check["name"].endswith("20240101000002_fill.sql:3") and check["result"] == "failed"
+    assert check["where"] == "before COMMIT"
     assert check["rows"] == [["f"]] and check["columns"] == ["?column?"] and check["duration_ms"] >= 0
 
 
@@ -133,6 +134,7 @@ def test_file_check_of_a_file_outside_a_transaction_fails_with_exit_4(ready: Pro
     assert result.code == 4, result.output
     assert result.report is not None and result.report["status"] == "failed_partially_applied"
     assert [c["result"] for c in result.report["verify"]] == ["passed", "failed"]
+    assert {c["where"] for c in result.report["verify"]} == {"after its last statement"}
     assert ready.history() == []  # its effect remains, it is not recorded as applied
 
 

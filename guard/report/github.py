@@ -61,7 +61,7 @@ def annotation_lines(report: RunReport) -> list[str]:
             title=f"migration-guard {finding.get('rule', '')}",
         ))
     for check in report.verify:
-        if check.get("result") == "failed" and check.get("where") != "before COMMIT":  # those fail their file
+        if check.get("result") == "failed" and check.get("where") in ("after COMMIT", "shadow"):  # not a file's
             from guard.report.verify import check_line
 
             out.append(annotation("error", check_line(check), title=f"migration-guard {check['name']} failed"))

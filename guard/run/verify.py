@@ -147,21 +147,35 @@ def in_transaction(state: RunState, checks: Sequence[VerifyCheck], transaction: 
 
     def before_commit(conn: psycopg.Connection[Any], file: MigrationFile | None) -> None:
         todo = _todo(state, checks, transaction, file)
+        where = "before COMMIT" if file is None or not _statementwise(state, file) else "after its last statement"
         for name, sql, empty, timeout in todo:
             started = time.perf_counter()
             kind = "file" if file else "sql"
             try:
                 passed, rows = _sql(conn, sql, empty, timeout)
             except psycopg.Error as exc:
-                _note(state, _result(name, kind, False, started, "before COMMIT", error=_message(exc)))
+                _note(state, _result(name, kind, False, started, where, error=_message(exc)))
                 raise
-            result = _result(name, kind, passed, started, "before COMMIT", rows)
+            result = _result(name, kind, passed, started, where, rows)
             _note(state, result)
             if not passed:
                 what = f"guard:verify check at line {name.rsplit(':', 1)[1]}" if file else f"check {name}"
                 raise VerifyFailed(f"{what} failed: {sql} ({rows_summary(result)})")
 
     return before_commit
+
+
+def _statementwise(state: RunState, file: MigrationFile) -> bool:
+    """``file`` runs statement by statement (it holds a statement that cannot run in a
+    transaction, or transactions of its own), as guard.migrations.apply._apply_file decides:
+    its checks run after its last statement, not before a COMMIT of guard's."""
+    from guard.migrations.own_transactions import TRANSACTION_STMT, transaction_shape
+    from guard.run.lint_gate import outside_transaction
+
+    if any(s.kind == TRANSACTION_STMT for s in file.statements):
+        if transaction_shape(file.statements).kind == "several":
+            return True
+    return file.version in outside_transaction(state.findings, [file], state.display)
 
 
 def _todo(state: RunState, checks: Sequence[VerifyCheck], transaction: str,
