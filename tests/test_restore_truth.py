@@ -14,14 +14,18 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.fakes import FakeSupabase
 from tests.support import Project
 from tests.test_journal import _kill_mid_run, _wait_for
+from tests.test_undo import TOKEN as UNDO_TOKEN
+from tests.test_undo import _platform_calls, _supabase_project
 
 
 def _plan(project: Project, run_id: str) -> dict[str, Any]:
@@ -566,3 +570,34 @@ def test_restore_plan_json_when_the_database_cannot_be_reached(project: Project)
     payload = json.loads(shown.stdout)
     assert payload["found"] is False and payload["exit_code"] == 3 and payload["error"]
     assert "sekrit-pw-4242" not in shown.output
+
+
+@pytest.fixture
+def supabase_api() -> Iterator[FakeSupabase]:
+    fake = FakeSupabase(token=UNDO_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def test_a_whole_database_undo_is_offered_with_its_confirmation_and_sends_nothing(
+        project: Project, supabase_api: FakeSupabase) -> None:
+    """A release guard cannot invert locally (an enum value: no DROP VALUE) on a project with
+    a restore point: the plan offers Supabase's undo, with --confirm <project-ref>, and asking
+    sends nothing to the API."""
+    api = supabase_api
+    _supabase_project(project, api, restore_point=True)
+    project.query("create type public.mood as enum ('ok')")
+    with open(project.root / "guard.yml", "a") as conf:
+        conf.write("verify:\n  - name: never\n    sql: select false\n")
+    project.add("20240101000001_mood.sql", "alter type public.mood add value 'meh';\n")
+    run = project.guard("run", SUPABASE_ACCESS_TOKEN=UNDO_TOKEN)
+    assert run.code == 4 and run.report is not None and run.report["status"] == "verify_failed", run.output
+    run_id = run.report["run_id"]
+    first = run.report["restore_plan"]["steps"][0]
+    assert first["commands"] == [f"guard undo {run_id} --confirm {api.ref}",
+                                 f"guard undo {run_id} --yes --confirm {api.ref}"]
+    assert "whole project" in first["text"] and "is lost" in first["text"]
+    dry = project.guard(*shlex.split(first["commands"][0])[1:], SUPABASE_ACCESS_TOKEN=UNDO_TOKEN)
+    assert dry.code == 0, dry.output
+    assert _platform_calls(api) == []
+    assert UNDO_TOKEN not in run.output + json.dumps(run.report)
