@@ -4,8 +4,11 @@ A file's checks run inside its transaction just before its COMMIT; with ``transa
 the configured ``sql:`` checks also run inside the one transaction: a failing check rolls back
 (the apply step reports it as the file's failure). Every other configured check runs after
 the last COMMIT, read-only; a failure there is ``verify_failed`` (exit 4) with the restore
-plan, whose first step is `guard undo`. Each check is reported with its name (``verify.<name>``
-or ``file:line``), result, duration and, when it fails, the first rows of its query.
+plan (guard.restore_verify), whose first step is `guard undo` when undo's own dry run would
+accept the run, else why not (undo_offered, guard.restore_undo). Before any change
+(preflight), every check must be usable: its command found, its SQL one read-only query.
+Each check is reported with its name (``verify.<name>`` or ``file:line``), result, duration
+and, when it fails, the first rows of its query as PostgreSQL's text output.
 """
 
 from __future__ import annotations
