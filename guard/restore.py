@@ -53,9 +53,15 @@ def supabase_project_ref(url: str | None) -> str | None:
 
 def build_plan(report: RunReport, ctx: RestoreContext) -> RestorePlan | None:
     """The plan for a failed run (exit 1 or 4), None otherwise. A wrapped run's plan speaks of
-    its command and of the catalog changes it made (guard.run.wrap fills ``report.wrapped``)."""
+    its command and of the catalog changes it made (guard.run.wrap fills ``report.wrapped``);
+    a verify_failed one of its checks (guard.restore_verify)."""
     if report.wrapped is not None and report.status in ("failed_rolled_back", "failed_partially_applied"):
         return _wrapped(report, ctx)
+    if report.status == "verify_failed":
+        from guard.restore_verify import verify_failed_plan
+
+        plan = verify_failed_plan(report, ctx, _restore_paths(report, ctx), _newest_backup(report))
+        return RestorePlan(plan.needed, plan.summary, plan.committed_versions, lettered(plan.steps), plan.support)
     if report.status == "failed_rolled_back":
         return _nothing_committed(report)
     if report.status in ("failed_partially_applied", "outcome_unknown"):
@@ -388,24 +394,20 @@ def _copy_and_snapshot_steps(report: RunReport) -> list[RestoreStep]:
 def _backup_steps(newest: tuple[str, str] | None) -> list[RestoreStep]:
     steps: list[RestoreStep] = []
     if newest is not None:
-        steps.append(
-            RestoreStep(
-                "The newest automated backup",
-                f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
-                "write between then and now; prefer point-in-time recovery when it is available.",
-            )
-        )
-    steps.append(
-        RestoreStep(
-            "A logical dump, if you keep one",
-            "Restore into a new database first, check it, then switch over:",
-            [
-                "createdb restored_copy",
-                "pg_restore --no-owner --dbname=restored_copy <dump-file>   # custom-format dump",
-                "psql --dbname=restored_copy -f <dump.sql>                  # plain SQL dump",
-            ],
-        )
-    )
+        steps.append(RestoreStep(
+            "The newest automated backup",
+            f"{newest[0]} reports a completed backup at {newest[1]}. Restoring it loses every "
+            "write between then and now; prefer point-in-time recovery when it is available.",
+        ))
+    steps.append(RestoreStep(
+        "A logical dump, if you keep one",
+        "Restore into a new database first, check it, then switch over:",
+        [
+            "createdb restored_copy",
+            "pg_restore --no-owner --dbname=restored_copy <dump-file>   # custom-format dump",
+            "psql --dbname=restored_copy -f <dump.sql>                  # plain SQL dump",
+        ],
+    ))
     return steps
 
 

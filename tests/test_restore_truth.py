@@ -14,14 +14,18 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.fakes import FakeSupabase
 from tests.support import Project
 from tests.test_journal import _kill_mid_run, _wait_for
+from tests.test_undo import TOKEN as UNDO_TOKEN
+from tests.test_undo import _platform_calls, _supabase_project
 
 
 def _plan(project: Project, run_id: str) -> dict[str, Any]:
@@ -204,8 +208,8 @@ def test_restore_plan_default_skips_a_failure_a_later_run_fixed(ready: Project) 
     ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
     assert ready.guard("run").code == 0
     latest = ready.guard("restore-plan")
-    assert latest.code != 0 and failed.report["run_id"] not in latest.output
-    assert "needs attention" in latest.stderr
+    assert latest.code == 0 and failed.report["run_id"] not in latest.output
+    assert "needs attention" in latest.stdout
     assert ready.guard("restore-plan", failed.report["run_id"]).code == 0  # by id, still there
 
 
@@ -288,6 +292,9 @@ def _commands_work(project: Project, plan: dict[str, Any]) -> None:
                 assert project.query("SELECT count(*) FROM guard.runs WHERE run_id = %s", (run_id,))[0][0] == 1
             for table in re.findall(r"FROM ([a-z_]+\.[a-z_]+) WHERE version", command):
                 assert project.table_exists(table), command
+            if command.startswith("guard undo ") and "--yes" not in command:  # a dry run: undo accepts it
+                dry = project.guard(*shlex.split(command)[1:])
+                assert dry.code == 0, (command, dry.output)
             if command.startswith(("guard decrypt", "pg_restore")) and "<" not in command:
                 for word in shlex.split(command.split("&&")[0]):
                     if "/" in word or word.endswith((".dump", ".enc")):
@@ -407,3 +414,190 @@ def test_change_outside_a_transaction_with_nothing_committed_reads_true() -> Non
     words = plan.summary + " ".join(s.text for s in plan.steps)
     assert ":  committed" not in words and "(none)" not in words and "with  committed" not in words
     assert "outside a transaction" in plan.summary
+
+
+# ---------------------------------------------------------------------- 5: verify failed, undo offered, undone (#19)
+
+ITEMS = ("CREATE TABLE public.items (id int PRIMARY KEY, price int NOT NULL);"
+         "INSERT INTO public.items SELECT g, g FROM generate_series(1, 50) g")
+FAILING_CHECK = "verify:\n  - name: prices_positive\n    sql: select bool_and(price > 0) from public.items\n"
+
+
+def _offers_undo(plan: dict[str, Any] | None) -> bool:
+    return any("Undo this run with guard" in s["title"] and s["commands"] for s in (plan or {}).get("steps") or [])
+
+
+def _release(ready: Project, shape: str) -> str:
+    """A run ending 4 of the given shape; its run id."""
+    ready.query(ITEMS)
+    if shape == "verify_failed":
+        (ready.root / "guard.yml").write_text(FAILING_CHECK)
+        ready.add("20240101000001_discount.sql", "update public.items set price = price - 10;\n")
+    elif shape == "verify_failed_after_delete":
+        (ready.root / "guard.yml").write_text(FAILING_CHECK.replace("price > 0", "price > 100"))
+        ready.add("20240101000001_prune.sql", "delete from public.items where id > 40;\n")
+    elif shape == "own_transactions_check_failed":
+        ready.add("20240101000001_index.sql", "create index concurrently items_price on public.items (price);\n"
+                  "-- guard:verify select count(*) = 0 from public.items\n")
+    elif shape == "second_file_failed":
+        ready.add("20240101000001_col.sql", "alter table public.items add column note text;\n")
+        ready.add("20240101000002_bad.sql", "select 1/0;\n")
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None, result.output
+    return str(result.report["run_id"])
+
+
+@pytest.mark.parametrize(("shape", "undo_code"), [
+    ("verify_failed", 0), ("verify_failed_after_delete", 0), ("own_transactions_check_failed", 3),
+    ("second_file_failed", 0)])
+def test_the_plan_offers_undo_exactly_when_undo_would_accept_it(ready: Project, shape: str, undo_code: int) -> None:
+    run_id = _release(ready, shape)
+    dry = ready.guard("undo", run_id)
+    assert dry.code == undo_code, dry.output
+    saved = ready.query("SELECT report FROM guard.runs WHERE run_id = %s", (run_id,))[0][0]["restore_plan"]
+    shown = _plan(ready, run_id)["restore_plan"]
+    for plan in (saved, shown):
+        assert _offers_undo(plan) == (dry.code == 0), (shape, _titles(plan), dry.output)
+        assert plan["steps"][0]["title"].endswith(("Undo this run with guard", "What guard undo cannot do here"))
+        if dry.code == 3:
+            refused = plan["steps"][0]
+            assert not refused["commands"] and "refuses" in refused["text"]
+            assert not any("guard undo" in c for s in plan["steps"] for c in s["commands"])
+
+
+def test_a_later_run_makes_the_earlier_plan_stop_offering_undo(ready: Project) -> None:
+    run_id = _release(ready, "verify_failed")
+    assert _offers_undo(_plan(ready, run_id)["restore_plan"])
+    (ready.root / "guard.yml").unlink()
+    ready.add("20240101000002_more.sql", "create table public.more (id int);\n")
+    assert ready.guard("run").code == 0
+    assert ready.guard("undo", run_id).code == 3
+    plan = _plan(ready, run_id)["restore_plan"]
+    assert not _offers_undo(plan) and "undo it first" in plan["steps"][0]["text"]
+
+
+def test_verify_failed_plan_says_what_committed_and_which_checks_failed(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text(FAILING_CHECK + "  - name: fine\n    sql: select true\n"
+                                          "  - name: none_negative\n    sql: select id from public.items where price < 0"
+                                          "\n    expect: empty\n")
+    ready.query(ITEMS)
+    ready.add("20240101000001_a.sql", "update public.items set price = price - 10;\n")
+    ready.add("20240101000002_b.sql", "create table public.b (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None and result.report["status"] == "verify_failed"
+    plan = result.report["restore_plan"]
+    assert "every pending file committed (20240101000001, 20240101000002)" in plan["summary"]
+    assert "verify.prices_positive, verify.none_negative" in plan["summary"] and "verify.fine" not in plan["summary"]
+    words = plan["summary"] + " ".join(s["text"] for s in plan["steps"])
+    for false in ("before the failure failed", "rolled back", "consistent at version", "No restore needed"):
+        assert false not in words
+    assert plan["committed_versions"] == ["20240101000001", "20240101000002"] and plan["needed"] is True
+    assert "VERIFY FAILED" in result.stdout and "verify_failed" not in result.stdout.split("Outcome:")[1][:40]
+
+
+def test_an_undone_run_offers_neither_undo_nor_its_copies_again(ready: Project) -> None:
+    run_id = _release(ready, "verify_failed_after_delete")
+    before = _plan(ready, run_id)
+    assert _offers_undo(before["restore_plan"]) and before["protective_copies"]
+    undone = ready.guard("undo", run_id, "--yes")
+    assert undone.code == 0, undone.output
+    after = _plan(ready, run_id)
+    plan = after["restore_plan"]
+    assert plan["needed"] is False and "was undone by guard undo" in plan["summary"]
+    assert after["protective_copies"] == [] and not _offers_undo(plan)
+    commands = [c for s in plan["steps"] for c in s["commands"]]
+    assert not any("guard undo" in c or "INSERT INTO" in c or "guard_backup" in c for c in commands)
+    for fmt in ("text", "markdown"):
+        text = ready.guard("restore-plan", run_id, "--format", fmt).stdout
+        assert "guard undo " + run_id not in text and "protective copies" not in text
+    assert ready.guard("undo", run_id).code == 3  # undo agrees: nothing to undo again
+    latest = ready.guard("restore-plan", "--format", "json")  # the undo ended 0: nothing needs attention
+    assert latest.code == 0 and json.loads(latest.stdout)["needs_attention"] is False
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "markdown"])
+def test_restore_plan_with_nothing_to_restore_says_so_in_the_format_asked(project: Project, fmt: str) -> None:
+    shown = project.guard("restore-plan", "--format", fmt)
+    assert shown.code == 0, shown.output
+    if fmt == "json":
+        payload = json.loads(shown.stdout)
+        assert payload["needs_attention"] is False and payload["restore_plan"] is None and payload["run_id"] is None
+    else:
+        assert "needs attention" in shown.stdout
+    missing = project.guard("restore-plan", "20990101000000-zzzzz", "--format", fmt)
+    assert missing.code == 2 and "no run 20990101000000-zzzzz" in missing.stderr
+    if fmt == "json":
+        payload = json.loads(missing.stdout)
+        assert payload["found"] is False and payload["exit_code"] == 2
+
+
+def test_an_applied_run_undone_no_longer_offers_its_copies(ready: Project) -> None:
+    ready.query(ITEMS)
+    ready.add("20240101000001_prune.sql", "delete from public.items where id > 40;\n")
+    applied = ready.guard("run")
+    assert applied.code == 0 and applied.report is not None and applied.report["protective_copies"]
+    run_id = applied.report["run_id"]
+    assert "protective copies can be put back" in ready.guard("restore-plan", run_id).stdout
+    assert ready.guard("undo", run_id, "--yes").code == 0
+    for fmt in ("text", "markdown"):
+        shown = ready.guard("restore-plan", run_id, "--format", fmt)
+        assert shown.code == 0 and "was undone by guard undo" in shown.stdout
+        assert "protective copies" not in shown.stdout and "INSERT INTO" not in shown.stdout
+    payload = _plan(ready, run_id)
+    assert payload["protective_copies"] == [] and payload["restore_plan"]["needed"] is False
+
+
+def test_a_partly_undone_run_says_what_was_left_and_offers_no_undo(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text("verify:\n  - name: never\n    sql: select false\n")
+    ready.add("20240101000001_notes.sql", "create table public.notes (id int primary key, body text);\n")
+    run_id = str(ready.guard("run").report["run_id"])  # type: ignore[index]
+    ready.query("insert into public.notes values (1, 'written by the application since')")
+    partial = ready.guard("undo", run_id, "--yes")
+    assert partial.code == 4, partial.output
+    latest = json.loads(ready.guard("restore-plan", "--format", "json").stdout)  # the undo ended 4
+    assert latest["run_id"] != run_id and "public.notes" in json.dumps(latest["restore_plan"])
+    assert [c for s in latest["restore_plan"]["steps"] for c in s["commands"]] == [f"guard restore-plan {run_id}"]
+    plan = _plan(ready, run_id)["restore_plan"]
+    assert "partly undone by guard undo" in plan["summary"] and not _offers_undo(plan)
+    assert "public.notes" in plan["steps"][0]["text"]
+    assert ready.guard("undo", run_id).code == 3
+
+
+def test_restore_plan_json_when_the_database_cannot_be_reached(project: Project) -> None:
+    shown = project.guard("restore-plan", "--format", "json", "--database-url",
+                          "postgresql://guard:sekrit-pw-4242@127.0.0.1:1/nowhere")
+    assert shown.code == 3, shown.output
+    payload = json.loads(shown.stdout)
+    assert payload["found"] is False and payload["exit_code"] == 3 and payload["error"]
+    assert "sekrit-pw-4242" not in shown.output
+
+
+@pytest.fixture
+def supabase_api() -> Iterator[FakeSupabase]:
+    fake = FakeSupabase(token=UNDO_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def test_a_whole_database_undo_is_offered_with_its_confirmation_and_sends_nothing(
+        project: Project, supabase_api: FakeSupabase) -> None:
+    """A release guard cannot invert locally (an enum value: no DROP VALUE) on a project with
+    a restore point: the plan offers Supabase's undo, with --confirm <project-ref>, and asking
+    sends nothing to the API."""
+    api = supabase_api
+    _supabase_project(project, api, restore_point=True)
+    project.query("create type public.mood as enum ('ok')")
+    with open(project.root / "guard.yml", "a") as conf:
+        conf.write("verify:\n  - name: never\n    sql: select false\n")
+    project.add("20240101000001_mood.sql", "alter type public.mood add value 'meh';\n")
+    run = project.guard("run", SUPABASE_ACCESS_TOKEN=UNDO_TOKEN)
+    assert run.code == 4 and run.report is not None and run.report["status"] == "verify_failed", run.output
+    run_id = run.report["run_id"]
+    first = run.report["restore_plan"]["steps"][0]
+    assert first["commands"] == [f"guard undo {run_id} --confirm {api.ref}",
+                                 f"guard undo {run_id} --yes --confirm {api.ref}"]
+    assert "whole project" in first["text"] and "is lost" in first["text"]
+    dry = project.guard(*shlex.split(first["commands"][0])[1:], SUPABASE_ACCESS_TOKEN=UNDO_TOKEN)
+    assert dry.code == 0, dry.output
+    assert _platform_calls(api) == []
+    assert UNDO_TOKEN not in run.output + json.dumps(run.report)

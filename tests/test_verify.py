@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,12 +28,13 @@ def test_file_check_fails_inside_its_transaction_after_an_earlier_file_committed
     report = result.report
     assert report is not None
     assert [m["status"] for m in report["migrations"]] == ["applied", "failed"]
-    assert "20240101000002_fill.sql:3: guard:verify check failed" in report["migrations"][1]["error"]["message"]
+    assert "guard:verify check at line 3 failed" in report["migrations"][1]["error"]["message"]
     assert ready.query("SELECT count(*) FROM public.items") == [(0,)]  # the file rolled back
     assert ready.history() == ["20240101000001"]
     check = report["verify"][0]
     assert check["name"].endswith("20240101000002_fill.sql:3") and check["result"] == "failed"
-    assert check["rows"] == [["False"]] and check["duration_ms"] >= 0
+    assert check["where"] == "before COMMIT"
+    assert check["rows"] == [["f"]] and check["columns"] == ["?column?"] and check["duration_ms"] >= 0
 
 
 def test_passing_file_check_commits(ready: Project) -> None:
@@ -132,6 +134,7 @@ def test_file_check_of_a_file_outside_a_transaction_fails_with_exit_4(ready: Pro
     assert result.code == 4, result.output
     assert result.report is not None and result.report["status"] == "failed_partially_applied"
     assert [c["result"] for c in result.report["verify"]] == ["passed", "failed"]
+    assert {c["where"] for c in result.report["verify"]} == {"after its last statement"}
     assert ready.history() == []  # its effect remains, it is not recorded as applied
 
 
@@ -141,32 +144,240 @@ EVENTS = ("create table public.events (id int primary key);"
           "'delete from public.events returning true';")
 
 
-@pytest.mark.parametrize("line", [
-    "select true; drop table public.events",                      # a second statement, unseen
-    "select true; commit; delete from public.events; select true",  # commits early
-    "with d as (delete from public.events returning 1) select true",  # a data-modifying WITH
-    "select true into public.stolen",                               # SELECT INTO writes
-    "select public.purge()",                                        # a function that writes
+@pytest.mark.parametrize(("line", "code"), [
+    ("select true; drop table public.events", 3),                      # a second statement, unseen
+    ("select true; commit; delete from public.events; select true", 3),  # commits early
+    ("with d as (delete from public.events returning 1) select true", 3),  # a data-modifying WITH
+    ("select true into public.stolen", 3),                               # SELECT INTO writes
+    ("select public.purge()", 1),                                        # a function that writes
 ])
-def test_a_file_check_that_would_write_fails_the_file_and_changes_nothing(ready: Project, line: str) -> None:
+def test_a_file_check_that_would_write_fails_the_file_and_changes_nothing(ready: Project, line: str,
+                                                                         code: int) -> None:
+    """What the parser sees is refused before any change (exit 3, file:line); a function that
+    writes fails in its read-only savepoint (exit 1, the file rolled back)."""
     ready.query(EVENTS)
     ready.add("20240101000001_items.sql", ITEMS + f"-- guard:verify {line}\n")
     result = ready.guard("run")
-    assert result.code == 1, result.output
+    assert result.code == code, result.output
+    if code == 3:
+        assert "20240101000001_items.sql:2: -- guard:verify" in result.stderr
     assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
     assert not ready.table_exists("public.items") and not ready.table_exists("public.stolen")
     assert ready.history() == []
 
 
-@pytest.mark.parametrize("sql", [
-    "with d as (delete from public.events returning 1) select true",
-    "select public.purge()",
+@pytest.mark.parametrize(("sql", "code"), [
+    ("with d as (delete from public.events returning 1) select true", 2),
+    ("select public.purge()", 1),
 ])
-def test_a_configured_check_that_would_write_rolls_the_release_back(ready: Project, sql: str) -> None:
+def test_a_configured_check_that_would_write_rolls_the_release_back(ready: Project, sql: str, code: int) -> None:
     ready.query(EVENTS)
     _yml(ready, f"migrations:\n  transaction: all\nverify:\n  - name: sneaky\n    sql: \"{sql}\"\n")
     ready.add("20240101000001_items.sql", ITEMS)
     result = ready.guard("run")
-    assert result.code == 1, result.output
+    assert result.code == code, result.output
+    if code == 2:
+        assert "verify.sneaky.sql" in result.stderr
     assert ready.query("SELECT count(*) FROM public.events") == [(40,)]
     assert ready.history() == []
+
+
+# -- Only a real line comment between statements is a check (what PostgreSQL's lexer sees) --
+
+NOT_CHECKS = (
+    "insert into public.items values (1, length('\n-- guard:verify select false\n'));\n"
+    "insert into public.items values (2, length(E'it''s\\n-- guard:verify select false'));\n"
+    "create function public.f() returns int language plpgsql as $body$\nbegin\n"
+    "-- guard:verify select false\nreturn 1;\nend\n$body$;\n"
+    "do $$\nbegin\n  -- guard:verify select false\n  perform 1;\nend\n$$;\n"
+    "/* a block comment\n-- guard:verify select false\n/* nested\n-- guard:verify select false\n*/\n*/\n"
+    "-- guard:verifying is another word\n"
+    "insert into public.items values (3, 1); -- guard:verify select count(*) = 3 from public.items\n"
+    "\n-- guard:verify select count(*) = 3 from public.items where price > 0\n"
+)
+
+
+def test_guard_verify_in_strings_bodies_and_block_comments_is_not_a_check(ready: Project) -> None:
+    ready.add("20240101000001_items.sql", ITEMS + NOT_CHECKS)
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    lines = [c["name"].rsplit(":", 1)[1] for c in result.report["verify"]]
+    real = [str(n) for n, line in enumerate((ITEMS + NOT_CHECKS).splitlines(), 1) if "count(*) = 3" in line]
+    assert len(real) == 2 and lines == real and {c["result"] for c in result.report["verify"]} == {"passed"}
+    assert ready.query("SELECT count(*) FROM public.items") == [(3,)]
+
+
+@pytest.mark.parametrize(("body", "line"), [
+    ("create table public.t (\n  id int -- guard:verify select true\n);\n", 3),  # inside a statement
+    ("insert into public.items values (1, 1)\n-- guard:verify select true\n;\n", 3),  # before its ';'
+    ("select 1;\n--guard:verify\n", 3),                                               # no query
+])
+def test_a_check_that_is_not_between_statements_is_refused_before_any_change(ready: Project, body: str,
+                                                                             line: int) -> None:
+    ready.add("20240101000001_items.sql", ITEMS + body)
+    result = ready.guard("run")
+    assert result.code == 3, result.output
+    assert f"20240101000001_items.sql:{line}:" in result.stderr and "guard:verify" in result.stderr
+    assert "Traceback" not in result.output
+    assert not ready.table_exists("public.items") and ready.history() == []
+
+
+# -- run: checks: found before any change; their whole process group killed on timeout --
+
+@pytest.mark.parametrize("command", ["./missing-check", "not-a-command-anywhere-42", "./check.txt", "./ci"])
+def test_a_run_check_whose_command_cannot_run_stops_before_any_change(ready: Project, command: str) -> None:
+    (ready.root / "check.txt").write_text("#!/bin/sh\nexit 0\n")  # not executable
+    (ready.root / "ci").mkdir()
+    _yml(ready, f"verify:\n  - name: smoke\n    run: [{command}]\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run")
+    assert result.code == 2, result.output
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1 and "verify.smoke.run" in error[0] and command in error[0]
+    assert not ready.table_exists("public.items") and ready.history() == []
+    assert ready.query("SELECT to_regclass('guard.runs') IS NULL") == [(True,)]  # not even journalled
+
+
+GRANDCHILD = ("import subprocess, sys, time\n"
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']{redirect})\n"
+              "open('grandchild.pid', 'w').write(str(p.pid))\n"
+              "{after}\n")
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" in status.read_text()  # a zombie: dead, not yet reaped
+
+
+@pytest.mark.parametrize(("redirect", "after", "error"), [
+    ("", "time.sleep(120)", "timed out after 1s"),                     # child and grandchild sleep
+    ("", "sys.exit(0)", "held its output"),                            # grandchild keeps the pipe
+    (", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL", "time.sleep(120)", "timed out after 1s"),
+])
+def test_a_run_check_that_times_out_takes_its_grandchildren_with_it(ready: Project, redirect: str, after: str,
+                                                                   error: str) -> None:
+    import time
+
+    (ready.root / "spawn.py").write_text(GRANDCHILD.format(redirect=redirect, after=after))
+    _yml(ready, f"verify:\n  - name: spawner\n    run: [{sys.executable}, spawn.py]\n    timeout: 1s\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    started = time.monotonic()
+    result = ready.guard("run")
+    assert time.monotonic() - started < 60, "guard waited for the grandchild"
+    assert result.code == 4, result.output
+    assert result.report is not None and error in result.report["verify"][0]["error"]
+    pid = int((ready.root / "grandchild.pid").read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "the grandchild outlived its check"
+
+
+def test_a_passing_run_check_leaves_no_process_behind(ready: Project) -> None:
+    import time
+
+    (ready.root / "spawn.py").write_text(GRANDCHILD.format(
+        redirect=", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL", after="sys.exit(0)"))
+    _yml(ready, f"verify:\n  - name: spawner\n    run: [{sys.executable}, spawn.py]\n    timeout: 30s\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    pid = int((ready.root / "grandchild.pid").read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)
+
+
+# -- The report: rows as psql shows them, untrusted text inert, no secret --
+
+SHOWN = ("select 1.50::numeric as amount, timestamp '2026-11-30 08:00:00' as at, null::text as nothing, "
+         "true as ok, interval '90 minutes' as took, '{\"a\": [1]}'::jsonb as doc, "
+         "E'two\\nlines ::error::pwned \\x1b[31m' as evil, 'sekrit-admin-key-123' as leaked")
+
+
+def test_failed_check_rows_are_shown_as_psql_shows_them_and_inert(ready: Project) -> None:
+    _yml(ready, json.dumps({"verify": [  # JSON is YAML
+        {"name": "shown", "sql": SHOWN},
+        {"name": "out", "run": ["sh", "-c", 'echo "token $ADMIN_API_KEY"; printf "::error::x\\n"; exit 7']}]}))
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run", ADMIN_API_KEY="sekrit-admin-key-123")
+    assert result.code == 4, result.output
+    assert result.report is not None
+    shown, out = result.report["verify"]
+    assert shown["columns"] == ["amount", "at", "nothing", "ok", "took", "doc", "evil", "leaked"]
+    assert shown["rows"][0][:6] == ["1.50", "2026-11-30 08:00:00", None, "t", "01:30:00", '{"a": [1]}']
+    assert shown["row_count"] == 1 and out["error"] == "exit 7" and out["output"][1] == "::error::x"
+    assert "1.50 | 2026-11-30 08:00:00 | NULL | t | 01:30:00 | {\"a\": [1]}" in result.stdout
+    for python in ("Decimal(", "datetime.", "None", "True", "timedelta"):
+        assert python not in result.output
+    for line in result.output.splitlines():
+        assert not line.lstrip().startswith("::") and "\x1b" not in line
+    assert "two\\nlines" in result.stdout
+    saved = json.dumps(ready.query("SELECT report FROM guard.runs")[0][0])
+    for text in (result.output, json.dumps(result.report), saved):
+        assert "sekrit-admin-key-123" not in text
+
+
+def test_a_huge_failing_row_is_cut_in_every_output(ready: Project) -> None:
+    wide = ", ".join(f"{i} as c{i}" for i in range(40))
+    _yml(ready, json.dumps({"verify": [
+        {"name": "huge", "sql": "select false, repeat('é', 100000) as big from generate_series(1, 9)"},
+        {"name": "wide", "sql": f"select {wide}"}]}))
+    ready.add("20240101000001_items.sql", ITEMS)
+    result = ready.guard("run")
+    assert result.code == 4 and result.report is not None, result.output
+    huge, wide_check = result.report["verify"]
+    assert huge["row_count"] == 9 and len(huge["rows"]) == 5
+    assert all(row[0] == "f" and len(row[1]) == 201 and row[1].endswith("…") for row in huge["rows"])
+    assert len(wide_check["columns"]) == 20 and len(wide_check["rows"][0]) == 20
+    assert len(result.output) < 40_000 and "(9 rows, first 5 shown)" in result.stdout
+
+
+def test_a_failed_check_after_commit_is_one_inert_annotation_in_github_actions(ready: Project) -> None:
+    _yml(ready, json.dumps({"verify": [{"name": "evil", "sql": "select false, E'x\\n::add-mask::y ##[error]z'"}]}))
+    ready.add("20240101000001_items.sql", ITEMS)
+    summary = ready.root / "summary.md"
+    result = ready.guard("run", GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    assert result.code == 4, result.output
+    commands = [line for line in result.stdout.splitlines() if line.lstrip().startswith("::") or "##[" in line]
+    ours = [line for line in commands if line.startswith("::error title=migration-guard verify.evil failed::")]
+    assert len(ours) == 1 and "##[" not in ours[0] and "%0A" not in ours[0]
+    assert not [line for line in commands if "add-mask" in line.split("::", 2)[1]]
+    assert all(line.startswith("::error ") or line.startswith("::group") or line.startswith("::endgroup")
+               for line in commands), commands
+    text = summary.read_text()
+    assert "### Verify" in text and "| `verify.evil` | failed |" in text and "\n::" not in text
+
+
+def test_a_grandchild_that_left_the_group_cannot_hold_guard(ready: Project) -> None:
+    """It escaped the process group (setsid), so it cannot be killed with it; it keeps the
+    output pipe open, and guard stops waiting for it DRAIN_SECONDS after the kill."""
+    import os
+    import signal
+    import time
+
+    (ready.root / "spawn.py").write_text(GRANDCHILD.format(redirect=", start_new_session=True",
+                                                           after="time.sleep(120)"))
+    _yml(ready, f"verify:\n  - name: spawner\n    run: [{sys.executable}, spawn.py]\n    timeout: 1s\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    started = time.monotonic()
+    try:
+        result = ready.guard("run")
+        assert time.monotonic() - started < 60
+        assert result.code == 4 and result.report is not None, result.output
+        assert "timed out after 1s" in result.report["verify"][0]["error"]
+    finally:
+        pid_file = ready.root / "grandchild.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the test's own leftover
+            except ProcessLookupError:
+                pass

@@ -178,7 +178,20 @@ def _log_lines(table: str, table_stats: dict[str, Any]) -> list[str]:
 def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fmt: str) -> int:
     """`guard restore-plan`: the plan of a past run, from the journal; with no id, the latest run
     that still needs attention (guard.journal.LATEST_FAILED). Steps whose protective copies
-    were pruned are left out; a run that needs no plan says so, in the format asked for."""
+    were pruned are left out; `guard undo` is offered only when undo would accept the run now,
+    and a run that was undone says so (guard.restore_undo). A run that needs no plan, and no
+    run needing attention (exit 0), say so in the format asked for; with ``--format json``
+    every outcome, an error too, is one JSON object on stdout."""
+    try:
+        return _restore_plan(ctx, config, run_id=run_id, fmt=fmt)
+    except GuardError as exc:
+        if fmt == "json":
+            ctx.out(json.dumps({"run_id": run_id, "found": False, "error": str(exc),
+                                "exit_code": exc.exit_code}, indent=2) + "\n")
+        raise
+
+
+def _restore_plan(ctx: Context, config: Config, *, run_id: str | None, fmt: str) -> int:
     from guard import journal
 
     conn = open_connection(config, "restore-plan")
@@ -187,18 +200,55 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
         if run is None:
             if run_id:
                 raise GuardError(f"no run {run_id} in the journal of this database (guard.runs)")
-            raise GuardError(
-                "no run in the journal of this database (guard.runs) needs attention: none failed "
-                "or was left unfinished since the last run that ended 0",
-                hint="guard restore-plan RUN_ID shows the plan of any run",
-            )
+            ctx.out(_nothing_needs_attention(fmt))
+            return 0
         copies = list((run.report or {}).get("protective_copies") or [])
         present = _copies_present(conn, copies)
-        plan = _plan_of(run, config, copies, present)
+        plan, was_undone = _undo_now(conn, config, run, _plan_of(run, config, copies, present))
     finally:
         conn.close()
-    ctx.out(_render_plan(run, plan, [c for c in copies if c.get("copy") in present], fmt))
+    shown = [] if was_undone else [c for c in copies if c.get("copy") in present]  # undo used them
+    ctx.out(_render_plan(run, plan, shown, fmt))
     return 0
+
+
+NOTHING = ("No run in the journal of this database (guard.runs) needs attention: none failed or was left "
+           "unfinished since the last run that ended 0. guard restore-plan RUN_ID shows the plan of any run.")
+
+
+def _nothing_needs_attention(fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"run_id": None, "found": False, "needs_attention": False, "restore_plan": None,
+                           "message": NOTHING}, indent=2) + "\n"
+    return ("## migration-guard: nothing to restore\n\n" if fmt == "markdown" else "") + NOTHING + "\n"
+
+
+def _undo_now(conn: Any, config: Config, run: Any, plan: Any) -> tuple[Any, bool]:
+    """(plan, undone): the plan with `guard undo` as undo would answer now. A run undone since
+    says so and offers neither undo nor its copies again; a changed run's plan asks undo's dry
+    run."""
+    from guard.report.model import RestorePlan
+    from guard.restore_undo import after_undo, ask, of_an_undo, offer, undone
+
+    if run.command == "undo" and plan is None:
+        return of_an_undo(run.run_id, run.report or {}), False
+    if run.command != "run":
+        return plan, False
+    row = undone(conn, run.run_id)
+    if row is not None:
+        undo_run = _find(conn, row["undo_id"])
+        report = (undo_run.report if undo_run is not None else None) or {}
+        left = [*report.get("kept", []), *report.get("not_invertible", [])]
+        return after_undo(plan or RestorePlan(False, "", [], []), run.run_id, row, left), True
+    if plan is not None and run.exit_code == 4 and run.finished_at is not None:
+        offer(plan, ask(conn, config, run.run_id), run.run_id)
+    return plan, False
+
+
+def _find(conn: Any, run_id: str) -> Any:
+    from guard import journal
+
+    return journal.find(conn, run_id)
 
 
 def _copies_present(conn: Any, copies: list[dict[str, Any]]) -> set[str]:

@@ -44,7 +44,8 @@ def annotation(level: str, message: str, *, file: str | None = None, line: int |
 
 
 def annotation_lines(report: RunReport) -> list[str]:
-    """One ::error at each failing statement's file:line, and one for a blocked run."""
+    """One ::error at each failing statement's file:line, one per check that failed outside a
+    file's transaction (after COMMIT, on the shadow), and one for a blocked run."""
     out: list[str] = []
     for m in report.migrations:
         if m.error is not None and m.status in ("failed", "unknown"):
@@ -59,6 +60,11 @@ def annotation_lines(report: RunReport) -> list[str]:
             level, finding.get("message", ""), file=finding.get("file"), line=finding.get("line"),
             title=f"migration-guard {finding.get('rule', '')}",
         ))
+    for check in report.verify:
+        if check.get("result") == "failed" and check.get("where") in ("after COMMIT", "shadow"):  # not a file's
+            from guard.report.verify import check_line
+
+            out.append(annotation("error", check_line(check), title=f"migration-guard {check['name']} failed"))
     if report.exit_code in (2, 3) and not out:
         out.append(annotation("error", report.message, title=f"migration-guard {report.command}: {report.status}"))
     if report.restore_plan is not None and report.restore_plan.needed is not False:

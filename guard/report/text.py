@@ -6,6 +6,8 @@ from guard.config import format_duration
 from guard.report.model import MigrationResult, ProviderReport, RestorePlan, RunReport
 from guard.report.sanitize import markdown_cell as _cell
 from guard.report.sanitize import markdown_text as _text
+from guard.report.verify import markdown_lines as verify_markdown
+from guard.report.verify import text_lines as verify_text
 
 HEADLINES = {
     "applied": "APPLIED",
@@ -17,6 +19,7 @@ HEADLINES = {
     "blocked": "BLOCKED - no migration applied",
     "failed_partially_applied": "FAILED AFTER PART COMMITTED - database changed",
     "outcome_unknown": "OUTCOME UNKNOWN - database may have changed",
+    "verify_failed": "VERIFY FAILED - applied, but a check failed: database changed, not as intended",
 }
 
 
@@ -123,6 +126,7 @@ def render_text(report: RunReport) -> str:
         from guard.shadow_trace import render_text as trace_text
 
         lines.extend(trace_text(report.shadow["trace"]))
+    lines += verify_text(report.verify)
     if report.protective_copies:
         lines.append("Protective copies:")
         for c in report.protective_copies:
@@ -211,6 +215,7 @@ def render_markdown(report: RunReport) -> str:
         from guard.shadow_trace import render_markdown as trace_markdown
 
         lines += trace_markdown(report.shadow["trace"], _cell)
+    lines += verify_markdown(report.verify)
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings] + [""]
     if report.restore_plan:

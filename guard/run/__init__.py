@@ -56,7 +56,8 @@ def guarded_run(
     files.read_files(state, config.migrations, config.base_dir)            # 5a. files, before connecting
     with connect.session(state):                                          # 2. connect
         connect.record_server(state)                                      #    server facts; no standby
-        with lock.held(state), outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock
+        with lock.held(state), verify.undo_offered(state, config), \
+                outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock; 12b. undo offered
             unfinished.refuse_unfinished(state, restore)                  # 4. journal
             if options.command:
                 wrap.wrapped_run(state, config, restore)                  # 7-9, 13 around another tool
@@ -65,6 +66,7 @@ def guarded_run(
             if outcome.nothing_pending(state):
                 return report
             lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)  # 6. lint
+            verify.preflight(state, config.verify, config.base_dir)       #    checks usable (12)
             backup_gate.confirm_backup(state, config)                     # 7. backups
             lint_gate.destructive(state, config.lint, config.protect, config.backups.require_pitr)  # 6b. policy
             restore_point.mark(state)                                     # 8. restore point
