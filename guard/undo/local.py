@@ -9,12 +9,13 @@ one recorded before the run: what still differs is returned, never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
 from guard.undo.catalog import fingerprint_json
-from guard.undo.plan import InversePlan
+from guard.undo.model import Action, InversePlan
 
 if TYPE_CHECKING:
     import psycopg
@@ -38,6 +39,9 @@ REVOKE_COPY = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
 DELETE_HISTORY = "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 HISTORY_EXISTS = "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
 EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+LOCK = "LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"
+# The application's sessions hold locks too: wait a while, then fail (exit 1) rather than hang.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 
 
 def ensure_undone(conn: psycopg.Connection[Any]) -> None:
@@ -66,27 +70,75 @@ def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str)
     return made
 
 
+class Tampered(Exception):
+    """A copy changed between the plan and the transaction that would use it."""
+
+
+def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
+    """ACCESS EXCLUSIVE on every existing table the plan touches: nothing the application writes
+    can slip in between what undo saw and what it does."""
+    tables = [t for t in dict.fromkeys(a.table for a in plan.actions if a.table)
+              if conn.execute(EXISTS, (t,)).fetchone() == (True,)]
+    if tables:
+        conn.execute(sql.SQL(LOCK).format(tables=sql.SQL(", ").join(sql.SQL(t) for t in tables)))
+
+
 def execute(
-    conn: psycopg.Connection[Any], plan: InversePlan, *, run_id: str, undo_id: str, versions: list[str],
-    before: dict[str, str], progress: Any,
-) -> tuple[list[str], list[str]]:
-    """Run the plan in one transaction; returns (copies of the present state, differences from
-    the fingerprint before the run that remain). A failing statement raises psycopg.Error and
-    everything rolls back."""
+    conn: psycopg.Connection[Any], build: Callable[[], InversePlan], *, run_id: str, undo_id: str,
+    versions: list[str], before: dict[str, str], force: bool, progress: Any,
+) -> tuple[InversePlan, list[str], list[str]]:
+    """Build the plan and run it in one transaction, under locks; returns (the plan as carried
+    out, copies of the present state, differences from the fingerprint before the run that
+    remain). A failing statement raises psycopg.Error and everything rolls back; a copy that
+    no longer matches its checksum raises Tampered."""
     from guard import fingerprint
+    from guard.undo import written
 
     ensure_undone(conn)
     with conn.transaction():
+        conn.execute(LOCK_TIMEOUT)
+        lock(conn, build())
+        plan = build()  # again, under the locks: what the application wrote up to now is seen
+        if plan.tampered:
+            raise Tampered("; ".join(plan.tampered))
         copies = copy_present(conn, plan, undo_id)
+        for statement in plan.prepare:
+            conn.execute(statement.encode())
         for action in plan.actions:
             progress(f"undo: {action.what}")
-            conn.execute(action.sql.encode())
-        if not plan.partial and conn.execute(HISTORY_EXISTS).fetchone() == (True,):
-            conn.execute(DELETE_HISTORY, (versions,))
+            _do(conn, plan, action, force)
+        if not plan.partial:
+            if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
+                conn.execute(DELETE_HISTORY, (versions,))
+            written.forget(conn, run_id)
         conn.execute(MARK_UNDONE, (run_id, undo_id, "local", plan.partial))
         now = fingerprint_json(fingerprint.take(conn))
     remaining = sorted(
         f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
         for key in set(before) | set(now) if before.get(key) != now.get(key)
     )
-    return copies, remaining
+    return plan, copies, remaining
+
+
+def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force: bool) -> None:
+    """One action; a soft one (a constraint the rows written since violate) is kept off without
+    --force, an optional one (an object something depends on) is named, each in a savepoint."""
+    import psycopg
+
+    if not (action.soft or action.optional):
+        conn.execute(action.sql.encode())
+        return
+    try:
+        with conn.transaction():
+            conn.execute(action.sql.encode())
+    except psycopg.Error as exc:
+        reason = exc.diag.message_primary or str(exc)
+        if action.optional:
+            plan.not_invertible.append(f"{action.what}: not done, {reason}")
+        elif not force and (exc.sqlstate or "").startswith("23"):
+            count = conn.execute(action.count_sql.encode()).fetchone() if action.count_sql else None
+            rows = f"{count[0]} row(s) written since the run" if count else "rows written since the run"
+            plan.kept.append(f"{action.what}: not done, {rows} violate it ({reason}); they are kept as they are, "
+                             "--force makes the undo fail instead")
+        else:
+            raise

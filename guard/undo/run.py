@@ -29,7 +29,8 @@ def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> t
         return None
     now = catalog.read(conn)
     checksums = {oid: catalog.checksum(conn, now.tables[oid]) for oid in after[1].checksums if oid in now.tables}
-    inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums)
+    inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums,
+                         conn=conn, run_id=run.run_id)
     return plan.build(inputs), before[0]
 
 
@@ -51,6 +52,12 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
         return supabase.whole_database(conn, config, run, options, result, progress)
     inverse, before = local
     from guard.undo.plan import describe
+    from guard.undo.supabase import manual_plan
+
+    if inverse.tampered:
+        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
+        result.not_invertible = inverse.tampered
+        return result
 
     result.path = "local"
     result.actions = describe(inverse)
@@ -60,26 +67,38 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
         result.message = (f"would undo {len(result.versions)} version(s) locally in one transaction "
                           f"({len(inverse.actions)} statement(s)); nothing changed, add --yes")
         return result
-    return _carry_out(conn, config, run, inverse, before, result, progress)
+    return _carry_out(conn, config, run, options.force, before, result, progress)
 
 
-def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, inverse: InversePlan,
+def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, force: bool,
                before: dict[str, str], result: UndoResult, progress: Progress) -> UndoResult:
     import psycopg
 
     from guard.undo import local, record
+    from guard.undo.plan import describe
+    from guard.undo.supabase import manual_plan
+
+    def build() -> InversePlan:
+        found = local_plan(conn, run, force)
+        return found[0] if found else InversePlan()
 
     record.start(conn, result, run)
     try:
-        result.copies, result.remaining = local.execute(
-            conn, inverse, run_id=run.run_id, undo_id=result.undo_id, versions=result.versions,
-            before=before, progress=progress)
+        inverse, result.copies, result.remaining = local.execute(
+            conn, build, run_id=run.run_id, undo_id=result.undo_id, versions=result.versions,
+            before=before, force=force, progress=progress)
+    except local.Tampered as exc:
+        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
+        result.not_invertible = str(exc).split("; ")
+        record.finish(conn, config, result)
+        return result
     except psycopg.Error as exc:
         result.exit_code = EXIT_FAILED_ROLLED_BACK
-        result.message = f"the undo failed and was rolled back: {exc.diag.message_primary or exc}"
+        result.message = f"the undo failed and was rolled back, nothing changed: {failure(exc)}"
         record.finish(conn, config, result)
         return result
     result.done = True
+    result.actions, result.kept, result.not_invertible = describe(inverse), inverse.kept, inverse.not_invertible
     if inverse.partial or result.remaining:
         result.exit_code = EXIT_CHANGED
         result.message = ("partly undone: see what was kept and why; the history keeps "
@@ -91,4 +110,15 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, i
     return result
 
 
-__all__ = ["Blocked", "undo"]
+def failure(exc: Any) -> str:
+    """One line from a PostgreSQL error: its message and the table, column and constraint."""
+    diag = exc.diag
+    where = [f"table {diag.schema_name}.{diag.table_name}" if diag.table_name else "",
+             f"column {diag.column_name}" if diag.column_name else "",
+             f"constraint {diag.constraint_name}" if diag.constraint_name else ""]
+    named = ", ".join(w for w in where if w)
+    text = (diag.message_primary or str(exc)).splitlines()[0]
+    return text + (f" ({named})" if named else "") + (f" [{exc.sqlstate}]" if exc.sqlstate else "")
+
+
+__all__ = ["Blocked", "failure", "undo"]
