@@ -88,7 +88,8 @@ SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELS
                    AND d.deptype IN ('a', 'i', 'e') AND d.refobjsubid > 0)
 UNION ALL
 SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, p.oid::text,
-       p.oid::regprocedure::text, '', ''
+       quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       '', ''
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
 UNION ALL

@@ -31,7 +31,13 @@ def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> t
     checksums = {oid: catalog.checksum(conn, now.tables[oid]) for oid in after[1].checksums if oid in now.tables}
     inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums,
                          conn=conn, run_id=run.run_id)
-    return plan.build(inputs), before[0]
+    inverse = plan.build(inputs)
+    wrapped = (run.report or {}).get("wrapped")
+    if wrapped:
+        inverse.not_invertible.append(
+            f"the rows {wrapped.get('argv', ['the wrapped command'])[0]} wrote, updated or deleted: guard ran it as "
+            "another tool and saw only the catalog before and after, so its data changes are not undone")
+    return inverse, before[0]
 
 
 def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, result: UndoResult,
@@ -48,6 +54,9 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
 
         if local is not None:
             result.not_invertible = local[0].not_invertible  # said, whichever path follows
+        else:
+            result.not_invertible = [f"{change}: by the wrapped command; guard recorded no catalog to invert it"
+                                     for change in target.wrapped_changes(run)]
 
         return supabase.whole_database(conn, config, run, options, result, progress)
     inverse, before = local

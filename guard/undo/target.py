@@ -10,9 +10,12 @@ from guard.errors import Blocked
 if TYPE_CHECKING:
     import psycopg
 
+# A run changed the database when it committed versions, or (a wrapped tool that keeps no
+# Supabase history) when the catalog changed around the tool.
 CHANGED_RUNS = f"""
 SELECT r.run_id FROM guard.runs r
- WHERE r.command = 'run' AND cardinality({journal.COMMITTED}) > 0
+ WHERE r.command = 'run' AND (cardinality({journal.COMMITTED}) > 0
+       OR jsonb_array_length(coalesce(r.report -> 'wrapped' -> 'changes', '[]'::jsonb)) > 0)
  ORDER BY r.started_at DESC
 """
 UNDONE_RUNS = "SELECT run_id FROM guard.undone"
@@ -23,6 +26,12 @@ def undone(conn: psycopg.Connection[Any]) -> set[str]:
     if conn.execute(UNDONE_EXISTS).fetchone() != (True,):
         return set()
     return {r[0] for r in conn.execute(UNDONE_RUNS).fetchall()}
+
+
+def wrapped_changes(run: journal.JournalRun) -> list[str]:
+    """What a wrapped tool (`guard run -- CMD`) changed in the catalog, as guard saw it."""
+    changes = ((run.report or {}).get("wrapped") or {}).get("changes") or ()
+    return [f"{c.get('kind')} {c.get('name')} {c.get('action')}" for c in changes if isinstance(c, dict)]
 
 
 def choose(conn: psycopg.Connection[Any], run_id: str | None) -> journal.JournalRun:
@@ -41,7 +50,7 @@ def choose(conn: psycopg.Connection[Any], run_id: str | None) -> journal.Journal
         raise Blocked(f"no guarded run {run_id} in the journal", hint="guard restore-plan lists runs")
     if run_id in done:
         raise Blocked(f"run {run_id} was undone already")
-    if not found.committed:
+    if not found.committed and not wrapped_changes(found):
         raise Blocked(f"run {run_id} committed nothing: there is nothing to undo")
     if found.finished_at is None:
         raise Blocked(f"run {run_id} has not finished", hint="acknowledge it first (guard run --acknowledge)")
