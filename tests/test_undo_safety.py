@@ -284,3 +284,45 @@ def test_a_wrapped_run_is_never_said_to_have_changed_nothing(ready: Project) -> 
     assert "drop column public.items.price the run added" in undo.stdout
     assert "its data changes are not undone" in undo.stdout
     assert ready.query("SELECT name FROM public.items") == [("b",)]
+
+
+# ------------------------------------------------------------------ 5. partial undos, undoing an undo
+
+def test_an_undo_is_undone_by_its_own_id_and_the_run_again(shop: Project) -> None:
+    before = state(shop)
+    _run(shop, "delete from public.orders where total > 600;\n",
+         "alter table public.accounts drop column plan;\ncreate table public.tags (id int primary key);\n"
+         "insert into public.tags values (1);\nupdate public.accounts set credits = 0 where id < 50;\n")
+    after_run = state(shop)
+    history = shop.history()
+    assert shop.guard("undo", "--yes").code == 0
+    assert state(shop) == before and shop.history() == []
+    undo_id = shop.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
+
+    back = shop.guard("undo", undo_id, "--yes")
+    assert back.code == 0, back.output
+    assert state(shop) == after_run and shop.history() == history
+    again = shop.guard("undo", "--yes")  # the run is in place again: it can be undone again
+    assert again.code == 0, again.output
+    assert state(shop) == before and shop.history() == []
+
+
+def test_a_partial_undo_leaves_the_run_in_place_and_is_finished_through_its_undo(shop: Project) -> None:
+    before = state(shop)
+    run_id = _run(shop, "create table public.tags (id int primary key, label text);\n"
+                  "alter table public.orders add column note text;\n")
+    shop.query("INSERT INTO public.tags VALUES (7, 'written by the app')")
+    after_app = state(shop)
+    partial = shop.guard("undo", "--yes")
+    assert partial.code == 4, partial.output
+    assert shop.history() == ["20240101000001"]
+    undo_id = shop.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
+    refused = shop.guard("undo", "--yes")
+    assert refused.code == 3 and f"run {run_id} was partly undone by {undo_id}" in refused.stderr, refused.output
+
+    back = shop.guard("undo", undo_id, "--yes")
+    assert back.code == 0, back.output
+    assert state(shop) == after_app
+    forced = shop.guard("undo", run_id, "--yes", "--force")
+    assert forced.code == 0, forced.output
+    assert state(shop) == before and shop.history() == []

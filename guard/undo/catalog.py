@@ -224,3 +224,26 @@ def load(conn: psycopg.Connection[Any], run_id: str, phase: str) -> tuple[dict[s
         return None
     row = conn.execute(LOAD_CATALOG, (run_id, phase)).fetchone()
     return (dict(row[0]), Catalog.from_json(row[1])) if row else None
+
+
+def align(now: Catalog, after: Catalog) -> None:
+    """Give a table recreated since the run (an undo undone: same name, a new oid) the identity
+    it had at the end of the run, its columns too, so that undo sees it as the run's table."""
+    known = set(after.tables)
+    by_name = {name: oid for oid, name in now.tables.items() if oid not in known}
+    for old, name in after.tables.items():
+        new = by_name.get(name)
+        if old in now.tables or new is None:
+            continue
+        now.tables[old] = now.tables.pop(new)
+        now.relnames[old] = now.relnames.pop(new, "")
+        if new in now.checksums:
+            now.checksums[old] = now.checksums.pop(new)
+        names = {c["name"]: key for key, c in after.columns.items() if c["table"] == old}
+        for key, col in list(now.columns.items()):
+            if col["table"] == new:
+                del now.columns[key]
+                now.columns[names.get(col["name"], f"{old}.{col['num']}")] = {**col, "table": old}
+        for obj in now.others.values():
+            if obj["table"] == new:
+                obj["table"] = old

@@ -70,7 +70,7 @@ def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str
     statement = record.restore_sql.rstrip().rstrip(";")
     what = f"put back {record.rows} updated row(s) of {table} from {record.copy}"
     part = f"rows:{record.copy}"
-    keys = written.key_columns(inputs.conn, inputs.now_oid(now)) if inputs.conn is not None else []
+    keys = written.key_columns(inputs.conn, now) if inputs.conn is not None else []
     if part in inputs.after.parts and keys:
         since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE {written.join(keys)} "
                  f"AND {_unchanged(inputs, part)})")
@@ -95,16 +95,10 @@ def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: st
     insert = (f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {select_list(inputs, oid, names)} "
               f"FROM {record.copy} AS c")
     what = f"put back {record.rows} deleted row(s) of {table} from {record.copy}"
-    if record.restore_sql.lstrip().startswith("-- MERGE"):
-        then, present = inputs.after.checksums.get(oid or ""), inputs.checksums_now.get(oid or "")
-        if then is not None and then != present and not inputs.force:
-            plan.kept.append(f"table {table}: written since the run (its checksum changed); the MERGE of "
-                             f"{record.statement} is not undone; --force puts the whole table back from {record.copy}")
-            return
-        plan.add(f"DELETE FROM {table}", f"empty {table} to put back the whole table the MERGE rewrote", table)
-        plan.add(insert, f"put back {record.rows} row(s) of {table} from {record.copy}", table)
+    if record.restore_sql.lstrip().startswith(("-- MERGE", "-- WHOLE TABLE")):
+        _whole(inputs, plan, copy, table, oid, names)
         return
-    keys = written.key_columns(inputs.conn, inputs.now_oid(now)) if inputs.conn is not None else []
+    keys = written.key_columns(inputs.conn, now) if inputs.conn is not None else []
     if keys:
         again = inputs.count(f"SELECT count(*) FROM {record.copy} c WHERE EXISTS "
                              f"(SELECT 1 FROM {now} t WHERE {written.join(keys)})")
@@ -118,3 +112,38 @@ def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: st
             plan.add(f"DELETE FROM {table} AS t USING {record.copy} AS c WHERE {written.join(keys)}",
                      f"remove {again} row(s) of {table} inserted since with a key the run deleted (--force)", table)
     plan.add(insert, what, table)
+
+
+def _whole(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None, names: list[str]) -> None:
+    """A whole table back (a MERGE rewrote it; an undo copied it), by difference: rows not in
+    the copy go, rows only in the copy come back, the rest is not touched (rows other tables
+    reference stay). Not when the table was written to since (its checksum), without --force."""
+    record = copy.record
+    then, present = inputs.after.checksums.get(oid or ""), inputs.checksums_now.get(oid or "")
+    if then is not None and then != present and not inputs.force:
+        plan.kept.append(f"table {table}: written since (its checksum changed), so its rows are not put back "
+                         f"from {record.copy} ({record.statement}); --force puts the whole table back")
+        return
+    listed = ", ".join(ident(n) for n in names)
+    keys = written.key_columns(inputs.conn, present_name(inputs, oid, table)) if inputs.conn else []
+    if keys:
+        match = written.join(keys)
+        always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
+        key_names = {k for k, _ in keys}
+        sets = [n for n in names if ident(n) not in key_names and n not in always]
+        if sets:
+            plan.add(f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({select_list(inputs, oid, sets)}) "
+                     f"FROM {record.copy} AS c WHERE {match} AND md5(to_jsonb(t)::text) <> md5(to_jsonb(c)::text)",
+                     f"put back the changed rows of {table} from {record.copy}", table)
+    else:
+        match = "md5(to_jsonb(t)::text) = md5(to_jsonb(c)::text)"
+    plan.add(f"DELETE FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM {record.copy} AS c WHERE {match})",
+             f"remove the rows of {table} that are not in {record.copy}", table)
+    plan.add(f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {select_list(inputs, oid, names)} "
+             f"FROM {record.copy} AS c WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})",
+             f"put back the rows of {table} from {record.copy} ({record.rows} in all)", table)
+
+
+def present_name(inputs: Inputs, oid: str | None, table: str) -> str:
+    """The table's name now (before the renames go back)."""
+    return inputs.now.tables.get(oid or "", table)

@@ -34,7 +34,10 @@ MARK_UNDONE_ONCE = MARK_UNDONE + " ON CONFLICT (run_id) DO NOTHING"
 UNDONE_EXISTS = "SELECT to_regclass('guard.undone') IS NOT NULL"
 CREATE_COPY_SCHEMA = "CREATE SCHEMA IF NOT EXISTS guard_backup"
 REVOKE_COPY_SCHEMA = "REVOKE ALL ON SCHEMA guard_backup FROM PUBLIC"
-COPY_PRESENT = "CREATE TABLE {copy} AS SELECT * FROM {table}"
+COPY_PRESENT = "CREATE TABLE {copy} AS SELECT {columns} FROM {table}"
+COPY_HISTORY = "CREATE TABLE {copy} AS SELECT * FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
+PUT_HISTORY_BACK = "INSERT INTO supabase_migrations.schema_migrations SELECT * FROM {copy} ON CONFLICT DO NOTHING"
+IN_PLACE_AGAIN = "DELETE FROM guard.undone WHERE run_id = %s"
 REVOKE_COPY = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
 DELETE_HISTORY = "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 HISTORY_EXISTS = "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
@@ -54,7 +57,10 @@ def ensure_undone(conn: psycopg.Connection[Any]) -> None:
 
 
 def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str) -> list[str]:
-    """Copy each existing table the plan touches; returns the copies' names (in the transaction)."""
+    """Copy each existing table the plan touches and register the copies as the undo's own
+    (``guard undo UNDO_ID`` puts them back); returns the copies' names (in the transaction)."""
+    from guard.undo.copies import present_columns, register_present
+
     conn.execute(CREATE_COPY_SCHEMA)
     conn.execute(REVOKE_COPY_SCHEMA)
     made = []
@@ -64,10 +70,34 @@ def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str)
         short = table.replace('"', "").split(".")[-1]
         name = f"undo_{undo_id}_{n}_{short}"[:63]
         copy = sql.Identifier("guard_backup", name)
-        conn.execute(sql.SQL(COPY_PRESENT).format(copy=copy, table=sql.SQL(table)))
+        cursor = conn.execute(sql.SQL(COPY_PRESENT).format(
+            copy=copy, columns=sql.SQL(present_columns(conn, table)), table=sql.SQL(table)))
         conn.execute(sql.SQL(REVOKE_COPY).format(copy=copy))
-        made.append(f'guard_backup."{name}"')
+        made.append(copy.as_string(conn))
+        register_present(conn, undo_id, table, made[-1], max(cursor.rowcount, 0))
     return made
+
+
+def history_copy(undo_id: str) -> sql.Identifier:
+    """Where an undo keeps the history rows it deletes (its own undo puts them back)."""
+    return sql.Identifier("guard_backup", f"undo_{undo_id}_history"[:63])
+
+
+def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, run_id: str,
+             undoing: str | None) -> None:
+    """The history after a whole undo: the undone versions out (copied first); after the undo
+    of an undo (``run_id``, which undid run ``undoing``), the versions it took out back in, and
+    that run in place again."""
+    if undoing is not None:
+        copy = history_copy(run_id)
+        if conn.execute(EXISTS, (copy.as_string(conn),)).fetchone() == (True,):
+            conn.execute(sql.SQL(PUT_HISTORY_BACK).format(copy=copy))
+        conn.execute(IN_PLACE_AGAIN, (undoing,))
+        return
+    if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
+        conn.execute(sql.SQL(COPY_HISTORY).format(copy=history_copy(undo_id)), (versions,))
+        conn.execute(sql.SQL(REVOKE_COPY).format(copy=history_copy(undo_id)))
+        conn.execute(DELETE_HISTORY, (versions,))
 
 
 class Tampered(Exception):
@@ -85,14 +115,16 @@ def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
 
 def execute(
     conn: psycopg.Connection[Any], build: Callable[[], InversePlan], *, run_id: str, undo_id: str,
-    versions: list[str], before: dict[str, str], force: bool, progress: Any,
+    versions: list[str], before: dict[str, str], force: bool, progress: Any, undoing: str | None = None,
 ) -> tuple[InversePlan, list[str], list[str]]:
     """Build the plan and run it in one transaction, under locks; returns (the plan as carried
     out, copies of the present state, differences from the fingerprint before the run that
-    remain). A failing statement raises psycopg.Error and everything rolls back; a copy that
-    no longer matches its checksum raises Tampered."""
+    remain). ``undoing``: this undoes the undo of run ``undoing``. The undo records its own
+    catalogs before and after, so that it can be undone too. A failing statement raises
+    psycopg.Error and everything rolls back; a copy that no longer matches its checksum raises
+    Tampered."""
     from guard import fingerprint
-    from guard.undo import written
+    from guard.undo import catalog
 
     ensure_undone(conn)
     with conn.transaction():
@@ -104,19 +136,20 @@ def execute(
         copies = copy_present(conn, plan, undo_id)
         for statement in plan.prepare:
             conn.execute(statement.encode())
+        recorded = catalog.record(conn, undo_id, "before")
         for action in plan.actions:
             progress(f"undo: {action.what}")
             _do(conn, plan, action, force)
-        if not plan.partial:
-            if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
-                conn.execute(DELETE_HISTORY, (versions,))
-            written.forget(conn, run_id)
-        conn.execute(MARK_UNDONE, (run_id, undo_id, "local", plan.partial))
         now = fingerprint_json(fingerprint.take(conn))
-    remaining = sorted(
-        f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
-        for key in set(before) | set(now) if before.get(key) != now.get(key)
-    )
+        remaining = sorted(
+            f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
+            for key in set(before) | set(now) if before.get(key) != now.get(key)
+        )
+        partial = plan.partial or bool(remaining)  # what remains: the run stays in place, versions too
+        if not partial:
+            _history(conn, versions, undo_id, run_id, undoing)
+        conn.execute(MARK_UNDONE, (run_id, undo_id, "local", partial))
+        catalog.record(conn, undo_id, "after", recorded)
     return plan, copies, remaining
 
 

@@ -65,10 +65,6 @@ class Inputs:
     run_id: str = ""
     skip: set[str] = field(default_factory=set)  # copies not to use (their column is kept)
 
-    def now_oid(self, name: str) -> str:
-        """The oid of a table by its name now."""
-        return next((o for o, n in self.now.tables.items() if n == name), "0")
-
     def count(self, query: str) -> int:
         row = self.conn.execute(query.encode()).fetchone() if self.conn is not None else None
         return int(row[0]) if row else 0

@@ -119,7 +119,7 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
                              f"(it holds {rows} row(s), checksum changed); --force drops it")
             continue
         plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
-                 + (" (with writes since, --force)" if then != now else ""), optional=True)
+                 + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
     for oid, enum in a.enums.items():
         if oid not in b.enums:
             plan.add(f"DROP TYPE IF EXISTS {enum['name']}", f"drop type {enum['name']} the run added", optional=True)
@@ -135,7 +135,7 @@ def _column_written(inputs: Inputs, key: str, col: dict[str, Any]) -> int:
         return 0
     if not any(c["table"] == col["table"] and c["name"] == col["name"] for c in inputs.now.columns.values()):
         return 0
-    return column_written(inputs.conn, inputs.run_id, col["table"], now, key, col["name"])
+    return column_written(inputs.conn, inputs.run_id, now, key, col["name"])
 
 
 def _recreate_enums(inputs: Inputs, plan: InversePlan) -> None:
@@ -245,7 +245,8 @@ def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) 
     default = f" DEFAULT {col['default']}" if col["default"] is not None and not col.get("identity") else ""
     plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}{default}", f"re-add column {table}.{col['name']}"
              + (" (rows inserted since the run get its default)" if default else ""), table)
-    if not any(c.column == col["name"] for c in copies_of(inputs, table, "column") + copies_of(inputs, table, "table")):
+    if not any(c.column == col["name"] or (c.record.kind == "table" and col["name"] in c.columns)
+               for c in copies_of(inputs, table, "column") + copies_of(inputs, table, "table")):
         plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
 
 

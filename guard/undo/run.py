@@ -28,6 +28,7 @@ def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> t
     if before is None or after is None:
         return None
     now = catalog.read(conn)
+    catalog.align(now, after[1])
     checksums = {oid: catalog.checksum(conn, now.tables[oid]) for oid in after[1].checksums if oid in now.tables}
     inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums,
                          conn=conn, run_id=run.run_id)
@@ -47,7 +48,7 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
 
     run = target.choose(conn, options.run_id)
     result.run_id = run.run_id
-    result.versions = list(run.committed)
+    result.versions = list(run.pending if run.command == "undo" else run.committed)
     local = None if options.whole_database else local_plan(conn, run, options.force)
     if local is None or not (local[0].actions or local[0].kept):
         from guard.undo import supabase
@@ -93,9 +94,10 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, f
 
     record.start(conn, result, run)
     try:
+        undoing = str((run.report or {}).get("run_id")) if run.command == "undo" else None
         inverse, result.copies, result.remaining = local.execute(
             conn, build, run_id=run.run_id, undo_id=result.undo_id, versions=result.versions,
-            before=before, force=force, progress=progress)
+            before=before, force=force, progress=progress, undoing=undoing)
     except local.Tampered as exc:
         result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
         result.not_invertible = str(exc).split("; ")
@@ -112,6 +114,9 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, f
         result.exit_code = EXIT_CHANGED
         result.message = ("partly undone: see what was kept and why; the history keeps "
                           f"{', '.join(result.versions)}")
+    elif run.command == "undo":
+        result.message = (f"undone: the database is as before undo {run.run_id}; the history lists "
+                          f"{', '.join(result.versions)} again")
     else:
         result.message = (f"undone: {len(result.versions)} version(s) removed from the history "
                           f"({', '.join(result.versions)}); the database is as before run {run.run_id}")

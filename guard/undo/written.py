@@ -37,7 +37,7 @@ COPIES_EXIST = "SELECT to_regclass('guard.copies') IS NOT NULL"
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) FROM pg_index i
   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
- WHERE i.indrelid = %s::oid AND i.indisprimary
+ WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
  ORDER BY array_position(i.indkey, a.attnum)
 """
 DELETE_RUN_ROWS = "DELETE FROM guard.run_rows WHERE run_id = %s"
@@ -56,9 +56,10 @@ def column_hash(alias: str, keys: list[str], column: str) -> str:
     return f"md5(jsonb_build_array({listed})::text)"
 
 
-def key_columns(conn: psycopg.Connection[Any], oid: str) -> list[tuple[str, str]]:
-    """(quoted name, type) of the primary key of table ``oid``, in key order; [] without one."""
-    return [(r[0], r[1]) for r in conn.execute(PRIMARY_KEY, (oid,)).fetchall()]
+def key_columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str]]:
+    """(quoted name, type) of the primary key of ``table`` (its quoted name now), in key order;
+    [] without one."""
+    return [(r[0], r[1]) for r in conn.execute(PRIMARY_KEY, (table,)).fetchall()]
 
 
 def join(keys: list[tuple[str, str]], table: str = "t", copy: str = "c") -> str:
@@ -70,10 +71,10 @@ def literal(value: str) -> str:
     return sql.Literal(value).as_string(None)
 
 
-def column_written(conn: psycopg.Connection[Any], run_id: str, oid: str, table: str, key: str, column: str) -> int:
+def column_written(conn: psycopg.Connection[Any], run_id: str, table: str, key: str, column: str) -> int:
     """Rows of ``table`` (its name now) whose (key, ``column``) the run did not leave: values the
     application wrote since, rows it inserted with a value in ``column`` included."""
-    keys = [k for k, _ in key_columns(conn, oid)]
+    keys = [k for k, _ in key_columns(conn, table)]
     col = sql.Identifier(column).as_string(None)
     query = (f"SELECT count(*) FROM {table} t WHERE t.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM guard.run_rows r "
              f"WHERE r.run_id = {literal(run_id)} AND r.part = {literal('col:' + key)} "
@@ -105,7 +106,7 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
         after.copies[copy] = checksum(conn, copy)
         if source in after.tables:
             after.checksums.setdefault(source, checksum(conn, after.tables[source]))
-            keys = key_columns(conn, source)
+            keys = key_columns(conn, after.tables[source])
             if kind == "rows" and restore_sql.lstrip().upper().startswith("UPDATE") and keys:
                 cursor = conn.execute(sql.SQL(
                     "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, " + row_hash("t")
@@ -116,15 +117,10 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
         old = before.columns.get(key)
         if col["table"] not in before.tables or (old is not None and old["type"] == col["type"]):
             continue
-        names = [k for k, _ in key_columns(conn, col["table"])]
+        names = [k for k, _ in key_columns(conn, after.tables[col["table"]])]
         cursor = conn.execute(sql.SQL(
             "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, "
             + column_hash("t", names, sql.Identifier(col["name"]).as_string(None)) + " FROM {table} t"
         ).format(table=sql.SQL(after.tables[col["table"]])), (run_id, f"col:{key}"))
         after.parts[f"col:{key}"] = cursor.rowcount
 
-
-def forget(conn: psycopg.Connection[Any], run_id: str) -> None:
-    """Drop the row hashes of a run that is wholly undone."""
-    if conn.execute(ROWS_EXIST).fetchone() == (True,):
-        conn.execute(DELETE_RUN_ROWS, (run_id,))
