@@ -326,3 +326,75 @@ def test_a_partial_undo_leaves_the_run_in_place_and_is_finished_through_its_undo
     forced = shop.guard("undo", run_id, "--yes", "--force")
     assert forced.code == 0, forced.output
     assert state(shop) == before and shop.history() == []
+
+
+# ------------------------------------------------------------------ inputs of our own
+
+def test_updated_rows_of_a_table_without_primary_key_are_named_never_inserted_twice(shop: Project) -> None:
+    shop.query("CREATE TABLE public.loose (n int, label text); INSERT INTO public.loose SELECT g, 'a' FROM generate_series(1, 5) g")
+    _run(shop, "update public.loose set label = 'b' where n < 3;\n")
+    result = shop.guard("undo", "--yes")
+    assert result.code in (3, 4), result.output
+    assert "has no primary key" in result.stdout
+    assert shop.query("SELECT count(*) FROM public.loose") == [(5,)]
+
+
+def test_an_enum_type_dropped_with_cascade_takes_a_column_and_undo_says_what_it_lost(shop: Project) -> None:
+    _run(shop, "-- guard:allow drop-cascade the mood column goes with it\ndrop type public.mood cascade;\n")
+    result = shop.guard("undo", "--yes")
+    assert result.code in (0, 4), result.output
+    assert "Traceback" not in result.output
+    assert shop.query("SELECT count(*) FROM pg_type WHERE typname = 'mood'") == [(1,)]
+    if result.code == 4:
+        assert "column public.accounts.mood: re-added, the run kept no copy of its values" in result.stdout
+
+
+def test_guards_own_records_broken_is_one_clear_line(shop: Project) -> None:
+    _run(shop, "update public.accounts set plan = 'gold' where id <= 10;\n")
+    shop.query("DROP TABLE guard.run_rows")
+    result = shop.guard("undo")
+    assert result.code == 1, result.output
+    assert "could not plan the undo, nothing changed: relation \"guard.run_rows\" does not exist" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_app_writes_of_every_kind_between_run_and_undo_are_all_kept(shop: Project) -> None:
+    """Inserts, updates and deletes by the application in every table the release touched."""
+    _run(shop, "update public.orders set total = total * 2 where id <= 50;\n"
+               "delete from public.orders where id between 51 and 60;\n"
+               "alter table public.accounts add column vip boolean;\n")
+    shop.query("UPDATE public.orders SET total = 1 WHERE id IN (1, 2)")       # over the run's update
+    shop.query("DELETE FROM public.orders WHERE id = 3")                      # a row the run updated
+    shop.query("INSERT INTO public.orders (id, account, total) VALUES (55, 1, 7), (9001, 1, 8)")  # key again, new
+    shop.query("UPDATE public.accounts SET vip = true WHERE id = 1")          # the added column
+    app_rows = {r[0]: r[1] for r in shop.query("SELECT id, total::text FROM public.orders WHERE id IN (1, 2, 55, 9001)")}
+    result = shop.guard("undo", "--yes")
+    assert result.code == 4, result.output
+    assert "3 of the 50 row(s) the run updated were changed or deleted" in result.stdout
+    assert "1 of the 10 row(s) the run deleted were inserted again" in result.stdout
+    assert "column public.accounts.vip: kept, 1 row(s) written since" in result.stdout
+    assert {r[0]: r[1] for r in shop.query("SELECT id, total::text FROM public.orders WHERE id IN (1, 2, 55, 9001)")} == app_rows
+    assert shop.query("SELECT count(*) FROM public.orders WHERE id = 3") == [(0,)]
+    assert shop.query("SELECT total::text FROM public.orders WHERE id IN (4, 52) ORDER BY id") == [("6.00",), ("78.00",)]
+    assert shop.history() == ["20240101000001"]
+
+
+def test_a_wrapped_run_that_only_wrote_rows_is_not_said_to_have_changed_nothing(ready: Project) -> None:
+    ready.query("CREATE TABLE public.items (id int PRIMARY KEY, name text); INSERT INTO public.items VALUES (1, 'a')")
+    result = _wrapped(ready, "UPDATE public.items SET name = 'b'")
+    assert result.code == 0 and result.report is not None, result.output
+    undo = ready.guard("undo", str(result.report["run_id"]))
+    assert undo.code == 3, undo.output
+    assert "guard saw no change to the catalog or the migration history, and cannot see or undo rows" in undo.stderr
+    assert "committed nothing" not in undo.output
+
+
+def test_views_and_functions_the_run_dropped_are_named(shop: Project) -> None:
+    shop.query("CREATE VIEW public.pro AS SELECT id FROM public.accounts WHERE plan = 'pro';"
+               "CREATE FUNCTION public.one() RETURNS int LANGUAGE sql AS 'select 1'")
+    _run(shop, "drop view public.pro;\ndrop function public.one();\nalter table public.orders add column x int;\n")
+    result = shop.guard("undo", "--yes")
+    assert result.code == 4, result.output
+    assert "cannot invert: view public.pro: dropped by the run; guard recorded no definition" in result.stdout
+    assert "cannot invert: function public.one(): dropped by the run" in result.stdout
+    assert shop.history() == ["20240101000001"]

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.fingerprint import Fingerprint
+from guard.undo.written import TABLE_CHECKSUM, checksum
+
+__all__ = ["TABLE_CHECKSUM", "Catalog", "align", "checksum", "ensure", "load", "read", "record"]
 
 if TYPE_CHECKING:
     import psycopg
@@ -81,7 +84,7 @@ SELECT t.oid::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname),
 READ_OTHERS = f"""
 SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END, c.oid::text,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname), '',
-       CASE WHEN c.relkind = 'S' THEN pg_sequence_last_value(c.oid)::text ELSE '' END
+       CASE WHEN c.relkind <> 'S' THEN '' WHEN has_sequence_privilege(c.oid, 'SELECT') THEN pg_sequence_last_value(c.oid)::text END
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('v', 'm', 'S') AND {_USER}
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
@@ -111,12 +114,7 @@ SELECT 'schema', n.oid::text, quote_ident(n.nspname), '', '' FROM pg_namespace n
  WHERE {_USER} AND n.nspname <> 'public'
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
 """
-# Order-independent and keyed by column name (a re-added column that comes last is the same
-# row); constant memory: the sum of each row's md5 (first 60 bits), not one aggregated string.
-TABLE_CHECKSUM = (
-    "SELECT count(*), coalesce(sum(('x' || substr(md5(to_jsonb(t)::text), 1, 15))::bit(60)::bigint), 0) "
-    "FROM {table} t"
-)
+
 
 
 @dataclass
@@ -165,14 +163,6 @@ def read(conn: psycopg.Connection[Any]) -> Catalog:
     for kind, oid, name, table, state in conn.execute(READ_OTHERS, args).fetchall():
         cat.others[f"{kind}:{oid}"] = {"kind": kind, "name": name, "table": table, "state": state}
     return cat
-
-
-def checksum(conn: psycopg.Connection[Any], table: str) -> str:
-    """``rows:sum`` of ``table`` (a quoted name), independent of row and column order."""
-    from psycopg import sql
-
-    row = conn.execute(sql.SQL(TABLE_CHECKSUM).format(table=sql.SQL(table))).fetchone()
-    return f"{row[0]}:{row[1]}" if row else "0:"
 
 
 def fingerprint_json(fp: Fingerprint) -> dict[str, str]:

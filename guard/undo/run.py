@@ -49,7 +49,14 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
     run = target.choose(conn, options.run_id)
     result.run_id = run.run_id
     result.versions = list(run.pending if run.command == "undo" else run.committed)
-    local = None if options.whole_database else local_plan(conn, run, options.force)
+    import psycopg
+
+    try:
+        local = None if options.whole_database else local_plan(conn, run, options.force)
+    except psycopg.Error as exc:  # e.g. guard's own records tampered with
+        result.exit_code = EXIT_FAILED_ROLLED_BACK
+        result.message = f"could not plan the undo, nothing changed: {failure(exc)}"
+        return result
     if local is None or not (local[0].actions or local[0].kept):
         from guard.undo import supabase
 

@@ -68,7 +68,12 @@ def choose(conn: psycopg.Connection[Any], run_id: str | None) -> journal.Journal
         undo = done[run_id][0]
         raise Blocked(f"run {run_id} was partly undone by {undo}: what that undo kept is still in place",
                       hint=f"to finish: guard undo {undo} --yes (back to before that undo), then guard undo {run_id} --force")
-    if not found.committed and not wrapped_changes(found):
+    wrapped = (found.report or {}).get("wrapped")
+    if not found.committed and wrapped and not wrapped_changes(found):
+        raise Blocked(f"run {run_id} wrapped {(wrapped.get('argv') or ['a command'])[0]}: guard saw no change to the "
+                      "catalog or the migration history, and cannot see or undo rows the command wrote",
+                      hint="restore the rows from a backup if the command changed data")
+    if not found.committed and not wrapped:
         raise Blocked(f"run {run_id} committed nothing: there is nothing to undo")
     if found.finished_at is None:
         raise Blocked(f"run {run_id} has not finished", hint="acknowledge it first (guard run --acknowledge)")

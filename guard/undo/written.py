@@ -19,7 +19,15 @@ from psycopg import sql
 if TYPE_CHECKING:
     import psycopg
 
-    from guard.undo.catalog import Catalog
+# The catalogs record() reads and fills are guard.undo.catalog.Catalog (which imports this module).
+Catalog = Any
+
+# Order-independent and keyed by column name (a re-added column that comes last is the same
+# row); constant memory: the sum of each row's md5 (first 60 bits), not one aggregated string.
+TABLE_CHECKSUM = (
+    "SELECT count(*), coalesce(sum(('x' || substr(md5(to_jsonb(t)::text), 1, 15))::bit(60)::bigint), 0) "
+    "FROM {table} t"
+)
 
 
 CREATE_ROWS = """
@@ -41,6 +49,12 @@ SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) FROM pg_inde
  ORDER BY array_position(i.indkey, a.attnum)
 """
 DELETE_RUN_ROWS = "DELETE FROM guard.run_rows WHERE run_id = %s"
+
+
+def checksum(conn: psycopg.Connection[Any], table: str) -> str:
+    """``rows:sum`` of ``table`` (a quoted name), independent of row and column order."""
+    row = conn.execute(sql.SQL(TABLE_CHECKSUM).format(table=sql.SQL(table))).fetchone()
+    return f"{row[0]}:{row[1]}" if row else "0:"
 
 
 def row_hash(alias: str) -> str:
@@ -95,8 +109,6 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
     """Store what the run left (in the caller's transaction): row hashes in ``guard.run_rows``
     (their parts and counts in ``after.parts``), and in ``after``: ``copies`` (copy -> checksum)
     and ``checksums`` of the tables copied from."""
-    from guard.undo.catalog import checksum
-
     ensure(conn)
     conn.execute(DELETE_RUN_ROWS, (run_id,))
     copies = conn.execute(RUN_COPIES, (run_id,)).fetchall() if conn.execute(COPIES_EXIST).fetchone() == (True,) else []
