@@ -46,7 +46,7 @@ def put_back(inputs: Inputs, plan: InversePlan, consumed: set[str]) -> None:
             if copy.column in writable(inputs, oid, [copy.column]):  # a generated column is computed again
                 _column(inputs, plan, copy, table, oid)
         elif copy.updates:
-            _updated(inputs, plan, copy, table, now or table)
+            _updated(inputs, plan, copy, table, now or table, oid)
         else:
             _inserted(inputs, plan, copy, table, now or table, oid)
 
@@ -65,13 +65,22 @@ def _unchanged(inputs: Inputs, part: str) -> str:
             f"AND r.part = {written.literal(part)} AND r.hash = {written.row_hash('t')})")
 
 
-def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str) -> None:
+def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None) -> None:
+    """The old values of the rows the run updated, by primary key. The UPDATE is built here from
+    the catalog, never taken from the registry's text (guard.copies.restore_sql is for people)."""
     record = copy.record
-    statement = record.restore_sql.rstrip().rstrip(";")
     what = f"put back {record.rows} updated row(s) of {table} from {record.copy}"
     part = f"rows:{record.copy}"
     keys = written.key_columns(inputs.conn, now) if inputs.conn is not None else []
-    if part in inputs.after.parts and keys:
+    always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
+    sets = [n for n in writable(inputs, oid, copy.columns) if ident(n) not in {k for k, _ in keys} and n not in always]
+    if not keys or not sets:
+        plan.not_invertible.append(f"copy {record.copy} of {table}: no primary key to match the rows the run updated; "
+                                   f"put them back by hand ({record.restore_sql.splitlines()[0] if record.restore_sql else ''})")
+        return
+    statement = (f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({select_list(inputs, oid, sets)}) "
+                 f"FROM {record.copy} AS c WHERE {written.join(keys)}")
+    if part in inputs.after.parts:
         since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE {written.join(keys)} "
                  f"AND {_unchanged(inputs, part)})")
         changed = inputs.count(f"SELECT count(*) {since}")
