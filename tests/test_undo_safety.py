@@ -398,3 +398,23 @@ def test_views_and_functions_the_run_dropped_are_named(shop: Project) -> None:
     assert "cannot invert: view public.pro: dropped by the run; guard recorded no definition" in result.stdout
     assert "cannot invert: function public.one(): dropped by the run" in result.stdout
     assert shop.history() == ["20240101000001"]
+
+
+def test_undos_own_records_and_copies_are_closed_to_the_api_roles(tmp_path: object, db_url: str) -> None:
+    from tests.hostile.test_hostile_grants import DEFAULT_PRIVILEGES, _roles
+
+    project = Project(tmp_path, db_url)  # type: ignore[arg-type]
+    _roles(project)
+    for statement in DEFAULT_PRIVILEGES["global"]:
+        project.query(statement)
+    assert project.guard("init").code == 0
+    project.log_automated_backup()
+    project.query("CREATE TABLE public.items (id int PRIMARY KEY, n int); INSERT INTO public.items VALUES (1, 1), (2, 2)")
+    project.add("20240101000001_a.sql", "update public.items set n = 0;\nalter table public.items add column x int;\n")
+    assert project.guard("run").code == 0
+    assert project.guard("undo", "--yes").code == 0
+    open_ = project.query(
+        "SELECT r.rolname, c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, "
+        "pg_roles r WHERE n.nspname IN ('guard', 'guard_backup') AND c.relkind = 'r' "
+        "AND r.rolname IN ('anon', 'authenticated') AND has_table_privilege(r.oid, c.oid, 'SELECT')")
+    assert open_ == []

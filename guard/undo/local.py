@@ -51,9 +51,12 @@ def ensure_undone(conn: psycopg.Connection[Any]) -> None:
     """``guard.undone``: which runs were undone, by which undo, by which path."""
     if conn.execute(UNDONE_EXISTS).fetchone() == (True,):
         return
+    from guard.guard_schema import close_schema
+
     with conn.transaction():
         conn.execute(CREATE_UNDONE)
         conn.execute(REVOKE_UNDONE)
+        close_schema(conn, "guard")
 
 
 def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str) -> list[str]:
@@ -75,6 +78,11 @@ def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str)
         conn.execute(sql.SQL(REVOKE_COPY).format(copy=copy))
         made.append(copy.as_string(conn))
         register_present(conn, undo_id, table, made[-1], max(cursor.rowcount, 0))
+    if made:
+        from guard.guard_schema import close_schema
+
+        close_schema(conn, "guard_backup")  # the copies too, whatever default privileges granted
+        close_schema(conn, "guard")
     return made
 
 
@@ -97,6 +105,9 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
     if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
         conn.execute(sql.SQL(COPY_HISTORY).format(copy=history_copy(undo_id)), (versions,))
         conn.execute(sql.SQL(REVOKE_COPY).format(copy=history_copy(undo_id)))
+        from guard.guard_schema import close_schema
+
+        close_schema(conn, "guard_backup")
         conn.execute(DELETE_HISTORY, (versions,))
 
 

@@ -101,8 +101,11 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
     """``guard.run_rows``, closed to PUBLIC."""
     if conn.execute(ROWS_EXIST).fetchone() == (True,):
         return
+    from guard.guard_schema import close_schema
+
     conn.execute(CREATE_ROWS)
     conn.execute(REVOKE_ROWS)
+    close_schema(conn, "guard")  # whatever default privileges gave Supabase's API roles
 
 
 def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: Catalog) -> None:
