@@ -13,6 +13,7 @@ from guard.report.model import MigrationResult, RunReport
 from guard.restore import RestoreContext, build_plan
 from guard.run.backup_gate import confirm_backup
 from guard.run.backup_log import log_backup
+from guard.run.catalog import record_after, record_before
 from guard.run.outcome import note_journal_created
 from guard.run.restore_point import mark
 from guard.run.state import RunState
@@ -40,9 +41,11 @@ def wrapped_run(state: RunState, config: Config, restore: RestoreContext) -> Non
     mark(state)
     log_backup(state, config, f"Before {shown}")
     before = fingerprint.take(conn)
+    catalog_before = record_before(state)  # for guard undo: the catalog it can invert
     state.progress(f"running {shown}")
     code = run_wrapped(argv, state.url, state.environ, state.mask)
     after = fingerprint.take(conn)
+    record_after(state, catalog_before)
     changes = sorted(fingerprint.diff(before, after), key=dependency_rank)
     versions = fingerprint.applied_versions(before, after)
     for version in versions:

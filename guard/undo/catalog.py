@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guard.fingerprint import Fingerprint
+from guard.undo.written import TABLE_CHECKSUM, checksum
+
+__all__ = ["TABLE_CHECKSUM", "Catalog", "align", "checksum", "ensure", "load", "read", "record"]
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,7 +52,8 @@ SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.r
 """
 READ_COLUMNS = f"""
 SELECT a.attrelid::text || '.' || a.attnum, a.attrelid::text, a.attname, a.attnum,
-       format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text
+       format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text,
+       a.attgenerated::text
   FROM pg_attribute a
   JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -74,12 +78,43 @@ SELECT t.oid::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname),
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typtype = 'e' AND {_USER}
 """
-# Order-independent and keyed by column name (a re-added column that comes last is the same
-# row); constant memory: the sum of each row's md5 (first 60 bits), not one aggregated string.
-TABLE_CHECKSUM = (
-    "SELECT count(*), coalesce(sum(('x' || substr(md5(to_jsonb(t)::text), 1, 15))::bit(60)::bigint), 0) "
-    "FROM {table} t"
-)
+# Objects other than tables, columns, indexes, constraints and enums, that undo drops when the
+# run added them: kind, oid, the name a DROP takes, the table (for triggers and policies), and
+# for sequences the last value (advanced since the run: written since).
+READ_OTHERS = f"""
+SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END, c.oid::text,
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname), '',
+       CASE WHEN c.relkind <> 'S' THEN '' WHEN has_sequence_privilege(c.oid, 'SELECT') THEN pg_sequence_last_value(c.oid)::text END
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('v', 'm', 'S') AND {_USER}
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND d.deptype IN ('a', 'i', 'e') AND d.refobjsubid > 0)
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, p.oid::text,
+       quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       '', ''
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+UNION ALL
+SELECT 'trigger', t.oid::text, quote_ident(t.tgname), t.tgrelid::text, ''
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE NOT t.tgisinternal AND {_USER}
+UNION ALL
+SELECT 'policy', p.oid::text, quote_ident(p.polname), p.polrelid::text, ''
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE {_USER}
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.oid::text,
+       quote_ident(n.nspname) || '.' || quote_ident(t.typname), '', ''
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype IN ('d', 'r', 'm') AND {_USER}
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype IN ('e', 'i'))
+UNION ALL
+SELECT 'schema', n.oid::text, quote_ident(n.nspname), '', '' FROM pg_namespace n
+ WHERE {_USER} AND n.nspname <> 'public'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
+"""
+
 
 
 @dataclass
@@ -92,43 +127,42 @@ class Catalog:
     indexes: dict[str, dict[str, Any]] = field(default_factory=dict)  # index oid -> index
     constraints: dict[str, dict[str, Any]] = field(default_factory=dict)  # relid.name -> constraint
     enums: dict[str, dict[str, Any]] = field(default_factory=dict)  # type oid -> enum
-    checksums: dict[str, str] = field(default_factory=dict)  # table oid -> "rows:md5" (added tables, after)
+    checksums: dict[str, str] = field(default_factory=dict)  # table oid -> "rows:sum" (added/copied tables, after)
+    copies: dict[str, str] = field(default_factory=dict)  # protective copy -> "rows:sum" at the end of the run
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)  # "kind:oid" -> view, function, trigger...
+    parts: dict[str, int] = field(default_factory=dict)  # guard.run_rows part -> rows recorded (after)
 
     def to_json(self) -> dict[str, Any]:
         return {"tables": self.tables, "relnames": self.relnames, "columns": self.columns, "indexes": self.indexes,
-                "constraints": self.constraints, "enums": self.enums, "checksums": self.checksums}
+                "constraints": self.constraints, "enums": self.enums, "checksums": self.checksums,
+                "copies": self.copies, "others": self.others, "parts": self.parts}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Catalog:
         return cls(**{k: dict(data.get(k) or {}) for k in ("tables", "relnames", "columns", "indexes", "constraints",
-                                                            "enums", "checksums")})
+                                                            "enums", "checksums", "copies", "others", "parts")})
 
 
 def read(conn: psycopg.Connection[Any]) -> Catalog:
-    """The user schemas' tables, columns, indexes, constraints and enum types, as now."""
+    """The user schemas' tables, columns, indexes, constraints, enum types and other objects
+    (views, functions, sequences, triggers, policies, domains, schemas), as now."""
     args = {"excluded": list(EXCLUDED_SCHEMAS)}
     cat = Catalog()
     for oid, name, relname in conn.execute(READ_TABLES, args).fetchall():
         cat.tables[oid] = name
         cat.relnames[oid] = relname
-    for key, relid, name, num, type_, notnull, default, identity in conn.execute(READ_COLUMNS, args).fetchall():
+    for key, relid, name, num, type_, notnull, default, identity, generated in conn.execute(READ_COLUMNS, args):
         cat.columns[key] = {"table": relid, "name": name, "num": num, "type": type_, "notnull": notnull,
-                            "default": default, "identity": identity or ""}
+                            "default": default, "identity": identity or "", "generated": generated or ""}
     for oid, name, relid, definition, owned in conn.execute(READ_INDEXES, args).fetchall():
         cat.indexes[oid] = {"name": name, "table": relid, "def": definition, "constraint": owned}
     for key, relid, name, contype, definition in conn.execute(READ_CONSTRAINTS, args).fetchall():
         cat.constraints[key] = {"table": relid, "name": name, "type": contype, "def": definition}
     for oid, name, labels in conn.execute(READ_ENUMS, args).fetchall():
         cat.enums[oid] = {"name": name, "labels": list(labels)}
+    for kind, oid, name, table, state in conn.execute(READ_OTHERS, args).fetchall():
+        cat.others[f"{kind}:{oid}"] = {"kind": kind, "name": name, "table": table, "state": state}
     return cat
-
-
-def checksum(conn: psycopg.Connection[Any], table: str) -> str:
-    """``rows:sum`` of ``table`` (a quoted name), independent of row and column order."""
-    from psycopg import sql
-
-    row = conn.execute(sql.SQL(TABLE_CHECKSUM).format(table=sql.SQL(table))).fetchone()
-    return f"{row[0]}:{row[1]}" if row else "0:"
 
 
 def fingerprint_json(fp: Fingerprint) -> dict[str, str]:
@@ -163,9 +197,12 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
     with conn.transaction():
         cat = read(conn)
         if before is not None:
+            from guard.undo import written
+
             for oid, name in cat.tables.items():
                 if oid not in before.tables:
                     cat.checksums[oid] = checksum(conn, name)
+            written.record(conn, run_id, before, cat)
         fp = fingerprint_json(fingerprint.take(conn))
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
@@ -177,3 +214,26 @@ def load(conn: psycopg.Connection[Any], run_id: str, phase: str) -> tuple[dict[s
         return None
     row = conn.execute(LOAD_CATALOG, (run_id, phase)).fetchone()
     return (dict(row[0]), Catalog.from_json(row[1])) if row else None
+
+
+def align(now: Catalog, after: Catalog) -> None:
+    """Give a table recreated since the run (an undo undone: same name, a new oid) the identity
+    it had at the end of the run, its columns too, so that undo sees it as the run's table."""
+    known = set(after.tables)
+    by_name = {name: oid for oid, name in now.tables.items() if oid not in known}
+    for old, name in after.tables.items():
+        new = by_name.get(name)
+        if old in now.tables or new is None:
+            continue
+        now.tables[old] = now.tables.pop(new)
+        now.relnames[old] = now.relnames.pop(new, "")
+        if new in now.checksums:
+            now.checksums[old] = now.checksums.pop(new)
+        names = {c["name"]: key for key, c in after.columns.items() if c["table"] == old}
+        for key, col in list(now.columns.items()):
+            if col["table"] == new:
+                del now.columns[key]
+                now.columns[names.get(col["name"], f"{old}.{col['num']}")] = {**col, "table": old}
+        for obj in now.others.values():
+            if obj["table"] == new:
+                obj["table"] = old

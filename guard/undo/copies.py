@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from guard.protect import CopyRecord
+from guard.protect import CREATE_REGISTRY, DEFAULT_RETENTION, REVOKE_REGISTRY, CopyRecord
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,3 +58,32 @@ def run_copies(conn: psycopg.Connection[Any], run_id: str) -> list[Copy]:
         columns = tuple(r[0] for r in conn.execute(COPY_COLUMNS, (copy,)).fetchall())
         found.append(Copy(record, columns, exists=bool(columns)))
     return found
+
+
+# Undo's own copies of the present state, registered like the run's so that the undo can be
+# undone by the same machinery: a whole table, put back by difference (guard/undo/data.py).
+WHOLE_TABLE = "-- WHOLE TABLE as it was before guard undo: rows not in the copy go, rows only in the copy come back"
+REGISTER_PRESENT = """
+INSERT INTO guard.copies (copy, run_id, source, kind, statement, rows, restore_sql, source_oid, expires_at)
+VALUES (%s, %s, %s, 'table', 'guard undo', %s, %s, to_regclass(%s)::oid, clock_timestamp() + %s * interval '1 second')
+"""
+# Columns of a type outside pg_catalog are kept as text, as protect.py does: the undo of the
+# undo may drop and recreate that type.
+PRESENT_COLUMNS = """
+SELECT CASE WHEN n.nspname = 'pg_catalog' THEN quote_ident(a.attname)
+            ELSE quote_ident(a.attname) || '::text AS ' || quote_ident(a.attname) END
+  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+
+def present_columns(conn: psycopg.Connection[Any], table: str) -> str:
+    """The select list that copies ``table`` (a quoted name) with custom types as text."""
+    return ", ".join(r[0] for r in conn.execute(PRESENT_COLUMNS, (table,)).fetchall())
+
+
+def register_present(conn: psycopg.Connection[Any], undo_id: str, table: str, copy: str, rows: int) -> None:
+    """Register an undo's copy of ``table`` in ``guard.copies`` (the registry first)."""
+    conn.execute(CREATE_REGISTRY)
+    conn.execute(REVOKE_REGISTRY)
+    conn.execute(REGISTER_PRESENT, (copy, undo_id, table, rows, WHOLE_TABLE, table, DEFAULT_RETENTION))

@@ -9,12 +9,13 @@ one recorded before the run: what still differs is returned, never hidden.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
 from guard.undo.catalog import fingerprint_json
-from guard.undo.plan import InversePlan
+from guard.undo.model import Action, InversePlan
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,24 +34,36 @@ MARK_UNDONE_ONCE = MARK_UNDONE + " ON CONFLICT (run_id) DO NOTHING"
 UNDONE_EXISTS = "SELECT to_regclass('guard.undone') IS NOT NULL"
 CREATE_COPY_SCHEMA = "CREATE SCHEMA IF NOT EXISTS guard_backup"
 REVOKE_COPY_SCHEMA = "REVOKE ALL ON SCHEMA guard_backup FROM PUBLIC"
-COPY_PRESENT = "CREATE TABLE {copy} AS SELECT * FROM {table}"
+COPY_PRESENT = "CREATE TABLE {copy} AS SELECT {columns} FROM {table}"
+COPY_HISTORY = "CREATE TABLE {copy} AS SELECT * FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
+PUT_HISTORY_BACK = "INSERT INTO supabase_migrations.schema_migrations SELECT * FROM {copy} ON CONFLICT DO NOTHING"
+IN_PLACE_AGAIN = "DELETE FROM guard.undone WHERE run_id = %s"
 REVOKE_COPY = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
 DELETE_HISTORY = "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 HISTORY_EXISTS = "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
 EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+LOCK = "LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"
+# The application's sessions hold locks too: wait a while, then fail (exit 1) rather than hang.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 
 
 def ensure_undone(conn: psycopg.Connection[Any]) -> None:
     """``guard.undone``: which runs were undone, by which undo, by which path."""
     if conn.execute(UNDONE_EXISTS).fetchone() == (True,):
         return
+    from guard.guard_schema import close_schema
+
     with conn.transaction():
         conn.execute(CREATE_UNDONE)
         conn.execute(REVOKE_UNDONE)
+        close_schema(conn, "guard")
 
 
 def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str) -> list[str]:
-    """Copy each existing table the plan touches; returns the copies' names (in the transaction)."""
+    """Copy each existing table the plan touches and register the copies as the undo's own
+    (``guard undo UNDO_ID`` puts them back); returns the copies' names (in the transaction)."""
+    from guard.undo.copies import present_columns, register_present
+
     conn.execute(CREATE_COPY_SCHEMA)
     conn.execute(REVOKE_COPY_SCHEMA)
     made = []
@@ -60,33 +73,116 @@ def copy_present(conn: psycopg.Connection[Any], plan: InversePlan, undo_id: str)
         short = table.replace('"', "").split(".")[-1]
         name = f"undo_{undo_id}_{n}_{short}"[:63]
         copy = sql.Identifier("guard_backup", name)
-        conn.execute(sql.SQL(COPY_PRESENT).format(copy=copy, table=sql.SQL(table)))
+        cursor = conn.execute(sql.SQL(COPY_PRESENT).format(
+            copy=copy, columns=sql.SQL(present_columns(conn, table)), table=sql.SQL(table)))
         conn.execute(sql.SQL(REVOKE_COPY).format(copy=copy))
-        made.append(f'guard_backup."{name}"')
+        made.append(copy.as_string(conn))
+        register_present(conn, undo_id, table, made[-1], max(cursor.rowcount, 0))
+    if made:
+        from guard.guard_schema import close_schema
+
+        close_schema(conn, "guard_backup")  # the copies too, whatever default privileges granted
+        close_schema(conn, "guard")
     return made
 
 
+def history_copy(undo_id: str) -> sql.Identifier:
+    """Where an undo keeps the history rows it deletes (its own undo puts them back)."""
+    return sql.Identifier("guard_backup", f"undo_{undo_id}_history"[:63])
+
+
+def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, run_id: str,
+             undoing: str | None) -> None:
+    """The history after a whole undo: the undone versions out (copied first); after the undo
+    of an undo (``run_id``, which undid run ``undoing``), the versions it took out back in, and
+    that run in place again."""
+    if undoing is not None:
+        copy = history_copy(run_id)
+        if conn.execute(EXISTS, (copy.as_string(conn),)).fetchone() == (True,):
+            conn.execute(sql.SQL(PUT_HISTORY_BACK).format(copy=copy))
+        conn.execute(IN_PLACE_AGAIN, (undoing,))
+        return
+    if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
+        conn.execute(sql.SQL(COPY_HISTORY).format(copy=history_copy(undo_id)), (versions,))
+        conn.execute(sql.SQL(REVOKE_COPY).format(copy=history_copy(undo_id)))
+        from guard.guard_schema import close_schema
+
+        close_schema(conn, "guard_backup")
+        conn.execute(DELETE_HISTORY, (versions,))
+
+
+class Tampered(Exception):
+    """A copy changed between the plan and the transaction that would use it."""
+
+
+def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
+    """ACCESS EXCLUSIVE on every existing table the plan touches: nothing the application writes
+    can slip in between what undo saw and what it does."""
+    tables = [t for t in dict.fromkeys(a.table for a in plan.actions if a.table)
+              if conn.execute(EXISTS, (t,)).fetchone() == (True,)]
+    if tables:
+        conn.execute(sql.SQL(LOCK).format(tables=sql.SQL(", ").join(sql.SQL(t) for t in tables)))
+
+
 def execute(
-    conn: psycopg.Connection[Any], plan: InversePlan, *, run_id: str, undo_id: str, versions: list[str],
-    before: dict[str, str], progress: Any,
-) -> tuple[list[str], list[str]]:
-    """Run the plan in one transaction; returns (copies of the present state, differences from
-    the fingerprint before the run that remain). A failing statement raises psycopg.Error and
-    everything rolls back."""
+    conn: psycopg.Connection[Any], build: Callable[[], InversePlan], *, run_id: str, undo_id: str,
+    versions: list[str], before: dict[str, str], force: bool, progress: Any, undoing: str | None = None,
+) -> tuple[InversePlan, list[str], list[str]]:
+    """Build the plan and run it in one transaction, under locks; returns (the plan as carried
+    out, copies of the present state, differences from the fingerprint before the run that
+    remain). ``undoing``: this undoes the undo of run ``undoing``. The undo records its own
+    catalogs before and after, so that it can be undone too. A failing statement raises
+    psycopg.Error and everything rolls back; a copy that no longer matches its checksum raises
+    Tampered."""
     from guard import fingerprint
+    from guard.undo import catalog
 
     ensure_undone(conn)
     with conn.transaction():
+        conn.execute(LOCK_TIMEOUT)
+        lock(conn, build())
+        plan = build()  # again, under the locks: what the application wrote up to now is seen
+        if plan.tampered:
+            raise Tampered("; ".join(plan.tampered))
         copies = copy_present(conn, plan, undo_id)
+        for statement in plan.prepare:
+            conn.execute(statement.encode())
+        recorded = catalog.record(conn, undo_id, "before")
         for action in plan.actions:
             progress(f"undo: {action.what}")
-            conn.execute(action.sql.encode())
-        if not plan.partial and conn.execute(HISTORY_EXISTS).fetchone() == (True,):
-            conn.execute(DELETE_HISTORY, (versions,))
-        conn.execute(MARK_UNDONE, (run_id, undo_id, "local", plan.partial))
+            _do(conn, plan, action, force)
         now = fingerprint_json(fingerprint.take(conn))
-    remaining = sorted(
-        f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
-        for key in set(before) | set(now) if before.get(key) != now.get(key)
-    )
-    return copies, remaining
+        remaining = sorted(
+            f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
+            for key in set(before) | set(now) if before.get(key) != now.get(key)
+        )
+        partial = plan.partial or bool(remaining)  # what remains: the run stays in place, versions too
+        if not partial:
+            _history(conn, versions, undo_id, run_id, undoing)
+        conn.execute(MARK_UNDONE, (run_id, undo_id, "local", partial))
+        catalog.record(conn, undo_id, "after", recorded)
+    return plan, copies, remaining
+
+
+def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force: bool) -> None:
+    """One action; a soft one (a constraint the rows written since violate) is kept off without
+    --force, an optional one (an object something depends on) is named, each in a savepoint."""
+    import psycopg
+
+    if not (action.soft or action.optional):
+        conn.execute(action.sql.encode())
+        return
+    try:
+        with conn.transaction():
+            conn.execute(action.sql.encode())
+    except psycopg.Error as exc:
+        reason = exc.diag.message_primary or str(exc)
+        if action.optional:
+            plan.not_invertible.append(f"{action.what}: not done, {reason}")
+        elif not force and (exc.sqlstate or "").startswith("23"):
+            count = conn.execute(action.count_sql.encode()).fetchone() if action.count_sql else None
+            rows = f"{count[0]} row(s) written since the run" if count else "rows written since the run"
+            plan.kept.append(f"{action.what}: not done, {rows} violate it ({reason}); they are kept as they are, "
+                             "--force makes the undo fail instead")
+        else:
+            raise

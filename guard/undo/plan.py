@@ -12,57 +12,23 @@ copies, newest first; defaults and NOT NULL; constraints and indexes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from guard.undo import data, objects
+from guard.undo.model import (
+    CONSTRAINT_ORDER,
+    Action,
+    Inputs,
+    InversePlan,
+    copies_of,
+    ident,
+    literal,
+    name_of,
+    overriding,
+    select_list,
+)
 
-from guard.undo.catalog import Catalog
-from guard.undo.copies import Copy
-
-CONSTRAINT_ORDER = {"p": 0, "u": 1, "x": 2, "c": 3, "t": 4, "f": 5}
-
-
-@dataclass(frozen=True)
-class Action:
-    """One statement of the inverse and what it does, in words."""
-
-    sql: str
-    what: str
-    table: str | None = None  # the table (quoted name, as it is now) the statement touches
-
-
-@dataclass
-class InversePlan:
-    actions: list[Action] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # left as the run made it on purpose, and why
-    not_invertible: list[str] = field(default_factory=list)  # beyond a local inverse, and why
-    late: list[Action] = field(default_factory=list)  # after the data is back (sequences)
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.kept or self.not_invertible)
-
-    def add(self, statement: str, what: str, table: str | None = None) -> None:
-        self.actions.append(Action(statement, what, table))
-
-
-def ident(name: str) -> str:
-    return sql.Identifier(name).as_string(None)
-
-
-def literal(value: str) -> str:
-    return sql.Literal(value).as_string(None)
-
-
-@dataclass
-class Inputs:
-    before: Catalog
-    after: Catalog
-    now: Catalog
-    copies: list[Copy]
-    force: bool
-    checksums_now: dict[str, str]  # oid -> checksum, for the tables the run added
+__all__ = ["Action", "Inputs", "InversePlan", "build", "describe"]
 
 
 def build(inputs: Inputs) -> InversePlan:
@@ -72,21 +38,36 @@ def build(inputs: Inputs) -> InversePlan:
         plan.not_invertible.append(f"copy {gone.record.copy} of {gone.record.source} ({gone.record.statement}) "
                                    "no longer exists (pruned?): what it held is not put back")
     inputs.copies = [c for c in inputs.copies if c.exists]
+    _verify_copies(inputs, plan)
     _renames(inputs, plan)
+    objects.drop_added(inputs, plan, early=True)
     _drop_added(inputs, plan)
+    objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
     consumed = _recreate_tables(inputs, plan)
     late = _columns(inputs, plan)
-    _data(inputs, plan, consumed)
+    data.put_back(inputs, plan, consumed)
     plan.actions.extend(late + plan.late)
     _constraints_and_indexes(inputs, plan)
     _enum_values(inputs, plan)
+    objects.dropped(inputs, plan)
     return plan
 
 
-def _name(inputs: Inputs, oid: str) -> str:
-    """A table's name once the renames are undone (before's name, else after's)."""
-    return inputs.before.tables.get(oid) or inputs.after.tables[oid]
+def _verify_copies(inputs: Inputs, plan: InversePlan) -> None:
+    """A copy whose checksum differs from the one recorded at the end of the run is not used:
+    undo refuses (exit 3) and names it."""
+    from guard.undo.catalog import checksum
+
+    for copy in inputs.copies:
+        recorded = inputs.after.copies.get(copy.record.copy)
+        if recorded is None or inputs.conn is None:
+            continue  # a run of an older guard recorded none
+        now = checksum(inputs.conn, copy.record.copy)
+        if now != recorded:
+            plan.tampered.append(
+                f"copy {copy.record.copy} of {copy.record.source} no longer matches the checksum recorded at the end "
+                f"of the run (rows:sum {recorded} then, {now} now): it was changed since, undo will not use it")
 
 
 def _renames(inputs: Inputs, plan: InversePlan) -> None:
@@ -101,7 +82,7 @@ def _renames(inputs: Inputs, plan: InversePlan) -> None:
     for key, col in b.columns.items():
         new = a.columns.get(key)
         if new and new["name"] != col["name"] and col["table"] in a.tables:
-            table = _name(inputs, col["table"])
+            table = name_of(inputs, col["table"])
             plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(new['name'])} TO {ident(col['name'])}",
                      f"rename column {table}.{new['name']} back to {col['name']}", table)
 
@@ -110,7 +91,7 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
     b, a = inputs.before, inputs.after
     for key, con in a.constraints.items():
         if key not in b.constraints and con["table"] in b.tables and con["table"] in a.tables:
-            table = _name(inputs, con["table"])
+            table = name_of(inputs, con["table"])
             plan.add(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {ident(con['name'])}",
                      f"drop constraint {con['name']} the run added to {table}", table)
     before_defs = {i["def"] for i in b.indexes.values()}
@@ -119,9 +100,15 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
             plan.add(f"DROP INDEX IF EXISTS {index['name']}", f"drop index {index['name']} the run added")
     for key, col in a.columns.items():
         if key not in b.columns and col["table"] in b.tables:
-            table = _name(inputs, col["table"])
+            table = name_of(inputs, col["table"])
+            since = _column_written(inputs, key, col)
+            if since and not inputs.force:
+                plan.kept.append(f"column {table}.{col['name']}: kept, {since} row(s) written since the run hold "
+                                 "values in it the run did not leave; --force drops it")
+                continue
             plan.add(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {ident(col['name'])}",
-                     f"drop column {table}.{col['name']} the run added", table)
+                     f"drop column {table}.{col['name']} the run added"
+                     + (f" ({since} row(s) written since, --force)" if since else ""), table)
     for oid, name in a.tables.items():
         if oid in b.tables or oid not in inputs.now.tables:
             continue
@@ -132,10 +119,23 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
                              f"(it holds {rows} row(s), checksum changed); --force drops it")
             continue
         plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
-                 + (" (with writes since, --force)" if then != now else ""))
+                 + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
     for oid, enum in a.enums.items():
         if oid not in b.enums:
-            plan.add(f"DROP TYPE IF EXISTS {enum['name']}", f"drop type {enum['name']} the run added")
+            plan.add(f"DROP TYPE IF EXISTS {enum['name']}", f"drop type {enum['name']} the run added", optional=True)
+
+
+def _column_written(inputs: Inputs, key: str, col: dict[str, Any]) -> int:
+    """Rows whose value in a column the run added or retyped the application wrote since (0
+    when the run recorded no row hashes for it: a run of an older guard)."""
+    from guard.undo.written import column_written
+
+    now = inputs.now.tables.get(col["table"])
+    if now is None or inputs.conn is None or f"col:{key}" not in inputs.after.parts:
+        return 0
+    if not any(c["table"] == col["table"] and c["name"] == col["name"] for c in inputs.now.columns.values()):
+        return 0
+    return column_written(inputs.conn, inputs.run_id, now, key, col["name"])
 
 
 def _recreate_enums(inputs: Inputs, plan: InversePlan) -> None:
@@ -143,16 +143,6 @@ def _recreate_enums(inputs: Inputs, plan: InversePlan) -> None:
         if oid not in inputs.after.enums:
             labels = ", ".join(literal(label) for label in enum["labels"])
             plan.add(f"CREATE TYPE {enum['name']} AS ENUM ({labels})", f"recreate type {enum['name']}")
-
-
-def _copies_of(inputs: Inputs, table: str, kind: str | None = None) -> list[Copy]:
-    return [c for c in inputs.copies if _same_table(c.record.source, table) and (kind is None or c.record.kind == kind)]
-
-
-def _same_table(source: str, table: str) -> bool:
-    """protect.py records names as deparsed (``"public"."t"`` or ``t``), the catalog as quote_ident."""
-    bare, wanted = source.replace('"', ""), table.replace('"', "")
-    return bare == wanted or ("." not in bare and f"public.{bare}" == wanted)
 
 
 def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
@@ -181,15 +171,16 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
                     f"SELECT setval(pg_get_serial_sequence({literal(name)}, {literal(col['name'])}), "
                     f"COALESCE(max({column}), 1), max({column}) IS NOT NULL) FROM {name}",
                     f"identity of {name}.{col['name']} continues after the rows put back", name))
-        whole = [c for c in _copies_of(inputs, name) if c.record.kind == "table"]
+        whole = [c for c in copies_of(inputs, name) if c.record.kind == "table"]
         if not whole:
             plan.not_invertible.append(f"table {name}: recreated empty, the run kept no copy of its rows")
             continue
         copy = whole[0]  # newest: the rows just before the drop
         consumed.add(copy.record.copy)
-        names = [c["name"] for c in cols if c["name"] in copy.columns]
+        names = [c["name"] for c in cols if c["name"] in copy.columns and not c.get("generated")]
         listed = ", ".join(ident(n) for n in names)
-        plan.add(f"INSERT INTO {name} ({listed}){_overriding(inputs, name)} SELECT {listed} FROM {copy.record.copy}",
+        plan.add(f"INSERT INTO {name} ({listed}){overriding(inputs, name)} SELECT {select_list(inputs, oid, names)} "
+                 f"FROM {copy.record.copy} AS c",
                  f"put back {copy.record.rows} row(s) of {name} from {copy.record.copy}", name)
     return consumed
 
@@ -207,15 +198,10 @@ def _owned_sequences(cols: list[dict[str, Any]]) -> dict[str, str]:
     return found
 
 
-def _overriding(inputs: Inputs, table: str) -> str:
-    """Rows put back keep their values, GENERATED ALWAYS identity columns too."""
-    oid = next((o for o, n in inputs.before.tables.items() if n == table), None)
-    always = any(c["table"] == oid and c.get("identity") == "a" for c in inputs.before.columns.values())
-    return " OVERRIDING SYSTEM VALUE" if always else ""
-
-
 def _column_definition(col: dict[str, Any]) -> str:
     identity = {"a": " GENERATED ALWAYS AS IDENTITY", "d": " GENERATED BY DEFAULT AS IDENTITY"}.get(col.get("identity") or "", "")
+    if col.get("generated") == "s":
+        return f"{ident(col['name'])} {col['type']} GENERATED ALWAYS AS ({col['default']}) STORED"
     return (f"{ident(col['name'])} {col['type']}" + (f" DEFAULT {col['default']}" if col["default"] else "")
             + identity + (" NOT NULL" if col["notnull"] and not identity else ""))
 
@@ -228,54 +214,70 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
     for key, col in sorted(b.columns.items(), key=lambda kv: kv[1]["num"]):
         if col["table"] not in a.tables:
             continue
-        table, name = _name(inputs, col["table"]), ident(col["name"])
+        table, name = name_of(inputs, col["table"]), ident(col["name"])
         new = a.columns.get(key)
         if new is None:
-            plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}", f"re-add column {table}.{col['name']}", table)
-            if not any(c.column == col["name"] for c in _copies_of(inputs, table, "column") + _copies_of(inputs, table, "table")):
-                plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
-        elif (new["type"], new["default"], new["notnull"]) != (col["type"], col["default"], col["notnull"]):
-            if new["notnull"]:
-                plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL", f"{table}.{col['name']}: drop NOT NULL", table)
-            if new["default"] is not None:
-                plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT", f"{table}.{col['name']}: drop default", table)
-            if new["type"] != col["type"]:
-                copied = any(c.column == col["name"] for c in _copies_of(inputs, table, "column"))
-                using = "NULL" if copied else f"{name}::{col['type']}"
-                plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {col['type']} USING {using}",
-                         f"{table}.{col['name']}: type back to {col['type']}"
-                         + (" (values from the copy)" if copied else " (cast back)"), table)
+            _re_add(inputs, plan, table, col)
+        elif new["type"] != col["type"]:
+            if not _retype(inputs, plan, table, key, col, new):
+                continue
+        elif (new["default"], new["notnull"]) != (col["default"], col["notnull"]):
+            _loosen(plan, table, col, new)
         else:
             continue
-        if col["default"] is not None:
+        if col["default"] is not None and not col.get("generated"):
             late.append(Action(f"ALTER TABLE {table} ALTER COLUMN {name} SET DEFAULT {col['default']}",
                                f"{table}.{col['name']}: default back to {col['default']}", table))
-        if col["notnull"]:
+        if col["notnull"] and not col.get("identity"):
             late.append(Action(f"ALTER TABLE {table} ALTER COLUMN {name} SET NOT NULL",
-                               f"{table}.{col['name']}: NOT NULL again", table))
+                               f"{table}.{col['name']}: NOT NULL again", table, soft=True,
+                               count_sql=f"SELECT count(*) FROM {table} WHERE {name} IS NULL"))
     return late
 
 
-def _data(inputs: Inputs, plan: InversePlan, consumed: set[str]) -> None:
-    """Rows and values from the copies of tables that still exist, newest copy first."""
-    for copy in inputs.copies:
-        record = copy.record
-        table = next((n for n in inputs.before.tables.values() if _same_table(record.source, n)), None)
-        if record.copy in consumed or table is None:
-            continue
-        if record.kind == "column" and copy.column:
-            keys = copy.columns[:-1]
-            join = " AND ".join(f"t.{ident(k)} = c.{ident(k)}" for k in keys)
-            col = ident(copy.column)
-            plan.add(f"UPDATE {table} AS t SET {col} = c.{col} FROM {record.copy} AS c WHERE {join}",
-                     f"put back {record.rows} value(s) of {table}.{copy.column} from {record.copy}", table)
-        elif copy.updates:
-            plan.add(record.restore_sql.rstrip().rstrip(";"),
-                     f"put back {record.rows} updated row(s) of {table} from {record.copy}", table)
-        else:
-            listed = ", ".join(ident(c) for c in copy.columns)
-            plan.add(f"INSERT INTO {table} ({listed}){_overriding(inputs, table)} SELECT {listed} FROM {record.copy}",
-                     f"put back {record.rows} deleted row(s) of {table} from {record.copy}", table)
+def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) -> None:
+    """A column the run dropped, back; rows inserted since get its default (the copy fills the rest)."""
+    name = ident(col["name"])
+    if col.get("generated") == "s":
+        plan.add(f"ALTER TABLE {table} ADD COLUMN {_column_definition(col)}",
+                 f"re-add generated column {table}.{col['name']}", table)
+        return
+    default = f" DEFAULT {col['default']}" if col["default"] is not None and not col.get("identity") else ""
+    plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}{default}", f"re-add column {table}.{col['name']}"
+             + (" (rows inserted since the run get its default)" if default else ""), table)
+    if not any(c.column == col["name"] or (c.record.kind == "table" and col["name"] in c.columns)
+               for c in copies_of(inputs, table, "column") + copies_of(inputs, table, "table")):
+        plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
+
+
+def _loosen(plan: InversePlan, table: str, col: dict[str, Any], new: dict[str, Any]) -> None:
+    """The NOT NULL and default the column has now off (the ones from before come back late)."""
+    name = ident(col["name"])
+    if new["notnull"]:
+        plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL", f"{table}.{col['name']}: drop NOT NULL", table)
+    if new["default"] is not None:
+        plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT", f"{table}.{col['name']}: drop default", table)
+
+
+def _retype(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The column's type (and first its default and NOT NULL) back; False when it is kept as the
+    run left it because the application wrote values of the new type since (without --force)."""
+    name = ident(col["name"])
+    since = _column_written(inputs, key, new)
+    column_copies = [c for c in copies_of(inputs, table, "column") if c.column == col["name"]]
+    if since and not inputs.force:
+        plan.kept.append(f"column {table}.{col['name']}: kept as {new['type']}, {since} row(s) written since the "
+                         f"run hold values of that type; --force casts them back to {col['type']}")
+        inputs.skip.update(c.record.copy for c in column_copies)
+        return False
+    _loosen(plan, table, col, new)
+    copied = bool(column_copies) and not since
+    using = "NULL" if copied else f"{name}::{col['type']}"
+    plan.add(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {col['type']} USING {using}",
+             f"{table}.{col['name']}: type back to {col['type']}"
+             + (" (values from the copy)" if copied else f" (cast back{f', {since} row(s) written since: --force' if since else ''})"),
+             table)
+    return True
 
 
 def _constraints_and_indexes(inputs: Inputs, plan: InversePlan) -> None:
@@ -283,12 +285,12 @@ def _constraints_and_indexes(inputs: Inputs, plan: InversePlan) -> None:
     missing = [con for key, con in b.constraints.items()
                if key not in a.constraints or a.constraints[key]["def"] != con["def"]]
     for con in sorted(missing, key=lambda c: CONSTRAINT_ORDER.get(c["type"], 9)):
-        table = _name(inputs, con["table"])
+        table = name_of(inputs, con["table"])
         key = f"{con['table']}.{con['name']}"
         if key in a.constraints and con["table"] in a.tables:
             plan.add(f"ALTER TABLE {table} DROP CONSTRAINT {ident(con['name'])}", f"drop changed constraint {con['name']}", table)
         plan.add(f"ALTER TABLE {table} ADD CONSTRAINT {ident(con['name'])} {con['def']}",
-                 f"recreate constraint {con['name']} on {table}", table)
+                 f"recreate constraint {con['name']} on {table}", table, soft=True)
     after_defs = {i["def"] for i in a.indexes.values()}
     for index in b.indexes.values():
         if index["constraint"] or index["def"] in after_defs:

@@ -52,8 +52,11 @@ def manual_plan(run: JournalRun) -> list[str]:
     steps = []
     snapshot = (run.report or {}).get("snapshot")
     if snapshot and snapshot.get("restore_command"):
-        steps.append(f"restore the snapshot taken before the run: {snapshot['restore_command']}")
-    steps.append("restore the newest daily backup from before the run (Supabase dashboard: Database > Backups)")
+        steps.append("restore the snapshot taken before the run into a new, empty scratch database (createdb one; "
+                     "TARGET_DATABASE_URL names it, never the live database, and no pg_restore --clean onto it): "
+                     f"{snapshot['restore_command']}; check it, then copy back what you need or switch over")
+    steps.append("restore the newest daily backup from before the run (Supabase dashboard: Database > Backups); "
+                 "it replaces the whole database: every write since that backup is lost")
     return steps
 
 

@@ -1,0 +1,118 @@
+"""The local inverse's vocabulary: its inputs, its actions and plan, and the small helpers every
+stage uses (names, literals, which copies belong to a table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from guard.undo.catalog import Catalog
+from guard.undo.copies import Copy
+
+CONSTRAINT_ORDER = {"p": 0, "u": 1, "x": 2, "c": 3, "t": 4, "f": 5}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One statement of the inverse and what it does, in words."""
+
+    sql: str
+    what: str
+    table: str | None = None  # the table (quoted name, as it is now) the statement touches
+    # soft: a constraint or NOT NULL the rows written since violate is kept off (exit 4), not
+    # an error, unless --force; optional: an object that cannot be dropped is named (exit 4).
+    soft: bool = False
+    optional: bool = False
+    count_sql: str | None = None  # soft: how many rows violate it, for the message
+
+
+@dataclass
+class InversePlan:
+    actions: list[Action] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # left as the run made it on purpose, and why
+    not_invertible: list[str] = field(default_factory=list)  # beyond a local inverse, and why
+    late: list[Action] = field(default_factory=list)  # after the data is back (sequences)
+    prepare: list[str] = field(default_factory=list)  # before any action: what was written since, noted
+    tampered: list[str] = field(default_factory=list)  # copies that differ from their recorded checksum
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.kept or self.not_invertible)
+
+    def add(self, statement: str, what: str, table: str | None = None, **flags: Any) -> None:
+        self.actions.append(Action(statement, what, table, **flags))
+
+
+def ident(name: str) -> str:
+    return sql.Identifier(name).as_string(None)
+
+
+def literal(value: str) -> str:
+    return sql.Literal(value).as_string(None)
+
+
+@dataclass
+class Inputs:
+    before: Catalog
+    after: Catalog
+    now: Catalog
+    copies: list[Copy]
+    force: bool
+    checksums_now: dict[str, str]  # oid -> checksum now, for the tables the run added or copied from
+    conn: Any = None  # psycopg.Connection: counts what the application wrote since (guard/undo/written.py)
+    run_id: str = ""
+    skip: set[str] = field(default_factory=set)  # copies not to use (their column is kept)
+
+    def count(self, query: str) -> int:
+        row = self.conn.execute(query.encode()).fetchone() if self.conn is not None else None
+        return int(row[0]) if row else 0
+
+
+def name_of(inputs: Inputs, oid: str) -> str:
+    """A table's name once the renames are undone (before's name, else after's)."""
+    return inputs.before.tables.get(oid) or inputs.after.tables[oid]
+
+
+def copies_of(inputs: Inputs, table: str, kind: str | None = None) -> list[Copy]:
+    return [c for c in inputs.copies if same_table(c.record.source, table) and (kind is None or c.record.kind == kind)]
+
+
+def same_table(source: str, table: str) -> bool:
+    """protect.py records names as deparsed (``"public"."t"`` or ``t``), the catalog as quote_ident."""
+    bare, wanted = source.replace('"', ""), table.replace('"', "")
+    return bare == wanted or ("." not in bare and f"public.{bare}" == wanted)
+
+
+def overriding(inputs: Inputs, table: str) -> str:
+    """Rows put back keep their values, GENERATED ALWAYS identity columns too."""
+    oid = next((o for o, n in inputs.before.tables.items() if n == table), None)
+    always = any(c["table"] == oid and c.get("identity") == "a" for c in inputs.before.columns.values())
+    return " OVERRIDING SYSTEM VALUE" if always else ""
+
+
+def before_type(inputs: Inputs, oid: str | None, column: str) -> str | None:
+    """The type column ``column`` of table ``oid`` had before the run."""
+    return next((c["type"] for c in inputs.before.columns.values() if c["table"] == oid and c["name"] == column), None)
+
+
+def table_oid(inputs: Inputs, table: str) -> str | None:
+    """The oid of a table by its name before the run."""
+    return next((o for o, n in inputs.before.tables.items() if n == table), None)
+
+
+def writable(inputs: Inputs, oid: str | None, names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` without the generated columns (PostgreSQL computes them again)."""
+    generated = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("generated")}
+    return [n for n in names if n not in generated]
+
+
+def select_list(inputs: Inputs, oid: str | None, names: list[str], alias: str = "c") -> str:
+    """The copy's columns cast back to their type before the run: a copy keeps an enum, a domain
+    or an extension's type as text (guard/protect), which INSERT does not take as it is."""
+    parts = []
+    for name in names:
+        type_ = before_type(inputs, oid, name)
+        parts.append(f"{alias}.{ident(name)}" + (f"::{type_}" if type_ else ""))
+    return ", ".join(parts)

@@ -1,0 +1,55 @@
+"""Objects other than tables, columns, indexes, constraints and enums in the local inverse: the
+views, functions, procedures, sequences, triggers, policies, domains, range types and schemas
+the run added are dropped (each on its own, so one that cannot go is named and the rest still
+goes: something created since depends on it, exit 4); a sequence the application advanced
+since the run holds data written since and is kept without ``--force``. Those the run dropped
+cannot be recreated (guard recorded no definition): each is named.
+"""
+
+from __future__ import annotations
+
+from guard.undo.model import Inputs, InversePlan
+
+# Dropped before the tables and columns the run added (they may depend on them) ...
+EARLY = ("trigger", "policy", "view", "materialized view")
+# ... and after them (a column's default may use a function, sequence or domain).
+LATE = ("function", "procedure", "aggregate", "sequence", "domain", "type", "schema")
+DROP = {"trigger": "DROP TRIGGER IF EXISTS {name} ON {table}", "policy": "DROP POLICY IF EXISTS {name} ON {table}",
+        "view": "DROP VIEW IF EXISTS {name}", "materialized view": "DROP MATERIALIZED VIEW IF EXISTS {name}",
+        "function": "DROP FUNCTION IF EXISTS {name}", "procedure": "DROP PROCEDURE IF EXISTS {name}",
+        "aggregate": "DROP AGGREGATE IF EXISTS {name}", "sequence": "DROP SEQUENCE IF EXISTS {name}",
+        "domain": "DROP DOMAIN IF EXISTS {name}", "type": "DROP TYPE IF EXISTS {name}",
+        "schema": "DROP SCHEMA IF EXISTS {name}"}
+
+
+def drop_added(inputs: Inputs, plan: InversePlan, *, early: bool) -> None:
+    """Drop what the run added of the ``EARLY`` (or ``LATE``) kinds, newest first."""
+    kinds = EARLY if early else LATE
+    b, a, now = inputs.before, inputs.after, inputs.now
+    added = [(key, obj) for key, obj in a.others.items() if obj["kind"] in kinds and key not in b.others and key in now.others]
+    added.sort(key=lambda kv: (kinds.index(kv[1]["kind"]), -int(kv[0].split(":")[1])))
+    for key, obj in added:
+        table = ""
+        if obj["table"]:
+            if obj["table"] not in b.tables or obj["table"] not in now.tables:
+                continue  # on a table the run added: it goes with the table (or stays with it, kept)
+            table = now.tables[obj["table"]]
+        if obj["kind"] == "sequence" and now.others[key]["state"] != obj["state"]:
+            if not inputs.force:
+                plan.kept.append(f"sequence {obj['name']}: kept, advanced since the run (last value {obj['state'] or 'none'} "
+                                 f"then, {now.others[key]['state'] or 'none'} now); --force drops it")
+                continue
+        where = f" on {table}" if table else ""
+        plan.add(DROP[obj["kind"]].format(name=obj["name"], table=table),
+                 f"drop {obj['kind']} {obj['name']}{where} the run added", table or None, optional=True)
+
+
+def dropped(inputs: Inputs, plan: InversePlan) -> None:
+    """Name each object of these kinds the run dropped: guard cannot recreate it."""
+    b, a = inputs.before, inputs.after
+    for key, obj in b.others.items():
+        if key in a.others or obj["kind"] not in EARLY + LATE:
+            continue
+        where = f" on {b.tables.get(obj['table'], 'a dropped table')}" if obj["table"] else ""
+        plan.not_invertible.append(f"{obj['kind']} {obj['name']}{where}: dropped by the run; guard recorded no "
+                                   "definition to recreate it (the snapshot or a backup has it)")

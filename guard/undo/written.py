@@ -1,0 +1,141 @@
+"""What the application wrote since a run: the state the run left, recorded at its end, set
+against the present.
+
+At the end of a run (``record``) guard stores, in ``guard.run_rows``, one md5 per row of what
+it may later have to overwrite: the rows its UPDATEs left (``rows:<copy>``, the whole row as
+``to_jsonb``), and the (key, value) pairs of each column it added or retyped
+(``col:<relid>.<attnum>``). It also returns checksums of its protective copies and of every
+table it copied from, for the after-catalog. Undo then knows exactly, row by row, what the
+application changed since: a row whose md5 is not among those the run left. (Exact up to an
+md5 collision; keyed by column name, so column order does not matter.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+if TYPE_CHECKING:
+    import psycopg
+
+# The catalogs record() reads and fills are guard.undo.catalog.Catalog (which imports this module).
+Catalog = Any
+
+# Order-independent and keyed by column name (a re-added column that comes last is the same
+# row); constant memory: the sum of each row's md5 (first 60 bits), not one aggregated string.
+TABLE_CHECKSUM = (
+    "SELECT count(*), coalesce(sum(('x' || substr(md5(to_jsonb(t)::text), 1, 15))::bit(60)::bigint), 0) "
+    "FROM {table} t"
+)
+
+
+CREATE_ROWS = """
+CREATE TABLE IF NOT EXISTS guard.run_rows (
+    run_id text NOT NULL,
+    part   text NOT NULL,
+    hash   text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_rows_part ON guard.run_rows (run_id, part, hash)
+"""
+REVOKE_ROWS = "REVOKE ALL ON TABLE guard.run_rows FROM PUBLIC"
+ROWS_EXIST = "SELECT to_regclass('guard.run_rows') IS NOT NULL"
+RUN_COPIES = "SELECT copy, source_oid::text, restore_sql, kind FROM guard.copies WHERE run_id = %s"
+COPIES_EXIST = "SELECT to_regclass('guard.copies') IS NOT NULL"
+PRIMARY_KEY = """
+SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) FROM pg_index i
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+ WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
+ ORDER BY array_position(i.indkey, a.attnum)
+"""
+DELETE_RUN_ROWS = "DELETE FROM guard.run_rows WHERE run_id = %s"
+
+
+def checksum(conn: psycopg.Connection[Any], table: str) -> str:
+    """``rows:sum`` of ``table`` (a quoted name), independent of row and column order."""
+    row = conn.execute(sql.SQL(TABLE_CHECKSUM).format(table=sql.SQL(table))).fetchone()
+    return f"{row[0]}:{row[1]}" if row else "0:"
+
+
+def row_hash(alias: str) -> str:
+    """md5 of a whole row, by column name."""
+    return f"md5(to_jsonb({alias})::text)"
+
+
+def column_hash(alias: str, keys: list[str], column: str) -> str:
+    """md5 of (primary key, column) of a row; the whole row without a primary key."""
+    if not keys:
+        return row_hash(alias)
+    listed = ", ".join(f"{alias}.{k}" for k in [*keys, column])
+    return f"md5(jsonb_build_array({listed})::text)"
+
+
+def key_columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str]]:
+    """(quoted name, type) of the primary key of ``table`` (its quoted name now), in key order;
+    [] without one."""
+    return [(r[0], r[1]) for r in conn.execute(PRIMARY_KEY, (table,)).fetchall()]
+
+
+def join(keys: list[tuple[str, str]], table: str = "t", copy: str = "c") -> str:
+    """Rows of the table and of a copy that are the same row (a copy keeps custom types as text)."""
+    return " AND ".join(f"{table}.{k} = {copy}.{k}::{type_}" for k, type_ in keys)
+
+
+def literal(value: str) -> str:
+    return sql.Literal(value).as_string(None)
+
+
+def column_written(conn: psycopg.Connection[Any], run_id: str, table: str, key: str, column: str) -> int:
+    """Rows of ``table`` (its name now) whose (key, ``column``) the run did not leave: values the
+    application wrote since, rows it inserted with a value in ``column`` included."""
+    keys = [k for k, _ in key_columns(conn, table)]
+    col = sql.Identifier(column).as_string(None)
+    query = (f"SELECT count(*) FROM {table} t WHERE t.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM guard.run_rows r "
+             f"WHERE r.run_id = {literal(run_id)} AND r.part = {literal('col:' + key)} "
+             f"AND r.hash = {column_hash('t', keys, col)})")
+    row = conn.execute(query.encode()).fetchone()
+    return int(row[0]) if row else 0
+
+
+def ensure(conn: psycopg.Connection[Any]) -> None:
+    """``guard.run_rows``, closed to PUBLIC."""
+    if conn.execute(ROWS_EXIST).fetchone() == (True,):
+        return
+    from guard.guard_schema import close_schema
+
+    conn.execute(CREATE_ROWS)
+    conn.execute(REVOKE_ROWS)
+    close_schema(conn, "guard")  # whatever default privileges gave Supabase's API roles
+
+
+def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: Catalog) -> None:
+    """Store what the run left (in the caller's transaction): row hashes in ``guard.run_rows``
+    (their parts and counts in ``after.parts``), and in ``after``: ``copies`` (copy -> checksum)
+    and ``checksums`` of the tables copied from."""
+    ensure(conn)
+    conn.execute(DELETE_RUN_ROWS, (run_id,))
+    copies = conn.execute(RUN_COPIES, (run_id,)).fetchall() if conn.execute(COPIES_EXIST).fetchone() == (True,) else []
+    for copy, source, restore_sql, kind in copies:
+        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (copy,)).fetchone() != (True,):
+            continue
+        after.copies[copy] = checksum(conn, copy)
+        if source in after.tables:
+            after.checksums.setdefault(source, checksum(conn, after.tables[source]))
+            keys = key_columns(conn, after.tables[source])
+            if kind == "rows" and restore_sql.lstrip().upper().startswith("UPDATE") and keys:
+                cursor = conn.execute(sql.SQL(
+                    "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, " + row_hash("t")
+                    + " FROM {table} t WHERE EXISTS (SELECT 1 FROM {copy} c WHERE " + join(keys) + ")"
+                ).format(table=sql.SQL(after.tables[source]), copy=sql.SQL(copy)), (run_id, f"rows:{copy}"))
+                after.parts[f"rows:{copy}"] = cursor.rowcount
+    for key, col in after.columns.items():
+        old = before.columns.get(key)
+        if col["table"] not in before.tables or (old is not None and old["type"] == col["type"]):
+            continue
+        names = [k for k, _ in key_columns(conn, after.tables[col["table"]])]
+        cursor = conn.execute(sql.SQL(
+            "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, "
+            + column_hash("t", names, sql.Identifier(col["name"]).as_string(None)) + " FROM {table} t"
+        ).format(table=sql.SQL(after.tables[col["table"]])), (run_id, f"col:{key}"))
+        after.parts[f"col:{key}"] = cursor.rowcount
+
