@@ -96,7 +96,8 @@ HISTORY_TABLES: Mapping[str, str] = {
     "public.django_migrations": "app || '.' || name",
     "public.knex_migrations": "name",
 }
-TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+# Which of HISTORY_TABLES exist, in one round trip (was one query per table).
+TABLES_EXISTING = "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def take(conn: psycopg.Connection[Any]) -> Fingerprint:
     rows = conn.execute(SCHEMA_FINGERPRINT).fetchall()
     objects = {(r[0], r[1]): r[2] for r in rows}
     histories: dict[str, frozenset[str]] = {}
+    existing = {r[0] for r in conn.execute(TABLES_EXISTING, (list(HISTORY_TABLES),)).fetchall()}
     for table, column in HISTORY_TABLES.items():
-        exists = conn.execute(TABLE_EXISTS, (table,)).fetchone()
-        if not exists or not exists[0]:
+        if table not in existing:
             continue
         schema, name = table.split(".", 1)
         query = sql.SQL("SELECT ({column})::text FROM {table}").format(
