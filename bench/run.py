@@ -513,12 +513,12 @@ class Bench:
                     self.drop_db(name)
             results[count] = (psql, guard, supa if have_supabase else None)
             if self.baseline is not None:
-                files = f"{count:,} file" + ("s" if count != 1 else "")
-                self.pairs.append((f"{files}: guard / psql",
+                label = f"{count:,} file" + ("s" if count != 1 else "")
+                self.pairs.append((f"{label}: guard / psql",
                                    f"{ratio(base.ms, psql.ms)} ({base.ms:.0f} vs {psql.ms:.0f} ms)",
                                    f"{ratio(guard.ms, psql.ms)} ({guard.ms:.0f} vs {psql.ms:.0f} ms)"))
                 if have_supabase:
-                    self.pairs.append((f"{files}: `supabase db push` / guard",
+                    self.pairs.append((f"{label}: `supabase db push` / guard",
                                        ratio(supa.ms, base.ms), ratio(supa.ms, guard.ms)))
             rows.append([
                 f"{count:,}", f"{psql.ms:.0f}", f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
