@@ -132,12 +132,16 @@ def checksum(conn: psycopg.Connection[Any], table: str) -> str:
 
 
 CHECKSUMS_PER_QUERY = 100
-# Plain tables without a page (partitioned ones have no storage of their own: not these).
-EMPTY_TABLES = "SELECT oid::text FROM pg_class WHERE oid = ANY(%s::oid[]) AND relkind = 'r' AND pg_relation_size(oid) = 0"
+# Plain heap tables without a page. Not partitioned ones (no storage of their own), nor other
+# access methods, whose rows may live outside the main fork (relam is 0 for tables before 12).
+EMPTY_TABLES = """
+SELECT c.oid::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam AND a.amname = 'heap'
+ WHERE c.oid = ANY(%s::oid[]) AND c.relkind = 'r' AND pg_relation_size(c.oid) = 0
+"""
 
 
 def checksums(conn: psycopg.Connection[Any], tables: dict[str, str]) -> dict[str, str]:
-    """checksum() of each of ``tables`` (oid -> quoted name). A plain table whose main fork
+    """checksum() of each of ``tables`` (oid -> quoted name). A heap table whose main fork
     is empty (pg_relation_size 0) holds no row, so its checksum is known without a scan:
     planning and starting a scan of each of a release's 1,000 new tables cost about as long
     as applying them. The others go a hundred a query (UNION ALL)."""
