@@ -193,7 +193,7 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
         cat = read(conn)
         if before is not None:
             cat.checksums.update(checksums(conn, {o: n for o, n in cat.tables.items() if o not in before.tables}))
-        fp = fingerprint_json(fingerprint.take(conn))
+        fp = fingerprint_json(fingerprint.take(conn, histories=False))  # only its objects are kept
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
 
