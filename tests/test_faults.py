@@ -205,7 +205,12 @@ def test_lock_retries_wait_for_the_lock_to_go(ready: Project) -> None:
     holder = psycopg.connect(ready.db_url)
     holder.execute("SELECT count(*) FROM public.items")
     proc = _start(ready)
-    time.sleep(1.0)  # the first attempt times out while the lock is held
+    # The first attempt waits for the lock (seen on the server, however slow guard's start on
+    # a busy machine), times out after 200 ms while it is still held, and guard waits 1 s.
+    _wait_for(lambda: ready.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run %%' "
+        "AND wait_event_type = 'Lock'")[0][0] > 0)
+    time.sleep(0.6)
     holder.rollback()
     holder.close()
     out, err = proc.communicate(timeout=30)
