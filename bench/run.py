@@ -882,6 +882,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.runs, args.startup_runs, args.files, args.big_mb, args.rows = 2, 5, "1,100", 4, 50_000
     if args.history and not args.baseline:
         parser.error("--history needs --baseline REV")
+    if args.baseline:
+        try:
+            revision(args.baseline)
+        except BenchError as exc:
+            parser.error(str(exc))
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
