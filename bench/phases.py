@@ -53,6 +53,10 @@ WRAPPED: tuple[tuple[str, str, str], ...] = (
     ("journal + log", "guard.run.outcome", "finish_journal"),
     ("history", "guard.migrations.history", "ensure_history"),
     ("apply", "guard.run.apply", "apply_pending"),
+    ("catalogs (undo)", "guard.run.catalog", "record_before"),
+    ("catalogs (undo)", "guard.run.catalog", "record_after"),
+    ("verify", "guard.run.verify", "in_transaction"),
+    ("verify", "guard.run.verify", "after_commit"),
     ("report", "guard.run.outcome", "build_plan"),
     ("report", "guard.commands.run", "finish"),
 )

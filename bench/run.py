@@ -3,6 +3,13 @@
     python bench/run.py                      # everything, writes bench/RESULTS.md (~4 min)
     python bench/run.py --only files,startup --runs 3
     python bench/run.py --quick              # a smoke run: fewer repetitions, smaller sets
+    python bench/run.py --only overhead,files --runs 3 --baseline main --history
+                                             # before/after: REV's guard measured too, interleaved
+
+With ``--baseline REV`` the guard of git revision REV of this repository (`git archive`, run
+with PYTHONPATH pointing at it) is measured next to this checkout's in the overhead and files
+sections, each run interleaved with psql's, and RESULTS.md gets a "Before and after" table of
+the ratios; ``--history`` also appends that table to bench/HISTORY.md under today's date.
 
 Sections: startup, overhead, files, bigfile, lint, protect. The script starts its own
 throw-away PostgreSQL (guard.embedded.Cluster, fsync off: the figures compare tools on the
@@ -176,8 +183,10 @@ class Target:
 
 class Bench:
     def __init__(self, cluster: Cluster, workdir: Path, runs: int, startup_runs: int,
-                 file_counts: list[int], big_mb: float, rows: int) -> None:
+                 file_counts: list[int], big_mb: float, rows: int, baseline: Path | None = None) -> None:
         self.cluster = cluster
+        self.baseline = baseline  # another revision's guard/ (its parent folder), measured next to this one
+        self.pairs: list[tuple[str, str, str]] = []  # (figure, baseline, this checkout)
         self.workdir = workdir
         self.runs = runs
         self.startup_runs = startup_runs
@@ -242,6 +251,16 @@ class Bench:
                      [PY, "-c", "import psycopg, pglast, click, guard.run, guard.commands, guard.lint"]):
             measure(argv, env=self.env, cwd=self.workdir, log=self.log)
 
+    def warm_baseline(self) -> None:
+        """Compile the baseline's bytecode and check that its guard is the one a child imports."""
+        assert self.baseline is not None
+        env = {**self.env, "PYTHONPATH": str(self.baseline) + os.pathsep + self.env.get("PYTHONPATH", "")}
+        probe = subprocess.run([PY, "-c", "import guard, guard.cli, guard.run, sys; sys.stdout.write(guard.__file__)"],
+                               env=env, capture_output=True, text=True, cwd=self.workdir)
+        if Path(probe.stdout or "/nonexistent").resolve() != (self.baseline / "guard" / "__init__.py").resolve():
+            raise BenchError(f"the baseline's guard does not import from {self.baseline}: {probe.stderr[-300:]}")
+        measure([*self.guard, "--help"], env=env, cwd=self.workdir, log=self.log)
+
     def fresh_db(self, template: str | None = "bench_guard_template") -> tuple[str, str]:
         """(name, url) of a new database: a copy of ``template``, or empty (template1)."""
         self.counter += 1
@@ -277,10 +296,13 @@ class Bench:
 
     # ---------------------------------------------------------------- the tools
 
-    def run_guard(self, root: Path, url: str, *extra: str) -> Sample:
+    def run_guard(self, root: Path, url: str, *extra: str, code: Path | None = None) -> Sample:
+        """One `guard run`: this checkout's, or with ``code`` the guard package found there."""
         report = root / "guard-report.json"
-        sample = measure([*self.guard, "run", "--report", str(report), *extra], env=self.guard_env(url),
-                         cwd=root, log=self.log)
+        env = self.guard_env(url)
+        if code is not None:
+            env["PYTHONPATH"] = str(code) + os.pathsep + env.get("PYTHONPATH", "")
+        sample = measure([*self.guard, "run", "--report", str(report), *extra], env=env, cwd=root, log=self.log)
         status = json.loads(report.read_text())["status"]
         if status != "applied":
             raise BenchError(f"guard run in {root}: status {status}")
@@ -403,7 +425,7 @@ class Bench:
         text = "create table public.t (id int);\n"
         root = self.project({f"{VERSION_BASE}_t.sql": text})
         migration = root / "supabase" / "migrations" / f"{VERSION_BASE}_t.sql"
-        guard, psql = Stats(), Stats()
+        guard, psql, before = Stats(), Stats(), Stats()
         # A third of a second each: enough repetitions that a noisy neighbour does not decide
         # the verdict (the difference is a few tens of ms around the 250 ms target).
         runs = max(self.runs, OVERHEAD_MIN_RUNS)
@@ -415,7 +437,15 @@ class Bench:
             name, url = self.fresh_db(None)
             psql.add(self.run_psql_file(migration, url))
             self.drop_db(name)
+            if self.baseline is not None:
+                name, url = self.fresh_db()
+                before.add(self.run_guard(root, url, code=self.baseline))
+                self.drop_db(name)
         diff = guard.ms - psql.ms
+        if self.baseline is not None:
+            self.pairs.append(("fixed overhead over `psql -1 -f`, one file (ms)",
+                               f"{before.ms - psql.ms:.0f} ({before.ms:.0f} vs {psql.ms:.0f})",
+                               f"{diff:.0f} ({guard.ms:.0f} vs {psql.ms:.0f})"))
         rows = [
             ["`psql -1 -f` (reference)", f"{psql.ms:.0f}", psql.spread(), "1.00×", f"{psql.peak_mb:.0f}"],
             ["`guard run`", f"{guard.ms:.0f}", guard.spread(), ratio(guard.ms, psql.ms), f"{guard.peak_mb:.0f}"],
@@ -457,7 +487,7 @@ class Bench:
             files = {f"{VERSION_BASE + i}_f{i}.sql": f"create table public.t{i} (id int);\n" for i in range(count)}
             root = roots[count] = self.project(files)
             script = self.psql_script(root)
-            guard, psql, supa = Stats(), Stats(), Stats()
+            guard, psql, supa, base = Stats(), Stats(), Stats(), Stats()
             for _ in range(self.runs):
                 name, url = self.fresh_db(None)
                 psql.add(self.run_psql_script(script, url))
@@ -469,6 +499,12 @@ class Bench:
                 if self.history_count(url) != count:
                     raise BenchError(f"guard applied {self.history_count(url)} of {count}")
                 self.drop_db(name)
+                if self.baseline is not None:
+                    name, url = self.fresh_db()
+                    base.add(self.run_guard(root, url, code=self.baseline))
+                    if self.history_count(url) != count:
+                        raise BenchError(f"the baseline's guard applied {self.history_count(url)} of {count}")
+                    self.drop_db(name)
                 if have_supabase:
                     name, url = self.fresh_db(None)
                     supa.add(self.run_supabase(root, url))
@@ -476,6 +512,14 @@ class Bench:
                         raise BenchError(f"supabase db push applied {self.history_count(url)} of {count}")
                     self.drop_db(name)
             results[count] = (psql, guard, supa if have_supabase else None)
+            if self.baseline is not None:
+                label = f"{count:,} file" + ("s" if count != 1 else "")
+                self.pairs.append((f"{label}: guard / psql",
+                                   f"{ratio(base.ms, psql.ms)} ({base.ms:.0f} vs {psql.ms:.0f} ms)",
+                                   f"{ratio(guard.ms, psql.ms)} ({guard.ms:.0f} vs {psql.ms:.0f} ms)"))
+                if have_supabase:
+                    self.pairs.append((f"{label}: `supabase db push` / guard",
+                                       ratio(supa.ms, base.ms), ratio(supa.ms, guard.ms)))
             rows.append([
                 f"{count:,}", f"{psql.ms:.0f}", f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
                 f"{supa.ms:.0f} ({supa.spread()})" if have_supabase else "not installed",
@@ -736,7 +780,11 @@ class Bench:
         now = dt.datetime.now(dt.timezone.utc)
         lines = ["# Benchmark results", "",
                  f"Generated by `python bench/{' '.join(['run.py', *argv])}` on {now:%Y-%m-%d %H:%M} UTC "
-                 f"in {elapsed / 60:.1f} min.", ""]
+                 f"in {elapsed / 60:.1f} min.", "",
+                 "Regenerate it with `python bench/run.py` (every section; `--only SECTIONS --runs N` for "
+                 "some). Before and after a change, measured in one run: `python bench/run.py --only "
+                 "overhead,files --runs 5 --baseline REV --history` also measures the guard of git revision "
+                 "REV, adds a \"Before and after\" table here and appends it to HISTORY.md.", ""]
         lines += self.machine() + [""]
         lines += ["## Targets (issues #7 and #20)", "", "| target | measured | verdict |", "| --- | --- | --- |"]
         for target in self.targets.values():
@@ -755,8 +803,22 @@ class Bench:
                 lines += ["| " + " | ".join(row) + " |" for row in rows]
                 lines.append("")
             lines += [n + "\n" for n in section.notes]
+        lines += self.pair_lines()
         path.write_text("\n".join(lines).rstrip() + "\n")
         print(f"wrote {path}")
+
+    def pair_lines(self) -> list[str]:
+        """The "Before and after" table (``--baseline``), in RESULTS.md and, with --history, HISTORY.md."""
+        if not self.pairs:
+            return []
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        return [f"## Before and after: {self.baseline_name} vs this checkout", "",
+                f"Measured in the same run, each guard interleaved with the reference; medians of {self.runs} "
+                f"(the one-file overhead: of at least {OVERHEAD_MIN_RUNS}); load average at the end {load}.", "",
+                f"| figure | before ({self.baseline_name}) | after (this checkout) |", "| --- | --- | --- |",
+                *(f"| {name} | {old} | {new} |" for name, old, new in self.pairs), ""]
+
+    baseline_name = ""
 
     def accuracy(self) -> None:
         """Lint accuracy on the labelled corpus, guard next to squawk (bench/lint_score.py)."""
@@ -775,6 +837,29 @@ class Bench:
         self.admin.close()
 
 
+def revision(rev: str) -> str:
+    """The short commit id of ``rev`` in this repository (BenchError when git cannot say)."""
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev + "^{commit}"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"--baseline {rev}: not a revision of {REPO} ({done.stderr.strip()})")
+    return done.stdout.strip()
+
+
+def checkout(rev: str, target: Path) -> Path:
+    """The files of revision ``rev`` (git archive) under ``target``; returns ``target``."""
+    import io
+    import tarfile
+
+    revision(rev)
+    data = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev], capture_output=True,
+                          check=True).stdout
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS),
@@ -788,9 +873,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: --runs 2 --startup-runs 5 --files 1,100 --big-mb 4 --rows 50000")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also measure the guard of git revision REV (overhead, files) for a before/after table")
+    parser.add_argument("--history", action="store_true",
+                        help="with --baseline: append the before/after table to bench/HISTORY.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.startup_runs, args.files, args.big_mb, args.rows = 2, 5, "1,100", 4, 50_000
+    if args.history and not args.baseline:
+        parser.error("--history needs --baseline REV")
+    if args.baseline:
+        try:
+            revision(args.baseline)
+        except BenchError as exc:
+            parser.error(str(exc))
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -803,8 +899,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     only = [s for s in SECTIONS if s in args.only.split(",")]
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp, Cluster(password=None) as cluster:
+        baseline = checkout(args.baseline, Path(tmp) / "baseline") if args.baseline else None
         bench = Bench(cluster, Path(tmp), args.runs, args.startup_runs,
-                      [int(n) for n in args.files.split(",")], args.big_mb, args.rows)
+                      [int(n) for n in args.files.split(",")], args.big_mb, args.rows, baseline)
+        if baseline is not None:
+            short = revision(args.baseline)
+            bench.baseline_name = f"`{args.baseline}`" + ("" if short.startswith(args.baseline) else f" ({short})")
+            bench.warm_baseline()
         steps: dict[str, Callable[[], None]] = {
             "startup": bench.startup, "overhead": bench.overhead, "files": bench.many_files,
             "bigfile": bench.big_file, "lint": bench.lint, "protect": bench.protect,
@@ -817,6 +918,12 @@ def main(argv: list[str] | None = None) -> None:
                 steps[name]()
                 print(f"   {time.perf_counter() - section_started:.0f} s", flush=True)
             bench.write(args.out, argv, time.perf_counter() - started)
+            if args.history and bench.pairs:
+                history = REPO / "bench" / "HISTORY.md"
+                with history.open("a", encoding="utf-8") as out:
+                    out.write("\n" + "\n".join(bench.pair_lines()).replace(
+                        "## Before and after", f"## {dt.date.today()}: before and after", 1))
+                print(f"appended the before/after table to {history}")
         finally:
             bench.close()
 

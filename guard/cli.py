@@ -106,7 +106,7 @@ def run(ctx: Context, config_path: str | None, database_url: str | None, migrati
     itself (e.g. `guard run -- alembic upgrade head`): the command runs without a shell with
     DATABASE_URL set, and a catalog fingerprint before and after says what it changed."""
     _start_work("psycopg", "pglast", "guard.run")
-    from guard.commands import run_command
+    from guard.commands.run import run_command
 
     config = _load(ctx, config_path, {
         "database_url": ("--database-url", database_url),
@@ -149,7 +149,7 @@ def check(ctx: Context, config_path: str | None, database_url: str | None, migra
     files, backups, policy), plus an optional dry run on a shadow database.
     Exit 0 run would proceed, 3 run would be blocked, 1 a pending file does not apply."""
     _start_work("psycopg", "pglast", "guard.check", "guard.run")
-    from guard.commands import check_command
+    from guard.commands.run import check_command
 
     config = _load(ctx, config_path, {
         "database_url": ("--database-url", database_url),
@@ -168,7 +168,7 @@ def check(ctx: Context, config_path: str | None, database_url: str | None, migra
 def init(ctx: Context, config_path: str | None, database_url: str | None) -> None:
     """Install (idempotently) the backup log table, its row-level security and
     get_backup_stats() in the target database."""
-    from guard.commands import init_command
+    from guard.commands.backup import init_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
     _guarded(ctx, lambda: init_command(ctx, config))
@@ -193,7 +193,7 @@ def backup() -> None:
 def backup_log(ctx: Context, config_path: str | None, database_url: str | None, reason: str, kind: str,
                status: str, at: str | None, meta: tuple[str, ...]) -> None:
     """Write one entry to the backup log."""
-    from guard.commands import backup_log_command
+    from guard.commands.backup import backup_log_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
     _guarded(ctx, lambda: backup_log_command(ctx, config, reason=_masked(ctx, reason) or "", kind=kind, status=status,
@@ -207,7 +207,7 @@ def backup_log(ctx: Context, config_path: str | None, database_url: str | None, 
 @click.pass_obj
 def backup_prune(ctx: Context, config_path: str | None, database_url: str | None, older_than: str | None) -> None:
     """Drop expired protective copies (protect.retention), or those older than a duration."""
-    from guard.commands import prune_command
+    from guard.commands.backup import prune_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
     _guarded(ctx, lambda: prune_command(ctx, config, older_than=older_than))
@@ -224,7 +224,7 @@ def backup_status(ctx: Context, config_path: str | None, database_url: str | Non
                   as_json: bool, html: str | None) -> None:
     """Backup log statistics, the 20 most recent entries, and every provider's verdict.
     Exits 3 when no recent automated backup is confirmed (a gate for scheduled jobs)."""
-    from guard.commands import backup_status_command
+    from guard.commands.backup import backup_status_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "backups.max_age": ("--max-age", max_age)})
@@ -247,7 +247,7 @@ def lint(ctx: Context, config_path: str | None, database_url: str | None, paths:
     non-transactional. Default: the pending files (with a database), else all files.
     Exit 0 without error findings, 3 with."""
     _start_work("pglast", "guard.lint.rules")
-    from guard.commands import lint_command
+    from guard.commands.tools import lint_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url),
                                       "migrations.dir": ("--migrations-dir", migrations_dir)})
@@ -266,7 +266,7 @@ def restore_plan(ctx: Context, config_path: str | None, database_url: str | None
                  fmt: str) -> None:
     """Print the restore plan of a past run from guard's journal (default: the latest
     failed or unfinished run)."""
-    from guard.commands import restore_plan_command
+    from guard.commands.backup import restore_plan_command
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
     _guarded(ctx, lambda: restore_plan_command(ctx, config, run_id=run_id, fmt=fmt))
@@ -289,7 +289,7 @@ def undo(ctx: Context, config_path: str | None, database_url: str | None, run_id
     it and was not undone), by the most precise path: the run's local inverse, else Supabase's
     restore point or PITR (--confirm PROJECT_REF). Exit 0 undone, 1 failed and rolled back,
     3 refused, 4 partly undone or unknown."""
-    from guard.commands import undo_command
+    from guard.commands.undo import undo_command
     from guard.config.values import parse_duration
     from guard.errors import UsageError
     from guard.undo import UndoOptions
@@ -318,7 +318,7 @@ def snapshot(ctx: Context, config_path: str | None, database_url: str | None, mo
     """A pg_dump (custom format) of the database and a manifest beside it: SHA-256, per-table
     row counts from the dump's own snapshot, the restore command. Full snapshots are encrypted
     (AES-256-GCM) with snapshot.key / GUARD_SNAPSHOT_KEY unless --no-encrypt."""
-    from guard.commands import snapshot_command
+    from guard.commands.tools import snapshot_command
 
     config = _load(ctx, config_path, {
         "database_url": ("--database-url", database_url),
@@ -343,7 +343,7 @@ def drill(ctx: Context, config_path: str | None, database_url: str | None, snaps
     PostgreSQL, compare row counts with the manifest, run drill.checks. Prints the restore
     duration; exit 0 pass, 1 fail (with the reason). The outcome is recorded for
     `guard backup status`."""
-    from guard.commands import drill_command
+    from guard.commands.tools import drill_command
 
     config = _load(ctx, config_path, {
         "database_url": ("--database-url", database_url),
@@ -367,7 +367,7 @@ def drill(ctx: Context, config_path: str | None, database_url: str | None, snaps
 def decrypt(ctx: Context, config_path: str | None, source: str, target: str) -> None:
     """Decrypt a snapshot (snapshot.key / GUARD_SNAPSHOT_KEY) into a dump for pg_restore;
     a wrong key or a damaged file leaves nothing at TARGET."""
-    from guard.commands import decrypt_command
+    from guard.commands.tools import decrypt_command
 
     config = _load(ctx, config_path, {})
     _guarded(ctx, lambda: decrypt_command(ctx, config, source=Path(source), target=Path(target)))

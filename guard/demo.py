@@ -75,7 +75,7 @@ def run_demo(ctx: Context, *, keep: bool = False) -> int:
         config = load_config(environ=environ, cwd=workdir)
         config = _with_report(config, workdir / "guard-report.json")
 
-        from guard.commands import backup_log_command, init_command
+        from guard.commands.backup import backup_log_command, init_command
 
         _section(ctx, "guard init  (backup log table + get_backup_stats())")
         init_command(ctx, config)
@@ -108,7 +108,7 @@ def run_demo(ctx: Context, *, keep: bool = False) -> int:
 
 
 def _guarded_run(ctx: Context, config: Config) -> int:
-    from guard.commands import run_command
+    from guard.commands.run import run_command
 
     return run_command(ctx, config, reason=None, allow_stale_backup=False,
                        summary_path=None, as_json=False)

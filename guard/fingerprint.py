@@ -96,7 +96,8 @@ HISTORY_TABLES: Mapping[str, str] = {
     "public.django_migrations": "app || '.' || name",
     "public.knex_migrations": "name",
 }
-TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+# Which of HISTORY_TABLES exist, in one round trip (was one query per table).
+TABLES_EXISTING = "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,22 @@ class Change:
         return f"{self.kind} {self.name} {self.action}"
 
 
-def take(conn: psycopg.Connection[Any]) -> Fingerprint:
-    """Read the catalog and the history tables that exist (no locks beyond catalog reads)."""
-    from psycopg import sql
-
+def take(conn: psycopg.Connection[Any], *, histories: bool = True) -> Fingerprint:
+    """Read the catalog and the history tables that exist (no locks beyond catalog reads);
+    with ``histories=False`` the catalog only (``histories`` then empty): two round trips and
+    a read of every history table fewer."""
     rows = conn.execute(SCHEMA_FINGERPRINT).fetchall()
     objects = {(r[0], r[1]): r[2] for r in rows}
+    return Fingerprint(objects, _histories(conn) if histories else {})
+
+
+def _histories(conn: psycopg.Connection[Any]) -> dict[str, frozenset[str]]:
+    from psycopg import sql
+
     histories: dict[str, frozenset[str]] = {}
+    existing = {r[0] for r in conn.execute(TABLES_EXISTING, (list(HISTORY_TABLES),)).fetchall()}
     for table, column in HISTORY_TABLES.items():
-        exists = conn.execute(TABLE_EXISTS, (table,)).fetchone()
-        if not exists or not exists[0]:
+        if table not in existing:
             continue
         schema, name = table.split(".", 1)
         query = sql.SQL("SELECT ({column})::text FROM {table}").format(
@@ -134,7 +141,7 @@ def take(conn: psycopg.Connection[Any]) -> Fingerprint:
             histories[table] = frozenset(r[0] for r in conn.execute(query).fetchall())
         except Exception:  # noqa: BLE001 - a same-named table of another shape is not a history
             continue
-    return Fingerprint(objects, histories)
+    return histories
 
 
 def diff(before: Fingerprint, after: Fingerprint) -> list[Change]:

@@ -54,7 +54,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guard.migrations.apply_state import ApplyContext, error_from, interrupted, ms, rollback_quietly
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
@@ -63,6 +63,8 @@ from guard.migrations.session import AS_GUARD, RESET_STATEMENTS
 from guard.report.model import MigrationError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from guard.migrations.files import MigrationFile
     from guard.report.model import MigrationResult
 
@@ -107,11 +109,9 @@ def streamable(run: ApplyContext, file: MigrationFile) -> bool:
     return size <= STREAM_FILE_BYTES
 
 
-def _file_text(run: ApplyContext, file: MigrationFile) -> list[tuple[int | None, str]]:
-    """The statements of ``file``'s transaction in a stream, (statement index or None, sql)."""
-    import psycopg
-
-    cursor = psycopg.ClientCursor(run.conn)
+def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCursor[Any]) -> list[tuple[int | None, str]]:
+    """The statements of ``file``'s transaction in a stream, (statement index or None, sql);
+    ``cursor`` quotes guard's parameters (one for the whole stream)."""
     # The safety net's tripwire: its snapshot after BEGIN, its check (a statement that raises)
     # before COMMIT and before the session reset, whose RESET ALL would clear the snapshot.
     start, check = run.tripwire.streamed(file) if run.tripwire is not None else ([], [])
@@ -129,11 +129,14 @@ def _file_text(run: ApplyContext, file: MigrationFile) -> list[tuple[int | None,
 
 def _stream_text(run: ApplyContext, files: Sequence[MigrationFile]) -> tuple[str, list[_Part]]:
     """The stream's text and where each of its statements starts."""
+    import psycopg
+
+    cursor = psycopg.ClientCursor(run.conn)
     chunks: list[str] = []
     parts: list[_Part] = []
     offset = 0
     for number, file in enumerate(files):
-        for index, sql in _file_text(run, file):
+        for index, sql in _file_text(run, file, cursor):
             parts.append(_Part(number, index, offset))
             # A newline before ';' ends a trailing line comment of the statement.
             chunks.append(sql + "\n;\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -14,8 +15,8 @@ def read_regular(path: Path, display: str, roots: tuple[Path, ...], max_bytes: i
     blocks on a FIFO or a device."""
     import stat
 
-    real = os.path.realpath(path)
-    if all(under(real, os.path.realpath(root)) is None for root in roots):
+    real = _real_file(os.fspath(path))
+    if all(under(real, _real_directory(os.fspath(root))) is None for root in roots):
         raise MigrationFileError(
             f"is a link to {real}, outside the project", file=display,
             hint="migration files must live in the project; copy the file in instead of linking it",
@@ -41,6 +42,27 @@ def read_regular(path: Path, display: str, roots: tuple[Path, ...], max_bytes: i
             return handle.read(max_bytes + 1)
         except OSError as exc:
             raise MigrationFileError(f"cannot read the file: {exc.strerror or exc}", file=display) from None
+
+
+def _real_file(path: str) -> str:
+    """os.path.realpath(path), with one lstat when ``path`` itself is not a link (the
+    common case): its folder's real path is shared by the whole release."""
+    import stat
+
+    name = os.path.basename(path)
+    try:
+        if name not in ("", ".", "..") and not stat.S_ISLNK(os.lstat(path).st_mode):
+            return os.path.join(_real_directory(os.path.dirname(path) or "."), name)
+    except OSError:
+        pass  # realpath says what it can; the open below reports the error
+    return os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_directory(directory: str) -> str:
+    """realpath of a root, once per process: a release of a thousand files shares one or
+    two, and each realpath is an lstat per path component."""
+    return os.path.realpath(directory)
 
 
 def _file_kind(mode: int) -> str:

@@ -178,7 +178,7 @@ def test_other_commands_give_one_line_for_an_unexpected_error(
     project: Project, monkeypatch: pytest.MonkeyPatch, github: str
 ) -> None:
     _ready(project)
-    monkeypatch.setattr("guard.commands.backup_status_command", _raise)
+    monkeypatch.setattr("guard.commands.backup.backup_status_command", _raise)
     code, output = _guard(project, monkeypatch, "backup", "status", **({"GITHUB_ACTIONS": github} if github else {}))
     assert code == 3, output
     lines = [line for line in output.splitlines() if line.strip()]
