@@ -257,11 +257,13 @@ def test_damage_behind_a_matching_checksum_is_caught_by_the_framing(
 def test_wrong_and_missing_key(data: Project, tmp_path: Path) -> None:
     out = tmp_path / "snaps"
     _snapshot(data, out)
-    wrong = data.guard("drill", "--dir", str(out), GUARD_SNAPSHOT_KEY="not the key at all, sorry")
+    tmp = tmp_path / "tmp"  # guard's own temporary folder: other runs on the machine drill too
+    tmp.mkdir()
+    wrong = data.guard("drill", "--dir", str(out), GUARD_SNAPSHOT_KEY="not the key at all, sorry", TMPDIR=str(tmp))
     assert wrong.code == 1 and "wrong key" in wrong.stdout and len(wrong.stdout.splitlines()) == 1
-    missing = data.guard("drill", "--dir", str(out))
+    missing = data.guard("drill", "--dir", str(out), TMPDIR=str(tmp))
     assert missing.code == 2 and "no key is set" in _error_line(missing)
-    assert not list(Path("/tmp").glob("guard-drill-*/*.dump"))  # no plaintext left behind
+    assert not list(tmp.iterdir())  # no plaintext (nor any folder of it) left behind
 
 
 def test_drill_refuses_the_production_database_as_target(data: Project, tmp_path: Path) -> None:
