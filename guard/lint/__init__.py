@@ -104,12 +104,22 @@ class Linter:
     not_valid: dict[tuple[str, str], int] = field(default_factory=dict)
     # (table, column) with a CHECK (column IS NOT NULL): validated, or still NOT VALID
     not_null_checks: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (table, CHECK name) -> the column it proves NOT NULL (named as PostgreSQL names it)
+    not_null_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    # tables whose CHECKs the batch dropped, renamed or changed columns of: the catalog's no longer prove
+    checks_changed: set[str] = field(default_factory=set)
     # per file (one transaction): table (resolved text) -> strongest lock taken on it so far
     held: dict[str, str] = field(default_factory=dict)
     # domains the batch gave a CHECK or NOT NULL (a new column of one rewrites the table)
     checked_domains: set[str] = field(default_factory=set)
     # table -> CHECK constraints the batch added or validated: name -> (expression SQL or None, valid)
     batch_checks: dict[str, dict[str, tuple[str | None, bool]]] = field(default_factory=dict)
+
+    def forget_checks(self, key: str) -> None:
+        """The batch dropped or renamed a constraint or column of `key`: no CHECK of it proves NOT NULL."""
+        self.checks_changed.add(key)
+        for known in [k for k in self.not_null_checks if k[0] == key]:
+            del self.not_null_checks[known]
 
     def __post_init__(self) -> None:
         self.scope.exists = self.existing_tables

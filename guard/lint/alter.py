@@ -48,6 +48,8 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
         held.hold(linter, key, _statement_lock(node))
     for cmd in node.cmds or ():
         sub = enums.AlterTableType(cmd.subtype).name
+        if sub in ("AT_DropColumn", "AT_DropConstraint"):
+            linter.forget_checks(key)
         if sub == "AT_DropColumn" and existed:
             out.append(finding("drop-column", st, i, d, f"DROP COLUMN {shown}.{cmd.name} deletes its data",
                                "stop using the column first; drop it in a later release"))
@@ -219,7 +221,7 @@ def _plain_using(expr: Any, column: str) -> bool:
 
 def _set_not_null(key: str, shown: str, column: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     proven = linter.not_null_checks.get((key, column))
-    if proven is None and linter.catalog is not None:
+    if proven is None and linter.catalog is not None and key not in linter.checks_changed:
         proven = linter.catalog.not_null_proven(key, column)
     if proven and (linter.server_major is None or linter.server_major >= 12):
         return []
@@ -245,11 +247,15 @@ def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> N
     if con.contype == enums.ConstrType.CONSTR_CHECK:
         from pglast.stream import RawStream
 
+        from guard.lint.declared import check_name
+
         column = _not_null_column(con)
-        if column is not None:
-            linter.not_null_checks[(key, column)] = not con.skip_validation
         checks = linter.batch_checks.setdefault(key, {})
-        checks[con.conname or f"?{len(checks)}"] = (RawStream()(con.raw_expr), not con.skip_validation)
+        name = check_name(key.rpartition(".")[2].strip('"'), con, checks)
+        if column is not None:
+            linter.not_null_checks[(key, column)] = not con.skip_validation or linter.not_null_checks.get((key, column), False)
+            linter.not_null_names[(key, name)] = column
+        checks[name] = (RawStream()(con.raw_expr), not con.skip_validation)
     if con.skip_validation and con.conname:
         linter.not_valid[(key, con.conname)] = st.line
 
@@ -257,9 +263,9 @@ def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> N
 def _validate(key: str, shown: str, name: str, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     checks = linter.batch_checks.setdefault(key, {})
     checks[name] = (checks.get(name, (None, True))[0], True)
-    for (table, column), valid in list(linter.not_null_checks.items()):
-        if table == key and not valid:
-            linter.not_null_checks[(table, column)] = True  # simplification: the named one is validated
+    column = linter.not_null_names.get((key, name))
+    if column is not None and (key, column) in linter.not_null_checks:
+        linter.not_null_checks[(key, column)] = True
     line = linter.not_valid.get((key, name))
     mode = held.blocking(linter, key)
     if mode is None:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from guard.migrations.files import Statement
 
 LEARNED = frozenset({"_CreateStmt", "_AlterTableStmt", "_IndexStmt", "_CreateDomainStmt", "_AlterDomainStmt",
-                     "_CreateFunctionStmt", "_DropStmt", "_DoStmt", "_RenameStmt", "_VariableSetStmt"})
+                     "_CreateFunctionStmt", "_DropStmt", "_DoStmt", "_RenameStmt", "_VariableSetStmt",
+                     "_AlterFunctionStmt"})
 
 # Type names as pg_type spells them (the parser already maps int, integer, varchar, ...).
 _ALIASES = {"int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int8", "boolean": "bool",
@@ -36,6 +37,11 @@ _ALIASES = {"int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int
 # pg_cast rows with castmethod 'b' (binary coercible) between common built-in types.
 _BINARY = frozenset({("varchar", "text"), ("text", "varchar"), ("cidr", "inet"), ("xml", "text"),
                      ("bpchar", "varchar")})
+# Built-in VOLATILE functions defaults call (pg_proc.provolatile 'v'): a function of the same
+# name declared elsewhere does not make an unqualified call to one of these stable.
+BUILTIN_VOLATILE = frozenset({"random", "gen_random_uuid", "clock_timestamp", "timeofday", "nextval", "setval",
+                              "uuid_generate_v4", "uuid_generate_v1", "txid_current", "random_normal", "currval",
+                              "lastval", "pg_current_xact_id", "setseed"})
 _KEY_PART = re.compile(r'"((?:[^"]|"")*)"|([^.]+)')
 
 
@@ -43,6 +49,39 @@ def _split(key: str) -> tuple[str, str]:
     """(schema, name) of a quoted, possibly qualified name; an unqualified one is in public."""
     parts = [m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2) for m in _KEY_PART.finditer(key)]
     return ("public", parts[-1]) if len(parts) < 2 else (parts[-2], parts[-1])
+
+
+def check_columns(expr: Any) -> frozenset[str]:
+    """The column names a CHECK expression references (its ColumnRef nodes)."""
+    from pglast import ast
+    from pglast.visitors import Visitor
+
+    found: set[str] = set()
+
+    class _Refs(Visitor):
+        def visit_ColumnRef(self, _ancestors: Any, node: Any) -> None:  # noqa: N802
+            fields = [getattr(f, "sval", None) for f in node.fields or ()]
+            if fields and fields[-1]:
+                found.add(str(fields[-1]))
+
+    _Refs()(ast.SelectStmt(whereClause=expr))
+    return frozenset(found)
+
+
+def check_name(table: str, con: Any, taken: Iterable[str]) -> str:
+    """The name PostgreSQL gives a CHECK: its own, else `<table>_<column>_check` when it references
+    one column, `<table>_check` otherwise, with 1, 2, ... appended while taken (heap.c
+    AddRelationNewConstraints, ChooseConstraintName; names past 63 bytes differ, and are then
+    simply unknown)."""
+    if con.conname:
+        return str(con.conname)
+    columns = check_columns(con.raw_expr)
+    base = f"{table}_{next(iter(columns))}_check" if len(columns) == 1 else f"{table}_check"
+    used, name, n = set(taken), base, 0
+    while name in used:
+        n += 1
+        name = f"{base}{n}"
+    return name
 
 
 def _rel(rv: Any, schema: str = "public") -> tuple[str, str]:
@@ -76,6 +115,20 @@ class Table:
     default_partition: str | None = None
     partition_key: tuple[str, tuple[str, ...]] | None = None  # (strategy 'r'/'l'/'h', key columns)
     check_texts: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (expression SQL, valid)
+    check_refs: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> columns it references
+    guessed: set[str] = field(default_factory=set)  # names guard chose for unnamed CHECKs (PostgreSQL's rule)
+
+    def forget_checks(self, names: Iterable[str]) -> None:
+        for name in list(names):
+            self.checks.pop(name, None)
+            self.check_texts.pop(name, None)
+            self.check_refs.pop(name, None)
+            self.guessed.discard(name)
+
+    def drop_check(self, name: str) -> None:
+        """DROP CONSTRAINT name; a name guard does not know may be an unnamed CHECK's real name
+        (one guard guessed wrong): then every unnamed CHECK is forgotten (unknown, not proven)."""
+        self.forget_checks([name] if name in self.checks else list(self.guessed))
 
 
 @dataclass
@@ -110,25 +163,27 @@ class DeclaredCatalog:
     def _CreateStmt(self, node: Any) -> None:  # noqa: N802 - named after the parse node
         from pglast import ast
 
+        key = _rel(node.relation, self.schema)
+        if node.if_not_exists and key in self.tables:
+            return  # PostgreSQL leaves the existing table as it is (a notice)
         table = Table(persistence="u" if node.relation.relpersistence == "u" else "p",
                       tablespace=node.tablespacename or "pg_default", access_method=node.accessMethod or "heap",
                       partitioned=node.partspec is not None)
-        key = _rel(node.relation, self.schema)
         if node.partspec is not None:
             names = tuple(getattr(p, "name", None) or "" for p in node.partspec.partParams or ())
             table.partition_key = (str(getattr(node.partspec.strategy, "value", node.partspec.strategy)), names)
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.typeName is not None:
-                self._column(table, element)
+                self._column(table, element, key[1])
             elif isinstance(element, ast.Constraint):
-                self._constraint(table, element)
+                self._constraint(table, element, key[1])
         self.tables[key] = table
         if node.partbound is not None and node.partbound.is_default and node.inhRelations:
             parent = self.tables.get(_rel(node.inhRelations[0], self.schema))
             if parent is not None:
                 parent.default_partition = ".".join(key)
 
-    def _column(self, table: Table, col: Any) -> None:
+    def _column(self, table: Table, col: Any, relname: str) -> None:
         from pglast import enums
 
         name, typmod = _type(col.typeName)
@@ -138,9 +193,9 @@ class DeclaredCatalog:
             if getattr(con, "contype", None) in (enums.ConstrType.CONSTR_NOTNULL, enums.ConstrType.CONSTR_PRIMARY):
                 column.not_null = True
             elif getattr(con, "contype", None) == enums.ConstrType.CONSTR_CHECK:
-                self._constraint(table, con)
+                self._constraint(table, con, relname)
 
-    def _constraint(self, table: Table, con: Any) -> None:
+    def _constraint(self, table: Table, con: Any, relname: str) -> None:
         from pglast import enums
 
         from guard.lint.alter import _not_null_column
@@ -148,9 +203,12 @@ class DeclaredCatalog:
         if con.contype == enums.ConstrType.CONSTR_CHECK:
             from pglast.stream import RawStream
 
-            name = con.conname or f"check{len(table.checks)}"
+            name = check_name(relname, con, table.checks)
+            if not con.conname:
+                table.guessed.add(name)
             table.checks[name] = (_not_null_column(con), not con.skip_validation)
             table.check_texts[name] = (RawStream()(con.raw_expr), not con.skip_validation)
+            table.check_refs[name] = check_columns(con.raw_expr)
         elif con.contype == enums.ConstrType.CONSTR_PRIMARY and not con.indexname:
             for key in con.keys or ():
                 if key.sval in table.columns:
@@ -159,29 +217,30 @@ class DeclaredCatalog:
     def _AlterTableStmt(self, node: Any) -> None:  # noqa: N802
         from pglast import ast, enums
 
-        table = self.tables.get(_rel(node.relation, self.schema))
+        key = _rel(node.relation, self.schema)
+        table = self.tables.get(key)
         if table is None:
             return
         for cmd in node.cmds or ():
             sub = enums.AlterTableType(cmd.subtype).name
             column = table.columns.get(cmd.name or "")
             if sub == "AT_AddColumn" and isinstance(cmd.def_, ast.ColumnDef) and cmd.def_.typeName is not None:
-                self._column(table, cmd.def_)
-            elif sub == "AT_DropColumn":
+                self._column(table, cmd.def_, key[1])
+            elif sub == "AT_DropColumn":  # the column's CHECKs go with it (docs: ALTER TABLE DROP COLUMN)
                 table.columns.pop(cmd.name, None)
+                table.forget_checks(n for n, refs in table.check_refs.items() if cmd.name in refs)
             elif sub == "AT_AlterColumnType" and column is not None and cmd.def_.typeName is not None:
                 column.type, column.typmod = _type(cmd.def_.typeName)
                 column.array = bool(cmd.def_.typeName.arrayBounds)
             elif sub in ("AT_SetNotNull", "AT_DropNotNull") and column is not None:
                 column.not_null = sub == "AT_SetNotNull"
             elif sub == "AT_AddConstraint" and isinstance(cmd.def_, ast.Constraint):
-                self._constraint(table, cmd.def_)
+                self._constraint(table, cmd.def_, key[1])
             elif sub == "AT_ValidateConstraint" and cmd.name in table.checks:
                 table.checks[cmd.name] = (table.checks[cmd.name][0], True)
                 table.check_texts[cmd.name] = (table.check_texts[cmd.name][0], True)
             elif sub == "AT_DropConstraint":
-                table.checks.pop(cmd.name, None)
-                table.check_texts.pop(cmd.name, None)
+                table.drop_check(cmd.name)
             elif sub in ("AT_SetLogged", "AT_SetUnLogged"):
                 table.persistence = "p" if sub == "AT_SetLogged" else "u"
             elif sub == "AT_SetTableSpace":
@@ -195,11 +254,14 @@ class DeclaredCatalog:
         if node.idxname:
             columns = tuple(p.name for p in node.indexParams or () if getattr(p, "name", None))
             schema = getattr(node.relation, "schemaname", None) or self.schema
+            if node.if_not_exists and (schema, node.idxname) in self.indexes:
+                return  # the existing index stays
             self.indexes[(schema, node.idxname)] = (_rel(node.relation, self.schema), columns)
 
     def _CreateDomainStmt(self, node: Any) -> None:  # noqa: N802
         base, _ = _type(node.typeName)
-        self.domains[node.domainname[-1].sval] = (base, bool(node.constraints))
+        name = node.domainname[-1].sval  # keyed without schema: a checked domain of that name anywhere counts
+        self.domains[name] = (base, bool(node.constraints) or self.domains.get(name, ("", False))[1])
 
     def _AlterDomainStmt(self, node: Any) -> None:  # noqa: N802
         name = node.typeName[-1].sval
@@ -211,21 +273,32 @@ class DeclaredCatalog:
         for option in node.options or ():
             if option.defname == "volatility":
                 volatility = {"immutable": "i", "stable": "s"}.get(option.arg.sval, "v")
-        name = node.funcname[-1].sval
-        # overloads: the name may be volatile if any of them is (as PgCatalog.volatile)
+        self._volatility(node.funcname[-1].sval, volatility)
+
+    def _volatility(self, name: str, volatility: str) -> None:
+        # overloads and schemas: the name may be volatile if any of them is (as PgCatalog.volatile)
         self.functions[name] = "v" if self.functions.get(name) == "v" else volatility
+
+    def _AlterFunctionStmt(self, node: Any) -> None:  # noqa: N802
+        for action in node.actions or ():
+            if action.defname == "volatility":
+                name = node.func.objname[-1].sval
+                self._volatility(name, {"immutable": "i", "stable": "s"}.get(action.arg.sval, "v"))
 
     def _DropStmt(self, node: Any) -> None:  # noqa: N802
         from pglast import enums
 
         kind = enums.ObjectType(node.removeType).name
         for obj in node.objects or ():
-            parts = [getattr(p, "sval", "") for p in obj] if isinstance(obj, tuple) else []
+            parts = [getattr(p, "sval", "") for p in obj] if isinstance(obj, tuple) else [getattr(obj, "sval", "")]
             if not parts:
                 continue
             key = (parts[-2] if len(parts) > 1 else self.schema, parts[-1])
             if kind == "OBJECT_TABLE":
                 self.tables.pop(key, None)
+            elif kind == "OBJECT_SCHEMA":  # CASCADE took its tables; without, they were none
+                for gone in [k for k in self.tables if k[0] == parts[-1]]:
+                    self.tables.pop(gone)
             elif kind == "OBJECT_INDEX":
                 self.indexes.pop(key, None)
 
@@ -267,6 +340,20 @@ class DeclaredCatalog:
             self.tables[(key[0], node.newname)] = self.tables.pop(key)
         elif kind == "OBJECT_COLUMN" and table is not None and node.subname in table.columns:
             table.columns[node.newname] = table.columns.pop(node.subname)
+            for name, (column, valid) in list(table.checks.items()):
+                if name in table.check_texts and node.subname in table.check_refs.get(name, ()):
+                    table.check_texts.pop(name)  # its text names the old column: no longer a proof
+                if column == node.subname:
+                    table.checks[name] = (node.newname, valid)
+        elif kind == "OBJECT_TABCONSTRAINT" and table is not None:
+            if node.subname in table.checks:
+                moved = {d: getattr(table, d).pop(node.subname) for d in ("checks", "check_texts", "check_refs")
+                         if node.subname in getattr(table, d)}
+                table.forget_checks([node.newname])
+                for d, value in moved.items():
+                    getattr(table, d)[node.newname] = value
+            else:
+                table.drop_check(node.subname)
 
     def _VariableSetStmt(self, node: Any) -> None:  # noqa: N802
         if (node.name or "").lower() != "search_path":
@@ -320,7 +407,12 @@ class DeclaredCatalog:
         return False if seen else None
 
     def volatile(self, name: str) -> bool | None:
-        kind = self.functions.get(name.rpartition(".")[2])
+        """What the files declare of the function's volatility; None for a name PostgreSQL may
+        resolve to a built-in (pg_catalog is searched first: a declared app.random() is not it)."""
+        schema, _, short = name.rpartition(".")
+        if schema in ("", "pg_catalog") and short in BUILTIN_VOLATILE:
+            return None
+        kind = self.functions.get(short)
         return None if kind is None else kind == "v"
 
     def function_kind(self, name: str) -> str | None:

@@ -377,6 +377,8 @@ def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
         shown = getattr(node, "subname", None) or object_name(kind, node.object)
         return [finding("rename", st, i, d, f"renaming {what} {shown} to {node.newname} breaks callers still using "
                         "the old name", "create the new one beside the old, move callers, drop the old later")]
+    if kind in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT") and node.relation is not None:
+        linter.forget_checks(str(linter.scope.resolve(from_rangevar(node.relation))))
     if kind == "OBJECT_COLUMN" and node.relation is not None:
         table = from_rangevar(node.relation)
         if not linter.table_is_new(table):
