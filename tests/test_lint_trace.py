@@ -125,6 +125,26 @@ def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project:
     assert project.query("SELECT to_regclass('public.t')") == [(None,)]  # the target is untouched
 
 
+def test_trace_of_named_files_first_applies_the_files_before_them(project: Project, shadow_url: str) -> None:
+    """The static verdict of one file reads the earlier files as applied; the trace must too (it
+    traced the file alone, which failed on "relation does not exist" and traced nothing)."""
+    project.add("20240101000000_base.sql", ROWS)
+    project.add("20240102000000_idx.sql", "create index t_note on public.t (note);\n")
+    project.add("20240103000000_later.sql", "drop table public.t;\n")
+    result = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url,
+                           "supabase/migrations/20240102000000_idx.sql")
+    assert "_idx.sql:1: trace: SHARE on public.t; scanned public.t" in result.stdout, result.output
+    assert "_base.sql:" not in result.stdout and "_later.sql" not in result.stdout  # context runs untraced
+    broken = project.guard("lint", "--database-url", "", "--trace", "--shadow", "embedded",
+                           "supabase/migrations/20240103000000_later.sql")
+    assert "Traceback" not in broken.output and "_later.sql:1: trace: ACCESS EXCLUSIVE on public.t" in broken.stdout
+    project.add("20240101500000_bad.sql", "select 1/0;\n")
+    failed = project.guard("lint", "--database-url", "", "--trace", "--shadow", "embedded",
+                           "supabase/migrations/20240102000000_idx.sql")
+    assert "_bad.sql:1: trace: earlier file failed on the shadow (division by zero)" in failed.stdout, failed.output
+    assert "Traceback" not in failed.output and "_idx.sql:1: trace" not in failed.stdout
+
+
 def test_trace_flags_need_each_other_and_refuse_the_target_as_shadow(project: Project) -> None:
     project.add("20240101000000_a.sql", "select 1;\n")
     assert project.guard("lint", "--trace").code == 2

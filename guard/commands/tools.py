@@ -69,7 +69,7 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
         if conn is not None:
             conn.close()
     if shadow is not None:
-        return _traced(ctx, config, files, findings, shadow, fmt)
+        return _traced(ctx, config, files, findings, shadow, fmt, context)
     renderer = {"text": lint_render.text, "json": lint_render.as_json, "github": lint_render.github}[fmt]
     (ctx.workflow if fmt == "github" else ctx.out)(renderer(findings))  # annotations are guard's own
     return EXIT_BLOCKED if blocking(findings) else 0
@@ -86,14 +86,16 @@ def _earlier_files(files: list[Path]) -> list[Path]:
     return out
 
 
-def _traced(ctx: Context, config: Config, files: list[Path], findings: list[Any], shadow: str, fmt: str) -> int:
-    """`guard lint --trace --shadow`: the files run on the shadow; observed locks beside findings."""
+def _traced(ctx: Context, config: Config, files: list[Path], findings: list[Any], shadow: str, fmt: str,
+            context: list[Path]) -> int:
+    """`guard lint --trace --shadow`: the earlier files (context), then the files run on the
+    shadow; observed locks beside findings."""
     from guard.lint import blocking
     from guard.lint import render as lint_render
     from guard.lint.observe import render, trace_on_shadow
 
     extra, observed = trace_on_shadow(shadow, files, findings, display_root=config.base_dir,
-                                      target_url=config.database_url, progress=ctx.progress)
+                                      target_url=config.database_url, progress=ctx.progress, context=context)
     findings = findings + extra
     if fmt == "json":
         ctx.out(lint_render.as_json_with_traces(findings, [o.as_dict() for o in observed]))

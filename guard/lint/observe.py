@@ -120,20 +120,41 @@ def render(observed: Sequence[Observed]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def _apply_context(conn: Any, files: Sequence[MigrationFile], display: Callable[[MigrationFile], str]) -> list[Observed]:
+    """Run the earlier files (what the linted ones build on) untraced, statement by statement,
+    committed; [] when all ran, else one Observed saying which statement failed."""
+    import psycopg
+
+    for file in files:
+        for st in (s for s in file.statements if s.kind):
+            try:
+                conn.execute(st.sql, prepare=False)
+            except psycopg.Error as exc:
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                return [Observed(display(file), st.line, 0, None, f"earlier file failed on the shadow ({message}): "
+                                                                  "the linted files were not traced")]
+    return []
+
+
 def trace_on_shadow(spec: str, paths: Sequence[Any], findings: Sequence[Finding], *, display_root: Any,
-                    target_url: str | None, progress: Callable[[str], None]) -> tuple[list[Finding], list[Observed]]:
-    """`guard lint --trace --shadow spec` ("embedded" or a scratch database URL): the files at
-    `paths` (in order) traced on the shadow; returns the disagreement findings and the traces.
-    Raises UsageError for a bad spec or the target itself, ConnectError when it cannot connect."""
+                    target_url: str | None, progress: Callable[[str], None],
+                    context: Sequence[Any] = ()) -> tuple[list[Finding], list[Observed]]:
+    """`guard lint --trace --shadow spec` ("embedded" or a scratch database URL): the `context`
+    files (the migration set before the linted ones, which the static verdict reads as already
+    applied) run first, untraced; then the files at `paths` (in order) are traced on the shadow.
+    Returns the disagreement findings and the traces. Raises UsageError for a bad spec or the
+    target itself, ConnectError when it cannot connect."""
     from guard.db import connect
     from guard.migrations.files import FILE_PATTERN, MigrationRef, load
     from guard.shadow import open_shadow
 
-    files = []
-    for path in paths:
+    def loaded(path: Any) -> MigrationFile:
         match = FILE_PATTERN.match(path.name)
-        files.append(load(MigrationRef(match.group(1) if match else "0", match.group(2) if match else path.stem,
-                                       path), display_root=display_root))
+        return load(MigrationRef(match.group(1) if match else "0", match.group(2) if match else path.stem, path),
+                    display_root=display_root)
+
+    files = [loaded(p) for p in paths]
+    earlier = [loaded(p) for p in context]
 
     def display(file: MigrationFile) -> str:
         try:
@@ -146,7 +167,7 @@ def trace_on_shadow(spec: str, paths: Sequence[Any], findings: Sequence[Finding]
     with open_shadow(spec, target_url=target_url, base="supabase", progress=progress) as shadow:
         conn = connect(shadow.url, application_name="guard lint (trace)")
         try:
-            observed = trace_files(conn, files, findings, display)
+            observed = _apply_context(conn, earlier, display) or trace_files(conn, files, findings, display)
         finally:
             conn.close()
     return disagreements(observed, files, display), observed
