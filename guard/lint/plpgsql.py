@@ -51,15 +51,46 @@ def body_statements(node: Any, *, keep_unknown: bool = False) -> list[BodyStatem
         parsed = pglast.parse_plpgsql(f"CREATE FUNCTION guard_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}")
     except Exception:  # noqa: BLE001 - pglast raises its own parse errors: the block stays unknown
         return []
-    return [s for s in _queries(parsed) if s.sql or (keep_unknown and s.dynamic)]
+    function = parsed[0].get("PLpgSQL_function", {}) if parsed and isinstance(parsed[0], dict) else {}
+    consts = _constants(function)
+    return [s for s in _queries(parsed, consts) if s.sql or (keep_unknown and s.dynamic)]
 
 
-def _queries(tree: Any) -> Iterator[BodyStatement]:
-    """Walk the PL/pgSQL JSON in order: PLpgSQL_stmt_execsql's query, and a dynamic EXECUTE's
-    query as far as it is made of constants."""
+def _targets(tree: Any) -> Iterator[int]:
+    """Every varno the body assigns (`:=`, a FOR loop's variable, INTO)."""
     if isinstance(tree, list):
         for item in tree:
-            yield from _queries(item)
+            yield from _targets(item)
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            if key in ("varno", "target") and isinstance(value, int):
+                yield value
+            else:
+                yield from _targets(value)
+
+
+def _constants(function: dict[str, Any]) -> dict[str, str]:
+    """Variables whose value is a constant text: declared with a default made of constants and
+    never assigned in the body (`DECLARE t text := 'items';`), by name."""
+    assigned = set(_targets(function.get("action", {})))
+    out: dict[str, str] = {}
+    for varno, datum in enumerate(function.get("datums", [])):
+        var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
+        query = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr", {}).get("query")
+        if var is None or query is None or varno in assigned:
+            continue
+        found = _dynamic(query, {})
+        if found.sql and not found.dynamic:
+            out[var["refname"]] = found.sql
+    return out
+
+
+def _queries(tree: Any, consts: dict[str, str]) -> Iterator[BodyStatement]:
+    """Walk the PL/pgSQL JSON in order: PLpgSQL_stmt_execsql's query, and a dynamic EXECUTE's
+    query as far as it is made of constants (and variables holding one)."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _queries(item, consts)
         return
     if not isinstance(tree, dict):
         return
@@ -67,12 +98,12 @@ def _queries(tree: Any) -> Iterator[BodyStatement]:
         if key == "PLpgSQL_stmt_execsql":
             yield BodyStatement(value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
         elif key == "PLpgSQL_stmt_dynexecute":
-            yield _dynamic(value.get("query", {}).get("PLpgSQL_expr", {}).get("query", ""))
+            yield _dynamic(value.get("query", {}).get("PLpgSQL_expr", {}).get("query", ""), consts)
         else:
-            yield from _queries(value)
+            yield from _queries(value, consts)
 
 
-def _dynamic(expr: str) -> BodyStatement:
+def _dynamic(expr: str, consts: dict[str, str]) -> BodyStatement:
     """The SQL an EXECUTE expression builds, as far as constants tell (see body_statements)."""
     from pglast import parser
 
@@ -83,15 +114,18 @@ def _dynamic(expr: str) -> BodyStatement:
         return BodyStatement("", dynamic=True)
     if len(target) != 1:
         return BodyStatement("", dynamic=True)
-    text, known = _text(target[0].get("ResTarget", {}).get("val", {}))
+    text, known = _text(target[0].get("ResTarget", {}).get("val", {}), consts)
     if text is None or text.strip() == PLACEHOLDER:
         return BodyStatement("", dynamic=True)
     return BodyStatement(text, dynamic=not known)
 
 
-def _const(node: dict[str, Any]) -> str | None:
+def _const(node: dict[str, Any], consts: dict[str, str]) -> str | None:
     while "TypeCast" in node:
         node = node["TypeCast"].get("arg", {})
+    fields = node.get("ColumnRef", {}).get("fields", [])
+    if len(fields) == 1 and fields[0].get("String", {}).get("sval") in consts:
+        return consts[fields[0]["String"]["sval"]]
     const = node.get("A_Const")
     if const is None or const.get("isnull"):
         return None
@@ -101,22 +135,29 @@ def _const(node: dict[str, Any]) -> str | None:
     return None
 
 
-def _text(node: dict[str, Any]) -> tuple[str | None, bool]:
-    """(text, fully known) of a string expression: a constant, `a || b`, format(...); any
-    other part is PLACEHOLDER (not known)."""
-    const = _const(node)
+def _text(node: dict[str, Any], consts: dict[str, str]) -> tuple[str | None, bool]:
+    """(text, fully known) of a string expression: a constant (or a variable holding one),
+    `a || b`, format(...), concat(...), concat_ws(...); any other part is PLACEHOLDER."""
+    const = _const(node, consts)
     if const is not None:
         return const, True
     if "A_Expr" in node and [n.get("String", {}).get("sval") for n in node["A_Expr"].get("name", [])] == ["||"]:
-        left, lknown = _text(node["A_Expr"].get("lexpr", {}))
-        right, rknown = _text(node["A_Expr"].get("rexpr", {}))
+        left, lknown = _text(node["A_Expr"].get("lexpr", {}), consts)
+        right, rknown = _text(node["A_Expr"].get("rexpr", {}), consts)
         return (left or "") + (right or ""), lknown and rknown
     call = node.get("FuncCall")
-    if call and [n.get("String", {}).get("sval") for n in call.get("funcname", [])][-1:] == ["format"]:
-        args = call.get("args", [])
-        template = _const(args[0]) if args else None
+    name = [n.get("String", {}).get("sval") for n in call.get("funcname", [])][-1:] if call else []
+    args = call.get("args", []) if call else []
+    if name == ["format"]:
+        template = _const(args[0], consts) if args else None
         if template is not None:
-            return _format(template, [_const(a) for a in args[1:]])
+            return _format(template, [_const(a, consts) for a in args[1:]])
+    elif name in (["quote_ident"], ["quote_literal"]) and len(args) == 1 and _const(args[0], consts) is not None:
+        return _format("%I" if name == ["quote_ident"] else "%L", [_const(args[0], consts)])
+    elif name in (["concat"], ["concat_ws"]) and args:
+        parts = [_text(a, consts) for a in args]
+        glue = (parts.pop(0)[0] or "") if name == ["concat_ws"] else ""
+        return glue.join(p or "" for p, _ in parts), all(k for _, k in parts)
     return PLACEHOLDER, False
 
 

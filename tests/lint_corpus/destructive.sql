@@ -320,3 +320,6 @@ end $$;
 
 -- case: destructive-100
 do $$ declare t text := 'profiles'; begin execute 'alter table public.' || t || ' drop column avatar'; end $$;
+
+-- case: destructive-101
+do $$ declare t constant text := 'staging'; begin execute 'truncate public.' || quote_ident(t); end $$;

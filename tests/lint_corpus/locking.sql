@@ -478,3 +478,13 @@ end $$;
 
 -- case: locking-144
 do $$ begin execute format('alter table %I.%I add constraint pos check (%I > 0)', 'public', 'orders', 'total'); end $$;
+
+-- case: locking-145
+-- EXECUTE of a variable declared with a constant (b4-lint: read as that constant)
+do $$ declare s text := 'create index on public.items (qty)'; begin execute s; end $$;
+
+-- case: locking-146
+do $$ begin execute concat_ws(' ', 'alter table public.orders', 'add constraint pos2 check (id > 0)'); end $$;
+
+-- case: locking-147
+do $$ declare c constant text := 'id'; begin execute 'create index on public.profiles (' || quote_ident(c) || ')'; end $$;

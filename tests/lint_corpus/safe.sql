@@ -648,3 +648,6 @@ end $$;
 
 -- case: safe-201
 do $$ declare t text := 'items'; begin execute 'alter table public.' || t || ' add column memo text'; end $$;
+
+-- case: safe-202
+do $$ declare s text := 'comment on table public.items is ''x'''; begin execute s; end $$;
