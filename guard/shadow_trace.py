@@ -209,7 +209,9 @@ def render_text(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def render_markdown(rows: Sequence[dict[str, Any]], cell: Callable[[str], str]) -> list[str]:
-    """A Markdown table for the PR comment: observed lock beside the static verdict."""
+    """A Markdown table for the PR comment: observed lock beside the static verdict. File names,
+    statements, table names and server errors are untrusted: each is a code span (no link, bold,
+    mention or HTML renders inside one), `cell` is for guard's own words."""
     rows = _shown(rows)
     if not rows:
         return []
@@ -218,10 +220,21 @@ def render_markdown(rows: Sequence[dict[str, Any]], cell: Callable[[str], str]) 
              "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         held = f"{row['held_ms']:.1f} ms" if "held_ms" in row else "-"
-        lines.append(f"| `{row['file']}:{row['line']}` | {cell(row['statement'])} | "
-                     f"{cell(', '.join(row['static']) or 'none')} | {cell(_observed(row))} | {held} | "
+        where = f"{row['file']}:{row['line']}"
+        lines.append(f"| {code_span(where)} | {code_span(row['statement'])} | "
+                     f"{cell(', '.join(row['static']) or 'none')} | {code_span(_observed(row))} | {held} | "
                      f"{'**' + row['verdict'] + '**' if row['verdict'] not in ('agrees', 'not traced') else row['verdict']} |")
     return lines + [""]
+
+
+def code_span(text: str) -> str:
+    """Untrusted text as one Markdown code span inside a table cell: on one line, fenced by more
+    backticks than any run inside it (CommonMark "Code spans"), `|` escaped (GFM tables)."""
+    import re
+
+    text = " ".join(text.splitlines()).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def _shown(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

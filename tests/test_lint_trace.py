@@ -108,7 +108,7 @@ def test_guard_lint_trace_shows_locks_and_reports_what_the_rules_missed(project:
     project.add("20240101000000_base.sql", ROWS)
     # SQL a DO block builds at run time forces a rewrite that no static rule can see: the trace
     # catches it, and says so as a finding.
-    project.add("20240102000000_cols.sql", "do $$ declare d text := 'gen_random_uuid()'; begin execute "
+    project.add("20240102000000_cols.sql", "do $$ declare d text; begin select 'gen_random_uuid()' into d; execute "
                 "format('alter table public.t add column p uuid default %s', d); end $$;\n"
                 "create index t_note on public.t (note);\n")
     text = project.guard("lint", "--database-url", "", "--trace", "--shadow", shadow_url)
