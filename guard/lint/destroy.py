@@ -388,6 +388,17 @@ def _rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
     return []
 
 
+def _enum_rename(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """ALTER TYPE ... RENAME VALUE: every stored row now reads the new label; code writing or
+    comparing the old one fails (invalid input value for enum)."""
+    if node.oldVal is None:
+        return []
+    name = ".".join(p.sval for p in node.typeName)
+    return [finding("rename", st, i, d, f"renaming value {node.oldVal!r} of enum {name} to {node.newVal!r} breaks "
+                    "clients still writing or comparing the old label", "add the new value, move clients and rows "
+                    "to it, stop using the old one (an enum value cannot be dropped)")]
+
+
 def _set_schema(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     from pglast import enums
 
@@ -421,6 +432,7 @@ HANDLERS: dict[str, Handler] = {
     "CallStmt": _call,
     "VariableSetStmt": _set,
     "RenameStmt": _rename,
+    "AlterEnumStmt": _enum_rename,
     "AlterObjectSchemaStmt": _set_schema,
     "CreateTableAsStmt": _create_as,
     "ExplainStmt": _inner,

@@ -78,3 +78,7 @@ alter procedure public.backfill_v2(int) rename to backfill;
 
 -- case: breaking-025
 alter view public.items_v rename column note to remark;
+
+-- case: breaking-026
+-- every stored 'ok' now reads 'fine'; code writing 'ok' fails (b4-lint: was unflagged)
+alter type mood rename value 'ok' to 'fine';
