@@ -61,13 +61,16 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
         return outcome, rows
     conn = connect(shadow.url, application_name="guard check (lock trace)")
     try:
-        conn.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
         # With a target, a table an earlier pending file creates is new (empty) in production
         # too: only the tables there before the first pending file get rows and count.
         existing = {row[1] for row in conn.execute(TABLES).fetchall()} if with_target else None
         for file in files[first:]:
             if file.version in pending:
                 progress(f"lock trace: {display(file)}")
+                # each statement within migrations.statement_timeout (0: none) and within what is
+                # left of the dry run's bound: a file that sleeps cannot hold the check forever
+                limit = min(statement_timeout or DRY_RUN_TIMEOUT, deadline - time.monotonic())
+                conn.execute(f"SET statement_timeout = {max(1000, int(limit * 1000))}")
                 rows.extend(trace_file(conn, file, findings, display(file), existing))
             part = apply([file])
             _merge(outcome, part)

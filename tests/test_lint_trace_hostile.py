@@ -50,3 +50,14 @@ def test_check_shadow_trace_survives_hostile_tables(ready: Project, scratch_url:
     # the many tables: seeded up to guard.lint.seed.MAX_TABLES, the rest traced empty, nothing failed
     assert ready.history() == ["20240101000000"]
     assert ready.query('SELECT count(*) FROM public."we|ird`**x**<b>[a](http://e.test)"') == [(0,)]
+
+
+def test_check_shadow_trace_of_a_slow_file_ends_within_the_statement_timeout(ready: Project,
+                                                                             scratch_url: str) -> None:  # noqa: F811
+    ready.add("20240101000000_slow.sql", "create table public.t (id int);\nselect pg_sleep(60);\n")
+    result = ready.guard("check", "--shadow", scratch_url, GUARD_MIGRATIONS_STATEMENT_TIMEOUT="1s")
+    assert "Traceback" not in result.output, result.output
+    assert result.report is not None and result.code != 0
+    rows = result.report["shadow"]["trace"]
+    slow = [r for r in rows if "pg_sleep" in r["statement"]]
+    assert slow and slow[0]["verdict"] == "failed" and "timeout" in slow[0]["error"], rows
