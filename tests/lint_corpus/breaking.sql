@@ -82,3 +82,7 @@ alter view public.items_v rename column note to remark;
 -- case: breaking-026
 -- every stored 'ok' now reads 'fine'; code writing 'ok' fails (b4-lint: was unflagged)
 alter type mood rename value 'ok' to 'fine';
+
+-- case: breaking-027
+-- was safe-080: no lock, no rewrite, but clients writing or comparing 'meh' now fail (relabelled by b4-lint)
+alter type mood rename value 'meh' to 'so-so';

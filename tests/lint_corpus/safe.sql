@@ -252,9 +252,6 @@ create type public.status as enum ('a', 'b');
 -- case: safe-079
 alter type mood add value 'great';
 
--- case: safe-080
-alter type mood rename value 'meh' to 'so-so';
-
 -- case: safe-081
 create schema if not exists archive;
 
