@@ -35,7 +35,7 @@ def test_a_do_block_is_judged_by_the_sql_it_runs(tmp_path: Path) -> None:
 
 
 def test_sql_built_at_run_time_or_unparsable_stays_unknown(tmp_path: Path) -> None:
-    for body in ("do $$ declare s text := 'drop table t'; begin execute s; end $$;\n",
+    for body in ("do $$ declare s text; begin select 'drop table t' into s; execute s; end $$;\n",
                  "do $$ begin execute (select 'drop table t'); end $$;\n",
                  "do language plpgsql $$ begin perform 1; end $$;\n",
                  "do $body$ begin if then; end $body$;\n"):
