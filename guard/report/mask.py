@@ -48,6 +48,8 @@ def forms(secret: str) -> set[str]:
     import html
     import unicodedata
 
+    from guard.report.sanitize import markdown_cell
+
     base = {
         secret,
         unicodedata.normalize("NFC", secret),
@@ -58,6 +60,7 @@ def forms(secret: str) -> set[str]:
         ascii(secret)[1:-1],
         secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
         secret.replace("|", "\\|"),  # a Markdown table cell
+        markdown_cell(secret),  # a Markdown paragraph or table cell of a step summary
     }
     for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret),
                     quote(secret, safe="!$&'()*+,;=")):  # RFC 3986 userinfo

@@ -68,7 +68,18 @@ def markdown_text(text: str) -> str:
     line of it can start a heading, a quote, a table or a fence)."""
     from html import escape
 
-    return escape(text, quote=True).replace("\r", " ").replace("\n", " ")
+    return markdown_inline(escape(text, quote=True)).replace("\r", " ").replace("\n", " ")
+
+
+# ASCII punctuation that opens inline Markdown (links and images, emphasis, code spans,
+# strikethrough): a name like ``x[a](http://e.test)`` would render as a link. A backslash
+# before any ASCII punctuation is an escape (CommonMark 0.30, section 2.4 "Backslash escapes").
+_INLINE = re.compile(r"([\\`*_\[\]!~])")
+
+
+def markdown_inline(text: str) -> str:
+    """``text`` with Markdown's inline punctuation backslash-escaped (shown as itself)."""
+    return _INLINE.sub(r"\\\1", text)
 
 
 def markdown_cell(text: str) -> str:

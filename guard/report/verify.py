@@ -92,6 +92,6 @@ def markdown_lines(checks: list[dict[str, Any]]) -> list[str]:
         shown = "" if check["result"] == "passed" else rows_summary(check)
         if check.get("error") and check["result"] != "passed":
             shown = f"{check['error']}; {shown}"
-        lines.append(f"| `{markdown_cell(str(check['name'])).replace('`', '')}` | {check['result']} | "
+        lines.append(f"| {markdown_cell(str(check['name']))} | {check['result']} | "
                      f"{check['duration_ms']:g} ms | {markdown_cell(shown)} |")
     return lines + [""]

@@ -19,6 +19,8 @@ MARKDOWN = [
     "x\n\n> [!CAUTION]\n> FORGED",
     "<script>alert('FORGED')</script><a href=\"javascript:alert(1)\">FORGED</a>",
     "x\n\n| forged | table |\n| --- | --- |\n| FORGED | row |",
+    "[FORGED link](https://attacker.example/login) ![FORGED](https://attacker.example/pixel.png)",
+    "**FORGED bold** _FORGED_ ~~FORGED~~ `FORGED code`",
 ]
 
 
@@ -37,6 +39,10 @@ def test_untrusted_text_in_the_step_summary_is_text_only(ready: Project) -> None
             assert not re.match(r"\s*(#|>|```|\||<)", line) or line.startswith("| 20240101000000"), line
     for tag in ("<img", "<script", "<a ", "<details open", "</details>\n<details"):
         assert tag not in summary, tag
+    # inline Markdown is shown as itself: no link, image, emphasis or code span renders
+    untrusted = "\n".join(line for line in summary.splitlines() if "FORGED" in line)
+    for opener in ("](", "**", "~~", "_FORGED_", "`FORGED"):
+        assert not re.search(r"(?<!\\)" + re.escape(opener), untrusted), opener
 
 
 def test_a_providers_message_in_the_backup_status_summary_is_one_cell_of_text(ready: Project, tmp_path: Path) -> None:
