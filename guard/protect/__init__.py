@@ -61,11 +61,9 @@ DESTRUCTIVE_KINDS = frozenset(
     {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt"})
 
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
-REVOKE_SCHEMA = "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
-API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
-REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA {schema} FROM {role}"
-REVOKE_TABLE = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
-REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE {copy} FROM {role}"
+# {grantees}: PUBLIC, the API roles and every role default privileges give (guard_schema.grantees).
+REVOKE_SCHEMA = "REVOKE ALL ON SCHEMA {schema} FROM {grantees}"
+REVOKE_TABLE = "REVOKE ALL ON TABLE {copy} FROM {grantees}"
 ENABLE_RLS = "ALTER TABLE {copy} ENABLE ROW LEVEL SECURITY"
 CREATE_REGISTRY = """
 CREATE TABLE IF NOT EXISTS guard.copies (
@@ -247,9 +245,10 @@ class Protector:
         return copy, copy.as_string(conn)
 
     def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable, *, rls: bool = True) -> None:
-        conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy))
-        for (role,) in conn.execute(API_ROLES).fetchall():
-            conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(copy=copy, role=sql.Identifier(role)))
+        from guard.guard_schema import grantees
+
+        # PUBLIC, the API roles, and whoever default privileges just gave the copy to.
+        conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy, grantees=grantees(conn, self.schema)))
         if rls:
             conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
 
@@ -418,14 +417,12 @@ class Protector:
     def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
         # Every time: a file that rolled back took the schema and the registry with it.
         from guard import journal
-        from guard.guard_schema import close_schema
+        from guard.guard_schema import close_schema, grantees
 
         journal.ensure(conn)
         schema = sql.Identifier(self.schema)
         conn.execute(sql.SQL(CREATE_SCHEMA).format(schema=schema))
-        conn.execute(sql.SQL(REVOKE_SCHEMA).format(schema=schema))
-        for (role,) in conn.execute(API_ROLES).fetchall():
-            conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(schema=schema, role=sql.Identifier(role)))
+        conn.execute(sql.SQL(REVOKE_SCHEMA).format(schema=schema, grantees=grantees(conn, self.schema)))
         conn.execute(CREATE_REGISTRY)
         conn.execute(REVOKE_REGISTRY)
         close_schema(conn, "guard")  # guard.copies too, whatever default privileges granted
