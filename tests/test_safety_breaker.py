@@ -76,3 +76,24 @@ def test_default_privileges_give_no_role_the_copies(items: Project, grants: str,
     assert items.query(LEFT_TO, {"r": "app"})[0][0] == 0
     assert items.query(SCHEMA_LEFT_TO, {"r": "app"})[0][0] is False
     assert items.query("SELECT has_schema_privilege('app', 'guard', 'USAGE')")[0][0] is False
+
+
+@pytest.mark.parametrize("sql", [
+    "truncate items;\ninsert into items values (1, 'o', 'seed'), (2, 'o', 'seed');\n",
+    "delete from items where id < 10;\ninsert into items values (1, 'o', 'seed');\n",
+    "delete from items;\ninsert into items select g, 'seed', null from generate_series(1, 200) g;\n",
+    "begin;\ndelete from items where id in (select id from items order by random() limit 7);\n"
+    "insert into items select g, 'seed', 'again' from generate_series(1, 120) g on conflict do nothing;\ncommit;\n",
+])
+def test_rows_deleted_then_seeded_again_with_their_keys_come_back(items: Project, sql: str) -> None:
+    """A seed migration (TRUNCATE or DELETE, then INSERT with the same keys): restore SQL
+    inserting the copy failed on the duplicate key and put nothing back; each old row takes
+    its key back."""
+    before = data(items, "public.items")
+    items.add("20240101000000_a.sql", sql)
+    result = items.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["protective_copies"], result.output
+    restore(items, result.report)
+    # The rows that existed before have their old values; rows the seed added beyond them stay.
+    assert data(items, "(SELECT * FROM public.items WHERE id <= 120)") == before

@@ -283,7 +283,7 @@ class Protector:
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
         # A recreated table's restore SQL sets its sequences itself (guard.protect.recreate).
-        insert = self._insert(conn, resolved, copy_text, sequences=recreate is None)
+        insert = self._insert(conn, resolved, copy_text, recreated=recreate is not None)
         if recreate is not None:
             parts = [*recreate.before, insert, *recreate.after, *recreate.references]
             parts += [f"-- not recreated: {what}" for what in recreate.cannot]
@@ -305,19 +305,29 @@ class Protector:
         return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
 
     def _insert(
-        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, sequences: bool = True,
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, recreated: bool = False,
     ) -> str:
+        """Restore SQL putting the copy's rows back into ``resolved`` (``recreated``: into the
+        table the restore SQL just recreated, which sets its sequences itself)."""
         found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
         cols = ", ".join(r[0] for r in found)
         values = ", ".join(_cast(name, cast) for name, cast in found)
         # Restore SQL for the operator: names are regclass text and quote_ident() output.
-        insert = f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
+        insert = f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text}"  # noqa: S608
+        # A file that deleted rows and inserted rows with the same keys (TRUNCATE or DELETE,
+        # then a seed): each old row takes its key back over the new one.
+        key = [] if recreated else [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
+        sets = [r[0] for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key] if key else []
+        if key:
+            insert += f" ON CONFLICT ({', '.join(key)}) DO " + (
+                f"UPDATE SET ({', '.join(sets)}) = ROW({', '.join(f'EXCLUDED.{c}' for c in sets)})" if sets
+                else "NOTHING")
         # The rows come back with their ids: a sequence that went back since (TRUNCATE ...
         # RESTART IDENTITY, ALTER SEQUENCE ... RESTART) must not hand them out again.
         moves = [f"SELECT setval({sql.Literal(seq).as_string(None)}, greatest(max({col}), "  # noqa: S608
                  f"(SELECT last_value FROM {seq}))) FROM {resolved.name};"
-                 for col, seq in (conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall() if sequences else ())]
-        return "\n".join([insert, *moves])
+                 for col, seq in (() if recreated else conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall())]
+        return "\n".join([insert + ";", *moves])
 
     def _capture(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool,
