@@ -83,20 +83,37 @@ CLOSE_SCHEMA = (
 )
 
 
-def grantees(conn: psycopg.Connection[Any]) -> Any:
-    """``PUBLIC, anon, authenticated`` (the API roles that exist), as SQL for a REVOKE."""
+# Roles that default privileges (ALTER DEFAULT PRIVILEGES, global or IN SCHEMA) hand objects
+# created in ``schema``: every object guard creates there gets their grants
+# (src/backend/catalog/aclchk.c, get_user_default_acl). Not the creating role itself.
+DEFAULT_GRANTEES = """
+SELECT DISTINCT r.rolname FROM pg_catalog.pg_default_acl d
+ CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE (d.defaclnamespace = 0 OR d.defaclnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s))
+   AND r.rolname <> pg_catalog.current_user() AND a.grantee <> d.defaclrole
+   AND r.oid IS DISTINCT FROM (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = %s)
+ ORDER BY 1
+"""
+
+
+def grantees(conn: psycopg.Connection[Any], schema: str | None = None) -> Any:
+    """``PUBLIC, anon, authenticated`` (the API roles that exist), and with ``schema`` every
+    role default privileges give objects created in it (but guard's own role and the
+    schema's owner), as SQL for a REVOKE."""
     from psycopg import sql
 
     roles = [r[0] for r in conn.execute(EXISTING_ROLES, (list(API_ROLES),)).fetchall()]
+    if schema is not None:
+        roles += [r[0] for r in conn.execute(DEFAULT_GRANTEES, (schema, schema)).fetchall() if r[0] not in roles]
     return sql.SQL(", ").join([sql.SQL("PUBLIC"), *(sql.Identifier(r) for r in roles)])
 
 
 def close_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     """Revoke everything on ``schema`` and on every table, view, sequence and function in it
-    from PUBLIC and Supabase's API roles (whatever default privileges gave them)."""
+    from PUBLIC, Supabase's API roles and every role default privileges gave them to."""
     from psycopg import sql
 
-    who = grantees(conn)
+    who = grantees(conn, schema)
     for statement in CLOSE_SCHEMA:
         conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), grantees=who))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from guard.protect.order import restore_order
 from guard.report.model import MigrationResult, RestorePlan, RestoreStep, RestoreTarget, RunReport
 
 if TYPE_CHECKING:
@@ -368,13 +369,13 @@ def _copy_and_snapshot_steps(report: RunReport) -> list[RestoreStep]:
                 "Put back only what the migration destroyed (protective copies)",
                 "guard copied the data the destructive statements removed, in the same transaction, "
                 "into a locked-down schema. Without a whole-database restore, run (after reverting "
-                "the schema change where needed):",
+                "the schema change where needed), in this order (the last destruction first):",
                 [
                     f"-- {c['source']} ({c['kind']}, {c['rows']} rows) destroyed at {c['statement']}"
                     + (f"; copy kept until {c['expires_at']} (protect.retention)" if c.get("expires_at") else "")
                     + "\n"
                     + c["restore_sql"]
-                    for c in report.protective_copies
+                    for c in restore_order(report.protective_copies)
                 ],
             )
         )

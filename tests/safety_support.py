@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 
+from guard.protect.order import restore_order
 from tests.support import Project
 
 DATA = "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
@@ -41,9 +42,10 @@ def shape(project: Project, table: str) -> str:
 
 
 def restore(project: Project, report: dict[str, Any], *, only: int | None = None) -> None:
-    """Run the restore SQL of the report's copies (all, in order, or one)."""
+    """Run the restore SQL of the report's copies (all, in the order the restore plan gives,
+    the last destruction first; or one)."""
     copies = report["protective_copies"]
-    chosen = copies if only is None else [copies[only]]
+    chosen = restore_order(copies) if only is None else [copies[only]]
     with psycopg.connect(project.db_url, autocommit=True) as conn:
         for copy in chosen:
             conn.execute(copy["restore_sql"].encode())

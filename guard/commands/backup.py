@@ -342,11 +342,14 @@ def _render_plan(run: Any, plan: Any, copies: list[dict[str, Any]], fmt: str) ->
         lines = [f"Run {run.run_id} finished with status {run.status} (exit {run.exit_code}): "
                  "it needs no restore plan."]
         if copies:
-            lines.append("To undo its destructive statements, its protective copies can be put back:")
+            from guard.protect.order import restore_order
+
+            lines.append("To undo its destructive statements, its protective copies can be put back "
+                         "(in this order, the last destruction first):")
             lines += [f"-- {c['source']} ({c['kind']}, {c['rows']} rows) at {c['statement']}"
                       + (f"; copy kept until {c['expires_at']}" if c.get("expires_at") else "")
                       + f"\n{c['restore_sql']}"
-                      for c in copies]
+                      for c in restore_order(copies)]
         text = "\n".join(lines) + "\n"
         return f"## migration-guard run `{run.run_id}`: {run.status}\n\n{text}" if fmt == "markdown" else text
     if fmt == "markdown":

@@ -61,11 +61,9 @@ DESTRUCTIVE_KINDS = frozenset(
     {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt"})
 
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
-REVOKE_SCHEMA = "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
-API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
-REVOKE_SCHEMA_FROM = "REVOKE ALL ON SCHEMA {schema} FROM {role}"
-REVOKE_TABLE = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
-REVOKE_TABLE_FROM = "REVOKE ALL ON TABLE {copy} FROM {role}"
+# {grantees}: PUBLIC, the API roles and every role default privileges give (guard_schema.grantees).
+REVOKE_SCHEMA = "REVOKE ALL ON SCHEMA {schema} FROM {grantees}"
+REVOKE_TABLE = "REVOKE ALL ON TABLE {copy} FROM {grantees}"
 ENABLE_RLS = "ALTER TABLE {copy} ENABLE ROW LEVEL SECURITY"
 CREATE_REGISTRY = """
 CREATE TABLE IF NOT EXISTS guard.copies (
@@ -247,9 +245,10 @@ class Protector:
         return copy, copy.as_string(conn)
 
     def _lock_down(self, conn: psycopg.Connection[Any], copy: sql.Composable, *, rls: bool = True) -> None:
-        conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy))
-        for (role,) in conn.execute(API_ROLES).fetchall():
-            conn.execute(sql.SQL(REVOKE_TABLE_FROM).format(copy=copy, role=sql.Identifier(role)))
+        from guard.guard_schema import grantees
+
+        # PUBLIC, the API roles, and whoever default privileges just gave the copy to.
+        conn.execute(sql.SQL(REVOKE_TABLE).format(copy=copy, grantees=grantees(conn, self.schema)))
         if rls:
             conn.execute(sql.SQL(ENABLE_RLS).format(copy=copy))
 
@@ -284,7 +283,7 @@ class Protector:
         rows = cursor.rowcount if cursor.rowcount >= 0 else None
         self._lock_down(conn, copy)
         # A recreated table's restore SQL sets its sequences itself (guard.protect.recreate).
-        insert = self._insert(conn, resolved, copy_text, sequences=recreate is None)
+        insert = self._insert(conn, resolved, copy_text, recreated=recreate is not None)
         if recreate is not None:
             parts = [*recreate.before, insert, *recreate.after, *recreate.references]
             parts += [f"-- not recreated: {what}" for what in recreate.cannot]
@@ -306,19 +305,29 @@ class Protector:
         return sql.SQL(", ".join(r[0] for r in conn.execute(COPY_COLUMNS, (resolved.oid,)).fetchall()))
 
     def _insert(
-        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, sequences: bool = True,
+        self, conn: psycopg.Connection[Any], resolved: _Resolved, copy_text: str, *, recreated: bool = False,
     ) -> str:
+        """Restore SQL putting the copy's rows back into ``resolved`` (``recreated``: into the
+        table the restore SQL just recreated, which sets its sequences itself)."""
         found = conn.execute(WRITABLE, (resolved.oid,)).fetchall()
         cols = ", ".join(r[0] for r in found)
         values = ", ".join(_cast(name, cast) for name, cast in found)
         # Restore SQL for the operator: names are regclass text and quote_ident() output.
-        insert = f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text};"  # noqa: S608
+        insert = f"INSERT INTO {resolved.name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {values} FROM {copy_text}"  # noqa: S608
+        # A file that deleted rows and inserted rows with the same keys (TRUNCATE or DELETE,
+        # then a seed): each old row takes its key back over the new one.
+        key = [] if recreated else [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
+        sets = [r[0] for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key] if key else []
+        if key:
+            insert += f" ON CONFLICT ({', '.join(key)}) DO " + (
+                f"UPDATE SET ({', '.join(sets)}) = ROW({', '.join(f'EXCLUDED.{c}' for c in sets)})" if sets
+                else "NOTHING")
         # The rows come back with their ids: a sequence that went back since (TRUNCATE ...
         # RESTART IDENTITY, ALTER SEQUENCE ... RESTART) must not hand them out again.
         moves = [f"SELECT setval({sql.Literal(seq).as_string(None)}, greatest(max({col}), "  # noqa: S608
                  f"(SELECT last_value FROM {seq}))) FROM {resolved.name};"
-                 for col, seq in (conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall() if sequences else ())]
-        return "\n".join([insert, *moves])
+                 for col, seq in (() if recreated else conn.execute(OWNED_SEQUENCES, (resolved.oid,)).fetchall())]
+        return "\n".join([insert + ";", *moves])
 
     def _capture(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, where: str, text: str, *, update: bool,
@@ -418,14 +427,12 @@ class Protector:
     def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
         # Every time: a file that rolled back took the schema and the registry with it.
         from guard import journal
-        from guard.guard_schema import close_schema
+        from guard.guard_schema import close_schema, grantees
 
         journal.ensure(conn)
         schema = sql.Identifier(self.schema)
         conn.execute(sql.SQL(CREATE_SCHEMA).format(schema=schema))
-        conn.execute(sql.SQL(REVOKE_SCHEMA).format(schema=schema))
-        for (role,) in conn.execute(API_ROLES).fetchall():
-            conn.execute(sql.SQL(REVOKE_SCHEMA_FROM).format(schema=schema, role=sql.Identifier(role)))
+        conn.execute(sql.SQL(REVOKE_SCHEMA).format(schema=schema, grantees=grantees(conn, self.schema)))
         conn.execute(CREATE_REGISTRY)
         conn.execute(REVOKE_REGISTRY)
         close_schema(conn, "guard")  # guard.copies too, whatever default privileges granted
