@@ -66,8 +66,16 @@ class Inputs:
     skip: set[str] = field(default_factory=set)  # copies not to use (their column is kept)
 
     def count(self, query: str) -> int:
-        row = self.conn.execute(query.encode()).fetchone() if self.conn is not None else None
+        row = one_statement(self.conn, query).fetchone() if self.conn is not None else None
         return int(row[0]) if row else 0
+
+
+def one_statement(conn: Any, text: str) -> Any:
+    """Execute ``text`` (built from guard's records) as exactly one statement: by the extended
+    protocol, where PostgreSQL refuses more than one ("cannot insert multiple commands into a
+    prepared statement"), so a name forged in guard.copies or guard.run_catalogs cannot stack a
+    statement of its own. Returns the cursor; raises psycopg.Error."""
+    return conn.execute(text.encode(), binary=True)
 
 
 def name_of(inputs: Inputs, oid: str) -> str:

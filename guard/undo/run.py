@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.errors import EXIT_CHANGED, EXIT_FAILED_ROLLED_BACK, Blocked
 from guard.undo import UndoOptions, UndoResult
+from guard.undo.catalog import BrokenRecord
 from guard.undo.plan import InversePlan
 
 if TYPE_CHECKING:
@@ -53,9 +54,10 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
 
     try:
         local = None if options.whole_database else local_plan(conn, run, options.force)
-    except psycopg.Error as exc:  # e.g. guard's own records tampered with
+    except (psycopg.Error, BrokenRecord) as exc:  # e.g. guard's own records tampered with
         result.exit_code = EXIT_FAILED_ROLLED_BACK
-        result.message = f"could not plan the undo, nothing changed: {failure(exc)}"
+        reason = str(exc) if isinstance(exc, BrokenRecord) else failure(exc)
+        result.message = f"could not plan the undo, nothing changed: {reason}"
         return result
     if local is None or not (local[0].actions or local[0].kept):
         from guard.undo import supabase
