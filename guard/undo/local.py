@@ -112,7 +112,8 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
 
 
 class Tampered(Exception):
-    """A copy changed between the plan and the transaction that would use it."""
+    """A copy changed (or something now stands in the way) between the plan and the transaction
+    that would use it: args are (what, one line why)."""
 
 
 def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
@@ -142,8 +143,8 @@ def execute(
         conn.execute(LOCK_TIMEOUT)
         lock(conn, build())
         plan = build()  # again, under the locks: what the application wrote up to now is seen
-        if plan.tampered:
-            raise Tampered("; ".join(plan.tampered))
+        if plan.tampered or plan.blocked:
+            raise Tampered("; ".join(plan.tampered + plan.blocked), plan.refusal)
         copies = copy_present(conn, plan, undo_id)
         for statement in plan.prepare:
             one_statement(conn, statement)

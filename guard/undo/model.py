@@ -36,10 +36,18 @@ class InversePlan:
     late: list[Action] = field(default_factory=list)  # after the data is back (sequences)
     prepare: list[str] = field(default_factory=list)  # before any action: what was written since, noted
     tampered: list[str] = field(default_factory=list)  # copies that differ from their recorded checksum
+    blocked: list[str] = field(default_factory=list)  # what stands in the way since the run: refused (exit 3)
 
     @property
     def partial(self) -> bool:
         return bool(self.kept or self.not_invertible)
+
+    @property
+    def refusal(self) -> str:
+        """Why undo refuses (tampered or blocked), in one line."""
+        if self.tampered:
+            return "a protective copy was changed since the run; nothing changed"
+        return "something created since the run stands where undo would put the run's objects back; nothing changed"
 
     def add(self, statement: str, what: str, table: str | None = None, **flags: Any) -> None:
         self.actions.append(Action(statement, what, table, **flags))

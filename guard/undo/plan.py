@@ -160,6 +160,11 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
     for oid, name in inputs.before.tables.items():
         if oid in inputs.after.tables:
             continue
+        if _taken(inputs, name):
+            plan.blocked.append(f"table {name}: the run dropped it and a relation of that name was created since the run "
+                                "(not by guard): undo will not put the run's table in its place nor write into it; "
+                                "rename or drop that table, then undo again")
+            continue
         cols = sorted((c for c in inputs.before.columns.values() if c["table"] == oid), key=lambda c: c["num"])
         sequences = _owned_sequences(cols)
         for sequence in sequences.values():
@@ -191,6 +196,16 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
                  f"FROM {copy.record.copy} AS c",
                  f"put back {copy.record.rows} row(s) of {name} from {copy.record.copy}", name)
     return consumed
+
+
+def _taken(inputs: Inputs, name: str) -> bool:
+    """A relation (table, view, sequence...) named ``name`` now that is none of the run's: created since."""
+    if inputs.conn is None:
+        return name in inputs.now.tables.values()
+    row = inputs.conn.execute("SELECT to_regclass(%s)::oid::text", (name,)).fetchone()
+    if not row or row[0] is None or row[0] in inputs.after.tables:
+        return False  # free, or the run's own table (renamed back or dropped first)
+    return not any(key.split(":", 1)[1] == row[0] for key in inputs.after.others)  # a view the run made goes first
 
 
 _NEXTVAL = re.compile(r"^nextval\('((?:[^']|'')+)'::regclass\)$")

@@ -73,9 +73,9 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
     from guard.undo.plan import describe
     from guard.undo.supabase import manual_plan
 
-    if inverse.tampered:
-        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
-        result.not_invertible = inverse.tampered
+    if inverse.tampered or inverse.blocked:
+        result.refuse(inverse.refusal, manual_plan(run))
+        result.not_invertible = inverse.tampered + inverse.blocked
         return result
 
     result.path = "local"
@@ -108,8 +108,8 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, f
             conn, build, run_id=run.run_id, undo_id=result.undo_id, versions=result.versions,
             before=before, force=force, progress=progress, undoing=undoing)
     except local.Tampered as exc:
-        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
-        result.not_invertible = str(exc).split("; ")
+        result.refuse(str(exc.args[1]), manual_plan(run))
+        result.not_invertible = str(exc.args[0]).split("; ")
         record.finish(conn, config, result)
         return result
     except psycopg.Error as exc:
