@@ -418,3 +418,29 @@ def test_undos_own_records_and_copies_are_closed_to_the_api_roles(tmp_path: obje
         "pg_roles r WHERE n.nspname IN ('guard', 'guard_backup') AND c.relkind = 'r' "
         "AND r.rolname IN ('anon', 'authenticated') AND has_table_privilege(r.oid, c.oid, 'SELECT')")
     assert open_ == []
+
+
+@pytest.mark.parametrize("since", [
+    "CREATE TABLE public.orders (id int PRIMARY KEY, note text); INSERT INTO public.orders VALUES (1, 'app')",
+    "CREATE VIEW public.orders AS SELECT 1 AS id",
+    "CREATE SEQUENCE public.orders",
+])
+def test_a_name_the_run_freed_and_the_app_took_since_refuses_in_the_dry_run_too(shop: Project, since: str) -> None:
+    """The dry run says 0 only when --yes would undo: a relation created since where the run's
+    dropped table would come back refuses both (exit 3), and nothing of the app's is touched."""
+    _run(shop, "drop table public.orders;\n")
+    shop.query(since)
+    after = state(shop)
+    for args in (("undo",), ("undo", "--yes"), ("undo", "--yes", "--force")):
+        refused = shop.guard(*args)
+        assert refused.code == 3, refused.output
+        assert "table public.orders: the run dropped it and a relation of that name was created since" in refused.stdout
+    assert state(shop) == after and shop.history() == ["20240101000001"]
+
+
+def test_a_table_the_run_replaced_by_a_view_of_the_same_name_comes_back(shop: Project) -> None:
+    before = state(shop)
+    _run(shop, "drop table public.orders;\ncreate view public.orders as select 1 as id;\n")
+    undone = shop.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert state(shop) == before

@@ -381,3 +381,26 @@ def test_a_grandchild_that_left_the_group_cannot_hold_guard(ready: Project) -> N
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)  # the test's own leftover
             except ProcessLookupError:
                 pass
+
+
+HIDDEN = "select 'x\\''; commit; drop table public.victim; --'"  # one string to pglast, three statements with SCS off
+
+
+@pytest.mark.parametrize("where", ["file", "config"])
+def test_a_check_read_differently_by_a_legacy_string_setting_runs_no_hidden_statement(ready: Project, where: str) -> None:
+    """A database with standard_conforming_strings off: the server must read a check as the
+    parser that let it through did, or a COMMIT hidden in a string commits half a release."""
+    ready.query("CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1)")
+    database = ready.query("SELECT current_database()")[0][0]
+    ready.query(f'ALTER DATABASE "{database}" SET standard_conforming_strings = off')
+    if where == "config":
+        _yml(ready, "migrations:\n  transaction: all\nverify:\n  - name: sneaky\n    sql: "
+             + json.dumps(HIDDEN) + "\n")
+        ready.add("20240101000001_items.sql", ITEMS)
+    else:
+        ready.add("20240101000001_items.sql", ITEMS + f"-- guard:verify {HIDDEN}\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert "rolled back" in result.stdout
+    assert ready.table_exists("public.victim") and not ready.table_exists("public.items")
+    assert ready.history() == []

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from guard.config import Config
+from guard.errors import GuardError
 
 if TYPE_CHECKING:
     from guard.context import Context
@@ -23,15 +24,20 @@ def undo_command(ctx: Context, config: Config, options: UndoOptions, *, as_json:
     from guard.undo.run import undo
 
     result = UndoResult(run_id=options.run_id, undo_id=new_run_id())
-    conn = open_connection(config, "undo")
     try:
-        acquire_lock(conn, conn.info.dbname)
+        conn = open_connection(config, "undo")
         try:
-            undo(conn, config, options, result, ctx.progress)
+            acquire_lock(conn, conn.info.dbname)
+            try:
+                undo(conn, config, options, result, ctx.progress)
+            finally:
+                release_lock(conn)
         finally:
-            release_lock(conn)
-    finally:
-        conn.close()
+            conn.close()
+    except GuardError as exc:
+        if not as_json:
+            raise  # one line on stderr, as every command
+        result.exit_code, result.message = exc.exit_code, str(exc)  # --json: JSON on stdout in every outcome
     text = json.dumps(asdict(result), indent=2, default=str) if as_json else "\n".join(result.lines())
     ctx.out(text + "\n")
     return result.exit_code

@@ -89,7 +89,11 @@ def _sql(conn: psycopg.Connection[Any], sql: str, expect_empty: bool, timeout: f
     savepoint rolled back afterwards: whatever a function it calls tries to write fails, and
     nothing of the check stays. (passed, first rows as PostgreSQL's text output)."""
     query = one_query(sql)
+    # The server reads the check as pglast did: with standard_conforming_strings off (a legacy
+    # database's setting) 'x\'' ends where pglast sees it go on, and a "; COMMIT; ..." hidden
+    # in what pglast took for a string would run.
     conn.execute(("SAVEPOINT guard_verify; SET LOCAL transaction_read_only = on; "
+                  "SET LOCAL standard_conforming_strings = on; "
                   + SET_TIMEOUT.format(ms=max(1, int(timeout * 1000)))).encode())
     cursor = conn.execute(query.encode())
     first = cursor.fetchmany(2) if cursor.description is not None else []

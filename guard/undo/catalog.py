@@ -12,6 +12,7 @@ the run, so undo can tell whether the application wrote to them since.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +132,7 @@ class Catalog:
     copies: dict[str, str] = field(default_factory=dict)  # protective copy -> "rows:sum" at the end of the run
     others: dict[str, dict[str, Any]] = field(default_factory=dict)  # "kind:oid" -> view, function, trigger...
     parts: dict[str, int] = field(default_factory=dict)  # guard.run_rows part -> rows recorded (after)
+    sealed: bool = False  # loaded from a record that lists the run's copies (every copy not in it is forged)
 
     def to_json(self) -> dict[str, Any]:
         return {"tables": self.tables, "relnames": self.relnames, "columns": self.columns, "indexes": self.indexes,
@@ -139,8 +141,26 @@ class Catalog:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Catalog:
-        return cls(**{k: dict(data.get(k) or {}) for k in ("tables", "relnames", "columns", "indexes", "constraints",
-                                                            "enums", "checksums", "copies", "others", "parts")})
+        """Raises BrokenRecord when a name undo would put into SQL is not a name quote_ident made."""
+        maps: dict[str, Any] = {k: dict(data.get(k) or {}) for k in ("tables", "relnames", "columns", "indexes",
+                                "constraints", "enums", "checksums", "copies", "others", "parts")}
+        cat = cls(**maps, sealed="copies" in data)
+        names = [*cat.tables.values(), *(i["name"] for i in cat.indexes.values()),
+                 *(e["name"] for e in cat.enums.values())]
+        bad = next((n for n in names if not isinstance(n, str) or not QUALIFIED.fullmatch(n)), None)
+        if bad is not None:
+            raise BrokenRecord(f"guard.run_catalogs holds {str(bad)[:80]!r}, not a schema-qualified name "
+                               "as PostgreSQL quotes it: the record was changed since the run")
+        return cat
+
+
+class BrokenRecord(ValueError):
+    """guard's own record of a run was changed since: undo will not build SQL from it."""
+
+
+# quote_ident's output, schema-qualified: lower-case ASCII words, or double quotes with "" inside.
+_IDENT = r'(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")+")'
+QUALIFIED = re.compile(rf"{_IDENT}\.{_IDENT}")
 
 
 def read(conn: psycopg.Connection[Any]) -> Catalog:

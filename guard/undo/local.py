@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from guard.undo.catalog import fingerprint_json
-from guard.undo.model import Action, InversePlan
+from guard.undo.model import Action, InversePlan, one_statement
 
 if TYPE_CHECKING:
     import psycopg
@@ -112,7 +112,8 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
 
 
 class Tampered(Exception):
-    """A copy changed between the plan and the transaction that would use it."""
+    """A copy changed (or something now stands in the way) between the plan and the transaction
+    that would use it: args are (what, one line why)."""
 
 
 def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
@@ -121,7 +122,7 @@ def lock(conn: psycopg.Connection[Any], plan: InversePlan) -> None:
     tables = [t for t in dict.fromkeys(a.table for a in plan.actions if a.table)
               if conn.execute(EXISTS, (t,)).fetchone() == (True,)]
     if tables:
-        conn.execute(sql.SQL(LOCK).format(tables=sql.SQL(", ").join(sql.SQL(t) for t in tables)))
+        conn.execute(sql.SQL(LOCK).format(tables=sql.SQL(", ").join(sql.SQL(t) for t in tables)), binary=True)
 
 
 def execute(
@@ -142,11 +143,11 @@ def execute(
         conn.execute(LOCK_TIMEOUT)
         lock(conn, build())
         plan = build()  # again, under the locks: what the application wrote up to now is seen
-        if plan.tampered:
-            raise Tampered("; ".join(plan.tampered))
+        if plan.tampered or plan.blocked:
+            raise Tampered("; ".join(plan.tampered + plan.blocked), plan.refusal)
         copies = copy_present(conn, plan, undo_id)
         for statement in plan.prepare:
-            conn.execute(statement.encode())
+            one_statement(conn, statement)
         recorded = catalog.record(conn, undo_id, "before")
         for action in plan.actions:
             progress(f"undo: {action.what}")
@@ -170,17 +171,17 @@ def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force:
     import psycopg
 
     if not (action.soft or action.optional):
-        conn.execute(action.sql.encode())
+        one_statement(conn, action.sql)
         return
     try:
         with conn.transaction():
-            conn.execute(action.sql.encode())
+            one_statement(conn, action.sql)
     except psycopg.Error as exc:
         reason = exc.diag.message_primary or str(exc)
         if action.optional:
             plan.not_invertible.append(f"{action.what}: not done, {reason}")
         elif not force and (exc.sqlstate or "").startswith("23"):
-            count = conn.execute(action.count_sql.encode()).fetchone() if action.count_sql else None
+            count = one_statement(conn, action.count_sql).fetchone() if action.count_sql else None
             rows = f"{count[0]} row(s) written since the run" if count else "rows written since the run"
             plan.kept.append(f"{action.what}: not done, {rows} violate it ({reason}); they are kept as they are, "
                              "--force makes the undo fail instead")

@@ -36,10 +36,18 @@ class InversePlan:
     late: list[Action] = field(default_factory=list)  # after the data is back (sequences)
     prepare: list[str] = field(default_factory=list)  # before any action: what was written since, noted
     tampered: list[str] = field(default_factory=list)  # copies that differ from their recorded checksum
+    blocked: list[str] = field(default_factory=list)  # what stands in the way since the run: refused (exit 3)
 
     @property
     def partial(self) -> bool:
         return bool(self.kept or self.not_invertible)
+
+    @property
+    def refusal(self) -> str:
+        """Why undo refuses (tampered or blocked), in one line."""
+        if self.tampered:
+            return "a protective copy was changed since the run; nothing changed"
+        return "something created since the run stands where undo would put the run's objects back; nothing changed"
 
     def add(self, statement: str, what: str, table: str | None = None, **flags: Any) -> None:
         self.actions.append(Action(statement, what, table, **flags))
@@ -66,8 +74,16 @@ class Inputs:
     skip: set[str] = field(default_factory=set)  # copies not to use (their column is kept)
 
     def count(self, query: str) -> int:
-        row = self.conn.execute(query.encode()).fetchone() if self.conn is not None else None
+        row = one_statement(self.conn, query).fetchone() if self.conn is not None else None
         return int(row[0]) if row else 0
+
+
+def one_statement(conn: Any, text: str) -> Any:
+    """Execute ``text`` (built from guard's records) as exactly one statement: by the extended
+    protocol, where PostgreSQL refuses more than one ("cannot insert multiple commands into a
+    prepared statement"), so a name forged in guard.copies or guard.run_catalogs cannot stack a
+    statement of its own. Returns the cursor; raises psycopg.Error."""
+    return conn.execute(text.encode(), binary=True)
 
 
 def name_of(inputs: Inputs, oid: str) -> str:

@@ -61,6 +61,11 @@ def _verify_copies(inputs: Inputs, plan: InversePlan) -> None:
 
     for copy in inputs.copies:
         recorded = inputs.after.copies.get(copy.record.copy)
+        if recorded is None and inputs.after.sealed:
+            plan.tampered.append(
+                f"copy {copy.record.copy} of {copy.record.source} is not among the copies recorded at the end of the "
+                "run: guard.copies was changed since, undo will not use it")
+            continue
         if recorded is None or inputs.conn is None:
             continue  # a run of an older guard recorded none
         now = checksum(inputs.conn, copy.record.copy)
@@ -73,12 +78,14 @@ def _verify_copies(inputs: Inputs, plan: InversePlan) -> None:
 def _renames(inputs: Inputs, plan: InversePlan) -> None:
     b, a = inputs.before, inputs.after
     for oid, name in b.tables.items():
-        if oid in a.tables and a.tables[oid] != name:
-            if name.rsplit(".", 1)[0] != a.tables[oid].rsplit(".", 1)[0]:
-                plan.not_invertible.append(f"table {name} moved to another schema as {a.tables[oid]}")
+        # by its name now, read from the catalog by identity: never a name from guard's record
+        present = inputs.now.tables.get(oid)
+        if oid in a.tables and a.tables[oid] != name and present is not None and present != name:
+            if name.rsplit(".", 1)[0] != present.rsplit(".", 1)[0]:
+                plan.not_invertible.append(f"table {name} moved to another schema as {present}")
                 continue
-            plan.add(f"ALTER TABLE {a.tables[oid]} RENAME TO {ident(b.relnames[oid])}",
-                     f"rename table {a.tables[oid]} back to {name}", name)
+            plan.add(f"ALTER TABLE {present} RENAME TO {ident(b.relnames[oid])}",
+                     f"rename table {present} back to {name}", name)
     for key, col in b.columns.items():
         new = a.columns.get(key)
         if new and new["name"] != col["name"] and col["table"] in a.tables:
@@ -95,9 +102,10 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
             plan.add(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {ident(con['name'])}",
                      f"drop constraint {con['name']} the run added to {table}", table)
     before_defs = {i["def"] for i in b.indexes.values()}
-    for index in a.indexes.values():
-        if index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables:
-            plan.add(f"DROP INDEX IF EXISTS {index['name']}", f"drop index {index['name']} the run added")
+    for oid, index in a.indexes.items():
+        present = inputs.now.indexes.get(oid, {}).get("name")  # by identity: never a name from guard's record
+        if index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables and present:
+            plan.add(f"DROP INDEX IF EXISTS {present}", f"drop index {present} the run added")
     for key, col in a.columns.items():
         if key not in b.columns and col["table"] in b.tables:
             table = name_of(inputs, col["table"])
@@ -152,6 +160,11 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
     for oid, name in inputs.before.tables.items():
         if oid in inputs.after.tables:
             continue
+        if _taken(inputs, name):
+            plan.blocked.append(f"table {name}: the run dropped it and a relation of that name was created since the run "
+                                "(not by guard): undo will not put the run's table in its place nor write into it; "
+                                "rename or drop that table, then undo again")
+            continue
         cols = sorted((c for c in inputs.before.columns.values() if c["table"] == oid), key=lambda c: c["num"])
         sequences = _owned_sequences(cols)
         for sequence in sequences.values():
@@ -183,6 +196,16 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
                  f"FROM {copy.record.copy} AS c",
                  f"put back {copy.record.rows} row(s) of {name} from {copy.record.copy}", name)
     return consumed
+
+
+def _taken(inputs: Inputs, name: str) -> bool:
+    """A relation (table, view, sequence...) named ``name`` now that is none of the run's: created since."""
+    if inputs.conn is None:
+        return name in inputs.now.tables.values()
+    row = inputs.conn.execute("SELECT to_regclass(%s)::oid::text", (name,)).fetchone()
+    if not row or row[0] is None or row[0] in inputs.after.tables:
+        return False  # free, or the run's own table (renamed back or dropped first)
+    return not any(key.split(":", 1)[1] == row[0] for key in inputs.after.others)  # a view the run made goes first
 
 
 _NEXTVAL = re.compile(r"^nextval\('((?:[^']|'')+)'::regclass\)$")

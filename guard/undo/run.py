@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.errors import EXIT_CHANGED, EXIT_FAILED_ROLLED_BACK, Blocked
 from guard.undo import UndoOptions, UndoResult
+from guard.undo.catalog import BrokenRecord
 from guard.undo.plan import InversePlan
 
 if TYPE_CHECKING:
@@ -53,9 +54,10 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
 
     try:
         local = None if options.whole_database else local_plan(conn, run, options.force)
-    except psycopg.Error as exc:  # e.g. guard's own records tampered with
+    except (psycopg.Error, BrokenRecord) as exc:  # e.g. guard's own records tampered with
         result.exit_code = EXIT_FAILED_ROLLED_BACK
-        result.message = f"could not plan the undo, nothing changed: {failure(exc)}"
+        reason = str(exc) if isinstance(exc, BrokenRecord) else failure(exc)
+        result.message = f"could not plan the undo, nothing changed: {reason}"
         return result
     if local is None or not (local[0].actions or local[0].kept):
         from guard.undo import supabase
@@ -71,9 +73,9 @@ def undo(conn: psycopg.Connection[Any], config: Config, options: UndoOptions, re
     from guard.undo.plan import describe
     from guard.undo.supabase import manual_plan
 
-    if inverse.tampered:
-        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
-        result.not_invertible = inverse.tampered
+    if inverse.tampered or inverse.blocked:
+        result.refuse(inverse.refusal, manual_plan(run))
+        result.not_invertible = inverse.tampered + inverse.blocked
         return result
 
     result.path = "local"
@@ -106,8 +108,8 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, f
             conn, build, run_id=run.run_id, undo_id=result.undo_id, versions=result.versions,
             before=before, force=force, progress=progress, undoing=undoing)
     except local.Tampered as exc:
-        result.refuse("a protective copy was changed since the run; nothing changed", manual_plan(run))
-        result.not_invertible = str(exc).split("; ")
+        result.refuse(str(exc.args[1]), manual_plan(run))
+        result.not_invertible = str(exc.args[0]).split("; ")
         record.finish(conn, config, result)
         return result
     except psycopg.Error as exc:

@@ -93,7 +93,7 @@ def column_written(conn: psycopg.Connection[Any], run_id: str, table: str, key: 
     query = (f"SELECT count(*) FROM {table} t WHERE t.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM guard.run_rows r "
              f"WHERE r.run_id = {literal(run_id)} AND r.part = {literal('col:' + key)} "
              f"AND r.hash = {column_hash('t', keys, col)})")
-    row = conn.execute(query.encode()).fetchone()
+    row = conn.execute(query.encode(), binary=True).fetchone()  # one statement (model.one_statement)
     return int(row[0]) if row else 0
 
 
