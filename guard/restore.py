@@ -167,16 +167,9 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
     steps = _check_and_fix_forward(report, ctx, committed, unknown)
     steps.extend(_restore_paths(report, ctx))
     newest = _newest_backup(report)
-    support = {
-        "run_id": report.run_id,
-        "project_ref": ctx.project_ref,
-        "database": report.database.target if report.database else None,
-        "restore_target": target.timestamp if target else None,
-        "restore_target_unix": target.unix if target else None,
-        "newest_backup": newest[1] if newest else None,
-        "error": _failure_line(report),
-        "committed_versions": committed,
-    }
+    from guard.restore_verify import support_facts
+
+    support = support_facts(report, ctx, _failure_line(report), committed, newest)
     if unknown:
         summary = (
             f"Outcome unknown: the connection was lost while committing {', '.join(unknown)}. "

@@ -41,15 +41,24 @@ def verify_failed_plan(report: RunReport, ctx: RestoreContext, paths: list[Resto
         "and run guard again: the committed versions stay applied. If a check itself is wrong, correct the "
         "check and run guard again (with nothing pending, the checks do not run: run them by hand).",
     )
-    support: dict[str, Any] = {
+    support = support_facts(report, ctx, f"verification failed after COMMIT: {names}", committed, newest)
+    return RestorePlan(needed=True, summary=summary, committed_versions=committed, steps=[fix, *paths],
+                       support=support)
+
+
+def support_facts(report: RunReport, ctx: RestoreContext, error: str, committed: list[str],
+                  newest: tuple[str, str] | None) -> dict[str, Any]:
+    """What a plan tells support about a run that changed the database: its id, project,
+    database, restore target (ISO time and unix seconds), newest backup time, the error line and
+    the committed versions."""
+    target = report.restore_target
+    return {
         "run_id": report.run_id,
         "project_ref": ctx.project_ref,
         "database": report.database.target if report.database else None,
         "restore_target": target.timestamp if target else None,
         "restore_target_unix": target.unix if target else None,
         "newest_backup": newest[1] if newest else None,
-        "error": f"verification failed after COMMIT: {names}",
+        "error": error,
         "committed_versions": committed,
     }
-    return RestorePlan(needed=True, summary=summary, committed_versions=committed, steps=[fix, *paths],
-                       support=support)

@@ -247,7 +247,7 @@ def _remember_constraint(con: Any, key: str, linter: Linter, st: Statement) -> N
     if con.contype == enums.ConstrType.CONSTR_CHECK:
         from pglast.stream import RawStream
 
-        from guard.lint.declared import check_name
+        from guard.lint.checks import check_name
 
         column = _not_null_column(con)
         checks = linter.batch_checks.setdefault(key, {})

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from guard.lint.checks import check_columns, check_name
+
 if TYPE_CHECKING:
     from guard.lint.partition import PartitionFacts
     from guard.migrations.files import Statement
@@ -49,39 +51,6 @@ def _split(key: str) -> tuple[str, str]:
     """(schema, name) of a quoted, possibly qualified name; an unqualified one is in public."""
     parts = [m.group(1).replace('""', '"') if m.group(1) is not None else m.group(2) for m in _KEY_PART.finditer(key)]
     return ("public", parts[-1]) if len(parts) < 2 else (parts[-2], parts[-1])
-
-
-def check_columns(expr: Any) -> frozenset[str]:
-    """The column names a CHECK expression references (its ColumnRef nodes)."""
-    from pglast import ast
-    from pglast.visitors import Visitor
-
-    found: set[str] = set()
-
-    class _Refs(Visitor):
-        def visit_ColumnRef(self, _ancestors: Any, node: Any) -> None:  # noqa: N802
-            fields = [getattr(f, "sval", None) for f in node.fields or ()]
-            if fields and fields[-1]:
-                found.add(str(fields[-1]))
-
-    _Refs()(ast.SelectStmt(whereClause=expr))
-    return frozenset(found)
-
-
-def check_name(table: str, con: Any, taken: Iterable[str]) -> str:
-    """The name PostgreSQL gives a CHECK: its own, else `<table>_<column>_check` when it references
-    one column, `<table>_check` otherwise, with 1, 2, ... appended while taken (heap.c
-    AddRelationNewConstraints, ChooseConstraintName; names past 63 bytes differ, and are then
-    simply unknown)."""
-    if con.conname:
-        return str(con.conname)
-    columns = check_columns(con.raw_expr)
-    base = f"{table}_{next(iter(columns))}_check" if len(columns) == 1 else f"{table}_check"
-    used, name, n = set(taken), base, 0
-    while name in used:
-        n += 1
-        name = f"{base}{n}"
-    return name
 
 
 def _rel(rv: Any, schema: str = "public") -> tuple[str, str]:
@@ -146,19 +115,22 @@ class DeclaredCatalog:
     def read(self, statements: Iterable[Statement]) -> None:
         """Learn from each statement of a file (guard.migrations.files.Statement; one that does
         not parse teaches nothing). Only the kinds that declare something are parsed again."""
+        for statement in statements:
+            if f"_{statement.kind}" in LEARNED:
+                self._learn_sql(statement.sql)
+
+    def _learn_sql(self, text: str) -> None:
+        """Parse one statement's SQL and learn from the kinds that declare something."""
         import pglast
 
-        for statement in statements:
-            if f"_{statement.kind}" not in LEARNED:
-                continue
-            try:
-                nodes = pglast.parse_sql(statement.sql)
-            except pglast.parser.ParseError:
-                continue
-            for raw in nodes:
-                learn = getattr(self, "_" + type(raw.stmt).__name__, None)
-                if learn is not None:
-                    learn(raw.stmt)
+        try:
+            nodes = pglast.parse_sql(text)
+        except pglast.parser.ParseError:
+            return
+        for raw in nodes:
+            name = "_" + type(raw.stmt).__name__
+            if name in LEARNED:
+                getattr(self, name)(raw.stmt)
 
     def _CreateStmt(self, node: Any) -> None:  # noqa: N802 - named after the parse node
         from pglast import ast
@@ -316,17 +288,8 @@ class DeclaredCatalog:
             self.tables.clear()
             self.indexes.clear()
             return
-        import pglast
-
         for statement in inner:
-            try:
-                nodes = pglast.parse_sql(statement.sql)
-            except pglast.parser.ParseError:
-                continue
-            for raw in nodes:
-                learn = getattr(self, "_" + type(raw.stmt).__name__, None)
-                if learn is not None and f"_{type(raw.stmt).__name__}" in LEARNED:
-                    learn(raw.stmt)
+            self._learn_sql(statement.sql)
 
     def _RenameStmt(self, node: Any) -> None:  # noqa: N802
         from pglast import enums
