@@ -97,3 +97,27 @@ def test_rows_deleted_then_seeded_again_with_their_keys_come_back(items: Project
     restore(items, result.report)
     # The rows that existed before have their old values; rows the seed added beyond them stay.
     assert data(items, "(SELECT * FROM public.items WHERE id <= 120)") == before
+
+
+# With standard_conforming_strings off (a legacy setting, from the database's defaults or set by
+# the file itself) the server reads `'a\''` as a closed string and runs what follows it, where
+# guard's parser (PostgreSQL's default lexing) sees one SELECT of a string. The parser layer
+# cannot vouch for that file; the tripwire still sees the drop and rolls it back.
+HIDDEN_DROP = "select 'a\\''; drop table public.victim; --'\n"
+
+
+@pytest.mark.parametrize("where", ["database default", "set in the file"])
+def test_a_drop_hidden_by_legacy_string_lexing_is_caught_by_the_tripwire(ready: Project, where: str) -> None:
+    ready.query("create table public.victim (id int); insert into public.victim select generate_series(1, 5)")
+    before = data(ready, "public.victim")
+    if where == "database default":
+        name = ready.query("select current_database()")[0][0]
+        ready.query(f'alter database "{name}" set standard_conforming_strings = off')
+        ready.add("20240101000000_a.sql", HIDDEN_DROP)
+    else:
+        ready.add("20240101000000_a.sql", "set standard_conforming_strings = off;\n" + HIDDEN_DROP)
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert "tripwire" in result.stdout and "public.victim" in result.stdout
+    assert data(ready, "public.victim") == before
+    assert ready.history() == []
