@@ -154,18 +154,30 @@ def capture_update(
     to the same table read with the statement's own snapshot, row for row (tableoid, ctid: a
     TID scan per row), and returns that row. ``canonical``: the target's regclass text;
     ``new_key``: primary key columns (quoted) whose new values are returned too, after it."""
-    import pglast
-    from pglast import ast, enums
+    from pglast import ast
 
     node = _single(statement, "UpdateStmt")
     if node is None:
         return None
     ref = ident(_ref(node.relation))
     new_values = "".join(f", {ref}.{k} AS guard_new_{i}" for i, k in enumerate(new_key or ()))
+    returning = _join_old_rows(node, ref, canonical, f"(guard_prev.guard_row).*{new_values}",
+                               ", guard_p AS guard_row")
+    node.returningClause = ast.ReturningClause(exprs=returning)
+    return _wrap(node, copy, copy_name, count=count)
+
+
+def _join_old_rows(node: Any, ref: str, canonical: str, select: str, extra: str = "") -> Any:
+    """Join the UpdateStmt ``node`` (target ``ref``) to its table read with the statement's own
+    snapshot, ``canonical`` (regclass text) as ``guard_prev``, row for row by (tableoid, ctid);
+    returns the target list of ``select`` over it (what the statement should return)."""
+    import pglast
+    from pglast import ast, enums
+
     # Parsed, not run: names quoted by psycopg / regclass.
     helper: Any = pglast.parse_sql(
-        f"SELECT (guard_prev.guard_row).*{new_values} FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid, "  # noqa: S608
-        f"guard_p AS guard_row FROM {canonical} AS guard_p) AS guard_prev "
+        f"SELECT {select} FROM (SELECT tableoid AS guard_tableoid, ctid AS guard_ctid{extra} "  # noqa: S608
+        f"FROM {canonical} AS guard_p) AS guard_prev "
         f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
     )[0].stmt
     node.fromClause = (*(node.fromClause or ()), *helper.fromClause)
@@ -173,8 +185,7 @@ def capture_update(
         helper.whereClause if node.whereClause is None
         else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(node.whereClause, helper.whereClause))
     )
-    node.returningClause = ast.ReturningClause(exprs=helper.targetList)
-    return _wrap(node, copy, copy_name, count=count)
+    return helper.targetList
 
 
 @dataclass(frozen=True)
@@ -199,24 +210,14 @@ def capture_family(statement: str, members: list[Member], canonical: str, *, upd
     "cannot see one another's effects on the target tables", queries.html#QUERIES-WITH-MODIFYING).
     None when it is not one plain DELETE/UPDATE."""
     import pglast
-    from pglast import ast, enums
+    from pglast import ast
 
     node = _single(statement, "UpdateStmt" if update else "DeleteStmt")
     if node is None:
         return None
     ref = ident(_ref(node.relation))
     if update:
-        helper: Any = pglast.parse_sql(
-            "SELECT guard_prev.guard_tableoid, guard_prev.guard_ctid FROM (SELECT tableoid AS guard_tableoid, "  # noqa: S608
-            f"ctid AS guard_ctid FROM {canonical}) AS guard_prev "
-            f"WHERE {ref}.ctid = guard_prev.guard_ctid AND {ref}.tableoid = guard_prev.guard_tableoid"
-        )[0].stmt
-        node.fromClause = (*(node.fromClause or ()), *helper.fromClause)
-        node.whereClause = (
-            helper.whereClause if node.whereClause is None
-            else ast.BoolExpr(boolop=enums.BoolExprType.AND_EXPR, args=(node.whereClause, helper.whereClause))
-        )
-        returning = helper.targetList
+        returning = _join_old_rows(node, ref, canonical, "guard_prev.guard_tableoid, guard_prev.guard_ctid")
     else:
         own: Any = pglast.parse_sql(f"SELECT {ref}.tableoid AS guard_tableoid, {ref}.ctid AS guard_ctid")[0].stmt
         returning = own.targetList
