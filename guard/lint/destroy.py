@@ -217,22 +217,26 @@ def _where_words(node: Any) -> str:
     return "without WHERE" if node.whereClause is None else "with a constant WHERE"
 
 
-def _delete(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+def _every_row(node: Any, st: Statement, linter: Linter, i: int, d: str, rule: str, said: str,
+               alternative: str) -> list[Finding]:
+    """A DELETE or UPDATE ``node``: the findings of its CTEs and calls, and ``rule`` when it
+    reaches every row of a table that existed (``said``: the sentence, ``{table}`` and
+    ``{where}`` filled in)."""
     out = _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
     text, existed = relation(linter, from_rangevar(node.relation))
     if every_row(node.whereClause) and existed:
-        out.append(finding("delete-without-where", st, i, d, f"DELETE FROM {text} {_where_words(node)} deletes every row",
-                           "add the WHERE you mean; use TRUNCATE deliberately if you mean all"))
+        out.append(finding(rule, st, i, d, said.format(table=text, where=_where_words(node)), alternative))
     return out
+
+
+def _delete(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    return _every_row(node, st, linter, i, d, "delete-without-where", "DELETE FROM {table} {where} deletes every row",
+                      "add the WHERE you mean; use TRUNCATE deliberately if you mean all")
 
 
 def _update(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    out = _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
-    text, existed = relation(linter, from_rangevar(node.relation))
-    if every_row(node.whereClause) and existed:
-        out.append(finding("update-without-where", st, i, d, f"UPDATE {text} {_where_words(node)} overwrites every row",
-                           "add the WHERE you mean; backfill large tables in batches"))
-    return out
+    return _every_row(node, st, linter, i, d, "update-without-where", "UPDATE {table} {where} overwrites every row",
+                      "add the WHERE you mean; backfill large tables in batches")
 
 
 def _merge(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
