@@ -1,5 +1,8 @@
 """One real PostgreSQL cluster per test session; a fresh database per test.
 
+Under pytest-xdist (.ci/test runs two workers) each worker is a session with its own cluster;
+what workers share on disk (.tools/, the checkout) is installed under tests.support.once_at_a_time.
+
 Binaries: PG_BIN, pg_config, /usr/lib/postgresql/*/bin, else pgserver (guard.embedded). None
 found fails the session with the reason: these tests never skip for want of a server.
 

