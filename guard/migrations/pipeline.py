@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 from guard.migrations.apply_state import ApplyContext, error_from, interrupted, ms, rollback_quietly
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
 from guard.migrations.own_transactions import TRANSACTION_STMT
-from guard.migrations.session import AS_GUARD, RESET_STATEMENTS
+from guard.migrations.session import AFTER_RESET_AS_GUARD, RESET_STATEMENTS
 from guard.report.model import MigrationError
 
 if TYPE_CHECKING:
@@ -121,10 +121,24 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
-    parts += [(None, s) for s in (*RESET_STATEMENTS, *AS_GUARD)]
-    parts += [(None, cursor.mogrify(q, p)) for q, p in run.records(file)]
+    parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
+    parts.append((None, cursor.mogrify(*_one_statement(run.records(file)))))
     parts.append((None, "COMMIT"))
     return parts
+
+
+def _one_statement(records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
+    """guard's records of a file (the history row first, then the journal's) as one statement:
+    the others as data-modifying WITH queries before the history row's INSERT. PostgreSQL runs
+    each of them exactly once, to completion, whether or not anything reads them (queries.html,
+    "Data-Modifying Statements in WITH"); the history row stays the main statement, so a rule
+    on the history table works as it would on its own. One statement fewer a file."""
+    (history, params), others = records[0], records[1:]
+    if not others:
+        return history, params
+    ctes = ", ".join(f"guard_record_{i} AS ({query})" for i, (query, _) in enumerate(others))
+    ordered = tuple(p for _, ps in others for p in ps) + tuple(params)
+    return f"WITH {ctes} {history}", ordered
 
 
 def _stream_text(run: ApplyContext, files: Sequence[MigrationFile]) -> tuple[str, list[_Part]]:
