@@ -304,3 +304,26 @@ def test_backend_terminated_during_a_stream_settles_from_the_history(ready: Proj
     assert report["status"] == "failed_partially_applied"
     history = _check_exact(ready, report)
     assert ready.query("SELECT status, committed FROM guard.runs") == [("failed_partially_applied", history)]
+
+
+@pytest.mark.parametrize("lock_retries", [0, 2])  # streamed, and one file at a time
+def test_guards_own_statements_ignore_operators_on_the_databases_search_path(ready: Project, lock_retries: int) -> None:
+    """RESET ALL gives back the database's default search_path, where a schema listed before
+    pg_catalog may define its own ``>=`` for integers: guard's session reset must not call it.
+    The operator records every call in a table; every call would be guard's own."""
+    ready.query("CREATE SCHEMA trap; CREATE TABLE trap.calls (n int); "
+                "CREATE FUNCTION trap.ge(int, int) RETURNS boolean LANGUAGE plpgsql AS "
+                "$$BEGIN INSERT INTO trap.calls VALUES (1); RETURN $1 OPERATOR(pg_catalog.>=) $2; END$$; "
+                "CREATE OPERATOR trap.>= (LEFTARG = int, RIGHTARG = int, FUNCTION = trap.ge)")
+    name = ready.query("SELECT current_database()")[0][0]
+    ready.query(f'ALTER DATABASE "{name}" SET search_path = trap, pg_catalog, public')
+    for n in (1, 2, 3):
+        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    assert _tables(ready) == 3
+    assert ready.query("SELECT count(*) FROM trap.calls") == [(0,)]
