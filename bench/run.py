@@ -334,6 +334,10 @@ class Bench:
         script.write_text("\n".join(lines) + "\n")
         return script
 
+    def run_floor(self, script: Path, url: str) -> Sample:
+        """psql's script as one message from a bare psycopg client (bench/floor.py)."""
+        return measure([PY, str(REPO / "bench" / "floor.py"), url, str(script)], env=self.env, log=self.log)
+
     def run_psql_script(self, script: Path, url: str) -> Sample:
         return measure([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(script)],
                        env=self.env, log=self.log)
@@ -487,12 +491,17 @@ class Bench:
             files = {f"{VERSION_BASE + i}_f{i}.sql": f"create table public.t{i} (id int);\n" for i in range(count)}
             root = roots[count] = self.project(files)
             script = self.psql_script(root)
-            guard, psql, supa, base = Stats(), Stats(), Stats(), Stats()
+            guard, psql, supa, base, floor = Stats(), Stats(), Stats(), Stats(), Stats()
             for _ in range(self.runs):
                 name, url = self.fresh_db(None)
                 psql.add(self.run_psql_script(script, url))
                 if self.history_count(url) != count:
                     raise BenchError(f"psql reference applied {self.history_count(url)} of {count}")
+                self.drop_db(name)
+                name, url = self.fresh_db(None)
+                floor.add(self.run_floor(script, url))
+                if self.history_count(url) != count:
+                    raise BenchError(f"the floor client applied {self.history_count(url)} of {count}")
                 self.drop_db(name)
                 name, url = self.fresh_db()
                 guard.add(self.run_guard(root, url))
@@ -521,14 +530,15 @@ class Bench:
                     self.pairs.append((f"{label}: `supabase db push` / guard",
                                        ratio(supa.ms, base.ms), ratio(supa.ms, guard.ms)))
             rows.append([
-                f"{count:,}", f"{psql.ms:.0f}", f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
+                f"{count:,}", f"{psql.ms:.0f}", f"{floor.ms:.0f} ({ratio(floor.ms, psql.ms)})",
+                f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
                 f"{supa.ms:.0f} ({supa.spread()})" if have_supabase else "not installed",
                 ratio(supa.ms, psql.ms) if have_supabase else "–",
                 f"{psql.peak_mb:.0f} / {guard.peak_mb:.0f} / " + (f"{supa.peak_mb:.0f}" if have_supabase else "–"),
             ])
             print(f"  {count} files: psql {psql.ms:.0f} ms, guard {guard.ms:.0f} ms"
                   + (f", supabase {supa.ms:.0f} ms" if have_supabase else ""))
-        tables = [(["files", "psql ms (reference)", "guard ms (min–max)", "guard / psql",
+        tables = [(["files", "psql ms (reference)", "floor ms (/ psql)", "guard ms (min–max)", "guard / psql",
                     "supabase db push ms (min–max)", "supabase / psql", "peak MB psql / guard / supabase"], rows)]
         notes: list[str] = []
         low, high = min(results), max(results)
@@ -577,6 +587,9 @@ class Bench:
              "one script that creates the history table as the Supabase CLI does, then per file `BEGIN`, the "
              "file, its `supabase_migrations.schema_migrations` row (version, name, statements), `COMMIT`. "
              f"Supabase CLI {self.supabase_version()}: `supabase db push --db-url ...?sslmode=disable --yes`. "
+             "Floor: the same script as one message from a bare Python client (bench/floor.py: the "
+             "interpreter, psycopg, one connection, the server's work; no guarding, no round trips): "
+             "guard's time above it is what guarding costs, psql's is its round trips. "
              "Every run is checked: the history holds every file afterwards."],
             tables, notes))
 
