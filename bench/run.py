@@ -129,6 +129,12 @@ def measure(argv: Sequence[str], *, env: dict[str, str], cwd: Path | None = None
     return Sample(elapsed, kb / 1024)
 
 
+def floor_note(floor: Stats, psql: Stats) -> str:
+    """The floor's place against psql, said first in a missed many-files target's reason."""
+    return (f"the floor (psql's statements in one message from a bare psycopg client, no guarding) "
+            f"is {ratio(floor.ms, psql.ms)} psql ({floor.ms:.0f} vs {psql.ms:.0f} ms); ")
+
+
 def install_supabase() -> bool:
     """The Supabase CLI in .tools/ (as the tests install it): True when it is there, installing
     it from npm first if needed; False, with a note, when npm is missing or the install fails
@@ -335,6 +341,10 @@ class Bench:
         script.write_text("\n".join(lines) + "\n")
         return script
 
+    def run_floor(self, script: Path, url: str) -> Sample:
+        """psql's script as one message from a bare psycopg client (bench/floor.py)."""
+        return measure([PY, str(REPO / "bench" / "floor.py"), url, str(script)], env=self.env, log=self.log)
+
     def run_psql_script(self, script: Path, url: str) -> Sample:
         return measure([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", str(script)],
                        env=self.env, log=self.log)
@@ -483,17 +493,23 @@ class Bench:
         rows: list[list[str]] = []
         results: dict[int, tuple[Stats | None, Stats | None, Stats | None]] = {}
         roots: dict[int, Path] = {}
+        floors: dict[int, Stats] = {}
         have_supabase = install_supabase()
         for count in self.file_counts:
             files = {f"{VERSION_BASE + i}_f{i}.sql": f"create table public.t{i} (id int);\n" for i in range(count)}
             root = roots[count] = self.project(files)
             script = self.psql_script(root)
-            guard, psql, supa, base = Stats(), Stats(), Stats(), Stats()
+            guard, psql, supa, base, floor = Stats(), Stats(), Stats(), Stats(), Stats()
             for _ in range(self.runs):
                 name, url = self.fresh_db(None)
                 psql.add(self.run_psql_script(script, url))
                 if self.history_count(url) != count:
                     raise BenchError(f"psql reference applied {self.history_count(url)} of {count}")
+                self.drop_db(name)
+                name, url = self.fresh_db(None)
+                floor.add(self.run_floor(script, url))
+                if self.history_count(url) != count:
+                    raise BenchError(f"the floor client applied {self.history_count(url)} of {count}")
                 self.drop_db(name)
                 name, url = self.fresh_db()
                 guard.add(self.run_guard(root, url))
@@ -513,6 +529,7 @@ class Bench:
                         raise BenchError(f"supabase db push applied {self.history_count(url)} of {count}")
                     self.drop_db(name)
             results[count] = (psql, guard, supa if have_supabase else None)
+            floors[count] = floor
             if self.baseline is not None:
                 label = f"{count:,} file" + ("s" if count != 1 else "")
                 self.pairs.append((f"{label}: guard / psql",
@@ -522,14 +539,15 @@ class Bench:
                     self.pairs.append((f"{label}: `supabase db push` / guard",
                                        ratio(supa.ms, base.ms), ratio(supa.ms, guard.ms)))
             rows.append([
-                f"{count:,}", f"{psql.ms:.0f}", f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
+                f"{count:,}", f"{psql.ms:.0f}", f"{floor.ms:.0f} ({ratio(floor.ms, psql.ms)})",
+                f"{guard.ms:.0f} ({guard.spread()})", ratio(guard.ms, psql.ms),
                 f"{supa.ms:.0f} ({supa.spread()})" if have_supabase else "not installed",
                 ratio(supa.ms, psql.ms) if have_supabase else "–",
                 f"{psql.peak_mb:.0f} / {guard.peak_mb:.0f} / " + (f"{supa.peak_mb:.0f}" if have_supabase else "–"),
             ])
             print(f"  {count} files: psql {psql.ms:.0f} ms, guard {guard.ms:.0f} ms"
                   + (f", supabase {supa.ms:.0f} ms" if have_supabase else ""))
-        tables = [(["files", "psql ms (reference)", "guard ms (min–max)", "guard / psql",
+        tables = [(["files", "psql ms (reference)", "floor ms (/ psql)", "guard ms (min–max)", "guard / psql",
                     "supabase db push ms (min–max)", "supabase / psql", "peak MB psql / guard / supabase"], rows)]
         notes: list[str] = []
         low, high = min(results), max(results)
@@ -560,7 +578,7 @@ class Bench:
                         f"({first_guard.ms:.0f} ms for one file, {start:.0f} ms of it the interpreter and imports), "
                         "see HISTORY.md")
             self.targets["files_psql"] = Target(f"{high:,} files: guard ≤ 1.0× psql", ratio(guard.ms, psql.ms),
-                                                guard.ms <= 1.0 * psql.ms, why)
+                                                guard.ms <= 1.0 * psql.ms, floor_note(floors[high], psql) + why)
             if have_supabase:
                 self.targets["files_supabase"] = Target(
                     f"{high:,} files: guard ≥ 2× faster than `supabase db push`",
@@ -570,7 +588,8 @@ class Bench:
                 self.targets["files_100"] = Target(
                     "100 files: guard ≤ 2.0× psql", ratio(middle[1].ms, middle[0].ms),
                     middle[1].ms <= 2.0 * middle[0].ms,
-                    "the fixed start (interpreter and imports) is most of guard's time at this size")
+                    floor_note(floors[100], middle[0])
+                    + "the fixed start (interpreter and imports) is most of guard's time at this size")
         self.sections.append(Section(
             "Many one-statement files",
             [f"`create table public.tN (id int);` per file, applied to an empty database, median of {self.runs} "
@@ -578,6 +597,9 @@ class Bench:
              "one script that creates the history table as the Supabase CLI does, then per file `BEGIN`, the "
              "file, its `supabase_migrations.schema_migrations` row (version, name, statements), `COMMIT`. "
              f"Supabase CLI {self.supabase_version()}: `supabase db push --db-url ...?sslmode=disable --yes`. "
+             "Floor: the same script as one message from a bare Python client (bench/floor.py: the "
+             "interpreter, psycopg, one connection, the server's work; no guarding, no round trips): "
+             "guard's time above it is what guarding costs, psql's is its round trips. "
              "Every run is checked: the history holds every file afterwards."],
             tables, notes))
 

@@ -9,6 +9,7 @@ the failing one ran at all, even rolled back.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -304,3 +305,93 @@ def test_backend_terminated_during_a_stream_settles_from_the_history(ready: Proj
     assert report["status"] == "failed_partially_applied"
     history = _check_exact(ready, report)
     assert ready.query("SELECT status, committed FROM guard.runs") == [("failed_partially_applied", history)]
+
+
+@pytest.mark.parametrize("lock_retries", [0, 2])  # streamed, and one file at a time
+def test_guards_own_statements_ignore_operators_on_the_databases_search_path(ready: Project, lock_retries: int) -> None:
+    """RESET ALL gives back the database's default search_path, where a schema listed before
+    pg_catalog may define its own ``>=`` for integers: guard's session reset must not call it.
+    The operator records every call in a table; every call would be guard's own."""
+    ready.query("CREATE SCHEMA trap; CREATE TABLE trap.calls (n int); "
+                "CREATE FUNCTION trap.ge(int, int) RETURNS boolean LANGUAGE plpgsql AS "
+                "$$BEGIN INSERT INTO trap.calls VALUES (1); RETURN $1 OPERATOR(pg_catalog.>=) $2; END$$; "
+                "CREATE OPERATOR trap.>= (LEFTARG = int, RIGHTARG = int, FUNCTION = trap.ge)")
+    name = ready.query("SELECT current_database()")[0][0]
+    ready.query(f'ALTER DATABASE "{name}" SET search_path = trap, pg_catalog, public')
+    for n in (1, 2, 3):
+        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    assert _tables(ready) == 3
+    assert ready.query("SELECT count(*) FROM trap.calls") == [(0,)]
+
+
+def test_streams_after_the_first_are_built_while_the_one_before_runs(db_conn: psycopg.Connection[Any]) -> None:
+    """A short first stream, then full ones: each next text is built after the one before has
+    been sent and before its answer is read (apply_stream's ``meanwhile``)."""
+    from guard.migrations import pipeline
+
+    ensure_history(db_conn)
+    files = [_file(n, f"create table public.b{n} (id int);\n") for n in range(1, 301)]
+    real, built = pipeline._stream_text, []
+
+    def building(run: Any, chunk: Any) -> Any:
+        # Between send and the answer the connection is busy: libpq says ACTIVE.
+        built.append((len(chunk), db_conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE))
+        return real(run, chunk)
+
+    pipeline._stream_text = building
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        pipeline._stream_text = real
+    assert built == [(pipeline.STREAM_FIRST_FILES, False), (pipeline.STREAM_FILES, True),
+                     (300 - pipeline.STREAM_FIRST_FILES - pipeline.STREAM_FILES, True)]
+    assert len(outcome.committed) == 300 and {r.path for r in outcome.results} == {"pipeline"}
+    assert db_conn.execute("SELECT count(*) FROM supabase_migrations.schema_migrations").fetchone() == (300,)
+
+
+def test_a_signal_while_the_next_stream_is_built_cancels_the_one_running(db_conn: psycopg.Connection[Any]) -> None:
+    """Ctrl-C lands while the client builds the second stream's text and the first runs on
+    the server: that one is cancelled there, the files it committed are exactly those the
+    history holds, and nothing of the second stream runs."""
+    from guard.migrations import pipeline
+
+    ensure_history(db_conn)
+    db_conn.execute("CREATE SEQUENCE public.probe")
+    count = pipeline.STREAM_FIRST_FILES + 10
+    files = [_file(n, f"create table public.s{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
+             for n in range(1, count + 1)]
+    real, calls = pipeline._stream_text, []
+
+    def building(run: Any, chunk: Any) -> Any:
+        calls.append(len(chunk))
+        if len(calls) == 2:  # the first stream is on the server now
+            time.sleep(0.35)  # a few of its files commit first
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the signal arrives here, at the latest
+        return real(run, chunk)
+
+    pipeline._stream_text = building
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        pipeline._stream_text = real
+    assert calls == [pipeline.STREAM_FIRST_FILES, 10]
+    assert outcome.interrupted == "SIGINT"
+    history = [r[0] for r in db_conn.execute(
+        "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()]
+    assert 1 <= len(history) < pipeline.STREAM_FIRST_FILES
+    assert outcome.committed == history == [_version(n) for n in range(1, len(history) + 1)]
+    statuses = [r.status for r in outcome.results]
+    assert statuses == ["applied"] * len(history) + ["failed"] + ["skipped"] * (count - len(history) - 1)
+    # The file in flight ran at most up to its sleep; none after it started.
+    last, called = db_conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
+    assert (int(last) if called else 0) in (len(history), len(history) + 1)
+    assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)

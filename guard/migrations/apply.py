@@ -47,7 +47,14 @@ from guard.migrations.own_transactions import (
     apply_statementwise,
     transaction_shape,
 )
-from guard.migrations.pipeline import apply_stream, stream_length
+from guard.migrations.pipeline import (
+    STREAM_FILES,
+    STREAM_FIRST_FILES,
+    Prepared,
+    apply_stream,
+    prepare,
+    stream_length,
+)
 from guard.migrations.session import AS_GUARD, RESET_SESSION, RESET_STATEMENTS, reset_session
 from guard.report.model import MigrationError, MigrationResult
 
@@ -140,15 +147,28 @@ def _apply_each(
     gave up waiting for a lock is tried again up to ``lock_retries`` times; runs of files
     that can travel together go as streams (pipeline.py)."""
     position = 0
+    ahead: dict[int, tuple[int, Prepared]] = {}  # start -> (length, text) of a stream built ahead
     while position < len(files):
-        length = _stream_length(run, files, position, outside)
+        built = ahead.pop(position, None)
+        # With nothing built ahead, a short first stream: its text is quick to build, and the
+        # next stream's is built while the server runs it.
+        length = built[0] if built else _stream_length(run, files, position, outside, STREAM_FIRST_FILES)
         if length:
-            done = apply_stream(run, files[position:position + length], results[position:position + length])
+            after = position + length
+
+            def build_next(after: int = after) -> None:
+                n = _stream_length(run, files, after, outside)
+                if n:
+                    ahead[after] = (n, prepare(run, files[after:after + n]))
+
+            done = apply_stream(run, files[position:after], results[position:after],
+                                built[1] if built else None, meanwhile=build_next)
             if done is False:
                 return
             if done:
-                position += length
+                position = after
                 continue
+            ahead.clear()
             # Refused as a whole before anything ran: these files one at a time instead.
         for file, result in zip(files[position:position + max(length, 1)],
                                 results[position:position + max(length, 1)], strict=True):
@@ -157,14 +177,17 @@ def _apply_each(
         position += max(length, 1)
 
 
-def _stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int, outside: set[str]) -> int:
-    """How many files from ``start`` on travel in one stream (0: ``files[start]`` goes alone)."""
+def _stream_length(
+    run: ApplyContext, files: Sequence[MigrationFile], start: int, outside: set[str], limit: int = STREAM_FILES,
+) -> int:
+    """How many files from ``start`` on travel in one stream, at most ``limit`` (0:
+    ``files[start]`` goes alone)."""
     if not run.stream:
         return 0
     end = start
     while end < len(files) and files[end].version not in outside:
         end += 1
-    return stream_length(run, files[:end], start)
+    return stream_length(run, files[:end], start, limit)
 
 
 def _apply_with_retries(

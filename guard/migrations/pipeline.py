@@ -52,14 +52,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from guard.migrations.apply_state import ApplyContext, error_from, interrupted, ms, rollback_quietly
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
 from guard.migrations.own_transactions import TRANSACTION_STMT
-from guard.migrations.session import AS_GUARD, RESET_STATEMENTS
+from guard.migrations.session import AFTER_RESET_AS_GUARD, RESET_STATEMENTS
 from guard.report.model import MigrationError
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ if TYPE_CHECKING:
     from guard.report.model import MigrationResult
 
 STREAM_FILES = 250
+# The first stream of a run of them (nothing in flight to hide its text's building): short,
+# so the server starts early and the next stream's text is built while it works.
+STREAM_FIRST_FILES = 25
 STREAM_BYTES = 1024 * 1024
 # Files bigger than this send their history row as a parameter (apply.INLINE_RECORD_BYTES).
 STREAM_FILE_BYTES = 256 * 1024
@@ -121,10 +124,24 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
-    parts += [(None, s) for s in (*RESET_STATEMENTS, *AS_GUARD)]
-    parts += [(None, cursor.mogrify(q, p)) for q, p in run.records(file)]
+    parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
+    parts.append((None, cursor.mogrify(*_one_statement(run.records(file)))))
     parts.append((None, "COMMIT"))
     return parts
+
+
+def _one_statement(records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
+    """guard's records of a file (the history row first, then the journal's) as one statement:
+    the others as data-modifying WITH queries before the history row's INSERT. PostgreSQL runs
+    each of them exactly once, to completion, whether or not anything reads them (queries.html,
+    "Data-Modifying Statements in WITH"); the history row stays the main statement, so a rule
+    on the history table works as it would on its own. One statement fewer a file."""
+    (history, params), others = records[0], records[1:]
+    if not others:
+        return history, params
+    ctes = ", ".join(f"guard_record_{i} AS ({query})" for i, (query, _) in enumerate(others))
+    ordered = tuple(p for _, ps in others for p in ps) + tuple(params)
+    return f"WITH {ctes} {history}", ordered
 
 
 def _stream_text(run: ApplyContext, files: Sequence[MigrationFile]) -> tuple[str, list[_Part]]:
@@ -144,12 +161,12 @@ def _stream_text(run: ApplyContext, files: Sequence[MigrationFile]) -> tuple[str
     return "".join(chunks), parts
 
 
-def stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int) -> int:
-    """How many files from ``files[start]`` on go in one stream (0: that file does not
-    stream)."""
+def stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int, limit: int = STREAM_FILES) -> int:
+    """How many files from ``files[start]`` on go in one stream, at most ``limit`` (0: that
+    file does not stream)."""
     total = 0
     end = start
-    while end < len(files) and end - start < STREAM_FILES and streamable(run, files[end]):
+    while end < len(files) and end - start < limit and streamable(run, files[end]):
         total += sum(len(s.sql) for s in files[end].statements)
         if end > start and total > STREAM_BYTES:
             break
@@ -157,10 +174,34 @@ def stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int)
     return end - start
 
 
-def apply_stream(run: ApplyContext, files: Sequence[MigrationFile], results: Sequence[MigrationResult]) -> bool | None:
+@dataclass(frozen=True)
+class Prepared:
+    """A stream's text, built before it is sent (``prepare``)."""
+
+    text: str
+    parts: list[_Part]
+
+
+def prepare(run: ApplyContext, files: Sequence[MigrationFile]) -> Prepared:
+    """The text of the stream of ``files``: pure string work on the client, no round trip, so
+    it can be done while the server runs the stream before (``apply_stream``'s ``meanwhile``)."""
+    return Prepared(*_stream_text(run, files))
+
+
+def apply_stream(
+    run: ApplyContext, files: Sequence[MigrationFile], results: Sequence[MigrationResult],
+    prepared: Prepared | None = None, meanwhile: Callable[[], None] | None = None,
+) -> bool | None:
     """Apply ``files`` in one message (see the module's docstring). True: all committed;
     False: one failed (``run.outcome`` says which; those after it did not run); None: the
-    server refused the text as a whole and nothing ran (apply them one at a time)."""
+    server refused the text as a whole and nothing ran (apply them one at a time).
+
+    ``prepared``: the text, when it was built ahead. ``meanwhile`` runs on the client once
+    the server has the whole stream and before its results are read (the caller builds the
+    next stream's text then, so the client's work and the server's overlap); nothing it
+    does can change what this stream does, an exception from it is dropped (the next
+    stream's text is then built again in its turn, where the error shows), and a signal
+    during it cancels the stream on the server as a signal during the wait would."""
     import psycopg
     from psycopg import generators
 
@@ -171,9 +212,14 @@ def apply_stream(run: ApplyContext, files: Sequence[MigrationFile], results: Seq
     run.progress(f"applying {results[0].file} .. {results[-1].file} in one stream ({len(files)} files)")
     try:
         # A signal while the text is built: nothing of this stream has run yet.
-        text, parts = _stream_text(run, files)
+        if prepared is None:
+            prepared = prepare(run, files)
+        text, parts = prepared.text, prepared.parts
         conn.pgconn.send_query(text.encode(conn.info.encoding))
-        found = conn.wait(generators.execute(conn.pgconn))
+        conn.wait(generators.send(conn.pgconn))  # flushed: the server has the whole stream
+        if meanwhile is not None:
+            _meanwhile(conn, meanwhile)
+        found = conn.wait(generators.fetch_many(conn.pgconn))
     except KeyboardInterrupt as exc:
         _interrupted(run, files, results, exc, started)
         return False
@@ -194,6 +240,26 @@ def apply_stream(run: ApplyContext, files: Sequence[MigrationFile], results: Seq
     failure = psycopg.errors.error_from_result(error, encoding=conn.info.encoding)
     _failed(run, files, results, parts[len(found) - 1], failure, elapsed)
     return False
+
+
+def _meanwhile(conn: psycopg.Connection[Any], work: Callable[[], None]) -> None:
+    """Run ``work`` while the server runs the stream just sent. A signal here is handled as
+    psycopg handles one during its wait (Connection.wait): cancel the statement running on the
+    server, read what it answered, then let the signal go on (apply_stream settles from the
+    history what committed before it)."""
+    from psycopg import generators
+
+    try:
+        work()
+    except Exception:  # noqa: S110 - built again in its turn, where the error is reported
+        pass
+    except KeyboardInterrupt:
+        try:
+            conn.cancel_safe(timeout=5.0)
+            conn.wait(generators.fetch_many(conn.pgconn), timeout=5.0)
+        except BaseException:  # a second signal, or a server that does not stop: give up the connection
+            conn.pgconn.finish()
+        raise
 
 
 def _applied(run: ApplyContext, file: MigrationFile, result: MigrationResult, duration: float) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 CLIENT_CHECK_SECONDS = 5
 CLIENT_CHECK = (
     f"SELECT pg_catalog.set_config('client_connection_check_interval', '{CLIENT_CHECK_SECONDS}s', false) "
-    "WHERE pg_catalog.current_setting('server_version_num')::int >= 140000"
+    "WHERE pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog.>=) 140000"
 )
 RESET_STATEMENTS = (
     "SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "RESET ALL", CLIENT_CHECK, "CLOSE ALL",
@@ -40,7 +40,11 @@ RESET_SESSION = "; ".join(RESET_STATEMENTS)
 # Inside a file's transaction, just before guard's history row and journal entry: the
 # connecting role, and a search_path where nothing a migration created can stand in for
 # guard's (fully qualified) tables or the built-in operators and functions.
-AS_GUARD = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "SET LOCAL search_path = pg_catalog, pg_temp")
+GUARD_SEARCH_PATH = "SET LOCAL search_path = pg_catalog, pg_temp"
+AS_GUARD = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", GUARD_SEARCH_PATH)
+# Right after RESET_STATEMENTS (a streamed file, pipeline.py) the identity is already the
+# connecting role's: the search_path alone remains.
+AFTER_RESET_AS_GUARD = (GUARD_SEARCH_PATH,)
 
 
 def reset_session(conn: psycopg.Connection[Any]) -> None:
