@@ -40,7 +40,17 @@ def guarded_check(
 ) -> RunReport:
     """Fill ``report`` with the check's findings and its outcome: the guarded run's own steps
     2-7 in read-only mode (``RunState.read_only``), then an optional dry run on a shadow."""
-    from guard.run import backup_gate, connect, files, lint_gate, lock, outcome, plan, unfinished
+    from guard.run import (
+        backup_gate,
+        connect,
+        files,
+        lint_gate,
+        lock,
+        outcome,
+        plan,
+        unfinished,
+        verify,
+    )
     from guard.run.state import RunOptions, RunState
     from guard.shadow_check import not_applicable
 
@@ -66,6 +76,11 @@ def guarded_check(
                 report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
                 return report
             if state.pending:
+                try:  # what guard run refuses before any change, check refuses too
+                    verify.preflight(state, config.verify, config.base_dir)
+                except MigrationFileError as exc:
+                    not_applicable(report, exc)
+                    return report
                 lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)
                 backup_gate.confirm_backup(state, config)
                 lint_gate.would_block(state, config.lint, config.protect, config.backups.require_pitr)

@@ -213,25 +213,31 @@ def test_guard_verify_in_strings_bodies_and_block_comments_is_not_a_check(ready:
     ("insert into public.items values (1, 1)\n-- guard:verify select true\n;\n", 3),  # before its ';'
     ("select 1;\n--guard:verify\n", 3),                                               # no query
 ])
+@pytest.mark.parametrize(("command", "code"), [("run", 3), ("check", 1)])  # check: "does not apply"
 def test_a_check_that_is_not_between_statements_is_refused_before_any_change(ready: Project, body: str,
-                                                                             line: int) -> None:
+                                                                             line: int, command: str,
+                                                                             code: int) -> None:
     ready.add("20240101000001_items.sql", ITEMS + body)
-    result = ready.guard("run")
-    assert result.code == 3, result.output
-    assert f"20240101000001_items.sql:{line}:" in result.stderr and "guard:verify" in result.stderr
+    result = ready.guard(command)
+    assert result.code == code, result.output
+    # run: the one-line error; check: the report says the file does not apply, and why
+    said = result.stderr if command == "run" else result.stdout
+    assert f"20240101000001_items.sql:{line}:" in said and "guard:verify" in said
     assert "Traceback" not in result.output
     assert not ready.table_exists("public.items") and ready.history() == []
 
 
 # -- run: checks: found before any change; their whole process group killed on timeout --
 
+@pytest.mark.parametrize("guard_command", ["run", "check"])
 @pytest.mark.parametrize("command", ["./missing-check", "not-a-command-anywhere-42", "./check.txt", "./ci"])
-def test_a_run_check_whose_command_cannot_run_stops_before_any_change(ready: Project, command: str) -> None:
+def test_a_run_check_whose_command_cannot_run_stops_before_any_change(ready: Project, command: str,
+                                                                      guard_command: str) -> None:
     (ready.root / "check.txt").write_text("#!/bin/sh\nexit 0\n")  # not executable
     (ready.root / "ci").mkdir()
     _yml(ready, f"verify:\n  - name: smoke\n    run: [{command}]\n")
     ready.add("20240101000001_items.sql", ITEMS)
-    result = ready.guard("run")
+    result = ready.guard(guard_command)
     assert result.code == 2, result.output
     error = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(error) == 1 and "verify.smoke.run" in error[0] and command in error[0]
