@@ -102,12 +102,16 @@ TABLES_EXISTING = "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """The catalog as ``{(kind, name): definition}`` and the rows of each history table found."""
+
     objects: dict[tuple[str, str], str]
     histories: dict[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
 class Change:
+    """One difference between two fingerprints: an object or a history row added, removed or changed."""
+
     action: str  # added | removed | changed
     kind: str  # table, column, index, ..., or "history"
     name: str
