@@ -45,6 +45,7 @@ ON CONFLICT (run_id, phase) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, ca
 """
 LOAD_CATALOG = "SELECT fingerprint, catalog FROM guard.run_catalogs WHERE run_id = %s AND phase = %s"
 CATALOGS_EXIST = "SELECT to_regclass('guard.run_catalogs') IS NOT NULL"
+TABLES_EXIST = "SELECT to_regclass('guard.run_catalogs') IS NOT NULL AND to_regclass('guard.run_rows') IS NOT NULL"
 
 READ_TABLES = f"""
 SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname
@@ -224,25 +225,31 @@ def _history_object(kind: str, name: str) -> bool:
 
 
 def ensure(conn: psycopg.Connection[Any]) -> None:
-    """The ``guard.run_catalogs`` table (the journal schema first), closed to PUBLIC."""
+    """The ``guard.run_catalogs`` and ``guard.run_rows`` tables (the journal schema first),
+    closed to PUBLIC: one query when both exist, else both made in one transaction (a run
+    records its catalogs before and its row hashes after)."""
     from guard import journal
+    from guard.undo import written
 
     journal.ensure(conn)
-    if conn.execute(CATALOGS_EXIST).fetchone() == (True,):
+    if conn.execute(TABLES_EXIST).fetchone() == (True,):
         return
     with conn.transaction():
         conn.execute(CREATE_CATALOGS)
         conn.execute(REVOKE_CATALOGS)
+        written.ensure(conn)
 
 
 def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catalog | None = None) -> Catalog:
     """Read and store the catalog and fingerprint of ``run_id`` at ``phase`` (before|after), in
-    its own transaction. After: tables absent ``before`` get their checksum."""
+    its own transaction. After: tables absent ``before`` get their checksum (the tables are
+    there: ``before`` was recorded, or loaded, from them)."""
     from psycopg.types.json import Jsonb
 
     from guard import fingerprint
 
-    ensure(conn)
+    if before is None:
+        ensure(conn)
     with conn.transaction():
         cat = read(conn)
         if before is not None:
