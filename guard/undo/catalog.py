@@ -82,7 +82,8 @@ SELECT t.oid::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname),
 """
 # Objects other than tables, columns, indexes, constraints and enums, that undo drops when the
 # run added them: kind, oid, the name a DROP takes, the table (for triggers and policies), and
-# for sequences the last value (advanced since the run: written since).
+# for sequences the last value (advanced since the run: written since). pg_depend is read by
+# (classid, objid), its index: an object's oid is unique within its catalog only.
 READ_OTHERS = f"""
 SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END, c.oid::text,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname), '',
@@ -96,7 +97,8 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
        quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        '', ''
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+ WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                         AND d.deptype = 'e')
 UNION ALL
 SELECT 'trigger', t.oid::text, quote_ident(t.tgname), t.tgrelid::text, ''
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -110,11 +112,13 @@ SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.oid::text,
        quote_ident(n.nspname) || '.' || quote_ident(t.typname), '', ''
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typtype IN ('d', 'r', 'm') AND {_USER}
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype IN ('e', 'i'))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                   AND d.deptype IN ('e', 'i'))
 UNION ALL
 SELECT 'schema', n.oid::text, quote_ident(n.nspname), '', '' FROM pg_namespace n
  WHERE {_USER} AND n.nspname <> 'public'
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid
+                   AND d.deptype = 'e')
 """
 
 
