@@ -1,9 +1,11 @@
 """The catalog of a run, before and after: what undo needs to invert a release.
 
 guard's catalog fingerprint (guard/fingerprint.py) says *whether* objects changed; undo also
-needs to know *what they were*. So the run records, in ``guard.run_catalogs``, its fingerprint
-and a definitions map of every table, column, index, constraint and enum type of the user's
-schemas, before its first statement and after its last. Tables and columns are keyed by
+needs to know *what they were*. So the run records, in ``guard.run_catalogs``, a definitions
+map of every table, column, index, constraint and enum type of the user's schemas, before its
+first statement and after its last, and its fingerprint before (what undo must return to; an
+after-phase record holds ``{}`` there: nothing reads it, and reading it cost every run a
+catalog pass). Tables and columns are keyed by
 identity (``pg_class.oid``, ``attrelid.attnum``) so a rename is told apart from a drop and an
 add; the definitions are PostgreSQL's own (``format_type``, ``pg_get_expr``,
 ``pg_get_indexdef``, ``pg_get_constraintdef``). Added tables also get a checksum at the end of
@@ -245,9 +247,10 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
 
 
 def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catalog | None = None) -> Catalog:
-    """Read and store the catalog and fingerprint of ``run_id`` at ``phase`` (before|after), in
-    its own transaction. After: tables absent ``before`` get their checksum (the tables are
-    there: ``before`` was recorded, or loaded, from them)."""
+    """Read and store the catalog of ``run_id`` at ``phase`` (before|after) in its own
+    transaction, with the fingerprint before (after, given ``before``: ``{}``, never read).
+    After: tables absent ``before`` get their checksum (the tables are there: ``before`` was
+    recorded, or loaded, from them)."""
     from psycopg.types.json import Jsonb
 
     from guard import fingerprint
@@ -261,7 +264,8 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
 
             cat.checksums.update(checksums(conn, {o: n for o, n in cat.tables.items() if o not in before.tables}))
             written.record(conn, run_id, before, cat)
-        fp = fingerprint_json(fingerprint.take(conn, histories=False))  # only its objects are kept
+        # Only its objects are kept; undo compares the present with the fingerprint before.
+        fp = fingerprint_json(fingerprint.take(conn, histories=False)) if before is None else {}
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
 
