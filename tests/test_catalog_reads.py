@@ -92,3 +92,13 @@ def test_the_first_run_without_init_makes_both_tables_in_one_go(ready: Project) 
     assert ready.guard("run").code == 0
     assert ready.table_exists("guard.run_catalogs") and ready.table_exists("guard.run_rows")
     assert ready.query("SELECT count(*) FROM guard.run_catalogs") == [(2,)]
+
+
+def test_init_that_cannot_make_undos_tables_says_so_and_succeeds(project: Project) -> None:
+    # A type of that name (not a relation: to_regclass sees nothing) blocks CREATE TABLE.
+    project.query("CREATE SCHEMA guard; CREATE DOMAIN guard.run_catalogs AS int")
+    result = project.guard("init")
+    assert result.code == 0, result.output
+    assert "undo's tables guard.run_catalogs, guard.run_rows not created: type \"run_catalogs\" already exists" \
+        in result.stdout
+    assert project.table_exists("guard.runs") and not project.table_exists("guard.run_rows")
