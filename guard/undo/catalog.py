@@ -5,11 +5,11 @@ needs to know *what they were*. So the run records, in ``guard.run_catalogs``, a
 map of every table, column, index, constraint and enum type of the user's schemas, before its
 first statement and after its last, and its fingerprint before (what undo must return to; an
 after-phase record holds ``{}`` there: nothing reads it, and reading it cost every run a
-catalog pass). Tables and columns are keyed by
-identity (``pg_class.oid``, ``attrelid.attnum``) so a rename is told apart from a drop and an
-add; the definitions are PostgreSQL's own (``format_type``, ``pg_get_expr``,
-``pg_get_indexdef``, ``pg_get_constraintdef``). Added tables also get a checksum at the end of
-the run, so undo can tell whether the application wrote to them since.
+catalog pass). Tables and columns are keyed by identity (``pg_class.oid``,
+``attrelid.attnum``) so a rename is told apart from a drop and an add; the definitions are
+PostgreSQL's own (``format_type``, ``pg_get_expr``, ``pg_get_indexdef``,
+``pg_get_constraintdef``). Added tables also get a checksum at the end of the run, so undo
+can tell whether the application wrote to them since.
 """
 
 from __future__ import annotations
