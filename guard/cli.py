@@ -292,7 +292,7 @@ def undo(ctx: Context, config_path: str | None, database_url: str | None, run_id
     from guard.commands.undo import undo_command
     from guard.config.values import parse_duration
     from guard.errors import UsageError
-    from guard.undo import UndoOptions
+    from guard.undo.result import UndoOptions
 
     config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
     try:

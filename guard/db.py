@@ -159,6 +159,8 @@ def _first_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class ServerFacts:
+    """What the server said at connect: version, role, database, recovery, superuser, clock, WAL LSN."""
+
     version_num: int
     version: str
     role: str
@@ -206,6 +208,8 @@ def server_now(conn: psycopg.Connection[Any]) -> dt.datetime:
 
 @dataclass(frozen=True)
 class LockHolder:
+    """A session (pg_stat_activity) holding a lock another waits for."""
+
     pid: int
     application_name: str
     user: str | None

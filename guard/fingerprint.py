@@ -22,6 +22,10 @@ _USER_SCHEMA = (
 )
 
 # (kind, name, definition) for every object that a migration can add, drop or alter.
+# Policies are read from pg_policy as the pg_policies view shows them (cmd, permissive, roles
+# sorted by name or {public}, qual, with_check; src/backend/catalog/system_views.sql), without
+# the view's rewrite; the md5 is the same, so fingerprints stored by earlier runs still compare.
+# pg_depend is read by (classid, objid), its index.
 _FINGERPRINT_TEMPLATE = """
 SELECT 'schema', n.nspname, '' FROM pg_namespace n WHERE {_USER_SCHEMA}
 UNION ALL
@@ -61,7 +65,8 @@ SELECT 'function', n.nspname || '.' || p.proname || '(' || pg_get_function_ident
            || ' ' || p.provolatile::text || ' ' || p.prosecdef::text || ' ' || COALESCE(array_to_string(p.proconfig, ','), ''))
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE {_USER_SCHEMA}
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                   AND d.deptype = 'e')
 UNION ALL
 SELECT 'type', n.nspname || '.' || t.typname,
        t.typtype::text || COALESCE(' ' || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
@@ -69,11 +74,17 @@ SELECT 'type', n.nspname || '.' || t.typname,
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typtype IN ('e', 'd', 'r', 'm') AND {_USER_SCHEMA}
 UNION ALL
-SELECT 'policy', p.schemaname || '.' || p.tablename || '.' || p.policyname,
-       md5(p.cmd || ' ' || p.permissive || ' ' || p.roles::text || ' ' || COALESCE(p.qual, '')
-           || ' ' || COALESCE(p.with_check, ''))
-  FROM pg_policies p
- WHERE p.schemaname NOT IN {_EXCLUDED}
+SELECT 'policy', n.nspname || '.' || c.relname || '.' || p.polname,
+       md5(CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                         WHEN 'd' THEN 'DELETE' WHEN '*' THEN 'ALL' END
+           || ' ' || CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
+           || ' ' || CASE WHEN p.polroles = '{0}' THEN '{public}' ELSE
+                     array(SELECT r.rolname FROM pg_roles r WHERE r.oid = ANY(p.polroles) ORDER BY r.rolname)::text END
+           || ' ' || COALESCE(pg_get_expr(p.polqual, p.polrelid), '')
+           || ' ' || COALESCE(pg_get_expr(p.polwithcheck, p.polrelid), ''))
+  FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname NOT IN {_EXCLUDED}
 UNION ALL
 SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname, md5(pg_get_triggerdef(t.oid))
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
@@ -102,12 +113,16 @@ TABLES_EXISTING = "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """The catalog as ``{(kind, name): definition}`` and the rows of each history table found."""
+
     objects: dict[tuple[str, str], str]
     histories: dict[str, frozenset[str]]
 
 
 @dataclass(frozen=True)
 class Change:
+    """One difference between two fingerprints: an object or a history row added, removed or changed."""
+
     action: str  # added | removed | changed
     kind: str  # table, column, index, ..., or "history"
     name: str

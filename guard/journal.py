@@ -82,6 +82,8 @@ SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {CO
 
 @dataclass(frozen=True)
 class JournalRun:
+    """One row of ``guard.runs``: a guarded run or undo as journalled."""
+
     run_id: str
     command: str
     started_at: dt.datetime

@@ -38,6 +38,8 @@ class PluginSpec:
 
 @dataclass(frozen=True)
 class Registered:
+    """A plugin kind as registered: its spec and the factory that builds it from its config."""
+
     spec: PluginSpec
     factory: Callable[[PluginConfig, Config], Any]
 

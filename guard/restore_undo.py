@@ -49,7 +49,7 @@ def ask(conn: Any, config: Config, run_id: str) -> Answer:
 
     from guard.errors import EXIT_BLOCKED, GuardError
     from guard.run.report import new_run_id
-    from guard.undo import UndoOptions, UndoResult
+    from guard.undo.result import UndoOptions, UndoResult
     from guard.undo.run import undo
 
     if conn is None or conn.broken or conn.closed:

@@ -223,11 +223,11 @@ def needs_tripwire(statements: Iterable[Statement]) -> bool:
     ALTER TABLE that drops or retypes a column, and DDL that runs code on existing rows:
     see ``runs_code``). A stand-in for the lint layer's "effect unknown" classification,
     which may replace it."""
-    from guard.protect.targets import targets
-
     for statement in statements:
         if not statement.kind or (statement.kind in PLAIN_DDL and not runs_code(statement)):
             continue
+        from guard.protect.targets import targets
+
         if statement.kind == "AlterTableStmt" and not targets(statement.sql) and not runs_code(statement):
             continue
         return True

@@ -46,6 +46,8 @@ class SinkError(Exception):
 
 @dataclass(frozen=True)
 class PitrWindow:
+    """The range point-in-time recovery can restore to (None: unknown ends)."""
+
     earliest: dt.datetime | None
     latest: dt.datetime | None
 
@@ -141,6 +143,8 @@ class ProviderVerdict:
 
 @dataclass(frozen=True)
 class BackupVerdict:
+    """Whether the providers meet ``require`` (any or all), with each one's verdict."""
+
     ok: bool
     require: str
     providers: tuple[ProviderVerdict, ...]

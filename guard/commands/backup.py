@@ -18,17 +18,29 @@ from guard.commands.common import open_connection, privileged
 
 def init_command(ctx: Context, config: Config) -> int:
     """`guard init`: install the backup log table and get_backup_stats(), guard's journal
-    (schema guard) and the migration history table, so that runs find everything in place."""
+    (schema guard, with the tables undo reads) and the migration history table, so that runs
+    find everything in place."""
+    import psycopg
+
     from guard import journal
     from guard.backups.table import install
     from guard.guard_schema import schema_line
     from guard.migrations import history
+    from guard.undo import catalog
 
     conn = open_connection(config, "init")
     try:
         done = privileged(lambda: install(conn, config.backup_log), "install the backup log")
         existed = journal.complete(conn)
         found = privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
+        # The tables a run records its catalogs and row hashes in (for guard undo), made here
+        # once rather than by the first run. Not a reason to fail init: a run that cannot make
+        # them warns and undo has no local inverse for it, as before init made them.
+        try:
+            catalog.ensure(conn)
+        except psycopg.Error as exc:
+            done.append(f"undo's tables guard.run_catalogs, guard.run_rows not created: "
+                        f"{exc.diag.message_primary or exc}")
         done.append(f"journal guard.runs, guard.run_commits {'already present' if existed else 'created'}")
         done.append(schema_line(found))
         # The migration history exactly as the Supabase CLI creates it on its first push.

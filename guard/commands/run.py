@@ -145,7 +145,9 @@ def finish(
         json_report.write(report, config.report, ctx.mask)
     except OSError as exc:
         ctx.progress(f"cannot write report {config.report}: {exc.strerror}")
-    markdown = render_markdown(report)
+    publish = github.active(ctx.environ)
+    # Rendered only for a reader: the summary file or GitHub's step summary.
+    markdown = render_markdown(report) if summary_path is not None or publish else ""
     if summary_path is not None:
         try:
             summary_path.write_text(ctx.mask(markdown), encoding="utf-8")
@@ -155,7 +157,7 @@ def finish(
         ctx.out(json_report.render(report, ctx.mask))
     else:
         ctx.out(render_text(report))
-    if github.active(ctx.environ):
+    if publish:
         try:
             github.publish(report, environ=ctx.environ, report_path=config.report,
                            markdown=ctx.mask(markdown), echo=ctx.workflow)

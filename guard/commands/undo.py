@@ -11,7 +11,7 @@ from guard.errors import GuardError
 
 if TYPE_CHECKING:
     from guard.context import Context
-    from guard.undo import UndoOptions
+    from guard.undo.result import UndoOptions
 
 
 def undo_command(ctx: Context, config: Config, options: UndoOptions, *, as_json: bool) -> int:
@@ -20,7 +20,7 @@ def undo_command(ctx: Context, config: Config, options: UndoOptions, *, as_json:
     from guard.commands.common import open_connection
     from guard.db import acquire_lock, release_lock
     from guard.run.report import new_run_id
-    from guard.undo import UndoResult
+    from guard.undo.result import UndoResult
     from guard.undo.run import undo
 
     result = UndoResult(run_id=options.run_id, undo_id=new_run_id())

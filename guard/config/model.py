@@ -14,6 +14,8 @@ __all__ = ["PluginConfig"]
 
 @dataclass(frozen=True)
 class MigrationsConfig:
+    """The ``migrations:`` section: where the files are and how they are applied."""
+
     dir: Path = Path("supabase/migrations")
     transaction: str = "per-file"  # or "all"
     lock_timeout: float = 5.0
@@ -27,6 +29,8 @@ class MigrationsConfig:
 
 @dataclass(frozen=True)
 class BackupsConfig:
+    """The ``backups:`` section: the providers checked before a run and how fresh a backup must be."""
+
     max_age: float = 26 * 3600.0
     require: str = "any"  # or "all"
     providers: tuple[PluginConfig, ...] = ()
@@ -35,6 +39,8 @@ class BackupsConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
+    """The ``log:`` section: the sinks every run is recorded in."""
+
     sinks: tuple[PluginConfig, ...] = ()
 
 
@@ -115,6 +121,8 @@ class BackupLogConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """guard.yml with its defaults, environment and flags applied (guard/config/load.py)."""
+
     database_url: str | None = None
     migrations: MigrationsConfig = field(default_factory=MigrationsConfig)
     backups: BackupsConfig = field(default_factory=BackupsConfig)

@@ -36,6 +36,8 @@ PRAGMA = re.compile(r"--\s*guard:allow\b(?P<rest>[^\n]*)")
 
 @dataclass(frozen=True)
 class LintConfig:
+    """The ``lint:`` section as the linter uses it: disabled rules and severity overrides."""
+
     disabled: frozenset[str] = frozenset()
     severity: Mapping[str, str] = field(default_factory=dict)
 

@@ -21,14 +21,15 @@ if TYPE_CHECKING:
 
 def check(statement: Statement, linter: Linter, index: int, display: str) -> list[Finding]:
     """Findings for one statement (parsed again on its own: statements are small)."""
+    if statement.kind == "CreateStmt":
+        # The commonest statement by far, and only its table's name matters (to know which
+        # tables the batch creates): read it from the parser's JSON, no syntax tree, and no
+        # rule module loaded.
+        return _note_created(statement, linter, index, display)
     import pglast
 
     from guard.lint import held, nontx
 
-    if statement.kind == "CreateStmt":
-        # The commonest statement by far, and only its table's name matters (to know which
-        # tables the batch creates): read it from the parser's JSON, no syntax tree.
-        return _note_created(statement, linter, index, display)
     handlers = _handlers()
     if statement.kind not in handlers and statement.kind not in _NON_TRANSACTIONAL_KINDS:
         return []  # no rule looks at this kind of statement: no need to parse it again
@@ -138,7 +139,6 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
 
     from pglast import parser
 
-    from guard.lint.alter import default_partition
     from guard.lint.names import ObjectName
 
     try:
@@ -155,6 +155,8 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
                                 if_not_exists=bool(create.get("if_not_exists")))
         parents = create.get("inhRelations") or []
         if create.get("partbound") and not create["partbound"].get("is_default") and parents:
+            from guard.lint.alter import default_partition
+
             rel = parents[0].get("RangeVar", {})
             parent = ObjectName(rel.get("schemaname") or None, rel.get("relname", ""))
             out.extend(default_partition(parent, str(linter.scope.resolve(parent)), st, linter, index, display))

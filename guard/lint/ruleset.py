@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Rule:
+    """A lint rule: its id, category, default severity and one-line summary."""
+
     id: str
     category: str
     severity: str
@@ -24,6 +26,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Finding:
+    """One rule hit in one statement of one file."""
+
     file: str
     line: int
     column: int

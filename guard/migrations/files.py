@@ -62,6 +62,8 @@ class MigrationRef:
 
 @dataclass(frozen=True)
 class MigrationFile:
+    """A migration file read and split into statements, with its SHA-256."""
+
     ref: MigrationRef
     statements: tuple[Statement, ...]
     sha256: str

@@ -46,6 +46,8 @@ VERSION_APPLIED = "SELECT 1 FROM supabase_migrations.schema_migrations WHERE ver
 
 @dataclass(frozen=True)
 class AppliedMigration:
+    """One row of ``supabase_migrations.schema_migrations``."""
+
     version: str
     name: str | None
     statements: tuple[str, ...] | None

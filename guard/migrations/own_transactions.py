@@ -50,6 +50,8 @@ _END = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPAR
 
 @dataclass(frozen=True)
 class TransactionShape:
+    """How a file handles transactions: none of its own, one BEGIN..COMMIT around it, or several."""
+
     kind: str  # "plain" | "wrapped" | "several"
     begin: int | None = None  # wrapped: index of the file's own BEGIN
     commit: int | None = None  # wrapped: index of its COMMIT

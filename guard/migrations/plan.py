@@ -17,6 +17,8 @@ from guard.migrations.history import AppliedMigration
 
 @dataclass(frozen=True)
 class Plan:
+    """What a run will apply, against what the history holds."""
+
     pending: list[str]  # versions, in the order they will be applied
     applied_versions: list[str]
     remote_only: list[str]  # applied versions with no local file

@@ -34,6 +34,8 @@ class CheckLineError(ValueError):
 
 @dataclass(frozen=True)
 class FileCheck:
+    """One ``-- guard:verify`` line: its line number and the SQL it checks."""
+
     line: int  # 1-based line of the comment
     sql: str
 

@@ -45,14 +45,14 @@ from guard.protect.catalog import (
 )
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
-from guard.protect.targets import Target, capture_delete, capture_update, ident, targets
 
 if TYPE_CHECKING:
     import psycopg
 
     from guard.migrations.files import Statement
+    from guard.protect.targets import Target
 
-__all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "Target", "finish_run",
+__all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "finish_run",
            "oversized", "prune", "targets"]
 
 Progress = Callable[[str], None]
@@ -139,7 +139,11 @@ class Protector:
     def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
         from psycopg.pq import TransactionStatus
 
-        found = targets(statement.sql) if statement.kind in DESTRUCTIVE_KINDS else []
+        if statement.kind not in DESTRUCTIVE_KINDS:
+            return None
+        from guard.protect.targets import targets  # the statement parser: only for what may destroy
+
+        found = targets(statement.sql)
         if not found:
             return None
         # A statement outside any transaction block (a file with transactions of its own):
@@ -335,6 +339,8 @@ class Protector:
     ) -> str | None:
         """An empty copy that the rewritten statement itself fills (None: not rewritable, so
         a copy of the whole table before it instead)."""
+        from guard.protect.targets import capture_delete, capture_update
+
         if (self._identity is not None and not who.can_read(conn, self._identity, resolved.oid)) or (
                 update and resolved.relkind == "f"):
             # The role may delete or update rows it may not read (no SELECT: no RETURNING); a
@@ -392,6 +398,8 @@ class Protector:
     def _copy_column(
         self, conn: psycopg.Connection[Any], resolved: _Resolved, column: str, where: str, *, retyped: bool = False,
     ) -> None:
+        from guard.protect.targets import ident
+
         key = [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
         if not key:
             record = self._copy_table(conn, resolved, where)
@@ -449,6 +457,8 @@ def _cast(expression: str, cast: str | None) -> str:
 
 def oversized(conn: psycopg.Connection[Any], statement: str, max_bytes: int) -> list[str]:
     """Targets of ``statement`` too large to copy under ``max_bytes`` (estimated before the run)."""
+    from guard.protect.targets import targets
+
     too_big = []
     for target in targets(statement):
         if target.kind == "schema":

@@ -30,6 +30,8 @@ STATUS_EXIT = {
 
 @dataclass
 class MigrationError:
+    """Why a file failed: PostgreSQL's message and fields, where in the file, and what blocked it."""
+
     message: str
     sqlstate: str | None
     file: str
@@ -44,6 +46,8 @@ class MigrationError:
 
 @dataclass
 class MigrationResult:
+    """One migration file's outcome in a run."""
+
     version: str
     name: str
     file: str
@@ -58,6 +62,8 @@ class MigrationResult:
 
 @dataclass
 class RestoreTarget:
+    """The point to restore to: the server's clock and WAL position before the first statement."""
+
     timestamp: str  # UTC ISO 8601, the server's clock before the first statement
     unix: int
     lsn: str | None
@@ -68,6 +74,8 @@ class RestoreTarget:
 
 @dataclass
 class ProviderReport:
+    """One backup provider's answer before the run."""
+
     provider: str
     status: str  # ok | stale | failed | missing | error
     message: str
@@ -80,6 +88,8 @@ class ProviderReport:
 
 @dataclass
 class BackupsReport:
+    """The backup check before the run: each provider, the verdict, an override if given."""
+
     ok: bool
     require: str
     providers: list[ProviderReport]
@@ -88,6 +98,8 @@ class BackupsReport:
 
 @dataclass
 class SinkReport:
+    """One backup-log sink's record of the run's manual backup."""
+
     sink: str
     status: str  # recorded | failed
     required: bool
@@ -97,6 +109,8 @@ class SinkReport:
 
 @dataclass
 class RestoreStep:
+    """One step of a restore plan: a title, what to do, the commands."""
+
     title: str
     text: str
     commands: list[str] = field(default_factory=list)
@@ -104,6 +118,8 @@ class RestoreStep:
 
 @dataclass
 class RestorePlan:
+    """How to put the database back after a failed run, when anything committed."""
+
     needed: bool | None  # None: unknown whether anything committed
     summary: str
     committed_versions: list[str]
@@ -127,6 +143,8 @@ def plan_from_dict(data: dict[str, Any]) -> RestorePlan:
 
 @dataclass
 class DatabaseInfo:
+    """The database a run targeted (no password) and the server's facts."""
+
     target: str  # host:port/db, never the password
     server_version: str | None = None
     role: str | None = None
@@ -135,6 +153,8 @@ class DatabaseInfo:
 
 @dataclass
 class RunReport:
+    """The report of one command: written as JSON, rendered for the terminal and GitHub."""
+
     command: str
     run_id: str
     started_at: str

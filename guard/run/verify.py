@@ -288,12 +288,12 @@ def undo_offered(state: RunState, config: Config) -> Iterator[None]:
 
 
 def _offer_undo(state: RunState, config: Config) -> None:
-    from guard.restore_undo import ask, offer
-    from guard.run.outcome import finish_journal
-
     report = state.report
     if report.exit_code != 4 or report.restore_plan is None:
         return
+    from guard.restore_undo import ask, offer
+    from guard.run.outcome import finish_journal
+
     conn = state.reconnected if state.reconnected is not None else state.db
     live = conn is not None and not (conn.broken or conn.closed)
     offer(report.restore_plan, ask(conn if live else None, config, report.run_id), report.run_id)

@@ -1,13 +1,15 @@
 """The catalog of a run, before and after: what undo needs to invert a release.
 
 guard's catalog fingerprint (guard/fingerprint.py) says *whether* objects changed; undo also
-needs to know *what they were*. So the run records, in ``guard.run_catalogs``, its fingerprint
-and a definitions map of every table, column, index, constraint and enum type of the user's
-schemas, before its first statement and after its last. Tables and columns are keyed by
-identity (``pg_class.oid``, ``attrelid.attnum``) so a rename is told apart from a drop and an
-add; the definitions are PostgreSQL's own (``format_type``, ``pg_get_expr``,
-``pg_get_indexdef``, ``pg_get_constraintdef``). Added tables also get a checksum at the end of
-the run, so undo can tell whether the application wrote to them since.
+needs to know *what they were*. So the run records, in ``guard.run_catalogs``, a definitions
+map of every table, column, index, constraint and enum type of the user's schemas, before its
+first statement and after its last, and its fingerprint before (what undo must return to; an
+after-phase record holds ``{}`` there: nothing reads it, and reading it cost every run a
+catalog pass). Tables and columns are keyed by identity (``pg_class.oid``,
+``attrelid.attnum``) so a rename is told apart from a drop and an add; the definitions are
+PostgreSQL's own (``format_type``, ``pg_get_expr``, ``pg_get_indexdef``,
+``pg_get_constraintdef``). Added tables also get a checksum at the end of the run, so undo
+can tell whether the application wrote to them since.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ ON CONFLICT (run_id, phase) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, ca
 """
 LOAD_CATALOG = "SELECT fingerprint, catalog FROM guard.run_catalogs WHERE run_id = %s AND phase = %s"
 CATALOGS_EXIST = "SELECT to_regclass('guard.run_catalogs') IS NOT NULL"
+TABLES_EXIST = "SELECT to_regclass('guard.run_catalogs') IS NOT NULL AND to_regclass('guard.run_rows') IS NOT NULL"
 
 READ_TABLES = f"""
 SELECT c.oid::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname
@@ -81,7 +84,8 @@ SELECT t.oid::text, quote_ident(n.nspname) || '.' || quote_ident(t.typname),
 """
 # Objects other than tables, columns, indexes, constraints and enums, that undo drops when the
 # run added them: kind, oid, the name a DROP takes, the table (for triggers and policies), and
-# for sequences the last value (advanced since the run: written since).
+# for sequences the last value (advanced since the run: written since). pg_depend is read by
+# (classid, objid), its index: an object's oid is unique within its catalog only.
 READ_OTHERS = f"""
 SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END, c.oid::text,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname), '',
@@ -95,7 +99,8 @@ SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE '
        quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        '', ''
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+ WHERE {_USER} AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                         AND d.deptype = 'e')
 UNION ALL
 SELECT 'trigger', t.oid::text, quote_ident(t.tgname), t.tgrelid::text, ''
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -109,11 +114,13 @@ SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, t.oid::text,
        quote_ident(n.nspname) || '.' || quote_ident(t.typname), '', ''
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typtype IN ('d', 'r', 'm') AND {_USER}
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype IN ('e', 'i'))
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                   AND d.deptype IN ('e', 'i'))
 UNION ALL
 SELECT 'schema', n.oid::text, quote_ident(n.nspname), '', '' FROM pg_namespace n
  WHERE {_USER} AND n.nspname <> 'public'
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid
+                   AND d.deptype = 'e')
 """
 
 
@@ -224,25 +231,32 @@ def _history_object(kind: str, name: str) -> bool:
 
 
 def ensure(conn: psycopg.Connection[Any]) -> None:
-    """The ``guard.run_catalogs`` table (the journal schema first), closed to PUBLIC."""
+    """The ``guard.run_catalogs`` and ``guard.run_rows`` tables (the journal schema first),
+    closed to PUBLIC: one query when both exist, else both made in one transaction (a run
+    records its catalogs before and its row hashes after)."""
     from guard import journal
+    from guard.undo import written
 
     journal.ensure(conn)
-    if conn.execute(CATALOGS_EXIST).fetchone() == (True,):
+    if conn.execute(TABLES_EXIST).fetchone() == (True,):
         return
     with conn.transaction():
         conn.execute(CREATE_CATALOGS)
         conn.execute(REVOKE_CATALOGS)
+        written.ensure(conn)
 
 
 def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catalog | None = None) -> Catalog:
-    """Read and store the catalog and fingerprint of ``run_id`` at ``phase`` (before|after), in
-    its own transaction. After: tables absent ``before`` get their checksum."""
+    """Read and store the catalog of ``run_id`` at ``phase`` (before|after) in its own
+    transaction, with the fingerprint before (after, given ``before``: ``{}``, never read).
+    After: tables absent ``before`` get their checksum (the tables are there: ``before`` was
+    recorded, or loaded, from them)."""
     from psycopg.types.json import Jsonb
 
     from guard import fingerprint
 
-    ensure(conn)
+    if before is None:
+        ensure(conn)
     with conn.transaction():
         cat = read(conn)
         if before is not None:
@@ -250,7 +264,8 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
 
             cat.checksums.update(checksums(conn, {o: n for o, n in cat.tables.items() if o not in before.tables}))
             written.record(conn, run_id, before, cat)
-        fp = fingerprint_json(fingerprint.take(conn, histories=False))  # only its objects are kept
+        # Only its objects are kept; undo compares the present with the fingerprint before.
+        fp = fingerprint_json(fingerprint.take(conn, histories=False)) if before is None else {}
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from guard import journal
-from guard.undo import UndoResult
+from guard.undo.result import UndoResult
 
 if TYPE_CHECKING:
     import psycopg

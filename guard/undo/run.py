@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import EXIT_CHANGED, EXIT_FAILED_ROLLED_BACK, Blocked
-from guard.undo import UndoOptions, UndoResult
 from guard.undo.catalog import BrokenRecord
 from guard.undo.plan import InversePlan
+from guard.undo.result import UndoOptions, UndoResult
 
 if TYPE_CHECKING:
     import psycopg

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import EXIT_BLOCKED, EXIT_CHANGED
-from guard.undo import UndoOptions, UndoResult
+from guard.undo.result import UndoOptions, UndoResult
 
 if TYPE_CHECKING:
     import psycopg
