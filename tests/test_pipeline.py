@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +330,26 @@ def test_guards_own_statements_ignore_operators_on_the_databases_search_path(rea
     assert ready.query("SELECT count(*) FROM trap.calls") == [(0,)]
 
 
+def _apply_watching_texts(conn: psycopg.Connection[Any], files: list[MigrationFile],
+                          building: Callable[[Sequence[MigrationFile]], None]) -> Any:
+    """apply_pending of ``files`` (streamed: PostgreSQL 15), calling ``building`` with each
+    stream's files just before its text is built."""
+    from guard.migrations import pipeline
+
+    real = pipeline._stream_text
+
+    def watched(run: Any, chunk: Sequence[MigrationFile]) -> Any:
+        building(chunk)
+        return real(run, chunk)
+
+    pipeline._stream_text = watched
+    try:
+        return apply_pending(conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                             display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        pipeline._stream_text = real
+
+
 def test_streams_after_the_first_are_built_while_the_one_before_runs(db_conn: psycopg.Connection[Any]) -> None:
     """A short first stream, then full ones: each next text is built after the one before has
     been sent and before its answer is read (apply_stream's ``meanwhile``)."""
@@ -337,19 +357,13 @@ def test_streams_after_the_first_are_built_while_the_one_before_runs(db_conn: ps
 
     ensure_history(db_conn)
     files = [_file(n, f"create table public.b{n} (id int);\n") for n in range(1, 301)]
-    real, built = pipeline._stream_text, []
+    built: list[tuple[int, bool]] = []
 
-    def building(run: Any, chunk: Any) -> Any:
+    def building(chunk: Sequence[MigrationFile]) -> None:
         # Between send and the answer the connection is busy: libpq says ACTIVE.
         built.append((len(chunk), db_conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE))
-        return real(run, chunk)
 
-    pipeline._stream_text = building
-    try:
-        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
-                                display=lambda f: f.ref.path.name, server_major=15)
-    finally:
-        pipeline._stream_text = real
+    outcome = _apply_watching_texts(db_conn, files, building)
     assert built == [(pipeline.STREAM_FIRST_FILES, False), (pipeline.STREAM_FILES, True),
                      (300 - pipeline.STREAM_FIRST_FILES - pipeline.STREAM_FILES, True)]
     assert len(outcome.committed) == 300 and {r.path for r in outcome.results} == {"pipeline"}
@@ -367,22 +381,16 @@ def test_a_signal_while_the_next_stream_is_built_cancels_the_one_running(db_conn
     count = pipeline.STREAM_FIRST_FILES + 10
     files = [_file(n, f"create table public.s{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
              for n in range(1, count + 1)]
-    real, calls = pipeline._stream_text, []
+    calls: list[int] = []
 
-    def building(run: Any, chunk: Any) -> Any:
+    def building(chunk: Sequence[MigrationFile]) -> None:
         calls.append(len(chunk))
         if len(calls) == 2:  # the first stream is on the server now
             time.sleep(0.35)  # a few of its files commit first
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the signal arrives here, at the latest
-        return real(run, chunk)
 
-    pipeline._stream_text = building
-    try:
-        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
-                                display=lambda f: f.ref.path.name, server_major=15)
-    finally:
-        pipeline._stream_text = real
+    outcome = _apply_watching_texts(db_conn, files, building)
     assert calls == [pipeline.STREAM_FIRST_FILES, 10]
     assert outcome.interrupted == "SIGINT"
     history = [r[0] for r in db_conn.execute(
