@@ -45,6 +45,36 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
    AND n.nspname NOT LIKE 'pg\\_%%'
 """
 
+# Guard's own statements in a file's transaction run under search_path pg_catalog, pg_temp,
+# whatever the file (a SET before its own BEGIN) or the database's defaults (in force again
+# after each file's session reset) put there: a schema listed before pg_catalog could
+# otherwise stand in for set_config, jsonb_object_agg or an operator (a trap set_config that
+# stored an empty snapshot let a DO block's DELETE through with exit 0). The file's own
+# search_path is kept aside first and put back, LOCAL, for its statements.
+KEEP_PATH = ("SELECT pg_catalog.set_config('guard.file_search_path', "
+             "pg_catalog.current_setting('search_path'), true)")
+SAFE_PATH = "SET LOCAL search_path = pg_catalog, pg_temp"
+BACK_PATH = ("SELECT pg_catalog.set_config('search_path', "
+             "pg_catalog.current_setting('guard.file_search_path'), true)")
+
+
+def safe_path(statement: str, params: tuple[Any, ...] = ()) -> list[tuple[str, tuple[Any, ...]]]:
+    """``statement`` (psycopg placeholders, ``params``) between KEEP_PATH + SAFE_PATH and
+    BACK_PATH: run in this order, in one transaction, it cannot call what a schema before
+    pg_catalog defines, and the statements after it see the search_path as it was."""
+    return [(KEEP_PATH, ()), (SAFE_PATH, ()), (statement, params), (BACK_PATH, ())]
+
+
+def _execute_safe(conn: psycopg.Connection[Any], statement: str, params: tuple[Any, ...] = ()) -> None:
+    """``safe_path(statement)`` on ``conn``, in its open transaction."""
+    conn.execute(f"{KEEP_PATH}; {SAFE_PATH}")
+    try:
+        conn.execute(statement, params)
+    finally:
+        if not (conn.broken or conn.closed) and conn.info.transaction_status.name == "INTRANS":
+            conn.execute(BACK_PATH)
+
+
 # The snapshot at the start of the file's transaction, kept in a transaction-local setting.
 # Per table: relfilenode, whether it held rows (statistics, pages, else its size: opening every
 # relation costs a cold session milliseconds, so only tables that look empty are measured),
@@ -297,17 +327,17 @@ class Tripwire:
             return [], []
         from guard.migrations.session import AS_GUARD
 
-        return [(START, (self.before_run,))], [*AS_GUARD, CHECK]
+        return safe_path(START, (self.before_run,)), [*AS_GUARD, CHECK]
 
     def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
         """In the file's transaction, before its first statement: store the snapshot."""
         if file.version in self.files:
-            conn.execute(START, (self.before_run,))
+            _execute_safe(conn, START, (self.before_run,))
 
     def start_all(self, conn: psycopg.Connection[Any], files: Iterable[MigrationFile]) -> None:
         """The snapshot at the start of one transaction for all ``files`` (transaction: all)."""
         if any(f.version in self.files for f in files):
-            conn.execute(START, (self.before_run,))
+            _execute_safe(conn, START, (self.before_run,))
 
     def check(self, conn: psycopg.Connection[Any], file: MigrationFile, *, as_guard: bool = True) -> None:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
@@ -331,7 +361,9 @@ def arm(
                 if f.version not in (allowed or set()) and needs_tripwire(f.statements)}
     if not versions:
         return None
-    row = conn.execute(BEFORE_RUN, (copy_schema,)).fetchone()
+    with conn.transaction():  # SAFE_PATH is LOCAL: the database's default search_path is in force here
+        conn.execute(SAFE_PATH)
+        row = conn.execute(BEFORE_RUN, (copy_schema,)).fetchone()
     return Tripwire(before_run=row[0] if row else json.dumps({}), files=versions)
 
 
@@ -363,6 +395,7 @@ def before_whole_copy(conn: psycopg.Connection[Any], oid: int) -> None:
     dropped columns of it without a copy: the copy, made now, cannot hold them, and at COMMIT
     it would count as covering them. Nothing to do when the file runs without the tripwire
     (no snapshot: an explicit decision accepted the loss)."""
+    conn.execute(f"{KEEP_PATH}; {SAFE_PATH}")  # mid-file: the file's search_path is in force
     conn.execute("SELECT set_config('guard.tripwire_only', %s, true)", (str(oid),))
     conn.execute(CHECK)  # a failure aborts the transaction, the setting with it
-    conn.execute("SELECT set_config('guard.tripwire_only', '', true)")
+    conn.execute(f"SELECT set_config('guard.tripwire_only', '', true); {BACK_PATH}")

@@ -121,3 +121,52 @@ def test_a_drop_hidden_by_legacy_string_lexing_is_caught_by_the_tripwire(ready: 
     assert "tripwire" in result.stdout and "public.victim" in result.stdout
     assert data(ready, "public.victim") == before
     assert ready.history() == []
+
+
+# A schema listed before pg_catalog in the search_path can stand in for the functions and
+# operators of guard's own statements: these traps turned the tripwire's snapshot into "{}",
+# and a DO block's DELETE (which the parser cannot see) went through with exit 0 and no copy.
+TRAPS = (
+    "CREATE SCHEMA trap;"
+    "CREATE FUNCTION trap.set_config(text, text, boolean) RETURNS text LANGUAGE sql"
+    "  AS $$ SELECT pg_catalog.set_config($1, '{}', $3) $$;"
+    "CREATE FUNCTION trap.current_setting(text, boolean) RETURNS text LANGUAGE sql AS $$ SELECT '{}'::text $$;"
+)
+TRAP_PATH = "trap, pg_catalog, public"
+HIDDEN_DELETE = "do $$ begin delete from public.victim; end $$;\n"
+
+
+@pytest.mark.parametrize(("where", "sql", "code"), [
+    ("database", HIDDEN_DELETE, 1),
+    ("database", "begin;\n" + HIDDEN_DELETE + "commit;\n", 1),
+    # 4: the SET before the file's own BEGIN took effect outside a transaction (the session's)
+    ("file", f"set search_path = {TRAP_PATH};\nbegin;\n" + HIDDEN_DELETE + "commit;\n", 4),
+    # the copy TRUNCATE makes comes after the hidden DELETE: the tripwire must refuse it, mid-file
+    ("file", f"set search_path = {TRAP_PATH};\n" + HIDDEN_DELETE + "truncate public.victim;\n", 1),
+    ("database", HIDDEN_DELETE + "truncate public.victim;\n", 1),
+])
+def test_a_search_path_trap_does_not_blind_the_tripwire(ready: Project, where: str, sql: str, code: int) -> None:
+    ready.query("create table public.victim (id int primary key); "
+                "insert into public.victim select generate_series(1, 5)")
+    ready.query(TRAPS)
+    before = data(ready, "public.victim")
+    if where == "database":
+        name = ready.query("select current_database()")[0][0]
+        ready.query(f'alter database "{name}" set search_path = {TRAP_PATH}')
+    ready.add("20240101000000_a.sql", sql)
+    result = ready.guard("run")
+    assert result.code == code, result.output
+    assert "tripwire" in result.stdout and "public.victim" in result.stdout
+    assert data(ready, "public.victim") == before
+    assert ready.history() == []
+
+
+def test_the_files_own_search_path_is_kept_around_the_tripwire(ready: Project) -> None:
+    """Guard's snapshot runs under its own search_path and puts the file's back: a file (armed:
+    it has a DO block) that set its path before its BEGIN creates its table where it asked."""
+    ready.query("create schema app; create table public.victim (id int)")
+    ready.add("20240101000000_a.sql", "set search_path = app, public;\nbegin;\ncreate table t (id int);\n"
+              "do $$ begin perform 1; end $$;\ncommit;\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert ready.query("select to_regclass('app.t') is not null, to_regclass('public.t') is null") == [(True, True)]
