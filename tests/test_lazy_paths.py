@@ -151,3 +151,42 @@ def test_two_guards_making_undos_tables_at_once_both_find_them(db_url: str) -> N
     assert not thread.is_alive() and errors == []
     with psycopg.connect(db_url, autocommit=True) as check:
         assert check.execute(catalog.TABLES_EXIST).fetchone() == (True,)
+
+
+ODD_POLICIES = '''
+CREATE SCHEMA "fn ""s""";
+CREATE FUNCTION "fn ""s""".ok(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 > 0';
+CREATE TYPE public.mood AS ENUM ('a', 'b');
+CREATE TABLE "fn ""s""".t (id int, m public.mood, t text, j jsonb, owner name);
+ALTER TABLE "fn ""s""".t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY w ON "fn ""s""".t AS RESTRICTIVE FOR INSERT TO pg_read_all_data, lazy_paths_reader
+    WITH CHECK (t::varchar(3) = 'abc'::text AND m = 'a'::public.mood);
+CREATE POLICY u ON "fn ""s""".t FOR UPDATE TO PUBLIC, lazy_paths_reader USING ("fn ""s""".ok(id))
+    WITH CHECK (j ? 'k' AND (j->>'k')::int > 2);
+CREATE POLICY s ON "fn ""s""".t FOR SELECT TO CURRENT_USER, SESSION_USER
+    USING (owner = current_user OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = owner));
+CREATE POLICY a ON "fn ""s""".t FOR ALL WITH CHECK (now() > '2020-01-01'::timestamptz AND t ~* '^a' COLLATE "C");
+GRANT USAGE ON SCHEMA "fn ""s""" TO lazy_paths_reader;
+'''
+
+
+def test_policy_fingerprints_match_earlier_guards_for_any_reader_and_search_path(db_url: str) -> None:
+    # The pg_policies view reads pg_authid as its owner; pg_policy joined to pg_roles must give
+    # a role that may not read pg_authid the same md5, whatever its search_path (names in the
+    # expressions are qualified by it, in both forms alike).
+    from test_catalog_reads import PG_POLICIES_FORM
+
+    from guard import fingerprint
+
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute("DO $$ BEGIN CREATE ROLE lazy_paths_reader NOLOGIN; "
+                      "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        admin.execute(ODD_POLICIES)
+    for setup in ("SET search_path = public", 'SET search_path = "fn ""s""", public',
+                  "SET ROLE lazy_paths_reader", 'SET ROLE lazy_paths_reader; SET search_path = "fn ""s"""'):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(setup)
+            now = {name: value for (kind, name), value in fingerprint.take(conn, histories=False).objects.items()
+                   if kind == "policy"}
+            earlier = {r[1]: r[2] for r in conn.execute(PG_POLICIES_FORM).fetchall()}
+            assert len(now) == 4 and now == earlier, setup
