@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from guard.protect.targets import Target
 
 __all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "finish_run",
-           "oversized", "prune", "targets"]
+           "oversized", "prune"]
 
 Progress = Callable[[str], None]
 

@@ -233,14 +233,20 @@ def _history_object(kind: str, name: str) -> bool:
 def ensure(conn: psycopg.Connection[Any]) -> None:
     """The ``guard.run_catalogs`` and ``guard.run_rows`` tables (the journal schema first),
     closed to PUBLIC: one query when both exist, else both made in one transaction (a run
-    records its catalogs before and its row hashes after)."""
+    records its catalogs before and its row hashes after), under guard's schema lock: another
+    guard making them at the same time (`guard init` beside a first run; init takes no run
+    lock) is waited for, and they are then found made."""
     from guard import journal
+    from guard.guard_schema import UPGRADE_LOCK, UPGRADE_LOCK_KEY
     from guard.undo import written
 
     journal.ensure(conn)
     if conn.execute(TABLES_EXIST).fetchone() == (True,):
         return
     with conn.transaction():
+        conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+        if conn.execute(TABLES_EXIST).fetchone() == (True,):  # made while this guard waited
+            return
         conn.execute(CREATE_CATALOGS)
         conn.execute(REVOKE_CATALOGS)
         written.ensure(conn)
