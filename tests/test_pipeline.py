@@ -395,3 +395,35 @@ def test_a_signal_while_the_next_stream_is_built_cancels_the_one_running(db_conn
     last, called = db_conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
     assert (int(last) if called else 0) in (len(history), len(history) + 1)
     assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("made_by", ["before", "release"])
+@pytest.mark.parametrize("lock_retries", [0, 1])  # streamed, and one file at a time
+def test_a_rule_on_the_history_table_works_as_one_file_at_a_time(ready: Project, made_by: str, lock_retries: int) -> None:
+    """A DO ALSO rule on the history table makes its INSERT two queries, and PostgreSQL refuses
+    a WITH in such a query: a streamed file's records then go as two statements, as they do
+    one file at a time. The rule may be there before the run or made by a file of it."""
+    rule = ("CREATE RULE audit AS ON INSERT TO supabase_migrations.schema_migrations "
+            "DO ALSO INSERT INTO public.audit VALUES (NEW.version)")
+    from guard.migrations.history import CREATE_HISTORY
+
+    ready.query("CREATE TABLE public.audit (version text)")
+    if made_by == "before":
+        for statement in CREATE_HISTORY:
+            ready.query(statement)
+        ready.query(rule)
+    else:
+        ready.add(f"{_version(0)}_rule.sql", rule + ";\n")
+    for n in (1, 2, 3):
+        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    versions = [_version(n) for n in range(0 if made_by == "release" else 1, 4)]
+    assert ready.history() == versions and _journal_committed(ready) == versions
+    # The rule's own file is audited too: its history row comes after its statements.
+    assert sorted(r[0] for r in ready.query("SELECT version FROM public.audit")) == versions
+    assert _tables(ready) == 3

@@ -125,17 +125,40 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
     parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
-    parts.append((None, cursor.mogrify(*_one_statement(run.records(file)))))
+    records = run.records(file)
+    for record in [_one_statement(records)] if run.records_as_one else records:
+        parts.append((None, cursor.mogrify(*record)))
     parts.append((None, "COMMIT"))
     return parts
+
+
+# Rules rewrite an INSERT into another query, several or none, and a WITH does not survive
+# that: PostgreSQL refuses a WITH in a query a rule makes several of ("WITH cannot be used in
+# a query that is rewritten by rules into multiple queries", rewriteHandler.c RewriteQuery),
+# refuses a data-modifying WITH on a table with rules, and a DO INSTEAD NOTHING drops the
+# WITH with the statement. Qualified throughout: the database's search_path is in force.
+_RECORD_TABLES_HAVE_RULES = (
+    "SELECT pg_catalog.count(*) FROM pg_catalog.pg_class WHERE relhasrules AND oid OPERATOR(pg_catalog.=) ANY "
+    "(ARRAY[pg_catalog.to_regclass('supabase_migrations.schema_migrations'), pg_catalog.to_regclass('guard.run_commits')])"
+)
+
+
+def records_as_one(conn: psycopg.Connection[Any], files: Sequence[MigrationFile]) -> bool:
+    """True when guard's records of a streamed file may go as one statement (``_one_statement``):
+    no rule on the history table or guard.run_commits, and no file of ``files`` makes one
+    (CREATE RULE). One query."""
+    if any(s.kind == "RuleStmt" for file in files for s in file.statements):
+        return False
+    row = conn.execute(_RECORD_TABLES_HAVE_RULES).fetchone()
+    return row is not None and row[0] == 0
 
 
 def _one_statement(records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
     """guard's records of a file (the history row first, then the journal's) as one statement:
     the others as data-modifying WITH queries before the history row's INSERT. PostgreSQL runs
     each of them exactly once, to completion, whether or not anything reads them (queries.html,
-    "Data-Modifying Statements in WITH"); the history row stays the main statement, so a rule
-    on the history table works as it would on its own. One statement fewer a file."""
+    "Data-Modifying Statements in WITH"). One statement fewer a file; only when no rule is
+    in the way (``records_as_one``)."""
     (history, params), others = records[0], records[1:]
     if not others:
         return history, params
