@@ -4,8 +4,9 @@
 A character the database cannot hold is the failure of the file that holds it (SQLSTATE
 22P05, from the server), streamed or one file at a time: the files before it commit, the
 history and the journal agree. Before, the client failed to encode it and guard stopped
-with an internal error, a whole stream's files unapplied; a SQL_ASCII database (psycopg
-reads it as ASCII and returns its text as bytes) could not be guarded at all.
+with an internal error, a whole stream's files unapplied; in a SQL_ASCII database (psycopg
+read it as ASCII) any non-ASCII character was that internal error. A NUL byte,
+which no PostgreSQL text holds, is a file guard refuses before any change.
 """
 
 from __future__ import annotations
@@ -108,3 +109,24 @@ def test_characters_the_database_holds_apply_and_read_back(encoded: tuple[Projec
     statements = project.query("SELECT statements FROM supabase_migrations.schema_migrations WHERE version = %s",
                                (str(BASE + 27),))
     assert statements == [(["create table public.t27 (v text)", f"-- {text}\ninsert into public.t27 values ('{text}')"],)]
+
+
+@pytest.mark.parametrize("body", [
+    "create table public.t3 (v text);\n-- a comment \x00\ncreate table public.hidden (v text);\n",  # after it: unseen
+    "create table public.t3 (v text) -- x\x00y\n;\n",  # inside a statement's comment
+    "create table public.t3 (v text);\n-- trailing\x00\n",  # the file's last comment
+    "c\x00r\x00e\x00a\x00t\x00e\x00 \x00",  # UTF-16 saved without its BOM
+], ids=["before-unseen-text", "in-a-statement", "trailing-comment", "utf-16"])
+@pytest.mark.parametrize("lock_retries", [0, 1])
+def test_a_nul_byte_in_a_file_is_refused_before_any_change(ready: Project, body: str, lock_retries: int) -> None:
+    """libpq sends a statement as a C string and PostgreSQL's parser reads one: text after a
+    NUL byte would be neither linted nor run. Streamed, the history row's NUL failed the whole
+    stream as a "broken connection"; one file at a time, the file's history row."""
+    _files(ready, {}, lock_retries)
+    ready.add(f"{BASE + 3}_f3.sql", body)
+    result = ready.guard("run")
+    assert result.code == 3, result.output
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    line = body[:body.index("\x00")].count("\n") + 1
+    assert len(error) == 1 and f"{BASE + 3}_f3.sql:{line}: a NUL byte" in error[0], result.stderr
+    assert ready.history() == [] and not ready.table_exists("public.t1")
