@@ -427,3 +427,46 @@ def test_a_rule_on_the_history_table_works_as_one_file_at_a_time(ready: Project,
     # The rule's own file is audited too: its history row comes after its statements.
     assert sorted(r[0] for r in ready.query("SELECT version FROM public.audit")) == versions
     assert _tables(ready) == 3
+
+
+def test_a_signal_while_the_stream_is_sent_cancels_it_and_settles_from_the_history(
+    db_conn: psycopg.Connection[Any],
+) -> None:
+    """Ctrl-C lands while the stream is being sent (a big stream, a busy server): psycopg
+    cancels on the server and finishes sending, but reads no answer. The answer must still be
+    read before guard asks the history what committed, and nothing of the stream may go on
+    running: the outcome names exactly the files the history holds."""
+    from psycopg import generators
+
+    ensure_history(db_conn)
+    db_conn.execute("CREATE SEQUENCE public.probe")
+    count = 12
+    files = [_file(n, f"create table public.s{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
+             for n in range(1, count + 1)]
+    real, sent = generators.send, []
+
+    def send_then_signal(pgconn: Any) -> Any:
+        result = yield from real(pgconn)
+        sent.append(1)
+        if len(sent) > 1:
+            return result
+        time.sleep(0.35)  # a few files commit first
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the signal arrives here, at the latest
+        return result
+
+    generators.send = send_then_signal  # type: ignore[assignment]
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        generators.send = real  # type: ignore[assignment]
+    assert outcome.interrupted == "SIGINT"
+    time.sleep(1.5)  # anything still running on the server would commit more meanwhile
+    history = [r[0] for r in db_conn.execute(
+        "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()]
+    assert 1 <= len(history) < count
+    assert outcome.committed == history == [_version(n) for n in range(1, len(history) + 1)]
+    statuses = [r.status for r in outcome.results]
+    assert statuses == ["applied"] * len(history) + ["failed"] + ["skipped"] * (count - len(history) - 1)
+    assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)

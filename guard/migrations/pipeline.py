@@ -241,9 +241,10 @@ def apply_stream(
         conn.pgconn.send_query(text.encode(conn.info.encoding))
         conn.wait(generators.send(conn.pgconn))  # flushed: the server has the whole stream
         if meanwhile is not None:
-            _meanwhile(conn, meanwhile)
+            _meanwhile(meanwhile)
         found = conn.wait(generators.fetch_many(conn.pgconn))
     except KeyboardInterrupt as exc:
+        _stop(conn)
         _interrupted(run, files, results, exc, started)
         return False
     except psycopg.Error as exc:  # the connection broke: any file may have committed
@@ -265,24 +266,41 @@ def apply_stream(
     return False
 
 
-def _meanwhile(conn: psycopg.Connection[Any], work: Callable[[], None]) -> None:
-    """Run ``work`` while the server runs the stream just sent. A signal here is handled as
-    psycopg handles one during its wait (Connection.wait): cancel the statement running on the
-    server, read what it answered, then let the signal go on (apply_stream settles from the
-    history what committed before it)."""
-    from psycopg import generators
-
+def _meanwhile(work: Callable[[], None]) -> None:
+    """Run ``work`` while the server runs the stream just sent; a signal here goes on to
+    apply_stream, which stops the stream on the server (``_stop``)."""
     try:
         work()
     except Exception:  # noqa: S110 - built again in its turn, where the error is reported
         pass
-    except KeyboardInterrupt:
-        try:
+
+
+def _stop(conn: psycopg.Connection[Any]) -> None:
+    """A signal came while the stream's answer was not read (during its sending, or while the
+    next text was built): cancel what runs on the server and read its answer, as psycopg does
+    for a signal during its own wait (Connection.wait), so the connection can ask the history
+    what committed. A cancel that lands while the server still reads the message is lost:
+    it is sent again after a second. A server that does not stop, or a second signal: the connection is
+    given up (the caller settles from the history after reconnecting)."""
+    import psycopg
+    from psycopg import generators
+    from psycopg.pq import TransactionStatus
+
+    if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+        return  # nothing in flight: psycopg's own wait has read the answer
+    try:
+        # A message cut short would hold the server reading it: the rest is sent first.
+        conn.wait(generators.send(conn.pgconn), timeout=5.0)
+        for wait in (1.0, 4.0):
             conn.cancel_safe(timeout=5.0)
-            conn.wait(generators.fetch_many(conn.pgconn), timeout=5.0)
-        except BaseException:  # a second signal, or a server that does not stop: give up the connection
-            conn.pgconn.finish()
-        raise
+            try:
+                conn.wait(generators.fetch_many(conn.pgconn), timeout=wait)
+            except psycopg.OperationalError:  # not answered in time (or the connection broke)
+                continue
+            return
+    except BaseException:  # noqa: S110 - a second signal: given up below, the first one goes on
+        pass
+    conn.pgconn.finish()
 
 
 def _applied(run: ApplyContext, file: MigrationFile, result: MigrationResult, duration: float) -> None:
