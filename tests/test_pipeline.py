@@ -470,3 +470,46 @@ def test_a_signal_while_the_stream_is_sent_cancels_it_and_settles_from_the_histo
     statuses = [r.status for r in outcome.results]
     assert statuses == ["applied"] * len(history) + ["failed"] + ["skipped"] * (count - len(history) - 1)
     assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)
+
+
+def test_a_connection_ended_while_the_next_stream_is_built_leaves_every_file_of_it_unknown(
+    db_conn: psycopg.Connection[Any], db_url: str,
+) -> None:
+    """The server ends guard's session (pg_terminate_backend) while the client builds the
+    second stream's text: the first stream's files are "unknown" until the history, read
+    after reconnecting, says (run/apply.py reconcile); what the history holds is a prefix,
+    and nothing of the second stream ran."""
+    from guard.migrations import pipeline
+
+    ensure_history(db_conn)
+    db_conn.execute("CREATE SEQUENCE public.probe")
+    count = pipeline.STREAM_FIRST_FILES + 10
+    files = [_file(n, f"create table public.k{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
+             for n in range(1, count + 1)]
+    real, calls = pipeline._stream_text, []
+    pid = db_conn.info.backend_pid
+
+    def building(run: Any, chunk: Any) -> Any:
+        calls.append(len(chunk))
+        if len(calls) == 2:  # the first stream is on the server now
+            time.sleep(0.35)
+            with psycopg.connect(db_url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return real(run, chunk)
+
+    pipeline._stream_text = building
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        pipeline._stream_text = real
+    assert outcome.connection_lost and outcome.unknown and outcome.committed == []
+    statuses = [r.status for r in outcome.results]
+    first = pipeline.STREAM_FIRST_FILES
+    assert statuses == ["unknown"] * first + ["skipped"] * (count - first)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        history = [r[0] for r in conn.execute(
+            "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()]
+        assert 1 <= len(history) < first and history == [_version(n) for n in range(1, len(history) + 1)]
+        last, called = conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
+        assert (int(last) if called else 0) in (len(history), len(history) + 1)
