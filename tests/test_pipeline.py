@@ -513,3 +513,30 @@ def test_a_connection_ended_while_the_next_stream_is_built_leaves_every_file_of_
         assert 1 <= len(history) < first and history == [_version(n) for n in range(1, len(history) + 1)]
         last, called = conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
         assert (int(last) if called else 0) in (len(history), len(history) + 1)
+
+
+@pytest.mark.parametrize("lock_retries", [0, 1])  # streamed, and one file at a time
+def test_a_temp_table_with_deferred_checks_pending_applies_as_one_file_at_a_time(ready: Project, lock_retries: int) -> None:
+    """A file leaves deferred constraint checks pending on a temp table: one file at a time
+    they run at its COMMIT, before the session reset drops the table; streamed, the reset
+    runs before the COMMIT and DISCARD TEMP refused the table (55006). A violation still
+    fails its file (23503), the file before it committed, the one after it never run."""
+    temp = ("create temp table tp (id int primary key);\n"
+            "create temp table tc (p int references tp deferrable initially deferred);\n"
+            "insert into tc values ({p});\ninsert into tp values (1);\ninsert into public.a select p from tc;\n")
+    ready.add(f"{_version(1)}_a.sql", "create table public.a (id int);\n")
+    ready.add(f"{_version(2)}_b.sql", temp.format(p=1))
+    ready.add(f"{_version(3)}_c.sql", "create table public.c (id int);\n")
+    ready.add(f"{_version(4)}_d.sql", temp.format(p=2))
+    ready.add(f"{_version(5)}_e.sql", "create table public.e (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None
+    migrations = result.report["migrations"]
+    assert [m["status"] for m in migrations] == ["applied"] * 3 + ["failed", "skipped"]
+    assert {m["path"] for m in migrations[:4]} == ({"pipeline"} if not lock_retries else {"single"})
+    assert migrations[3]["error"]["sqlstate"] == "23503"
+    assert ready.history() == [_version(n) for n in (1, 2, 3)] == _journal_committed(ready)
+    assert ready.query("SELECT id FROM public.a") == [(1,)] and not ready.table_exists("public.e")

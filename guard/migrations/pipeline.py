@@ -2,10 +2,11 @@
 semantics kept.
 
 Each file of a stream is ``BEGIN; <timeouts>; <its statements>; <pre-COMMIT checks>;
-<session reset>; <guard's identity>; <history row>; <journal row>; COMMIT``, and a stream
-is one simple Query message holding the transactions of up to STREAM_FILES files (at most
-STREAM_BYTES of SQL). The property used is PostgreSQL's, documented in the protocol chapter,
-"Message Flow" > "Simple Query" > "Multiple Statements in a Simple Query"
+<its deferred constraints fired>; <session reset>; <guard's identity>; <history row>;
+<journal row>; COMMIT``, and a stream is one simple Query message holding the transactions
+of up to STREAM_FILES files (at most STREAM_BYTES of SQL). The property used is
+PostgreSQL's, documented in the protocol chapter, "Message Flow" > "Simple Query" >
+"Multiple Statements in a Simple Query"
 (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT):
 a COMMIT in the string commits at once, and when a statement fails the server abandons the
 rest of the string. So the files before the failing one stay committed, the failing one
@@ -80,6 +81,7 @@ _NOT_STREAMED_KINDS = frozenset({TRANSACTION_STMT, "CopyStmt"})
 # Settings that change how the server's lexer reads the statements after them: a stream is
 # lexed whole when it arrives, one statement at a time would see them change (scan.l).
 _LEXER_SETTINGS = re.compile(r"standard_conforming_strings|backslash_quote", re.IGNORECASE)
+FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 SELECT_COMMITTED = "SELECT version FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 
 
@@ -124,6 +126,10 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
+    # The file's deferred constraints and triggers fire here, as they would at its COMMIT
+    # (the file's session still in force): the reset's DISCARD TEMP refuses to drop a temp
+    # table with events pending (55006), which one file at a time never meets.
+    parts.append((None, FIRE_DEFERRED))
     parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
     records = run.records(file)
     for record in [_one_statement(records)] if run.records_as_one else records:
