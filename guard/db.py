@@ -117,7 +117,11 @@ def connect(
     one server session (refuse_if_transaction_pooled): a transaction-mode pooler.
 
     Statements are never prepared on the server (prepare_threshold=None): a pooler between
-    guard and PostgreSQL may not carry them from one transaction to the next."""
+    guard and PostgreSQL may not carry them from one transaction to the next. The client
+    encoding is UTF8, what guard reads migration files as (psql's, in a UTF-8 locale): the
+    server converts to its own encoding and refuses, per statement, a character it cannot
+    hold (SQLSTATE 22P05); libpq's default, the server's encoding, would have the client fail
+    to encode it (SQL_ASCII: any non-ASCII character) before anything is sent."""
     import psycopg
 
     from guard import conninfo
@@ -131,6 +135,7 @@ def connect(
             application_name=application_name[:63],
             connect_timeout=connect_timeout,
             prepare_threshold=None,
+            client_encoding="UTF8",
         )
     except psycopg.OperationalError as exc:
         reason = Masker(conninfo.secrets(url))(_first_line(str(exc)))

@@ -403,3 +403,148 @@ def test_a_signal_while_the_next_stream_is_built_cancels_the_one_running(db_conn
     last, called = db_conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
     assert (int(last) if called else 0) in (len(history), len(history) + 1)
     assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("made_by", ["before", "release"])
+@pytest.mark.parametrize("lock_retries", [0, 1])  # streamed, and one file at a time
+def test_a_rule_on_the_history_table_works_as_one_file_at_a_time(ready: Project, made_by: str, lock_retries: int) -> None:
+    """A DO ALSO rule on the history table makes its INSERT two queries, and PostgreSQL refuses
+    a WITH in such a query: a streamed file's records then go as two statements, as they do
+    one file at a time. The rule may be there before the run or made by a file of it."""
+    rule = ("CREATE RULE audit AS ON INSERT TO supabase_migrations.schema_migrations "
+            "DO ALSO INSERT INTO public.audit VALUES (NEW.version)")
+    from guard.migrations.history import CREATE_HISTORY
+
+    ready.query("CREATE TABLE public.audit (version text)")
+    if made_by == "before":
+        for statement in CREATE_HISTORY:
+            ready.query(statement)
+        ready.query(rule)
+    else:
+        ready.add(f"{_version(0)}_rule.sql", rule + ";\n")
+    for n in (1, 2, 3):
+        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    versions = [_version(n) for n in range(0 if made_by == "release" else 1, 4)]
+    assert ready.history() == versions and _journal_committed(ready) == versions
+    # The rule's own file is audited too: its history row comes after its statements.
+    assert sorted(r[0] for r in ready.query("SELECT version FROM public.audit")) == versions
+    assert _tables(ready) == 3
+
+
+def test_a_signal_while_the_stream_is_sent_cancels_it_and_settles_from_the_history(
+    db_conn: psycopg.Connection[Any],
+) -> None:
+    """Ctrl-C lands while the stream is being sent (a big stream, a busy server): psycopg
+    cancels on the server and finishes sending, but reads no answer. The answer must still be
+    read before guard asks the history what committed, and nothing of the stream may go on
+    running: the outcome names exactly the files the history holds."""
+    from psycopg import generators
+
+    ensure_history(db_conn)
+    db_conn.execute("CREATE SEQUENCE public.probe")
+    count = 12
+    files = [_file(n, f"create table public.s{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
+             for n in range(1, count + 1)]
+    real, sent = generators.send, []
+
+    def send_then_signal(pgconn: Any) -> Any:
+        result = yield from real(pgconn)
+        sent.append(1)
+        if len(sent) > 1:
+            return result
+        time.sleep(0.35)  # a few files commit first
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the signal arrives here, at the latest
+        return result
+
+    generators.send = send_then_signal  # type: ignore[assignment]
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        generators.send = real  # type: ignore[assignment]
+    assert outcome.interrupted == "SIGINT"
+    time.sleep(1.5)  # anything still running on the server would commit more meanwhile
+    history = [r[0] for r in db_conn.execute(
+        "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()]
+    assert 1 <= len(history) < count
+    assert outcome.committed == history == [_version(n) for n in range(1, len(history) + 1)]
+    statuses = [r.status for r in outcome.results]
+    assert statuses == ["applied"] * len(history) + ["failed"] + ["skipped"] * (count - len(history) - 1)
+    assert db_conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone() == (0,)
+
+
+def test_a_connection_ended_while_the_next_stream_is_built_leaves_every_file_of_it_unknown(
+    db_conn: psycopg.Connection[Any], db_url: str,
+) -> None:
+    """The server ends guard's session (pg_terminate_backend) while the client builds the
+    second stream's text: the first stream's files are "unknown" until the history, read
+    after reconnecting, says (run/apply.py reconcile); what the history holds is a prefix,
+    and nothing of the second stream ran."""
+    from guard.migrations import pipeline
+
+    ensure_history(db_conn)
+    db_conn.execute("CREATE SEQUENCE public.probe")
+    count = pipeline.STREAM_FIRST_FILES + 10
+    files = [_file(n, f"create table public.k{n} (id int);\nselect nextval('public.probe'), pg_sleep(0.1);\n")
+             for n in range(1, count + 1)]
+    real, calls = pipeline._stream_text, []
+    pid = db_conn.info.backend_pid
+
+    def building(run: Any, chunk: Any) -> Any:
+        calls.append(len(chunk))
+        if len(calls) == 2:  # the first stream is on the server now
+            time.sleep(0.35)
+            with psycopg.connect(db_url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return real(run, chunk)
+
+    pipeline._stream_text = building
+    try:
+        outcome = apply_pending(db_conn, files, transaction="per-file", lock_timeout=5, statement_timeout=60,
+                                display=lambda f: f.ref.path.name, server_major=15)
+    finally:
+        pipeline._stream_text = real
+    assert outcome.connection_lost and outcome.unknown and outcome.committed == []
+    statuses = [r.status for r in outcome.results]
+    first = pipeline.STREAM_FIRST_FILES
+    assert statuses == ["unknown"] * first + ["skipped"] * (count - first)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        history = [r[0] for r in conn.execute(
+            "SELECT version FROM supabase_migrations.schema_migrations ORDER BY version").fetchall()]
+        assert 1 <= len(history) < first and history == [_version(n) for n in range(1, len(history) + 1)]
+        last, called = conn.execute("SELECT last_value, is_called FROM public.probe").fetchone()  # type: ignore[misc]
+        assert (int(last) if called else 0) in (len(history), len(history) + 1)
+
+
+@pytest.mark.parametrize("lock_retries", [0, 1])  # streamed, and one file at a time
+def test_a_temp_table_with_deferred_checks_pending_applies_as_one_file_at_a_time(ready: Project, lock_retries: int) -> None:
+    """A file leaves deferred constraint checks pending on a temp table: one file at a time
+    they run at its COMMIT, before the session reset drops the table; streamed, the reset
+    runs before the COMMIT and DISCARD TEMP refused the table (55006). A violation still
+    fails its file (23503), the file before it committed, the one after it never run."""
+    temp = ("create temp table tp (id int primary key);\n"
+            "create temp table tc (p int references tp deferrable initially deferred);\n"
+            "insert into tc values ({p});\ninsert into tp values (1);\ninsert into public.a select p from tc;\n")
+    ready.add(f"{_version(1)}_a.sql", "create table public.a (id int);\n")
+    ready.add(f"{_version(2)}_b.sql", temp.format(p=1))
+    ready.add(f"{_version(3)}_c.sql", "create table public.c (id int);\n")
+    ready.add(f"{_version(4)}_d.sql", temp.format(p=2))
+    ready.add(f"{_version(5)}_e.sql", "create table public.e (id int);\n")
+    if lock_retries:
+        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None
+    migrations = result.report["migrations"]
+    assert [m["status"] for m in migrations] == ["applied"] * 3 + ["failed", "skipped"]
+    assert {m["path"] for m in migrations[:4]} == ({"pipeline"} if not lock_retries else {"single"})
+    assert migrations[3]["error"]["sqlstate"] == "23503"
+    assert ready.history() == [_version(n) for n in (1, 2, 3)] == _journal_committed(ready)
+    assert ready.query("SELECT id FROM public.a") == [(1,)] and not ready.table_exists("public.e")

@@ -53,6 +53,7 @@ from guard.migrations.pipeline import (
     Prepared,
     apply_stream,
     prepare,
+    records_as_one,
     stream_length,
 )
 from guard.migrations.session import AS_GUARD, RESET_SESSION, RESET_STATEMENTS, reset_session
@@ -127,6 +128,7 @@ def apply_pending(
         pre_commit=list(pre_commit),
     )
     run.stream = run.merge_begin and transaction != "all" and lock_retries == 0
+    run.records_as_one = run.stream and on_commit is not None and records_as_one(conn, files)
     reset_session(conn)  # whatever guard's own steps left in the session
     try:
         if transaction == "all":

@@ -76,6 +76,8 @@ class ApplyContext:
     # Files may travel several to a message (pipeline.py): PostgreSQL 13+, per-file
     # transactions, no lock retries.
     stream: bool = False
+    # A streamed file's records go as one statement (pipeline.records_as_one).
+    records_as_one: bool = False
 
     def pre_commit_statements(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements of every pre-COMMIT hook for ``file``, in hook order."""

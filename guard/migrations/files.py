@@ -163,6 +163,13 @@ def load(ref: MigrationRef, *, display_root: Path | None = None) -> MigrationFil
     digest = hashlib.sha256(data).hexdigest()
     if data.startswith(_BOM):
         data = data[len(_BOM):]
+    nul = data.find(b"\x00")
+    if nul >= 0:  # libpq sends C strings: the rest of the file would never reach the server
+        raise MigrationFileError(
+            "a NUL byte (0x00): PostgreSQL takes none in a statement or a comment, and the parser "
+            "stops reading there", file=display, line=data.count(b"\n", 0, nul) + 1,
+            hint="remove it (a file saved as UTF-16 is full of them: save it as UTF-8)",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

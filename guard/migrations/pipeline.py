@@ -2,10 +2,11 @@
 semantics kept.
 
 Each file of a stream is ``BEGIN; <timeouts>; <its statements>; <pre-COMMIT checks>;
-<session reset>; <guard's identity>; <history row>; <journal row>; COMMIT``, and a stream
-is one simple Query message holding the transactions of up to STREAM_FILES files (at most
-STREAM_BYTES of SQL). The property used is PostgreSQL's, documented in the protocol chapter,
-"Message Flow" > "Simple Query" > "Multiple Statements in a Simple Query"
+<its deferred constraints fired>; <session reset>; <guard's identity>; <history row>;
+<journal row>; COMMIT``, and a stream is one simple Query message holding the transactions
+of up to STREAM_FILES files (at most STREAM_BYTES of SQL). The property used is
+PostgreSQL's, documented in the protocol chapter, "Message Flow" > "Simple Query" >
+"Multiple Statements in a Simple Query"
 (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT):
 a COMMIT in the string commits at once, and when a statement fails the server abandons the
 rest of the string. So the files before the failing one stay committed, the failing one
@@ -80,6 +81,7 @@ _NOT_STREAMED_KINDS = frozenset({TRANSACTION_STMT, "CopyStmt"})
 # Settings that change how the server's lexer reads the statements after them: a stream is
 # lexed whole when it arrives, one statement at a time would see them change (scan.l).
 _LEXER_SETTINGS = re.compile(r"standard_conforming_strings|backslash_quote", re.IGNORECASE)
+FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 SELECT_COMMITTED = "SELECT version FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 
 
@@ -124,18 +126,45 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
+    # The file's deferred constraints and triggers fire here, as they would at its COMMIT
+    # (the file's session still in force): the reset's DISCARD TEMP refuses to drop a temp
+    # table with events pending (55006), which one file at a time never meets.
+    parts.append((None, FIRE_DEFERRED))
     parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
-    parts.append((None, cursor.mogrify(*_one_statement(run.records(file)))))
+    records = run.records(file)
+    for record in [_one_statement(records)] if run.records_as_one else records:
+        parts.append((None, cursor.mogrify(*record)))
     parts.append((None, "COMMIT"))
     return parts
+
+
+# Rules rewrite an INSERT into another query, several or none, and a WITH does not survive
+# that: PostgreSQL refuses a WITH in a query a rule makes several of ("WITH cannot be used in
+# a query that is rewritten by rules into multiple queries", rewriteHandler.c RewriteQuery),
+# refuses a data-modifying WITH on a table with rules, and a DO INSTEAD NOTHING drops the
+# WITH with the statement. Qualified throughout: the database's search_path is in force.
+_RECORD_TABLES_HAVE_RULES = (
+    "SELECT pg_catalog.count(*) FROM pg_catalog.pg_class WHERE relhasrules AND oid OPERATOR(pg_catalog.=) ANY "
+    "(ARRAY[pg_catalog.to_regclass('supabase_migrations.schema_migrations'), pg_catalog.to_regclass('guard.run_commits')])"
+)
+
+
+def records_as_one(conn: psycopg.Connection[Any], files: Sequence[MigrationFile]) -> bool:
+    """True when guard's records of a streamed file may go as one statement (``_one_statement``):
+    no rule on the history table or guard.run_commits, and no file of ``files`` makes one
+    (CREATE RULE). One query."""
+    if any(s.kind == "RuleStmt" for file in files for s in file.statements):
+        return False
+    row = conn.execute(_RECORD_TABLES_HAVE_RULES).fetchone()
+    return row is not None and row[0] == 0
 
 
 def _one_statement(records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
     """guard's records of a file (the history row first, then the journal's) as one statement:
     the others as data-modifying WITH queries before the history row's INSERT. PostgreSQL runs
     each of them exactly once, to completion, whether or not anything reads them (queries.html,
-    "Data-Modifying Statements in WITH"); the history row stays the main statement, so a rule
-    on the history table works as it would on its own. One statement fewer a file."""
+    "Data-Modifying Statements in WITH"). One statement fewer a file; only when no rule is
+    in the way (``records_as_one``)."""
     (history, params), others = records[0], records[1:]
     if not others:
         return history, params
@@ -218,9 +247,10 @@ def apply_stream(
         conn.pgconn.send_query(text.encode(conn.info.encoding))
         conn.wait(generators.send(conn.pgconn))  # flushed: the server has the whole stream
         if meanwhile is not None:
-            _meanwhile(conn, meanwhile)
+            _meanwhile(meanwhile)
         found = conn.wait(generators.fetch_many(conn.pgconn))
     except KeyboardInterrupt as exc:
+        _stop(conn)
         _interrupted(run, files, results, exc, started)
         return False
     except psycopg.Error as exc:  # the connection broke: any file may have committed
@@ -242,24 +272,41 @@ def apply_stream(
     return False
 
 
-def _meanwhile(conn: psycopg.Connection[Any], work: Callable[[], None]) -> None:
-    """Run ``work`` while the server runs the stream just sent. A signal here is handled as
-    psycopg handles one during its wait (Connection.wait): cancel the statement running on the
-    server, read what it answered, then let the signal go on (apply_stream settles from the
-    history what committed before it)."""
-    from psycopg import generators
-
+def _meanwhile(work: Callable[[], None]) -> None:
+    """Run ``work`` while the server runs the stream just sent; a signal here goes on to
+    apply_stream, which stops the stream on the server (``_stop``)."""
     try:
         work()
     except Exception:  # noqa: S110 - built again in its turn, where the error is reported
         pass
-    except KeyboardInterrupt:
-        try:
+
+
+def _stop(conn: psycopg.Connection[Any]) -> None:
+    """A signal came while the stream's answer was not read (during its sending, or while the
+    next text was built): cancel what runs on the server and read its answer, as psycopg does
+    for a signal during its own wait (Connection.wait), so the connection can ask the history
+    what committed. A cancel that lands while the server still reads the message is lost:
+    it is sent again after a second. A server that does not stop, or a second signal: the connection is
+    given up (the caller settles from the history after reconnecting)."""
+    import psycopg
+    from psycopg import generators
+    from psycopg.pq import TransactionStatus
+
+    if conn.closed or conn.pgconn.transaction_status != TransactionStatus.ACTIVE:
+        return  # nothing in flight: psycopg's own wait has read the answer
+    try:
+        # A message cut short would hold the server reading it: the rest is sent first.
+        conn.wait(generators.send(conn.pgconn), timeout=5.0)
+        for wait in (1.0, 4.0):
             conn.cancel_safe(timeout=5.0)
-            conn.wait(generators.fetch_many(conn.pgconn), timeout=5.0)
-        except BaseException:  # a second signal, or a server that does not stop: give up the connection
-            conn.pgconn.finish()
-        raise
+            try:
+                conn.wait(generators.fetch_many(conn.pgconn), timeout=wait)
+            except psycopg.OperationalError:  # not answered in time (or the connection broke)
+                continue
+            return
+    except BaseException:  # noqa: S110 - a second signal: given up below, the first one goes on
+        pass
+    conn.pgconn.finish()
 
 
 def _applied(run: ApplyContext, file: MigrationFile, result: MigrationResult, duration: float) -> None:
