@@ -307,6 +307,18 @@ def test_backend_terminated_during_a_stream_settles_from_the_history(ready: Proj
     assert ready.query("SELECT status, committed FROM guard.runs") == [("failed_partially_applied", history)]
 
 
+def _three_files_applied(project: Project, lock_retries: int) -> None:
+    """Three one-table files applied with exit 0: streamed (``lock_retries`` 0) or one at a time."""
+    for n in (1, 2, 3):
+        project.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
+    if lock_retries:
+        (project.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
+    result = project.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None
+    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+
+
 @pytest.mark.parametrize("lock_retries", [0, 2])  # streamed, and one file at a time
 def test_guards_own_statements_ignore_operators_on_the_databases_search_path(ready: Project, lock_retries: int) -> None:
     """RESET ALL gives back the database's default search_path, where a schema listed before
@@ -318,14 +330,7 @@ def test_guards_own_statements_ignore_operators_on_the_databases_search_path(rea
                 "CREATE OPERATOR trap.>= (LEFTARG = int, RIGHTARG = int, FUNCTION = trap.ge)")
     name = ready.query("SELECT current_database()")[0][0]
     ready.query(f'ALTER DATABASE "{name}" SET search_path = trap, pg_catalog, public')
-    for n in (1, 2, 3):
-        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
-    if lock_retries:
-        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
-    result = ready.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None
-    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    _three_files_applied(ready, lock_retries)
     assert _tables(ready) == 3
     assert ready.query("SELECT count(*) FROM trap.calls") == [(0,)]
 
@@ -422,14 +427,7 @@ def test_a_rule_on_the_history_table_works_as_one_file_at_a_time(ready: Project,
         ready.query(rule)
     else:
         ready.add(f"{_version(0)}_rule.sql", rule + ";\n")
-    for n in (1, 2, 3):
-        ready.add(f"{_version(n)}_f{n}.sql", f"create table public.t{n} (id int);\n")
-    if lock_retries:
-        (ready.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
-    result = ready.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None
-    assert {m["path"] for m in result.report["migrations"]} == ({"pipeline"} if not lock_retries else {"single"})
+    _three_files_applied(ready, lock_retries)
     versions = [_version(n) for n in range(0 if made_by == "release" else 1, 4)]
     assert ready.history() == versions and _journal_committed(ready) == versions
     # The rule's own file is audited too: its history row comes after its statements.
