@@ -410,3 +410,50 @@ def test_a_check_read_differently_by_a_legacy_string_setting_runs_no_hidden_stat
     assert "rolled back" in result.stdout
     assert ready.table_exists("public.victim") and not ready.table_exists("public.items")
     assert ready.history() == []
+
+
+SLOW_CHECK = "import os, pathlib, time\npathlib.Path('check.started').write_text(str(os.getpid()))\ntime.sleep(60)\n"
+
+
+def test_a_signal_during_a_check_after_commit_closes_the_run_as_interrupted(ready: Project) -> None:
+    """The release committed; SIGTERM lands while a run: check works. The outcome says the
+    release is applied and not verified (exit 4, the check named), the journal entry is closed
+    with the committed versions (the next run is not refused), and the check's process is gone."""
+    import signal
+    import subprocess
+    import time
+
+    (ready.root / "slow.py").write_text(SLOW_CHECK)
+    _yml(ready, f"verify:\n  - name: smoke\n    run: [{sys.executable}, slow.py]\n    timeout: 120s\n"
+               "  - name: after\n    sql: select true\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    proc = subprocess.Popen([sys.executable, "-m", "guard", "run", "--json"], cwd=ready.root, env=ready.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (ready.root / "check.started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (ready.root / "check.started").exists(), "the check never started"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, out + err
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert report["status"] == "verify_failed" and report["interrupted"] == "SIGTERM"
+    assert "interrupted by SIGTERM" in report["message"] and "verify.smoke" in report["message"]
+    checks = {c["name"]: c for c in report["verify"]}
+    assert checks["verify.smoke"]["result"] == "failed" and "SIGTERM" in checks["verify.smoke"]["error"]
+    assert checks["verify.after"]["result"] == "failed"  # never ran: not counted as passed
+    assert ready.history() == ["20240101000001"]
+    assert ready.query("SELECT status, committed FROM guard.runs") == [("interrupted", ["20240101000001"])]
+    pid = int((ready.root / "check.started").read_text())
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid), "the check outlived guard"
+    # The next run is not refused for an unfinished run.
+    again = ready.guard("run")
+    assert again.code == 0, again.output

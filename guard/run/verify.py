@@ -266,13 +266,27 @@ def after_commit(state: RunState, checks: Sequence[VerifyCheck], transaction: st
         return
     todo = [c for c in checks if not (c.sql and transaction == "all")]
     conn = state.reconnected if state.reconnected is not None else state.db
-    results = run_checks(conn, todo, url=state.url, base_dir=base_dir, environ=state.environ, where="after COMMIT")
+    results: list[dict[str, Any]] = []
+    try:
+        for check in todo:
+            results += run_checks(conn, [check], url=state.url, base_dir=base_dir, environ=state.environ,
+                                  where="after COMMIT")
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: the release stays applied; say what was not checked
+        state.report.interrupted = getattr(exc, "signal_name", "SIGINT")
+        done = {r["name"] for r in results}
+        results += [_result(f"verify.{c.name}", "sql" if c.sql else "run", False, time.perf_counter(),
+                            "after COMMIT", error=f"did not finish: interrupted by {state.report.interrupted}")
+                    for c in todo if f"verify.{c.name}" not in done]
     for result in results:
         _note(state, result)
     failed = [r["name"] for r in results if r["result"] == "failed"]
     if failed:
         message = (f"Applied, but verification failed: {', '.join(failed)}. "
                    "The database changed and is not as intended.")
+        if state.report.interrupted:
+            message = (f"Applied, but verification was interrupted by {state.report.interrupted}: "
+                       f"{', '.join(failed)} did not pass. The database changed and is not known to be "
+                       "as intended.")
         state.report.set_outcome("verify_failed", message, changed=True)
         state.report.restore_plan = build_plan(state.report, restore)
 
