@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -455,5 +456,56 @@ def test_a_signal_during_a_check_after_commit_closes_the_run_as_interrupted(read
         time.sleep(0.05)
     assert _gone(pid), "the check outlived guard"
     # The next run is not refused for an unfinished run.
+    again = ready.guard("run")
+    assert again.code == 0, again.output
+
+
+def _guard_until(ready: Project, started: Callable[[], bool], sig: int, *args: str) -> tuple[int, str, str]:
+    """`guard run --json <args>` in a process; once ``started()`` is true, ``sig``; its exit code and output."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "guard", "run", "--json", *args], cwd=ready.root,
+                            env=ready.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not started() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started(), "the check never started"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
+SLEEPING = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(30)%'"
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_an_sql_check_after_commit_cancels_it_and_closes_the_run(ready: Project, sig: str) -> None:
+    """The slow query is cancelled on the server, the connection still closes the journal entry."""
+    import signal
+    import time
+
+    _yml(ready, "verify:\n  - name: slow\n    sql: select pg_sleep(30) is not null\n    timeout: 120s\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+    def sleeping() -> bool:
+        if ready.query(SLEEPING)[0][0] == 0:
+            return False
+        time.sleep(0.3)  # the check runs a while before the signal
+        return True
+
+    code, out, err = _guard_until(ready, sleeping, getattr(signal, sig))
+    assert code == 4, out + err
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert report["status"] == "verify_failed" and report["interrupted"] == sig
+    assert f"interrupted by {sig}" in report["verify"][0]["error"]
+    assert report["verify"][0]["duration_ms"] >= 200  # it ran until the signal: not 0 ms
+    assert ready.query(SLEEPING) == [(0,)]
+    assert ready.query("SELECT status, committed FROM guard.runs") == [("interrupted", ["20240101000001"])]
     again = ready.guard("run")
     assert again.code == 0, again.output
