@@ -509,3 +509,41 @@ def test_a_signal_during_an_sql_check_after_commit_cancels_it_and_closes_the_run
     assert ready.query("SELECT status, committed FROM guard.runs") == [("interrupted", ["20240101000001"])]
     again = ready.guard("run")
     assert again.code == 0, again.output
+
+
+HELD_CHECK = ("import pathlib, sys, time\npathlib.Path('check.started').write_text('1')\n"
+              "while not pathlib.Path('go').exists():\n    time.sleep(0.05)\nsys.exit(1)\n")
+WAITING_ON_LOCK = ("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'guard run%' "
+                   "AND wait_event_type = 'Lock'")
+
+
+def test_a_signal_during_the_undo_offer_leaves_the_settled_outcome_standing(ready: Project) -> None:
+    """A check failed after COMMIT (exit 4, journal closed); SIGTERM lands while undo's dry run
+    waits on a lock for the plan's offer. The report still says verify_failed with the
+    committed release (not "outcome unknown"), and its plan says the offer was interrupted."""
+    import signal
+
+    import psycopg
+
+    (ready.root / "check.py").write_text(HELD_CHECK)
+    _yml(ready, f"verify:\n  - name: smoke\n    run: [{sys.executable}, check.py]\n")
+    ready.add("20240101000001_items.sql", ITEMS)
+
+    def locked() -> bool:
+        if not (ready.root / "check.started").exists():
+            return False
+        if not (ready.root / "go").exists():
+            locker.execute("LOCK TABLE guard.run_catalogs IN ACCESS EXCLUSIVE MODE")  # undo's dry run reads it
+            (ready.root / "go").write_text("1")
+        return ready.query(WAITING_ON_LOCK)[0][0] > 0
+
+    with psycopg.connect(ready.db_url) as locker:
+        code, out, err = _guard_until(ready, locked, signal.SIGTERM)
+    assert code == 4, out + err
+    report = json.loads(out)
+    assert report["status"] == "verify_failed", report["message"]
+    assert report["database_changed"] is True
+    assert any("interrupted by SIGTERM" in step["text"] for step in report["restore_plan"]["steps"])
+    assert ready.query("SELECT status, committed FROM guard.runs") == [("verify_failed", ["20240101000001"])]
+    again = ready.guard("run")
+    assert again.code == 0, again.output

@@ -309,12 +309,17 @@ def _offer_undo(state: RunState, config: Config) -> None:
     report = state.report
     if report.exit_code != 4 or report.restore_plan is None:
         return
-    from guard.restore_undo import ask, offer
+    from guard.restore_undo import Answer, ask, offer
     from guard.run.outcome import finish_journal
 
     conn = state.reconnected if state.reconnected is not None else state.db
     live = conn is not None and not (conn.broken or conn.closed)
-    offer(report.restore_plan, ask(conn if live else None, config, report.run_id), report.run_id)
+    try:
+        answer = ask(conn if live else None, config, report.run_id)
+    except KeyboardInterrupt as exc:  # the outcome is settled and journaled: it stands, only the offer stops
+        answer = Answer(None, why=f"interrupted by {getattr(exc, 'signal_name', 'SIGINT')}")
+    offer(report.restore_plan, answer, report.run_id)
+    live = conn is not None and not (conn.broken or conn.closed)
     if live and state.journal_started:
         finish_journal(conn, report, state.mask)
 
