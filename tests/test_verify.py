@@ -421,26 +421,14 @@ def test_a_signal_during_a_check_after_commit_closes_the_run_as_interrupted(read
     release is applied and not verified (exit 4, the check named), the journal entry is closed
     with the committed versions (the next run is not refused), and the check's process is gone."""
     import signal
-    import subprocess
     import time
 
     (ready.root / "slow.py").write_text(SLOW_CHECK)
     _yml(ready, f"verify:\n  - name: smoke\n    run: [{sys.executable}, slow.py]\n    timeout: 120s\n"
                "  - name: after\n    sql: select true\n")
     ready.add("20240101000001_items.sql", ITEMS)
-    proc = subprocess.Popen([sys.executable, "-m", "guard", "run", "--json"], cwd=ready.root, env=ready.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not (ready.root / "check.started").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert (ready.root / "check.started").exists(), "the check never started"
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 4, out + err
+    code, out, err = _guard_until(ready, (ready.root / "check.started").exists, signal.SIGTERM)
+    assert code == 4, out + err
     assert "Traceback" not in err
     report = json.loads(out)
     assert report["status"] == "verify_failed" and report["interrupted"] == "SIGTERM"
