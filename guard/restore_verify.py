@@ -29,19 +29,22 @@ def verify_failed_plan(report: RunReport, ctx: RestoreContext, paths: list[Resto
     checks = failed_checks(report)
     names = ", ".join(checks) or "(none recorded)"
     target = report.restore_target
+    # A signal stopped the checks (verify.after_commit): they did not finish, nothing says they failed.
+    failed = f"did not finish, interrupted by {report.interrupted}" if report.interrupted else "failed"
     summary = (f"The database was changed: every pending file committed ({', '.join(committed)}), then "
-               f"{'this check' if len(checks) == 1 else 'these checks'} failed: {names}.")
+               f"{'this check' if len(checks) == 1 else 'these checks'} {failed}: {names}.")
     if target is not None:
         summary += f" Restore target: {target.timestamp} (unix {target.unix}" + (
             f", LSN {target.lsn})." if target.lsn else ").")
     fix = RestoreStep(
         "Fix forward (no restore)",
-        f"The release is committed and recorded in the history; only the checks failed ({names}: what "
-        "each returned is in the report's verify section). If what they found can be corrected, add a migration that corrects it "
+        f"The release is committed and recorded in the history; only the checks {failed} ({names}: what "
+        "each returned is in the report's verify section; a check that did not finish can be run again by hand). "
+        "If what they found can be corrected, add a migration that corrects it "
         "and run guard again: the committed versions stay applied. If a check itself is wrong, correct the "
         "check and run guard again (with nothing pending, the checks do not run: run them by hand).",
     )
-    support = support_facts(report, ctx, f"verification failed after COMMIT: {names}", committed, newest)
+    support = support_facts(report, ctx, f"verification {failed} after COMMIT: {names}", committed, newest)
     return RestorePlan(needed=True, summary=summary, committed_versions=committed, steps=[fix, *paths],
                        support=support)
 

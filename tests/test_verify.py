@@ -436,6 +436,11 @@ def test_a_signal_during_a_check_after_commit_closes_the_run_as_interrupted(read
     checks = {c["name"]: c for c in report["verify"]}
     assert checks["verify.smoke"]["result"] == "failed" and "SIGTERM" in checks["verify.smoke"]["error"]
     assert checks["verify.after"]["result"] == "failed"  # never ran: not counted as passed
+    # The plan says the checks did not finish, not that they found something wrong.
+    plan = report["restore_plan"]
+    assert "did not finish, interrupted by SIGTERM: verify.smoke, verify.after" in plan["summary"]
+    assert "only the checks did not finish, interrupted by SIGTERM" in json.dumps(plan["steps"])
+    assert "failed:" not in plan["summary"]
     assert ready.history() == ["20240101000001"]
     assert ready.query("SELECT status, committed FROM guard.runs") == [("interrupted", ["20240101000001"])]
     pid = int((ready.root / "check.started").read_text())
@@ -535,3 +540,14 @@ def test_a_signal_during_the_undo_offer_leaves_the_settled_outcome_standing(read
     assert ready.query("SELECT status, committed FROM guard.runs") == [("verify_failed", ["20240101000001"])]
     again = ready.guard("run")
     assert again.code == 0, again.output
+
+
+@pytest.mark.parametrize(("interrupted", "words"), [(None, "a check failed"), ("SIGTERM", "did not finish (SIGTERM)")])
+def test_the_headline_tells_an_interrupted_verification_from_a_failed_one(interrupted: str | None, words: str) -> None:
+    from guard.report.model import RunReport
+    from guard.report.text import headline
+
+    report = RunReport(command="run", run_id="r", started_at="2026-11-30T00:00:00Z")
+    report.set_outcome("verify_failed", "m", changed=True)
+    report.interrupted = interrupted
+    assert words in headline(report) and "database changed" in headline(report)

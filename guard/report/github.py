@@ -64,7 +64,8 @@ def annotation_lines(report: RunReport) -> list[str]:
         if check.get("result") == "failed" and check.get("where") in ("after COMMIT", "shadow"):  # not a file's
             from guard.report.verify import check_line
 
-            out.append(annotation("error", check_line(check), title=f"migration-guard {check['name']} failed"))
+            verdict = "did not finish" if (check.get("error") or "").startswith("did not finish") else "failed"
+            out.append(annotation("error", check_line(check), title=f"migration-guard {check['name']} {verdict}"))
     if report.exit_code in (2, 3) and not out:
         out.append(annotation("error", report.message, title=f"migration-guard {report.command}: {report.status}"))
     if report.restore_plan is not None and report.restore_plan.needed is not False:

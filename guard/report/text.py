@@ -28,6 +28,9 @@ def headline(report: RunReport) -> str:
     a file that could not be read or parsed: no dry run took place, so none is named."""
     if report.status == "dry_run_failed" and report.shadow is None:
         return "FAILED - a pending migration cannot be read or parsed (no dry run took place)"
+    if report.status == "verify_failed" and report.interrupted:
+        return (f"VERIFY INTERRUPTED - applied, but the checks did not finish ({report.interrupted}): "
+                "database changed, not verified")
     return HEADLINES.get(report.status, report.status)
 
 
