@@ -22,9 +22,12 @@ are fixed text plus parameters, so a pipelined apply can send them without a rou
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from guard.migrations.session import AS_GUARD, GUARD_SEARCH_PATH
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,7 +56,7 @@ SELECT coalesce(jsonb_object_agg(c.oid::text, a.maxnum), '{}'::jsonb)::text
 # search_path is kept aside first and put back, LOCAL, for its statements.
 KEEP_PATH = ("SELECT pg_catalog.set_config('guard.file_search_path', "
              "pg_catalog.current_setting('search_path'), true)")
-SAFE_PATH = "SET LOCAL search_path = pg_catalog, pg_temp"
+SAFE_PATH = GUARD_SEARCH_PATH
 BACK_PATH = ("SELECT pg_catalog.set_config('search_path', "
              "pg_catalog.current_setting('guard.file_search_path'), true)")
 
@@ -65,11 +68,14 @@ def safe_path(statement: str, params: tuple[Any, ...] = ()) -> list[tuple[str, t
     return [(KEEP_PATH, ()), (SAFE_PATH, ()), (statement, params), (BACK_PATH, ())]
 
 
-def _execute_safe(conn: psycopg.Connection[Any], statement: str, params: tuple[Any, ...] = ()) -> None:
-    """``safe_path(statement)`` on ``conn``, in its open transaction."""
+@contextmanager
+def _on_safe_path(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """The block runs on ``conn`` (in its open transaction) as ``safe_path`` runs a statement:
+    the search_path kept aside, guard's own, then put back. Not put back when the block
+    aborted the transaction (the whole transaction, the setting with it, is rolled back)."""
     conn.execute(f"{KEEP_PATH}; {SAFE_PATH}")
     try:
-        conn.execute(statement, params)
+        yield
     finally:
         if not (conn.broken or conn.closed) and conn.info.transaction_status.name == "INTRANS":
             conn.execute(BACK_PATH)
@@ -232,8 +238,7 @@ $guard_tripwire$
 SQLSTATE = "GDTRP"
 # Guard's identity for the check of a file whose session goes on after this COMMIT: a role the
 # file set may not read guard's schema. LOCAL: the file's own settings are back after COMMIT.
-AS_GUARD_LOCALLY = ("SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE",
-                    "SET LOCAL search_path = pg_catalog, pg_temp")
+AS_GUARD_LOCALLY = ("SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE", GUARD_SEARCH_PATH)
 
 # Statement kinds whose whole effect the parser knows and that destroy no existing data
 # (plain DDL). Anything else may run code (functions, triggers, DO, CALL) or destroy rows.
@@ -325,19 +330,19 @@ class Tripwire:
         which would clear the snapshot), or two empty lists when the file is not armed."""
         if file.version not in self.files:
             return [], []
-        from guard.migrations.session import AS_GUARD
-
         return safe_path(START, (self.before_run,)), [*AS_GUARD, CHECK]
 
     def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
         """In the file's transaction, before its first statement: store the snapshot."""
         if file.version in self.files:
-            _execute_safe(conn, START, (self.before_run,))
+            with _on_safe_path(conn):
+                conn.execute(START, (self.before_run,))
 
     def start_all(self, conn: psycopg.Connection[Any], files: Iterable[MigrationFile]) -> None:
         """The snapshot at the start of one transaction for all ``files`` (transaction: all)."""
         if any(f.version in self.files for f in files):
-            _execute_safe(conn, START, (self.before_run,))
+            with _on_safe_path(conn):
+                conn.execute(START, (self.before_run,))
 
     def check(self, conn: psycopg.Connection[Any], file: MigrationFile, *, as_guard: bool = True) -> None:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
@@ -346,9 +351,7 @@ class Tripwire:
         transaction: guard's history row follows the same way); False where the file's
         session goes on after this COMMIT (a file with transactions of its own)."""
         if file.version in self.files:
-            from guard.migrations.session import AS_GUARD
-
-            conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), CHECK)))
+                conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), CHECK)))
 
 
 def arm(
@@ -395,7 +398,7 @@ def before_whole_copy(conn: psycopg.Connection[Any], oid: int) -> None:
     dropped columns of it without a copy: the copy, made now, cannot hold them, and at COMMIT
     it would count as covering them. Nothing to do when the file runs without the tripwire
     (no snapshot: an explicit decision accepted the loss)."""
-    conn.execute(f"{KEEP_PATH}; {SAFE_PATH}")  # mid-file: the file's search_path is in force
-    conn.execute("SELECT set_config('guard.tripwire_only', %s, true)", (str(oid),))
-    conn.execute(CHECK)  # a failure aborts the transaction, the setting with it
-    conn.execute(f"SELECT set_config('guard.tripwire_only', '', true); {BACK_PATH}")
+    with _on_safe_path(conn):  # mid-file: the file's search_path is in force
+        conn.execute("SELECT set_config('guard.tripwire_only', %s, true)", (str(oid),))
+        conn.execute(CHECK)  # a failure aborts the transaction, the setting with it
+        conn.execute("SELECT set_config('guard.tripwire_only', '', true)")
