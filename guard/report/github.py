@@ -62,9 +62,9 @@ def annotation_lines(report: RunReport) -> list[str]:
         ))
     for check in report.verify:
         if check.get("result") == "failed" and check.get("where") in ("after COMMIT", "shadow"):  # not a file's
-            from guard.report.verify import check_line
+            from guard.report.verify import NOT_FINISHED, check_line
 
-            verdict = "did not finish" if (check.get("error") or "").startswith("did not finish") else "failed"
+            verdict = NOT_FINISHED if (check.get("error") or "").startswith(NOT_FINISHED) else "failed"
             out.append(annotation("error", check_line(check), title=f"migration-guard {check['name']} {verdict}"))
     if report.exit_code in (2, 3) and not out:
         out.append(annotation("error", report.message, title=f"migration-guard {report.command}: {report.status}"))

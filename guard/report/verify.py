@@ -17,6 +17,9 @@ from guard.report.sanitize import markdown_cell, one_line
 
 NULL = "NULL"
 SHOWN_CHARS = 200
+# How a check a signal stopped begins its ``error`` (guard.run.verify.after_commit); renderers
+# tell it from a check that failed by it.
+NOT_FINISHED = "did not finish"
 
 
 def cut(text: str) -> str:

@@ -274,12 +274,14 @@ def after_commit(state: RunState, checks: Sequence[VerifyCheck], transaction: st
             results += run_checks(conn, [check], url=state.url, base_dir=base_dir, environ=state.environ,
                                   where="after COMMIT")
     except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: the release stays applied; say what was not checked
+        from guard.report.verify import NOT_FINISHED
+
         state.report.interrupted = getattr(exc, "signal_name", "SIGINT")
         done = {r["name"] for r in results}
         # The running check's duration is how long it ran; those never started ran 0 ms.
         results += [_result(f"verify.{c.name}", "sql" if c.sql else "run", False,
                             started if i == len(done) else time.perf_counter(), "after COMMIT",
-                            error=f"did not finish: interrupted by {state.report.interrupted}")
+                            error=f"{NOT_FINISHED}: interrupted by {state.report.interrupted}")
                     for i, c in enumerate(todo) if f"verify.{c.name}" not in done]
     for result in results:
         _note(state, result)
