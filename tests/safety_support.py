@@ -41,6 +41,16 @@ def shape(project: Project, table: str) -> str:
     return str(rows[0][0]) if rows else "<missing>"
 
 
+def run_with_copies(project: Project, name: str, sql: str) -> dict[str, Any]:
+    """Add ``sql`` as the migration file ``name`` and run guard: exit 0 with protective
+    copies; its report."""
+    project.add(name, sql)
+    result = project.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["protective_copies"], result.output
+    return result.report
+
+
 def restore(project: Project, report: dict[str, Any], *, only: int | None = None) -> None:
     """Run the restore SQL of the report's copies (all, in the order the restore plan gives,
     the last destruction first; or one)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.safety_support import data, restore, shape
+from tests.safety_support import data, restore, run_with_copies, shape
 from tests.support import Project
 
 ITEMS = (
@@ -29,15 +29,12 @@ def items(ready: Project) -> Project:
 
 def _round_trip(project: Project, sql: str, table: str = "public.items", *, changed: bool = True) -> dict:  # type: ignore[type-arg]
     before = data(project, table)
-    project.add("20240101000000_destroy.sql", sql + "\n")
-    result = project.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
+    report = run_with_copies(project, "20240101000000_destroy.sql", sql + "\n")
     if changed:
         assert not project.table_exists(table) or data(project, table) != before
-    restore(project, result.report)
+    restore(project, report)
     assert data(project, table) == before
-    return result.report
+    return report
 
 
 @pytest.mark.parametrize("sql", [

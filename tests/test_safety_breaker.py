@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from guard.protect.order import restore_order
-from tests.safety_support import data, restore
+from tests.safety_support import data, restore, run_with_copies
 from tests.support import Project
 from tests.test_safety_roles import ITEMS, LEFT_TO, SCHEMA_LEFT_TO
 
@@ -23,13 +23,10 @@ LONG = '"ßß ""q"" ' + "x" * 50 + '"'
 
 def _invariant(project: Project, sql: str, tables: list[str]) -> dict:  # type: ignore[type-arg]
     before = {t: data(project, t) for t in tables}
-    project.add("20240101000000_a.sql", sql)
-    result = project.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
-    restore(project, result.report)
+    report = run_with_copies(project, "20240101000000_a.sql", sql)
+    restore(project, report)
     assert {t: data(project, t) for t in tables} == before
-    return result.report
+    return report
 
 
 @pytest.mark.parametrize(("setup", "sql", "tables"), [
@@ -90,11 +87,7 @@ def test_rows_deleted_then_seeded_again_with_their_keys_come_back(items: Project
     inserting the copy failed on the duplicate key and put nothing back; each old row takes
     its key back."""
     before = data(items, "public.items")
-    items.add("20240101000000_a.sql", sql)
-    result = items.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
-    restore(items, result.report)
+    restore(items, run_with_copies(items, "20240101000000_a.sql", sql))
     # The rows that existed before have their old values; rows the seed added beyond them stay.
     assert data(items, "(SELECT * FROM public.items WHERE id <= 120)") == before
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.safety_support import data, restore
+from tests.safety_support import data, restore, run_with_copies
 from tests.support import Project
 
 FAMILY = (
@@ -34,14 +34,11 @@ def _each(project: Project) -> dict[str, str]:
 
 def _round_trip(project: Project, sql: str) -> dict:  # type: ignore[type-arg]
     before = _each(project)
-    project.add("20240101000000_family.sql", sql)
-    result = project.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
+    report = run_with_copies(project, "20240101000000_family.sql", sql)
     assert _each(project) != before
-    restore(project, result.report)
+    restore(project, report)
     assert _each(project) == before
-    return result.report
+    return report
 
 
 @pytest.mark.parametrize("sql", [
@@ -135,11 +132,7 @@ PARTS = ("public.events_a", "public.events_b1")
 def test_partitioned_tables_are_copied_exactly(ready: Project, sql: str) -> None:
     ready.query(PARTITIONED)
     before = {t: data(ready, t) for t in PARTS}
-    ready.add("20240101000000_parts.sql", sql)
-    result = ready.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
-    restore(ready, result.report)
+    restore(ready, run_with_copies(ready, "20240101000000_parts.sql", sql))
     assert {t: data(ready, t) for t in PARTS} == before
 
 

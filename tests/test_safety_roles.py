@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.safety_support import data, restore
+from tests.safety_support import data, restore, run_with_copies
 from tests.support import Project
 
 ITEMS = (
@@ -41,16 +41,13 @@ def items(ready: Project) -> Project:
 
 def _round_trip(project: Project, sql: str, *, role: str = "app") -> dict:  # type: ignore[type-arg]
     before = data(project, "public.items")
-    project.add("20240101000000_as_role.sql", sql)
-    result = project.guard("run")
-    assert result.code == 0, result.output
-    assert result.report is not None and result.report["protective_copies"], result.output
+    report = run_with_copies(project, "20240101000000_as_role.sql", sql)
     assert data(project, "public.items") != before
     assert project.query(LEFT_TO, {"r": role})[0][0] == 0
     assert project.query(SCHEMA_LEFT_TO, {"r": role})[0][0] is False
-    restore(project, result.report)
+    restore(project, report)
     assert data(project, "public.items") == before
-    return result.report
+    return report
 
 
 @pytest.mark.parametrize("sql", [
