@@ -26,6 +26,15 @@ def _run(project: Project, *files: str) -> str:
     return str(run.report["run_id"])
 
 
+def _undone_as_before(project: Project, *files: str) -> None:
+    """Run ``files``, then `guard undo --yes`: exit 0 and the database exactly as before."""
+    before = state(project)
+    _run(project, *files)
+    done = project.guard("undo", "--yes")
+    assert done.code == 0, done.output
+    assert state(project) == before
+
+
 # ------------------------------------------------------------------ 1. writes since the run
 
 def test_rows_the_run_updated_and_the_app_updated_again_are_kept(shop: Project) -> None:
@@ -190,22 +199,14 @@ def test_a_tampered_copy_refuses_the_undo_and_changes_nothing(shop: Project) -> 
 # ------------------------------------------------------------------ 4. clear errors, types
 
 def test_a_table_with_an_enum_column_dropped_by_cascade_comes_back(shop: Project) -> None:
-    before = state(shop)
-    _run(shop, "drop table public.accounts cascade;\n")
-    done = shop.guard("undo", "--yes")
-    assert done.code == 0, done.output
-    assert state(shop) == before
+    _undone_as_before(shop, "drop table public.accounts cascade;\n")
 
 
 def test_generated_columns_come_back_computed(shop: Project) -> None:
     shop.query("CREATE TABLE public.lines (id int PRIMARY KEY, qty int, price numeric, "
                "amount numeric GENERATED ALWAYS AS (qty * price) STORED);"
                "INSERT INTO public.lines SELECT g, g, 2.5 FROM generate_series(1, 10) g")
-    before = state(shop)
-    _run(shop, "drop table public.lines;\n")
-    done = shop.guard("undo", "--yes")
-    assert done.code == 0, done.output
-    assert state(shop) == before
+    _undone_as_before(shop, "drop table public.lines;\n")
 
 
 # ------------------------------------------------------------------ 7. other objects
@@ -439,8 +440,4 @@ def test_a_name_the_run_freed_and_the_app_took_since_refuses_in_the_dry_run_too(
 
 
 def test_a_table_the_run_replaced_by_a_view_of_the_same_name_comes_back(shop: Project) -> None:
-    before = state(shop)
-    _run(shop, "drop table public.orders;\ncreate view public.orders as select 1 as id;\n")
-    undone = shop.guard("undo", "--yes")
-    assert undone.code == 0, undone.output
-    assert state(shop) == before
+    _undone_as_before(shop, "drop table public.orders;\ncreate view public.orders as select 1 as id;\n")
