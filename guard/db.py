@@ -7,6 +7,8 @@ is a named constant here or in the module that owns the table it touches.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,8 @@ SELECT current_setting('server_version_num')::int AS version_num,
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser
 """
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text"
+# SERVER_FACTS's eighth column: a standby has no current WAL position of its own.
+SERVER_LSN = ", CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn"
 CLOCK = "SELECT clock_timestamp()"
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 UNLOCK = "SELECT pg_advisory_unlock(%s)"
@@ -42,6 +46,75 @@ SELECT a.pid, a.application_name, a.usename, a.client_addr::text, a.backend_star
    AND l.objsubid = 1
  LIMIT 1
 """
+
+
+def fetch_all(conn: psycopg.Connection[Any], queries: Sequence[tuple[Any, Any]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each of ``queries`` ((query, params or None), in order), sent in one
+    round trip: psycopg's pipeline mode queues them and sends one Sync (psycopg docs,
+    "Pipeline mode support"; PostgreSQL protocol-flow.html, "Pipelining"). Over a network
+    each round trip costs its latency; guard's catalog reads were one each.
+
+    Inside a transaction the queries run in it, as one by one. Outside one (autocommit) they
+    run in one implicit transaction: for reads only. The first failing query raises its
+    psycopg.Error, as it would alone; the ones after it do not run."""
+    from psycopg import pq
+
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        # Already in a pipeline (the caller's BEGIN queued with them): the first fetch sends
+        # a flush request, not a Sync, and reads what is queued.
+        cursors = [conn.cursor().execute(query, params) for query, params in queries]
+        return [cursor.fetchall() for cursor in cursors]
+    with conn.pipeline():
+        cursors = [conn.cursor().execute(query, params) for query, params in queries]
+    return [cursor.fetchall() for cursor in cursors]
+
+
+def idle_autocommit(conn: psycopg.Connection[Any]) -> bool:
+    """``conn`` is in autocommit mode with no transaction open: each statement is its own
+    transaction, and one that fails leaves nothing to roll back."""
+    from psycopg import pq
+
+    return bool(conn.autocommit) and conn.info.transaction_status == pq.TransactionStatus.IDLE
+
+
+@contextmanager
+def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction whose BEGIN travels with its first queries and whose COMMIT with its
+    last, in psycopg's pipeline mode: each wait is for results the code needs. psycopg's own
+    conn.transaction() in a pipeline syncs after BEGIN and again at COMMIT (two waits more).
+
+    For an autocommit connection with no transaction open; otherwise conn.transaction().
+    On an error in the block or from the server, the transaction is rolled back and the
+    error raised, as with conn.transaction()."""
+    from psycopg import pq
+
+    if not idle_autocommit(conn):
+        with conn.transaction():
+            yield
+        return
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            yield
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status in (pq.TransactionStatus.INTRANS,
+                                                                pq.TransactionStatus.INERROR):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def committed(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> tuple[Any, ...] | None:
+    """Run one statement and commit it; its first row (None: no row). On an autocommit
+    connection with no transaction open the statement is its own transaction (PostgreSQL
+    commits each statement of the simple or extended protocol outside a block): one round
+    trip, where BEGIN, the statement and COMMIT were three. Otherwise in conn.transaction()."""
+    if idle_autocommit(conn):
+        cursor = conn.execute(query, params)
+        return cursor.fetchone() if cursor.description is not None else None
+    with conn.transaction():
+        cursor = conn.execute(query, params)
+        return cursor.fetchone() if cursor.description is not None else None
 
 
 def url_password(url: str) -> str | None:
@@ -91,13 +164,16 @@ def refuse_transaction_pooler(url: str) -> None:
         )
 
 
-def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str) -> None:
+def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str, setup: str | None = None) -> None:
     """UsageError when ``conn`` (autocommit) is not one server session: its backend pid
     changes between transactions, as behind any vendor's transaction-mode pooler
     (PgBouncer pool_mode = transaction, Supavisor, RDS Proxy once pinned sessions end).
     A pooler that happens to hand back the same server connection every time cannot be told
-    from a direct one this way; guard's lock and journal then still hold."""
-    pids = {conn.execute(BACKEND_PID).fetchone()[0] for _ in range(SESSION_PROBES)}  # type: ignore[index]
+    from a direct one this way; guard's lock and journal then still hold. ``setup`` (a SELECT
+    of at most one row and column) rides the first probe as a scalar subquery: a round trip
+    fewer."""
+    probes = [BACKEND_PID + (f", ({setup})" if setup else "")] + [BACKEND_PID] * (SESSION_PROBES - 1)
+    pids = {conn.execute(probe).fetchone()[0] for probe in probes}  # type: ignore[index]
     if len(pids) > 1:
         raise UsageError(
             f"database_url {describe_url(url)} goes through a transaction-mode pooler (each transaction "
@@ -109,12 +185,13 @@ def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str) -> Non
 
 def connect(
     url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10,
-    single_session: bool = True,
+    single_session: bool = True, setup: str | None = None,
 ) -> psycopg.Connection[Any]:
     """A connection, or ConnectError naming host/db (never the password) and the server's reason.
 
     With ``single_session`` (an autocommit connection), UsageError when the connection is not
-    one server session (refuse_if_transaction_pooled): a transaction-mode pooler.
+    one server session (refuse_if_transaction_pooled): a transaction-mode pooler; ``setup``
+    (a one-value SELECT, e.g. a set_config) runs with its first probe.
 
     Statements are never prepared on the server (prepare_threshold=None): a pooler between
     guard and PostgreSQL may not carry them from one transaction to the next. The client
@@ -149,10 +226,12 @@ def connect(
         ) from None
     if single_session and autocommit:
         try:
-            refuse_if_transaction_pooled(conn, url)
+            refuse_if_transaction_pooled(conn, url, setup)
         except BaseException:
             conn.close()
             raise
+    elif setup:
+        conn.execute(setup)
     return conn
 
 
@@ -184,6 +263,13 @@ def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
     """Version, role, standby or not, server clock and WAL position (None where not permitted)."""
     import psycopg
 
+    if idle_autocommit(conn):
+        try:  # the WAL position with the facts: one round trip
+            row = conn.execute(SERVER_FACTS + SERVER_LSN).fetchone()
+        except psycopg.Error:  # pg_current_wal_lsn not permitted: the facts alone, as below
+            row = None
+        if row is not None:
+            return _facts(row, row[7])
     row = conn.execute(SERVER_FACTS).fetchone()
     assert row is not None
     lsn: str | None = None
@@ -193,6 +279,10 @@ def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
             lsn = lsn_row[0] if lsn_row else None
         except psycopg.Error:
             lsn = None
+    return _facts(row, lsn)
+
+
+def _facts(row: tuple[Any, ...], lsn: str | None) -> ServerFacts:
     return ServerFacts(
         version_num=row[0],
         version=row[1],

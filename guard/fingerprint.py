@@ -136,8 +136,12 @@ def take(conn: psycopg.Connection[Any], *, histories: bool = True) -> Fingerprin
     with ``histories=False`` the catalog only (``histories`` then empty): two round trips and
     a read of every history table fewer."""
     rows = conn.execute(SCHEMA_FINGERPRINT).fetchall()
-    objects = {(r[0], r[1]): r[2] for r in rows}
-    return Fingerprint(objects, _histories(conn) if histories else {})
+    return from_rows(rows, _histories(conn) if histories else {})
+
+
+def from_rows(rows: list[tuple[Any, ...]], histories: dict[str, frozenset[str]]) -> Fingerprint:
+    """The Fingerprint of SCHEMA_FINGERPRINT's rows ((kind, name, definition)) and ``histories``."""
+    return Fingerprint({(r[0], r[1]): r[2] for r in rows}, histories)
 
 
 def _histories(conn: psycopg.Connection[Any]) -> dict[str, frozenset[str]]:

@@ -134,12 +134,11 @@ def start(
     record is never taken for this one's."""
     from psycopg.types.json import Jsonb
 
+    from guard.db import committed
+
     ensure(conn)
-    with conn.transaction():
-        row = conn.execute(
-            START_RUN,
-            (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
-        ).fetchone()
+    row = committed(conn, START_RUN,
+                    (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason))
     return row is not None
 
 
@@ -159,20 +158,33 @@ def finish(
 ) -> None:
     from psycopg.types.json import Jsonb
 
-    with conn.transaction():
-        conn.execute(FINISH_RUN, (status, exit_code, Jsonb(json.loads(report_json)), run_id))
+    from guard.db import committed
+
+    committed(conn, FINISH_RUN, (status, exit_code, Jsonb(json.loads(report_json)), run_id))
 
 
 def unfinished(conn: psycopg.Connection[Any]) -> list[JournalRun]:
-    """Runs that started and never finished, nor were acknowledged."""
-    if not exists(conn):
-        return []
+    """Runs that started and never finished, nor were acknowledged. One round trip where the
+    journal exists, on an autocommit connection (a missing table's error rolls back nothing)."""
+    import psycopg
+
+    from guard.db import idle_autocommit
+
+    if not idle_autocommit(conn):
+        rows = conn.execute(UNFINISHED).fetchall() if exists(conn) else []
+    else:
+        try:
+            rows = conn.execute(UNFINISHED).fetchall()
+        except psycopg.errors.UndefinedTable:
+            if exists(conn):  # guard.runs is there: the error is about something else
+                raise
+            rows = []
     return [
         JournalRun(
             run_id=r[0], command=r[1], started_at=r[2], pending=list(r[3]), committed=list(r[4]),
             restore_target=r[5], actor=r[6], reason=r[7], report=r[8],
         )
-        for r in conn.execute(UNFINISHED).fetchall()
+        for r in rows
     ]
 
 

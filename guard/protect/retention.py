@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RETENTION = 30 * 86400.0  # seconds
 
-REGISTRY_EXISTS = "SELECT to_regclass('guard.copies') IS NOT NULL"
+REGISTRY_READY = "SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.copies') IS NOT NULL"
 HAS_EXPIRY = """
 SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'guard.copies'::regclass
                 AND attname = 'expires_at' AND NOT attisdropped)
@@ -47,12 +47,8 @@ def prune(
     (seconds), made longer ago than that (whatever its expiry). Copies without an expiry
     (made by an older guard) expire ``retention`` seconds after they were made. One
     transaction. ``schema`` is where copies live (kept for callers; names are qualified)."""
-    from guard import journal
-
     del schema
-    if not journal.exists(conn):
-        return []
-    exists = conn.execute(REGISTRY_EXISTS).fetchone()
+    exists = conn.execute(REGISTRY_READY).fetchone()  # the journal and the registry, one round trip
     if not exists or not exists[0]:
         return []
     has_expiry = conn.execute(HAS_EXPIRY).fetchone()

@@ -23,9 +23,9 @@ def session(state: RunState) -> Iterator[None]:
     """Open ``state.conn`` (read-only for guard check) and close it, and any replacement, on
     the way out. Errors: ConnectError, UsageError (a transaction-mode pooler)."""
     refuse_transaction_pooler(state.url)
-    state.conn = connect(state.url, application_name=f"guard {state.report.command} {state.report.run_id}")
+    state.conn = connect(state.url, application_name=f"guard {state.report.command} {state.report.run_id}",
+                         setup=CLIENT_CHECK)
     try:
-        state.conn.execute(CLIENT_CHECK)
         if state.read_only:
             state.conn.execute(READ_ONLY)
         yield

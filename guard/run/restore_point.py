@@ -8,12 +8,15 @@ from typing import Any
 from guard.report.model import RestoreTarget, iso
 from guard.run.state import RunState
 
-CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
 CLOCK_AND_LSN = """
 SELECT clock_timestamp(),
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
        current_setting('archive_mode')
 """
+# The point with the clock and WAL position, one round trip. Their order within the statement
+# is not defined (sql-expressions.html, "Expression Evaluation Rules") and does not matter:
+# all three come before the first statement of the release.
+POINT_CLOCK_AND_LSN = CLOCK_AND_LSN.replace("SELECT ", "SELECT pg_create_restore_point(%s)::text, ", 1)
 
 
 def mark_restore_point(conn: Any, run_id: str) -> RestoreTarget:
@@ -25,13 +28,17 @@ def mark_restore_point(conn: Any, run_id: str) -> RestoreTarget:
     name = f"guard-{run_id}"
     point: str | None = None
     note: str | None = None
-    try:
-        conn.execute(CREATE_RESTORE_POINT, (name,))
+    row = None
+    try:  # the point, then the clock and WAL position after it, in one round trip
+        row = conn.execute(POINT_CLOCK_AND_LSN, (name,)).fetchone()
         point = name
-    except psycopg.Error as exc:
+    except psycopg.Error as exc:  # an autocommit session: nothing to roll back
         note = f"no named restore point: {exc.diag.message_primary or exc.__class__.__name__}"
-    row = conn.execute(CLOCK_AND_LSN).fetchone()
-    assert row is not None
+    if row is None:
+        row = conn.execute(CLOCK_AND_LSN).fetchone()
+        assert row is not None
+    else:
+        row = row[1:]
     now: dt.datetime = row[0]
     return RestoreTarget(
         timestamp=iso(now),

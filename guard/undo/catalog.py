@@ -172,22 +172,35 @@ QUALIFIED = re.compile(rf"{_IDENT}\.{_IDENT}")
 
 def read(conn: psycopg.Connection[Any]) -> Catalog:
     """The user schemas' tables, columns, indexes, constraints, enum types and other objects
-    (views, functions, sequences, triggers, policies, domains, schemas), as now."""
+    (views, functions, sequences, triggers, policies, domains, schemas), as now: one round
+    trip (guard.db.fetch_all)."""
+    from guard.db import fetch_all
+
+    return _catalog(fetch_all(conn, read_queries()))
+
+
+def read_queries() -> list[tuple[str, dict[str, Any]]]:
+    """The queries :func:`read` sends, in the order :func:`_catalog` takes their rows."""
     args = {"excluded": list(EXCLUDED_SCHEMAS)}
+    return [(q, args) for q in (READ_TABLES, READ_COLUMNS, READ_INDEXES, READ_CONSTRAINTS, READ_ENUMS, READ_OTHERS)]
+
+
+def _catalog(results: list[list[tuple[Any, ...]]]) -> Catalog:
+    tables, columns, indexes, constraints, enums, others = results
     cat = Catalog()
-    for oid, name, relname in conn.execute(READ_TABLES, args).fetchall():
+    for oid, name, relname in tables:
         cat.tables[oid] = name
         cat.relnames[oid] = relname
-    for key, relid, name, num, type_, notnull, default, identity, generated in conn.execute(READ_COLUMNS, args):
+    for key, relid, name, num, type_, notnull, default, identity, generated in columns:
         cat.columns[key] = {"table": relid, "name": name, "num": num, "type": type_, "notnull": notnull,
                             "default": default, "identity": identity or "", "generated": generated or ""}
-    for oid, name, relid, definition, owned in conn.execute(READ_INDEXES, args).fetchall():
+    for oid, name, relid, definition, owned in indexes:
         cat.indexes[oid] = {"name": name, "table": relid, "def": definition, "constraint": owned}
-    for key, relid, name, contype, definition in conn.execute(READ_CONSTRAINTS, args).fetchall():
+    for key, relid, name, contype, definition in constraints:
         cat.constraints[key] = {"table": relid, "name": name, "type": contype, "def": definition}
-    for oid, name, labels in conn.execute(READ_ENUMS, args).fetchall():
+    for oid, name, labels in enums:
         cat.enums[oid] = {"name": name, "labels": list(labels)}
-    for kind, oid, name, table, state in conn.execute(READ_OTHERS, args).fetchall():
+    for kind, oid, name, table, state in others:
         cat.others[f"{kind}:{oid}"] = {"kind": kind, "name": name, "table": table, "state": state}
     return cat
 
@@ -260,18 +273,24 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
     from psycopg.types.json import Jsonb
 
     from guard import fingerprint
+    from guard.db import fetch_all, pipelined_transaction
 
-    if before is None:
+    if before is None and conn.execute(TABLES_EXIST).fetchone() != (True,):
+        # Made by `guard init`, or here; the run's journal.start has just brought guard's
+        # schema up to date, so when the tables are there that is all to check.
         ensure(conn)
-    with conn.transaction():
-        cat = read(conn)
+    # BEGIN and the reads in one round trip, the save and COMMIT in another.
+    with pipelined_transaction(conn):
+        queries = read_queries() + ([(fingerprint.SCHEMA_FINGERPRINT, None)] if before is None else [])
+        results = fetch_all(conn, queries)
+        cat = _catalog(results[:6])
         if before is not None:
             from guard.undo import written
 
             cat.checksums.update(checksums(conn, {o: n for o, n in cat.tables.items() if o not in before.tables}))
             written.record(conn, run_id, before, cat)
         # Only its objects are kept; undo compares the present with the fingerprint before.
-        fp = fingerprint_json(fingerprint.take(conn, histories=False)) if before is None else {}
+        fp = fingerprint_json(fingerprint.from_rows(results[6], {})) if before is None else {}
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
 

@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS run_rows_part ON guard.run_rows (run_id, part, hash)
 REVOKE_ROWS = "REVOKE ALL ON TABLE guard.run_rows FROM PUBLIC"
 ROWS_EXIST = "SELECT to_regclass('guard.run_rows') IS NOT NULL"
 RUN_COPIES = "SELECT copy, source_oid::text, restore_sql, kind FROM guard.copies WHERE run_id = %s"
-COPIES_EXIST = "SELECT to_regclass('guard.copies') IS NOT NULL"
+ROWS_AND_COPIES_EXIST = "SELECT to_regclass('guard.run_rows') IS NOT NULL, to_regclass('guard.copies') IS NOT NULL"
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod) FROM pg_index i
   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -101,6 +101,10 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
     """``guard.run_rows``, closed to PUBLIC."""
     if conn.execute(ROWS_EXIST).fetchone() == (True,):
         return
+    _create(conn)
+
+
+def _create(conn: psycopg.Connection[Any]) -> None:
     from guard.guard_schema import close_schema
 
     conn.execute(CREATE_ROWS)
@@ -112,9 +116,12 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
     """Store what the run left (in the caller's transaction): row hashes in ``guard.run_rows``
     (their parts and counts in ``after.parts``), and in ``after``: ``copies`` (copy -> checksum)
     and ``checksums`` of the tables copied from."""
-    ensure(conn)
+    row = conn.execute(ROWS_AND_COPIES_EXIST).fetchone()  # one round trip for both
+    rows_exist, copies_exist = row if row is not None else (False, False)
+    if not rows_exist:
+        _create(conn)
     conn.execute(DELETE_RUN_ROWS, (run_id,))
-    copies = conn.execute(RUN_COPIES, (run_id,)).fetchall() if conn.execute(COPIES_EXIST).fetchone() == (True,) else []
+    copies = conn.execute(RUN_COPIES, (run_id,)).fetchall() if copies_exist else []
     for copy, source, restore_sql, kind in copies:
         if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (copy,)).fetchone() != (True,):
             continue
