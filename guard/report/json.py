@@ -16,7 +16,7 @@ def render(report: RunReport, mask: Callable[[str], str], *, indent: int | None 
     """The report as JSON text. Secrets are masked in the values before serialising (JSON
     escaping changes how a secret with ``ü``, ``"`` or ``\\`` is spelt), then once more in the
     text."""
-    data = mask_values(json.loads(json.dumps(report.to_dict(), default=str)), mask)
+    data = mask_values(report.to_dict(), mask)
     text = json.dumps(data, indent=indent, sort_keys=False)
     return mask(text) + ("\n" if indent is not None else "")
 

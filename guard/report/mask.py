@@ -135,16 +135,28 @@ class Masker:
 
 
 def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
-    """``value`` (dicts, lists, tuples, strings, as JSON holds them) with every string, keys
-    included, passed through ``mask``: masking before serialising, so no escaping can change
-    a secret's spelling before the masker sees it."""
+    """``value`` as JSON will hold it (json.dumps with ``default=str``: dicts, lists for lists
+    and tuples, numbers, booleans and None as they are, anything else as its str()) with
+    every string, keys included, passed through ``mask``: masking before serialising, so no
+    escaping can change a secret's spelling before the masker sees it. A number, boolean or
+    None key becomes the text JSON gives it ("1", "true", "null")."""
     if isinstance(value, str):
-        return mask(value)
+        return mask(str.__str__(value))  # a str subclass's text, as JSON writes it
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, dict):
-        return {mask(k) if isinstance(k, str) else k: mask_values(v, mask) for k, v in value.items()}
+        return {_key(k, mask): mask_values(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask_values(v, mask) for v in value]
-    return value
+    return mask(str(value))
+
+
+def _key(key: Any, mask: Callable[[str], str]) -> str:
+    if isinstance(key, str):
+        return mask(str.__str__(key))
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key) if not isinstance(key, float) else float.__repr__(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
 # Compiled when first used (re caches it; ~5 ms case-insensitive): only a wrapped command needs it.

@@ -96,3 +96,44 @@ def test_weak_secret_never_garbles_output_and_is_reported_once(weak: str, text: 
 def test_a_secret_inside_another_is_masked_whole() -> None:
     masker = Masker(["abcdefgh12", "abcdefgh12345678"])
     assert masker("x abcdefgh12345678 y") == "x *** y"
+
+
+def test_report_values_take_the_json_form_in_one_walk() -> None:
+    """mask_values gives what json.dumps(default=str) would, then masks: tuples as lists, a
+    str Enum as its text (not its name), other objects as str(), number/None keys as JSON's
+    text, secrets masked in keys, values and str() forms alike."""
+    import datetime as dt
+    import enum
+    from decimal import Decimal
+    from pathlib import Path
+
+    from guard.report.mask import mask_values
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Kind(str, enum.Enum):
+        SECRET = "s3cret-value-xyz"
+
+    masker = Masker(["s3cret-value-xyz"])
+    value = {
+        "a": ("s3cret-value-xyz", 1, 2.5, None, True),
+        1: Path("/tmp/s3cret-value-xyz/x"),
+        None: Decimal("1.5"),
+        2.5: Level.HIGH,
+        "kind": Kind.SECRET,
+        Kind.SECRET: [dt.date(2024, 1, 2)],
+        "nested": {"s3cret-value-xyz": [("a",)]},
+    }
+    got = json.loads(json.dumps(mask_values(value, masker)))
+    assert got == {
+        "a": ["***", 1, 2.5, None, True],
+        "1": "/tmp/***/x",
+        "null": "1.5",
+        "2.5": 3,
+        "kind": "***",
+        "***": ["2024-01-02"],
+        "nested": {"***": [["a"]]},
+    }
+    with pytest.raises(TypeError, match="keys must be"):
+        mask_values({(1, 2): "x"}, masker)
