@@ -11,7 +11,7 @@ with PYTHONPATH pointing at it) is measured next to this checkout's in the overh
 sections, each run interleaved with psql's, and RESULTS.md gets a "Before and after" table of
 the ratios; ``--history`` also appends that table to bench/HISTORY.md under today's date.
 
-Sections: startup, overhead, files, bigfile, lint, protect. The script starts its own
+Sections: startup, overhead, files, network, bigfile, lint, protect. The script starts its own
 throw-away PostgreSQL (guard.embedded.Cluster, fsync off: the figures compare tools on the
 same cluster, not disks), makes a fresh database for every measurement and drops it after.
 Every figure is a ratio against a reference measured in the same run, interleaved with it
@@ -55,7 +55,7 @@ PY = sys.executable
 PHASES_SCRIPT = REPO / "bench" / "phases.py"
 SUPABASE_VERSION = "2.117.0"  # the version tests/test_supabase_cli.py proves compatibility with
 SUPABASE = REPO / ".tools" / "supabase" / "node_modules" / ".bin" / "supabase"
-SECTIONS = ("startup", "overhead", "files", "bigfile", "lint", "protect", "accuracy")
+SECTIONS = ("startup", "overhead", "files", "network", "bigfile", "lint", "protect", "accuracy")
 VERSION_BASE = 20240101000000
 OVERHEAD_MIN_RUNS = 15
 
@@ -603,6 +603,13 @@ class Bench:
              "Every run is checked: the history holds every file afterwards."],
             tables, notes))
 
+    def network(self) -> None:
+        """The many-files runs through a proxy that delays every byte (bench/network.py)."""
+        sys.path.insert(0, str(REPO / "bench"))
+        import network
+
+        self.sections.append(Section(*network.section(self, Stats, ratio, BenchError, VERSION_BASE)))
+
     def big_file_text(self) -> tuple[str, int, int]:
         """(text, functions, statements): large plpgsql bodies and many small statements."""
         target = int(self.big_mb * 1024 * 1024)
@@ -934,7 +941,7 @@ def main(argv: list[str] | None = None) -> None:
         steps: dict[str, Callable[[], None]] = {
             "startup": bench.startup, "overhead": bench.overhead, "files": bench.many_files,
             "bigfile": bench.big_file, "lint": bench.lint, "protect": bench.protect,
-            "accuracy": bench.accuracy,
+            "accuracy": bench.accuracy, "network": bench.network,
         }
         try:
             for name in only:

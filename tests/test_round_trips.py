@@ -1,0 +1,134 @@
+"""Round trips: how many times guard waits for the server (each costs the network's latency
+against a hosted database), and the pipelined helpers that cut them keep transaction
+semantics (guard.db.fetch_all, pipelined_transaction, committed).
+
+Counted through bench/network.py's proxy on loopback: a count, not a time, so it does not
+depend on the machine's speed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from guard.db import committed, fetch_all, pipelined_transaction
+from tests.support import Project, Result, clean_env, run_guard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from network import DelayProxy  # noqa: E402
+
+# Measured when the pipelined reads landed (67 before them, with `guard init` done). A change that adds waits to
+# every run shows here; raise it only with a reason.
+ONE_FILE_BUDGET = 41
+
+
+@pytest.fixture
+def proxy(db_url: str) -> Iterator[DelayProxy]:
+    info = conninfo_to_dict(db_url)
+    server = DelayProxy((str(info.get("hostaddr") or info.get("host") or "127.0.0.1"), int(str(info["port"]))), 0.0)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _run_through(proxy: DelayProxy, project: Project) -> Result:
+    url = make_conninfo(project.db_url, host="127.0.0.1", hostaddr="127.0.0.1", port=str(proxy.port),
+                        sslmode="disable")
+    return run_guard("run", cwd=project.root, env=clean_env(GUARD_DATABASE_URL=url))
+
+
+@pytest.fixture
+def inited(ready: Project) -> Project:
+    """As a project that uses guard: `guard init` has made its tables (a first run makes them)."""
+    result = ready.guard("init")
+    assert result.code == 0, result.stderr
+    return ready
+
+
+def test_a_one_file_run_waits_for_the_server_at_most_its_budget(inited: Project, proxy: DelayProxy) -> None:
+    ready = inited
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    proxy.reset()
+    result = _run_through(proxy, ready)
+    counts = proxy.reset()
+    assert result.code == 0, result.stderr
+    assert result.report["status"] == "applied" and ready.history() == ["20240101000000"]
+    assert counts.connections == 1
+    assert 10 < counts.round_trips <= ONE_FILE_BUDGET, counts
+
+
+def test_many_files_cost_a_round_trip_per_stream_not_per_file(inited: Project, proxy: DelayProxy) -> None:
+    ready = inited
+    for i in range(60):
+        ready.add(f"{20240101000000 + i}_t{i}.sql", f"create table public.t{i} (id int);\n")
+    proxy.reset()
+    result = _run_through(proxy, ready)
+    trips = proxy.reset().round_trips
+    assert result.code == 0, result.stderr
+    assert len(ready.history()) == 60
+    # psql's script would wait 4 times a file (BEGIN, the file, the history row, COMMIT): 240.
+    assert trips <= ONE_FILE_BUDGET + 6, trips
+
+
+def test_fetch_all_returns_each_querys_rows_in_order_and_sees_the_transaction(db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.x (id int)")
+    with pipelined_transaction(db_conn):
+        db_conn.execute("INSERT INTO public.x VALUES (1), (2)")
+        rows = fetch_all(db_conn, [("SELECT count(*) FROM public.x", None), ("SELECT %s::int + 1", (41,)),
+                                   ("SELECT id FROM public.x ORDER BY id", None)])
+    assert rows == [[(2,)], [(42,)], [(1,), (2,)]]
+    assert fetch_all(db_conn, []) == []
+
+
+def test_pipelined_transaction_rolls_back_on_a_server_error(db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.x (id int)")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        with pipelined_transaction(db_conn):
+            db_conn.execute("INSERT INTO public.x VALUES (1)")
+            fetch_all(db_conn, [("SELECT 1 / 0", None)])
+    assert db_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert db_conn.execute("SELECT count(*) FROM public.x").fetchone() == (0,)
+
+
+def test_pipelined_transaction_rolls_back_on_a_python_error(db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.x (id int)")
+    with pytest.raises(KeyError):
+        with pipelined_transaction(db_conn):
+            db_conn.execute("INSERT INTO public.x VALUES (1)")
+            raise KeyError("boom")
+    assert db_conn.execute("SELECT count(*) FROM public.x").fetchone() == (0,)
+
+
+def test_pipelined_transaction_raises_a_failing_commit_and_keeps_nothing(db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.p (id int PRIMARY KEY)")
+    db_conn.execute("CREATE TABLE public.c (p int REFERENCES public.p DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        with pipelined_transaction(db_conn):
+            db_conn.execute("INSERT INTO public.c VALUES (7)")  # checked at COMMIT
+    assert db_conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert db_conn.execute("SELECT count(*) FROM public.c").fetchone() == (0,)
+
+
+def test_inside_a_callers_transaction_the_helpers_join_it(db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.x (id int)")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with db_conn.transaction():
+            with pipelined_transaction(db_conn):
+                db_conn.execute("INSERT INTO public.x VALUES (1)")
+            assert committed(db_conn, "INSERT INTO public.x VALUES (2) RETURNING id") == (2,)
+            db_conn.execute("CREATE UNIQUE INDEX ON public.x ((1))")  # fails: two rows
+    assert db_conn.execute("SELECT count(*) FROM public.x").fetchone() == (0,)
+
+
+def test_committed_is_one_statement_committed_on_return(db_url: str, db_conn: Any) -> None:
+    db_conn.execute("CREATE TABLE public.x (id int)")
+    assert committed(db_conn, "INSERT INTO public.x VALUES (5) RETURNING id") == (5,)
+    assert committed(db_conn, "INSERT INTO public.x VALUES (6)") is None
+    with psycopg.connect(db_url, autocommit=True) as other:
+        assert other.execute("SELECT array_agg(id ORDER BY id) FROM public.x").fetchone() == ([5, 6],)
