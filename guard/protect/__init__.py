@@ -104,6 +104,11 @@ SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname
 """
 
 
+# How a whole-table copy's restore SQL begins (a MERGE's, or a DELETE or UPDATE copied whole):
+# guard undo puts such a table back by difference (guard/undo/copies.py Copy.whole).
+WHOLE_TABLE_RESTORE = "-- the copy holds the whole table as it was before"
+
+
 @dataclass
 class CopyRecord:
     """One protective copy, as the report and the restore plan show it."""
@@ -295,7 +300,7 @@ class Protector:
         elif merge:
             # MERGE may have inserted, updated and deleted rows; a DELETE or UPDATE copied whole
             # may have changed any of them.
-            restore = (f"-- the copy holds the whole table as it was before {where}: put the whole table back\n"
+            restore = (f"{WHOLE_TABLE_RESTORE} {where}: put the whole table back\n"
                        f"DELETE FROM {resolved.own};\n{insert}")
         else:
             restore = insert

@@ -10,14 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from guard.protect import CREATE_REGISTRY, DEFAULT_RETENTION, REVOKE_REGISTRY, CopyRecord
+from guard.protect import (
+    CREATE_REGISTRY,
+    DEFAULT_RETENTION,
+    REVOKE_REGISTRY,
+    WHOLE_TABLE_RESTORE,
+    CopyRecord,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
 COPIES_EXIST = "SELECT to_regclass('guard.copies') IS NOT NULL"
 RUN_COPIES = """
-SELECT source, copy, kind, statement, rows, bytes, restore_sql FROM guard.copies
+SELECT source, copy, kind, statement, rows, bytes, restore_sql, source_oid::text FROM guard.copies
  WHERE run_id = %s
  ORDER BY created_at DESC, copy DESC
 """
@@ -34,6 +40,7 @@ class Copy:
     record: CopyRecord
     columns: tuple[str, ...]
     exists: bool = True  # False: registered, but the copy table is gone (pruned)
+    source_oid: str | None = None  # the copied table's oid (guard.copies.source_oid; None from an older guard)
 
     @property
     def column(self) -> str | None:
@@ -45,6 +52,12 @@ class Copy:
         """The copy puts back values of rows that still exist (an UPDATE), not missing rows."""
         return self.record.restore_sql.lstrip().upper().startswith("UPDATE")
 
+    @property
+    def whole(self) -> bool:
+        """The copy holds a whole table to put back by difference: a MERGE's (or a DELETE or
+        UPDATE copied whole, guard/protect WHOLE_TABLE_RESTORE), or an undo's (WHOLE_TABLE)."""
+        return self.record.restore_sql.lstrip().startswith((WHOLE_TABLE_RESTORE, WHOLE_TABLE, "-- MERGE"))
+
 
 def run_copies(conn: psycopg.Connection[Any], run_id: str) -> list[Copy]:
     """The copies ``run_id`` made, newest first (the order that undoes them); a copy whose
@@ -52,11 +65,11 @@ def run_copies(conn: psycopg.Connection[Any], run_id: str) -> list[Copy]:
     if conn.execute(COPIES_EXIST).fetchone() != (True,):
         return []
     found = []
-    for source, copy, kind, statement, rows, size, restore_sql in conn.execute(RUN_COPIES, (run_id,)).fetchall():
+    for source, copy, kind, statement, rows, size, restore_sql, oid in conn.execute(RUN_COPIES, (run_id,)).fetchall():
         record = CopyRecord(source=source, copy=copy, kind=kind, statement=statement or "", rows=rows,
                             bytes=size, restore_sql=restore_sql or "")
         columns = tuple(r[0] for r in conn.execute(COPY_COLUMNS, (copy,)).fetchall())
-        found.append(Copy(record, columns, exists=bool(columns)))
+        found.append(Copy(record, columns, exists=bool(columns), source_oid=oid))
     return found
 
 

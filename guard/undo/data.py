@@ -8,20 +8,24 @@ copy first, never over what the application wrote since the run unless ``--force
 - rows the run DELETEd (or a TRUNCATE emptied): INSERT, except rows whose primary key the
   application inserted again since: kept (``--force`` replaces them);
 - a table a MERGE rewrote: the whole table, unless written to since (its checksum).
+
+The copies' columns are written by the names the table had before the run (``Columns``): a
+copy made after a RENAME COLUMN of the same run calls a column by its new name. The copied
+table is found by its oid (``model.copied_table``), so a table renamed before the write is too.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from guard.undo import written
 from guard.undo.copies import Copy
 from guard.undo.model import (
     Inputs,
     InversePlan,
+    copied_table,
     ident,
     overriding,
-    same_table,
-    select_list,
-    table_oid,
     writable,
 )
 
@@ -31,10 +35,15 @@ def put_back(inputs: Inputs, plan: InversePlan, consumed: set[str]) -> None:
     already used to fill recreated tables)."""
     for copy in inputs.copies:
         record = copy.record
-        table = next((n for n in inputs.before.tables.values() if same_table(record.source, n)), None)
-        if record.copy in consumed or record.copy in inputs.skip or table is None:
+        if record.copy in consumed or record.copy in inputs.skip:
             continue
-        oid = table_oid(inputs, table)
+        table, oid, known = copied_table(inputs, copy)
+        if not known:
+            plan.not_invertible.append(f"copy {record.copy} of {record.source}: that table is known neither by the "
+                                       "name it had before the run nor after it: put its rows back by hand")
+            continue
+        if table is None:
+            continue  # a table the run made: undo drops it
         now = inputs.now.tables.get(oid or "")
         if now is None and oid in inputs.after.tables:
             plan.kept.append(f"table {table}: dropped since the run; the {record.rows} row(s) of {record.copy} "
@@ -42,21 +51,108 @@ def put_back(inputs: Inputs, plan: InversePlan, consumed: set[str]) -> None:
             continue
         if "has no primary key" in record.restore_sql.lstrip().split("\n", 1)[0]:
             plan.not_invertible.append(f"copy {record.copy} of {table}: {record.restore_sql.splitlines()[0][3:]}")
-        elif record.kind == "column" and copy.column:
-            if copy.column in writable(inputs, oid, [copy.column]):  # a generated column is computed again
-                _column(inputs, plan, copy, table, oid)
+            continue
+        cols = columns(inputs, plan, copy, table, oid)
+        if cols is None:
+            continue
+        if record.kind == "column" and copy.column:
+            held = bool(cols.names) and cols.copy[cols.names[-1]] == copy.column  # not a column the run added
+            if held and cols.names[-1] in writable(inputs, oid, cols.names[-1:]):  # generated: computed again
+                _column(plan, copy, table, cols)
         elif copy.updates:
-            _updated(inputs, plan, copy, table, now or table, oid)
+            _updated(inputs, plan, copy, table, now or table, oid, cols)
         else:
-            _inserted(inputs, plan, copy, table, now or table, oid)
+            _inserted(inputs, plan, copy, table, now or table, oid, cols)
 
 
-def _column(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None) -> None:
-    record, column = copy.record, copy.column or ""
-    keys = copy.columns[:-1]
-    join = " AND ".join(f"t.{ident(k)} = {select_list(inputs, oid, [k])}" for k in keys)
-    col = ident(column)
-    plan.add(f"UPDATE {table} AS t SET {col} = {select_list(inputs, oid, [column])} FROM {record.copy} AS c "
+@dataclass
+class Columns:
+    """A copy's columns by the names the table had before the run: what the data actions write,
+    once the renames go back (plan stage 1). A copy made after the run renamed a column (a
+    RENAME COLUMN, then an UPDATE or DELETE) calls it by its new name; one made before, by
+    its old."""
+
+    names: list[str]  # the table's columns the copy holds, by their names before the run, in copy order
+    copy: dict[str, str] = field(default_factory=dict)  # name before -> the copy's column
+    now: dict[str, str] = field(default_factory=dict)  # name before -> the table's name for it now
+    types: dict[str, str | None] = field(default_factory=dict)  # name before -> its type before the run
+
+    def read(self, names: list[str], alias: str = "c") -> str:
+        """The copy's values for ``names`` (names before), cast back to their type before the
+        run (a copy keeps an enum, a domain or an extension's type as text)."""
+        return ", ".join(f"{alias}.{ident(self.copy[n])}" + (f"::{self.types[n]}" if self.types.get(n) else "")
+                         for n in names)
+
+    @property
+    def renamed(self) -> bool:
+        return any(self.copy[n] != n for n in self.names)
+
+
+def columns(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None) -> Columns | None:
+    """The copy's columns (``Columns``): each is the table's column of that name before the run,
+    else after it (then by its name before). A column the run added is left out (undo drops
+    it). None, with a note in ``plan.not_invertible``, when a name cannot be told: two
+    columns swapped names, or one went through a name neither before nor after the run had."""
+    before = {c["name"]: key for key, c in inputs.before.columns.items() if c["table"] == oid}
+    after = {c["name"]: key for key, c in inputs.after.columns.items() if c["table"] == oid}
+    cols = Columns([])
+    for name in copy.columns:
+        was, now = before.get(name), after.get(name)
+        if was is not None and (now is None or now == was):
+            key = was
+        elif was is None and now is not None:
+            if now not in inputs.before.columns:
+                continue  # the run added it: undo drops it
+            key = now
+        else:
+            plan.not_invertible.append(
+                f"copy {copy.record.copy} of {table}: its column {name} cannot be matched to a column of the table "
+                "before the run (the run renamed columns over each other, or through a name it did not keep): put "
+                "its rows back by hand")
+            return None
+        original = inputs.before.columns[key]["name"]
+        cols.names.append(original)
+        cols.copy[original] = name
+        cols.now[original] = inputs.after.columns[key]["name"] if key in inputs.after.columns else original
+        cols.types[original] = inputs.before.columns[key]["type"]
+    return cols
+
+
+@dataclass(frozen=True)
+class Key:
+    """A primary-key column: its name now as quote_ident gives it, its name before, its type."""
+
+    now: str
+    before: str
+    type: str
+
+
+def _keys(inputs: Inputs, table_now: str, cols: Columns) -> list[Key]:
+    """The table's primary key, each column by its name now and before the run; [] without one,
+    or when a key column is not among the copy's (the run added it)."""
+    if inputs.conn is None:
+        return []
+    keys = []
+    for quoted, type_ in written.key_columns(inputs.conn, table_now):
+        before = next((b for b, n in cols.now.items() if quoted in (n, ident(n))), None)
+        if before is None:
+            return []
+        keys.append(Key(quoted, before, type_))
+    return keys
+
+
+def _join(keys: list[Key], cols: Columns, *, now: bool = False) -> str:
+    """Rows of the table (t) and of the copy (c) that are the same row: by the key's names before
+    the run (the data actions, once the renames are back), or ``now`` (planning and
+    ``plan.prepare``, before any action)."""
+    return " AND ".join(f"t.{k.now if now else ident(k.before)} = c.{ident(cols.copy[k.before])}::{k.type}"
+                        for k in keys)
+
+
+def _column(plan: InversePlan, copy: Copy, table: str, cols: Columns) -> None:
+    record, column = copy.record, cols.names[-1]
+    join = " AND ".join(f"t.{ident(k)} = {cols.read([k])}" for k in cols.names[:-1])
+    plan.add(f"UPDATE {table} AS t SET {ident(column)} = {cols.read([column])} FROM {record.copy} AS c "
              f"WHERE {join}", f"put back {record.rows} value(s) of {table}.{column} from {record.copy}", table)
 
 
@@ -65,23 +161,24 @@ def _unchanged(inputs: Inputs, part: str) -> str:
             f"AND r.part = {written.literal(part)} AND r.hash = {written.row_hash('t')})")
 
 
-def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None) -> None:
+def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None,
+             cols: Columns) -> None:
     """The old values of the rows the run updated, by primary key. The UPDATE is built here from
     the catalog, never taken from the registry's text (guard.copies.restore_sql is for people)."""
     record = copy.record
     what = f"put back {record.rows} updated row(s) of {table} from {record.copy}"
     part = f"rows:{record.copy}"
-    keys = written.key_columns(inputs.conn, now) if inputs.conn is not None else []
+    keys = _keys(inputs, now, cols)
     always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
-    sets = [n for n in writable(inputs, oid, copy.columns) if ident(n) not in {k for k, _ in keys} and n not in always]
+    sets = [n for n in writable(inputs, oid, cols.names) if ident(n) not in {k.now for k in keys} and n not in always]
     if not keys or not sets:
         plan.not_invertible.append(f"copy {record.copy} of {table}: no primary key to match the rows the run updated; "
                                    f"put them back by hand ({record.restore_sql.splitlines()[0] if record.restore_sql else ''})")
         return
-    statement = (f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({select_list(inputs, oid, sets)}) "
-                 f"FROM {record.copy} AS c WHERE {written.join(keys)}")
+    statement = (f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({cols.read(sets)}) "
+                 f"FROM {record.copy} AS c WHERE {_join(keys, cols)}")
     if part in inputs.after.parts:
-        since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE {written.join(keys)} "
+        since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE {_join(keys, cols, now=True)} "
                  f"AND {_unchanged(inputs, part)})")
         changed = inputs.count(f"SELECT count(*) {since}")
         if changed and not inputs.force:
@@ -97,33 +194,35 @@ def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str
     plan.add(statement, what, table)
 
 
-def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None) -> None:
+def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None,
+              cols: Columns) -> None:
     record = copy.record
-    names = writable(inputs, oid, copy.columns)
+    names = writable(inputs, oid, cols.names)
     listed = ", ".join(ident(n) for n in names)
-    insert = (f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {select_list(inputs, oid, names)} "
+    insert = (f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {cols.read(names)} "
               f"FROM {record.copy} AS c")
     what = f"put back {record.rows} deleted row(s) of {table} from {record.copy}"
-    if record.restore_sql.lstrip().startswith(("-- MERGE", "-- WHOLE TABLE")):
-        _whole(inputs, plan, copy, table, oid, names)
+    if copy.whole:
+        _whole(inputs, plan, copy, table, oid, names, cols)
         return
-    keys = written.key_columns(inputs.conn, now) if inputs.conn is not None else []
+    keys = _keys(inputs, now, cols)
     if keys:
         again = inputs.count(f"SELECT count(*) FROM {record.copy} c WHERE EXISTS "
-                             f"(SELECT 1 FROM {now} t WHERE {written.join(keys)})")
-        clash = f"EXISTS (SELECT 1 FROM {table} t WHERE {written.join(keys)})"
+                             f"(SELECT 1 FROM {now} t WHERE {_join(keys, cols, now=True)})")
+        clash = f"EXISTS (SELECT 1 FROM {table} t WHERE {_join(keys, cols)})"
         if again and not inputs.force:
             insert += f" WHERE NOT {clash}"
             plan.kept.append(f"table {table}: {again} of the {record.rows} row(s) the run deleted were inserted again "
                              "since with the same primary key: the application's rows are kept; --force replaces them")
             what += f", except {again} whose key was inserted again since"
         elif again:
-            plan.add(f"DELETE FROM {table} AS t USING {record.copy} AS c WHERE {written.join(keys)}",
+            plan.add(f"DELETE FROM {table} AS t USING {record.copy} AS c WHERE {_join(keys, cols)}",
                      f"remove {again} row(s) of {table} inserted since with a key the run deleted (--force)", table)
     plan.add(insert, what, table)
 
 
-def _whole(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None, names: list[str]) -> None:
+def _whole(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None, names: list[str],
+           cols: Columns) -> None:
     """A whole table back (a MERGE rewrote it; an undo copied it), by difference: rows not in
     the copy go, rows only in the copy come back, the rest is not touched (rows other tables
     reference stay). Not when the table was written to since (its checksum), without --force."""
@@ -134,21 +233,27 @@ def _whole(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str |
                          f"from {record.copy} ({record.statement}); --force puts the whole table back")
         return
     listed = ", ".join(ident(n) for n in names)
-    keys = written.key_columns(inputs.conn, present_name(inputs, oid, table)) if inputs.conn else []
+    keys = _keys(inputs, present_name(inputs, oid, table), cols)
+    # Whole rows compared: as JSON where the copy has the table's names, else column by column.
+    if cols.renamed:
+        everything = [n for n in cols.names if n in names]
+        differ = (f"ROW({', '.join(f't.{ident(n)}' for n in everything)}) IS DISTINCT FROM "
+                  f"ROW({cols.read(everything)})")
+    else:
+        differ = "md5(to_jsonb(t)::text) <> md5(to_jsonb(c)::text)"
     if keys:
-        match = written.join(keys)
+        match = _join(keys, cols)
         always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
-        key_names = {k for k, _ in keys}
-        sets = [n for n in names if ident(n) not in key_names and n not in always]
+        sets = [n for n in names if ident(n) not in {k.now for k in keys} and n not in always]
         if sets:
-            plan.add(f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({select_list(inputs, oid, sets)}) "
-                     f"FROM {record.copy} AS c WHERE {match} AND md5(to_jsonb(t)::text) <> md5(to_jsonb(c)::text)",
+            plan.add(f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({cols.read(sets)}) "
+                     f"FROM {record.copy} AS c WHERE {match} AND {differ}",
                      f"put back the changed rows of {table} from {record.copy}", table)
     else:
-        match = "md5(to_jsonb(t)::text) = md5(to_jsonb(c)::text)"
+        match = f"NOT ({differ})" if cols.renamed else "md5(to_jsonb(t)::text) = md5(to_jsonb(c)::text)"
     plan.add(f"DELETE FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM {record.copy} AS c WHERE {match})",
              f"remove the rows of {table} that are not in {record.copy}", table)
-    plan.add(f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {select_list(inputs, oid, names)} "
+    plan.add(f"INSERT INTO {table} ({listed}){overriding(inputs, table)} SELECT {cols.read(names)} "
              f"FROM {record.copy} AS c WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})",
              f"put back the rows of {table} from {record.copy} ({record.rows} in all)", table)
 

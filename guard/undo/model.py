@@ -95,6 +95,23 @@ def copies_of(inputs: Inputs, table: str, kind: str | None = None) -> list[Copy]
     return [c for c in inputs.copies if same_table(c.record.source, table) and (kind is None or c.record.kind == kind)]
 
 
+def copied_table(inputs: Inputs, copy: Copy) -> tuple[str | None, str | None, bool]:
+    """(name before the run, oid, known) of the table ``copy`` was made of. By its oid where
+    guard.copies has it, else by the name it had when copied: before the run's, or after it
+    (a RENAME earlier in the run). Name and oid None, known True: a table the run made (undo
+    drops it). known False: neither (a name the run did not keep)."""
+    oid = copy.source_oid
+    if oid is None:
+        oid = next((o for o, n in inputs.before.tables.items() if same_table(copy.record.source, n)), None)
+    if oid is None:
+        oid = next((o for o, n in inputs.after.tables.items() if same_table(copy.record.source, n)), None)
+    if oid is None:
+        return None, None, False
+    if oid in inputs.before.tables:
+        return inputs.before.tables[oid], oid, True
+    return None, None, True
+
+
 def same_table(source: str, table: str) -> bool:
     """protect.py records names as deparsed (``"public"."t"`` or ``t``), the catalog as quote_ident."""
     bare, wanted = source.replace('"', ""), table.replace('"', "")

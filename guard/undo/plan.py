@@ -20,6 +20,7 @@ from guard.undo.model import (
     Action,
     Inputs,
     InversePlan,
+    copied_table,
     copies_of,
     ident,
     literal,
@@ -86,12 +87,24 @@ def _renames(inputs: Inputs, plan: InversePlan) -> None:
                 continue
             plan.add(f"ALTER TABLE {present} RENAME TO {ident(b.relnames[oid])}",
                      f"rename table {present} back to {name}", name)
+    back: dict[str, list[tuple[str, str]]] = {}  # table oid -> (name now, name before)
     for key, col in b.columns.items():
         new = a.columns.get(key)
         if new and new["name"] != col["name"] and col["table"] in a.tables:
-            table = name_of(inputs, col["table"])
-            plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(new['name'])} TO {ident(col['name'])}",
-                     f"rename column {table}.{new['name']} back to {col['name']}", table)
+            back.setdefault(col["table"], []).append((new["name"], col["name"]))
+    for oid, pairs in back.items():
+        table = name_of(inputs, oid)
+        # Columns that swapped names (or went round a cycle) go through a name of guard's first:
+        # RENAME COLUMN to a name another column still has fails (42701).
+        if {old for _, old in pairs} & {now for now, _ in pairs}:
+            steps = [f"guard_undo_{n}" for n in range(1, len(pairs) + 1)]
+            for (now, _), step in zip(pairs, steps, strict=True):
+                plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(step)}",
+                         f"rename column {table}.{now} to {step} for a moment (columns swapped names)", table)
+            pairs = [(step, old) for (_, old), step in zip(pairs, steps, strict=True)]
+        for now, old in pairs:
+            plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(old)}",
+                     f"rename column {table}.{now} back to {old}", table)
 
 
 def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
@@ -184,13 +197,18 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
                     f"SELECT setval(pg_get_serial_sequence({literal(name)}, {literal(col['name'])}), "
                     f"COALESCE(max({column}), 1), max({column}) IS NOT NULL) FROM {name}",
                     f"identity of {name}.{col['name']} continues after the rows put back", name))
-        whole = [c for c in copies_of(inputs, name) if c.record.kind == "table"]
+        whole = [c for c in inputs.copies if c.record.kind == "table" and copied_table(inputs, c)[1] == oid]
         if not whole:
             plan.not_invertible.append(f"table {name}: recreated empty, the run kept no copy of its rows")
             continue
         copy = whole[0]  # newest: the rows just before the drop
         consumed.add(copy.record.copy)
         names = [c["name"] for c in cols if c["name"] in copy.columns and not c.get("generated")]
+        unmatched = [c for c in copy.columns if c not in names and c not in {col["name"] for col in cols}]
+        if unmatched:  # renamed by the run before the drop: the name it had when copied is not recorded
+            plan.not_invertible.append(
+                f"table {name}: column(s) {', '.join(unmatched)} of {copy.record.copy} match no column of the table "
+                "before the run (renamed before it was dropped): recreated without their values; put them back by hand")
         listed = ", ".join(ident(n) for n in names)
         plan.add(f"INSERT INTO {name} ({listed}){overriding(inputs, name)} SELECT {select_list(inputs, oid, names)} "
                  f"FROM {copy.record.copy} AS c",
