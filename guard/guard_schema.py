@@ -14,6 +14,8 @@ them back on every object of its schema (PostgreSQL docs, "ALTER DEFAULT PRIVILE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import Blocked
@@ -30,9 +32,14 @@ STATE = """
 SELECT to_regclass('guard.schema_version') IS NOT NULL, to_regclass('guard.runs') IS NOT NULL
 """
 READ_VERSION = "SELECT max(version) FROM guard.schema_version"
-# Two guards upgrading at once: the second waits, then finds the work done.
+# Two guards installing or upgrading any of guard's own objects at once (its schema, the
+# backup log, the migration history, undo's tables): the second waits, then finds the work
+# done. Without it, two sessions' CREATE ... IF NOT EXISTS, CREATE INDEX and REVOKE on the
+# same objects deadlock or fail on the catalogs' unique indexes (`guard init` takes no run lock).
 UPGRADE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 UPGRADE_LOCK_KEY = 0x2E1D_5C0B_7A44_61F4  # guard.db.LOCK_KEY + 1
+INSTALL_LOCK = "SELECT pg_advisory_lock(%s)"
+INSTALL_UNLOCK = "SELECT pg_advisory_unlock(%s)"
 RECORD_VERSION = """
 INSERT INTO guard.schema_version (version, guard_version) VALUES (%s, %s)
 ON CONFLICT (version) DO NOTHING
@@ -118,6 +125,35 @@ def close_schema(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), grantees=who))
 
 
+@contextmanager
+def installing(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction that holds guard's install lock (:data:`UPGRADE_LOCK_KEY`) from its first
+    statement to its end: every install of guard's own objects runs in one, so concurrent
+    `guard init`s and first runs take turns, the later finding the work done, instead of
+    deadlocking or failing on a catalog's unique index.
+
+    On an idle autocommit connection the lock is a session lock taken before BEGIN and let go
+    after COMMIT: PostgreSQL reads the catalog changes others committed when a transaction
+    starts (and when it locks a relation), not when an advisory lock is granted, so a lock
+    waited for inside the transaction would leave it deciding on what it saw before the wait
+    (src/backend/utils/cache/inval.c, AcceptInvalidationMessages). Inside the caller's
+    transaction it is a transaction lock (a savepoint here), held to the caller's end."""
+    from psycopg.pq import TransactionStatus
+
+    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+        with conn.transaction():
+            conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+            yield
+        return
+    conn.execute(INSTALL_LOCK, (UPGRADE_LOCK_KEY,))
+    try:
+        with conn.transaction():
+            yield
+    finally:
+        if not (conn.closed or conn.broken):
+            conn.execute(INSTALL_UNLOCK, (UPGRADE_LOCK_KEY,))
+
+
 def version(conn: psycopg.Connection[Any]) -> int:
     """The version of guard's schema in this database: 0 none, 1 before versioning, else
     the highest row of guard.schema_version."""
@@ -149,8 +185,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> int:
     if found == CURRENT_VERSION:
         return found
     try:
-        with conn.transaction():
-            conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+        with installing(conn):
             steps = range(version(conn) + 1, CURRENT_VERSION + 1)
             for step in steps:
                 for statement in STEPS[step]:
