@@ -264,3 +264,23 @@ def test_a_file_name_that_is_not_utf8_is_refused_before_any_change(ready: Projec
     assert result.code == 3, result.output
     _one_error_line(result, f"{BASE + 2}_caf\\xe9.sql", "byte 0xe9", "UTF-8")
     assert ready.history() == [] and not ready.table_exists("public.t1") and ready.manual_entries() == []
+
+
+@pytest.mark.parametrize("encoded", ["LATIN1"], indirect=True)
+def test_a_report_the_database_cannot_hold_still_closes_the_journal(encoded: tuple[Project, str]) -> None:
+    """A check's output in a script LATIN1 has no equivalent for (any tool's output, a path):
+    the journal records the report with such characters escaped rather than staying open,
+    which would block every later run."""
+    project, _encoding = encoded
+    project.add(f"{BASE + 1}_f1.sql", "create table public.t1 (v text);\n")
+    (project.root / "guard.yml").write_text(
+        "verify:\n  - name: long\n    run: [python3, -c, \"print('\u043e' * 300); raise SystemExit(1)\"]\n",
+        encoding="utf-8")
+    result = project.guard("run")
+    assert result.code == 4, result.output
+    assert "could not close the journal" not in result.output, result.output
+    rows = project.query("SELECT status, finished_at IS NOT NULL, report::text FROM guard.runs")
+    assert [r[:2] for r in rows] == [("verify_failed", True)], rows
+    assert "\\\\u043e" * 3 in rows[0][2], rows[0][2][:2000]
+    again = project.guard("run")  # not refused as an unfinished run
+    assert again.code == 0, again.output
