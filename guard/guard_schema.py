@@ -38,8 +38,14 @@ READ_VERSION = "SELECT max(version) FROM guard.schema_version"
 # same objects deadlock or fail on the catalogs' unique indexes (`guard init` takes no run lock).
 UPGRADE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 UPGRADE_LOCK_KEY = 0x2E1D_5C0B_7A44_61F4  # guard.db.LOCK_KEY + 1
+TRY_INSTALL_LOCK = "SELECT pg_try_advisory_lock(%s)"
 INSTALL_LOCK = "SELECT pg_advisory_lock(%s)"
 INSTALL_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+# How long an install waits for another's: the session's lock_timeout when set (PGOPTIONS
+# '-c lock_timeout=...'), else this; then Blocked naming the holder, never a hang.
+INSTALL_WAIT = "60s"
+LOCK_TIMEOUT = "SELECT pg_catalog.current_setting('lock_timeout')"
+SET_LOCK_TIMEOUT = "SELECT pg_catalog.set_config('lock_timeout', %s, false)"
 RECORD_VERSION = """
 INSERT INTO guard.schema_version (version, guard_version) VALUES (%s, %s)
 ON CONFLICT (version) DO NOTHING
@@ -145,13 +151,40 @@ def installing(conn: psycopg.Connection[Any]) -> Iterator[None]:
             conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
             yield
         return
-    conn.execute(INSTALL_LOCK, (UPGRADE_LOCK_KEY,))
+    _take_install_lock(conn)
     try:
         with conn.transaction():
             yield
     finally:
         if not (conn.closed or conn.broken):
             conn.execute(INSTALL_UNLOCK, (UPGRADE_LOCK_KEY,))
+
+
+def _take_install_lock(conn: psycopg.Connection[Any]) -> None:
+    """The install lock as a session lock, waiting at most INSTALL_WAIT (or the session's
+    lock_timeout); Blocked naming the session that holds it when the wait runs out."""
+    import psycopg
+
+    from guard.db import LOCK_HOLDER, LockHolder
+
+    taken = conn.execute(TRY_INSTALL_LOCK, (UPGRADE_LOCK_KEY,)).fetchone()
+    if taken and taken[0]:
+        return
+    row = conn.execute(LOCK_TIMEOUT).fetchone()
+    before = str(row[0]) if row else "0"
+    wait = before if before not in ("0", "") else INSTALL_WAIT
+    conn.execute(SET_LOCK_TIMEOUT, (wait,))
+    try:
+        conn.execute(INSTALL_LOCK, (UPGRADE_LOCK_KEY,))
+    except psycopg.errors.LockNotAvailable:
+        held = conn.execute(LOCK_HOLDER, (UPGRADE_LOCK_KEY, UPGRADE_LOCK_KEY)).fetchone()
+        who = LockHolder(*held[:5]).describe() if held else "another session"
+        raise Blocked(
+            f"guard's own tables are being installed by {who}, still after {wait}; nothing was changed",
+            hint="wait for it to finish (or end that session), then run guard again",
+        ) from None
+    finally:
+        conn.execute(SET_LOCK_TIMEOUT, (before,))
 
 
 def version(conn: psycopg.Connection[Any]) -> int:

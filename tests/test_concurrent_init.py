@@ -112,3 +112,18 @@ def test_inits_beside_a_first_run_and_a_backup_log_all_succeed(project: Project)
     else:
         assert code == 2 and err.count("\n") == 1 and "run `guard init`" in err, err
         assert entries == [("manual", "first")]
+
+
+def test_an_install_lock_held_too_long_is_a_one_line_refusal_not_a_hang(project: Project) -> None:
+    """The session's lock_timeout (here 1s, by PGOPTIONS) bounds the wait (else 60s): then
+    exit 3 naming the session that holds the lock, nothing installed."""
+    with psycopg.connect(project.db_url, autocommit=True, application_name="stuck installer") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (UPGRADE_LOCK_KEY,))
+        started = time.monotonic()
+        proc = _start(project, "init", PGOPTIONS="-c lock_timeout=1s")
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - started < 30
+    assert proc.returncode == 3, out + err
+    assert err.count("\n") == 1 and "stuck installer" in err and "after 1s" in err, err
+    assert "Traceback" not in out + err and not project.table_exists("public.backup_logs")
+    assert project.guard("init").code == 0  # once it is let go
