@@ -29,7 +29,11 @@ NO_CONVERSION = ("UTF8", "SQL_ASCII")
 
 
 def server_encoding(conn: psycopg.Connection[Any]) -> str:
-    """The database's encoding as PostgreSQL names it (``UTF8``, ``LATIN1``, ``SQL_ASCII``...)."""
+    """The database's encoding as PostgreSQL names it (``UTF8``, ``LATIN1``, ``SQL_ASCII``...):
+    the server reports it when the session starts (a GUC_REPORT parameter), no round trip."""
+    reported = conn.info.parameter_status("server_encoding")
+    if reported:
+        return reported.decode() if isinstance(reported, bytes) else str(reported)
     row = conn.execute(SERVER_ENCODING).fetchone()
     return str(row[0]) if row else "UTF8"
 
@@ -63,15 +67,15 @@ def unheld(conn: psycopg.Connection[Any], texts: Mapping[str, str]) -> dict[str,
     the text comes from) that the database cannot hold; empty when all fit.
 
     ``why`` is one clause, e.g. ``it holds '😀' (U+1F600), which the database's encoding
-    LATIN1 cannot hold``. Reads only: one query for the encoding, one for all the non-ASCII
-    characters together, one per character only when that fails (every server encoding
-    holds ASCII). psycopg errors other than the server's refusal propagate."""
+    LATIN1 cannot hold``. Reads only, and only for non-ASCII text in a database that converts
+    (every server encoding holds ASCII): one query for all its characters together, one per
+    character only when that fails. psycopg errors other than the server's refusal propagate."""
     found: dict[str, str] = {}
     for culprit, text in texts.items():
         bad = _never_held(text)
         if bad is not None:
-            what = "is not UTF-8 text" if bad != "\x00" else "holds it, which no PostgreSQL text does"
-            found[culprit] = f"it holds {character(bad)} and {what}"
+            what = " and is not UTF-8 text" if bad != "\x00" else ", which no PostgreSQL text holds"
+            found[culprit] = f"it holds {character(bad)}{what}"
     wide = {c for culprit, text in texts.items() if culprit not in found for c in text if not c.isascii()}
     if not wide:
         return found
