@@ -144,9 +144,9 @@ def installing(conn: psycopg.Connection[Any]) -> Iterator[None]:
     waited for inside the transaction would leave it deciding on what it saw before the wait
     (src/backend/utils/cache/inval.c, AcceptInvalidationMessages). Inside the caller's
     transaction it is a transaction lock (a savepoint here), held to the caller's end."""
-    from psycopg.pq import TransactionStatus
+    from guard.db import idle_autocommit
 
-    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+    if not idle_autocommit(conn):
         with conn.transaction():
             conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
             yield
