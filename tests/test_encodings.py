@@ -212,7 +212,7 @@ def test_a_file_name_the_database_holds_applies_and_the_journal_closes(
 
 
 @pytest.mark.parametrize("encoded", ["LATIN1"], indirect=True)
-@pytest.mark.parametrize("how", ["flag", "env", "config", "ci"])
+@pytest.mark.parametrize("how", ["flag", "env", "config", "ci", "acknowledge", "wrapped"])
 def test_a_reason_or_ci_fact_the_database_cannot_hold_is_refused_before_any_change(
     encoded: tuple[Project, str], how: str,
 ) -> None:
@@ -224,6 +224,9 @@ def test_a_reason_or_ci_fact_the_database_cannot_hold_is_refused_before_any_chan
         "env": ([], {"GUARD_REASON": text}, "reason"),
         "config": ([], {}, "reason"),
         "ci": ([], {"GITHUB_ACTIONS": "true", "GITHUB_REF": f"refs/heads/{text}"}, "GITHUB_REF"),
+        # refused before the journal is read, let alone the acknowledgement written
+        "acknowledge": (["--acknowledge", "20240101000000-abcde", "--reason", text], {}, "--reason"),
+        "wrapped": (["--reason", text, "--", "true"], {}, "--reason"),
     }[how]
     if how == "config":
         (project.root / "guard.yml").write_text(f'reason: "{text}"\n', encoding="utf-8")
@@ -284,3 +287,18 @@ def test_a_report_the_database_cannot_hold_still_closes_the_journal(encoded: tup
     assert "\\\\u043e" * 3 in rows[0][2], rows[0][2][:2000]
     again = project.guard("run")  # not refused as an unfinished run
     assert again.code == 0, again.output
+
+
+@pytest.mark.parametrize("encoded", ["LATIN1"], indirect=True)
+def test_a_migrations_directory_the_database_cannot_hold_is_named(encoded: tuple[Project, str]) -> None:
+    """The files' paths (in the report guard journals) hold the directory's name too."""
+    project, encoding = encoded
+    folder = project.root / "\u043c\u0438\u0433\u0440\u0430\u0446\u0438\u0438"
+    folder.mkdir()
+    (folder / f"{BASE + 1}_one.sql").write_text("create table public.t1 (v text);\n", encoding="utf-8")
+    result = project.guard("run", "--migrations-dir", folder.name)
+    assert result.code == 3, result.output
+    _one_error_line(result, f"{folder.name}/{BASE + 1}_one.sql", encoding, "U+043C")
+    _untouched(project)
+    check = project.guard("check", "--migrations-dir", folder.name)
+    assert check.code == 3 and f"{folder.name}/{BASE + 1}_one.sql" in check.output, check.output

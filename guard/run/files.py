@@ -91,4 +91,4 @@ def refuse_unheld_names(state: RunState) -> None:
 
     texts = {state.display(f): f"{state.display(f)} {f.ref.filename}" for f in state.pending}
     _refuse(state, unheld(state.db, texts), MigrationFileError,
-            "rename it with characters the database's encoding holds (ASCII fits every encoding)")
+            "rename it, or its directory, with characters the database's encoding holds; ASCII fits every encoding")
