@@ -70,8 +70,10 @@ def guarded_check(
         connect.record_server(state)
         with lock.held(state):
             try:
+                files.refuse_unheld_text(state, config.reason)
                 unfinished.refuse_unfinished(state, outcome.restore_context(config))
                 plan.plan(state, config.migrations)
+                files.refuse_unheld_names(state)
             except Blocked as exc:
                 report.set_outcome("blocked", f"guard run would be blocked: {exc}", changed=False)
                 return report

@@ -200,6 +200,7 @@ def connect(
     hold (SQLSTATE 22P05); libpq's default, the server's encoding, would have the client fail
     to encode it (SQL_ASCII: any non-ASCII character) before anything is sent."""
     import psycopg
+    from psycopg.types.json import set_json_dumps
 
     from guard import conninfo
     from guard.report.mask import Masker
@@ -224,6 +225,10 @@ def connect(
         raise ConnectError(
             f"invalid connection string for {describe_url(url)} (not shown: it may hold a password)"
         ) from None
+    # json/jsonb as the characters they are, not \u escapes: a SQL_ASCII database's jsonb
+    # takes no escape of a non-ASCII character (PostgreSQL docs, "JSON Types"), and every
+    # other encoding converts either form alike.
+    set_json_dumps(_json_text, conn)
     if single_session and autocommit:
         try:
             refuse_if_transaction_pooled(conn, url, setup)
@@ -233,6 +238,12 @@ def connect(
     elif setup:
         conn.execute(setup)
     return conn
+
+
+def _json_text(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False)
 
 
 def _first_line(text: str) -> str:

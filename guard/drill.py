@@ -381,11 +381,12 @@ def _record_in_database(url: str, result: DrillResult) -> None:
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
+    from guard.guard_schema import installing
     from guard.journal import SUPABASE_API_ROLES
 
     conn = connect(url, application_name="guard drill (record)", connect_timeout=5)
     try:
-        with conn.transaction():
+        with installing(conn):  # the first drill may create guard's schema beside a `guard init`
             conn.execute(RECORD_LOCK_TIMEOUT)
             exists = conn.execute(DRILLS_EXIST).fetchone()
             # Only the first drill creates the table: later ones may run as a role that can

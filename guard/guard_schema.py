@@ -14,6 +14,8 @@ them back on every object of its schema (PostgreSQL docs, "ALTER DEFAULT PRIVILE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from guard.errors import Blocked
@@ -30,9 +32,20 @@ STATE = """
 SELECT to_regclass('guard.schema_version') IS NOT NULL, to_regclass('guard.runs') IS NOT NULL
 """
 READ_VERSION = "SELECT max(version) FROM guard.schema_version"
-# Two guards upgrading at once: the second waits, then finds the work done.
+# Two guards installing or upgrading any of guard's own objects at once (its schema, the
+# backup log, the migration history, undo's tables): the second waits, then finds the work
+# done. Without it, two sessions' CREATE ... IF NOT EXISTS, CREATE INDEX and REVOKE on the
+# same objects deadlock or fail on the catalogs' unique indexes (`guard init` takes no run lock).
 UPGRADE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 UPGRADE_LOCK_KEY = 0x2E1D_5C0B_7A44_61F4  # guard.db.LOCK_KEY + 1
+TRY_INSTALL_LOCK = "SELECT pg_try_advisory_lock(%s)"
+INSTALL_LOCK = "SELECT pg_advisory_lock(%s)"
+INSTALL_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+# How long an install waits for another's: the session's lock_timeout when set (PGOPTIONS
+# '-c lock_timeout=...'), else this; then Blocked naming the holder, never a hang.
+INSTALL_WAIT = "60s"
+LOCK_TIMEOUT = "SELECT pg_catalog.current_setting('lock_timeout')"
+SET_LOCK_TIMEOUT = "SELECT pg_catalog.set_config('lock_timeout', %s, false)"
 RECORD_VERSION = """
 INSERT INTO guard.schema_version (version, guard_version) VALUES (%s, %s)
 ON CONFLICT (version) DO NOTHING
@@ -118,6 +131,62 @@ def close_schema(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(sql.SQL(statement).format(schema=sql.Identifier(schema), grantees=who))
 
 
+@contextmanager
+def installing(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction that holds guard's install lock (:data:`UPGRADE_LOCK_KEY`) from its first
+    statement to its end: every install of guard's own objects runs in one, so concurrent
+    `guard init`s and first runs take turns, the later finding the work done, instead of
+    deadlocking or failing on a catalog's unique index.
+
+    On an idle autocommit connection the lock is a session lock taken before BEGIN and let go
+    after COMMIT: PostgreSQL reads the catalog changes others committed when a transaction
+    starts (and when it locks a relation), not when an advisory lock is granted, so a lock
+    waited for inside the transaction would leave it deciding on what it saw before the wait
+    (src/backend/utils/cache/inval.c, AcceptInvalidationMessages). Inside the caller's
+    transaction it is a transaction lock (a savepoint here), held to the caller's end."""
+    from guard.db import idle_autocommit
+
+    if not idle_autocommit(conn):
+        with conn.transaction():
+            conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+            yield
+        return
+    _take_install_lock(conn)
+    try:
+        with conn.transaction():
+            yield
+    finally:
+        if not (conn.closed or conn.broken):
+            conn.execute(INSTALL_UNLOCK, (UPGRADE_LOCK_KEY,))
+
+
+def _take_install_lock(conn: psycopg.Connection[Any]) -> None:
+    """The install lock as a session lock, waiting at most INSTALL_WAIT (or the session's
+    lock_timeout); Blocked naming the session that holds it when the wait runs out."""
+    import psycopg
+
+    from guard.db import LOCK_HOLDER, LockHolder
+
+    taken = conn.execute(TRY_INSTALL_LOCK, (UPGRADE_LOCK_KEY,)).fetchone()
+    if taken and taken[0]:
+        return
+    row = conn.execute(LOCK_TIMEOUT).fetchone()
+    before = str(row[0]) if row else "0"
+    wait = before if before not in ("0", "") else INSTALL_WAIT
+    conn.execute(SET_LOCK_TIMEOUT, (wait,))
+    try:
+        conn.execute(INSTALL_LOCK, (UPGRADE_LOCK_KEY,))
+    except psycopg.errors.LockNotAvailable:
+        held = conn.execute(LOCK_HOLDER, (UPGRADE_LOCK_KEY, UPGRADE_LOCK_KEY)).fetchone()
+        who = LockHolder(*held[:5]).describe() if held else "another session"
+        raise Blocked(
+            f"guard's own tables are being installed by {who}, still after {wait}; nothing was changed",
+            hint="wait for it to finish (or end that session), then run guard again",
+        ) from None
+    finally:
+        conn.execute(SET_LOCK_TIMEOUT, (before,))
+
+
 def version(conn: psycopg.Connection[Any]) -> int:
     """The version of guard's schema in this database: 0 none, 1 before versioning, else
     the highest row of guard.schema_version."""
@@ -149,8 +218,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> int:
     if found == CURRENT_VERSION:
         return found
     try:
-        with conn.transaction():
-            conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+        with installing(conn):
             steps = range(version(conn) + 1, CURRENT_VERSION + 1)
             for step in steps:
                 for statement in STEPS[step]:

@@ -156,11 +156,31 @@ def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> 
 def finish(
     conn: psycopg.Connection[Any], run_id: str, *, status: str, exit_code: int, report_json: str
 ) -> None:
+    """Close the run with its outcome and report. A report holding a character the database's
+    encoding cannot hold (a tool's or a check's output, a path: SQLSTATE 22P05) is recorded
+    with every non-ASCII character escaped (``\\u2026``) rather than leaving the run open,
+    which would block every later run."""
+    import psycopg
     from psycopg.types.json import Jsonb
 
     from guard.db import committed
 
-    committed(conn, FINISH_RUN, (status, exit_code, Jsonb(json.loads(report_json)), run_id))
+    report = json.loads(report_json)
+    try:
+        committed(conn, FINISH_RUN, (status, exit_code, Jsonb(report), run_id))
+    except (psycopg.errors.UntranslatableCharacter, psycopg.errors.CharacterNotInRepertoire):
+        committed(conn, FINISH_RUN, (status, exit_code, Jsonb(_ascii(report)), run_id))
+
+
+def _ascii(value: Any) -> Any:
+    """``value`` with each string's non-ASCII characters as Python escapes (``caf\\xe9``)."""
+    if isinstance(value, str):
+        return value.encode("ascii", "backslashreplace").decode("ascii")
+    if isinstance(value, dict):
+        return {_ascii(k): _ascii(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ascii(v) for v in value]
+    return value
 
 
 def unfinished(conn: psycopg.Connection[Any]) -> list[JournalRun]:

@@ -138,11 +138,14 @@ def _regclass(log: BackupLogConfig) -> str:
 def install(conn: psycopg.Connection[Any], log: BackupLogConfig) -> list[str]:
     """Create (idempotently) the table, its indexes, RLS, revokes and get_backup_stats().
 
-    Runs in one transaction; returns what it did, for the operator. Raises Blocked when an
-    existing table of that name has a different shape.
+    Runs in one transaction under guard's install lock (guard.guard_schema.installing), so
+    concurrent installs take turns; returns what it did, for the operator. Raises Blocked
+    when an existing table of that name has a different shape.
     """
+    from guard.guard_schema import installing
+
     done: list[str] = []
-    with conn.transaction():
+    with installing(conn):  # two `guard init`s at once take turns (guard_schema.UPGRADE_LOCK)
         existed = conn.execute(TABLE_EXISTS, (_regclass(log),)).fetchone()
         conn.execute(_q(CREATE_SCHEMA, log))
         conn.execute(_q(CREATE_TABLE, log))

@@ -85,6 +85,11 @@ def backup_log_command(
         metadata[key] = value
     conn = open_connection(config, "backup log")
     try:
+        from guard.db_encoding import refuse_unheld
+
+        refuse_unheld(conn, {"--reason": reason, **{f"--meta {item}": item for item in meta},
+                             **{f"the CI fact {key}": value for key, value in ci_context(ctx.environ).items()},
+                             "the actor": actor(ci_context(ctx.environ))})
         try:
             entry_id = privileged(
                 lambda: write_entry(

@@ -79,14 +79,16 @@ def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -
 
     A table that already has every column is left alone: the idempotent DDL would still
     take locks and cost round trips on every run."""
+    from guard.guard_schema import close_schema, installing
+
     if is_complete(conn):
         return
-    with conn.transaction():
+    with installing(conn):  # a `guard init` beside a first run: they take turns
+        if is_complete(conn):
+            return
         conn.execute("SET LOCAL lock_timeout = " + _literal(lock_timeout))
         for statement in CREATE_HISTORY:
             conn.execute(statement)
-        from guard.guard_schema import close_schema
-
         close_schema(conn, HISTORY_SCHEMA)  # API roles must not forge history rows
 
 

@@ -58,11 +58,13 @@ def guarded_run(
         connect.record_server(state)                                      #    server facts; no standby
         with lock.held(state), verify.undo_offered(state, config), \
                 outcome.journal_closed(state), internal.settled(state, restore):  # 3. lock; 12b. undo offered
+            files.refuse_unheld_text(state, config.reason)                #    text the database holds
             unfinished.refuse_unfinished(state, restore)                  # 4. journal
             if options.command:
                 wrap.wrapped_run(state, config, restore)                  # 7-9, 13 around another tool
                 return report
             plan.plan(state, config.migrations)                           # 5. plan
+            files.refuse_unheld_names(state)                              #    names it holds
             if outcome.nothing_pending(state):
                 return report
             lint_gate.lint(state, config.lint, config.protect, config.migrations.transaction)  # 6. lint

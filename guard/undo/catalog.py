@@ -250,14 +250,13 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
     guard making them at the same time (`guard init` beside a first run; init takes no run
     lock) is waited for, and they are then found made."""
     from guard import journal
-    from guard.guard_schema import UPGRADE_LOCK, UPGRADE_LOCK_KEY
+    from guard.guard_schema import installing
     from guard.undo import written
 
     journal.ensure(conn)
     if conn.execute(TABLES_EXIST).fetchone() == (True,):
         return
-    with conn.transaction():
-        conn.execute(UPGRADE_LOCK, (UPGRADE_LOCK_KEY,))
+    with installing(conn):
         if conn.execute(TABLES_EXIST).fetchone() == (True,):  # made while this guard waited
             return
         conn.execute(CREATE_CATALOGS)

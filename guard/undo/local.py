@@ -51,9 +51,9 @@ def ensure_undone(conn: psycopg.Connection[Any]) -> None:
     """``guard.undone``: which runs were undone, by which undo, by which path."""
     if conn.execute(UNDONE_EXISTS).fetchone() == (True,):
         return
-    from guard.guard_schema import close_schema
+    from guard.guard_schema import close_schema, installing
 
-    with conn.transaction():
+    with installing(conn):  # beside a `guard init`: they take turns
         conn.execute(CREATE_UNDONE)
         conn.execute(REVOKE_UNDONE)
         close_schema(conn, "guard")
