@@ -194,20 +194,32 @@ def write_entry(
 ) -> int:
     """Insert one entry; with a run_id in metadata, a second call for the same run (same
     IDENTITY_KEYS) returns the first entry's id, and one for another is a SinkError."""
+    import psycopg
     from psycopg.types.json import Jsonb
 
-    if not table_exists(conn, log):
-        raise SinkError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
-    row = conn.execute(
-        _q(INSERT_ENTRY, log),
-        {
-            "kind": kind,
-            "reason": reason,
-            "created_by": created_by,
-            "created_at": created_at,
-            "metadata": Jsonb(dict(metadata)),
-        },
-    ).fetchone()
+    from guard.db import idle_autocommit
+
+    missing = SinkError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
+    # In a transaction the table is looked for first (an error would abort it); on its own the
+    # INSERT says so itself: one round trip.
+    alone = idle_autocommit(conn)
+    if not alone and not table_exists(conn, log):
+        raise missing
+    try:
+        row = conn.execute(
+            _q(INSERT_ENTRY, log),
+            {
+                "kind": kind,
+                "reason": reason,
+                "created_by": created_by,
+                "created_at": created_at,
+                "metadata": Jsonb(dict(metadata)),
+            },
+        ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        if alone and not table_exists(conn, log):
+            raise missing from None
+        raise
     if row is not None:
         return int(row[0])
     existing = conn.execute(_q(ENTRY_BY_RUN, log), (metadata.get("run_id"),)).fetchone()
@@ -257,13 +269,21 @@ class TableProvider:
     def newest_backup(self, ctx: ProviderContext) -> BackupInfo:
         import psycopg
 
+        from guard.db import fetch_all, idle_autocommit
+
+        missing = ProviderError(f"backup log table {qualified(self.log)} does not exist (run `guard init`)")
+        alone = idle_autocommit(ctx.conn)
         try:
-            if not table_exists(ctx.conn, self.log):
-                raise ProviderError(
-                    f"backup log table {qualified(self.log)} does not exist (run `guard init`)"
-                )
-            newest = ctx.conn.execute(_q(NEWEST_AUTOMATED, self.log)).fetchone()
-            completed = ctx.conn.execute(_q(NEWEST_COMPLETED_AUTOMATED, self.log)).fetchone()
+            if not alone and not table_exists(ctx.conn, self.log):
+                raise missing
+            # Both reads in one round trip; on its own a missing table is said by the reads.
+            rows = fetch_all(ctx.conn, [(_q(NEWEST_AUTOMATED, self.log), None),
+                                        (_q(NEWEST_COMPLETED_AUTOMATED, self.log), None)])
+            newest, completed = (rows[0][0] if rows[0] else None), (rows[1][0] if rows[1] else None)
+        except psycopg.errors.UndefinedTable:
+            if alone and not table_exists(ctx.conn, self.log):
+                raise missing from None
+            raise ProviderError(f"cannot read {qualified(self.log)}: a table it needs does not exist") from None
         except psycopg.errors.InsufficientPrivilege:
             raise ProviderError(
                 f"role may not read {qualified(self.log)}"
@@ -296,10 +316,17 @@ class TableSink:
         return cls(config.backup_log, label=f"table {qualified(config.backup_log)}")
 
     def record(self, entry: BackupEntry, ctx: SinkContext) -> str:
+        from contextlib import nullcontext
+
         import psycopg
 
+        from guard.db import idle_autocommit
+
+        # One INSERT (and, for a run id already logged, one read): on an autocommit
+        # connection it is its own transaction, without BEGIN and COMMIT round trips.
+        block = nullcontext() if idle_autocommit(ctx.conn) else ctx.conn.transaction()
         try:
-            with ctx.conn.transaction():
+            with block:
                 entry_id = write_entry(
                     ctx.conn,
                     self.log,

@@ -33,7 +33,15 @@ def load_migrations(migrations: MigrationsConfig, base_dir: Path, progress: Prog
 
 def locate(state: RunState, migrations: MigrationsConfig, base_dir: Path) -> None:
     """How files are named in the report (relative to the project), and where they live."""
-    state.display = lambda f: display(f.path, base_dir)
+    names: dict[Path, str] = {}  # each file's name is asked for several times (report, lint, journal)
+
+    def named(file: MigrationFile) -> str:
+        name = names.get(file.path)
+        if name is None:
+            name = names[file.path] = display(file.path, base_dir)
+        return name
+
+    state.display = named
     state.report.migrations_dir = display(migrations.dir, base_dir)
 
 
