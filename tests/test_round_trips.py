@@ -132,3 +132,39 @@ def test_committed_is_one_statement_committed_on_return(db_url: str, db_conn: An
     assert committed(db_conn, "INSERT INTO public.x VALUES (6)") is None
     with psycopg.connect(db_url, autocommit=True) as other:
         assert other.execute("SELECT array_agg(id ORDER BY id) FROM public.x").fetchone() == ([5, 6],)
+
+
+# ------------------------------------------------------------------ what a migration does to guard's own tables
+
+
+def _catalog_after(project: Project) -> dict[str, Any]:
+    rows = project.query("SELECT catalog FROM guard.run_catalogs WHERE phase = 'after'")
+    assert len(rows) == 1, rows
+    return dict(rows[0][0])
+
+
+def test_a_migration_that_drops_guard_run_rows_still_gets_its_after_catalog(inited: Project) -> None:
+    """The after-catalog remakes guard.run_rows inside its pipelined transaction, where a query
+    string of two statements is refused: each statement goes alone."""
+    inited.query("CREATE TABLE public.items (id int PRIMARY KEY, v int)")
+    inited.add("20240101000000_t.sql", "DROP TABLE guard.run_rows;\nALTER TABLE public.items ALTER v TYPE bigint;\n")
+    result = inited.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["warnings"] == []
+    assert inited.table_exists("guard.run_rows")
+    assert "col:" in " ".join(_catalog_after(inited)["parts"])
+
+
+def test_the_after_catalog_counts_the_row_hashes_it_recorded(inited: Project) -> None:
+    """after.parts holds how many rows each part recorded; in pipeline mode a cursor's rowcount
+    is -1 until its results are read, so the count comes from the server."""
+    inited.query("CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+    inited.query("INSERT INTO public.items SELECT g, 'x' FROM generate_series(1, 7) g")
+    inited.add("20240101000000_t.sql",
+               "UPDATE public.items SET v = 'y' WHERE id <= 3;\nALTER TABLE public.items ALTER v TYPE varchar(10);\n")
+    result = inited.guard("run")
+    assert result.code == 0, result.output
+    parts = _catalog_after(inited)["parts"]
+    assert sorted(v for k, v in parts.items() if k.startswith("rows:")) == [3], parts
+    assert sorted(v for k, v in parts.items() if k.startswith("col:")) == [7], parts
+    assert inited.query("SELECT count(*) FROM guard.run_rows")[0][0] == 10
