@@ -168,3 +168,56 @@ def test_the_after_catalog_counts_the_row_hashes_it_recorded(inited: Project) ->
     assert sorted(v for k, v in parts.items() if k.startswith("rows:")) == [3], parts
     assert sorted(v for k, v in parts.items() if k.startswith("col:")) == [7], parts
     assert inited.query("SELECT count(*) FROM guard.run_rows")[0][0] == 10
+
+
+# ------------------------------------------------------------------ a role with fewer rights than a superuser
+
+ROLE_PASSWORD = "rt-migrator-pw-5521"
+
+
+def _limited_role_url(ready: Project, *grants: str) -> str:
+    """A login role that owns nothing but may migrate schema public; ``grants`` run first (as
+    the superuser, in the test's database: function privileges are per database)."""
+    ready.query("DO $$ BEGIN CREATE ROLE rt_migrator LOGIN PASSWORD 'rt-migrator-pw-5521'; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    db = ready.query("SELECT current_database()")[0][0]
+    for statement in (f'GRANT ALL ON DATABASE "{db}" TO rt_migrator', "GRANT ALL ON SCHEMA public TO rt_migrator",
+                      "GRANT ALL ON ALL TABLES IN SCHEMA public TO rt_migrator",
+                      "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO rt_migrator",
+                      "ALTER TABLE public.backup_logs OWNER TO rt_migrator", *grants):
+        ready.query(statement)
+    info = conninfo_to_dict(ready.db_url)
+    return make_conninfo(ready.db_url, user="rt_migrator", password=ROLE_PASSWORD, dbname=str(info["dbname"]))
+
+
+@pytest.mark.parametrize("point_granted", [False, True])
+def test_a_role_without_pg_current_wal_lsn_still_runs_with_the_clock_as_its_target(
+        ready: Project, point_granted: bool) -> None:
+    """EXECUTE on pg_current_wal_lsn revoked: PostgreSQL refuses any statement naming it (a CASE
+    branch never taken included), so the restore target is the clock alone, and the named
+    point is still made where the role may make one."""
+    grants = ["REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC"]
+    if point_granted:
+        grants.append("GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO rt_migrator")
+    url = _limited_role_url(ready, *grants)
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run", "--database-url", url)
+    assert result.code == 0, result.output
+    assert result.report is not None and ready.history() == ["20240101000000"]
+    target = result.report["restore_target"]
+    assert target["lsn"] is None and target["timestamp"]
+    if point_granted:
+        assert target["restore_point"] == f"guard-{result.report['run_id']}" and target["restore_point_note"] is None
+    else:
+        assert target["restore_point"] is None and "pg_create_restore_point" in target["restore_point_note"]
+    assert ROLE_PASSWORD not in result.output
+
+
+def test_a_role_granted_pg_create_restore_point_gets_its_named_point(ready: Project) -> None:
+    url = _limited_role_url(ready, "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO rt_migrator")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run", "--database-url", url)
+    assert result.code == 0, result.output
+    assert result.report is not None
+    target = result.report["restore_target"]
+    assert target["restore_point"] == f"guard-{result.report['run_id']}" and target["lsn"]
