@@ -221,3 +221,68 @@ def test_a_role_granted_pg_create_restore_point_gets_its_named_point(ready: Proj
     assert result.report is not None
     target = result.report["restore_target"]
     assert target["restore_point"] == f"guard-{result.report['run_id']}" and target["lsn"]
+
+
+# ------------------------------------------------------------------ the report's JSON form in one walk
+
+
+def _mask_after_json(value: Any, mask: Any) -> Any:
+    """What render did before mask_values took the JSON form itself: json.dumps(default=str),
+    json.loads, then every string masked."""
+    import json
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask(v)
+        if isinstance(v, dict):
+            return {mask(k): walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(json.loads(json.dumps(value, default=str)))
+
+
+def test_mask_values_matches_the_json_round_trip_for_odd_values_and_keys() -> None:
+    import datetime as dt
+    import enum
+    import json
+    import math
+    import uuid
+    from collections import OrderedDict, namedtuple
+    from decimal import Decimal
+    from pathlib import PurePosixPath
+
+    from guard.report.mask import Masker, mask_values
+
+    secret = 'pä"ss\\wörd-9Zq'
+    masker = Masker([secret])
+
+    class Kind(str, enum.Enum):
+        A = secret
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Text(str):
+        def __str__(self) -> str:
+            return "not what json writes"
+
+    class Odd:
+        def __str__(self) -> str:
+            return f"odd({secret})"
+
+    Pair = namedtuple("Pair", "a b")
+    value = {
+        "bytes": secret.encode(), "error": ValueError(f"connect failed: {secret}"), "set": frozenset([secret]),
+        "path": PurePosixPath("/x") / secret, "decimal": Decimal("NaN"), "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+        "uuid": uuid.UUID(int=7), "odd": Odd(), "pair": Pair(secret, (1, [2.5, None])), "enum": Kind.A,
+        "level": Level.HIGH, "text": Text(f"x{secret}"), "floats": [math.inf, -0.0, 1e300],
+        "ordered": OrderedDict([(secret, 1)]),
+        float("inf"): 1, float("nan"): 2, -1.5: 3, True: 4, None: 5, 10**30: 6, Level.HIGH: 7, Kind.A: 8,
+    }
+    got, want = mask_values(value, masker), _mask_after_json(value, masker)
+    assert json.dumps(got) == json.dumps(want)
+    text = json.dumps(got)
+    for form in (secret, json.dumps(secret)[1:-1], secret.encode("unicode_escape").decode()):
+        assert form not in text and form not in masker(text)
