@@ -286,3 +286,40 @@ def test_mask_values_matches_the_json_round_trip_for_odd_values_and_keys() -> No
     text = json.dumps(got)
     for form in (secret, json.dumps(secret)[1:-1], secret.encode("unicode_escape").decode()):
         assert form not in text and form not in masker(text)
+
+
+# ------------------------------------------------------------------ the setting that rides a pooler probe
+
+
+def test_the_setup_riding_a_probe_is_never_left_on_a_pooled_server_session(db_url: str, pg_cluster: Any) -> None:
+    """Behind a transaction-mode pooler guard refuses; the session setting it sends with a
+    probe must not have landed first on a server connection the pooler hands to others."""
+    from guard.db import refuse_if_transaction_pooled
+    from guard.errors import UsageError
+    from tests.conftest import TEST_PASSWORD
+    from tests.pooler import TransactionPooler
+
+    setup = "SELECT set_config('application_name', 'rt-leaked-setting', false)"
+    pooler = TransactionPooler(pg_cluster.port, TEST_PASSWORD)
+    try:
+        url = pooler.url(str(conninfo_to_dict(db_url)["dbname"]))
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+            with pytest.raises(UsageError, match="transaction-mode pooler"):
+                refuse_if_transaction_pooled(conn, url, setup)
+            with psycopg.connect(db_url, autocommit=True) as direct:
+                leaked = direct.execute("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE application_name = 'rt-leaked-setting'").fetchone()
+            assert leaked == (0,)
+    finally:
+        pooler.close()
+
+
+def test_the_setup_rides_a_direct_connections_probe(db_url: str) -> None:
+    from guard.db import connect
+    from guard.migrations.session import CLIENT_CHECK
+
+    conn = connect(db_url, application_name="rt", setup=CLIENT_CHECK)
+    try:
+        assert conn.execute("SHOW client_connection_check_interval").fetchone() != ("0",)
+    finally:
+        conn.close()
