@@ -170,10 +170,16 @@ def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str, setup:
     (PgBouncer pool_mode = transaction, Supavisor, RDS Proxy once pinned sessions end).
     A pooler that happens to hand back the same server connection every time cannot be told
     from a direct one this way; guard's lock and journal then still hold. ``setup`` (a SELECT
-    of at most one row and column) rides the first probe as a scalar subquery: a round trip
-    fewer."""
-    probes = [BACKEND_PID + (f", ({setup})" if setup else "")] + [BACKEND_PID] * (SESSION_PROBES - 1)
-    pids = {conn.execute(probe).fetchone()[0] for probe in probes}  # type: ignore[index]
+    of at most one row and column) rides the last probe as a scalar subquery, a round trip
+    fewer, and only once the probes before it agreed: a session setting must not be left on
+    a pooled server connection that other clients' transactions go on to use (the probes
+    stop at the first pid that differs)."""
+    pids: set[int] = set()
+    for probe in range(SESSION_PROBES):
+        last = probe == SESSION_PROBES - 1
+        pids.add(conn.execute(BACKEND_PID + (f", ({setup})" if setup and last else "")).fetchone()[0])  # type: ignore[index]
+        if len(pids) > 1:
+            break
     if len(pids) > 1:
         raise UsageError(
             f"database_url {describe_url(url)} goes through a transaction-mode pooler (each transaction "
@@ -191,7 +197,7 @@ def connect(
 
     With ``single_session`` (an autocommit connection), UsageError when the connection is not
     one server session (refuse_if_transaction_pooled): a transaction-mode pooler; ``setup``
-    (a one-value SELECT, e.g. a set_config) runs with its first probe.
+    (a one-value SELECT, e.g. a set_config) runs with its last probe.
 
     Statements are never prepared on the server (prepare_threshold=None): a pooler between
     guard and PostgreSQL may not carry them from one transaction to the next. The client

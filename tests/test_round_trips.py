@@ -132,3 +132,194 @@ def test_committed_is_one_statement_committed_on_return(db_url: str, db_conn: An
     assert committed(db_conn, "INSERT INTO public.x VALUES (6)") is None
     with psycopg.connect(db_url, autocommit=True) as other:
         assert other.execute("SELECT array_agg(id ORDER BY id) FROM public.x").fetchone() == ([5, 6],)
+
+
+# ------------------------------------------------------------------ what a migration does to guard's own tables
+
+
+def _catalog_after(project: Project) -> dict[str, Any]:
+    rows = project.query("SELECT catalog FROM guard.run_catalogs WHERE phase = 'after'")
+    assert len(rows) == 1, rows
+    return dict(rows[0][0])
+
+
+def test_a_migration_that_drops_guard_run_rows_still_gets_its_after_catalog(inited: Project) -> None:
+    """The after-catalog remakes guard.run_rows inside its pipelined transaction, where a query
+    string of two statements is refused: each statement goes alone."""
+    inited.query("CREATE TABLE public.items (id int PRIMARY KEY, v int)")
+    inited.add("20240101000000_t.sql", "DROP TABLE guard.run_rows;\nALTER TABLE public.items ALTER v TYPE bigint;\n")
+    result = inited.guard("run")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["warnings"] == []
+    assert inited.table_exists("guard.run_rows")
+    assert "col:" in " ".join(_catalog_after(inited)["parts"])
+
+
+def test_the_after_catalog_counts_the_row_hashes_it_recorded(inited: Project) -> None:
+    """after.parts holds how many rows each part recorded; in pipeline mode a cursor's rowcount
+    is -1 until its results are read, so the count comes from the server."""
+    inited.query("CREATE TABLE public.items (id int PRIMARY KEY, v text)")
+    inited.query("INSERT INTO public.items SELECT g, 'x' FROM generate_series(1, 7) g")
+    inited.add("20240101000000_t.sql",
+               "UPDATE public.items SET v = 'y' WHERE id <= 3;\nALTER TABLE public.items ALTER v TYPE varchar(10);\n")
+    result = inited.guard("run")
+    assert result.code == 0, result.output
+    parts = _catalog_after(inited)["parts"]
+    assert sorted(v for k, v in parts.items() if k.startswith("rows:")) == [3], parts
+    assert sorted(v for k, v in parts.items() if k.startswith("col:")) == [7], parts
+    assert inited.query("SELECT count(*) FROM guard.run_rows")[0][0] == 10
+
+
+# ------------------------------------------------------------------ a role with fewer rights than a superuser
+
+ROLE_PASSWORD = "rt-migrator-pw-5521"
+
+
+def _limited_role_url(ready: Project, *grants: str) -> str:
+    """A login role that owns nothing but may migrate schema public; ``grants`` run first (as
+    the superuser, in the test's database: function privileges are per database)."""
+    ready.query("DO $$ BEGIN CREATE ROLE rt_migrator LOGIN PASSWORD 'rt-migrator-pw-5521'; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    db = ready.query("SELECT current_database()")[0][0]
+    for statement in (f'GRANT ALL ON DATABASE "{db}" TO rt_migrator', "GRANT ALL ON SCHEMA public TO rt_migrator",
+                      "GRANT ALL ON ALL TABLES IN SCHEMA public TO rt_migrator",
+                      "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO rt_migrator",
+                      "ALTER TABLE public.backup_logs OWNER TO rt_migrator", *grants):
+        ready.query(statement)
+    info = conninfo_to_dict(ready.db_url)
+    return make_conninfo(ready.db_url, user="rt_migrator", password=ROLE_PASSWORD, dbname=str(info["dbname"]))
+
+
+@pytest.mark.parametrize("point_granted", [False, True])
+def test_a_role_without_pg_current_wal_lsn_still_runs_with_the_clock_as_its_target(
+        ready: Project, point_granted: bool) -> None:
+    """EXECUTE on pg_current_wal_lsn revoked: PostgreSQL refuses any statement naming it (a CASE
+    branch never taken included), so the restore target is the clock alone, and the named
+    point is still made where the role may make one."""
+    grants = ["REVOKE EXECUTE ON FUNCTION pg_current_wal_lsn() FROM PUBLIC"]
+    if point_granted:
+        grants.append("GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO rt_migrator")
+    url = _limited_role_url(ready, *grants)
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run", "--database-url", url)
+    assert result.code == 0, result.output
+    assert result.report is not None and ready.history() == ["20240101000000"]
+    target = result.report["restore_target"]
+    assert target["lsn"] is None and target["timestamp"]
+    if point_granted:
+        assert target["restore_point"] == f"guard-{result.report['run_id']}" and target["restore_point_note"] is None
+    else:
+        assert target["restore_point"] is None and "pg_create_restore_point" in target["restore_point_note"]
+    assert ROLE_PASSWORD not in result.output
+
+
+def test_a_role_granted_pg_create_restore_point_gets_its_named_point(ready: Project) -> None:
+    url = _limited_role_url(ready, "GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO rt_migrator")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run", "--database-url", url)
+    assert result.code == 0, result.output
+    assert result.report is not None
+    target = result.report["restore_target"]
+    assert target["restore_point"] == f"guard-{result.report['run_id']}" and target["lsn"]
+
+
+# ------------------------------------------------------------------ the report's JSON form in one walk
+
+
+def _mask_after_json(value: Any, mask: Any) -> Any:
+    """What render did before mask_values took the JSON form itself: json.dumps(default=str),
+    json.loads, then every string masked."""
+    import json
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask(v)
+        if isinstance(v, dict):
+            return {mask(k): walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(json.loads(json.dumps(value, default=str)))
+
+
+def test_mask_values_matches_the_json_round_trip_for_odd_values_and_keys() -> None:
+    import datetime as dt
+    import enum
+    import json
+    import math
+    import uuid
+    from collections import OrderedDict, namedtuple
+    from decimal import Decimal
+    from pathlib import PurePosixPath
+
+    from guard.report.mask import Masker, mask_values
+
+    secret = 'pä"ss\\wörd-9Zq'
+    masker = Masker([secret])
+
+    class Kind(str, enum.Enum):
+        A = secret
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Text(str):
+        def __str__(self) -> str:
+            return "not what json writes"
+
+    class Odd:
+        def __str__(self) -> str:
+            return f"odd({secret})"
+
+    Pair = namedtuple("Pair", "a b")
+    value = {
+        "bytes": secret.encode(), "error": ValueError(f"connect failed: {secret}"), "set": frozenset([secret]),
+        "path": PurePosixPath("/x") / secret, "decimal": Decimal("NaN"), "when": dt.datetime(2024, 1, 2, 3, 4, 5),
+        "uuid": uuid.UUID(int=7), "odd": Odd(), "pair": Pair(secret, (1, [2.5, None])), "enum": Kind.A,
+        "level": Level.HIGH, "text": Text(f"x{secret}"), "floats": [math.inf, -0.0, 1e300],
+        "ordered": OrderedDict([(secret, 1)]),
+        float("inf"): 1, float("nan"): 2, -1.5: 3, True: 4, None: 5, 10**30: 6, Level.HIGH: 7, Kind.A: 8,
+    }
+    got, want = mask_values(value, masker), _mask_after_json(value, masker)
+    assert json.dumps(got) == json.dumps(want)
+    text = json.dumps(got)
+    for form in (secret, json.dumps(secret)[1:-1], secret.encode("unicode_escape").decode()):
+        assert form not in text and form not in masker(text)
+
+
+# ------------------------------------------------------------------ the setting that rides a pooler probe
+
+
+def test_the_setup_riding_a_probe_is_never_left_on_a_pooled_server_session(db_url: str, pg_cluster: Any) -> None:
+    """Behind a transaction-mode pooler guard refuses; the session setting it sends with a
+    probe must not have landed first on a server connection the pooler hands to others."""
+    from guard.db import refuse_if_transaction_pooled
+    from guard.errors import UsageError
+    from tests.conftest import TEST_PASSWORD
+    from tests.pooler import TransactionPooler
+
+    setup = "SELECT set_config('application_name', 'rt-leaked-setting', false)"
+    pooler = TransactionPooler(pg_cluster.port, TEST_PASSWORD)
+    try:
+        url = pooler.url(str(conninfo_to_dict(db_url)["dbname"]))
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
+            with pytest.raises(UsageError, match="transaction-mode pooler"):
+                refuse_if_transaction_pooled(conn, url, setup)
+            with psycopg.connect(db_url, autocommit=True) as direct:
+                leaked = direct.execute("SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE application_name = 'rt-leaked-setting'").fetchone()
+            assert leaked == (0,)
+    finally:
+        pooler.close()
+
+
+def test_the_setup_rides_a_direct_connections_probe(db_url: str) -> None:
+    from guard.db import connect
+    from guard.migrations.session import CLIENT_CHECK
+
+    conn = connect(db_url, application_name="rt", setup=CLIENT_CHECK)
+    try:
+        assert conn.execute("SHOW client_connection_check_interval").fetchone() != ("0",)
+    finally:
+        conn.close()

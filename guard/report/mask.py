@@ -155,7 +155,7 @@ def _key(key: Any, mask: Callable[[str], str]) -> str:
     if isinstance(key, str):
         return mask(str.__str__(key))
     if key is None or isinstance(key, (bool, int, float)):
-        return json.dumps(key) if not isinstance(key, float) else float.__repr__(key)
+        return json.dumps(key)  # as json.dumps writes a key: 1.5, true, null, NaN, Infinity
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 

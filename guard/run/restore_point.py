@@ -17,28 +17,43 @@ SELECT clock_timestamp(),
 # is not defined (sql-expressions.html, "Expression Evaluation Rules") and does not matter:
 # all three come before the first statement of the release.
 POINT_CLOCK_AND_LSN = CLOCK_AND_LSN.replace("SELECT ", "SELECT pg_create_restore_point(%s)::text, ", 1)
+# When EXECUTE on pg_current_wal_lsn is revoked (PostgreSQL checks it when the statement
+# starts, even in a CASE branch never taken): the clock alone, and the point alone.
+CLOCK_ONLY = "SELECT clock_timestamp(), NULL::text, current_setting('archive_mode')"
+CREATE_RESTORE_POINT = "SELECT pg_create_restore_point(%s)::text"
 
 
 def mark_restore_point(conn: Any, run_id: str) -> RestoreTarget:
-    """clock_timestamp() and pg_current_wal_lsn(), with a named restore point ``guard-RUN_ID``
-    where the role may make one (pg_create_restore_point: superuser or a grant, and
-    wal_level >= replica; otherwise a note says why not and the timestamp still serves)."""
+    """clock_timestamp() and pg_current_wal_lsn() (None where the role may not call it), with
+    a named restore point ``guard-RUN_ID`` where the role may make one (pg_create_restore_point:
+    superuser or a grant, and wal_level >= replica; otherwise a note says why not and the
+    timestamp still serves). ``conn`` is autocommit: a refused statement leaves nothing to
+    roll back. psycopg.Error only when the server refuses even the clock."""
     import psycopg
 
     name = f"guard-{run_id}"
-    point: str | None = None
-    note: str | None = None
-    row = None
     try:  # the point, then the clock and WAL position after it, in one round trip
         row = conn.execute(POINT_CLOCK_AND_LSN, (name,)).fetchone()
-        point = name
-    except psycopg.Error as exc:  # an autocommit session: nothing to roll back
-        note = f"no named restore point: {exc.diag.message_primary or exc.__class__.__name__}"
-    if row is None:
+        return _target(row[1:], name, None)
+    except psycopg.Error as exc:
+        note = _no_point(exc)
+    try:
         row = conn.execute(CLOCK_AND_LSN).fetchone()
-        assert row is not None
-    else:
-        row = row[1:]
+    except psycopg.errors.InsufficientPrivilege:  # the WAL position refused, not (only) the point
+        row = conn.execute(CLOCK_ONLY).fetchone()
+        try:
+            conn.execute(CREATE_RESTORE_POINT, (name,))
+        except psycopg.Error as exc:
+            return _target(row, None, _no_point(exc))
+        return _target(row, name, None)
+    return _target(row, None, note)
+
+
+def _no_point(exc: Any) -> str:
+    return f"no named restore point: {exc.diag.message_primary or exc.__class__.__name__}"
+
+
+def _target(row: Any, point: str | None, note: str | None) -> RestoreTarget:
     now: dt.datetime = row[0]
     return RestoreTarget(
         timestamp=iso(now),

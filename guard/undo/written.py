@@ -30,14 +30,18 @@ TABLE_CHECKSUM = (
 )
 
 
-CREATE_ROWS = """
+# One statement each: record() may make the table inside a pipelined transaction
+# (guard.db.pipelined_transaction), where a query string holding two statements is refused
+# ("cannot insert multiple commands into a prepared statement": the extended protocol).
+CREATE_ROWS = (
+    """
 CREATE TABLE IF NOT EXISTS guard.run_rows (
     run_id text NOT NULL,
     part   text NOT NULL,
     hash   text NOT NULL
-);
-CREATE INDEX IF NOT EXISTS run_rows_part ON guard.run_rows (run_id, part, hash)
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS run_rows_part ON guard.run_rows (run_id, part, hash)",
+)
 REVOKE_ROWS = "REVOKE ALL ON TABLE guard.run_rows FROM PUBLIC"
 ROWS_EXIST = "SELECT to_regclass('guard.run_rows') IS NOT NULL"
 RUN_COPIES = "SELECT copy, source_oid::text, restore_sql, kind FROM guard.copies WHERE run_id = %s"
@@ -107,9 +111,19 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
 def _create(conn: psycopg.Connection[Any]) -> None:
     from guard.guard_schema import close_schema
 
-    conn.execute(CREATE_ROWS)
+    for statement in CREATE_ROWS:
+        conn.execute(statement)
     conn.execute(REVOKE_ROWS)
     close_schema(conn, "guard")  # whatever default privileges gave Supabase's API roles
+
+
+def _inserted(conn: psycopg.Connection[Any], insert: sql.Composable, params: tuple[Any, ...]) -> int:
+    """The number of rows ``insert`` (an INSERT without RETURNING) wrote, counted by the
+    server: in pipeline mode (record() runs in guard.db.pipelined_transaction) a cursor's
+    rowcount is -1 until its results are read, and an INSERT has no row to read."""
+    row = conn.execute(sql.SQL("WITH written AS ({} RETURNING 1) SELECT count(*) FROM written").format(insert),
+                       params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: Catalog) -> None:
@@ -130,19 +144,17 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
             after.checksums.setdefault(source, checksum(conn, after.tables[source]))
             keys = key_columns(conn, after.tables[source])
             if kind == "rows" and restore_sql.lstrip().upper().startswith("UPDATE") and keys:
-                cursor = conn.execute(sql.SQL(
+                after.parts[f"rows:{copy}"] = _inserted(conn, sql.SQL(
                     "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, " + row_hash("t")
                     + " FROM {table} t WHERE EXISTS (SELECT 1 FROM {copy} c WHERE " + join(keys) + ")"
                 ).format(table=sql.SQL(after.tables[source]), copy=sql.SQL(copy)), (run_id, f"rows:{copy}"))
-                after.parts[f"rows:{copy}"] = cursor.rowcount
     for key, col in after.columns.items():
         old = before.columns.get(key)
         if col["table"] not in before.tables or (old is not None and old["type"] == col["type"]):
             continue
         names = [k for k, _ in key_columns(conn, after.tables[col["table"]])]
-        cursor = conn.execute(sql.SQL(
+        after.parts[f"col:{key}"] = _inserted(conn, sql.SQL(
             "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, "
             + column_hash("t", names, sql.Identifier(col["name"]).as_string(None)) + " FROM {table} t"
         ).format(table=sql.SQL(after.tables[col["table"]])), (run_id, f"col:{key}"))
-        after.parts[f"col:{key}"] = cursor.rowcount
 
