@@ -292,3 +292,29 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
+
+
+@pytest.mark.parametrize("when", ["the catalog before", "the backup log entry"])
+def test_a_connection_lost_before_the_first_statement_is_said_and_its_journal_entry_closed(
+        ready: Project, when: str) -> None:
+    """The session dies while guard records what comes before the first statement (a trigger
+    that ends its own backend stands in for the network): exit 3, one line saying nothing was
+    changed, the journal entry closed on a new session, so the next run is not refused."""
+    ready.guard("init")
+    table = "guard.run_catalogs" if when == "the catalog before" else "public.backup_logs"
+    ready.query("CREATE FUNCTION public.cut() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$")
+    ready.query(f"CREATE TRIGGER cut BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION public.cut()")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    lost = ready.guard("run")
+    assert lost.code == 3, lost.output
+    assert "internal error" not in lost.output and "Traceback" not in lost.output
+    assert ready.history() == [] and ready.query("SELECT to_regclass('public.t')") == [(None,)]
+    if when == "the catalog before":
+        assert "lost the connection" in lost.output and "nothing was changed" in lost.output, lost.output
+    assert ready.query("SELECT status FROM guard.runs") == [("blocked",)]  # closed, not left running
+
+    ready.query(f"DROP TRIGGER cut ON {table}")
+    again = ready.guard("run")
+    assert again.code == 0, again.output
+    assert ready.history() == ["20240101000000"]

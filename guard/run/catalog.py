@@ -12,10 +12,18 @@ def record_before(state: RunState) -> catalog.Catalog | None:
     local inverse for this run), never a reason to stop the run."""
     import psycopg
 
+    from guard.db import describe_url
+    from guard.errors import Blocked
+
     try:
         return catalog.record(state.db, state.report.run_id, "before")
     except psycopg.Error as exc:
-        state.report.warnings.append(f"could not record the catalog for guard undo: {exc.diag.message_primary or exc}")
+        reason = exc.diag.message_primary or first_line(exc)
+        if state.db.broken or state.db.closed:  # the session, and guard's lock with it, is gone
+            raise Blocked(f"lost the connection to {describe_url(state.url)} before the first statement "
+                          f"({reason}): nothing was changed",
+                          hint="check the server and the network, then run guard again") from None
+        state.report.warnings.append(f"could not record the catalog for guard undo: {reason}")
         return None
 
 
@@ -29,4 +37,10 @@ def record_after(state: RunState, before: catalog.Catalog | None) -> None:
     try:
         catalog.record(conn, state.report.run_id, "after", before)
     except psycopg.Error as exc:
-        state.report.warnings.append(f"could not record the catalog after the run: {exc.diag.message_primary or exc}")
+        state.report.warnings.append(f"could not record the catalog after the run: {exc.diag.message_primary or first_line(exc)}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text: libpq's lost-connection messages run to several."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

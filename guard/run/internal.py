@@ -109,10 +109,10 @@ def _outside_transaction(state: RunState) -> bool:
 
 
 def _close_journal(state: RunState) -> None:
-    from guard.run.outcome import finish_journal
+    from guard.run.outcome import finish_journal, journal_connection
 
-    conn = state.reconnected if state.reconnected is not None else state.conn
-    if not state.journal_started or conn is None or conn.broken or conn.closed:
+    conn = journal_connection(state) if state.journal_started else None
+    if conn is None:
         return
     try:
         conn.rollback()

@@ -131,8 +131,29 @@ def journal_closed(state: RunState) -> Iterator[None]:
             status = "blocked" if exc.exit_code == EXIT_BLOCKED else "usage_error"
             state.report.set_outcome(status, str(exc), changed=False)
             note_journal_created(state)
-            finish_journal(state.db, state.report, state.mask)
+            live = journal_connection(state)
+            if live is not None:
+                finish_journal(live, state.report, state.mask)
         raise
     live = state.reconnected if state.reconnected is not None else state.db
     if state.journal_started and not (live.broken or live.closed):
         finish_journal(live, state.report, state.mask)
+
+
+def journal_connection(state: RunState) -> Any:
+    """A live session to close the run's journal entry on: the run's own, else one opened
+    again (once; kept as ``state.reconnected``). None when the server cannot be reached: the
+    entry then stays open and the next run is refused until someone looks (fail closed)."""
+    from guard.db import connect
+    from guard.errors import ConnectError, UsageError
+
+    for conn in (state.reconnected, state.conn):
+        if conn is not None and not (conn.broken or conn.closed):
+            return conn
+    try:
+        state.reconnected = connect(state.url, application_name=f"guard {state.report.command} {state.report.run_id}",
+                                    connect_timeout=5)
+    except (ConnectError, UsageError) as exc:
+        state.report.warnings.append(f"could not reconnect to close the journal entry: {exc}")
+        return None
+    return state.reconnected
