@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+    from guard.migrations.history import Landed
+
 JOURNAL_SCHEMA = "guard"
 # The journal's tables are created and upgraded with the rest of guard's schema (guard.guard_schema).
 SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
@@ -32,7 +34,15 @@ VALUES (%s, %s, 'running', %s, %s, %s, %s)
 ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
 """
-MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+# No ON CONFLICT: a run records a version once, and PostgreSQL refuses ON CONFLICT on a table
+# with rules, where a plain INSERT lets the check after it (COMMITTED_LANDED) judge the rule.
+MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s)"
+# Read after MARK_COMMITTED in the file's transaction: true once the row is there (a rule or a
+# trigger may have discarded it without an error; see history.check_landed).
+COMMITTED_LANDED = (
+    "EXISTS (SELECT FROM guard.run_commits WHERE run_id OPERATOR(pg_catalog.=) %s "
+    "AND version OPERATOR(pg_catalog.=) %s)"
+)
 # The versions a run committed: those folded into guard.runs.committed when it ended, then
 # those recorded per file since (all of them while it runs, or when it died).
 COMMITTED = """(r.committed || ARRAY(
@@ -147,6 +157,17 @@ def committed_row(run_id: str, version: str) -> tuple[str, tuple[Any, ...]]:
     """The statement and parameters that record ``version`` as committed by ``run_id``; run in
     the file's own transaction, the file is committed exactly when this is."""
     return MARK_COMMITTED, (run_id, version)
+
+
+def committed_landed(query: str, params: tuple[Any, ...]) -> Landed | None:
+    """The history.Landed of a journal record made by ``committed_row`` (query, params);
+    None for any other statement."""
+    from guard.migrations.history import Landed, not_landed_message
+
+    if query != MARK_COMMITTED:
+        return None
+    run_id, version = params
+    return Landed(COMMITTED_LANDED, (run_id, version), not_landed_message("journal", "guard.run_commits", version))
 
 
 def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> None:

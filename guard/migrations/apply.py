@@ -321,7 +321,8 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
     conn = run.conn
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
         # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
-        checks, records = run.pre_commit_statements(file), run.records(file)
+        # After the records, the check that they landed (ApplyContext.landed).
+        checks, records = run.pre_commit_statements(file), [*run.records(file), run.landed(file)]
         query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), "COMMIT",
                            *RESET_STATEMENTS])
         psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in (*checks, *records) for p in params))
@@ -356,13 +357,7 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 if run.tripwire is not None:
                     run.tripwire.start(conn, file)
                 _run_statements(conn, file, result, run.before, skip=skip)
-                for query, params in run.pre_commit_statements(file):
-                    conn.execute(query, params)
-                if run.tripwire is not None:
-                    _tripwire_check(run.tripwire, conn, file, result)
-                if run.before_commit is not None:  # guard:verify (issue #19)
-                    run.before_commit(conn, file)
-                run.record(file)
+                _checks_and_records(run, file, result)
                 result.duration_ms = ms(started)
                 done.append(result)
             if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
@@ -388,6 +383,30 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
         result.status = "applied"
         outcome.committed.append(result.version)
     run.progress(f"applied {len(done)} files in one transaction")
+
+
+def _checks_and_records(run: ApplyContext, file: MigrationFile, result: MigrationResult) -> None:
+    """In the one transaction, after ``file``'s statements: its checks, then its records and
+    the check that they landed; a failure here is ``file``'s (StatementFailed), not the last
+    file's at COMMIT."""
+    import psycopg
+
+    conn = run.conn
+    try:
+        for query, params in run.pre_commit_statements(file):
+            conn.execute(query, params)
+    except psycopg.Error as exc:
+        result.status, result.error = "failed", error_from(exc, result.file, None, None)
+        raise StatementFailed(result) from exc
+    if run.tripwire is not None:
+        _tripwire_check(run.tripwire, conn, file, result)
+    if run.before_commit is not None:  # guard:verify (issue #19)
+        run.before_commit(conn, file)
+    try:
+        run.record(file)
+    except psycopg.Error as exc:
+        result.status, result.error = "failed", error_from(exc, result.file, None, None)
+        raise StatementFailed(result) from exc
 
 
 def _all_failed_at_commit(
