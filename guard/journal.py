@@ -36,6 +36,7 @@ RETURNING run_id
 """
 # No ON CONFLICT: a run records a version once, and PostgreSQL refuses ON CONFLICT on a table
 # with rules, where a plain INSERT lets the check after it (COMMITTED_LANDED) judge the rule.
+RUN_JOURNALLED = "SELECT 1 FROM guard.runs WHERE run_id OPERATOR(pg_catalog.=) %s"
 MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s)"
 # Read after MARK_COMMITTED in the file's transaction: true once the row is there (a rule or a
 # trigger may have discarded it without an error; see history.check_landed).
@@ -141,15 +142,26 @@ def start(
     """Journal the run as running; committed before the first migration statement.
 
     Returns False, writing nothing, when a run with this id is already journalled: that run's
-    record is never taken for this one's."""
+    record is never taken for this one's. Raises Blocked (nothing written) when a rule or a
+    trigger on guard.runs discarded the row without an error."""
+    import psycopg
     from psycopg.types.json import Jsonb
 
+    from guard.errors import Blocked
+
     ensure(conn)
-    with conn.transaction():
-        row = conn.execute(
-            START_RUN,
-            (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
-        ).fetchone()
+    lost = f"guard's journal row for run {run_id} did not land: a rule or trigger on guard.runs discarded it"
+    hint = "nothing was changed; drop that rule or trigger (psql: \\d+ guard.runs lists them), then run again"
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                START_RUN,
+                (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
+            ).fetchone()
+            if row is None and conn.execute(RUN_JOURNALLED, (run_id,)).fetchone() is None:
+                raise Blocked(lost, hint=hint)
+    except psycopg.errors.FeatureNotSupported as exc:  # a rule PostgreSQL refuses RETURNING or ON CONFLICT with
+        raise Blocked(f"{lost} ({exc.diag.message_primary})", hint=hint) from exc
     return row is not None
 
 

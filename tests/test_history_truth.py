@@ -42,6 +42,12 @@ TRAPS = {
         "CREATE TRIGGER guard_trap BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.version >= '{v}') "
         "EXECUTE FUNCTION public.guard_trap()"
     ),
+    "before trigger changing the version": (
+        "CREATE FUNCTION public.guard_trap() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN NEW.version := NEW.version || '_moved'; RETURN NEW; END$$;\n"
+        "CREATE TRIGGER guard_trap BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.version >= '{v}') "
+        "EXECUTE FUNCTION public.guard_trap()"
+    ),
     "after trigger deleting": (
         "CREATE FUNCTION public.guard_trap() RETURNS trigger LANGUAGE plpgsql AS "
         "$$BEGIN DELETE FROM {t} WHERE version = NEW.version; RETURN NULL; END$$;\n"
@@ -209,3 +215,19 @@ def test_a_file_run_statement_by_statement_whose_row_is_discarded_fails_as_chang
     assert history == journal_rows == [_version(1)]
     assert tables == ["t1", "t2"] and started == 2  # file 2's statements committed; file 3 never ran
     assert ready.table_exists("public.t2_id")
+
+
+@pytest.mark.parametrize("trap", ["rule instead nothing", "before trigger returning null"])
+def test_a_trap_on_the_runs_journal_blocks_the_run_before_any_change(ready: Project, trap: str) -> None:
+    """guard.runs' row for the run is written before anything changes: discarded, the run is
+    refused (exit 3) naming the table, instead of being taken for a reused run id."""
+    _prepare_tables(ready)
+    sql = TRAPS[trap].format(t="guard.runs", v="").replace("WHEN (NEW.version >= '')", "")
+    ready.query(sql)
+    _files(ready, "pipeline")
+    result = ready.guard("run")
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 3, result.output
+    assert "did not land: a rule or trigger on guard.runs discarded it" in result.output
+    assert "already in guard's journal" not in result.output
+    assert _state(ready) == ([], [], [], 0)
