@@ -231,3 +231,21 @@ def test_a_trap_on_the_runs_journal_blocks_the_run_before_any_change(ready: Proj
     assert "did not land: a rule or trigger on guard.runs discarded it" in result.output
     assert "already in guard's journal" not in result.output
     assert _state(ready) == ([], [], [], 0)
+
+
+@pytest.mark.parametrize("table", [HISTORY, JOURNAL])
+def test_a_big_file_whose_row_is_discarded_fails(ready: Project, table: str) -> None:
+    """A file too big to have its rows quoted into the text sends them as parameters (a
+    pipeline of statements, apply.INLINE_RECORD_BYTES): the check goes with them."""
+    from guard.migrations.apply import INLINE_RECORD_BYTES
+
+    _prepare_tables(ready)
+    ready.query(TRAPS["after trigger deleting"].format(t=table, v=_version(2)))
+    _files(ready, "pipeline")
+    filler = "x" * (INLINE_RECORD_BYTES + 1000)
+    ready.add(f"{_version(2)}_f2.sql", f"create table public.t2 (id int);\nselect nextval('public.probe');\n"
+              f"select '{filler}';\n")
+    result = ready.guard("run")
+    _assert_failed_on(result, 2, "pipeline", table)
+    assert [m["path"] for m in result.report["migrations"]] == ["pipeline", "single", None]  # type: ignore[index]
+    assert _state(ready) == ([_version(1)], [_version(1)], ["t1"], 2)
