@@ -249,3 +249,17 @@ def test_a_big_file_whose_row_is_discarded_fails(ready: Project, table: str) -> 
     _assert_failed_on(result, 2, "pipeline", table)
     assert [m["path"] for m in result.report["migrations"]] == ["pipeline", "single", None]  # type: ignore[index]
     assert _state(ready) == ([_version(1)], [_version(1)], ["t1"], 2)
+
+
+def test_a_files_own_error_in_guards_words_stays_the_files(ready: Project) -> None:
+    """Only guard's own check is reworded: a statement of the file failing with the same words
+    keeps PostgreSQL's error, its SQLSTATE and its line."""
+    _files(ready, "pipeline")
+    ready.add(f"{_version(2)}_f2.sql", "create table public.t2 (id int);\nselect nextval('public.probe');\n"
+              "select 'guard''s history row for 2 did not land: a rule or trigger on x discarded it'::int;\n")
+    result = ready.guard("run")
+    assert result.code == 4, result.output
+    assert result.report is not None
+    error = result.report["migrations"][1]["error"]
+    assert error["sqlstate"] == "22P02" and error["line"] == 3 and error["message"].startswith("invalid input"), error
+    assert _state(ready) == ([_version(1)], [_version(1)], ["t1"], 2)

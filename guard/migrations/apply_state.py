@@ -164,7 +164,7 @@ def error_from(
         if position is not None and position < 1:
             position = None  # in the BEGIN sent with it, not in the statement
     line = statement.line_at(position) if statement is not None else None
-    lost = history.not_landed(primary(exc))
+    lost = history.not_landed(primary(exc)) if statement is None else None
     if lost is not None:  # guard's own row discarded: its words, not the cast's (history.check_landed)
         return MigrationError(message=lost, sqlstate=None, file=file, line=None, hint=history.NOT_LANDED_HINT)
     text = None

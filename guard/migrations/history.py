@@ -57,8 +57,9 @@ _LANDED_WHEN = "WHEN NOT {condition} THEN %s"
 _NOT_LANDED = re.compile(r"(guard's \w+ row for \S+ did not land: a rule or trigger on \S+ discarded it)")
 NOT_LANDED_HINT = (
     "PostgreSQL discards a row without an error when a rule (DO INSTEAD, DO ALSO DELETE) or a trigger "
-    "(BEFORE returning NULL, AFTER deleting it) says so; guard rolled the file back rather than report "
-    "it applied without its row (it would run again next time). Drop or fix that rule or trigger "
+    "(BEFORE returning NULL, AFTER deleting it) says so (a row-level security policy hiding it from "
+    "guard's role has the same effect); guard failed the file rather than report it "
+    "applied without its row (it would run again next time). Drop or fix that rule or trigger "
     "(psql: \\d+ on the table lists them), then run guard again."
 )
 
