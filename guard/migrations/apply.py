@@ -9,7 +9,8 @@ MigrationResults; the caller turns them into an outcome.
 The per-file transaction, in order (``_apply_one``): BEGIN (the file's own when it wraps
 itself), the timeouts, each statement (``before`` runs ahead of the statements it acts on),
 then ``_record_and_commit``: guard's identity, the history row, the caller's journal entry,
-COMMIT, and the session reset for the next file. Checks before COMMIT are the context's
+the check that both landed (a rule or trigger may discard them without an error:
+ApplyContext.landed), COMMIT, and the session reset for the next file. Checks before COMMIT are the context's
 ``pre_commit`` hooks (apply_state.PreCommit), run ahead of the records in every path.
 
 With PostgreSQL 13+ and no lock retries, runs of consecutive files that need nothing from
@@ -309,11 +310,11 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
 
 
 def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
-    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, COMMIT,
-    then the session reset for the next file, in one round trip: one message with client-side
-    quoted values for ordinary files, a pipeline with parameters for big ones (sequential
-    where libpq has no pipelines). Any failure leaves the transaction to roll back; a
-    connection lost here may have committed (the caller asks the history)."""
+    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, the check
+    that they landed, COMMIT, then the session reset for the next file, in one round trip: one
+    message with client-side quoted values for ordinary files, a pipeline with parameters for
+    big ones (sequential where libpq has no pipelines). Any failure leaves the transaction to
+    roll back; a connection lost here may have committed (the caller asks the history)."""
     from contextlib import nullcontext
 
     import psycopg
