@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+    from guard.migrations.history import Landed
+
 JOURNAL_SCHEMA = "guard"
 # The journal's tables are created and upgraded with the rest of guard's schema (guard.guard_schema).
 SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
@@ -32,7 +34,16 @@ VALUES (%s, %s, 'running', %s, %s, %s, %s)
 ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
 """
-MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+# No ON CONFLICT: a run records a version once, and PostgreSQL refuses ON CONFLICT on a table
+# with rules, where a plain INSERT lets the check after it (COMMITTED_LANDED) judge the rule.
+RUN_JOURNALLED = "SELECT 1 FROM guard.runs WHERE run_id OPERATOR(pg_catalog.=) %s"
+MARK_COMMITTED = "INSERT INTO guard.run_commits (run_id, version) VALUES (%s, %s)"
+# Read after MARK_COMMITTED in the file's transaction: true once the row is there (a rule or a
+# trigger may have discarded it without an error; see history.check_landed).
+COMMITTED_LANDED = (
+    "EXISTS (SELECT FROM guard.run_commits WHERE run_id OPERATOR(pg_catalog.=) %s "
+    "AND version OPERATOR(pg_catalog.=) %s)"
+)
 # The versions a run committed: those folded into guard.runs.committed when it ended, then
 # those recorded per file since (all of them while it runs, or when it died).
 COMMITTED = """(r.committed || ARRAY(
@@ -131,14 +142,28 @@ def start(
     """Journal the run as running; committed before the first migration statement.
 
     Returns False, writing nothing, when a run with this id is already journalled: that run's
-    record is never taken for this one's."""
+    record is never taken for this one's. Raises Blocked (nothing written) when a rule or a
+    trigger on guard.runs discarded the row without an error."""
+    import psycopg
     from psycopg.types.json import Jsonb
 
-    from guard.db import committed
+    from guard.db import pipelined_transaction
+    from guard.errors import Blocked
 
     ensure(conn)
-    row = committed(conn, START_RUN,
-                    (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason))
+    lost = f"guard's journal row for run {run_id} did not land: a rule or trigger on guard.runs discarded it"
+    hint = "nothing was changed; drop that rule or trigger (psql: \\d+ guard.runs lists them), then run again"
+    try:
+        # BEGIN rides the INSERT and COMMIT goes alone: two waits, where three were.
+        with pipelined_transaction(conn):
+            row = conn.execute(
+                START_RUN,
+                (run_id, command, list(pending), Jsonb(restore_target) if restore_target else None, actor, reason),
+            ).fetchone()
+            if row is None and conn.execute(RUN_JOURNALLED, (run_id,)).fetchone() is None:
+                raise Blocked(lost, hint=hint)
+    except psycopg.errors.FeatureNotSupported as exc:  # a rule PostgreSQL refuses RETURNING or ON CONFLICT with
+        raise Blocked(f"{lost} ({exc.diag.message_primary})", hint=hint) from exc
     return row is not None
 
 
@@ -146,6 +171,17 @@ def committed_row(run_id: str, version: str) -> tuple[str, tuple[Any, ...]]:
     """The statement and parameters that record ``version`` as committed by ``run_id``; run in
     the file's own transaction, the file is committed exactly when this is."""
     return MARK_COMMITTED, (run_id, version)
+
+
+def committed_landed(query: str, params: tuple[Any, ...]) -> Landed | None:
+    """The history.Landed of a journal record made by ``committed_row`` (query, params);
+    None for any other statement."""
+    from guard.migrations.history import Landed, not_landed_message
+
+    if query != MARK_COMMITTED:
+        return None
+    run_id, version = params
+    return Landed(COMMITTED_LANDED, (run_id, version), not_landed_message("journal", "guard.run_commits", version))
 
 
 def mark_committed(conn: psycopg.Connection[Any], run_id: str, version: str) -> None:

@@ -9,7 +9,8 @@ MigrationResults; the caller turns them into an outcome.
 The per-file transaction, in order (``_apply_one``): BEGIN (the file's own when it wraps
 itself), the timeouts, each statement (``before`` runs ahead of the statements it acts on),
 then ``_record_and_commit``: guard's identity, the history row, the caller's journal entry,
-COMMIT, and the session reset for the next file. Checks before COMMIT are the context's
+the check that both landed (a rule or trigger may discard them without an error:
+ApplyContext.landed), COMMIT, and the session reset for the next file. Checks before COMMIT are the context's
 ``pre_commit`` hooks (apply_state.PreCommit), run ahead of the records in every path.
 
 With PostgreSQL 13+ and no lock retries, runs of consecutive files that need nothing from
@@ -309,11 +310,11 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
 
 
 def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
-    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, COMMIT,
-    then the session reset for the next file, in one round trip: one message with client-side
-    quoted values for ordinary files, a pipeline with parameters for big ones (sequential
-    where libpq has no pipelines). Any failure leaves the transaction to roll back; a
-    connection lost here may have committed (the caller asks the history)."""
+    """Guard's identity (session.AS_GUARD), the file's history row and journal entry, the check
+    that they landed, COMMIT, then the session reset for the next file, in one round trip: one
+    message with client-side quoted values for ordinary files, a pipeline with parameters for
+    big ones (sequential where libpq has no pipelines). Any failure leaves the transaction to
+    roll back; a connection lost here may have committed (the caller asks the history)."""
     from contextlib import nullcontext
 
     import psycopg
@@ -321,7 +322,8 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
     conn = run.conn
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
         # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
-        checks, records = run.pre_commit_statements(file), run.records(file)
+        # After the records, the check that they landed (ApplyContext.landed).
+        checks, records = run.pre_commit_statements(file), [*run.records(file), run.landed(file)]
         query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), "COMMIT",
                            *RESET_STATEMENTS])
         psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in (*checks, *records) for p in params))
@@ -356,13 +358,7 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 if run.tripwire is not None:
                     run.tripwire.start(conn, file)
                 _run_statements(conn, file, result, run.before, skip=skip)
-                for query, params in run.pre_commit_statements(file):
-                    conn.execute(query, params)
-                if run.tripwire is not None:
-                    _tripwire_check(run.tripwire, conn, file, result)
-                if run.before_commit is not None:  # guard:verify (issue #19)
-                    run.before_commit(conn, file)
-                run.record(file)
+                _checks_and_records(run, file, result)
                 result.duration_ms = ms(started)
                 done.append(result)
             if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
@@ -388,6 +384,30 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
         result.status = "applied"
         outcome.committed.append(result.version)
     run.progress(f"applied {len(done)} files in one transaction")
+
+
+def _checks_and_records(run: ApplyContext, file: MigrationFile, result: MigrationResult) -> None:
+    """In the one transaction, after ``file``'s statements: its checks, then its records and
+    the check that they landed; a failure here is ``file``'s (StatementFailed), not the last
+    file's at COMMIT."""
+    import psycopg
+
+    conn = run.conn
+    try:
+        for query, params in run.pre_commit_statements(file):
+            conn.execute(query, params)
+    except psycopg.Error as exc:
+        result.status, result.error = "failed", error_from(exc, result.file, None, None)
+        raise StatementFailed(result) from exc
+    if run.tripwire is not None:
+        _tripwire_check(run.tripwire, conn, file, result)
+    if run.before_commit is not None:  # guard:verify (issue #19)
+        run.before_commit(conn, file)
+    try:
+        run.record(file)
+    except psycopg.Error as exc:
+        result.status, result.error = "failed", error_from(exc, result.file, None, None)
+        raise StatementFailed(result) from exc
 
 
 def _all_failed_at_commit(

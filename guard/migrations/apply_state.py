@@ -91,14 +91,27 @@ class ApplyContext:
             found.append(self.on_commit(file.version))
         return found
 
+    def landed(self, file: MigrationFile) -> tuple[str, tuple[Any, ...]]:
+        """The statement that raises, after ``records`` and before COMMIT, unless each row
+        they wrote is in its table (history.check_landed: a rule or a trigger may discard
+        an INSERT without an error). One per file, in every path."""
+        from guard import journal
+
+        rows = [history.landed(file.version)]
+        for query, params in self.records(file)[1:]:
+            row = journal.committed_landed(query, params)
+            if row is not None:
+                rows.append(row)
+        return history.check_landed(rows)
+
     def record(self, file: MigrationFile) -> None:
-        """Run `records` (in the caller's transaction, as guard: see session.AS_GUARD), one
-        statement at a time."""
+        """Run `records` and the `landed` check (in the caller's transaction, as guard: see
+        session.AS_GUARD), one statement at a time."""
         from guard.migrations.session import AS_GUARD
 
         for statement in AS_GUARD:  # one at a time: this may run in a pipeline
             self.conn.execute(statement)
-        for query, params in self.records(file):
+        for query, params in [*self.records(file), self.landed(file)]:
             self.conn.execute(query, params)
 
 
@@ -151,6 +164,9 @@ def error_from(
         if position is not None and position < 1:
             position = None  # in the BEGIN sent with it, not in the statement
     line = statement.line_at(position) if statement is not None else None
+    lost = history.not_landed(primary(exc)) if statement is None else None
+    if lost is not None:  # guard's own row discarded: its words, not the cast's (history.check_landed)
+        return MigrationError(message=lost, sqlstate=None, file=file, line=None, hint=history.NOT_LANDED_HINT)
     text = None
     if statement is not None:
         from guard.migrations.files import _skip_space_and_comments

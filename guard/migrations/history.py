@@ -7,6 +7,8 @@ on what is applied whichever tool applied it (see shared/reference/supabase.md).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,24 @@ INSERT_HISTORY = (
     "VALUES (%s, %s, %s)"
 )
 VERSION_APPLIED = "SELECT 1 FROM supabase_migrations.schema_migrations WHERE version = %s"
+# Read after guard's INSERT, in the same transaction: true once the row is in the table.
+HISTORY_ROW_LANDED = (
+    "EXISTS (SELECT FROM supabase_migrations.schema_migrations WHERE version OPERATOR(pg_catalog.=) %s)"
+)
+# One statement that raises unless every condition holds: a text cast to integer, PostgreSQL's
+# own error then carrying guard's message ("invalid input syntax for type integer: ..."). The
+# CASE's results are not constants the planner could cast ahead (its tests read the tables).
+LANDED_CHECK = "SELECT (CASE {whens} ELSE '1' END)::pg_catalog.int4"
+_LANDED_WHEN = "WHEN NOT {condition} THEN %s"
+# The message's own words, found again in PostgreSQL's (whatever its lc_messages) by error_from.
+_NOT_LANDED = re.compile(r"(guard's \w+ row for \S+ did not land: a rule or trigger on \S+ discarded it)")
+NOT_LANDED_HINT = (
+    "PostgreSQL discards a row without an error when a rule (DO INSTEAD, DO ALSO DELETE) or a trigger "
+    "(BEFORE returning NULL, AFTER deleting it) says so (a row-level security policy hiding it from "
+    "guard's role has the same effect); guard failed the file rather than report it "
+    "applied without its row (it would run again next time). Drop or fix that rule or trigger "
+    "(psql: \\d+ on the table lists them), then run guard again."
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,45 @@ def row(version: str, name: str, statements: list[str]) -> tuple[str, tuple[Any,
     """The statement and parameters that insert a file's history row; the caller runs it in
     the file's own transaction."""
     return INSERT_HISTORY, (version, name, statements)
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A bookkeeping row guard wrote in a file's transaction: ``condition`` (SQL, ``params``
+    for its placeholders) holds once it is in its table, read after the INSERT's rules and
+    triggers had their way; ``message`` is the file's error when it does not."""
+
+    condition: str
+    params: tuple[Any, ...]
+    message: str
+
+
+def not_landed_message(kind: str, table: str, version: str) -> str:
+    """The one-line error of a file whose ``kind`` ("history", "journal") row in ``table``
+    was discarded."""
+    return f"guard's {kind} row for {version} did not land: a rule or trigger on {table} discarded it"
+
+
+def landed(version: str) -> Landed:
+    """The history row of ``version`` is in supabase_migrations.schema_migrations."""
+    return Landed(HISTORY_ROW_LANDED, (version,), not_landed_message("history", QUALIFIED, version))
+
+
+def check_landed(rows: Sequence[Landed]) -> tuple[str, tuple[Any, ...]]:
+    """One statement that raises (22P02, the failing row's message inside) unless each of
+    ``rows`` is in its table; run after guard's records, before COMMIT, in the file's
+    transaction. PostgreSQL lets a rule or a trigger discard an INSERT without an error
+    (rules.html "Rules on INSERT, UPDATE, and DELETE"; trigger-definition.html: a BEFORE row
+    trigger returning NULL skips the row), so the INSERT succeeding proves nothing."""
+    whens = " ".join(_LANDED_WHEN.format(condition=row.condition) for row in rows)
+    params = tuple(p for row in rows for p in (*row.params, row.message))
+    return LANDED_CHECK.format(whens=whens), params
+
+
+def not_landed(message: str) -> str | None:
+    """guard's own message when PostgreSQL's error ``message`` is check_landed's; else None."""
+    found = _NOT_LANDED.search(message)
+    return found.group(1) if found else None
 
 
 def is_applied(conn: psycopg.Connection[Any], version: str) -> bool:

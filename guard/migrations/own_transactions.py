@@ -130,8 +130,8 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
             return _unterminated(run, file, result, committed, in_block[0], started)
         if run.before_commit is not None and not _verified(run, file, result, bool(committed)):
             return False  # guard:verify after its last statement: its effect stays, exit 4 (issue #19)
-        with conn.transaction():
-            run.record(file)
+        if not _recorded(run, file, result, bool(committed)):
+            return False
     finally:
         if not (conn.broken or conn.closed) and conn.pgconn.transaction_status == TransactionStatus.IDLE:
             conn.execute(RESET_SESSION)  # the timeouts, and whatever the file left
@@ -139,6 +139,25 @@ def apply_statementwise(run: ApplyContext, file: MigrationFile, result: Migratio
     result.duration_ms = ms(started)
     outcome.committed.append(file.version)
     note_slow(run.progress, result)
+    return True
+
+
+def _recorded(run: ApplyContext, file: MigrationFile, result: MigrationResult, changed: bool) -> bool:
+    """The history row and journal entry of a file that ran statement by statement, in a
+    transaction of their own; False when they failed (a rule or trigger discarded one:
+    ApplyContext.landed), the file's effect then left as it is (exit 4)."""
+    import psycopg
+
+    try:
+        with run.conn.transaction():
+            run.record(file)
+    except psycopg.Error as exc:
+        result.status, result.error, run.outcome.failed = "failed", error_from(exc, result.file, None, None), result
+        run.outcome.changed_outside_transaction = changed
+        if run.conn.broken or run.conn.closed:  # lost at COMMIT: only the history can tell
+            result.status = "unknown"
+            run.outcome.connection_lost = run.outcome.unknown = True
+        return False
     return True
 
 

@@ -3,10 +3,10 @@ semantics kept.
 
 Each file of a stream is ``BEGIN; <timeouts>; <its statements>; <pre-COMMIT checks>;
 <its deferred constraints fired>; <session reset>; <guard's identity>; <history row>;
-<journal row>; COMMIT``, and a stream is one simple Query message holding the transactions
-of up to STREAM_FILES files (at most STREAM_BYTES of SQL). The property used is
-PostgreSQL's, documented in the protocol chapter, "Message Flow" > "Simple Query" >
-"Multiple Statements in a Simple Query"
+<journal row>; <the check that both landed>; COMMIT``, and a stream is one simple Query
+message holding the transactions of up to STREAM_FILES files (at most STREAM_BYTES of SQL).
+The property used is PostgreSQL's, documented in the protocol chapter, "Message Flow" >
+"Simple Query" > "Multiple Statements in a Simple Query"
 (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT):
 a COMMIT in the string commits at once, and when a statement fails the server abandons the
 rest of the string. So the files before the failing one stay committed, the failing one
@@ -134,6 +134,7 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     records = run.records(file)
     for record in [_one_statement(records)] if run.records_as_one else records:
         parts.append((None, cursor.mogrify(*record)))
+    parts.append((None, cursor.mogrify(*run.landed(file))))  # raises unless they landed
     parts.append((None, "COMMIT"))
     return parts
 
