@@ -189,7 +189,19 @@ def _take_install_lock(conn: psycopg.Connection[Any]) -> None:
 
 def version(conn: psycopg.Connection[Any]) -> int:
     """The version of guard's schema in this database: 0 none, 1 before versioning, else
-    the highest row of guard.schema_version."""
+    the highest row of guard.schema_version. One query where guard.schema_version exists,
+    on an autocommit session (a missing table's error there rolls back nothing)."""
+    import psycopg
+
+    from guard.db import idle_autocommit
+
+    if idle_autocommit(conn):
+        try:
+            found = conn.execute(READ_VERSION).fetchone()
+        except psycopg.errors.UndefinedTable:
+            pass  # no versioned schema: STATE says whether an unversioned one is there
+        else:
+            return int(found[0]) if found and found[0] is not None else 1
     row = conn.execute(STATE).fetchone()
     assert row is not None
     if row[0]:

@@ -26,11 +26,12 @@ CREATE_HISTORY = (
     "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[]",
     "ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text",
 )
-HISTORY_EXISTS = "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
-HISTORY_HAS_COLUMNS = """
-SELECT count(*) FROM pg_attribute
- WHERE attrelid = 'supabase_migrations.schema_migrations'::regclass
-   AND attname IN ('statements', 'name') AND NOT attisdropped
+# Whether the table exists, and how many of the CLI's later columns it has (0 when it does not).
+HISTORY_SHAPE = """
+SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL,
+       (SELECT count(*) FROM pg_attribute
+         WHERE attrelid = to_regclass('supabase_migrations.schema_migrations')
+           AND attname IN ('statements', 'name') AND NOT attisdropped)
 """
 HISTORY_COMPLETE = """
 SELECT count(*) = 2 FROM pg_attribute
@@ -76,11 +77,10 @@ class AppliedMigration:
 def read_history(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
     """Applied migrations in version order, compared as strings (the CLI's ``ORDER BY version``,
     list.go ListRemoteMigrations); empty when the table does not exist yet."""
-    row = conn.execute(HISTORY_EXISTS).fetchone()
+    row = conn.execute(HISTORY_SHAPE).fetchone()  # the table and its columns, one round trip
     if not row or not row[0]:
         return []
-    count_row = conn.execute(HISTORY_HAS_COLUMNS).fetchone()
-    query = READ_HISTORY if count_row and count_row[0] == 2 else READ_HISTORY_VERSIONS_ONLY
+    query = READ_HISTORY if row[1] == 2 else READ_HISTORY_VERSIONS_ONLY
     rows = conn.execute(query).fetchall()
     applied = [
         AppliedMigration(r[0], r[1], tuple(r[2]) if r[2] is not None else None) for r in rows
