@@ -28,7 +28,8 @@ SELECT current_setting('server_version_num')::int AS version_num,
        current_database() AS database,
        pg_is_in_recovery() AS in_recovery,
        clock_timestamp() AS now,
-       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+       current_setting('default_transaction_read_only') = 'on' AS read_only
 """
 CURRENT_LSN = "SELECT pg_current_wal_lsn()::text"
 # SERVER_FACTS's eighth column: a standby has no current WAL position of its own.
@@ -270,6 +271,9 @@ class ServerFacts:
     superuser: bool
     now: dt.datetime
     lsn: str | None
+    # default_transaction_read_only in force for this session (a database or role setting, or
+    # a platform's read-only mode): every transaction is read only.
+    read_only: bool = False
 
     @property
     def major(self) -> int:
@@ -286,7 +290,7 @@ def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
         except psycopg.Error:  # pg_current_wal_lsn not permitted: the facts alone, as below
             row = None
         if row is not None:
-            return _facts(row, row[7])
+            return _facts(row, row[8])
     row = conn.execute(SERVER_FACTS).fetchone()
     assert row is not None
     lsn: str | None = None
@@ -309,6 +313,7 @@ def _facts(row: tuple[Any, ...], lsn: str | None) -> ServerFacts:
         superuser=bool(row[6]),
         now=row[5],
         lsn=lsn,
+        read_only=bool(row[7]),
     )
 
 

@@ -318,3 +318,36 @@ def test_a_connection_lost_before_the_first_statement_is_said_and_its_journal_en
     again = ready.guard("run")
     assert again.code == 0, again.output
     assert ready.history() == ["20240101000000"]
+
+
+def _writable(project: Project, statement: str) -> list[tuple[object, ...]]:
+    """``statement`` on a session that turns default_transaction_read_only off for itself."""
+    with psycopg.connect(project.db_url, autocommit=True, options="-c default_transaction_read_only=off") as conn:
+        cursor = conn.execute(statement)  # type: ignore[call-overload]
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+@pytest.mark.parametrize("where", ["DATABASE", "ROLE"])
+def test_a_read_only_database_is_refused_in_one_line_before_any_change(ready: Project, where: str) -> None:
+    """default_transaction_read_only on (ALTER DATABASE / ALTER ROLE, or a platform's read-only
+    mode): guard run refuses at connect (exit 3, one line), writes nothing; guard check still
+    runs, read only as it always is; the next run after RESET applies."""
+    ready.guard("init")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    target = "DATABASE " + ready.query("SELECT quote_ident(current_database())")[0][0] if where == "DATABASE" \
+        else "ROLE " + ready.query("SELECT quote_ident(current_user)")[0][0]
+    _writable(ready, f"ALTER {target} SET default_transaction_read_only = on")
+    try:
+        refused = ready.guard("run")
+        assert refused.code == 3, refused.output
+        assert "default_transaction_read_only is on" in refused.stderr and "internal error" not in refused.output
+        assert "Traceback" not in refused.output
+        counts = _writable(ready, "SELECT (SELECT count(*) FROM guard.runs), (SELECT count(*) FROM public.backup_logs)")
+        assert counts == [(0, 1)]  # no journal entry, only the automated backup the fixture logged
+        checked = ready.guard("check")
+        assert "default_transaction_read_only" not in checked.output, checked.output
+    finally:
+        _writable(ready, f"ALTER {target} RESET default_transaction_read_only")
+    applied = ready.guard("run")
+    assert applied.code == 0, applied.output
+    assert ready.history() == ["20240101000000"]

@@ -43,6 +43,13 @@ def record_server(state: RunState) -> None:
     state.report.database = DatabaseInfo(
         target=target, server_version=facts.version, role=facts.role, superuser=facts.superuser
     )
+    if facts.read_only and not state.read_only:
+        raise Blocked(
+            f"{target}: default_transaction_read_only is on for guard's session (a database or role setting, or a "
+            "platform's read-only mode, e.g. Supabase's for a full disk): guard can neither journal the run nor "
+            "apply migrations; nothing was changed",
+            hint="leave read-only mode (Supabase: supabase.com/docs/guides/platform/database-size, read-only mode) "
+                 "or ALTER DATABASE / ALTER ROLE ... RESET default_transaction_read_only, then run again")
     if not facts.in_recovery:
         return
     if state.read_only:
