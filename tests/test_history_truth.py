@@ -263,3 +263,46 @@ def test_a_files_own_error_in_guards_words_stays_the_files(ready: Project) -> No
     error = result.report["migrations"][1]["error"]
     assert error["sqlstate"] == "22P02" and error["line"] == 3 and error["message"].startswith("invalid input"), error
     assert _state(ready) == ([_version(1)], [_version(1)], ["t1"], 2)
+
+
+@pytest.mark.parametrize("trap", [
+    "CREATE RULE keep AS ON DELETE TO supabase_migrations.schema_migrations DO INSTEAD NOTHING",
+    "CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$; "
+    "CREATE TRIGGER keep BEFORE DELETE ON supabase_migrations.schema_migrations "
+    "FOR EACH ROW EXECUTE FUNCTION public.keep()",
+])
+def test_an_undo_whose_history_removal_is_discarded_fails_and_changes_nothing(ready: Project, trap: str) -> None:
+    """guard undo takes the undone versions out of the history; a rule or trigger that keeps
+    them (no error) would leave a reverted schema with its versions listed as applied, and
+    the fixed migration would never run again. The undo fails and rolls back instead."""
+    ready.guard("init")
+    ready.query(trap)  # before the run: part of what the run found (a DELETE rule or trigger)
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    assert ready.guard("run").code == 0
+    undone = ready.guard("undo", "--yes")
+    assert undone.code == 1, undone.output
+    assert "did not happen: a rule or trigger discarded it" in undone.output, undone.output
+    assert ready.history() == ["20240101000000"]
+    assert ready.query("SELECT to_regclass('public.t') IS NOT NULL") == [(True,)]  # rolled back: still there
+
+
+def test_an_undo_of_an_undo_whose_history_rows_are_discarded_fails(ready: Project) -> None:
+    """Undoing an undo puts the history rows it took out back; a trigger that discards them
+    (switched on only then) fails that undo (exit 1, rolled back) instead of leaving the
+    schema applied and the versions unlisted."""
+    ready.guard("init")
+    ready.query("CREATE TABLE public.switch (lose boolean); INSERT INTO public.switch VALUES (false); "
+                "CREATE FUNCTION public.lose() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN IF (SELECT lose FROM public.switch) THEN RETURN NULL; END IF; RETURN NEW; END $$; "
+                "CREATE TRIGGER lose BEFORE INSERT ON supabase_migrations.schema_migrations "
+                "FOR EACH ROW EXECUTE FUNCTION public.lose()")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    assert ready.guard("run").code == 0
+    first = ready.guard("undo", "--yes")
+    assert first.code == 0, first.output
+    undo_id = ready.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
+    ready.query("UPDATE public.switch SET lose = true")
+    again = ready.guard("undo", undo_id, "--yes")
+    assert again.code == 1, again.output
+    assert "did not land: a rule or trigger discarded them" in again.output, again.output
+    assert ready.history() == [] and ready.query("SELECT to_regclass('public.t')") == [(None,)]

@@ -40,6 +40,12 @@ PUT_HISTORY_BACK = "INSERT INTO supabase_migrations.schema_migrations SELECT * F
 IN_PLACE_AGAIN = "DELETE FROM guard.undone WHERE run_id = %s"
 REVOKE_COPY = "REVOKE ALL ON TABLE {copy} FROM PUBLIC"
 DELETE_HISTORY = "DELETE FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
+# Read after the DELETE (or the INSERT putting rows back) had its rules and triggers: the
+# history then says what undo did, else the undo fails and rolls back.
+ALL_GONE = ("NOT EXISTS (SELECT FROM supabase_migrations.schema_migrations "
+            "WHERE version OPERATOR(pg_catalog.=) ANY(%s::pg_catalog.text[]))")
+ALL_BACK = ("NOT EXISTS (SELECT version FROM {copy} EXCEPT "
+            "SELECT version FROM supabase_migrations.schema_migrations)")
 HISTORY_EXISTS = "SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL"
 EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 LOCK = "LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"
@@ -96,10 +102,17 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
     """The history after a whole undo: the undone versions out (copied first); after the undo
     of an undo (``run_id``, which undid run ``undoing``), the versions it took out back in, and
     that run in place again."""
+    from guard.migrations.history import QUALIFIED, Landed, check_landed
+
     if undoing is not None:
         copy = history_copy(run_id)
         if conn.execute(EXISTS, (copy.as_string(conn),)).fetchone() == (True,):
             conn.execute(sql.SQL(PUT_HISTORY_BACK).format(copy=copy))
+            # A rule or trigger may discard the rows without an error (as a run's, history.check_landed).
+            back = Landed(sql.SQL(ALL_BACK).format(copy=copy).as_string(conn), (),
+                          f"guard undo's history rows put back in {QUALIFIED} did not land: a rule or trigger "
+                          "discarded them")
+            conn.execute(*check_landed([back]))
         conn.execute(IN_PLACE_AGAIN, (undoing,))
         return
     if conn.execute(HISTORY_EXISTS).fetchone() == (True,):
@@ -109,6 +122,10 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
 
         close_schema(conn, "guard_backup")
         conn.execute(DELETE_HISTORY, (versions,))
+        gone = Landed(ALL_GONE, (versions,),
+                      f"guard undo's removal of {', '.join(versions)} from {QUALIFIED} did not happen: a rule or "
+                      "trigger discarded it")
+        conn.execute(*check_landed([gone]))
 
 
 class Tampered(Exception):
