@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from guard.embedded import Cluster
-from tests.support import Project, clean_env
+from tests.support import Project, clean_env, run_guard
 
 SLOW = "select pg_sleep(60);\ncreate table public.later (id int);\n"
 
@@ -351,3 +351,23 @@ def test_a_read_only_database_is_refused_in_one_line_before_any_change(ready: Pr
     applied = ready.guard("run")
     assert applied.code == 0, applied.output
     assert ready.history() == ["20240101000000"]
+
+
+def test_a_role_that_may_not_use_guards_schema_is_refused_in_one_line(ready: Project) -> None:
+    """guard init ran as the owner; guard run as a role without USAGE on schema guard: one
+    line naming the role and guard's journal (exit 3), nothing changed, not an internal error."""
+    from psycopg.conninfo import make_conninfo
+
+    ready.guard("init")
+    role = "lim_" + ready.query("SELECT substr(md5(current_database()), 1, 10)")[0][0]
+    ready.query(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'lim-Zq81-pass-tst'")
+    try:
+        ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+        url = make_conninfo(ready.db_url, user=role, password="lim-Zq81-pass-tst")
+        refused = run_guard("run", cwd=ready.root, env=clean_env(GUARD_DATABASE_URL=url))
+        assert refused.code == 3, refused.output
+        assert f"role {role} may not read guard's journal" in refused.stderr, refused.output
+        assert "internal error" not in refused.output and "lim-Zq81-pass-tst" not in refused.output
+        assert ready.history() == [] and ready.query("SELECT count(*) FROM guard.runs") == [(0,)]
+    finally:
+        ready.query(f"DROP OWNED BY {role}; DROP ROLE {role}")

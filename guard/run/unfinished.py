@@ -14,8 +14,18 @@ def refuse_unfinished(state: RunState, restore: RestoreContext) -> None:
     """Blocked (exit 3) with that run's restore plan in the report while an earlier run is
     unfinished; ``--acknowledge RUN_ID`` (with a reason) lets go of it first. Read only, the
     journal is not written and the refusal is the check's verdict."""
+    import psycopg
+
     conn, options, report = state.db, state.options, state.report
-    runs = journal.unfinished(conn)
+    try:
+        runs = journal.unfinished(conn)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise Blocked(
+            f"role {state.facts.role if state.facts else '?'} may not read guard's journal (guard.runs): "
+            f"{exc.diag.message_primary}; nothing was changed",
+            hint="run guard as the role that ran `guard init`, or grant this role USAGE on schema guard and "
+                 "SELECT, INSERT, UPDATE on its tables",
+        ) from None
     if options.acknowledge:
         if options.acknowledge not in {r.run_id for r in runs}:
             raise GuardError(
