@@ -97,7 +97,8 @@ def _second_journal_row_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     def second_fails(run_id: str, version: str) -> Any:
-        calls.append(version)
+        if version not in calls:  # a file's row is built more than once (its records, its check)
+            calls.append(version)
         if len(calls) == 2:
             raise RuntimeError("injected bug in the second file")
         return real(run_id, version)
