@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from guard.undo import data, objects
+from guard.undo import data, model, objects, renames
 from guard.undo.model import (
     CONSTRAINT_ORDER,
     Action,
@@ -40,9 +40,9 @@ def build(inputs: Inputs) -> InversePlan:
                                    "no longer exists (pruned?): what it held is not put back")
     inputs.copies = [c for c in inputs.copies if c.exists]
     _verify_copies(inputs, plan)
-    _renames(inputs, plan)
+    dropped = renames.rename_back(inputs, plan, _drop_added_column, _drop_added_table)
     objects.drop_added(inputs, plan, early=True)
-    _drop_added(inputs, plan)
+    _drop_added(inputs, plan, dropped)
     objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
     consumed = _recreate_tables(inputs, plan)
@@ -76,38 +76,7 @@ def _verify_copies(inputs: Inputs, plan: InversePlan) -> None:
                 f"of the run (rows:sum {recorded} then, {now} now): it was changed since, undo will not use it")
 
 
-def _renames(inputs: Inputs, plan: InversePlan) -> None:
-    b, a = inputs.before, inputs.after
-    for oid, name in b.tables.items():
-        # by its name now, read from the catalog by identity: never a name from guard's record
-        present = inputs.now.tables.get(oid)
-        if oid in a.tables and a.tables[oid] != name and present is not None and present != name:
-            if name.rsplit(".", 1)[0] != present.rsplit(".", 1)[0]:
-                plan.not_invertible.append(f"table {name} moved to another schema as {present}")
-                continue
-            plan.add(f"ALTER TABLE {present} RENAME TO {ident(b.relnames[oid])}",
-                     f"rename table {present} back to {name}", name)
-    back: dict[str, list[tuple[str, str]]] = {}  # table oid -> (name now, name before)
-    for key, col in b.columns.items():
-        new = a.columns.get(key)
-        if new and new["name"] != col["name"] and col["table"] in a.tables:
-            back.setdefault(col["table"], []).append((new["name"], col["name"]))
-    for oid, pairs in back.items():
-        table = name_of(inputs, oid)
-        # Columns that swapped names (or went round a cycle) go through a name of guard's first:
-        # RENAME COLUMN to a name another column still has fails (42701).
-        if {old for _, old in pairs} & {now for now, _ in pairs}:
-            steps = [f"guard_undo_{n}" for n in range(1, len(pairs) + 1)]
-            for (now, _), step in zip(pairs, steps, strict=True):
-                plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(step)}",
-                         f"rename column {table}.{now} to {step} for a moment (columns swapped names)", table)
-            pairs = [(step, old) for (_, old), step in zip(pairs, steps, strict=True)]
-        for now, old in pairs:
-            plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(old)}",
-                     f"rename column {table}.{now} back to {old}", table)
-
-
-def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
+def _drop_added(inputs: Inputs, plan: InversePlan, dropped: set[str]) -> None:
     b, a = inputs.before, inputs.after
     for key, con in a.constraints.items():
         if key not in b.constraints and con["table"] in b.tables and con["table"] in a.tables:
@@ -117,33 +86,56 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
     before_defs = {i["def"] for i in b.indexes.values()}
     for oid, index in a.indexes.items():
         present = inputs.now.indexes.get(oid, {}).get("name")  # by identity: never a name from guard's record
-        if index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables and present:
+        if (index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables and present
+                and not _moved(b, oid, index)):
             plan.add(f"DROP INDEX IF EXISTS {present}", f"drop index {present} the run added")
     for key, col in a.columns.items():
-        if key not in b.columns and col["table"] in b.tables:
-            table = name_of(inputs, col["table"])
-            since = _column_written(inputs, key, col)
-            if since and not inputs.force:
-                plan.kept.append(f"column {table}.{col['name']}: kept, {since} row(s) written since the run hold "
-                                 "values in it the run did not leave; --force drops it")
-                continue
-            plan.add(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {ident(col['name'])}",
-                     f"drop column {table}.{col['name']} the run added"
-                     + (f" ({since} row(s) written since, --force)" if since else ""), table)
-    for oid, name in a.tables.items():
-        if oid in b.tables or oid not in inputs.now.tables:
-            continue
-        then, now = a.checksums.get(oid), inputs.checksums_now.get(oid)
-        if then is not None and then != now and not inputs.force:
-            rows = (now or "0:").split(":")[0]
-            plan.kept.append(f"table {name}: kept, the application wrote to it since the run "
-                             f"(it holds {rows} row(s), checksum changed); --force drops it")
-            continue
-        plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
-                 + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
+        if key not in b.columns and col["table"] in b.tables and key not in dropped:
+            _drop_added_column(inputs, plan, key, col)
+    for oid in a.tables:
+        if oid not in b.tables and oid in inputs.now.tables and oid not in dropped:
+            _drop_added_table(inputs, plan, oid)
     for oid, enum in a.enums.items():
         if oid not in b.enums:
             plan.add(f"DROP TYPE IF EXISTS {enum['name']}", f"drop type {enum['name']} the run added", optional=True)
+
+
+def _drop_added_table(inputs: Inputs, plan: InversePlan, oid: str) -> bool:
+    """Drop a table the run added; False (kept, said) when the application wrote to it since
+    (its checksum) and there is no --force."""
+    name = inputs.after.tables[oid]
+    then, now = inputs.after.checksums.get(oid), inputs.checksums_now.get(oid)
+    if then is not None and then != now and not inputs.force:
+        rows = (now or "0:").split(":")[0]
+        plan.kept.append(f"table {name}: kept, the application wrote to it since the run "
+                         f"(it holds {rows} row(s), checksum changed); --force drops it")
+        return False
+    plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
+             + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
+    return True
+
+
+def _moved(before: Any, oid: str, index: dict[str, Any] | None) -> bool:
+    """The index ``oid`` is one the table had before the run, under the same name: its
+    definition differs only by its table's name or schema, which the renames put back (ALTER
+    TABLE ... SET SCHEMA moves the table's indexes with it)."""
+    was = before.indexes.get(oid)
+    return bool(was and index and was["name"].rsplit(".", 1)[-1] == index["name"].rsplit(".", 1)[-1])
+
+
+def _drop_added_column(inputs: Inputs, plan: InversePlan, key: str, col: dict[str, Any]) -> bool:
+    """Drop a column the run added; False (kept, said) when the application wrote to it since
+    and there is no --force."""
+    table = name_of(inputs, col["table"])
+    since = _column_written(inputs, key, col)
+    if since and not inputs.force:
+        plan.kept.append(f"column {table}.{col['name']}: kept, {since} row(s) written since the run hold "
+                         "values in it the run did not leave; --force drops it")
+        return False
+    plan.add(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {ident(col['name'])}",
+             f"drop column {table}.{col['name']} the run added"
+             + (f" ({since} row(s) written since, --force)" if since else ""), table)
+    return True
 
 
 def _column_written(inputs: Inputs, key: str, col: dict[str, Any]) -> int:
@@ -252,11 +244,14 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
     returned, to run after the data is back)."""
     b, a = inputs.before, inputs.after
     late: list[Action] = []
+    parents: dict[str, list[str]] = {}
     for key, col in sorted(b.columns.items(), key=lambda kv: kv[1]["num"]):
         if col["table"] not in a.tables:
             continue
         table, name = name_of(inputs, col["table"]), ident(col["name"])
         new = a.columns.get(key)
+        if (new is None or new["type"] != col["type"]) and _through_parent(inputs, col, parents):
+            continue
         if new is None:
             _re_add(inputs, plan, table, col)
         elif new["type"] != col["type"]:
@@ -274,6 +269,26 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
                                f"{table}.{col['name']}: NOT NULL again", table, soft=True,
                                count_sql=f"SELECT count(*) FROM {table} WHERE {name} IS NULL"))
     return late
+
+
+PARENTS = "SELECT inhparent::text FROM pg_inherits WHERE inhrelid = %s::oid"
+
+
+def _through_parent(inputs: Inputs, col: dict[str, Any], parents: dict[str, list[str]]) -> bool:
+    """A partition's (or child table's) column the run dropped or retyped through its parent:
+    the parent's ADD COLUMN or ALTER COLUMN TYPE reaches it again (PostgreSQL refuses both on
+    an inherited column alone: "cannot add column to a partition", 42P16)."""
+    if inputs.conn is None:
+        return False
+    if col["table"] not in parents:
+        parents[col["table"]] = [r[0] for r in inputs.conn.execute(PARENTS, (col["table"],)).fetchall()]
+    b, a = inputs.before, inputs.after
+    for key, other in b.columns.items():
+        if other["table"] in parents[col["table"]] and other["name"] == col["name"]:
+            new = a.columns.get(key)
+            if new is None or new["type"] != other["type"]:
+                return True
+    return False
 
 
 def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) -> None:
@@ -305,7 +320,7 @@ def _retype(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[s
     run left it because the application wrote values of the new type since (without --force)."""
     name = ident(col["name"])
     since = _column_written(inputs, key, new)
-    column_copies = [c for c in copies_of(inputs, table, "column") if c.column == col["name"]]
+    column_copies = model.column_copies(inputs, key)
     if since and not inputs.force:
         plan.kept.append(f"column {table}.{col['name']}: kept as {new['type']}, {since} row(s) written since the "
                          f"run hold values of that type; --force casts them back to {col['type']}")
@@ -333,8 +348,8 @@ def _constraints_and_indexes(inputs: Inputs, plan: InversePlan) -> None:
         plan.add(f"ALTER TABLE {table} ADD CONSTRAINT {ident(con['name'])} {con['def']}",
                  f"recreate constraint {con['name']} on {table}", table, soft=True)
     after_defs = {i["def"] for i in a.indexes.values()}
-    for index in b.indexes.values():
-        if index["constraint"] or index["def"] in after_defs:
+    for oid, index in b.indexes.items():
+        if index["constraint"] or index["def"] in after_defs or _moved(b, oid, a.indexes.get(oid)):
             continue
         plan.add(index["def"], f"recreate index {index['name']}")
 
