@@ -91,6 +91,25 @@ SHAPES: dict[str, list[str]] = {
     # recorded no catalog at all (undo refused: nothing can be inverted locally).
     "update_then_rename_key": ["update public.orders set total = 0 where id < 10;\n"
                                "alter table public.orders rename column id to order_id;\n"],
+    # Dropped, added again by name, written, dropped again: the last two copies hold the
+    # second column, which was put back into the first ('x'::numeric, exit 1).
+    "drop_add_drop_same_name": ["alter table public.orders drop column total;\n"
+                                "alter table public.orders add column total text;\n"
+                                "update public.orders set total = 'x' where id < 20;\n"
+                                "alter table public.orders drop column total;\n"],
+    # A referenced key renamed: its constraint was dropped before the foreign key that depends
+    # on it (2BP01, exit 1).
+    "referenced_key_renamed_then_delete": ["alter table public.accounts rename column id to acc_id;\n"
+                                           "delete from public.orders where account > 250;\n"
+                                           "delete from public.accounts where acc_id > 250;\n"],
+    "set_schema_into_a_new_schema": ["create schema s2;\nalter table public.orders set schema s2;\n"
+                                     "delete from s2.orders where id > 450;\n"],
+    # Renamed tables were neither copied nor locked by the undo (its actions named them by the
+    # name before): the undo of the undo said 'as before' with the truncated rows gone.
+    "partitioned_renamed_then_truncate": ["alter table public.parted rename to p2;\n"
+                                          "alter table public.p2 rename column amount to amt;\ntruncate public.p2;\n"],
+    "partition_renamed_then_delete": ["alter table public.parted_eu rename to parted_europe;\n"
+                                      "delete from public.parted_europe where id > 30;\n"],
     # Already held; the same kind.
     "composite_key_renamed_then_delete": ['alter table public.lines rename column order_id to "Order Id";\n'
                                           "alter table public.lines rename column line to ln;\n",
@@ -158,7 +177,9 @@ def test_force_after_a_rename_release_puts_everything_back(shop: Project) -> Non
 
 
 @pytest.mark.parametrize("shape", ["tables_swap_names_then_delete", "set_schema_rename_then_update",
-                                   "rename_then_add_old_name_then_update", "update_key_then_rename_key"])
+                                   "rename_then_add_old_name_then_update", "update_key_then_rename_key",
+                                   "partitioned_renamed_then_truncate", "partition_renamed_then_delete",
+                                   "drop_add_drop_same_name", "referenced_key_renamed_then_delete"])
 def test_the_undo_of_a_renaming_release_can_be_undone(shop: Project, shape: str) -> None:
     for n, text in enumerate(SHAPES[shape], start=1):
         shop.add(f"2024010100000{n}_{shape}.sql", text)
@@ -170,3 +191,28 @@ def test_the_undo_of_a_renaming_release_can_be_undone(shop: Project, shape: str)
     again = shop.guard("undo", undo_id, "--yes")
     assert again.code == 0, again.output
     assert state(shop) == after_run
+
+
+def test_a_key_updated_away_and_inserted_again_since_is_kept(shop: Project) -> None:
+    """The run moved keys 491..500 to 1491..1500; the application then inserted a row with key
+    495: putting 1495 back to 495 would violate the primary key (the undo rolled back, exit 1)."""
+    shop.add("20240101000001_release.sql", "update public.orders set id = id + 1000 where id > 490;\n")
+    assert shop.guard("run").code == 0
+    shop.query("INSERT INTO public.orders VALUES (495, 1, 1)")
+
+    kept = shop.guard("undo", "--yes")
+    assert kept.code == 4, kept.output
+    assert "1 of the 10 row(s) the run updated the key of have their key from before the run held" in kept.stdout
+    assert shop.query("SELECT id, total FROM public.orders WHERE id IN (495, 1495, 496, 1496) ORDER BY id") == [
+        (495, 1), (496, 744), (1495, 742.5)]
+    assert shop.history() == ["20240101000001"]
+
+
+def test_force_replaces_a_row_inserted_since_under_a_key_the_run_moved(shop: Project) -> None:
+    before = state(shop)
+    shop.add("20240101000001_release.sql", "update public.orders set id = id + 1000 where id > 490;\n")
+    assert shop.guard("run").code == 0
+    shop.query("INSERT INTO public.orders VALUES (495, 1, 1)")
+    forced = shop.guard("undo", "--yes", "--force")
+    assert forced.code == 0, forced.output
+    assert state(shop) == before

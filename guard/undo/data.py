@@ -148,12 +148,14 @@ def _settle(inputs: Inputs, copy: Copy, oid: str | None) -> dict[str, str]:
                     options[holders[0]] = {key}
                     changed = True
     settled = {n: next(iter(keys)) for n, keys in options.items() if len(keys) == 1}
-    for name, keys in options.items():
-        was, now = before.get(name), after.get(name)
-        if len(keys) == 2 and was not in inputs.after.columns and now not in inputs.before.columns:
+    for name in options:
+        was = before.get(name)
+        if was is not None and was not in inputs.after.columns:
             dropped = _dropped_at(inputs, oid, name)
-            if dropped is not None:
-                settled[name] = now if _position(inputs, copy) < dropped else was  # type: ignore[assignment]
+            if dropped is not None and _position(inputs, copy) < dropped:
+                settled[name] = after.get(name, "")  # made after the drop: the column of that name after the run, or none
+            elif dropped is not None and settled.get(name) is None and options[name] == {was, after.get(name)}:
+                settled[name] = was
     return settled
 
 
@@ -163,10 +165,12 @@ def _position(inputs: Inputs, copy: Copy) -> int:
 
 
 def _dropped_at(inputs: Inputs, oid: str | None, name: str) -> int | None:
-    """The position (``_position``) of the newest column copy of column ``name`` of table
-    ``oid``: the copy protect made when the run dropped it; None without one."""
-    return next((i for i, c in enumerate(inputs.copies)
-                 if c.record.kind == "column" and c.column == name and copied_table(inputs, c)[1] == oid), None)
+    """The position (``_position``) of the oldest copy protect made when the run dropped a
+    column ``name`` of table ``oid`` (its restore SQL adds the column back): the column of
+    that name before the run is gone from there on. None without one."""
+    return max((i for i, c in enumerate(inputs.copies)
+                if c.record.kind == "column" and c.column == name and "ADD COLUMN IF NOT EXISTS" in c.record.restore_sql
+                and copied_table(inputs, c)[1] == oid), default=None)
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,38 @@ def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str
             what += f", except {changed} written since"
         elif changed:
             what += f" ({changed} row(s) written since overwritten: --force)"
+    if moved:
+        statement, what = _keys_taken(inputs, plan, copy, table, now, keys, cols, statement, what)
     plan.add(statement, what, table)
+
+
+def _keys_taken(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, keys: list[Key],
+                cols: Columns, statement: str, what: str) -> tuple[str, str]:
+    """An UPDATE of the key put back: rows whose key before the run a row inserted since holds
+    (not one the run moved) keep the key the run gave them, said (exit 4); ``--force`` deletes
+    the rows inserted since first. Returns the statement and its description."""
+    record = copy.record
+
+    def moved_here(*, names_now: bool) -> str:  # t is a row the run moved: its key is a copy row's new key
+        return " AND ".join(f"t.{k.now if names_now else ident(k.before)} = m.{ident(f'{NEW_KEY}{i}')}::{k.type}"
+                            for i, k in enumerate(keys))
+
+    held = (f"FROM {record.copy} c WHERE EXISTS (SELECT 1 FROM {now} t WHERE {_join(keys, cols, now=True)} AND NOT "
+            f"EXISTS (SELECT 1 FROM {record.copy} m WHERE {moved_here(names_now=True)}))")
+    taken = inputs.count(f"SELECT count(*) {held}")
+    if not taken:
+        return statement, what
+    if not inputs.force:
+        temp = f"pg_temp.{ident(f'undo_taken_{len(plan.prepare) + 1}')}"
+        plan.prepare.append(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT c.ctid AS row {held}")
+        plan.kept.append(f"table {table}: {taken} of the {record.rows} row(s) the run updated the key of have their "
+                         "key from before the run held by a row inserted since: kept under the run's key; --force "
+                         "deletes the rows inserted since and puts them back")
+        return statement + f" AND c.ctid NOT IN (SELECT row FROM {temp})", what + f", except {taken} whose key is taken"
+    plan.add(f"DELETE FROM {table} AS t USING {record.copy} AS c WHERE {_join(keys, cols)} AND NOT EXISTS "
+             f"(SELECT 1 FROM {record.copy} m WHERE {moved_here(names_now=False)})",
+             f"remove {taken} row(s) of {table} inserted since with a key the run updated away (--force)", table)
+    return statement, what
 
 
 def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None,

@@ -340,11 +340,13 @@ def _constraints_and_indexes(inputs: Inputs, plan: InversePlan) -> None:
     b, a = inputs.before, inputs.after
     missing = [con for key, con in b.constraints.items()
                if key not in a.constraints or a.constraints[key]["def"] != con["def"]]
-    for con in sorted(missing, key=lambda c: CONSTRAINT_ORDER.get(c["type"], 9)):
+    missing.sort(key=lambda c: CONSTRAINT_ORDER.get(c["type"], 9))
+    for con in reversed(missing):  # foreign keys first: one may depend on a changed key (a renamed column)
         table = name_of(inputs, con["table"])
-        key = f"{con['table']}.{con['name']}"
-        if key in a.constraints and con["table"] in a.tables:
+        if f"{con['table']}.{con['name']}" in a.constraints and con["table"] in a.tables:
             plan.add(f"ALTER TABLE {table} DROP CONSTRAINT {ident(con['name'])}", f"drop changed constraint {con['name']}", table)
+    for con in missing:
+        table = name_of(inputs, con["table"])
         plan.add(f"ALTER TABLE {table} ADD CONSTRAINT {ident(con['name'])} {con['def']}",
                  f"recreate constraint {con['name']} on {table}", table, soft=True)
     after_defs = {i["def"] for i in a.indexes.values()}

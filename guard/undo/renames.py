@@ -15,6 +15,7 @@ from typing import Any
 
 from guard.undo.model import Inputs, InversePlan, copied_table, ident, name_of
 
+SCHEMA_EXISTS = "SELECT to_regnamespace(%s) IS NOT NULL"
 INHERITED = "SELECT attinhcount > 0 FROM pg_attribute WHERE attrelid = %s::oid AND attnum = %s"
 
 
@@ -85,6 +86,12 @@ def _tables(inputs: Inputs, plan: InversePlan, drop_table: Any) -> set[str]:
                                  "name is kept; its rows are not put back from the run's copies")
                 inputs.skip.update(c.record.copy for c in inputs.copies if copied_table(inputs, c)[1] == oid)
                 continue
+            schema = schema_of(name, b.relnames[oid])
+            if inputs.conn is not None and inputs.conn.execute(SCHEMA_EXISTS, (schema,)).fetchone() != (True,):
+                plan.not_invertible.append(f"table {present}: not moved back to {name}, schema {schema} no longer "
+                                           "exists; its rows are not put back from the copies")
+                inputs.skip.update(c.record.copy for c in inputs.copies if copied_table(inputs, c)[1] == oid)
+                continue
             dropped.update([added[name]] if name in added else [])
             moves.append((oid, present, schema_of(name, b.relnames[oid]), b.relnames[oid]))
     if not moves:
@@ -99,6 +106,8 @@ def _tables(inputs: Inputs, plan: InversePlan, drop_table: Any) -> set[str]:
             moves[n] = (oid, f"{schema_of(present, rels[oid])}.{ident(step)}", schema, relname)
             rels[oid] = step
     for oid, present, schema, relname in moves:
+        # Each action names its table as it is before the action: undo copies and locks the
+        # tables its actions name that exist before it starts (local.copy_present, local.lock).
         rel = rels[oid]
         if schema_of(present, rel) != schema:
             plan.add(f"ALTER TABLE {present} SET SCHEMA {schema}", f"move table {present} back to schema {schema}",
@@ -106,5 +115,5 @@ def _tables(inputs: Inputs, plan: InversePlan, drop_table: Any) -> set[str]:
             present = f"{schema}.{ident(rel)}"
         if rel != relname:
             plan.add(f"ALTER TABLE {present} RENAME TO {ident(relname)}",
-                     f"rename table {present} back to {b.tables[oid]}", b.tables[oid])
+                     f"rename table {present} back to {b.tables[oid]}", present)
     return dropped
