@@ -110,6 +110,19 @@ SHAPES: dict[str, list[str]] = {
                                           "alter table public.p2 rename column amount to amt;\ntruncate public.p2;\n"],
     "partition_renamed_then_delete": ["alter table public.parted_eu rename to parted_europe;\n"
                                       "delete from public.parted_europe where id > 30;\n"],
+    # Triggers, policies and views the run added on a renamed table (or under its old name)
+    # were dropped after the rename back: by the name now, so not at all (exit 4, 'still
+    # differs'), or the rename hit the view (42P07, exit 1).
+    "rename_table_then_trigger": ["alter table public.orders rename to purchases;\n"
+                                  "create function public.f() returns trigger language plpgsql as $$ begin return new; end $$;\n"
+                                  "create trigger trg before update on public.purchases for each row execute function public.f();\n"
+                                  "delete from public.purchases where id > 490;\n"],
+    "rename_table_then_view_under_its_old_name": ["alter table public.orders rename to purchases;\n"
+                                                  "create view public.orders as select * from public.purchases;\n"
+                                                  "delete from public.purchases where id > 490;\n"],
+    "rename_table_then_policy": ["alter table public.orders rename to purchases;\n"
+                                 "create policy p on public.purchases using (true);\n"
+                                 "update public.purchases set total = 0 where id < 5;\n"],
     # Already held; the same kind.
     "composite_key_renamed_then_delete": ['alter table public.lines rename column order_id to "Order Id";\n'
                                           "alter table public.lines rename column line to ln;\n",

@@ -4,7 +4,8 @@ Input: the catalogs recorded before and after the run (guard/undo/catalog.py), t
 now, and the run's protective copies (guard/undo/copies.py). Output: an ordered list of
 actions, what it keeps and why (a table the run added and the application wrote to since),
 and what cannot be inverted here, said truthfully (an enum value: PostgreSQL has no
-``ALTER TYPE ... DROP VALUE``). Stages, in order: renames back; drop what the run added;
+``ALTER TYPE ... DROP VALUE``). Stages, in order: the triggers, policies and views the run added
+dropped; renames back; drop what the run added;
 recreate what it dropped (types, tables, columns) and revert changed columns; data from the
 copies, newest first; defaults and NOT NULL; constraints and indexes.
 """
@@ -40,8 +41,11 @@ def build(inputs: Inputs) -> InversePlan:
                                    "no longer exists (pruned?): what it held is not put back")
     inputs.copies = [c for c in inputs.copies if c.exists]
     _verify_copies(inputs, plan)
-    dropped = renames.rename_back(inputs, plan, _drop_added_column, _drop_added_table)
+    # Triggers, policies and views the run added go first, by the names they have now: one may
+    # hold the name a renamed table had, and DROP TRIGGER IF EXISTS ... ON a table renamed back
+    # drops nothing.
     objects.drop_added(inputs, plan, early=True)
+    dropped = renames.rename_back(inputs, plan, _drop_added_column, _drop_added_table)
     _drop_added(inputs, plan, dropped)
     objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
