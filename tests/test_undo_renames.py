@@ -19,6 +19,8 @@ CREATE TABLE public.parted_eu PARTITION OF public.parted FOR VALUES IN ('eu');
 CREATE TABLE public.parted_us PARTITION OF public.parted FOR VALUES IN ('us');
 INSERT INTO public.parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g * 10 FROM generate_series(1, 40) g;
 CREATE SCHEMA archive;
+CREATE TABLE public.loose (a int, b text, c numeric);
+INSERT INTO public.loose SELECT g, 'b' || g, g * 2 FROM generate_series(1, 30) g;
 """
 
 
@@ -229,3 +231,15 @@ def test_force_replaces_a_row_inserted_since_under_a_key_the_run_moved(shop: Pro
     forced = shop.guard("undo", "--yes", "--force")
     assert forced.code == 0, forced.output
     assert state(shop) == before
+
+
+def test_a_renamed_then_dropped_column_without_a_key_is_named_not_guessed(shop: Project) -> None:
+    """No primary key, and the column was renamed, then dropped: the copy holds whole rows under
+    a name neither catalog has. Undo re-adds the column empty and names the copy (exit 4)."""
+    shop.add("20240101000001_release.sql", "alter table public.loose rename column c to cee;\n"
+             "alter table public.loose drop column cee;\n")
+    assert shop.guard("run").code == 0
+    undone = shop.guard("undo", "--yes")
+    assert undone.code == 4, undone.output
+    assert 'public.loose has no primary key: the copy holds whole rows; put "cee" back by matching rows' in undone.stdout
+    assert shop.query("SELECT count(*), count(c) FROM public.loose") == [(30, 0)]  # re-added, nothing put in wrong

@@ -22,7 +22,6 @@ from guard.undo.model import (
     Inputs,
     InversePlan,
     copied_table,
-    copies_of,
     ident,
     literal,
     name_of,
@@ -257,7 +256,7 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
         if (new is None or new["type"] != col["type"]) and _through_parent(inputs, col, parents):
             continue
         if new is None:
-            _re_add(inputs, plan, table, col)
+            _re_add(inputs, plan, table, key, col)
         elif new["type"] != col["type"]:
             if not _retype(inputs, plan, table, key, col, new):
                 continue
@@ -295,7 +294,7 @@ def _through_parent(inputs: Inputs, col: dict[str, Any], parents: dict[str, list
     return False
 
 
-def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) -> None:
+def _re_add(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[str, Any]) -> None:
     """A column the run dropped, back; rows inserted since get its default (the copy fills the rest)."""
     name = ident(col["name"])
     if col.get("generated") == "s":
@@ -305,8 +304,9 @@ def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) 
     default = f" DEFAULT {col['default']}" if col["default"] is not None and not col.get("identity") else ""
     plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}{default}", f"re-add column {table}.{col['name']}"
              + (" (rows inserted since the run get its default)" if default else ""), table)
-    if not any(c.column == col["name"] or (c.record.kind == "table" and col["name"] in c.columns)
-               for c in copies_of(inputs, table, "column") + copies_of(inputs, table, "table")):
+    held = model.column_copies(inputs, key) + [c for c in inputs.copies if c.record.kind == "table"
+                                                and copied_table(inputs, c)[1] == col["table"] and col["name"] in c.columns]
+    if not held:
         plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
 
 
