@@ -125,6 +125,10 @@ SHAPES: dict[str, list[str]] = {
     "rename_table_then_policy": ["alter table public.orders rename to purchases;\n"
                                  "create policy p on public.purchases using (true);\n"
                                  "update public.purchases set total = 0 where id < 5;\n"],
+    # The column put back exactly, yet 'the run kept no copy of its values' (exit 4): the copy
+    # names the table as it was renamed.
+    "rename_table_then_drop_column": ["alter table public.orders rename to purchases;\n"
+                                      "alter table public.purchases drop column total;\n"],
     # Already held; the same kind.
     "composite_key_renamed_then_delete": ['alter table public.lines rename column order_id to "Order Id";\n'
                                           "alter table public.lines rename column line to ln;\n",
