@@ -90,32 +90,87 @@ class Columns:
 
 def columns(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str | None) -> Columns | None:
     """The copy's columns (``Columns``): each is the table's column of that name before the run,
-    else after it (then by its name before). A column the run added is left out (undo drops
-    it). None, with a note in ``plan.not_invertible``, when a name cannot be told: two
-    columns swapped names, or one went through a name neither before nor after the run had."""
-    before = {c["name"]: key for key, c in inputs.before.columns.items() if c["table"] == oid}
-    after = {c["name"]: key for key, c in inputs.after.columns.items() if c["table"] == oid}
+    or after it (then by its name before), whichever the copy can hold (``_settle``). A column
+    the run added is left out (undo drops it). None, with a note in ``plan.not_invertible``,
+    when a name cannot be told: two columns swapped names, or one went through a name neither
+    before nor after the run had."""
+    settled = _settle(inputs, copy, oid)
     cols = Columns([])
     for name in copy.columns:
-        was, now = before.get(name), after.get(name)
-        if was is not None and (now is None or now == was):
-            key = was
-        elif was is None and now is not None:
-            if now not in inputs.before.columns:
-                continue  # the run added it: undo drops it
-            key = now
-        else:
+        if name.startswith(NEW_KEY):
+            continue  # an UPDATE of the primary key: each row's new key (guard/protect _capture)
+        key = settled.get(name)
+        if key is None:
             plan.not_invertible.append(
                 f"copy {copy.record.copy} of {table}: its column {name} cannot be matched to a column of the table "
                 "before the run (the run renamed columns over each other, or through a name it did not keep): put "
                 "its rows back by hand")
             return None
+        if key not in inputs.before.columns:
+            continue  # the run added it: undo drops it
         original = inputs.before.columns[key]["name"]
         cols.names.append(original)
         cols.copy[original] = name
         cols.now[original] = inputs.after.columns[key]["name"] if key in inputs.after.columns else original
         cols.types[original] = inputs.before.columns[key]["type"]
     return cols
+
+
+NEW_KEY = "guard_new_"  # guard/protect: a key UPDATE's copy keeps each row's new key as guard_new_<n>
+
+
+def _settle(inputs: Inputs, copy: Copy, oid: str | None) -> dict[str, str]:
+    """copy column -> the table's column (``relid.attnum``) it holds; names left out cannot be
+    told. A name is the column of that name before the run or after it. Where both differ:
+    a column holds one name at a time, and a copy of whole rows holds every column that lived
+    through the run (a RENAME, then an ADD COLUMN of the old name: the copy that holds the new
+    name too holds the added column under the old). A column the run dropped, then added
+    again by name: copies newer than the dropped column's copy hold the new one."""
+    before = {c["name"]: key for key, c in inputs.before.columns.items() if c["table"] == oid}
+    after = {c["name"]: key for key, c in inputs.after.columns.items() if c["table"] == oid}
+    lived = set(before.values()) & set(after.values())
+    options = {n: {k for k in (before.get(n), after.get(n)) if k is not None}
+               for n in copy.columns if not n.startswith(NEW_KEY)}
+    whole = copy.record.kind != "column"
+    changed = True
+    while changed:
+        changed = False
+        for name, keys in options.items():
+            if len(keys) == 1:
+                for other, rest in options.items():
+                    if other != name and keys & rest:
+                        rest -= keys
+                        changed = True
+        if whole:
+            for key in lived:
+                holders = [n for n, keys in options.items() if key in keys]
+                if len(holders) == 1 and options[holders[0]] != {key}:
+                    options[holders[0]] = {key}
+                    changed = True
+    settled = {n: next(iter(keys)) for n, keys in options.items() if len(keys) == 1}
+    for name in options:
+        was = before.get(name)
+        if was is not None and was not in inputs.after.columns:
+            dropped = _dropped_at(inputs, oid, name)
+            if dropped is not None and _position(inputs, copy) < dropped:
+                settled[name] = after.get(name, "")  # made after the drop: the column of that name after the run, or none
+            elif dropped is not None and settled.get(name) is None and options[name] == {was, after.get(name)}:
+                settled[name] = was
+    return settled
+
+
+def _position(inputs: Inputs, copy: Copy) -> int:
+    """Where ``copy`` is among the run's copies (0: the newest)."""
+    return next(i for i, c in enumerate(inputs.copies) if c is copy)
+
+
+def _dropped_at(inputs: Inputs, oid: str | None, name: str) -> int | None:
+    """The position (``_position``) of the oldest copy protect made when the run dropped a
+    column ``name`` of table ``oid`` (its restore SQL adds the column back): the column of
+    that name before the run is gone from there on. None without one."""
+    return max((i for i, c in enumerate(inputs.copies)
+                if c.record.kind == "column" and c.column == name and "ADD COLUMN IF NOT EXISTS" in c.record.restore_sql
+                and copied_table(inputs, c)[1] == oid), default=None)
 
 
 @dataclass(frozen=True)
@@ -141,12 +196,14 @@ def _keys(inputs: Inputs, table_now: str, cols: Columns) -> list[Key]:
     return keys
 
 
-def _join(keys: list[Key], cols: Columns, *, now: bool = False) -> str:
+def _join(keys: list[Key], cols: Columns, *, now: bool = False, moved: bool = False) -> str:
     """Rows of the table (t) and of the copy (c) that are the same row: by the key's names before
     the run (the data actions, once the renames are back), or ``now`` (planning and
-    ``plan.prepare``, before any action)."""
-    return " AND ".join(f"t.{k.now if now else ident(k.before)} = c.{ident(cols.copy[k.before])}::{k.type}"
-                        for k in keys)
+    ``plan.prepare``, before any action). ``moved``: the run updated the key, the copy keeps
+    each row's new key as guard_new_<n> (guard/protect), where the row is now."""
+    return " AND ".join(
+        f"t.{k.now if now else ident(k.before)} = c.{ident(f'{NEW_KEY}{i}' if moved else cols.copy[k.before])}::{k.type}"
+        for i, k in enumerate(keys))
 
 
 def _column(plan: InversePlan, copy: Copy, table: str, cols: Columns) -> None:
@@ -169,17 +226,21 @@ def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str
     what = f"put back {record.rows} updated row(s) of {table} from {record.copy}"
     part = f"rows:{record.copy}"
     keys = _keys(inputs, now, cols)
+    moved = sum(c.startswith(NEW_KEY) for c in copy.columns)
+    if moved and moved != len(keys):
+        keys = []  # the key is not the one the run updated (changed since): its rows cannot be found
     always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
-    sets = [n for n in writable(inputs, oid, cols.names) if ident(n) not in {k.now for k in keys} and n not in always]
+    sets = [n for n in writable(inputs, oid, cols.names)
+            if (moved or n not in {k.before for k in keys}) and n not in always]
     if not keys or not sets:
         plan.not_invertible.append(f"copy {record.copy} of {table}: no primary key to match the rows the run updated; "
                                    f"put them back by hand ({record.restore_sql.splitlines()[0] if record.restore_sql else ''})")
         return
     statement = (f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({cols.read(sets)}) "
-                 f"FROM {record.copy} AS c WHERE {_join(keys, cols)}")
+                 f"FROM {record.copy} AS c WHERE {_join(keys, cols, moved=bool(moved))}")
     if part in inputs.after.parts:
-        since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE {_join(keys, cols, now=True)} "
-                 f"AND {_unchanged(inputs, part)})")
+        since = (f"FROM {record.copy} c WHERE NOT EXISTS (SELECT 1 FROM {now} t WHERE "
+                 f"{_join(keys, cols, now=True, moved=bool(moved))} AND {_unchanged(inputs, part)})")
         changed = inputs.count(f"SELECT count(*) {since}")
         if changed and not inputs.force:
             temp = f"pg_temp.{ident(f'undo_written_{len(plan.prepare) + 1}')}"
@@ -191,7 +252,38 @@ def _updated(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str
             what += f", except {changed} written since"
         elif changed:
             what += f" ({changed} row(s) written since overwritten: --force)"
+    if moved:
+        statement, what = _keys_taken(inputs, plan, copy, table, now, keys, cols, statement, what)
     plan.add(statement, what, table)
+
+
+def _keys_taken(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, keys: list[Key],
+                cols: Columns, statement: str, what: str) -> tuple[str, str]:
+    """An UPDATE of the key put back: rows whose key before the run a row inserted since holds
+    (not one the run moved) keep the key the run gave them, said (exit 4); ``--force`` deletes
+    the rows inserted since first. Returns the statement and its description."""
+    record = copy.record
+
+    def moved_here(*, names_now: bool) -> str:  # t is a row the run moved: its key is a copy row's new key
+        return " AND ".join(f"t.{k.now if names_now else ident(k.before)} = m.{ident(f'{NEW_KEY}{i}')}::{k.type}"
+                            for i, k in enumerate(keys))
+
+    held = (f"FROM {record.copy} c WHERE EXISTS (SELECT 1 FROM {now} t WHERE {_join(keys, cols, now=True)} AND NOT "
+            f"EXISTS (SELECT 1 FROM {record.copy} m WHERE {moved_here(names_now=True)}))")
+    taken = inputs.count(f"SELECT count(*) {held}")
+    if not taken:
+        return statement, what
+    if not inputs.force:
+        temp = f"pg_temp.{ident(f'undo_taken_{len(plan.prepare) + 1}')}"
+        plan.prepare.append(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT c.ctid AS row {held}")
+        plan.kept.append(f"table {table}: {taken} of the {record.rows} row(s) the run updated the key of have their "
+                         "key from before the run held by a row inserted since: kept under the run's key; --force "
+                         "deletes the rows inserted since and puts them back")
+        return statement + f" AND c.ctid NOT IN (SELECT row FROM {temp})", what + f", except {taken} whose key is taken"
+    plan.add(f"DELETE FROM {table} AS t USING {record.copy} AS c WHERE {_join(keys, cols)} AND NOT EXISTS "
+             f"(SELECT 1 FROM {record.copy} m WHERE {moved_here(names_now=False)})",
+             f"remove {taken} row(s) of {table} inserted since with a key the run updated away (--force)", table)
+    return statement, what
 
 
 def _inserted(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, now: str, oid: str | None,
@@ -244,7 +336,7 @@ def _whole(inputs: Inputs, plan: InversePlan, copy: Copy, table: str, oid: str |
     if keys:
         match = _join(keys, cols)
         always = {c["name"] for c in inputs.before.columns.values() if c["table"] == oid and c.get("identity") == "a"}
-        sets = [n for n in names if ident(n) not in {k.now for k in keys} and n not in always]
+        sets = [n for n in names if n not in {k.before for k in keys} and n not in always]
         if sets:
             plan.add(f"UPDATE {table} AS t SET ({', '.join(ident(n) for n in sets)}) = ROW({cols.read(sets)}) "
                      f"FROM {record.copy} AS c WHERE {match} AND {differ}",

@@ -91,8 +91,15 @@ def name_of(inputs: Inputs, oid: str) -> str:
     return inputs.before.tables.get(oid) or inputs.after.tables[oid]
 
 
-def copies_of(inputs: Inputs, table: str, kind: str | None = None) -> list[Copy]:
-    return [c for c in inputs.copies if same_table(c.record.source, table) and (kind is None or c.record.kind == kind)]
+def column_copies(inputs: Inputs, key: str) -> list[Copy]:
+    """The run's copies of column ``key`` (``relid.attnum``) of a table that still exists: a
+    copy names it as it was named then, by its name before the run or after it (a RENAME, then
+    ALTER COLUMN ... TYPE), and names its table likewise (``copied_table``)."""
+    col, new = inputs.before.columns.get(key), inputs.after.columns.get(key)
+    names = {c["name"] for c in (col, new) if c}
+    table = (col or new or {}).get("table")
+    return [c for c in inputs.copies
+            if c.record.kind == "column" and c.column in names and copied_table(inputs, c)[1] == table]
 
 
 def copied_table(inputs: Inputs, copy: Copy) -> tuple[str | None, str | None, bool]:

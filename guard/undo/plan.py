@@ -4,7 +4,8 @@ Input: the catalogs recorded before and after the run (guard/undo/catalog.py), t
 now, and the run's protective copies (guard/undo/copies.py). Output: an ordered list of
 actions, what it keeps and why (a table the run added and the application wrote to since),
 and what cannot be inverted here, said truthfully (an enum value: PostgreSQL has no
-``ALTER TYPE ... DROP VALUE``). Stages, in order: renames back; drop what the run added;
+``ALTER TYPE ... DROP VALUE``). Stages, in order: the triggers, policies and views the run added
+dropped; renames back; drop what the run added;
 recreate what it dropped (types, tables, columns) and revert changed columns; data from the
 copies, newest first; defaults and NOT NULL; constraints and indexes.
 """
@@ -14,14 +15,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from guard.undo import data, objects
+from guard.undo import data, model, objects, renames
 from guard.undo.model import (
     CONSTRAINT_ORDER,
     Action,
     Inputs,
     InversePlan,
     copied_table,
-    copies_of,
     ident,
     literal,
     name_of,
@@ -40,9 +40,12 @@ def build(inputs: Inputs) -> InversePlan:
                                    "no longer exists (pruned?): what it held is not put back")
     inputs.copies = [c for c in inputs.copies if c.exists]
     _verify_copies(inputs, plan)
-    _renames(inputs, plan)
+    # Triggers, policies and views the run added go first, by the names they have now: one may
+    # hold the name a renamed table had, and DROP TRIGGER IF EXISTS ... ON a table renamed back
+    # drops nothing.
     objects.drop_added(inputs, plan, early=True)
-    _drop_added(inputs, plan)
+    dropped = renames.rename_back(inputs, plan, _drop_added_column, _drop_added_table)
+    _drop_added(inputs, plan, dropped)
     objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
     consumed = _recreate_tables(inputs, plan)
@@ -76,38 +79,7 @@ def _verify_copies(inputs: Inputs, plan: InversePlan) -> None:
                 f"of the run (rows:sum {recorded} then, {now} now): it was changed since, undo will not use it")
 
 
-def _renames(inputs: Inputs, plan: InversePlan) -> None:
-    b, a = inputs.before, inputs.after
-    for oid, name in b.tables.items():
-        # by its name now, read from the catalog by identity: never a name from guard's record
-        present = inputs.now.tables.get(oid)
-        if oid in a.tables and a.tables[oid] != name and present is not None and present != name:
-            if name.rsplit(".", 1)[0] != present.rsplit(".", 1)[0]:
-                plan.not_invertible.append(f"table {name} moved to another schema as {present}")
-                continue
-            plan.add(f"ALTER TABLE {present} RENAME TO {ident(b.relnames[oid])}",
-                     f"rename table {present} back to {name}", name)
-    back: dict[str, list[tuple[str, str]]] = {}  # table oid -> (name now, name before)
-    for key, col in b.columns.items():
-        new = a.columns.get(key)
-        if new and new["name"] != col["name"] and col["table"] in a.tables:
-            back.setdefault(col["table"], []).append((new["name"], col["name"]))
-    for oid, pairs in back.items():
-        table = name_of(inputs, oid)
-        # Columns that swapped names (or went round a cycle) go through a name of guard's first:
-        # RENAME COLUMN to a name another column still has fails (42701).
-        if {old for _, old in pairs} & {now for now, _ in pairs}:
-            steps = [f"guard_undo_{n}" for n in range(1, len(pairs) + 1)]
-            for (now, _), step in zip(pairs, steps, strict=True):
-                plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(step)}",
-                         f"rename column {table}.{now} to {step} for a moment (columns swapped names)", table)
-            pairs = [(step, old) for (_, old), step in zip(pairs, steps, strict=True)]
-        for now, old in pairs:
-            plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(old)}",
-                     f"rename column {table}.{now} back to {old}", table)
-
-
-def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
+def _drop_added(inputs: Inputs, plan: InversePlan, dropped: set[str]) -> None:
     b, a = inputs.before, inputs.after
     for key, con in a.constraints.items():
         if key not in b.constraints and con["table"] in b.tables and con["table"] in a.tables:
@@ -117,33 +89,56 @@ def _drop_added(inputs: Inputs, plan: InversePlan) -> None:
     before_defs = {i["def"] for i in b.indexes.values()}
     for oid, index in a.indexes.items():
         present = inputs.now.indexes.get(oid, {}).get("name")  # by identity: never a name from guard's record
-        if index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables and present:
+        if (index["def"] not in before_defs and not index["constraint"] and index["table"] in b.tables and present
+                and not _moved(b, oid, index)):
             plan.add(f"DROP INDEX IF EXISTS {present}", f"drop index {present} the run added")
     for key, col in a.columns.items():
-        if key not in b.columns and col["table"] in b.tables:
-            table = name_of(inputs, col["table"])
-            since = _column_written(inputs, key, col)
-            if since and not inputs.force:
-                plan.kept.append(f"column {table}.{col['name']}: kept, {since} row(s) written since the run hold "
-                                 "values in it the run did not leave; --force drops it")
-                continue
-            plan.add(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {ident(col['name'])}",
-                     f"drop column {table}.{col['name']} the run added"
-                     + (f" ({since} row(s) written since, --force)" if since else ""), table)
-    for oid, name in a.tables.items():
-        if oid in b.tables or oid not in inputs.now.tables:
-            continue
-        then, now = a.checksums.get(oid), inputs.checksums_now.get(oid)
-        if then is not None and then != now and not inputs.force:
-            rows = (now or "0:").split(":")[0]
-            plan.kept.append(f"table {name}: kept, the application wrote to it since the run "
-                             f"(it holds {rows} row(s), checksum changed); --force drops it")
-            continue
-        plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
-                 + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
+        if key not in b.columns and col["table"] in b.tables and key not in dropped:
+            _drop_added_column(inputs, plan, key, col)
+    for oid in a.tables:
+        if oid not in b.tables and oid in inputs.now.tables and oid not in dropped:
+            _drop_added_table(inputs, plan, oid)
     for oid, enum in a.enums.items():
         if oid not in b.enums:
             plan.add(f"DROP TYPE IF EXISTS {enum['name']}", f"drop type {enum['name']} the run added", optional=True)
+
+
+def _drop_added_table(inputs: Inputs, plan: InversePlan, oid: str) -> bool:
+    """Drop a table the run added; False (kept, said) when the application wrote to it since
+    (its checksum) and there is no --force."""
+    name = inputs.after.tables[oid]
+    then, now = inputs.after.checksums.get(oid), inputs.checksums_now.get(oid)
+    if then is not None and then != now and not inputs.force:
+        rows = (now or "0:").split(":")[0]
+        plan.kept.append(f"table {name}: kept, the application wrote to it since the run "
+                         f"(it holds {rows} row(s), checksum changed); --force drops it")
+        return False
+    plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
+             + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
+    return True
+
+
+def _moved(before: Any, oid: str, index: dict[str, Any] | None) -> bool:
+    """The index ``oid`` is one the table had before the run, under the same name: its
+    definition differs only by its table's name or schema, which the renames put back (ALTER
+    TABLE ... SET SCHEMA moves the table's indexes with it)."""
+    was = before.indexes.get(oid)
+    return bool(was and index and was["name"].rsplit(".", 1)[-1] == index["name"].rsplit(".", 1)[-1])
+
+
+def _drop_added_column(inputs: Inputs, plan: InversePlan, key: str, col: dict[str, Any]) -> bool:
+    """Drop a column the run added; False (kept, said) when the application wrote to it since
+    and there is no --force."""
+    table = name_of(inputs, col["table"])
+    since = _column_written(inputs, key, col)
+    if since and not inputs.force:
+        plan.kept.append(f"column {table}.{col['name']}: kept, {since} row(s) written since the run hold "
+                         "values in it the run did not leave; --force drops it")
+        return False
+    plan.add(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {ident(col['name'])}",
+             f"drop column {table}.{col['name']} the run added"
+             + (f" ({since} row(s) written since, --force)" if since else ""), table)
+    return True
 
 
 def _column_written(inputs: Inputs, key: str, col: dict[str, Any]) -> int:
@@ -252,13 +247,16 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
     returned, to run after the data is back)."""
     b, a = inputs.before, inputs.after
     late: list[Action] = []
+    parents: dict[str, list[str]] = {}
     for key, col in sorted(b.columns.items(), key=lambda kv: kv[1]["num"]):
         if col["table"] not in a.tables:
             continue
         table, name = name_of(inputs, col["table"]), ident(col["name"])
         new = a.columns.get(key)
+        if (new is None or new["type"] != col["type"]) and _through_parent(inputs, col, parents):
+            continue
         if new is None:
-            _re_add(inputs, plan, table, col)
+            _re_add(inputs, plan, table, key, col)
         elif new["type"] != col["type"]:
             if not _retype(inputs, plan, table, key, col, new):
                 continue
@@ -276,7 +274,27 @@ def _columns(inputs: Inputs, plan: InversePlan) -> list[Action]:
     return late
 
 
-def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) -> None:
+PARENTS = "SELECT inhparent::text FROM pg_inherits WHERE inhrelid = %s::oid"
+
+
+def _through_parent(inputs: Inputs, col: dict[str, Any], parents: dict[str, list[str]]) -> bool:
+    """A partition's (or child table's) column the run dropped or retyped through its parent:
+    the parent's ADD COLUMN or ALTER COLUMN TYPE reaches it again (PostgreSQL refuses both on
+    an inherited column alone: "cannot add column to a partition", 42P16)."""
+    if inputs.conn is None:
+        return False
+    if col["table"] not in parents:
+        parents[col["table"]] = [r[0] for r in inputs.conn.execute(PARENTS, (col["table"],)).fetchall()]
+    b, a = inputs.before, inputs.after
+    for key, other in b.columns.items():
+        if other["table"] in parents[col["table"]] and other["name"] == col["name"]:
+            new = a.columns.get(key)
+            if new is None or new["type"] != other["type"]:
+                return True
+    return False
+
+
+def _re_add(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[str, Any]) -> None:
     """A column the run dropped, back; rows inserted since get its default (the copy fills the rest)."""
     name = ident(col["name"])
     if col.get("generated") == "s":
@@ -286,8 +304,9 @@ def _re_add(inputs: Inputs, plan: InversePlan, table: str, col: dict[str, Any]) 
     default = f" DEFAULT {col['default']}" if col["default"] is not None and not col.get("identity") else ""
     plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}{default}", f"re-add column {table}.{col['name']}"
              + (" (rows inserted since the run get its default)" if default else ""), table)
-    if not any(c.column == col["name"] or (c.record.kind == "table" and col["name"] in c.columns)
-               for c in copies_of(inputs, table, "column") + copies_of(inputs, table, "table")):
+    held = model.column_copies(inputs, key) + [c for c in inputs.copies if c.record.kind == "table"
+                                                and copied_table(inputs, c)[1] == col["table"] and col["name"] in c.columns]
+    if not held:
         plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
 
 
@@ -305,7 +324,7 @@ def _retype(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[s
     run left it because the application wrote values of the new type since (without --force)."""
     name = ident(col["name"])
     since = _column_written(inputs, key, new)
-    column_copies = [c for c in copies_of(inputs, table, "column") if c.column == col["name"]]
+    column_copies = model.column_copies(inputs, key)
     if since and not inputs.force:
         plan.kept.append(f"column {table}.{col['name']}: kept as {new['type']}, {since} row(s) written since the "
                          f"run hold values of that type; --force casts them back to {col['type']}")
@@ -325,16 +344,18 @@ def _constraints_and_indexes(inputs: Inputs, plan: InversePlan) -> None:
     b, a = inputs.before, inputs.after
     missing = [con for key, con in b.constraints.items()
                if key not in a.constraints or a.constraints[key]["def"] != con["def"]]
-    for con in sorted(missing, key=lambda c: CONSTRAINT_ORDER.get(c["type"], 9)):
+    missing.sort(key=lambda c: CONSTRAINT_ORDER.get(c["type"], 9))
+    for con in reversed(missing):  # foreign keys first: one may depend on a changed key (a renamed column)
         table = name_of(inputs, con["table"])
-        key = f"{con['table']}.{con['name']}"
-        if key in a.constraints and con["table"] in a.tables:
+        if f"{con['table']}.{con['name']}" in a.constraints and con["table"] in a.tables:
             plan.add(f"ALTER TABLE {table} DROP CONSTRAINT {ident(con['name'])}", f"drop changed constraint {con['name']}", table)
+    for con in missing:
+        table = name_of(inputs, con["table"])
         plan.add(f"ALTER TABLE {table} ADD CONSTRAINT {ident(con['name'])} {con['def']}",
                  f"recreate constraint {con['name']} on {table}", table, soft=True)
     after_defs = {i["def"] for i in a.indexes.values()}
-    for index in b.indexes.values():
-        if index["constraint"] or index["def"] in after_defs:
+    for oid, index in b.indexes.items():
+        if index["constraint"] or index["def"] in after_defs or _moved(b, oid, a.indexes.get(oid)):
             continue
         plan.add(index["def"], f"recreate index {index['name']}")
 

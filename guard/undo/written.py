@@ -80,13 +80,34 @@ def key_columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, st
     return [(r[0], r[1]) for r in conn.execute(PRIMARY_KEY, (table,)).fetchall()]
 
 
-def join(keys: list[tuple[str, str]], table: str = "t", copy: str = "c") -> str:
-    """Rows of the table and of a copy that are the same row (a copy keeps custom types as text)."""
-    return " AND ".join(f"{table}.{k} = {copy}.{k}::{type_}" for k, type_ in keys)
-
-
 def literal(value: str) -> str:
     return sql.Literal(value).as_string(None)
+
+
+COPY_COLUMN_NAMES = "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
+
+
+def _copy_join(conn: psycopg.Connection[Any], copy: str, source: str, keys: list[tuple[str, str]], before: Catalog,
+               after: Catalog) -> str | None:
+    """Rows of the table (t, its key by its names now) and of a copy (c) that are the same
+    row, or None (no primary key, or a key column the copy does not name). A copy calls a
+    column by its name when it was made: before a RENAME COLUMN of the run, by its name before
+    the run. A copy of an UPDATE of the key keeps each row's new key as guard_new_<n>."""
+    names = {r[0] for r in conn.execute(COPY_COLUMN_NAMES, (copy,)).fetchall()}
+    if not keys:
+        return None
+    if all(f"guard_new_{i}" in names for i in range(len(keys))):
+        return " AND ".join(f"t.{k} = c.guard_new_{i}::{type_}" for i, (k, type_) in enumerate(keys))
+    parts = []
+    for quoted, type_ in keys:
+        key = next((k for k, c in after.columns.items() if c["table"] == source
+                    and sql.Identifier(c["name"]).as_string(None).strip('"') == quoted.strip('"')), None)
+        named = [c["name"] for c in (after.columns.get(key or ""), before.columns.get(key or "")) if c]
+        held = next((n for n in named if n in names), None)
+        if held is None:
+            return None
+        parts.append(f"t.{quoted} = c.{sql.Identifier(held).as_string(None)}::{type_}")
+    return " AND ".join(parts)
 
 
 def column_written(conn: psycopg.Connection[Any], run_id: str, table: str, key: str, column: str) -> int:
@@ -143,10 +164,11 @@ def record(conn: psycopg.Connection[Any], run_id: str, before: Catalog, after: C
         if source in after.tables:
             after.checksums.setdefault(source, checksum(conn, after.tables[source]))
             keys = key_columns(conn, after.tables[source])
-            if kind == "rows" and restore_sql.lstrip().upper().startswith("UPDATE") and keys:
+            on = _copy_join(conn, copy, source, keys, before, after) if kind == "rows" else None
+            if on and restore_sql.lstrip().upper().startswith("UPDATE"):
                 after.parts[f"rows:{copy}"] = _inserted(conn, sql.SQL(
                     "INSERT INTO guard.run_rows (run_id, part, hash) SELECT %s, %s, " + row_hash("t")
-                    + " FROM {table} t WHERE EXISTS (SELECT 1 FROM {copy} c WHERE " + join(keys) + ")"
+                    + " FROM {table} t WHERE EXISTS (SELECT 1 FROM {copy} c WHERE " + on + ")"
                 ).format(table=sql.SQL(after.tables[source]), copy=sql.SQL(copy)), (run_id, f"rows:{copy}"))
     for key, col in after.columns.items():
         old = before.columns.get(key)
