@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import Project
-from tests.test_undo import SCHEMA, state
+from tests.test_undo import SCHEMA, run_then_dry_undo, state
 
 EXTRA = """
 CREATE TABLE public.lines (order_id int, line int, qty int, note text, PRIMARY KEY (order_id, line));
@@ -150,18 +150,7 @@ SHAPES: dict[str, list[str]] = {
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_undo_of_a_renaming_release_is_exact_and_undoable(shop: Project, shape: str) -> None:
-    before = state(shop)
-    for n, text in enumerate(SHAPES[shape], start=1):
-        shop.add(f"2024010100000{n}_{shape}.sql", text)
-    run = shop.guard("run")
-    assert run.code == 0, run.output
-    assert "could not record" not in run.output
-    after_run = state(shop)
-    assert after_run != before
-
-    dry = shop.guard("undo")
-    assert dry.code == 0, dry.output
-    assert state(shop) == after_run  # a dry run changes nothing
+    before = run_then_dry_undo(shop, shape, SHAPES[shape], codes=(0,))
 
     undone = shop.guard("undo", "--yes")
     assert undone.code == 0, undone.output
