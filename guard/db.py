@@ -7,15 +7,17 @@ is a named constant here or in the module that owns the table it touches.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from guard.errors import Blocked, ConnectError, UsageError
 
 if TYPE_CHECKING:
     import psycopg
+
+T = TypeVar("T")
 
 # One lock key for "a guard is working on this database": a fixed positive bigint chosen
 # at random, so unrelated advisory locks do not collide with it.
@@ -60,14 +62,31 @@ def fetch_all(conn: psycopg.Connection[Any], queries: Sequence[tuple[Any, Any]])
     psycopg.Error, as it would alone; the ones after it do not run."""
     from psycopg import pq
 
-    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
-        # Already in a pipeline (the caller's BEGIN queued with them): the first fetch sends
-        # a flush request, not a Sync, and reads what is queued.
-        cursors = [conn.cursor().execute(query, params) for query, params in queries]
-        return [cursor.fetchall() for cursor in cursors]
-    with conn.pipeline():
+    # Already in a pipeline (the caller's BEGIN queued with them), the first fetch sends a
+    # flush request, not a Sync, and reads what is queued.
+    queued = conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+    with nullcontext() if queued else conn.pipeline():
         cursors = [conn.cursor().execute(query, params) for query, params in queries]
     return [cursor.fetchall() for cursor in cursors]
+
+
+def if_present(conn: psycopg.Connection[Any], read: Callable[[], T], present: Callable[[], bool]) -> tuple[bool, T | None]:
+    """(True, ``read()``) where the table it reads exists, else (False, None). On an idle
+    autocommit session ``read`` goes first and a missing table (UndefinedTable, 42P01) is
+    confirmed by ``present()`` after: one round trip in the usual case, where the table
+    exists, and a failed statement there rolls back nothing. In a transaction, where an
+    error would abort it, ``present()`` is asked first. An UndefinedTable while ``present()``
+    holds (another table the read needs) is raised."""
+    import psycopg
+
+    if not idle_autocommit(conn):
+        return (True, read()) if present() else (False, None)
+    try:
+        return True, read()
+    except psycopg.errors.UndefinedTable:
+        if present():
+            raise
+        return False, None
 
 
 def idle_autocommit(conn: psycopg.Connection[Any]) -> bool:
@@ -105,15 +124,17 @@ def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
         raise
 
 
+def own_transaction(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
+    """The transaction a statement or two need to commit together: none on an idle autocommit
+    connection, where each statement is its own (PostgreSQL commits each statement of the
+    simple or extended protocol outside a block): BEGIN and COMMIT cost two round trips.
+    Otherwise conn.transaction() (a savepoint inside the caller's)."""
+    return nullcontext() if idle_autocommit(conn) else conn.transaction()
+
+
 def committed(conn: psycopg.Connection[Any], query: Any, params: Any = None) -> tuple[Any, ...] | None:
-    """Run one statement and commit it; its first row (None: no row). On an autocommit
-    connection with no transaction open the statement is its own transaction (PostgreSQL
-    commits each statement of the simple or extended protocol outside a block): one round
-    trip, where BEGIN, the statement and COMMIT were three. Otherwise in conn.transaction()."""
-    if idle_autocommit(conn):
-        cursor = conn.execute(query, params)
-        return cursor.fetchone() if cursor.description is not None else None
-    with conn.transaction():
+    """Run one statement and commit it (``own_transaction``); its first row (None: no row)."""
+    with own_transaction(conn):
         cursor = conn.execute(query, params)
         return cursor.fetchone() if cursor.description is not None else None
 

@@ -32,6 +32,7 @@ STATE = """
 SELECT to_regclass('guard.schema_version') IS NOT NULL, to_regclass('guard.runs') IS NOT NULL
 """
 READ_VERSION = "SELECT max(version) FROM guard.schema_version"
+VERSIONED = "SELECT to_regclass('guard.schema_version') IS NOT NULL"
 # Two guards installing or upgrading any of guard's own objects at once (its schema, the
 # backup log, the migration history, undo's tables): the second waits, then finds the work
 # done. Without it, two sessions' CREATE ... IF NOT EXISTS, CREATE INDEX and REVOKE on the
@@ -191,23 +192,14 @@ def version(conn: psycopg.Connection[Any]) -> int:
     """The version of guard's schema in this database: 0 none, 1 before versioning, else
     the highest row of guard.schema_version. One query where guard.schema_version exists,
     on an autocommit session (a missing table's error there rolls back nothing)."""
-    import psycopg
+    from guard.db import if_present
 
-    from guard.db import idle_autocommit
-
-    if idle_autocommit(conn):
-        try:
-            found = conn.execute(READ_VERSION).fetchone()
-        except psycopg.errors.UndefinedTable:
-            pass  # no versioned schema: STATE says whether an unversioned one is there
-        else:
-            return int(found[0]) if found and found[0] is not None else 1
-    row = conn.execute(STATE).fetchone()
-    assert row is not None
-    if row[0]:
-        found = conn.execute(READ_VERSION).fetchone()
+    versioned, found = if_present(conn, lambda: conn.execute(READ_VERSION).fetchone(),
+                                  lambda: bool(conn.execute(VERSIONED).fetchone() == (True,)))
+    if versioned:
         return int(found[0]) if found and found[0] is not None else 1
-    return 1 if row[1] else 0
+    row = conn.execute(STATE).fetchone()  # no versioned schema: an unversioned one, or none
+    return 1 if row is not None and row[1] else 0
 
 
 def ensure_schema(conn: psycopg.Connection[Any]) -> int:

@@ -222,25 +222,15 @@ def _ascii(value: Any) -> Any:
 def unfinished(conn: psycopg.Connection[Any]) -> list[JournalRun]:
     """Runs that started and never finished, nor were acknowledged. One round trip where the
     journal exists, on an autocommit connection (a missing table's error rolls back nothing)."""
-    import psycopg
+    from guard.db import if_present
 
-    from guard.db import idle_autocommit
-
-    if not idle_autocommit(conn):
-        rows = conn.execute(UNFINISHED).fetchall() if exists(conn) else []
-    else:
-        try:
-            rows = conn.execute(UNFINISHED).fetchall()
-        except psycopg.errors.UndefinedTable:
-            if exists(conn):  # guard.runs is there: the error is about something else
-                raise
-            rows = []
+    _, found = if_present(conn, lambda: conn.execute(UNFINISHED).fetchall(), lambda: exists(conn))
     return [
         JournalRun(
             run_id=r[0], command=r[1], started_at=r[2], pending=list(r[3]), committed=list(r[4]),
             restore_target=r[5], actor=r[6], reason=r[7], report=r[8],
         )
-        for r in rows
+        for r in found or []
     ]
 
 

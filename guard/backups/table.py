@@ -194,32 +194,16 @@ def write_entry(
 ) -> int:
     """Insert one entry; with a run_id in metadata, a second call for the same run (same
     IDENTITY_KEYS) returns the first entry's id, and one for another is a SinkError."""
-    import psycopg
     from psycopg.types.json import Jsonb
 
-    from guard.db import idle_autocommit
+    from guard.db import if_present
 
-    missing = SinkError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
-    # In a transaction the table is looked for first (an error would abort it); on its own the
-    # INSERT says so itself: one round trip.
-    alone = idle_autocommit(conn)
-    if not alone and not table_exists(conn, log):
-        raise missing
-    try:
-        row = conn.execute(
-            _q(INSERT_ENTRY, log),
-            {
-                "kind": kind,
-                "reason": reason,
-                "created_by": created_by,
-                "created_at": created_at,
-                "metadata": Jsonb(dict(metadata)),
-            },
-        ).fetchone()
-    except psycopg.errors.UndefinedTable:
-        if alone and not table_exists(conn, log):
-            raise missing from None
-        raise
+    values = {"kind": kind, "reason": reason, "created_by": created_by, "created_at": created_at,
+              "metadata": Jsonb(dict(metadata))}
+    present, row = if_present(conn, lambda: conn.execute(_q(INSERT_ENTRY, log), values).fetchone(),
+                              lambda: table_exists(conn, log))
+    if not present:
+        raise SinkError(f"backup log table {qualified(log)} does not exist (run `guard init`)")
     if row is not None:
         return int(row[0])
     existing = conn.execute(_q(ENTRY_BY_RUN, log), (metadata.get("run_id"),)).fetchone()
@@ -269,20 +253,14 @@ class TableProvider:
     def newest_backup(self, ctx: ProviderContext) -> BackupInfo:
         import psycopg
 
-        from guard.db import fetch_all, idle_autocommit
+        from guard.db import fetch_all, if_present
 
-        missing = ProviderError(f"backup log table {qualified(self.log)} does not exist (run `guard init`)")
-        alone = idle_autocommit(ctx.conn)
-        try:
-            if not alone and not table_exists(ctx.conn, self.log):
-                raise missing
-            # Both reads in one round trip; on its own a missing table is said by the reads.
-            rows = fetch_all(ctx.conn, [(_q(NEWEST_AUTOMATED, self.log), None),
-                                        (_q(NEWEST_COMPLETED_AUTOMATED, self.log), None)])
-            newest, completed = (rows[0][0] if rows[0] else None), (rows[1][0] if rows[1] else None)
+        conn = ctx.conn
+        try:  # both reads in one round trip
+            present, rows = if_present(conn, lambda: fetch_all(conn, [(_q(NEWEST_AUTOMATED, self.log), None),
+                                                                      (_q(NEWEST_COMPLETED_AUTOMATED, self.log), None)]),
+                                       lambda: table_exists(conn, self.log))
         except psycopg.errors.UndefinedTable:
-            if alone and not table_exists(ctx.conn, self.log):
-                raise missing from None
             raise ProviderError(f"cannot read {qualified(self.log)}: a table it needs does not exist") from None
         except psycopg.errors.InsufficientPrivilege:
             raise ProviderError(
@@ -290,6 +268,9 @@ class TableProvider:
             ) from None
         except psycopg.Error as exc:
             raise ProviderError(f"cannot read {qualified(self.log)}: {exc.diag.message_primary}") from None
+        if not present or rows is None:
+            raise ProviderError(f"backup log table {qualified(self.log)} does not exist (run `guard init`)")
+        newest, completed = (rows[0][0] if rows[0] else None), (rows[1][0] if rows[1] else None)
         if newest is None:
             return BackupInfo(completed_at=None)
         newest_failed = (newest[2] or {}).get("status", "completed") != "completed"
@@ -316,17 +297,12 @@ class TableSink:
         return cls(config.backup_log, label=f"table {qualified(config.backup_log)}")
 
     def record(self, entry: BackupEntry, ctx: SinkContext) -> str:
-        from contextlib import nullcontext
-
         import psycopg
 
-        from guard.db import idle_autocommit
+        from guard.db import own_transaction
 
-        # One INSERT (and, for a run id already logged, one read): on an autocommit
-        # connection it is its own transaction, without BEGIN and COMMIT round trips.
-        block = nullcontext() if idle_autocommit(ctx.conn) else ctx.conn.transaction()
-        try:
-            with block:
+        try:  # one INSERT (and, for a run id already logged, one read)
+            with own_transaction(ctx.conn):
                 entry_id = write_entry(
                     ctx.conn,
                     self.log,
