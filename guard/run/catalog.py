@@ -14,11 +14,12 @@ def record_before(state: RunState) -> catalog.Catalog | None:
 
     from guard.db import describe_url
     from guard.errors import Blocked
+    from guard.migrations.apply_state import primary
 
     try:
         return catalog.record(state.db, state.report.run_id, "before")
     except psycopg.Error as exc:
-        reason = exc.diag.message_primary or first_line(exc)
+        reason = primary(exc)  # libpq's lost-connection text runs to several lines: the first
         if state.db.broken or state.db.closed:  # the session, and guard's lock with it, is gone
             raise Blocked(f"lost the connection to {describe_url(state.url)} before the first statement "
                           f"({reason}): nothing was changed",
@@ -37,10 +38,7 @@ def record_after(state: RunState, before: catalog.Catalog | None) -> None:
     try:
         catalog.record(conn, state.report.run_id, "after", before)
     except psycopg.Error as exc:
-        state.report.warnings.append(f"could not record the catalog after the run: {exc.diag.message_primary or first_line(exc)}")
+        from guard.migrations.apply_state import primary
 
+        state.report.warnings.append(f"could not record the catalog after the run: {primary(exc)}")
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's text: libpq's lost-connection messages run to several."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
