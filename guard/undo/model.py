@@ -91,6 +91,12 @@ def name_of(inputs: Inputs, oid: str) -> str:
     return inputs.before.tables.get(oid) or inputs.after.tables[oid]
 
 
+def table_copies(inputs: Inputs, oid: str | None, kind: str | None = None) -> list[Copy]:
+    """The run's copies (of ``kind``: table, rows, column; any when None) made of table
+    ``oid``, whatever it was named when copied (``copied_table``), newest first."""
+    return [c for c in inputs.copies if (kind is None or c.record.kind == kind) and copied_table(inputs, c)[1] == oid]
+
+
 def column_copies(inputs: Inputs, key: str) -> list[Copy]:
     """The run's copies of column ``key`` (``relid.attnum``) of a table that still exists: a
     copy names it as it was named then, by its name before the run or after it (a RENAME, then
@@ -98,8 +104,7 @@ def column_copies(inputs: Inputs, key: str) -> list[Copy]:
     col, new = inputs.before.columns.get(key), inputs.after.columns.get(key)
     names = {c["name"] for c in (col, new) if c}
     table = (col or new or {}).get("table")
-    return [c for c in inputs.copies
-            if c.record.kind == "column" and c.column in names and copied_table(inputs, c)[1] == table]
+    return [c for c in table_copies(inputs, table, "column") if c.column in names]
 
 
 def copied_table(inputs: Inputs, copy: Copy) -> tuple[str | None, str | None, bool]:

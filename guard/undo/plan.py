@@ -21,7 +21,6 @@ from guard.undo.model import (
     Action,
     Inputs,
     InversePlan,
-    copied_table,
     ident,
     literal,
     name_of,
@@ -192,7 +191,7 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
                     f"SELECT setval(pg_get_serial_sequence({literal(name)}, {literal(col['name'])}), "
                     f"COALESCE(max({column}), 1), max({column}) IS NOT NULL) FROM {name}",
                     f"identity of {name}.{col['name']} continues after the rows put back", name))
-        whole = [c for c in inputs.copies if c.record.kind == "table" and copied_table(inputs, c)[1] == oid]
+        whole = model.table_copies(inputs, oid, "table")
         if not whole:
             plan.not_invertible.append(f"table {name}: recreated empty, the run kept no copy of its rows")
             continue
@@ -304,8 +303,8 @@ def _re_add(inputs: Inputs, plan: InversePlan, table: str, key: str, col: dict[s
     default = f" DEFAULT {col['default']}" if col["default"] is not None and not col.get("identity") else ""
     plan.add(f"ALTER TABLE {table} ADD COLUMN {name} {col['type']}{default}", f"re-add column {table}.{col['name']}"
              + (" (rows inserted since the run get its default)" if default else ""), table)
-    held = model.column_copies(inputs, key) + [c for c in inputs.copies if c.record.kind == "table"
-                                                and copied_table(inputs, c)[1] == col["table"] and col["name"] in c.columns]
+    held = model.column_copies(inputs, key) + [c for c in model.table_copies(inputs, col["table"], "table")
+                                                if col["name"] in c.columns]
     if not held:
         plan.not_invertible.append(f"column {table}.{col['name']}: re-added, the run kept no copy of its values")
 

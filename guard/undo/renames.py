@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard.undo.model import Inputs, InversePlan, copied_table, ident, name_of
+from guard.undo.model import Inputs, InversePlan, ident, name_of, table_copies
 
 SCHEMA_EXISTS = "SELECT to_regnamespace(%s) IS NOT NULL"
 INHERITED = "SELECT attinhcount > 0 FROM pg_attribute WHERE attrelid = %s::oid AND attnum = %s"
@@ -38,7 +38,7 @@ def rename_back(inputs: Inputs, plan: InversePlan, drop_column: Any, drop_table:
         if not all(drop_column(inputs, plan, k, a.columns[k]) for k in in_the_way):
             plan.kept.append(f"table {table}: its columns are not renamed back, a column the run added holds a name "
                              "one had before the run; its rows are not put back from the run's copies")
-            inputs.skip.update(c.record.copy for c in inputs.copies if copied_table(inputs, c)[1] == oid)
+            skip_copies(inputs, oid)
             continue
         dropped.update(in_the_way)
         if {old for _, old in pairs} & {now for now, _ in pairs}:
@@ -51,6 +51,11 @@ def rename_back(inputs: Inputs, plan: InversePlan, drop_column: Any, drop_table:
             plan.add(f"ALTER TABLE {table} RENAME COLUMN {ident(now)} TO {ident(old)}",
                      f"rename column {table}.{now} back to {old}", table)
     return dropped
+
+
+def skip_copies(inputs: Inputs, oid: str) -> None:
+    """The run's copies of table ``oid`` are not used (its names could not go back)."""
+    inputs.skip.update(c.record.copy for c in table_copies(inputs, oid))
 
 
 def _inherited(inputs: Inputs, key: str) -> bool:
@@ -84,16 +89,16 @@ def _tables(inputs: Inputs, plan: InversePlan, drop_table: Any) -> set[str]:
             if name in added and not drop_table(inputs, plan, added[name]):
                 plan.kept.append(f"table {present}: not renamed back to {name}, the table the run made under that "
                                  "name is kept; its rows are not put back from the run's copies")
-                inputs.skip.update(c.record.copy for c in inputs.copies if copied_table(inputs, c)[1] == oid)
+                skip_copies(inputs, oid)
                 continue
             schema = schema_of(name, b.relnames[oid])
             if inputs.conn is not None and inputs.conn.execute(SCHEMA_EXISTS, (schema,)).fetchone() != (True,):
                 plan.not_invertible.append(f"table {present}: not moved back to {name}, schema {schema} no longer "
                                            "exists; its rows are not put back from the copies")
-                inputs.skip.update(c.record.copy for c in inputs.copies if copied_table(inputs, c)[1] == oid)
+                skip_copies(inputs, oid)
                 continue
             dropped.update([added[name]] if name in added else [])
-            moves.append((oid, present, schema_of(name, b.relnames[oid]), b.relnames[oid]))
+            moves.append((oid, present, schema, b.relnames[oid]))
     if not moves:
         return dropped
     presents = {m[1] for m in moves}
