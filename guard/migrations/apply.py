@@ -323,7 +323,8 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
     if sum(len(s.sql) for s in file.statements) <= INLINE_RECORD_BYTES:
         # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
         # After the records, the check that they landed (ApplyContext.landed).
-        checks, records = run.pre_commit_statements(file), [*run.records(file), run.landed(file)]
+        checks, records = run.pre_commit_statements(file), run.records(file)
+        records.append(run.landed(file, records))
         query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), "COMMIT",
                            *RESET_STATEMENTS])
         psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in (*checks, *records) for p in params))

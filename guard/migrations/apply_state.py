@@ -91,14 +91,14 @@ class ApplyContext:
             found.append(self.on_commit(file.version))
         return found
 
-    def landed(self, file: MigrationFile) -> tuple[str, tuple[Any, ...]]:
-        """The statement that raises, after ``records`` and before COMMIT, unless each row
-        they wrote is in its table (history.check_landed: a rule or a trigger may discard
-        an INSERT without an error). One per file, in every path."""
+    def landed(self, file: MigrationFile, records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
+        """The statement that raises, after ``records`` (``file``'s, as ``records`` built them)
+        and before COMMIT, unless each row they wrote is in its table (history.check_landed: a
+        rule or a trigger may discard an INSERT without an error). One per file, in every path."""
         from guard import journal
 
         rows = [history.landed(file.version)]
-        for query, params in self.records(file)[1:]:
+        for query, params in records[1:]:
             row = journal.committed_landed(query, params)
             if row is not None:
                 rows.append(row)
@@ -111,7 +111,8 @@ class ApplyContext:
 
         for statement in AS_GUARD:  # one at a time: this may run in a pipeline
             self.conn.execute(statement)
-        for query, params in [*self.records(file), self.landed(file)]:
+        records = self.records(file)
+        for query, params in [*records, self.landed(file, records)]:
             self.conn.execute(query, params)
 
 

@@ -134,7 +134,7 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     records = run.records(file)
     for record in [_one_statement(records)] if run.records_as_one else records:
         parts.append((None, cursor.mogrify(*record)))
-    parts.append((None, cursor.mogrify(*run.landed(file))))  # raises unless they landed
+    parts.append((None, cursor.mogrify(*run.landed(file, records))))  # raises unless they landed
     parts.append((None, "COMMIT"))
     return parts
 
