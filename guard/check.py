@@ -9,8 +9,9 @@ the same RunReport as `guard run`. Exit 0: run would proceed. 3: run would be bl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from guard.config import Config, require_database_url
 from guard.errors import Blocked, MigrationFileError
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class CheckOptions:
+class CheckOptions(Struct, frozen=True):
     shadow: str | None = None  # "embedded" or a scratch database URL
     shadow_from_target: bool = False
     include_all: bool = False

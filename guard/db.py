@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from msgspec import Struct
 
 from guard.errors import Blocked, ConnectError, UsageError
 
@@ -280,8 +281,7 @@ def _first_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
-@dataclass(frozen=True)
-class ServerFacts:
+class ServerFacts(Struct, frozen=True):
     """What the server said at connect: version, role, database, recovery, superuser, clock, WAL LSN."""
 
     version_num: int
@@ -344,8 +344,7 @@ def server_now(conn: psycopg.Connection[Any]) -> dt.datetime:
     return row[0]
 
 
-@dataclass(frozen=True)
-class LockHolder:
+class LockHolder(Struct, frozen=True):
     """A session (pg_stat_activity) holding a lock another waits for."""
 
     pid: int

@@ -115,9 +115,9 @@ def _guarded_run(ctx: Context, config: Config) -> int:
 
 
 def _with_report(config: Config, path: Path) -> Config:
-    import dataclasses
+    import msgspec.structs
 
-    return dataclasses.replace(config, report=path)
+    return msgspec.structs.replace(config, report=path)
 
 
 def _section(ctx: Context, title: str) -> None:

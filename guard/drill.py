@@ -28,9 +28,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.db import connect, describe_url, same_database
 from guard.errors import GuardError, UsageError
@@ -48,6 +49,7 @@ from guard.snapshot import (
     manifests_in,
     sha256,
 )
+from guard.structs import asdict
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,8 +93,7 @@ CREATE_DATABASE = "CREATE DATABASE {}"
 CHECK_SETTINGS = f"SET statement_timeout = '{CHECK_TIMEOUT}'"
 
 
-@dataclass
-class DrillResult:
+class DrillResult(Struct):
     """What a drill found: ``ok`` only when everything passed, else ``reason`` says why."""
 
     snapshot: str  # the snapshot file's name

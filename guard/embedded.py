@@ -22,9 +22,10 @@ import tempfile
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
+
+from msgspec import Struct, field
 
 from guard.server_binaries import (
     EmbeddedError,
@@ -61,8 +62,7 @@ _NOT_FOUND = (
 # --------------------------------------------------------------------------- the cluster
 
 
-@dataclass
-class _State:
+class _State(Struct):
     """What teardown needs; kept apart from Cluster so the finalizer holds no reference to it."""
 
     bin_dir: Path

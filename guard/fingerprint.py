@@ -8,8 +8,9 @@ changed, and lists what did.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,16 +112,14 @@ HISTORY_TABLES: Mapping[str, str] = {
 TABLES_EXISTING = "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL"
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(Struct, frozen=True):
     """The catalog as ``{(kind, name): definition}`` and the rows of each history table found."""
 
     objects: dict[tuple[str, str], str]
     histories: dict[str, frozenset[str]]
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(Struct, frozen=True):
     """One difference between two fingerprints: an object or a history row added, removed or changed."""
 
     action: str  # added | removed | changed

@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,8 +92,7 @@ SELECT run_id, command, started_at, finished_at, status, exit_code, pending, {CO
 """
 
 
-@dataclass(frozen=True)
-class JournalRun:
+class JournalRun(Struct, frozen=True):
     """One row of ``guard.runs``: a guarded run or undo as journalled."""
 
     run_id: str

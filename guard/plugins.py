@@ -10,15 +10,15 @@ depend on each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from guard.config import Config
 
 
-@dataclass(frozen=True)
-class PluginConfig:
+class PluginConfig(Struct, frozen=True):
     """One provider or sink: its ``type``, its own options and where it was configured."""
 
     type: str
@@ -28,16 +28,14 @@ class PluginConfig:
     required: bool = True  # sinks: a failure blocks the run
 
 
-@dataclass(frozen=True)
-class PluginSpec:
+class PluginSpec(Struct, frozen=True):
     """What a provider or sink type accepts in its config entry."""
 
     options: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Registered:
+class Registered(Struct, frozen=True):
     """A plugin kind as registered: its spec and the factory that builds it from its config."""
 
     spec: PluginSpec

@@ -9,9 +9,10 @@ automated backup, a dump; plus what to send to support.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from guard.protect.order import restore_order
 from guard.report.model import MigrationResult, RestorePlan, RestoreStep, RestoreTarget, RunReport
@@ -24,8 +25,7 @@ _SUPABASE_HOST = re.compile(r"(?:^|\.)(?:db\.)?([a-z0-9]{20})\.supabase\.(?:co|c
 _SUPABASE_POOLER_USER = re.compile(r"^[^.]+\.([a-z0-9]{20})$")
 
 
-@dataclass(frozen=True)
-class RestoreContext:
+class RestoreContext(Struct, frozen=True):
     """What the plan may mention besides the report: Supabase project, pgBackRest stanza."""
 
     project_ref: str | None = None

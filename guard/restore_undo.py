@@ -12,8 +12,9 @@ no protective copies again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.report.model import RestorePlan, RestoreStep
 
@@ -28,8 +29,7 @@ UNDONE_EXISTS = "SELECT to_regclass('guard.undone') IS NOT NULL"
 _OURS = (UNDO_TITLE, REFUSED_TITLE, ASK_TITLE)
 
 
-@dataclass
-class Answer:
+class Answer(Struct):
     """What `guard undo RUN_ID` (without --yes) said: ``accepts``; ``path`` local,
     restore-point or pitr; ``why`` when it refuses; for a local undo, what it would leave."""
 

@@ -15,9 +15,10 @@ import re
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from msgspec import Struct
 
 from guard.errors import EXIT_USAGE, GuardError
 
@@ -140,8 +141,7 @@ def _has_programs(bin_dir: Path) -> bool:
 # --------------------------------------------------------------------------- OS user
 
 
-@dataclass(frozen=True)
-class _OsUser:
+class _OsUser(Struct, frozen=True):
     """Who the server programs run as when we are root."""
 
     name: str

@@ -16,9 +16,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.db import connect, describe_url, same_database
 from guard.errors import Blocked, ConfigError, UsageError
@@ -53,8 +54,7 @@ SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND usename = %s"
 
 
-@dataclass
-class Shadow:
+class Shadow(Struct):
     """A fresh throw-away database and how to reach it."""
 
     url: str  # as the dry-run role (not a superuser)

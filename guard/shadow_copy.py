@@ -15,8 +15,9 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.db import connect, describe_url, url_password
 from guard.errors import Blocked
@@ -62,8 +63,7 @@ _IDENTIFIER_LIST = re.compile(r'^\s*("([^"]|"")*"|[A-Za-z_$][\w$]*)(\s*,\s*("([^
 _ENTRY = re.compile(r"^--\n-- (?:Data for )?Name: (?P<name>.*?); Type: (?P<type>[^;]+);", re.MULTILINE)
 
 
-@dataclass
-class TargetFacts:
+class TargetFacts(Struct):
     """What the shadow needs from the target."""
 
     major: int

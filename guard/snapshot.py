@@ -28,9 +28,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from guard.db import connect, describe_url
 from guard.errors import Blocked, UsageError
@@ -53,6 +54,7 @@ from guard.snapshot_crypto import (  # noqa: F401 - re-exported
     encryption_info,
     sha256,
 )
+from guard.structs import asdict
 
 if TYPE_CHECKING:
     import psycopg
@@ -94,8 +96,7 @@ ROLES = "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> cur
 # ---------------------------------------------------------------------- the manifest
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Struct, frozen=True):
     """What `guard snapshot` wrote, as recorded in ``<file>.manifest.json`` beside it.
 
     ``directory`` is where the files are (not stored: snapshots move).
@@ -119,7 +120,16 @@ class Manifest:
     restore_command: str
     format: int = MANIFEST_FORMAT
     id: str = ""  # random, written once: the snapshot's idempotency key in backup logs
-    directory: Path | None = field(default=None, compare=False)
+    directory: Path | None = None  # where it was read from: not part of what the snapshot is
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Manifest:
+            return NotImplemented
+        names = [name for name in self.__struct_fields__ if name != "directory"]
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
 
     @property
     def encrypted(self) -> bool:

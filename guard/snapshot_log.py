@@ -14,9 +14,10 @@ The snapshot is already written when it is logged: a sink that fails is reported
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import msgspec.structs
 
 from guard.config import require_database_url
 
@@ -67,7 +68,7 @@ def record_snapshot(
     chosen = tuple(p for p in config.log.sinks if p.type in SNAPSHOT_SINKS)
     if not chosen:
         return []
-    only = dataclasses.replace(config, log=dataclasses.replace(config.log, sinks=chosen))
+    only = msgspec.structs.replace(config, log=msgspec.structs.replace(config.log, sinks=chosen))
     entry = snapshot_entry(manifest, reason=reason, environ=environ)
     try:
         conn = connect(require_database_url(config), application_name="guard snapshot (log)")

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.migrations.session import AS_GUARD, GUARD_SEARCH_PATH
 
@@ -313,8 +314,7 @@ def _known_call(call: dict[str, Any]) -> bool:
     return len(names) == 1 and (names[0] in KNOWN_CALLS or names[0] in NON_VOLATILE_FUNCTIONS)
 
 
-@dataclass
-class Tripwire:
+class Tripwire(Struct):
     """Armed for the files the parser cannot vouch for; ``before_run`` is BEFORE_RUN's JSON."""
 
     before_run: str

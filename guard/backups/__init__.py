@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from msgspec import Struct, field
 
 from guard.config import format_duration
 from guard.plugins import (
@@ -44,16 +45,14 @@ class SinkError(Exception):
     """A sink could not record the entry."""
 
 
-@dataclass(frozen=True)
-class PitrWindow:
+class PitrWindow(Struct, frozen=True):
     """The range point-in-time recovery can restore to (None: unknown ends)."""
 
     earliest: dt.datetime | None
     latest: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class BackupInfo:
+class BackupInfo(Struct, frozen=True):
     """What a provider found: the newest completed backup, and whether the newest attempt failed."""
 
     completed_at: dt.datetime | None
@@ -62,8 +61,7 @@ class BackupInfo:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ProviderContext:
+class ProviderContext(Struct):
     """What providers may use: a read-only connection to the target and the server's clock.
 
     Compare backup times with ``now`` (the database server's clock), not the local clock.
@@ -82,8 +80,7 @@ class Provider(Protocol):
     def newest_backup(self, ctx: ProviderContext) -> BackupInfo: ...
 
 
-@dataclass(frozen=True)
-class BackupEntry:
+class BackupEntry(Struct, frozen=True):
     """One manual-backup log entry, as every sink receives it."""
 
     run_id: str
@@ -93,8 +90,7 @@ class BackupEntry:
     metadata: Mapping[str, Any]
 
 
-@dataclass
-class SinkContext:
+class SinkContext(Struct):
     """What sinks may use: the connection to the target, the config, a progress line."""
 
     conn: psycopg.Connection[Any]
@@ -123,8 +119,7 @@ def make_sinks(config: Config) -> list[tuple[Sink, PluginConfig]]:
 # ----------------------------------------------------------------------- policy
 
 
-@dataclass(frozen=True)
-class ProviderVerdict:
+class ProviderVerdict(Struct, frozen=True):
     """One provider's answer judged against max_age: ok, stale, failed, missing or error."""
 
     provider: str
@@ -141,8 +136,7 @@ class ProviderVerdict:
         return self.status == "ok"
 
 
-@dataclass(frozen=True)
-class BackupVerdict:
+class BackupVerdict(Struct, frozen=True):
     """Whether the providers meet ``require`` (any or all), with each one's verdict."""
 
     ok: bool

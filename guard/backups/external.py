@@ -16,8 +16,9 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from guard.backups import BackupInfo, PitrWindow, ProviderContext, ProviderError, Registered
 from guard.config import parse_duration
@@ -38,8 +39,7 @@ def _when(value: Any, where: str) -> dt.datetime:
     raise ProviderError(f"{where} is missing or not a timestamp")
 
 
-@dataclass
-class CommandProvider:
+class CommandProvider(Struct):
     """Base: run argv, parse JSON; subclasses turn the JSON into a BackupInfo."""
 
     argv: list[str]
@@ -117,7 +117,6 @@ def _command(plugin: PluginConfig, key: str, default: str) -> list[str]:
     raise ConfigError(f"{key} must be a command (a string or a list of strings)", key=key, source=plugin.source)
 
 
-@dataclass
 class GenericCommand(CommandProvider):
     @classmethod
     def from_config(cls, plugin: PluginConfig, config: Any) -> GenericCommand:
@@ -128,7 +127,6 @@ class GenericCommand(CommandProvider):
         return cls(argv, timeout, env, label=f"command {argv[0]}")
 
 
-@dataclass
 class PgBackRest(CommandProvider):
     """`pgbackrest info --output=json`: newest backup's stop time and the WAL archive."""
 
@@ -186,7 +184,6 @@ class PgBackRest(CommandProvider):
                           newest_failed=bool(finished) and finished[-1][2], details=details)
 
 
-@dataclass
 class WalG(CommandProvider):
     """`wal-g backup-list --json --detail`: a list of backups; newest finish_time (or time)."""
 
@@ -214,7 +211,6 @@ class WalG(CommandProvider):
         return BackupInfo(completed_at=newest[0], details={"backup_name": newest[1]})
 
 
-@dataclass
 class Barman(CommandProvider):
     """`barman -f json list-backups SERVER`: {SERVER: [{backup_id, status, end_time}...]}."""
 

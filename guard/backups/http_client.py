@@ -15,14 +15,14 @@ import email.utils
 import ipaddress
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True)
-class HttpPolicy:
+class HttpPolicy(Struct, frozen=True):
     timeout: float = 10.0
     retries: int = 3
     backoff: float = 0.5

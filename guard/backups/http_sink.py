@@ -9,9 +9,10 @@ restore_point, commit, actor, ref, ...}}`` (the seed app's ``POST /api/admin/bac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from msgspec import Struct
 
 from guard.backups import BackupEntry, Registered, SinkContext, SinkError
 from guard.backups.http_client import HttpError, HttpPolicy, check_url, request
@@ -20,8 +21,7 @@ from guard.errors import ConfigError
 from guard.plugins import PluginConfig, PluginSpec
 
 
-@dataclass
-class HttpSink:
+class HttpSink(Struct):
     url: str
     token: str | None
     policy: HttpPolicy

@@ -14,8 +14,9 @@ import datetime as dt
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from guard.backups import (
     BackupEntry,
@@ -126,8 +127,7 @@ def read_backups(data: Any, where: str) -> BackupInfo:
     )
 
 
-@dataclass
-class SupabaseProvider:
+class SupabaseProvider(Struct):
     ref: str
     token: str
     api: str
@@ -165,8 +165,7 @@ def restore_point_name(run_id: str) -> str:
     return f"{run_id[:11]}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
 
 
-@dataclass
-class RestorePointSink:
+class RestorePointSink(Struct):
     """The Supabase-native manual backup: a restore point named after the run, AVAILABLE."""
 
     ref: str

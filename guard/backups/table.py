@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from psycopg import sql
 
 from guard.backups import (
@@ -239,8 +239,7 @@ def stats(conn: psycopg.Connection[Any], log: BackupLogConfig) -> dict[str, Any]
 # ----------------------------------------------------------------------- provider and sink
 
 
-@dataclass
-class TableProvider:
+class TableProvider(Struct):
     """Automated entries of the backup log table: the newest completed one."""
 
     log: BackupLogConfig
@@ -285,8 +284,7 @@ class TableProvider:
         )
 
 
-@dataclass
-class TableSink:
+class TableSink(Struct):
     """Writes the manual-backup entry into the backup log table, once per run id."""
 
     log: BackupLogConfig

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec.structs
+
 from guard.config import Config, format_duration
 from guard.errors import EXIT_BLOCKED, GuardError, UsageError
 
@@ -144,7 +146,7 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: 
             "table": qualified(config.backup_log),
             "stats": table_stats,
             "stats_error": stats_error,
-            "providers": [p.__dict__ for p in verdicts.providers],
+            "providers": [msgspec.structs.asdict(p) for p in verdicts.providers],
             "last_drill": drill,
         }
         ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
@@ -346,9 +348,8 @@ def without_missing_snapshot(plan: RestorePlan, snapshot: dict[str, Any] | None)
 
 
 def _render_plan(run: Any, plan: Any, copies: list[dict[str, Any]], fmt: str) -> str:
-    from dataclasses import asdict
-
     from guard.report.text import render_plan_markdown, render_plan_text
+    from guard.structs import asdict
 
     if fmt == "json":
         return json.dumps({"run_id": run.run_id, "status": run.status, "exit_code": run.exit_code,

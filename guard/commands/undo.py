@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from guard.config import Config
 from guard.errors import GuardError
+from guard.structs import asdict
 
 if TYPE_CHECKING:
     from guard.context import Context

@@ -1,19 +1,19 @@
-"""The Config: frozen dataclasses, one per guard.yml section."""
+"""The Config: frozen models (msgspec.Struct), one per guard.yml section."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+
+from msgspec import Struct, field
 
 from guard.plugins import PluginConfig
 
 __all__ = ["PluginConfig"]
 
 
-@dataclass(frozen=True)
-class MigrationsConfig:
+class MigrationsConfig(Struct, frozen=True):
     """The ``migrations:`` section: where the files are and how they are applied."""
 
     dir: Path = Path("supabase/migrations")
@@ -27,8 +27,7 @@ class MigrationsConfig:
     ignore: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class BackupsConfig:
+class BackupsConfig(Struct, frozen=True):
     """The ``backups:`` section: the providers checked before a run and how fresh a backup must be."""
 
     max_age: float = 26 * 3600.0
@@ -37,15 +36,13 @@ class BackupsConfig:
     require_pitr: bool = False  # destructive migrations need confirmed PITR, copies or not
 
 
-@dataclass(frozen=True)
-class LogConfig:
+class LogConfig(Struct, frozen=True):
     """The ``log:`` section: the sinks every run is recorded in."""
 
     sinks: tuple[PluginConfig, ...] = ()
 
 
-@dataclass(frozen=True)
-class LintSettings:
+class LintSettings(Struct, frozen=True):
     """The `lint:` section: rules switched off, severities changed, the destructive policy."""
 
     disable: frozenset[str] = frozenset()
@@ -55,8 +52,7 @@ class LintSettings:
     destructive: str = "block-unprotected"
 
 
-@dataclass(frozen=True)
-class SnapshotConfig:
+class SnapshotConfig(Struct, frozen=True):
     """`guard snapshot` and step 10 of the guarded run: where snapshots go, whether they are
     encrypted, and with what key (a secret: ``key: ${SNAPSHOT_KEY}`` or GUARD_SNAPSHOT_KEY)."""
 
@@ -64,7 +60,12 @@ class SnapshotConfig:
     encrypt: bool = True
     mode: str = "off"  # in the guarded run (step 10): off | schema | full
     when: str = "destructive"  # always | destructive (only when a pending statement is)
-    key: str | None = field(default=None, repr=False)  # a passphrase; never printed
+    key: str | None = None  # a passphrase; never printed
+
+    def __repr__(self) -> str:
+        """Every field but the passphrase, which shows as set or not."""
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "key")
+        return f"SnapshotConfig({shown}, key={'<set>' if self.key is not None else None})"
 
 
 class DrillCheck(NamedTuple):
@@ -74,8 +75,7 @@ class DrillCheck(NamedTuple):
     expect: str
 
 
-@dataclass(frozen=True)
-class DrillConfig:
+class DrillConfig(Struct, frozen=True):
     """`guard drill`: the operator's own checks, run on the restored copy only."""
 
     checks: tuple[DrillCheck, ...] = ()
@@ -94,15 +94,13 @@ class VerifyCheck(NamedTuple):
     shadow: bool = False
 
 
-@dataclass(frozen=True)
-class ShadowConfig:
+class ShadowConfig(Struct, frozen=True):
     """`guard check --shadow`: what the throw-away database starts from (guard.shadow)."""
 
     base: str = "auto"  # auto | supabase | none | a .sql file (relative to guard.yml)
 
 
-@dataclass(frozen=True)
-class ProtectConfig:
+class ProtectConfig(Struct, frozen=True):
     """Protective copies of what destructive statements destroy (guard/protect.py)."""
 
     enabled: bool = True
@@ -111,16 +109,14 @@ class ProtectConfig:
     retention: float = 30 * 86400.0  # seconds a copy is kept; then pruned (it may hold personal data)
 
 
-@dataclass(frozen=True)
-class BackupLogConfig:
+class BackupLogConfig(Struct, frozen=True):
     """Where the backup log table lives (``guard init`` creates it there)."""
 
     schema: str = "public"
     table: str = "backup_logs"
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Struct, frozen=True):
     """guard.yml with its defaults, environment and flags applied (guard/config/load.py)."""
 
     database_url: str | None = None

@@ -11,8 +11,9 @@ the nodes it stands for), text longer than MAX_BYTES, and tags other than YAML's
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from guard.errors import ConfigError
 
@@ -25,8 +26,7 @@ MAX_BYTES = 1 << 20
 _BRACKET_RUN = r"[\[{](?:\s*[\[{]){" + str(MAX_DEPTH) + "}"
 
 
-@dataclass
-class Value:
+class Value(Struct):
     """A YAML value and where it came from: ``guard.yml:12``, ``env GUARD_X``, ``flag --x``."""
 
     value: Any

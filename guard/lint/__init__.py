@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from guard.errors import ConfigError, MigrationFileError
 from guard.lint.names import ObjectName, Scope
@@ -34,8 +36,7 @@ OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value
 PRAGMA = re.compile(r"--\s*guard:allow\b(?P<rest>[^\n]*)")
 
 
-@dataclass(frozen=True)
-class LintConfig:
+class LintConfig(Struct, frozen=True):
     """The ``lint:`` section as the linter uses it: disabled rules and severity overrides."""
 
     disabled: frozenset[str] = frozenset()
@@ -89,8 +90,7 @@ class Catalog(Protocol):
         """A relation of any kind (an index too) `name` exists."""
 
 
-@dataclass
-class Linter:
+class Linter(Struct):
     """Lints files in order, following the objects the batch creates, renames and drops.
 
     existing_tables(text) answers whether a relation exists (text: a quoted, possibly qualified

@@ -94,7 +94,7 @@ def _alter_table(node: Any, st: Statement, linter: Linter, i: int, d: str) -> li
 
 def _bound_proven(linter: Linter, parent: str, part: Any, bound: Any) -> bool:
     """The partition's valid CHECKs prove its bound (catalog or declarations): no scan."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from guard.lint.partition import bound_proven
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.lint.checks import check_columns, check_name
 
@@ -65,16 +66,14 @@ def _type(type_name: Any) -> tuple[str, int | None]:
     return _ALIASES.get(name, name), (-1 if type_name.arrayBounds else _typmod(type_name))
 
 
-@dataclass
-class Column:
+class Column(Struct):
     type: str
     typmod: int | None
     not_null: bool = False
     array: bool = False
 
 
-@dataclass
-class Table:
+class Table(Struct):
     columns: dict[str, Column] = field(default_factory=dict)
     checks: dict[str, tuple[str | None, bool]] = field(default_factory=dict)  # name -> (IS NOT NULL column, valid)
     persistence: str = "p"
@@ -100,8 +99,7 @@ class Table:
         self.forget_checks([name] if name in self.checks else list(self.guessed))
 
 
-@dataclass
-class DeclaredCatalog:
+class DeclaredCatalog(Struct):
     """guard.lint.Catalog's questions answered from the files read so far (`read`)."""
 
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)

@@ -19,7 +19,7 @@ the observed lock, relfilenode and seq_scan counter disagree: the table is check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 ACCESS_SHARE = "ACCESS SHARE"
 ROW_SHARE = "ROW SHARE"
@@ -46,8 +46,7 @@ def strongest(modes: set[str] | list[str]) -> str | None:
     return ranked[-1] if ranked else None
 
 
-@dataclass(frozen=True)
-class LockFact:
+class LockFact(Struct, frozen=True):
     """lock: the mode on the target table; work: "none", "scan" (reads every row), "rewrite"
     (new relfilenode) or "index" (builds an index: reads every row); when: the condition."""
 

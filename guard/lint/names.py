@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 DEFAULT_SEARCH_PATH = ("$user", "public")
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
@@ -30,8 +31,7 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-@dataclass(frozen=True)
-class ObjectName:
+class ObjectName(Struct, frozen=True):
     """A relation as the server names it: schema (None: found through the search_path) and name,
     both exactly as stored in the catalog (case kept)."""
 
@@ -65,8 +65,7 @@ def parse_search_path(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass
-class Scope:
+class Scope(Struct):
     """What the batch has done so far to the names it touches.
 
     `exists(text)` answers from the database (`to_regclass(text) IS NOT NULL`, text being a

@@ -27,12 +27,12 @@ is "<tag> cannot run inside a transaction block"):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class NonTransactional:
+
+class NonTransactional(Struct, frozen=True):
     """One caller of PreventInTransactionBlock. tag: the command tag PostgreSQL names;
     versions: the majors where it applies (inclusive range); when: the condition, in words;
     refused: guard refuses it in a migration (not only runs it outside a transaction)."""

@@ -10,8 +10,9 @@ rewrite the relfilenode even on an empty table (guard.lint.trace).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from guard.lint import OUTSIDE_TRANSACTION_RULES, Finding
 from guard.lint.ruleset import finding
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(Struct, frozen=True):
     """One statement of a file and what the shadow showed (trace None: run untraced)."""
 
     file: str

@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from msgspec import Struct, field
 
 NUMERIC = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8", "smallint", "integer", "bigint"})
 TEMPORAL = frozenset({"date", "timestamp", "timestamptz"})
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
 
 
-@dataclass(frozen=True)
-class PartitionFacts:
+class PartitionFacts(Struct, frozen=True):
     """What the proof needs: the parent's strategy ('r' range, 'l' list, 'h' hash), its key
     columns with their pg_type names, the partition's valid CHECK expressions (SQL text) and
     its NOT NULL columns."""

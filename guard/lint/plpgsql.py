@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 # Stands for a part of an EXECUTE's SQL known only at run time (a variable, a call): a name
 # no migration uses, so that the statement's shape can still be judged.
 PLACEHOLDER = "guard_runtime_name"
 
 
-@dataclass(frozen=True)
-class BodyStatement:
+class BodyStatement(Struct, frozen=True):
     """A statement a DO block runs. dynamic: built at run time (EXECUTE of a concatenation or of
     format() with a non-constant argument): the parts not known are PLACEHOLDER."""
 

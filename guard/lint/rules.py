@@ -59,9 +59,8 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
 def _do_body(node: Any, statement: Statement, linter: Linter, index: int, display: str) -> list[Finding]:
     """The statements a DO block runs (guard.lint.plpgsql), judged as if they stood alone in the
     file at the DO block's place; only their risk findings are kept, as warnings."""
-    from dataclasses import replace
-
     import pglast
+    from msgspec.structs import replace
 
     from guard.lint import plpgsql
 

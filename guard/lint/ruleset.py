@@ -6,16 +6,16 @@ none of them (no import circle).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from guard.lint import Linter
     from guard.migrations.files import Statement
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Struct, frozen=True):
     """A lint rule: its id, category, default severity and one-line summary."""
 
     id: str
@@ -24,8 +24,7 @@ class Rule:
     summary: str
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     """One rule hit in one statement of one file."""
 
     file: str

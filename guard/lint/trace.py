@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from guard.lint import locks
 
@@ -40,8 +41,7 @@ SELECT relation, mode FROM pg_locks
 """
 
 
-@dataclass(frozen=True)
-class TraceResult:
+class TraceResult(Struct, frozen=True):
     """What one statement did. locks: table -> strongest mode the transaction holds on it
     (PostgreSQL's names, e.g. "ACCESS EXCLUSIVE"); rewritten / scanned: tables; seconds: its
     run time; error: the server's message when it failed (later statements are not run)."""

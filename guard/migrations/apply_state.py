@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.errors import Interrupted
 from guard.migrations import history
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
 SLOW_FILE_MS = 1000
 
 
-@dataclass
-class ApplyOutcome:
+class ApplyOutcome(Struct):
     results: list[MigrationResult] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)  # versions committed by this run, in order
     failed: MigrationResult | None = None
@@ -54,8 +54,7 @@ BeforeCommit = Callable[["psycopg.Connection[Any]", "MigrationFile | None"], Non
 PreCommit = Callable[["MigrationFile"], "list[tuple[str, tuple[Any, ...]]]"]
 
 
-@dataclass
-class ApplyContext:
+class ApplyContext(Struct):
     """What every file of one apply_pending call shares."""
 
     conn: psycopg.Connection[Any]

@@ -15,8 +15,9 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct
 
 from guard.errors import Blocked, MigrationFileError, UsageError
 from guard.migrations.regular import read_regular, under  # noqa: F401 - under: imported from here by callers
@@ -28,8 +29,7 @@ PARSE_PIECE_CHARS = 1 << 20  # files are parsed in pieces of about this size (_p
 _COPY_FROM_STDIN = re.compile(r"\bcopy\b.*?\bfrom\s+stdin\b", re.IGNORECASE | re.DOTALL)
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(Struct, frozen=True):
     """One statement of a file."""
 
     sql: str  # as stored in the history: without the trailing ';', leading comments kept
@@ -47,8 +47,7 @@ class Statement:
         return self.start_line + self.sql.count("\n", 0, position - 1)
 
 
-@dataclass(frozen=True)
-class MigrationRef:
+class MigrationRef(Struct, frozen=True):
     """A discovered file, not read yet."""
 
     version: str
@@ -60,8 +59,7 @@ class MigrationRef:
         return self.path.name
 
 
-@dataclass(frozen=True)
-class MigrationFile:
+class MigrationFile(Struct, frozen=True):
     """A migration file read and split into statements, with its SHA-256."""
 
     ref: MigrationRef
@@ -69,7 +67,20 @@ class MigrationFile:
     sha256: str
     # The decoded text, kept for files under KEEP_TEXT_BYTES (lint reads its pragmas from it);
     # a larger file is read again when needed rather than held twice in memory.
-    text: str | None = field(default=None, repr=False, compare=False)
+    text: str | None = None
+
+    # The text is not part of what a file is: equal files hash and compare equal whether or
+    # not it was kept, and a repr does not print a migration's whole text.
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MigrationFile:
+            return NotImplemented
+        return (self.ref, self.statements, self.sha256) == (other.ref, other.statements, other.sha256)
+
+    def __hash__(self) -> int:
+        return hash((self.ref, self.statements, self.sha256))
+
+    def __repr__(self) -> str:
+        return f"MigrationFile(ref={self.ref!r}, statements=<{len(self.statements)}>, sha256={self.sha256!r})"
 
     @property
     def version(self) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     import psycopg
@@ -65,8 +66,7 @@ NOT_LANDED_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class AppliedMigration:
+class AppliedMigration(Struct, frozen=True):
     """One row of ``supabase_migrations.schema_migrations``."""
 
     version: str
@@ -118,8 +118,7 @@ def row(version: str, name: str, statements: list[str]) -> tuple[str, tuple[Any,
     return INSERT_HISTORY, (version, name, statements)
 
 
-@dataclass(frozen=True)
-class Landed:
+class Landed(Struct, frozen=True):
     """A bookkeeping row guard wrote in a file's transaction: ``condition`` (SQL, ``params``
     for its placeholders) holds once it is in its table, read after the INSERT's rules and
     triggers had their way; ``message`` is the file's error when it does not."""

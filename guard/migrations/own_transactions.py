@@ -23,8 +23,9 @@ applied while the server rolls it back), and the file is not recorded.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from guard.migrations.apply_state import (
     ApplyContext,
@@ -48,8 +49,7 @@ _OPEN = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
 _END = frozenset({"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE"})
 
 
-@dataclass(frozen=True)
-class TransactionShape:
+class TransactionShape(Struct, frozen=True):
     """How a file handles transactions: none of its own, one BEGIN..COMMIT around it, or several."""
 
     kind: str  # "plain" | "wrapped" | "several"

@@ -54,8 +54,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from guard.migrations.apply_state import ApplyContext, error_from, interrupted, ms, rollback_quietly
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
@@ -85,8 +86,7 @@ FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 SELECT_COMMITTED = "SELECT version FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 
 
-@dataclass(frozen=True)
-class _Part:
+class _Part(Struct, frozen=True):
     """One statement of the stream: which file, which of its statements (None: guard's)."""
 
     file: int
@@ -204,8 +204,7 @@ def stream_length(run: ApplyContext, files: Sequence[MigrationFile], start: int,
     return end - start
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(Struct, frozen=True):
     """A stream's text, built before it is sent (``prepare``)."""
 
     text: str

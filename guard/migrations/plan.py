@@ -9,14 +9,14 @@ versions in ``ORDER BY version`` order, compared as strings, never as numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from guard.errors import Blocked
 from guard.migrations.history import AppliedMigration
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """What a run will apply, against what the history holds."""
 
     pending: list[str]  # versions, in the order they will be applied

@@ -13,8 +13,9 @@ statement is an error naming its line, so that nobody believes in a check that i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from guard.migrations.files import MigrationFile, Statement
@@ -32,8 +33,7 @@ class CheckLineError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class FileCheck:
+class FileCheck(Struct, frozen=True):
     """One ``-- guard:verify`` line: its line number and the SQL it checks."""
 
     line: int  # 1-based line of the comment

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct, field
 from psycopg import sql
 
 from guard.protect import identity as who
@@ -109,8 +109,7 @@ SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname
 WHOLE_TABLE_RESTORE = "-- the copy holds the whole table as it was before"
 
 
-@dataclass
-class CopyRecord:
+class CopyRecord(Struct):
     """One protective copy, as the report and the restore plan show it."""
 
     source: str
@@ -123,8 +122,7 @@ class CopyRecord:
     expires_at: str | None = None  # UTC, ISO 8601: protect.retention after it was made
 
 
-@dataclass
-class Protector:
+class Protector(Struct):
     """Called before each statement inside the statement's transaction; copies what it
     destroys. ``before`` returns the statement to run instead (DELETE/UPDATE that copy their
     own rows) or None."""

@@ -3,7 +3,7 @@ statement reaches (guard.protect reads them; names come back quoted with quote_i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname) FROM pg_index i
@@ -77,8 +77,7 @@ SELECT quote_ident(a.attname), quote_ident(n.nspname) || '.' || quote_ident(q.re
 """
 
 
-@dataclass
-class Resolved:
+class Resolved(Struct):
     """A table a statement destroys, as the server resolved it."""
 
     oid: int

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct, field
 from psycopg import sql
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ ROW_SECURITY_BACK = "SELECT pg_catalog.set_config('row_security', %s, true)"
 COUNT_ROWS = "UPDATE guard.copies SET rows = (SELECT count(*) FROM {copy}) WHERE copy = {name}"
 
 
-@dataclass
-class Identity:
+class Identity(Struct):
     """Who the file is at one statement, and what guard must undo after it."""
 
     session_user: str

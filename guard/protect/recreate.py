@@ -9,8 +9,9 @@ a CASCADE drops with the table, column-level grants, types other than enums.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,8 +101,7 @@ SELECT DISTINCT v.oid::regclass::text FROM pg_depend d
 """
 
 
-@dataclass
-class Definition:
+class Definition(Struct):
     """The SQL around a copy's INSERT: ``before`` it (schema, types, sequences, table), ``after``
     it (constraints, indexes, RLS, grants...), foreign keys (``references``, after every table
     of a schema is back) and what ``cannot`` be recreated."""

@@ -8,14 +8,13 @@ search_path of that point of the transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from msgspec import Struct
 from psycopg import sql
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Struct, frozen=True):
     """What one destructive statement destroys."""
 
     kind: str  # table | column | rows | schema
@@ -188,8 +187,7 @@ def _join_old_rows(node: Any, ref: str, canonical: str, select: str, extra: str 
     return helper.targetList
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(Struct, frozen=True):
     """One table of an inheritance family a DELETE or UPDATE of its parent reaches."""
 
     oid: int

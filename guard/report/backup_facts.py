@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct, field
 from psycopg import sql
 
 if TYPE_CHECKING:
@@ -60,8 +60,7 @@ DRILLS_EXIST = "SELECT to_regclass('guard.drills') IS NOT NULL"
 DRILLS = "SELECT result FROM guard.drills ORDER BY finished_at DESC LIMIT %s"
 
 
-@dataclass(frozen=True)
-class LogEntry:
+class LogEntry(Struct, frozen=True):
     """One row of the backup log. ``status`` is metadata.status ("completed" when absent)."""
 
     id: int
@@ -79,8 +78,7 @@ class LogEntry:
         return "failed" if self.status != "completed" else self.kind
 
 
-@dataclass(frozen=True)
-class Gap:
+class Gap(Struct, frozen=True):
     """A stretch longer than max_age without a completed automated backup."""
 
     start: dt.datetime
@@ -92,8 +90,7 @@ class Gap:
         return (self.end - self.start).total_seconds()
 
 
-@dataclass(frozen=True)
-class RunFact:
+class RunFact(Struct, frozen=True):
     """One guarded run from guard's journal (guard.runs), with its restore plan if any."""
 
     run_id: str
@@ -124,8 +121,7 @@ class RunFact:
         return "blocked"
 
 
-@dataclass(frozen=True)
-class DrillFact:
+class DrillFact(Struct, frozen=True):
     drill_id: str
     finished_at: dt.datetime | None
     snapshot: str
@@ -134,8 +130,7 @@ class DrillFact:
     reason: str | None
 
 
-@dataclass
-class BackupFacts:
+class BackupFacts(Struct):
     """Everything the page shows; times are the database server's clock, UTC."""
 
     now: dt.datetime

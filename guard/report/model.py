@@ -6,10 +6,10 @@ Markdown and JSON. The JSON form is documented in docs/report.md; keep the two i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -28,8 +28,7 @@ STATUS_EXIT = {
 }
 
 
-@dataclass
-class MigrationError:
+class MigrationError(Struct):
     """Why a file failed: PostgreSQL's message and fields, where in the file, and what blocked it."""
 
     message: str
@@ -44,8 +43,7 @@ class MigrationError:
     blockers: list[dict[str, Any]] | None = None  # sessions holding the locks it waited for
 
 
-@dataclass
-class MigrationResult:
+class MigrationResult(Struct):
     """One migration file's outcome in a run."""
 
     version: str
@@ -60,8 +58,7 @@ class MigrationResult:
     path: str | None = None
 
 
-@dataclass
-class RestoreTarget:
+class RestoreTarget(Struct):
     """The point to restore to: the server's clock and WAL position before the first statement."""
 
     timestamp: str  # UTC ISO 8601, the server's clock before the first statement
@@ -72,8 +69,7 @@ class RestoreTarget:
     archive_mode: str | None = None  # the server's archive_mode then: off means no PITR to it
 
 
-@dataclass
-class ProviderReport:
+class ProviderReport(Struct):
     """One backup provider's answer before the run."""
 
     provider: str
@@ -86,8 +82,7 @@ class ProviderReport:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class BackupsReport:
+class BackupsReport(Struct):
     """The backup check before the run: each provider, the verdict, an override if given."""
 
     ok: bool
@@ -96,8 +91,7 @@ class BackupsReport:
     override: dict[str, Any] | None = None
 
 
-@dataclass
-class SinkReport:
+class SinkReport(Struct):
     """One backup-log sink's record of the run's manual backup."""
 
     sink: str
@@ -107,8 +101,7 @@ class SinkReport:
     error: str | None = None
 
 
-@dataclass
-class RestoreStep:
+class RestoreStep(Struct):
     """One step of a restore plan: a title, what to do, the commands."""
 
     title: str
@@ -116,8 +109,7 @@ class RestoreStep:
     commands: list[str] = field(default_factory=list)
 
 
-@dataclass
-class RestorePlan:
+class RestorePlan(Struct):
     """How to put the database back after a failed run, when anything committed."""
 
     needed: bool | None  # None: unknown whether anything committed
@@ -141,8 +133,7 @@ def plan_from_dict(data: dict[str, Any]) -> RestorePlan:
     )
 
 
-@dataclass
-class DatabaseInfo:
+class DatabaseInfo(Struct):
     """The database a run targeted (no password) and the server's facts."""
 
     target: str  # host:port/db, never the password
@@ -151,8 +142,7 @@ class DatabaseInfo:
     superuser: bool | None = None
 
 
-@dataclass
-class RunReport:
+class RunReport(Struct):
     """The report of one command: written as JSON, rendered for the terminal and GitHub."""
 
     command: str
@@ -197,13 +187,11 @@ class RunReport:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready copy: dataclasses to dicts (as dataclasses.asdict, which deep-copies every
-    leaf and took a tenth of a thousand-file run), tuples to lists, datetimes to ISO text."""
-    names = _FIELDS.get(type(value))
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+    """JSON-ready copy: models to dicts (as dataclasses.asdict did, without its deep copy of
+    every leaf, which took a tenth of a thousand-file run), tuples to lists, datetimes to ISO
+    text."""
+    if isinstance(value, Struct):
+        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -211,9 +199,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return iso(value)
     return value
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def iso(value: dt.datetime) -> str:

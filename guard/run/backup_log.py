@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from guard import journal
@@ -12,6 +11,7 @@ from guard.errors import Blocked, UsageError
 from guard.report.model import RunReport, SinkReport
 from guard.run.report import actor
 from guard.run.state import Progress, RunState
+from guard.structs import asdict
 
 if TYPE_CHECKING:
     import psycopg

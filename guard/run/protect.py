@@ -42,7 +42,7 @@ def protector(state: RunState, protect: ProtectConfig) -> Protector | None:
 def keep_copies(state: RunState, copier: Protector | None) -> None:
     """The copies made in files that committed go in the report (a copy made in a file that
     rolled back rolled back with it), and what could not be copied as warnings."""
-    from dataclasses import asdict
+    from guard.structs import asdict
 
     if copier is None or state.outcome is None:
         return

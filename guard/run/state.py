@@ -8,8 +8,9 @@ instead of stopping, and never writing to the target.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 if TYPE_CHECKING:
     import psycopg
@@ -25,8 +26,7 @@ Progress = Callable[[str], None]
 Mask = Callable[[str], str]
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(Struct, frozen=True):
     """What the operator asked for on the command line, beyond the configuration."""
 
     reason: str | None = None
@@ -36,8 +36,7 @@ class RunOptions:
     command: tuple[str, ...] = ()  # a migration tool to wrap instead of the built-in runner
 
 
-@dataclass
-class RunState:
+class RunState(Struct):
     """Facts gathered so far. Each step reads what earlier steps left and adds its own."""
 
     url: str

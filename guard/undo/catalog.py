@@ -15,8 +15,9 @@ can tell whether the application wrote to them since.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from guard.fingerprint import Fingerprint
 from guard.undo.written import TABLE_CHECKSUM, checksum
@@ -125,8 +126,7 @@ SELECT 'schema', n.oid::text, quote_ident(n.nspname), '', '' FROM pg_namespace n
 
 
 
-@dataclass
-class Catalog:
+class Catalog(Struct):
     """The definitions undo inverts from; plain dicts so they round-trip through jsonb."""
 
     tables: dict[str, str] = field(default_factory=dict)  # oid -> quoted schema.name

@@ -7,8 +7,9 @@ interface changes, only this module follows it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from guard.protect import (
     CREATE_REGISTRY,
@@ -33,8 +34,7 @@ SELECT attname FROM pg_attribute
 """
 
 
-@dataclass(frozen=True)
-class Copy:
+class Copy(Struct, frozen=True):
     """A protective copy as undo uses it: the record and the copy table's columns in order."""
 
     record: CopyRecord

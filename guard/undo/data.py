@@ -16,7 +16,7 @@ table is found by its oid (``model.copied_table``), so a table renamed before th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from guard.undo import written
 from guard.undo.copies import Copy
@@ -65,8 +65,7 @@ def put_back(inputs: Inputs, plan: InversePlan, consumed: set[str]) -> None:
             _inserted(inputs, plan, copy, table, now or table, oid, cols)
 
 
-@dataclass
-class Columns:
+class Columns(Struct):
     """A copy's columns by the names the table had before the run: what the data actions write,
     once the renames go back (plan stage 1). A copy made after the run renamed a column (a
     RENAME COLUMN, then an UPDATE or DELETE) calls it by its new name; one made before, by
@@ -173,8 +172,7 @@ def _dropped_at(inputs: Inputs, oid: str | None, name: str) -> int | None:
                 and copied_table(inputs, c)[1] == oid), default=None)
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Struct, frozen=True):
     """A primary-key column: its name now as quote_ident gives it, its name before, its type."""
 
     now: str

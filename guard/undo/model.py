@@ -3,9 +3,9 @@ stage uses (names, literals, which copies belong to a table)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import Struct, field
 from psycopg import sql
 
 from guard.undo.catalog import Catalog
@@ -14,8 +14,7 @@ from guard.undo.copies import Copy
 CONSTRAINT_ORDER = {"p": 0, "u": 1, "x": 2, "c": 3, "t": 4, "f": 5}
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Struct, frozen=True):
     """One statement of the inverse and what it does, in words."""
 
     sql: str
@@ -28,8 +27,7 @@ class Action:
     count_sql: str | None = None  # soft: how many rows violate it, for the message
 
 
-@dataclass
-class InversePlan:
+class InversePlan(Struct):
     actions: list[Action] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # left as the run made it on purpose, and why
     not_invertible: list[str] = field(default_factory=list)  # beyond a local inverse, and why
@@ -61,8 +59,7 @@ def literal(value: str) -> str:
     return sql.Literal(value).as_string(None)
 
 
-@dataclass
-class Inputs:
+class Inputs(Struct):
     before: Catalog
     after: Catalog
     now: Catalog

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from guard import journal
+from guard.structs import asdict
 from guard.undo.result import UndoResult
 
 if TYPE_CHECKING:

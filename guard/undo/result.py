@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from guard.errors import EXIT_BLOCKED, EXIT_CHANGED, EXIT_FAILED_ROLLED_BACK, EXIT_OK
 
 
-@dataclass(frozen=True)
-class UndoOptions:
+class UndoOptions(Struct, frozen=True):
     """`guard undo`'s flags: which run (None: the last one), --yes, --force, --whole-database,
     --confirm <project-ref>, and how a Supabase restore is followed."""
 
@@ -22,8 +22,7 @@ class UndoOptions:
     wait: float = 1800.0  # seconds to follow a restore before reporting it unfinished (exit 4)
 
 
-@dataclass
-class UndoResult:
+class UndoResult(Struct):
     """What undo did (or, without --yes, would do); ``exit_code`` as for `guard run`."""
 
     run_id: str | None
