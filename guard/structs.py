@@ -1,15 +1,14 @@
 """guard's models are ``msgspec.Struct`` classes, not dataclasses: a Struct class is made in
 C, ~0.03 ms against ~0.9 ms for a frozen dataclass, whose methods Python compiles from source
-at every start (69 classes on a guarded run's path cost it ~50 ms; bench/HISTORY.md)."""
+at every start (69 classes on a guarded run's path cost it ~50 ms; bench/HISTORY.md). ``msgspec.structs.replace`` is their ``dataclasses.replace``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from msgspec import Struct
-from msgspec.structs import replace
 
-__all__ = ["asdict", "replace"]
+__all__ = ["asdict"]
 
 
 def asdict(value: Any) -> Any:
