@@ -101,7 +101,7 @@ def plan_for_unfinished(run: JournalRun, committed: list[str], ctx: RestoreConte
         MigrationResult(v, "", v, "applied" if v in committed else "skipped", 0) for v in run.pending
     ]
     if run.restore_target:
-        fields = {k: run.restore_target.get(k) for k in RestoreTarget.__dataclass_fields__}
+        fields = {k: run.restore_target.get(k) for k in RestoreTarget.__struct_fields__}
         report.restore_target = RestoreTarget(**fields)  # type: ignore[arg-type]
     plan = _changed(report, ctx)
     plan.summary = (

@@ -5,7 +5,7 @@ the value came from (``guard.yml:12``, ``env GUARD_BACKUPS_MAX_AGE``, ``flag --m
 Secrets come from the environment through ``${VAR}`` in the file; the Config keeps the
 list of secret values so every renderer can mask them.
 
-model (the dataclasses), values (durations, sizes, converters), keys (the schema and its
+model (the frozen models), values (durations, sizes, converters), keys (the schema and its
 GUARD_* names), source (YAML with lines, ${VAR}, plug-in lists), load (assembling it all).
 """
 

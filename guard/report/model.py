@@ -1,4 +1,4 @@
-"""The facts of one guard command: plain dataclasses that every renderer reads.
+"""The facts of one guard command: plain models (msgspec.Struct) that every renderer reads.
 
 Nothing here decides anything; ``guard.run`` fills a RunReport, renderers turn it into text,
 Markdown and JSON. The JSON form is documented in docs/report.md; keep the two in step.
