@@ -7,6 +7,7 @@ is a named constant here or in the module that owns the table it touches.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -292,6 +293,7 @@ class ServerFacts(Struct, frozen=True):
     superuser: bool
     now: dt.datetime
     lsn: str | None
+    asked_at: float  # elapsed_clock() when the question that read ``now`` was sent
     # default_transaction_read_only in force for this session (a database or role setting, or
     # a platform's read-only mode): every transaction is read only.
     read_only: bool = False
@@ -300,6 +302,19 @@ class ServerFacts(Struct, frozen=True):
     def major(self) -> int:
         return self.version_num // 10000
 
+    def server_now(self) -> dt.datetime:
+        """The server's clock now (timestamptz), without asking it again: ``now`` plus the
+        seconds of this process's monotonic clock since the question was sent. Never behind
+        the server's clock (the server read it after the question left), ahead of it by at
+        most that round trip: a backup's age judged by it is never younger than it is."""
+        return self.now + dt.timedelta(seconds=elapsed_clock() - self.asked_at)
+
+
+def elapsed_clock() -> float:
+    """Seconds of a clock that only goes forward and counts a suspended machine's sleep too
+    (Linux CLOCK_BOOTTIME; time.monotonic elsewhere): for time elapsed, never the time of day."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
 
 def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
     """Version, role, standby or not, server clock and WAL position (None where not permitted)."""
@@ -307,11 +322,13 @@ def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
 
     if idle_autocommit(conn):
         try:  # the WAL position with the facts: one round trip
+            asked = elapsed_clock()
             row = conn.execute(SERVER_FACTS + SERVER_LSN).fetchone()
         except psycopg.Error:  # pg_current_wal_lsn not permitted: the facts alone, as below
             row = None
         if row is not None:
-            return _facts(row, row[8])
+            return _facts(row, row[8], asked)
+    asked = elapsed_clock()
     row = conn.execute(SERVER_FACTS).fetchone()
     assert row is not None
     lsn: str | None = None
@@ -321,10 +338,10 @@ def server_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
             lsn = lsn_row[0] if lsn_row else None
         except psycopg.Error:
             lsn = None
-    return _facts(row, lsn)
+    return _facts(row, lsn, asked)
 
 
-def _facts(row: tuple[Any, ...], lsn: str | None) -> ServerFacts:
+def _facts(row: tuple[Any, ...], lsn: str | None, asked: float) -> ServerFacts:
     return ServerFacts(
         version_num=row[0],
         version=row[1],
@@ -335,6 +352,7 @@ def _facts(row: tuple[Any, ...], lsn: str | None) -> ServerFacts:
         now=row[5],
         lsn=lsn,
         read_only=bool(row[7]),
+        asked_at=asked,
     )
 
 

@@ -323,3 +323,21 @@ def test_the_setup_rides_a_direct_connections_probe(db_url: str) -> None:
         assert conn.execute("SHOW client_connection_check_interval").fetchone() != ("0",)
     finally:
         conn.close()
+
+
+def test_the_servers_clock_is_estimated_from_the_facts_never_behind_it(db_conn: Any) -> None:
+    """The backup gate judges ages by ServerFacts.server_now, not a clock read of its own: the
+    estimate counts the time since the facts were asked, and is never behind the server's
+    clock (a backup never looks younger than it is)."""
+    import time
+
+    from guard.db import server_facts
+
+    facts = server_facts(db_conn)
+    for pause in (0.0, 0.3):
+        time.sleep(pause)
+        actual = db_conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        estimate = facts.server_now()  # after the server read its clock: must not be earlier
+        assert estimate >= actual, (estimate, actual)
+        assert (estimate - actual).total_seconds() < 0.25, (estimate, actual)
+    assert (facts.server_now() - facts.now).total_seconds() >= 0.3

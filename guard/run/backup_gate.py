@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from guard.backups import BackupVerdict, ProviderContext, check_backups, make_providers
@@ -14,12 +15,12 @@ if TYPE_CHECKING:
     import psycopg
 
 
-def check_providers(conn: psycopg.Connection[Any], config: Config, progress: Progress) -> BackupVerdict:
-    """Every configured provider's verdict, judged against the server's clock. The providers
-    get the whole configuration: each reads its own section (backups, backup_log)."""
-    from guard.db import server_now
-
-    ctx = ProviderContext(conn=conn, config=config, now=server_now(conn), progress=progress)
+def check_providers(conn: psycopg.Connection[Any], config: Config, progress: Progress,
+                    now: dt.datetime) -> BackupVerdict:
+    """Every configured provider's verdict, judged against ``now``, the server's clock
+    (ServerFacts.server_now: not asked again). The providers get the whole configuration:
+    each reads its own section (backups, backup_log)."""
+    ctx = ProviderContext(conn=conn, config=config, now=now, progress=progress)
     return check_backups(make_providers(config), config.backups.providers, ctx)
 
 
@@ -54,7 +55,8 @@ def backups_report(verdict: BackupVerdict) -> BackupsReport:
 def confirm_backup(state: RunState, config: Config) -> None:
     """Fill ``state.verdict`` and the report's backups. No confirmed backup: Blocked (exit 3),
     unless --allow-stale-backup (with its reason, logged as an override); read only, noted."""
-    verdict = state.verdict = check_providers(state.db, config, state.progress)
+    assert state.facts is not None  # record_server ran at connect
+    verdict = state.verdict = check_providers(state.db, config, state.progress, state.facts.server_now())
     report, options = state.report, state.options
     report.backups = backups_report(verdict)
     if verdict.ok:
