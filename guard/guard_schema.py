@@ -202,17 +202,18 @@ def version(conn: psycopg.Connection[Any]) -> int:
     return 1 if row is not None and row[1] else 0
 
 
-def ensure_schema(conn: psycopg.Connection[Any]) -> int:
-    """Create or upgrade guard's schema to :data:`CURRENT_VERSION`; returns the version found.
+def ensure_schema(conn: psycopg.Connection[Any], found: int | None = None) -> int:
+    """Create or upgrade guard's schema to :data:`CURRENT_VERSION`; returns the version found
+    (``found``, when the caller has just read it as :func:`version` does, else read here).
 
-    One query when the schema is current. Raises Blocked when the database holds a newer
+    One query when the schema is current (none given ``found``). Raises Blocked when the database holds a newer
     schema than this guard knows (an older guard must not write to it), or when the role may
     not upgrade it (``guard init`` as the owner does); psycopg errors otherwise."""
     import psycopg
 
     from guard import __version__
 
-    found = version(conn)
+    found = version(conn) if found is None else found
     if found > CURRENT_VERSION:
         raise Blocked(
             f"guard's own schema in this database is version {found}, newer than this guard knows "

@@ -29,6 +29,10 @@ JOURNAL_SCHEMA = "guard"
 SUPABASE_API_ROLES = "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated')"
 JOURNAL_EXISTS = "SELECT to_regclass('guard.runs') IS NOT NULL"
 JOURNAL_COMPLETE = "SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.run_commits') IS NOT NULL"
+# Both journal tables there, and guard's schema version: one query where guard.schema_version
+# exists (guard_schema.version reads the same max).
+JOURNAL_STATE = ("SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.run_commits') IS NOT NULL, "
+                 "(SELECT max(version) FROM guard.schema_version)")
 START_RUN = """
 INSERT INTO guard.runs (run_id, command, status, pending, restore_target, actor, reason)
 VALUES (%s, %s, 'running', %s, %s, %s, %s)
@@ -120,13 +124,28 @@ def complete(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def ensure(conn: psycopg.Connection[Any]) -> int:
+def journal_state(conn: psycopg.Connection[Any]) -> tuple[bool, int | None]:
+    """(both journal tables exist, guard's schema version as guard_schema.version gives it, or
+    None where guard.schema_version is missing: then ask that). One query where the schema
+    is versioned, on an idle autocommit session (guard.db.if_present)."""
+    from guard.db import if_present
+    from guard.guard_schema import VERSIONED
+
+    present, row = if_present(conn, lambda: conn.execute(JOURNAL_STATE).fetchone(),
+                              lambda: conn.execute(VERSIONED).fetchone() == (True,))
+    if present and row is not None:
+        return bool(row[0]), int(row[1]) if row[1] is not None else 1
+    return complete(conn), None
+
+
+def ensure(conn: psycopg.Connection[Any], found: int | None = None) -> int:
     """Create or upgrade guard's schema, journal included, closed to PUBLIC and Supabase's API
-    roles (guard.guard_schema.ensure_schema: one query when it is current). Returns the
-    schema version found before (0: none). Raises Blocked for a schema newer than this guard."""
+    roles (guard.guard_schema.ensure_schema: one query when it is current, none given the
+    version ``found`` just now). Returns the schema version found before (0: none). Raises
+    Blocked for a schema newer than this guard."""
     from guard.guard_schema import ensure_schema
 
-    return ensure_schema(conn)
+    return ensure_schema(conn, found)
 
 
 def start(
@@ -138,8 +157,10 @@ def start(
     restore_target: dict[str, Any] | None,
     actor: str,
     reason: str | None,
+    schema_version: int | None = None,
 ) -> bool:
     """Journal the run as running; committed before the first migration statement.
+    ``schema_version``: guard's schema version just read (journal_state), not asked again.
 
     Returns False, writing nothing, when a run with this id is already journalled: that run's
     record is never taken for this one's. Raises Blocked (nothing written) when a rule or a
@@ -150,7 +171,7 @@ def start(
     from guard.db import pipelined_transaction
     from guard.errors import Blocked
 
-    ensure(conn)
+    ensure(conn, schema_version)
     lost = f"guard's journal row for run {run_id} did not land: a rule or trigger on guard.runs discarded it"
     hint = "nothing was changed; drop that rule or trigger (psql: \\d+ guard.runs lists them), then run again"
     try:

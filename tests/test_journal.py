@@ -149,3 +149,37 @@ def test_blocked_run_leaves_no_journal_entry(tmp_path: Path, db_url: str) -> Non
     project.add("20240101000000_a.sql", "create table public.a (id int);\n")
     assert project.guard("run").code == 3
     assert not project.table_exists("guard.runs")
+
+
+# guard's schema version and the journal's tables are read in one query before the journal
+# entry (journal.journal_state): each state of that schema still gets its own answer.
+
+def test_a_schema_newer_than_this_guard_refuses_the_run_and_changes_nothing(ready: Project) -> None:
+    assert ready.guard("init").code == 0
+    ready.query("INSERT INTO guard.schema_version (version, guard_version) VALUES (99, '99.0.0')")
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 3, result.stderr
+    assert "newer than this guard knows" in result.stderr
+    assert ready.history() == [] and ready.query("SELECT to_regclass('public.t')") == [(None,)]
+    assert ready.query("SELECT count(*) FROM guard.runs") == [(0,)]
+
+
+def test_an_unversioned_schema_is_upgraded_by_the_run_that_finds_it(ready: Project) -> None:
+    assert ready.guard("init").code == 0
+    ready.query("DROP TABLE guard.schema_version")  # as guard's schema was before versioning (1)
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.stderr
+    assert ready.history() == ["20240101000000"]
+    assert ready.query("SELECT version FROM guard.schema_version ORDER BY 1") == [(2,)]
+    assert not any("created its journal" in w for w in result.report["warnings"])
+
+
+def test_a_first_run_on_a_database_without_guards_schema_creates_it_at_the_current_version(ready: Project) -> None:
+    ready.add("20240101000000_t.sql", "create table public.t (id int);\n")
+    assert ready.query("SELECT to_regnamespace('guard')") == [(None,)]
+    result = ready.guard("run")
+    assert result.code == 0, result.stderr
+    assert ready.query("SELECT max(version) FROM guard.schema_version") == [(2,)]
+    assert ready.query("SELECT status FROM guard.runs") == [("applied",)]

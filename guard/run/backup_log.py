@@ -74,7 +74,8 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
     pending = [f.version for f in state.pending]
     reason = report.reason = state.options.reason or config.reason or default_reason
     assert report.restore_target is not None
-    state.journal_created = not journal.complete(state.db)
+    complete, schema_version = journal.journal_state(state.db)
+    state.journal_created = not complete
     started = journal.start(
         state.db,
         run_id=report.run_id,
@@ -83,6 +84,7 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
         restore_target=asdict(report.restore_target),
         actor=actor(report.ci),
         reason=reason,
+        schema_version=schema_version,
     )
     if not started:
         raise UsageError(
