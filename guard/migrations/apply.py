@@ -96,6 +96,7 @@ def apply_pending(
     tripwire: Tripwire | None = None,
     before_commit: BeforeCommit | None = None,
     pre_commit: Sequence[PreCommit] = (),
+    record_rules: int | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -106,7 +107,8 @@ def apply_pending(
     and files travel several to a message (pipeline.py) when there are no lock retries;
     ``tripwire`` (guard/tripwire.py) checks, before each armed file's COMMIT, what it destroyed;
     ``before_commit``: a file's ``-- guard:verify`` checks; ``pre_commit``: further checks run
-    in each file's transaction before its COMMIT (PreCommit).
+    in each file's transaction before its COMMIT (PreCommit); ``record_rules``: how many of the
+    tables guard records a file in have rules, just read (pipeline.record_tables).
     Whatever happens, the session is left as it began (guard's advisory lock kept).
     """
     results = [
@@ -129,7 +131,7 @@ def apply_pending(
         pre_commit=list(pre_commit),
     )
     run.stream = run.merge_begin and transaction != "all" and lock_retries == 0
-    run.records_as_one = run.stream and on_commit is not None and records_as_one(conn, files)
+    run.records_as_one = run.stream and on_commit is not None and records_as_one(conn, files, record_rules)
     reset_session(conn)  # whatever guard's own steps left in the session
     try:
         if transaction == "all":

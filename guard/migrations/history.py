@@ -94,14 +94,15 @@ def is_complete(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s") -> None:
+def ensure_history(conn: psycopg.Connection[Any], *, lock_timeout: str = "4s", complete: bool | None = None) -> None:
     """Create the history table if needed, in its own short transaction (as the CLI does).
 
     A table that already has every column is left alone: the idempotent DDL would still
-    take locks and cost round trips on every run."""
+    take locks and cost round trips on every run. ``complete``: what :func:`is_complete`
+    said just now (not asked again)."""
     from guard.guard_schema import close_schema, installing
 
-    if is_complete(conn):
+    if complete if complete is not None else is_complete(conn):
         return
     with installing(conn):  # a `guard init` beside a first run: they take turns
         if is_complete(conn):

@@ -150,14 +150,28 @@ _RECORD_TABLES_HAVE_RULES = (
 )
 
 
-def records_as_one(conn: psycopg.Connection[Any], files: Sequence[MigrationFile]) -> bool:
+def records_as_one(conn: psycopg.Connection[Any], files: Sequence[MigrationFile], rules: int | None = None) -> bool:
     """True when guard's records of a streamed file may go as one statement (``_one_statement``):
     no rule on the history table or guard.run_commits, and no file of ``files`` makes one
-    (CREATE RULE). One query."""
+    (CREATE RULE). One query, none given ``rules``, how many of those tables have rules, just
+    read (:func:`record_tables`)."""
     if any(s.kind == "RuleStmt" for file in files for s in file.statements):
         return False
-    row = conn.execute(_RECORD_TABLES_HAVE_RULES).fetchone()
-    return row is not None and row[0] == 0
+    if rules is None:
+        row = conn.execute(_RECORD_TABLES_HAVE_RULES).fetchone()
+        rules = row[0] if row is not None else None
+    return rules == 0
+
+
+def record_tables(conn: psycopg.Connection[Any]) -> tuple[bool, int]:
+    """(the history table is complete, as history.is_complete says; how many of the tables
+    guard records a file in have rules, as :func:`records_as_one` asks): one query for both,
+    asked before a release's first file."""
+    from guard.migrations.history import HISTORY_COMPLETE
+
+    row = conn.execute(f"SELECT ({HISTORY_COMPLETE}), ({_RECORD_TABLES_HAVE_RULES})").fetchone()
+    assert row is not None
+    return bool(row[0]), int(row[1])
 
 
 def _one_statement(records: list[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:

@@ -11,6 +11,7 @@ from guard.db import connect
 from guard.errors import ConnectError
 from guard.migrations import history
 from guard.migrations.apply import ApplyOutcome, BeforeCommit, apply_pending
+from guard.migrations.pipeline import record_tables
 from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
@@ -29,7 +30,8 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
     (guard/tripwire.py; ``destructive`` is lint.destructive), and SIGINT/SIGTERM turned into a
     clean cancel. Fills ``state.outcome`` and the report's per-file results."""
     conn = state.db
-    history.ensure_history(conn)
+    complete, record_rules = record_tables(conn)  # one round trip for both
+    history.ensure_history(conn, complete=complete)
     outcome = state.outcome = ApplyOutcome()
     nontx = outside_transaction(state.findings, state.pending, state.display)
     copier = protector(state, protect)
@@ -54,6 +56,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
             server_major=state.server_major,
             tripwire=tripwire,
             before_commit=before_commit,  # guard:verify (issue #19)
+            record_rules=record_rules,
         )
     state.report.migrations = outcome.results
     if copier is not None:
