@@ -14,11 +14,13 @@ __all__ = ["asdict"]
 def asdict(value: Any) -> Any:
     """``value`` with every Struct in it, at any depth, as a dict of its fields in order, and
     lists, tuples and dicts copied (as ``dataclasses.asdict``: leaves such as datetimes are
-    kept as they are, tuples stay tuples)."""
+    kept as they are, tuples stay tuples, named tuples keep their type)."""
     if isinstance(value, Struct):
         return {name: asdict(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, dict):
         return {k: asdict(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple: its fields are arguments
+        return type(value)(*(asdict(v) for v in value))
     if isinstance(value, (list, tuple)):
         return type(value)(asdict(v) for v in value)
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msgspec import Struct, field
 
@@ -66,6 +66,12 @@ class SnapshotConfig(Struct, frozen=True):
         """Every field but the passphrase, which shows as set or not."""
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "key")
         return f"SnapshotConfig({shown}, key={'<set>' if self.key is not None else None})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """As ``__repr__``, for rich, IPython and debuggers: a Struct's own ``__rich_repr__``
+        gives every field, the passphrase too (a dataclass's ``repr=False`` hid it there)."""
+        shown = [(name, getattr(self, name)) for name in self.__struct_fields__ if name != "key"]
+        return [*shown, ("key", "<set>" if self.key is not None else None)]
 
 
 class DrillCheck(NamedTuple):
