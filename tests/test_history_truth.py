@@ -57,6 +57,13 @@ TRAPS = {
         "CREATE TRIGGER guard_trap AFTER INSERT ON {t} FOR EACH ROW WHEN (NEW.version >= '{v}') "
         "EXECUTE FUNCTION public.guard_trap()"
     ),
+    # Fires at COMMIT, after every check in the transaction, unless something fires it sooner.
+    "deferred trigger deleting": (
+        "CREATE FUNCTION public.guard_trap() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN DELETE FROM {t} WHERE version = NEW.version; RETURN NULL; END$$;\n"
+        "CREATE CONSTRAINT TRIGGER guard_trap AFTER INSERT ON {t} DEFERRABLE INITIALLY DEFERRED "
+        "FOR EACH ROW WHEN (NEW.version >= '{v}') EXECUTE FUNCTION public.guard_trap()"
+    ),
 }
 PATHS = {  # guard.yml for each path a file can take
     "pipeline": "",
@@ -107,9 +114,11 @@ def _state(project: Project) -> tuple[list[str], list[str], list[str], int]:
     return project.history(), journal_rows, tables, int(last) if called else 0
 
 
-def _assert_failed_on(result: Result, failing: int, path: str, table: str) -> None:
+def _assert_failed_on(result: Result, failing: int, path: str, table: str, *, at_commit: bool = False) -> None:
     """File ``failing`` failed for its missing row in ``table``; the ones before it stayed
-    committed (unless ``transaction: all``), the ones after never ran."""
+    committed (unless ``transaction: all``), the ones after never ran. ``at_commit``: the row
+    went at the one transaction's end (a deferred trigger, ``transaction: all``), where every
+    file had run: those after it rolled back with it."""
     assert "Traceback" not in result.output, result.output
     committed = 0 if path == "all" else failing - 1
     assert result.code == (4 if committed else 1), result.output
@@ -117,7 +126,8 @@ def _assert_failed_on(result: Result, failing: int, path: str, table: str) -> No
     assert report is not None
     statuses = [m["status"] for m in report["migrations"]]
     before = "rolled_back" if path == "all" else "applied"
-    assert statuses == [before] * (failing - 1) + ["failed"] + ["skipped"] * (3 - failing), statuses
+    after = "rolled_back" if at_commit else "skipped"
+    assert statuses == [before] * (failing - 1) + ["failed"] + [after] * (3 - failing), statuses
     error = report["migrations"][failing - 1]["error"]
     assert table in error["message"] and "rule or trigger" in error["message"], error
     assert "\n" not in error["message"]
@@ -136,13 +146,14 @@ def test_a_trap_made_before_the_run_fails_the_file_whose_row_it_discards(
     ready.query(TRAPS[trap].format(t=table, v=_version(2)))
     _files(ready, path)
     failing = 1 if trap == "rule instead nothing" else 2
+    at_commit = path == "all" and trap.startswith("deferred")
     result = ready.guard("run")
-    _assert_failed_on(result, failing, path, table)
+    _assert_failed_on(result, failing, path, table, at_commit=at_commit)
     kept = [] if path == "all" else [_version(n) for n in range(1, failing)]
     history, journal_rows, tables, started = _state(ready)
     assert history == kept and journal_rows == kept
     assert tables == [f"t{n}" for n in range(1, len(kept) + 1)]
-    assert started == failing  # the failing file ran (then rolled back), none after it
+    assert started == (3 if at_commit else failing)  # the failing file ran (then rolled back), none after it
     # Without the trap, the next run applies exactly the files still pending.
     ready.query(f"DROP RULE IF EXISTS guard_trap ON {table}; DROP TRIGGER IF EXISTS guard_trap ON {table}")
     again = ready.guard("run")
@@ -158,13 +169,14 @@ def test_a_trap_made_by_an_earlier_file_of_the_release_fails_the_file_it_catches
     """File 1 makes the trap (for versions from file 2's on): file 1 applies, file 2 fails."""
     _prepare_tables(ready)
     _files(ready, path, first=TRAPS[trap].format(t=table, v=_version(2)))
+    at_commit = path == "all" and trap.startswith("deferred")
     result = ready.guard("run")
-    _assert_failed_on(result, 2, path, table)
+    _assert_failed_on(result, 2, path, table, at_commit=at_commit)
     kept = [] if path == "all" else [_version(1)]
     history, journal_rows, tables, started = _state(ready)
     assert history == kept and journal_rows == kept
     assert tables == (["t1"] if kept else [])
-    assert started == 2
+    assert started == (3 if at_commit else 2)
 
 
 @pytest.mark.parametrize("path", list(PATHS))
@@ -280,6 +292,12 @@ def test_a_files_own_error_in_guards_words_stays_the_files(ready: Project) -> No
     "CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$; "
     "CREATE TRIGGER keep BEFORE DELETE ON supabase_migrations.schema_migrations "
     "FOR EACH ROW EXECUTE FUNCTION public.keep()",
+    # At COMMIT, after undo's check, unless something fires it sooner: the row comes back.
+    "CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO supabase_migrations.schema_migrations (version, name, statements) "
+    "VALUES (OLD.version, OLD.name, OLD.statements); RETURN NULL; END $$; "
+    "CREATE CONSTRAINT TRIGGER keep AFTER DELETE ON supabase_migrations.schema_migrations "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.keep()",
 ])
 def test_an_undo_whose_history_removal_is_discarded_fails_and_changes_nothing(ready: Project, trap: str) -> None:
     """guard undo takes the undone versions out of the history; a rule or trigger that keeps
@@ -316,3 +334,26 @@ def test_an_undo_of_an_undo_whose_history_rows_are_discarded_fails(ready: Projec
     assert again.code == 1, again.output
     assert "did not land: a rule or trigger discarded them" in again.output, again.output
     assert ready.history() == [] and ready.query("SELECT to_regclass('public.t')") == [(None,)]
+
+
+def test_deferred_constraints_keep_their_deferral_across_the_files_of_one_transaction(ready: Project) -> None:
+    """``transaction: all`` checks guard's rows again after firing the deferred triggers, at the
+    end: a file may still leave a deferred constraint for a later file to satisfy, as in psql
+    -1; a violation nobody fixes fails the release at its end, everything rolled back."""
+    (ready.root / "guard.yml").write_text(PATHS["all"])
+    ready.add(f"{_version(1)}_p.sql", "create table public.p (id int primary key);\n"
+              "create table public.c (p int references public.p deferrable initially deferred);\n"
+              "insert into public.c values (1);\n")
+    ready.add(f"{_version(2)}_fix.sql", "insert into public.p values (1);\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert ready.history() == [_version(1), _version(2)]
+    ready.add(f"{_version(3)}_orphan.sql", "insert into public.c values (2);\n")
+    ready.add(f"{_version(4)}_more.sql", "create table public.more (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert result.report is not None
+    assert [m["status"] for m in result.report["migrations"]] == ["rolled_back", "failed"]
+    assert "violates foreign key constraint" in result.output
+    assert ready.history() == [_version(1), _version(2)] and not ready.table_exists("public.more")
+    assert ready.query("SELECT count(*) FROM public.c") == [(1,)]

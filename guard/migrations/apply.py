@@ -33,6 +33,7 @@ from guard.migrations.apply_state import (
     PreCommit,
     Progress,
     StatementFailed,
+    all_landed_at_commit,
     count,
     error_from,
     interrupted,
@@ -57,7 +58,13 @@ from guard.migrations.pipeline import (
     records_as_one,
     stream_length,
 )
-from guard.migrations.session import AS_GUARD, RESET_SESSION, RESET_STATEMENTS, reset_session
+from guard.migrations.session import (
+    AS_GUARD,
+    FIRE_DEFERRED,
+    RESET_SESSION,
+    RESET_STATEMENTS,
+    reset_session,
+)
 from guard.report.model import MigrationError, MigrationResult
 
 if TYPE_CHECKING:
@@ -326,10 +333,11 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
         # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
         # After the records, the check that they landed (ApplyContext.landed).
         checks, records = run.pre_commit_statements(file), run.records(file)
-        records.append(run.landed(file, records))
-        query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), "COMMIT",
-                           *RESET_STATEMENTS])
-        psycopg.ClientCursor(conn).execute(query, tuple(p for _, params in (*checks, *records) for p in params))
+        landed = run.landed(file, records)
+        query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), FIRE_DEFERRED,
+                           landed[0], "COMMIT", *RESET_STATEMENTS])
+        params = tuple(p for _, ps in (*checks, *records, landed) for p in ps)
+        psycopg.ClientCursor(conn).execute(query, params)
         return
     with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
         for query, params in run.pre_commit_statements(file):
@@ -366,13 +374,16 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 done.append(result)
             if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
                 run.before_commit(conn, None)
+            all_landed_at_commit(run, files, results)
             executed_all = True
     except StatementFailed as failed:
         outcome.failed = failed.result
         outcome.connection_lost = conn.broken or conn.closed
-        # Everything rolled back with the one transaction, the files that had succeeded too.
+        # Everything rolled back with the one transaction, the files that had succeeded too (all
+        # of them, the failing one included, when its check failed at the end: all_landed_at_commit).
         for result in done:
-            result.status = "rolled_back"
+            if result is not failed.result:
+                result.status = "rolled_back"
         return
     except KeyboardInterrupt as exc:
         current = next((r for r in results if r.status == "pending" and r not in done), results[-1])
@@ -407,7 +418,7 @@ def _checks_and_records(run: ApplyContext, file: MigrationFile, result: Migratio
     if run.before_commit is not None:  # guard:verify (issue #19)
         run.before_commit(conn, file)
     try:
-        run.record(file)
+        run.record(file, last=False)
     except psycopg.Error as exc:
         result.status, result.error = "failed", error_from(exc, result.file, None, None)
         raise StatementFailed(result) from exc

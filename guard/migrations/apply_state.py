@@ -5,7 +5,7 @@ own_transactions.py (files that run statement by statement, as psql would)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct, field
@@ -103,16 +103,22 @@ class ApplyContext(Struct):
                 rows.append(row)
         return history.check_landed(rows)
 
-    def record(self, file: MigrationFile) -> None:
+    def record(self, file: MigrationFile, *, last: bool = True) -> None:
         """Run `records` and the `landed` check (in the caller's transaction, as guard: see
-        session.AS_GUARD), one statement at a time."""
-        from guard.migrations.session import AS_GUARD
+        session.AS_GUARD), one statement at a time. ``last``: the transaction ends after this
+        (COMMIT next), so its deferred constraints and triggers fire before the check, as they
+        would at COMMIT (session.FIRE_DEFERRED); in a transaction that goes on (``transaction:
+        all``) they keep their deferral and the caller checks again before its COMMIT."""
+        from guard.migrations.session import AS_GUARD, FIRE_DEFERRED
 
         for statement in AS_GUARD:  # one at a time: this may run in a pipeline
             self.conn.execute(statement)
         records = self.records(file)
-        for query, params in [*records, self.landed(file, records)]:
+        for query, params in records:
             self.conn.execute(query, params)
+        if last:
+            self.conn.execute(FIRE_DEFERRED)
+        self.conn.execute(*self.landed(file, records))
 
 
 class StatementFailed(Exception):
@@ -210,3 +216,21 @@ def count(n: int) -> str:
 
 def ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def all_landed_at_commit(run: ApplyContext, files: Sequence[MigrationFile], results: list[MigrationResult]) -> None:
+    """Before the one transaction's COMMIT: its deferred constraints and triggers fire (as
+    COMMIT would fire them), then each file's records are checked again: a deferred trigger
+    may have deleted them. A failing check is its file's (StatementFailed); a deferred
+    constraint's error is the COMMIT's (psycopg.Error)."""
+    import psycopg
+
+    from guard.migrations.session import FIRE_DEFERRED
+
+    run.conn.execute(FIRE_DEFERRED)
+    for file, result in zip(files, results, strict=True):
+        try:
+            run.conn.execute(*run.landed(file, run.records(file)))
+        except psycopg.Error as exc:
+            result.status, result.error = "failed", error_from(exc, result.file, None, None)
+            raise StatementFailed(result) from exc

@@ -61,7 +61,7 @@ from msgspec import Struct
 from guard.migrations.apply_state import ApplyContext, error_from, interrupted, ms, rollback_quietly
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
 from guard.migrations.own_transactions import TRANSACTION_STMT
-from guard.migrations.session import AFTER_RESET_AS_GUARD, RESET_STATEMENTS
+from guard.migrations.session import AFTER_RESET_AS_GUARD, FIRE_DEFERRED, RESET_STATEMENTS
 from guard.report.model import MigrationError
 
 if TYPE_CHECKING:
@@ -82,7 +82,6 @@ _NOT_STREAMED_KINDS = frozenset({TRANSACTION_STMT, "CopyStmt"})
 # Settings that change how the server's lexer reads the statements after them: a stream is
 # lexed whole when it arrives, one statement at a time would see them change (scan.l).
 _LEXER_SETTINGS = re.compile(r"standard_conforming_strings|backslash_quote", re.IGNORECASE)
-FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 SELECT_COMMITTED = "SELECT version FROM supabase_migrations.schema_migrations WHERE version = ANY(%s)"
 
 
@@ -134,6 +133,7 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     records = run.records(file)
     for record in [_one_statement(records)] if run.records_as_one else records:
         parts.append((None, cursor.mogrify(*record)))
+    parts.append((None, FIRE_DEFERRED))  # a deferred trigger on guard's tables fires before the check
     parts.append((None, cursor.mogrify(*run.landed(file, records))))  # raises unless they landed
     parts.append((None, "COMMIT"))
     return parts

@@ -45,6 +45,10 @@ AS_GUARD = ("SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", GUARD_SEARCH_PATH
 # Right after RESET_STATEMENTS (a streamed file, pipeline.py) the identity is already the
 # connecting role's: the search_path alone remains.
 AFTER_RESET_AS_GUARD = (GUARD_SEARCH_PATH,)
+# Fires every deferred constraint and constraint trigger of the transaction now, as COMMIT
+# would (sql-set-constraints.html). Before guard's checks that its records landed: a deferred
+# trigger firing at COMMIT, after the check, could still delete them.
+FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
 
 
 def reset_session(conn: psycopg.Connection[Any]) -> None:

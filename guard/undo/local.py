@@ -103,6 +103,7 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
     of an undo (``run_id``, which undid run ``undoing``), the versions it took out back in, and
     that run in place again."""
     from guard.migrations.history import QUALIFIED, Landed, check_landed
+    from guard.migrations.session import FIRE_DEFERRED
 
     if undoing is not None:
         copy = history_copy(run_id)
@@ -112,6 +113,7 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
             back = Landed(sql.SQL(ALL_BACK).format(copy=copy).as_string(conn), (),
                           f"guard undo's history rows put back in {QUALIFIED} did not land: a rule or trigger "
                           "discarded them")
+            conn.execute(FIRE_DEFERRED)  # a deferred trigger acts now, not at COMMIT after the check
             conn.execute(*check_landed([back]))
         conn.execute(IN_PLACE_AGAIN, (undoing,))
         return
@@ -125,6 +127,7 @@ def _history(conn: psycopg.Connection[Any], versions: list[str], undo_id: str, r
         gone = Landed(ALL_GONE, (versions,),
                       f"guard undo's removal of {', '.join(versions)} from {QUALIFIED} did not happen: a rule or "
                       "trigger discarded it")
+        conn.execute(FIRE_DEFERRED)  # a deferred trigger acts now, not at COMMIT after the check
         conn.execute(*check_landed([gone]))
 
 
