@@ -15,6 +15,7 @@ bytes that are not UTF-8 (os.fsdecode's surrogateescape): those are refused in a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,14 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+# NUL, and the surrogates (a file name's non-UTF-8 bytes, held by Python as lone surrogates).
+_NEVER_HELD = re.compile("[\x00\ud800-\udfff]")
+
+
 def _never_held(text: str) -> str | None:
     """The first character no PostgreSQL text holds as guard sends it, whatever the encoding."""
-    for char in text:
-        if char == "\x00" or 0xD800 <= ord(char) <= 0xDFFF:
-            return char
-    return None
+    found = _NEVER_HELD.search(text)
+    return found.group() if found else None
 
 
 def unheld(conn: psycopg.Connection[Any], texts: Mapping[str, str]) -> dict[str, str]:
@@ -76,7 +79,8 @@ def unheld(conn: psycopg.Connection[Any], texts: Mapping[str, str]) -> dict[str,
         if bad is not None:
             what = " and is not UTF-8 text" if bad != "\x00" else ", which no PostgreSQL text holds"
             found[culprit] = f"it holds {character(bad)}{what}"
-    wide = {c for culprit, text in texts.items() if culprit not in found for c in text if not c.isascii()}
+    wide = {c for culprit, text in texts.items() if culprit not in found and not text.isascii()
+            for c in text if not c.isascii()}
     if not wide:
         return found
     encoding = server_encoding(conn)
