@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from guard.report.mask import mask_values
 from guard.report.model import RunReport
 
 
@@ -16,7 +15,7 @@ def render(report: RunReport, mask: Callable[[str], str], *, indent: int | None 
     """The report as JSON text. Secrets are masked in the values before serialising (JSON
     escaping changes how a secret with ``ü``, ``"`` or ``\\`` is spelt), then once more in the
     text."""
-    data = mask_values(report.to_dict(), mask)
+    data = report.to_dict(mask)
     text = json.dumps(data, indent=indent, sort_keys=False)
     return mask(text) + ("\n" if indent is not None else "")
 

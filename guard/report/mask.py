@@ -92,6 +92,7 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
+        self._shortest = 1 << 62  # the shortest form's length: a shorter text holds none
         self._pattern: re.Pattern[str] | None = None
         self._dirty = False
         self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
@@ -108,6 +109,7 @@ class Masker:
         new = forms(secret) - self._forms
         if new:
             self._forms |= new
+            self._shortest = min(self._shortest, *map(len, new))
             self._pattern = None  # compiled again when next used
             self._dirty = True
 
@@ -122,8 +124,8 @@ class Masker:
         return out
 
     def __call__(self, text: str) -> str:
-        if not text:
-            return text
+        if len(text) < self._shortest and "://" not in text:
+            return text  # no form fits in it (a report is thousands of short values)
         if self._dirty:
             # Longest first, so a secret containing another is replaced whole.
             ordered = sorted(self._forms, key=len, reverse=True)
@@ -145,13 +147,14 @@ def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, dict):
-        return {_key(k, mask): mask_values(v, mask) for k, v in value.items()}
+        return {mask_key(k, mask): mask_values(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask_values(v, mask) for v in value]
     return mask(str(value))
 
 
-def _key(key: Any, mask: Callable[[str], str]) -> str:
+def mask_key(key: Any, mask: Callable[[str], str]) -> str:
+    """A dict key as JSON writes it (a string), masked."""
     if isinstance(key, str):
         return mask(str.__str__(key))
     if key is None or isinstance(key, (bool, int, float)):

@@ -7,9 +7,12 @@ Markdown and JSON. The JSON form is documented in docs/report.md; keep the two i
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from msgspec import Struct, field
+
+from guard.report.mask import mask_key, mask_values
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -181,24 +184,30 @@ class RunReport(Struct):
         self.message = message
         self.database_changed = changed
 
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = _plain(self)
+    def to_dict(self, mask: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """The report as JSON holds it; with ``mask``, every string in it masked as
+        report.mask.mask_values masks them (keys too), in the same walk."""
+        result: dict[str, Any] = _plain(self, mask)
         return result
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, mask: Callable[[str], str] | None = None) -> Any:
     """JSON-ready copy: models to dicts (as dataclasses.asdict did, without its deep copy of
     every leaf, which took a tenth of a thousand-file run), tuples to lists, datetimes to ISO
-    text."""
+    text; with ``mask``, each key and leaf as mask_values gives it (one walk, not two: a
+    thousand-file report is ~18,000 values)."""
     if isinstance(value, Struct):
-        return {name: _plain(getattr(value, name)) for name in value.__struct_fields__}
+        names = value.__struct_fields__
+        return {(name if mask is None else mask(name)): _plain(getattr(value, name), mask) for name in names}
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        if mask is None:
+            return {k: _plain(v) for k, v in value.items()}
+        return {mask_key(k, mask): _plain(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, mask) for v in value]
     if isinstance(value, dt.datetime):
-        return iso(value)
-    return value
+        value = iso(value)
+    return value if mask is None else mask_values(value, mask)
 
 
 def iso(value: dt.datetime) -> str:

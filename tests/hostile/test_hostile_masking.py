@@ -137,3 +137,20 @@ def test_report_values_take_the_json_form_in_one_walk() -> None:
     }
     with pytest.raises(TypeError, match="keys must be"):
         mask_values({(1, 2): "x"}, masker)
+
+
+def test_texts_shorter_than_every_form_are_passed_over_but_nothing_that_holds_one() -> None:
+    """The masker skips a text too short to hold any form of its secrets (a report is
+    thousands of short values); a text exactly a form's length, a short connection string's
+    password and a secret learnt after the first text are still masked."""
+    secret = "Zq9-long-secret"
+    masker = Masker([secret])
+    assert masker(secret) == "***"
+    assert masker(secret[:-1]) == secret[:-1]
+    assert masker("pg://u:pw@h") == "pg://u:***@h"  # shorter than the secret, a URL's userinfo
+    assert masker("") == ""
+    assert masker("x") == "x"
+    masker.add("Ab3$xyzw")  # shorter than the first: the threshold follows it
+    assert masker("Ab3$xyzw") == "***" and masker("(Ab3$xyzw)") == "(***)"
+    empty = Masker()
+    assert empty("plain text") == "plain text" and empty("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
