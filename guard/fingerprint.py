@@ -93,10 +93,63 @@ SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname, md5(pg_get_t
  WHERE NOT t.tgisinternal AND {_USER_SCHEMA}
 UNION ALL
 SELECT 'extension', e.extname, e.extversion FROM pg_extension e
+{_PRIVILEGES}"""
+# Who owns each object and who may use it: an owner and its ACL, NULL read as the default it
+# stands for (acldefault) and the items sorted, so an ACL granted back to what it was compares
+# equal (ddl-priv.html; func-info.html, acldefault). Kinds of their own, so that the objects'
+# entries stay as earlier guards stored them; the 'privileges recorded' row tells a fingerprint
+# that holds them from one recorded before they were read (PRIVILEGES_RECORDED).
+_PRIVILEGES = """UNION ALL
+SELECT 'table privileges', n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
+                                                             c.relowner))) x), '')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'column privileges', n.nspname || '.' || c.relname || '.' || a.attname,
+       (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x)
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND cardinality(a.attacl) > 0 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'function privileges', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       pg_get_userbyid(p.proowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(p.proacl, acldefault('f', p.proowner))) x), '')
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE {_USER_SCHEMA}
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                   AND d.deptype = 'e')
+UNION ALL
+SELECT 'schema privileges', n.nspname, pg_get_userbyid(n.nspowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(n.nspacl, acldefault('n', n.nspowner))) x), '')
+  FROM pg_namespace n WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT 'type privileges', n.nspname || '.' || t.typname, pg_get_userbyid(t.typowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(t.typacl, acldefault('T', t.typowner))) x), '')
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype IN ('e', 'd', 'r', 'm') AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'default privileges', pg_get_userbyid(d.defaclrole) || ' ' || COALESCE(n.nspname, '*') || ' ' || d.defaclobjtype::text,
+       (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(d.defaclacl) x)
+  FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+ WHERE n.oid IS NULL OR n.nspname NOT IN {_EXCLUDED}
+UNION ALL
+SELECT 'database privileges', d.datname, pg_get_userbyid(d.datdba) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(d.datacl, acldefault('d', d.datdba))) x), '')
+  FROM pg_database d WHERE d.datname = current_database()
+UNION ALL
+SELECT 'privileges', 'recorded', ''
 """
-SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_USER_SCHEMA}", _USER_SCHEMA).replace(
-    "{_EXCLUDED}", _EXCLUDED
-)
+PRIVILEGES_RECORDED = "privileges recorded"  # fingerprint_json's key of that row
+PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "function privileges",
+                   "schema privileges", "type privileges", "default privileges", "database privileges")
+SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_PRIVILEGES}", _PRIVILEGES).replace(
+    "{_USER_SCHEMA}", _USER_SCHEMA).replace("{_EXCLUDED}", _EXCLUDED)
 
 # Migration tools' history tables: (table, the column naming each applied migration).
 HISTORY_TABLES: Mapping[str, str] = {
@@ -143,6 +196,21 @@ def from_rows(rows: list[tuple[Any, ...]], histories: dict[str, frozenset[str]])
     return Fingerprint({(r[0], r[1]): r[2] for r in rows}, histories)
 
 
+# The privilege kinds that belong to one object of the fingerprint, by the same name.
+_OBJECT_PRIVILEGES = ("table privileges", "column privileges", "function privileges", "schema privileges",
+                      "type privileges")
+
+
+def _names(fp: Fingerprint) -> set[str]:
+    return {name for kind, name in fp.objects if kind not in PRIVILEGE_KINDS}
+
+
+def without_privileges(fp: Fingerprint) -> Fingerprint:
+    """``fp`` without its owners and ACLs: to compare with a fingerprint recorded before guard
+    read them (one without PRIVILEGES_RECORDED)."""
+    return Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in PRIVILEGE_KINDS}, fp.histories)
+
+
 def _histories(conn: psycopg.Connection[Any]) -> dict[str, frozenset[str]]:
     from psycopg import sql
 
@@ -163,10 +231,15 @@ def _histories(conn: psycopg.Connection[Any]) -> dict[str, frozenset[str]]:
 
 
 def diff(before: Fingerprint, after: Fingerprint) -> list[Change]:
-    """What changed, objects first (sorted), then history rows added or removed."""
+    """What changed, objects first (sorted), then history rows added or removed. An object's
+    owner and ACL are listed where the object is in both: an object added or removed is
+    listed once, as itself."""
     changes: list[Change] = []
+    in_both = _names(before) & _names(after)
     for key in sorted(set(before.objects) | set(after.objects)):
         kind, name = key
+        if kind in _OBJECT_PRIVILEGES and name not in in_both:
+            continue
         if key not in before.objects:
             changes.append(Change("added", kind, name))
         elif key not in after.objects:

@@ -240,7 +240,9 @@ def fingerprint_json(fp: Fingerprint) -> dict[str, str]:
 
 
 def _history_object(kind: str, name: str) -> bool:
-    return name == "supabase_migrations" if kind == "schema" else name.startswith("supabase_migrations.")
+    if kind in ("schema", "schema privileges"):
+        return name == "supabase_migrations"
+    return name.startswith("supabase_migrations.")
 
 
 def ensure(conn: psycopg.Connection[Any]) -> None:

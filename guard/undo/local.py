@@ -172,7 +172,10 @@ def execute(
         for action in plan.actions:
             progress(f"undo: {action.what}")
             _do(conn, plan, action, force)
-        now = fingerprint_json(fingerprint.take(conn))
+        taken = fingerprint.take(conn)
+        if fingerprint.PRIVILEGES_RECORDED not in before:  # recorded by a guard that read no privileges
+            taken = fingerprint.without_privileges(taken)
+        now = fingerprint_json(taken)
         remaining = sorted(
             f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"
             for key in set(before) | set(now) if before.get(key) != now.get(key)
