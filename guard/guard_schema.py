@@ -202,11 +202,13 @@ def version(conn: psycopg.Connection[Any]) -> int:
     return 1 if row is not None and row[1] else 0
 
 
-def ensure_schema(conn: psycopg.Connection[Any], found: int | None = None) -> int:
+def ensure_schema(conn: psycopg.Connection[Any], found: int | None = None, *, complete: bool = True) -> int:
     """Create or upgrade guard's schema to :data:`CURRENT_VERSION`; returns the version found
     (``found``, when the caller has just read it as :func:`version` does, else read here).
 
-    One query when the schema is current (none given ``found``). Raises Blocked when the database holds a newer
+    One query when the schema is current (none given ``found``). ``complete`` False (a journal
+    table missing, guard.journal.complete): every step again (each is IF NOT EXISTS), where a
+    current version alone would have left guard.runs or guard.run_commits dropped. Raises Blocked when the database holds a newer
     schema than this guard knows (an older guard must not write to it), or when the role may
     not upgrade it (``guard init`` as the owner does); psycopg errors otherwise."""
     import psycopg
@@ -220,11 +222,11 @@ def ensure_schema(conn: psycopg.Connection[Any], found: int | None = None) -> in
             f"({CURRENT_VERSION}): a newer migration-guard wrote it; nothing was changed",
             hint="upgrade migration-guard (pip install -U migration-guard) before running it here",
         )
-    if found == CURRENT_VERSION:
+    if found == CURRENT_VERSION and complete:
         return found
     try:
         with installing(conn):
-            steps = range(version(conn) + 1, CURRENT_VERSION + 1)
+            steps = range(version(conn) + 1 if complete else 1, CURRENT_VERSION + 1)
             for step in steps:
                 for statement in STEPS[step]:
                     conn.execute(statement)

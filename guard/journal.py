@@ -138,14 +138,15 @@ def journal_state(conn: psycopg.Connection[Any]) -> tuple[bool, int | None]:
     return complete(conn), None
 
 
-def ensure(conn: psycopg.Connection[Any], found: int | None = None) -> int:
+def ensure(conn: psycopg.Connection[Any], found: int | None = None, *, complete: bool = True) -> int:
     """Create or upgrade guard's schema, journal included, closed to PUBLIC and Supabase's API
     roles (guard.guard_schema.ensure_schema: one query when it is current, none given the
-    version ``found`` just now). Returns the schema version found before (0: none). Raises
+    version ``found`` just now; ``complete`` False: a journal table is missing, made again).
+    Returns the schema version found before (0: none). Raises
     Blocked for a schema newer than this guard."""
     from guard.guard_schema import ensure_schema
 
-    return ensure_schema(conn, found)
+    return ensure_schema(conn, found, complete=complete)
 
 
 def start(
@@ -158,9 +159,11 @@ def start(
     actor: str,
     reason: str | None,
     schema_version: int | None = None,
+    complete: bool = True,
 ) -> bool:
     """Journal the run as running; committed before the first migration statement.
-    ``schema_version``: guard's schema version just read (journal_state), not asked again.
+    ``schema_version``: guard's schema version just read (journal_state), not asked again;
+    ``complete``: whether both journal tables were there (journal_state).
 
     Returns False, writing nothing, when a run with this id is already journalled: that run's
     record is never taken for this one's. Raises Blocked (nothing written) when a rule or a
@@ -171,7 +174,7 @@ def start(
     from guard.db import pipelined_transaction
     from guard.errors import Blocked
 
-    ensure(conn, schema_version)
+    ensure(conn, schema_version, complete=complete)
     lost = f"guard's journal row for run {run_id} did not land: a rule or trigger on guard.runs discarded it"
     hint = "nothing was changed; drop that rule or trigger (psql: \\d+ guard.runs lists them), then run again"
     try:

@@ -357,3 +357,92 @@ def test_deferred_constraints_keep_their_deferral_across_the_files_of_one_transa
     assert "violates foreign key constraint" in result.output
     assert ready.history() == [_version(1), _version(2)] and not ready.table_exists("public.more")
     assert ready.query("SELECT count(*) FROM public.c") == [(1,)]
+
+
+# A holdable cursor's query runs at COMMIT (the server materializes it), after guard's check:
+# a volatile function in it deleted guard's rows, and guard said "applied".
+HOLDABLE_CURSOR = (
+    "create function public.eat(v text) returns int language plpgsql as "
+    "$$begin delete from supabase_migrations.schema_migrations where version = v; "
+    "delete from guard.run_commits where version = v; return 1; end$$;\n"
+    "declare eater cursor with hold for select public.eat('{v}');\n"
+)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_holdable_cursor_cannot_delete_guards_rows_at_commit(ready: Project, path: str) -> None:
+    """The cursor is closed before guard's check, unrun, as the streamed path's session reset
+    already closed it: every file applies with its rows."""
+    _prepare_tables(ready)
+    _files(ready, path)
+    ready.add(f"{_version(3)}_f3.sql", HOLDABLE_CURSOR.format(v=_version(3)) + "create table public.t3 (id int);\n"
+              "select nextval('public.probe');\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    everything = [_version(n) for n in (1, 2, 3)]
+    assert _state(ready) == (everything, everything, ["t1", "t2", "t3"], 3)
+
+
+# A deferred trigger whose function names a table without its schema, as a migration may.
+DEFERRED_AUDIT = (
+    "create table public.audit_log (n int);\n"
+    "create function public.note() returns trigger language plpgsql as "
+    "$$begin insert into audit_log values (new.id); return null; end$$;\n"
+    "create table public.thing (id int);\n"
+    "create constraint trigger note after insert on public.thing deferrable initially deferred "
+    "for each row execute function public.note();\n"
+    "insert into public.thing values (7);\n"
+)
+
+
+@pytest.mark.parametrize("path", ["pipeline", "single"])
+def test_a_files_deferred_triggers_fire_in_its_own_session(ready: Project, path: str) -> None:
+    """At psql's COMMIT a deferred trigger runs under the file's search_path; guard fired it
+    after taking its own (pg_catalog, pg_temp: the tripwire's check, the records), and
+    ``audit_log`` did not resolve: a legitimate file failed (exit 4). (``transaction: all``
+    still fires them at its end under guard's search_path: its deferral spans files.)"""
+    _files(ready, path)
+    ready.add(f"{_version(2)}_f2.sql", DEFERRED_AUDIT)
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    assert ready.query("SELECT n FROM public.audit_log") == [(7,)]
+
+
+@pytest.mark.parametrize("path", ["pipeline", "single"])
+def test_the_tripwire_sees_what_a_files_deferred_trigger_destroyed(ready: Project, path: str) -> None:
+    """A deferred trigger emptying a table fired after the tripwire's check: the rows went
+    without a copy, exit 0. Fired before the check, the file fails, rolled back."""
+    ready.query("CREATE TABLE public.keep (id int); INSERT INTO public.keep SELECT generate_series(1, 50)")
+    _files(ready, path)
+    ready.add(f"{_version(2)}_f2.sql",
+              "create function public.wipe() returns trigger language plpgsql as "
+              "$$begin delete from public.keep; return null; end$$;\n"
+              "do $$begin create table public.thing (id int); end$$;\n"
+              "create constraint trigger wipe after insert on public.thing deferrable initially deferred "
+              "for each row execute function public.wipe();\n"
+              "do $$begin insert into public.thing values (1); end$$;\n")
+    result = ready.guard("run")
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 4, result.output
+    assert ready.query("SELECT count(*) FROM public.keep") == [(50,)]
+    assert ready.history() == [_version(1)]
+
+
+@pytest.mark.parametrize("table", [HISTORY, JOURNAL])
+@pytest.mark.parametrize("how", ["do block", "function"])
+def test_a_harmless_rule_made_unseen_by_a_file_does_not_fail_it(ready: Project, table: str, how: str) -> None:
+    """An auditing DO ALSO rule made through EXECUTE (a DO block, a function the release makes)
+    is invisible to the parser: guard sent the file's records as one WITH statement, which
+    PostgreSQL refuses on a table with rules (0A000), and the file failed, every run again."""
+    _prepare_tables(ready)
+    make = f"EXECUTE 'CREATE RULE audit AS ON INSERT TO {table} DO ALSO INSERT INTO public.audit VALUES (NEW.version)'"
+    rule = "create table public.audit (version text);\n" + (
+        f"do $d$ begin {make}; end $d$" if how == "do block" else
+        f"create function public.audit_on() returns void language plpgsql as $d$ begin {make}; end $d$;\n"
+        "select public.audit_on()")
+    _files(ready, "pipeline", first=rule)
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    everything = [_version(n) for n in (1, 2, 3)]
+    assert _state(ready) == (everything, everything, ["t1", "t2", "t3"], 3)
+    assert sorted(r[0] for r in ready.query("SELECT version FROM public.audit")) == everything

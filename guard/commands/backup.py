@@ -34,7 +34,7 @@ def init_command(ctx: Context, config: Config) -> int:
     try:
         done = privileged(lambda: install(conn, config.backup_log), "install the backup log")
         existed = journal.complete(conn)
-        found = privileged(lambda: journal.ensure(conn), "create guard's journal (schema guard)")
+        found = privileged(lambda: journal.ensure(conn, complete=existed), "create guard's journal (schema guard)")
         # The tables a run records its catalogs and row hashes in (for guard undo), made here
         # once rather than by the first run. Not a reason to fail init: a run that cannot make
         # them warns and undo has no local inverse for it, as before init made them.

@@ -278,6 +278,8 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
             if run.tripwire is not None:  # safety net: what the file destroys, measured from here
                 run.tripwire.start(conn, file)
             _run_statements(conn, file, result, run.before, prefix=begin + "; " if merge else "", skip=skip)
+            if armed or run.before_commit is not None:  # its deferred triggers, in its session, seen by the checks
+                conn.execute(FIRE_DEFERRED)
             if run.tripwire is not None:  # safety net: raises (rolls the file back) before COMMIT
                 _tripwire_check(run.tripwire, conn, file, result)
             if run.before_commit is not None:  # guard:verify (issue #19)
@@ -334,12 +336,15 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
         # After the records, the check that they landed (ApplyContext.landed).
         checks, records = run.pre_commit_statements(file), run.records(file)
         landed = run.landed(file, records)
-        query = "; ".join([*(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records), FIRE_DEFERRED,
-                           landed[0], "COMMIT", *RESET_STATEMENTS])
+        # The file's deferred triggers first, in its session (role, search_path); holdable cursors
+        # closed unrun (as the streamed path's reset does): COMMIT would run them after the check.
+        query = "; ".join([FIRE_DEFERRED, *(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records),
+                           "CLOSE ALL", FIRE_DEFERRED, landed[0], "COMMIT", *RESET_STATEMENTS])
         params = tuple(p for _, ps in (*checks, *records, landed) for p in ps)
         psycopg.ClientCursor(conn).execute(query, params)
         return
     with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+        conn.execute(FIRE_DEFERRED)  # the file's, in its session (as above)
         for query, params in run.pre_commit_statements(file):
             conn.execute(query, params)
         run.record(file)

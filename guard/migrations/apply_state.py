@@ -116,7 +116,8 @@ class ApplyContext(Struct):
         records = self.records(file)
         for query, params in records:
             self.conn.execute(query, params)
-        if last:
+        if last:  # a holdable cursor's query would run at COMMIT, after the check: closed unrun
+            self.conn.execute("CLOSE ALL")
             self.conn.execute(FIRE_DEFERRED)
         self.conn.execute(*self.landed(file, records))
 
@@ -227,6 +228,7 @@ def all_landed_at_commit(run: ApplyContext, files: Sequence[MigrationFile], resu
 
     from guard.migrations.session import FIRE_DEFERRED
 
+    run.conn.execute("CLOSE ALL")  # a holdable cursor's query would run at COMMIT, after the checks
     run.conn.execute(FIRE_DEFERRED)
     for file, result in zip(files, results, strict=True):
         try:

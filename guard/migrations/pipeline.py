@@ -122,13 +122,14 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
     parts: list[tuple[int | None, str]] = [(None, "BEGIN"), *((None, s) for s in run.local_settings)]
     parts += [(None, cursor.mogrify(q, p)) for q, p in start]
     parts += [(i, s.sql) for i, s in enumerate(file.statements) if s.kind]
+    # The file's deferred constraints and triggers fire here, as they would at its COMMIT
+    # (the file's session still in force, before the checks and the tripwire's AS_GUARD, so
+    # the checks see what they did): the reset's DISCARD TEMP refuses to drop a temp table
+    # with events pending (55006), which one file at a time never meets.
+    parts.append((None, FIRE_DEFERRED))
     # The place for checks that must pass before COMMIT (apply_state.PreCommit).
     parts += [(None, cursor.mogrify(q, p)) for q, p in run.pre_commit_statements(file)]
     parts += [(None, s) for s in check]
-    # The file's deferred constraints and triggers fire here, as they would at its COMMIT
-    # (the file's session still in force): the reset's DISCARD TEMP refuses to drop a temp
-    # table with events pending (55006), which one file at a time never meets.
-    parts.append((None, FIRE_DEFERRED))
     parts += [(None, s) for s in (*RESET_STATEMENTS, *AFTER_RESET_AS_GUARD)]
     records = run.records(file)
     for record in [_one_statement(records)] if run.records_as_one else records:
@@ -150,12 +151,18 @@ _RECORD_TABLES_HAVE_RULES = (
 )
 
 
+# Statements that make a rule, or may make one the parser cannot see (EXECUTE in a DO block or
+# in a function the release makes): a DO ALSO rule on either table made by a DO block turned
+# the one-statement records into PostgreSQL's 0A000 (WITH with rules) and failed a sound file.
+_MAY_MAKE_RULES = frozenset({"RuleStmt", "DoStmt", "CreateFunctionStmt"})
+
+
 def records_as_one(conn: psycopg.Connection[Any], files: Sequence[MigrationFile], rules: int | None = None) -> bool:
     """True when guard's records of a streamed file may go as one statement (``_one_statement``):
     no rule on the history table or guard.run_commits, and no file of ``files`` makes one
-    (CREATE RULE). One query, none given ``rules``, how many of those tables have rules, just
+    (CREATE RULE) or may make one unseen (a DO block, a function: _MAY_MAKE_RULES). One query, none given ``rules``, how many of those tables have rules, just
     read (:func:`record_tables`)."""
-    if any(s.kind == "RuleStmt" for file in files for s in file.statements):
+    if any(s.kind in _MAY_MAKE_RULES for file in files for s in file.statements):
         return False
     if rules is None:
         row = conn.execute(_RECORD_TABLES_HAVE_RULES).fetchone()

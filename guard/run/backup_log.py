@@ -85,6 +85,7 @@ def log_backup(state: RunState, config: Config, default_reason: str) -> None:
         actor=actor(report.ci),
         reason=reason,
         schema_version=schema_version,
+        complete=complete,
     )
     if not started:
         raise UsageError(
