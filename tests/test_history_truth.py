@@ -446,3 +446,44 @@ def test_a_harmless_rule_made_unseen_by_a_file_does_not_fail_it(ready: Project, 
     everything = [_version(n) for n in (1, 2, 3)]
     assert _state(ready) == (everything, everything, ["t1", "t2", "t3"], 3)
     assert sorted(r[0] for r in ready.query("SELECT version FROM public.audit")) == everything
+
+
+# A deferred trigger that defers itself again outruns any number of SET CONSTRAINTS ALL
+# IMMEDIATE: PostgreSQL fires deferred events at COMMIT until none remain. What COMMIT itself
+# does comes after every check in the transaction; the run reads its rows back once it is done.
+HOP = """
+CREATE TABLE public.hop (n int, v text);
+CREATE FUNCTION public.hop_next() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  SET CONSTRAINTS ALL DEFERRED;
+  IF NEW.n > 0 THEN INSERT INTO public.hop VALUES (NEW.n - 1, NEW.v);
+  ELSE DELETE FROM {table} WHERE version = NEW.v;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER hop AFTER INSERT ON public.hop DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION public.hop_next();
+"""
+
+
+@pytest.mark.parametrize("table", [HISTORY, JOURNAL])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_row_removed_at_commit_itself_is_found_after_it(ready: Project, path: str, table: str) -> None:
+    _prepare_tables(ready)
+    ready.query(HOP.format(table=table))
+    _files(ready, path)
+    second = ready.migrations / f"{_version(2)}_f2.sql"
+    second.write_text(second.read_text() + f"insert into public.hop values (5, '{_version(2)}');\n")
+    result = ready.guard("run")
+    assert "Traceback" not in result.output, result.output
+    assert result.code == 4, result.output
+    report = result.report
+    assert report is not None and report["status"] == "failed_partially_applied"
+    assert [m["status"] for m in report["migrations"]] == ["applied"] * 3  # they are: their changes committed
+    error = report["migrations"][1]["error"]
+    assert error is not None and "gone after COMMIT" in error["message"] and _version(2) in report["message"]
+    assert [m["error"] for m in report["migrations"][::2]] == [None, None]
+    assert ready.table_exists("public.t2")
+    history, journal_rows, _, _ = _state(ready)
+    gone_from = history if table == HISTORY else journal_rows
+    assert _version(2) not in gone_from and _version(3) in gone_from

@@ -34,6 +34,9 @@ class ApplyOutcome(Struct):
     changed_outside_transaction: bool = False
     # What of that file had committed, for the outcome's message ("lines 1-4 ...").
     partially_committed: str | None = None
+    # Committed versions whose history row or journal entry was gone once the run had
+    # committed (history.rows_gone_after_commit): the next run would apply them again.
+    rows_gone: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]

@@ -157,6 +157,27 @@ def not_landed(message: str) -> str | None:
     return found.group(1) if found else None
 
 
+# Committed versions (and the run) whose history row or journal entry is not there: read once
+# the run's last COMMIT is done. Qualified throughout: the database's search_path is in force.
+ROWS_GONE = (
+    "SELECT v FROM pg_catalog.unnest(%s::pg_catalog.text[]) AS v WHERE NOT EXISTS "
+    "(SELECT FROM supabase_migrations.schema_migrations h WHERE h.version OPERATOR(pg_catalog.=) v) "
+    "OR NOT EXISTS (SELECT FROM guard.run_commits c WHERE c.run_id OPERATOR(pg_catalog.=) %s "
+    "AND c.version OPERATOR(pg_catalog.=) v)"
+)
+
+
+def rows_gone_after_commit(conn: psycopg.Connection[Any], run_id: str, committed: Sequence[str]) -> list[str]:
+    """Of ``committed`` (versions run ``run_id`` committed), those whose history row or journal
+    entry is not there now. Each file's transaction checks its rows before its COMMIT
+    (check_landed); what runs at COMMIT itself comes after that check: deferred triggers that
+    defer themselves again, ON COMMIT actions (sql-set-constraints.html, sql-createtable.html).
+    One query, after the run's last COMMIT; psycopg errors propagate."""
+    if not committed:
+        return []
+    return [r[0] for r in conn.execute(ROWS_GONE, (list(committed), run_id)).fetchall()]
+
+
 def is_applied(conn: psycopg.Connection[Any], version: str) -> bool:
     row = conn.execute(VERSION_APPLIED, (version,)).fetchone()
     return row is not None

@@ -59,12 +59,44 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
             record_rules=record_rules,
         )
     state.report.migrations = outcome.results
+    rows_still_there(state, outcome)
     if copier is not None:
         finish_run(conn, protect.retention, copier, state.report.warnings, state.progress)
     keep_copies(state, copier)
     if outcome.connection_lost or outcome.unknown or outcome.interrupted:
         # What committed is whatever the history says: it is written in each file's transaction.
         state.reconnected = reconcile(conn, state.url, state.report, outcome, state.progress)
+
+
+def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
+    """After the last COMMIT: the committed files' history rows and journal entries are read
+    again (history.rows_gone_after_commit); a file whose row went at its COMMIT keeps status
+    applied with an error saying so, and the run ends failed_partially_applied (exit 4)."""
+    import psycopg
+
+    from guard.report.model import MigrationError
+
+    conn = state.db
+    if not outcome.committed or conn.broken or conn.closed or outcome.unknown:
+        return
+    try:
+        gone = history.rows_gone_after_commit(conn, state.report.run_id, outcome.committed)
+    except psycopg.Error as exc:
+        from guard.migrations.apply_state import primary
+
+        state.report.warnings.append(f"could not read back the committed files' history rows: {primary(exc)}")
+        return
+    for result in outcome.results:
+        if result.version in gone:
+            result.error = MigrationError(
+                message=f"committed, but its history row or journal entry was gone after COMMIT (a trigger or "
+                        f"rule acting at COMMIT removed it): the next run would apply {result.version} again",
+                sqlstate=None, file=result.file, line=None)
+    outcome.rows_gone = [v for v in outcome.committed if v in gone]
+    if outcome.rows_gone:
+        state.report.warnings.append(
+            f"the history row or journal entry of {', '.join(outcome.rows_gone)} was gone after COMMIT (a trigger or "
+            "rule acting at COMMIT removed it): those files are applied, and the next run would apply them again")
 
 
 def _reconnect(url: str, report: RunReport, progress: Progress) -> Any:

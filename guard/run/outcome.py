@@ -44,6 +44,13 @@ def set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
             + (f": {outcome.partially_committed}." if outcome.partially_committed else "."),
             changed=True,
         )
+    elif stopped is None and outcome.rows_gone:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"Applied {len(committed)} migration(s), but the history row of {', '.join(outcome.rows_gone)} was gone "
+            "after COMMIT: a trigger or rule removed it; the next run would apply it again.",
+            changed=True,
+        )
     elif stopped is None:
         report.set_outcome("applied", f"Applied {len(committed)} migration(s).", changed=True)
     elif any(r.status == "unknown" for r in results):
