@@ -69,6 +69,8 @@ SELECT run_id, command, started_at, pending, {COMMITTED}, restore_target, actor,
  WHERE finished_at IS NULL AND acknowledged_at IS NULL
  ORDER BY started_at
 """
+# guard.runs without guard.run_commits (dropped by hand): what the runs' own column says.
+UNFINISHED_RUNS_ONLY = UNFINISHED.replace(COMMITTED, "r.committed")
 ACKNOWLEDGE = """
 UPDATE guard.runs
    SET acknowledged_at = clock_timestamp(), acknowledged_by = %s, acknowledgement = %s,
@@ -245,10 +247,14 @@ def _ascii(value: Any) -> Any:
 
 def unfinished(conn: psycopg.Connection[Any]) -> list[JournalRun]:
     """Runs that started and never finished, nor were acknowledged. One round trip where the
-    journal exists, on an autocommit connection (a missing table's error rolls back nothing)."""
+    journal exists, on an autocommit connection (a missing table's error rolls back nothing).
+    With guard.run_commits gone (the run makes it again, journal_state), the versions
+    guard.runs itself holds."""
     from guard.db import if_present
 
-    _, found = if_present(conn, lambda: conn.execute(UNFINISHED).fetchall(), lambda: exists(conn))
+    present, found = if_present(conn, lambda: conn.execute(UNFINISHED).fetchall(), lambda: complete(conn))
+    if not present and exists(conn):
+        found = conn.execute(UNFINISHED_RUNS_ONLY).fetchall()
     return [
         JournalRun(
             run_id=r[0], command=r[1], started_at=r[2], pending=list(r[3]), committed=list(r[4]),

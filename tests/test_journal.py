@@ -185,10 +185,8 @@ def test_a_first_run_on_a_database_without_guards_schema_creates_it_at_the_curre
     assert ready.query("SELECT status FROM guard.runs") == [("applied",)]
 
 
-# (run, guard.run_commits) is left out: the check for unfinished runs, before the journal is
-# ensured, still stops on the missing table (journal.unfinished) with an internal error.
 @pytest.mark.parametrize(("command", "dropped"), [("run", "guard.runs"), ("init", "guard.runs"),
-                                                  ("init", "guard.run_commits")])
+                                                  ("run", "guard.run_commits"), ("init", "guard.run_commits")])
 def test_a_journal_table_dropped_under_a_current_version_is_made_again(
     ready: Project, dropped: str, command: str,
 ) -> None:
