@@ -138,7 +138,7 @@ SELECT 'default privileges', pg_get_userbyid(d.defaclrole) || ' ' || COALESCE(n.
   FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
  WHERE n.oid IS NULL OR n.nspname NOT IN {_EXCLUDED}
 UNION ALL
-SELECT 'database privileges', d.datname, pg_get_userbyid(d.datdba) || ' ' ||
+SELECT 'database privileges', 'current database', pg_get_userbyid(d.datdba) || ' ' ||
        COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
                    FROM unnest(COALESCE(d.datacl, acldefault('d', d.datdba))) x), '')
   FROM pg_database d WHERE d.datname = current_database()
