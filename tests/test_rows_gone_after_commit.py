@@ -54,3 +54,20 @@ def test_a_later_file_removing_an_earlier_files_row_is_named_truthfully(ready: P
             in again.output, again.output
     else:
         assert again.code == 0 and "Nothing pending" in again.output, again.output
+
+
+def test_in_one_transaction_a_later_files_delete_is_named_in_the_hint(ready: Project) -> None:
+    """With ``transaction: all`` the rows are checked once, at the end: the first file's row is
+    found missing, nothing commits (exit 1), and the hint names a later file as a cause beside
+    rules and triggers (it named rules, triggers and policies only)."""
+    (ready.root / "guard.yml").write_text("migrations:\n  transaction: all\n")
+    assert ready.guard("init").code == 0
+    ready.add(f"{V1}_f1.sql", "create table public.a1 (id int);\n")
+    ready.add(f"{V2}_f2.sql", LATER["history row"] + SHAPES["transaction"])
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    report = result.report
+    assert report is not None and report["status"] == "failed_rolled_back"
+    error = report["migrations"][0]["error"]
+    assert f"row for {V1} did not land" in error["message"] and "a later file deleting it" in error["hint"], error
+    assert ready.history() == [] and not ready.table_exists("public.a1")

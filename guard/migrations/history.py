@@ -60,7 +60,8 @@ _NOT_LANDED = re.compile(r"(guard's \w+ row for \S+ did not land: a rule or trig
 NOT_LANDED_HINT = (
     "PostgreSQL discards a row without an error when a rule (DO INSTEAD, DO ALSO DELETE) or a trigger "
     "(BEFORE returning NULL, AFTER deleting it) says so (a row-level security policy hiding it from "
-    "guard's role has the same effect); guard failed the file rather than report it "
+    "guard's role has the same effect, and so has a later file deleting it where the files share one "
+    "transaction, transaction: all); guard failed the file rather than report it "
     "applied without its row (it would run again next time). Drop or fix that rule or trigger "
     "(psql: \\d+ on the table lists them), then run guard again."
 )
