@@ -176,6 +176,10 @@ def _changed(report: RunReport, ctx: RestoreContext) -> RestorePlan:
             f"Committed before it: {', '.join(committed) or 'none'}."
         )
         needed: bool | None = None
+    elif failed is None and committed and all(m.status == "applied" for m in report.migrations):
+        # Every file committed, yet the run failed (a row gone after COMMIT): its message says why.
+        summary = f"The database was changed: {', '.join(committed)} committed; {report.message.rstrip('.')}."
+        needed = True
     else:
         summary = (
             f"The database was changed: {', '.join(committed)} committed before "

@@ -37,6 +37,7 @@ class ApplyOutcome(Struct):
     # Committed versions whose history row or journal entry was gone once the run had
     # committed (history.rows_gone_after_commit): the next run would apply them again.
     rows_gone: list[str] = field(default_factory=list)
+    history_gone: list[str] = field(default_factory=list)  # of those, the ones whose history row went
 
 
 Progress = Callable[[str], None]

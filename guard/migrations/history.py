@@ -60,7 +60,8 @@ _NOT_LANDED = re.compile(r"(guard's \w+ row for \S+ did not land: a rule or trig
 NOT_LANDED_HINT = (
     "PostgreSQL discards a row without an error when a rule (DO INSTEAD, DO ALSO DELETE) or a trigger "
     "(BEFORE returning NULL, AFTER deleting it) says so (a row-level security policy hiding it from "
-    "guard's role has the same effect); guard failed the file rather than report it "
+    "guard's role has the same effect, and so has a later file deleting it where the files share one "
+    "transaction, transaction: all); guard failed the file rather than report it "
     "applied without its row (it would run again next time). Drop or fix that rule or trigger "
     "(psql: \\d+ on the table lists them), then run guard again."
 )
@@ -160,22 +161,25 @@ def not_landed(message: str) -> str | None:
 # Committed versions (and the run) whose history row or journal entry is not there: read once
 # the run's last COMMIT is done. Qualified throughout: the database's search_path is in force.
 ROWS_GONE = (
-    "SELECT v FROM pg_catalog.unnest(%s::pg_catalog.text[]) AS v WHERE NOT EXISTS "
-    "(SELECT FROM supabase_migrations.schema_migrations h WHERE h.version OPERATOR(pg_catalog.=) v) "
-    "OR NOT EXISTS (SELECT FROM guard.run_commits c WHERE c.run_id OPERATOR(pg_catalog.=) %s "
-    "AND c.version OPERATOR(pg_catalog.=) v)"
+    "SELECT v, NOT h, NOT j FROM (SELECT v, EXISTS (SELECT FROM supabase_migrations.schema_migrations h "
+    "WHERE h.version OPERATOR(pg_catalog.=) v) AS h, EXISTS (SELECT FROM guard.run_commits c "
+    "WHERE c.run_id OPERATOR(pg_catalog.=) %s AND c.version OPERATOR(pg_catalog.=) v) AS j "
+    "FROM pg_catalog.unnest(%s::pg_catalog.text[]) AS v) AS r WHERE NOT (h AND j)"
 )
 
 
-def rows_gone_after_commit(conn: psycopg.Connection[Any], run_id: str, committed: Sequence[str]) -> list[str]:
+def rows_gone_after_commit(conn: psycopg.Connection[Any], run_id: str,
+                           committed: Sequence[str]) -> dict[str, tuple[bool, bool]]:
     """Of ``committed`` (versions run ``run_id`` committed), those whose history row or journal
-    entry is not there now. Each file's transaction checks its rows before its COMMIT
-    (check_landed); what runs at COMMIT itself comes after that check: deferred triggers that
-    defer themselves again, ON COMMIT actions (sql-set-constraints.html, sql-createtable.html).
-    One query, after the run's last COMMIT; psycopg errors propagate."""
+    entry is not there now: version -> (history row gone, journal entry gone). Each file's
+    transaction checks its rows before its COMMIT (check_landed); what runs after that check
+    comes later: what COMMIT itself runs (deferred triggers that defer themselves again, ON
+    COMMIT actions; sql-set-constraints.html, sql-createtable.html) and a later file of the run
+    deleting an earlier file's row. One query, after the run's last COMMIT; psycopg errors
+    propagate."""
     if not committed:
-        return []
-    return [r[0] for r in conn.execute(ROWS_GONE, (list(committed), run_id)).fetchall()]
+        return {}
+    return {r[0]: (bool(r[1]), bool(r[2])) for r in conn.execute(ROWS_GONE, (run_id, list(committed))).fetchall()}
 
 
 def is_applied(conn: psycopg.Connection[Any], version: str) -> bool:

@@ -70,8 +70,9 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
 
 def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
     """After the last COMMIT: the committed files' history rows and journal entries are read
-    again (history.rows_gone_after_commit); a file whose row went at its COMMIT keeps status
-    applied with an error saying so, and the run ends failed_partially_applied (exit 4)."""
+    again (history.rows_gone_after_commit); a file whose row went since its own check (at its
+    COMMIT, or deleted by a later file) keeps status applied with an error saying which row and
+    what follows, and the run ends failed_partially_applied (exit 4)."""
     import psycopg
 
     from guard.report.model import MigrationError
@@ -88,15 +89,28 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
         return
     for result in outcome.results:
         if result.version in gone:
-            result.error = MigrationError(
-                message=f"committed, but its history row or journal entry was gone after COMMIT (a trigger or "
-                        f"rule acting at COMMIT removed it): the next run would apply {result.version} again",
-                sqlstate=None, file=result.file, line=None)
+            result.error = MigrationError(message=f"committed, but {gone_after_commit(result.version, *gone[result.version])}",
+                                          sqlstate=None, file=result.file, line=None)
     outcome.rows_gone = [v for v in outcome.committed if v in gone]
+    outcome.history_gone = [v for v in outcome.rows_gone if gone[v][0]]
     if outcome.rows_gone:
-        state.report.warnings.append(
-            f"the history row or journal entry of {', '.join(outcome.rows_gone)} was gone after COMMIT (a trigger or "
-            "rule acting at COMMIT removed it): those files are applied, and the next run would apply them again")
+        state.report.warnings.append("; ".join(gone_after_commit(v, *gone[v]) for v in outcome.rows_gone))
+
+
+# Who can remove a committed file's row after its own check: what its COMMIT runs, or a later
+# file of the run (each file checks its own rows only).
+_REMOVED_BY = "(a later file of this run, or a trigger or rule acting at COMMIT, removed it)"
+
+
+def gone_after_commit(version: str, history_gone: bool, journal_gone: bool) -> str:
+    """What is gone of committed ``version``'s rows and what follows, in a phrase: with its
+    history row gone the next run applies it again; with only its journal entry gone the
+    history still holds it, but guard's journal does not count it as the run's."""
+    if history_gone:
+        what = "history row and journal entry" if journal_gone else "history row"
+        return f"the {what} of {version} was gone after COMMIT {_REMOVED_BY}: the next run would apply {version} again"
+    return (f"the journal entry (guard.run_commits) of {version} was gone after COMMIT {_REMOVED_BY}: the history "
+            f"still holds {version}, but guard's journal does not count it as this run's")
 
 
 def _reconnect(url: str, report: RunReport, progress: Progress) -> Any:

@@ -47,8 +47,8 @@ def set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
     elif stopped is None and outcome.rows_gone:
         report.set_outcome(
             "failed_partially_applied",
-            f"Applied {len(committed)} migration(s), but the history row of {', '.join(outcome.rows_gone)} was gone "
-            "after COMMIT: a trigger or rule removed it; the next run would apply it again.",
+            f"Applied {len(committed)} migration(s), but " + _gone(outcome) + " after COMMIT (a later file "
+            "of this run, or a trigger or rule acting at COMMIT, removed it).",
             changed=True,
         )
     elif stopped is None:
@@ -164,3 +164,13 @@ def journal_connection(state: RunState) -> Any:
         state.report.warnings.append(f"could not reconnect to close the journal entry: {exc}")
         return None
     return state.reconnected
+
+
+def _gone(outcome: ApplyOutcome) -> str:
+    """Which rows went after COMMIT, and what follows for each kind."""
+    history = outcome.history_gone
+    journal = [v for v in outcome.rows_gone if v not in history]
+    parts = ([f"the history row of {', '.join(history)} (the next run would apply it again)"] if history else []) + (
+        [f"the journal entry of {', '.join(journal)} (the history still holds it; guard's journal does not count it "
+         "as this run's)"] if journal else [])
+    return " and ".join(parts) + (" were gone" if len(parts) > 1 else " was gone")
