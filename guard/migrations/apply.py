@@ -60,6 +60,7 @@ from guard.migrations.pipeline import (
 )
 from guard.migrations.session import (
     AS_GUARD,
+    BEFORE_LANDED_CHECK,
     FIRE_DEFERRED,
     RESET_SESSION,
     RESET_STATEMENTS,
@@ -339,7 +340,7 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
         # The file's deferred triggers first, in its session (role, search_path); holdable cursors
         # closed unrun (as the streamed path's reset does): COMMIT would run them after the check.
         query = "; ".join([FIRE_DEFERRED, *(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records),
-                           "CLOSE ALL", FIRE_DEFERRED, landed[0], "COMMIT", *RESET_STATEMENTS])
+                           *BEFORE_LANDED_CHECK, landed[0], "COMMIT", *RESET_STATEMENTS])
         params = tuple(p for _, ps in (*checks, *records, landed) for p in ps)
         psycopg.ClientCursor(conn).execute(query, params)
         return

@@ -113,16 +113,16 @@ class ApplyContext(Struct):
         (COMMIT next), so its deferred constraints and triggers fire before the check, as they
         would at COMMIT (session.FIRE_DEFERRED); in a transaction that goes on (``transaction:
         all``) they keep their deferral and the caller checks again before its COMMIT."""
-        from guard.migrations.session import AS_GUARD, FIRE_DEFERRED
+        from guard.migrations.session import AS_GUARD, BEFORE_LANDED_CHECK
 
         for statement in AS_GUARD:  # one at a time: this may run in a pipeline
             self.conn.execute(statement)
         records = self.records(file)
         for query, params in records:
             self.conn.execute(query, params)
-        if last:  # a holdable cursor's query would run at COMMIT, after the check: closed unrun
-            self.conn.execute("CLOSE ALL")
-            self.conn.execute(FIRE_DEFERRED)
+        if last:
+            for statement in BEFORE_LANDED_CHECK:
+                self.conn.execute(statement)
         self.conn.execute(*self.landed(file, records))
 
 
@@ -230,10 +230,10 @@ def all_landed_at_commit(run: ApplyContext, files: Sequence[MigrationFile], resu
     constraint's error is the COMMIT's (psycopg.Error)."""
     import psycopg
 
-    from guard.migrations.session import FIRE_DEFERRED
+    from guard.migrations.session import BEFORE_LANDED_CHECK
 
-    run.conn.execute("CLOSE ALL")  # a holdable cursor's query would run at COMMIT, after the checks
-    run.conn.execute(FIRE_DEFERRED)
+    for statement in BEFORE_LANDED_CHECK:
+        run.conn.execute(statement)
     for file, result in zip(files, results, strict=True):
         try:
             run.conn.execute(*run.landed(file, run.records(file)))

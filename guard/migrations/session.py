@@ -49,6 +49,10 @@ AFTER_RESET_AS_GUARD = (GUARD_SEARCH_PATH,)
 # would (sql-set-constraints.html). Before guard's checks that its records landed: a deferred
 # trigger firing at COMMIT, after the check, could still delete them.
 FIRE_DEFERRED = "SET CONSTRAINTS ALL IMMEDIATE"
+# Right before that check, at the end of a transaction: a holdable cursor's query would run at
+# COMMIT, after the check, so it is closed unrun (as RESET_STATEMENTS closes it in a stream),
+# then the deferred events fire.
+BEFORE_LANDED_CHECK = ("CLOSE ALL", FIRE_DEFERRED)
 
 
 def reset_session(conn: psycopg.Connection[Any]) -> None:
