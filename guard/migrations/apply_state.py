@@ -35,9 +35,9 @@ class ApplyOutcome(Struct):
     # What of that file had committed, for the outcome's message ("lines 1-4 ...").
     partially_committed: str | None = None
     # Committed versions whose history row or journal entry was gone once the run had
-    # committed (history.rows_gone_after_commit): the next run would apply them again.
-    rows_gone: list[str] = field(default_factory=list)
-    history_gone: list[str] = field(default_factory=list)  # of those, the ones whose history row went
+    # committed, in commit order: version -> (history row gone, journal entry gone)
+    # (history.rows_gone_after_commit).
+    rows_gone: dict[str, tuple[bool, bool]] = field(default_factory=dict)
 
 
 Progress = Callable[[str], None]

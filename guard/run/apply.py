@@ -91,10 +91,9 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
         if result.version in gone:
             result.error = MigrationError(message=f"committed, but {gone_after_commit(result.version, *gone[result.version])}",
                                           sqlstate=None, file=result.file, line=None)
-    outcome.rows_gone = [v for v in outcome.committed if v in gone]
-    outcome.history_gone = [v for v in outcome.rows_gone if gone[v][0]]
+    outcome.rows_gone = {v: gone[v] for v in outcome.committed if v in gone}
     if outcome.rows_gone:
-        state.report.warnings.append("; ".join(gone_after_commit(v, *gone[v]) for v in outcome.rows_gone))
+        state.report.warnings.append("; ".join(gone_after_commit(v, *what) for v, what in outcome.rows_gone.items()))
 
 
 # Who can remove a committed file's row after its own check: what its COMMIT runs, or a later

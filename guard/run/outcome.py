@@ -168,8 +168,8 @@ def journal_connection(state: RunState) -> Any:
 
 def _gone(outcome: ApplyOutcome) -> str:
     """Which rows went after COMMIT, and what follows for each kind."""
-    history = outcome.history_gone
-    journal = [v for v in outcome.rows_gone if v not in history]
+    history = [v for v, (history_gone, _) in outcome.rows_gone.items() if history_gone]
+    journal = [v for v, (history_gone, _) in outcome.rows_gone.items() if not history_gone]
     parts = ([f"the history row of {', '.join(history)} (the next run would apply it again)"] if history else []) + (
         [f"the journal entry of {', '.join(journal)} (the history still holds it; guard's journal does not count it "
          "as this run's)"] if journal else [])
