@@ -304,7 +304,7 @@ class ServerFacts(Struct, frozen=True):
 
     def server_now(self) -> dt.datetime:
         """The server's clock now (timestamptz), without asking it again: ``now`` plus the
-        seconds of this process's monotonic clock since the question was sent. Never behind
+        seconds :func:`elapsed_clock` counted since the question was sent. Never behind
         the server's clock (the server read it after the question left), ahead of it by at
         most that round trip: a backup's age judged by it is never younger than it is."""
         return self.now + dt.timedelta(seconds=elapsed_clock() - self.asked_at)
