@@ -150,6 +150,10 @@ PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "funct
                    "schema privileges", "type privileges", "default privileges", "database privileges")
 SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_PRIVILEGES}", _PRIVILEGES).replace(
     "{_USER_SCHEMA}", _USER_SCHEMA).replace("{_EXCLUDED}", _EXCLUDED)
+# The owners and ACLs alone (the same rows SCHEMA_FINGERPRINT has of them): recorded at the end
+# of a run, so that undo knows which privileges the run changed and which changed since.
+PRIVILEGES_FINGERPRINT = _PRIVILEGES.removeprefix("UNION ALL\n").replace(
+    "{_USER_SCHEMA}", _USER_SCHEMA).replace("{_EXCLUDED}", _EXCLUDED)
 
 # Migration tools' history tables: (table, the column naming each applied migration).
 HISTORY_TABLES: Mapping[str, str] = {

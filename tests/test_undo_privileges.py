@@ -1,36 +1,79 @@
-"""`guard undo` and privileges: an owner or an ACL the run changed is not inverted, and undo
-said "the database is as before" (exit 0) with a GRANT to another role still in place. The
-catalog fingerprint holds each object's owner and ACL now (guard/fingerprint.py _PRIVILEGES):
-what is left differs, so the undo is partial (exit 4), says what, and the history keeps the
-version; a grant taken back within the run, or an object the undo drops, leaves no trace."""
+"""`guard undo` and privileges. Undo once said "the database is as before" (exit 0) with a GRANT
+to another role still in place; then it named such grants (exit 4). Now it puts back what the
+run granted, revoked or gave away (guard/undo/privileges.py): owners and ACLs of tables, views,
+sequences, columns, functions, schemas, types and the database are, after the undo, exactly
+what they were before the run (read from the catalog, not from guard's own words). What it
+cannot put back is named and the undo is partial (exit 4): default privileges, a grant changed
+again since the run, an item another role granted."""
 
 from __future__ import annotations
 
 import pytest
 
+from guard.fingerprint import PRIVILEGES_FINGERPRINT
 from tests.support import Project
 
 ROLE = "undo_priv_reader"
+OTHER = "undo_priv_other"
 BEFORE = f"""
 DO $$ BEGIN CREATE ROLE {ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE {OTHER} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 CREATE TABLE public.existing (id int, note text);
 INSERT INTO public.existing VALUES (1, 'a');
+GRANT SELECT, UPDATE ON public.existing TO {OTHER};
+GRANT INSERT ON public.existing TO {OTHER} WITH GRANT OPTION;
 CREATE FUNCTION public.answer() RETURNS int LANGUAGE sql AS 'SELECT 42';
+CREATE FUNCTION public.answer(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+CREATE PROCEDURE public.act() LANGUAGE sql AS 'SELECT 1';
 CREATE SCHEMA app;
+CREATE SEQUENCE app.counter;
+CREATE VIEW app.shown AS SELECT 1 AS x;
+CREATE TYPE app.mood AS ENUM ('a', 'b');
+CREATE DOMAIN app.positive AS int CHECK (VALUE > 0);
+CREATE TABLE "Odd ""Name"" T" ("Odd Col" int);
 """
 ADDS = "create table public.newer (id int);\n"
+GRANT_ON_DATABASE = (f"do $$ begin execute format('grant create on database %I to {ROLE}', current_database()); "
+                     "end $$;\n")
 
-CHANGES = {  # what the run does besides adding a table -> the fingerprint entry left changed
-    "table grant": (f"grant select on public.existing to {ROLE};\n", "table privileges public.existing changed"),
-    "grant to public": ("grant select on public.existing to public;\n", "table privileges public.existing changed"),
-    "column grant": (f"grant update (note) on public.existing to {ROLE};\n", "column privileges public.existing.note added"),
-    "function revoke": ("revoke execute on function public.answer() from public;\n",
-                        "function privileges public.answer() changed"),
-    "schema grant": (f"grant usage on schema app to {ROLE};\n", "schema privileges app changed"),
-    "owner": (f"alter table public.existing owner to {ROLE};\n", "table privileges public.existing changed"),
-    "default privileges": (f"alter default privileges in schema app grant select on tables to {ROLE};\n",
-                           f"default privileges {'postgres'} app r added"),
+CHANGES = {  # what the run does besides adding a table; undo puts each back exactly
+    "table grant": f"grant select on public.existing to {ROLE};",
+    "grant to public": "grant select on public.existing to public;",
+    "grant all": f"grant all on public.existing to {ROLE};",
+    "grant with grant option": f"grant select, delete on public.existing to {ROLE} with grant option;",
+    "revoke from a role": f"revoke select, update on public.existing from {OTHER};",
+    "revoke grant option": f"revoke grant option for insert on public.existing from {OTHER};",
+    "grant option added": f"grant select on public.existing to {OTHER} with grant option;",
+    "revoke from the owner": "revoke delete, truncate on public.existing from current_user;",
+    "column grant": f"grant update (note), select (id) on public.existing to {ROLE};",
+    "column grant of an odd name": f'grant select ("Odd Col") on "Odd ""Name"" T" to {ROLE};',
+    "function revoke": "revoke execute on function public.answer() from public;",
+    "one overload granted": f"grant execute on function public.answer(int) to {ROLE} with grant option;",
+    "procedure revoke": "revoke execute on procedure public.act() from public;",
+    "schema grant": f"grant usage, create on schema app to {ROLE};",
+    "public schema revoke": "revoke usage on schema public from public;",
+    "sequence grant": f"grant usage, select on sequence app.counter to {ROLE};",
+    "view grant": f"grant select, insert on app.shown to {ROLE};",
+    "type revoke": "revoke usage on type app.mood from public;",
+    "domain grant": f"grant usage on domain app.positive to {ROLE} with grant option;",
+    "database grant": GRANT_ON_DATABASE,
+    "owner": f"alter table public.existing owner to {ROLE};",
+    "owner and grants": f"alter table public.existing owner to {ROLE}; grant select on public.existing to {OTHER};"
+                        f"revoke insert on public.existing from {OTHER};",
+    "function owner": f"alter function public.answer() owner to {ROLE};",
+    "schema owner": f"alter schema app owner to {ROLE};",
+    "sequence owner": f"alter sequence app.counter owner to {ROLE};",
+    "view owner": f"alter view app.shown owner to {ROLE};",
+    "type owner": f"alter type app.mood owner to {ROLE};",
+    "domain owner": f"alter domain app.positive owner to {ROLE};",
+    "many at once": f"grant select on public.existing to {ROLE}; revoke all on schema app from public;"
+                    f"grant usage on sequence app.counter to public; alter view app.shown owner to {OTHER};",
 }
+
+
+def privileges(project: Project) -> list[tuple[str, str, str]]:
+    """Every owner and ACL of the database, as guard's fingerprint reads them."""
+    return sorted(project.query(PRIVILEGES_FINGERPRINT))
 
 
 @pytest.fixture
@@ -41,17 +84,78 @@ def project_before(ready: Project) -> Project:
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_a_privilege_the_run_changed_leaves_the_undo_partial_and_named(project_before: Project, change: str) -> None:
-    sql, left = CHANGES[change]
-    project_before.add("20240101000000_p.sql", ADDS + sql)
+def test_a_privilege_the_run_changed_is_put_back_exactly(project_before: Project, change: str) -> None:
+    was = privileges(project_before)
+    project_before.add("20240101000000_p.sql", ADDS + CHANGES[change] + "\n")
+    assert project_before.guard("run").code == 0
+    assert privileges(project_before) != was  # the run did change them
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert "the database is as before" in undone.output
+    assert privileges(project_before) == was
+    assert project_before.history() == []
+    assert not project_before.table_exists("public.newer")
+
+
+def test_the_plan_says_each_privilege_it_puts_back(project_before: Project) -> None:
+    project_before.add("20240101000000_p.sql", ADDS + f"grant select on public.existing to {ROLE};"
+                       "revoke execute on function public.answer() from public;"
+                       f"alter schema app owner to {ROLE};\n")
+    assert project_before.guard("run").code == 0
+    planned = project_before.guard("undo")
+    assert planned.code == 0, planned.output
+    for words in (f"revoke SELECT on table public.existing from {ROLE}, as before the run",
+                  "grant EXECUTE on function public.answer() to PUBLIC, as before the run",
+                  "schema app: owner back to "):
+        assert words in planned.output, planned.output
+
+
+def test_default_privileges_are_named_not_put_back(project_before: Project) -> None:
+    project_before.add("20240101000000_p.sql", ADDS + f"alter default privileges in schema app grant select on tables to {ROLE};\n")
     assert project_before.guard("run").code == 0
     undone = project_before.guard("undo", "--yes")
     assert undone.code == 4, undone.output
     role = project_before.query("SELECT current_user")[0][0]
-    assert left.replace("postgres", role) in undone.output, undone.output
+    assert f"default privileges {role} app r added" in undone.output, undone.output
     assert "the database is as before" not in undone.output
     assert project_before.history() == ["20240101000000"]  # kept: the release is not undone whole
     assert not project_before.table_exists("public.newer")  # what could be inverted was
+
+
+def test_a_grant_changed_again_since_the_run_is_left_and_named(project_before: Project) -> None:
+    """The run granted SELECT; a DBA then granted INSERT too: undo does not guess which to take
+    back. Another table's grant made since is not the run's and is never touched."""
+    project_before.add("20240101000000_p.sql", ADDS + f"grant select on public.existing to {ROLE};\n")
+    assert project_before.guard("run").code == 0
+    project_before.query(f"GRANT INSERT ON public.existing TO {ROLE}; GRANT USAGE ON SCHEMA app TO {ROLE}")
+    since = [row for row in privileges(project_before) if row[1] in ("public.existing", "app")]
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 4, undone.output
+    assert "table privileges public.existing: changed by the run and again since; left as it is now" in undone.output
+    assert [row for row in privileges(project_before) if row[1] in ("public.existing", "app")] == since
+    assert project_before.history() == ["20240101000000"]
+
+
+def test_an_item_another_role_granted_is_named(project_before: Project) -> None:
+    """OTHER holds INSERT with grant option and passes it on in the run: PostgreSQL records
+    OTHER as its grantor, which guard (granting as the owner) cannot be."""
+    project_before.add("20240101000000_p.sql", ADDS + f"set role {OTHER}; grant insert on public.existing to {ROLE};"
+                       "reset role;\n")
+    assert project_before.guard("run").code == 0
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 4, undone.output
+    assert f"privileges of {ROLE} granted by {OTHER}: guard grants as the owner" in undone.output, undone.output
+
+
+def test_a_run_recorded_without_privileges_at_its_end_is_named_as_before(project_before: Project) -> None:
+    """A run recorded by a guard that stored no owners and ACLs at its end: which of today's are
+    the run's is unknown, so none is touched; what differs is named (exit 4)."""
+    project_before.add("20240101000000_p.sql", ADDS + f"grant select on public.existing to {ROLE};\n")
+    assert project_before.guard("run").code == 0
+    project_before.query("UPDATE guard.run_catalogs SET fingerprint = '{}' WHERE phase = 'after'")
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 4, undone.output
+    assert "table privileges public.existing changed" in undone.output, undone.output
 
 
 def test_a_grant_taken_back_within_the_run_leaves_no_trace(project_before: Project) -> None:

@@ -268,7 +268,7 @@ def ensure(conn: psycopg.Connection[Any]) -> None:
 
 def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catalog | None = None) -> Catalog:
     """Read and store the catalog of ``run_id`` at ``phase`` (before|after) in its own
-    transaction, with the fingerprint before (after, given ``before``: ``{}``, never read).
+    transaction, with the fingerprint before (after, given ``before``: its owners and ACLs alone).
     After: tables absent ``before`` get their checksum (the tables are there: ``before`` was
     recorded, or loaded, from them)."""
     from psycopg.types.json import Jsonb
@@ -282,7 +282,10 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
         ensure(conn)
     # BEGIN and the reads in one round trip, the save and COMMIT in another.
     with pipelined_transaction(conn):
-        queries = read_queries() + ([(fingerprint.SCHEMA_FINGERPRINT, None)] if before is None else [])
+        # Before: the whole fingerprint (what undo returns to); after: the owners and ACLs,
+        # so that undo tells the run's grants from those made since (guard/undo/privileges.py).
+        fp_query = fingerprint.SCHEMA_FINGERPRINT if before is None else fingerprint.PRIVILEGES_FINGERPRINT
+        queries = [*read_queries(), (fp_query, None)]
         results = fetch_all(conn, queries)
         cat = _catalog(results[:6])
         if before is not None:
@@ -291,7 +294,7 @@ def record(conn: psycopg.Connection[Any], run_id: str, phase: str, before: Catal
             cat.checksums.update(checksums(conn, {o: n for o, n in cat.tables.items() if o not in before.tables}))
             written.record(conn, run_id, before, cat)
         # Only its objects are kept; undo compares the present with the fingerprint before.
-        fp = fingerprint_json(fingerprint.from_rows(results[6], {})) if before is None else {}
+        fp = fingerprint_json(fingerprint.from_rows(results[6], {}))
         conn.execute(SAVE_CATALOG, (run_id, phase, Jsonb(fp), Jsonb(cat.to_json())))
     return cat
 

@@ -69,6 +69,9 @@ class Inputs(Struct):
     conn: Any = None  # psycopg.Connection: counts what the application wrote since (guard/undo/written.py)
     run_id: str = ""
     skip: set[str] = field(default_factory=set)  # copies not to use (their column is kept)
+    # The fingerprints recorded before the run and at its end ({"kind name": definition}; the
+    # end's holds the owners and ACLs alone): which privileges the run changed (privileges.py).
+    fingerprints: tuple[dict[str, str], dict[str, str]] | None = None
 
     def count(self, query: str) -> int:
         row = one_statement(self.conn, query).fetchone() if self.conn is not None else None

@@ -7,7 +7,8 @@ and what cannot be inverted here, said truthfully (an enum value: PostgreSQL has
 ``ALTER TYPE ... DROP VALUE``). Stages, in order: the triggers, policies and views the run added
 dropped; renames back; drop what the run added;
 recreate what it dropped (types, tables, columns) and revert changed columns; data from the
-copies, newest first; defaults and NOT NULL; constraints and indexes.
+copies, newest first; defaults and NOT NULL; constraints and indexes; owners and privileges
+(guard/undo/privileges.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from guard.undo import data, model, objects, renames
+from guard.undo import data, model, objects, privileges, renames
 from guard.undo.model import (
     CONSTRAINT_ORDER,
     Action,
@@ -54,6 +55,7 @@ def build(inputs: Inputs) -> InversePlan:
     _constraints_and_indexes(inputs, plan)
     _enum_values(inputs, plan)
     objects.dropped(inputs, plan)
+    privileges.invert(inputs, plan)
     return plan
 
 

@@ -32,7 +32,7 @@ def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> t
     catalog.align(now, after[1])
     checksums = {oid: catalog.checksum(conn, now.tables[oid]) for oid in after[1].checksums if oid in now.tables}
     inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums,
-                         conn=conn, run_id=run.run_id)
+                         conn=conn, run_id=run.run_id, fingerprints=(before[0], after[0]))
     inverse = plan.build(inputs)
     wrapped = (run.report or {}).get("wrapped")
     if wrapped:

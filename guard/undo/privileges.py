@@ -1,0 +1,213 @@
+"""Owners and privileges in the local inverse: what the run granted, revoked or gave away is
+put back, when nothing changed it again since.
+
+Input: the owners and ACLs recorded before the run (its fingerprint, guard/fingerprint.py
+_PRIVILEGES), those recorded at its end (the "after" record holds them alone), and those now.
+An object's entry is acted on only when the run changed it (before differs from after) and
+nothing did since (now equals after): a grant a DBA made after the run is never taken back.
+Objects the run added or dropped are not here (they go, or come back, whole); a renamed one is
+named, as are entries recorded by a guard that read no privileges.
+
+Per object: ``ALTER ... OWNER TO`` the owner before, then the ACL items as they were, by
+``REVOKE`` / ``GRANT`` (``GRANT OPTION FOR`` / ``WITH GRANT OPTION`` for the grant option).
+PostgreSQL records as grantor of a GRANT run by the owner, or by a superuser, the owner
+(ddl-priv.html; sql-grant.html, "If a superuser chooses to issue a GRANT or REVOKE command,
+the command is performed as though it were issued by the owner"); an item another grantor
+made is beyond it and named. ALTER ... OWNER TO moves the old owner's items to the new one
+(aclchk.c, aclnewowner), which the comparison takes into account. Each statement is optional
+(a REVOKE that others' grants depend on fails, and is named); the undo's final comparison with
+the fingerprint before says whether the privileges came back exactly.
+"""
+
+from __future__ import annotations
+
+import re
+
+from guard.undo.model import Inputs, InversePlan, ident
+
+# The target of GRANT and of ALTER ... OWNER for each entry of the fingerprint's privilege
+# kinds, keyed as fingerprint_json keys them ("kind name"); quoted with format('%I').
+TARGETS = """
+SELECT 'table privileges ' || n.nspname || '.' || c.relname,
+       CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || format('%I.%I', n.nspname, c.relname),
+       CASE c.relkind WHEN 'v' THEN 'VIEW ' WHEN 'm' THEN 'MATERIALIZED VIEW ' WHEN 'S' THEN 'SEQUENCE '
+                      WHEN 'f' THEN 'FOREIGN TABLE ' ELSE 'TABLE ' END || format('%I.%I', n.nspname, c.relname), ''
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+UNION ALL
+SELECT 'column privileges ' || n.nspname || '.' || c.relname || '.' || a.attname,
+       'TABLE ' || format('%I.%I', n.nspname, c.relname), '', quote_ident(a.attname)
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+UNION ALL
+SELECT 'function privileges ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       CASE WHEN p.prokind = 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END
+       || format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
+       CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' WHEN 'a' THEN 'AGGREGATE ' ELSE 'FUNCTION ' END
+       || format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), ''
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'schema privileges ' || n.nspname, 'SCHEMA ' || quote_ident(n.nspname), 'SCHEMA ' || quote_ident(n.nspname), ''
+  FROM pg_namespace n
+UNION ALL
+SELECT 'type privileges ' || n.nspname || '.' || t.typname,
+       CASE WHEN t.typtype = 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname),
+       CASE WHEN t.typtype = 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), ''
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype IN ('e', 'd', 'r', 'm')
+UNION ALL
+SELECT 'database privileges current database', 'DATABASE ' || quote_ident(current_database()),
+       'DATABASE ' || quote_ident(current_database()), ''
+"""
+
+# The privilege letters of an ACL item (utils/acl.h ACL_*_CHR) and their SQL names.
+PRIVILEGES = {"a": "INSERT", "r": "SELECT", "w": "UPDATE", "d": "DELETE", "D": "TRUNCATE", "x": "REFERENCES",
+              "t": "TRIGGER", "X": "EXECUTE", "U": "USAGE", "C": "CREATE", "c": "CONNECT", "T": "TEMPORARY",
+              "m": "MAINTAIN", "s": "SET", "A": "ALTER SYSTEM"}
+_ROLE = r'"(?:[^"]|"")*"|[^=,"/\s]*'
+_ITEM = rf"(?:{_ROLE})=[A-Za-z*]*/(?:{_ROLE})"
+_ITEM_PARTS = re.compile(rf"({_ROLE})=([A-Za-z*]*)/({_ROLE})")
+# "owner items": the owner as pg_get_userbyid gives it (unquoted, may hold spaces), then the
+# items, comma-separated (aclitemout quotes a role name that is not plain letters and digits).
+_OWNED = re.compile(rf"(.*?) ((?:{_ITEM}(?:,{_ITEM})*)?)", re.DOTALL)
+_KINDS = ("table privileges ", "column privileges ", "function privileges ", "schema privileges ",
+          "type privileges ", "database privileges ")
+
+# Items by (grantee, grantor): {privilege letter: with grant option}; "" is PUBLIC.
+Acl = dict[tuple[str, str], dict[str, bool]]
+
+
+def invert(inputs: Inputs, plan: InversePlan) -> None:
+    """Add to ``plan`` the statements that put back the owners and ACLs the run changed
+    (``inputs.fingerprints``: before, after); name what cannot be."""
+    from guard.db import fetch_all
+    from guard.fingerprint import PRIVILEGES_FINGERPRINT, PRIVILEGES_RECORDED
+
+    if inputs.fingerprints is None or inputs.conn is None:
+        return
+    before, after = inputs.fingerprints
+    if PRIVILEGES_RECORDED not in before or PRIVILEGES_RECORDED not in after:
+        return  # recorded by a guard that read no privileges: the final comparison names them
+    changed = [k for k in sorted(set(before) | set(after)) if k.startswith(_KINDS) and before.get(k) != after.get(k)]
+    if not changed:
+        return
+    rows, targets = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None)])
+    now = {f"{kind} {name}": value for kind, name, value in rows}
+    where = {key: (grant, alter, column) for key, grant, alter, column in targets}
+    for key in changed:
+        if not _same_object(key, before, after) or key not in where:
+            continue  # added, dropped or renamed by the run: it goes or comes back whole, or is named
+        if now.get(key) == before.get(key):
+            continue  # already as before (a role the run granted to, dropped since)
+        if now.get(key) != after.get(key):
+            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+            continue
+        _put_back(plan, key, where[key], before.get(key), now.get(key))
+
+
+def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
+    """The object of ``key`` is there before and after the run under the same name (a column
+    without an ACL has no entry: it was there before, and is now, ``TARGETS`` says)."""
+    if key.startswith("column privileges "):
+        return "column " + key.removeprefix("column privileges ") in before
+    return key in before and key in after
+
+
+def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str | None, now: str | None) -> None:
+    grant, alter, column = where
+    if column:
+        owner_was = owner_now = ""
+        items_was, items_now = was or "", now or ""
+    else:
+        split_was, split_now = _owned(was), _owned(now)
+        if split_was is None or split_now is None:
+            plan.not_invertible.append(f"{key}: its owner and ACL could not be read back; put them back by hand")
+            return
+        (owner_was, items_was), (owner_now, items_now) = split_was, split_now
+    acl_was, acl_now = _acl(items_was), _acl(items_now)
+    if acl_was is None or acl_now is None:
+        plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
+        return
+    if owner_was != owner_now:
+        plan.add(f"ALTER {alter} OWNER TO {ident(owner_was)}", f"{_object(key)}: owner back to {owner_was}",
+                 optional=True)
+        acl_now = _new_owner(acl_now, owner_now, owner_was)
+    _items(plan, key, grant, column, owner_was, acl_was, acl_now)
+
+
+def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl) -> None:
+    """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``;
+    a column's by the table's owner, whichever it is)."""
+    for (grantee, grantor) in sorted(set(was) | set(now)):
+        if grantor != owner and not column:
+            if was.get((grantee, grantor)) != now.get((grantee, grantor)):
+                plan.not_invertible.append(f"{key}: privileges of {grantee or 'PUBLIC'} granted by {grantor}: "
+                                           f"guard grants as the owner; put them back by hand as {grantor}")
+            continue
+        old, new = was.get((grantee, grantor), {}), now.get((grantee, grantor), {})
+        to = "PUBLIC" if grantee == "" else ident(grantee)
+        revoke = sorted(p for p in new if p not in old)
+        option_off = sorted(p for p in new if p in old and new[p] and not old[p])
+        give = sorted(p for p in old if p not in new or (old[p] and not new[p]))
+        give_plain = [p for p in give if not old[p]]
+        give_option = [p for p in give if old[p]]
+        for letters, verb, tail in ((revoke, "REVOKE", ""), (option_off, "REVOKE GRANT OPTION FOR", ""),
+                                    (give_plain, "GRANT", ""), (give_option, "GRANT", " WITH GRANT OPTION")):
+            if not letters:
+                continue
+            names = ", ".join(PRIVILEGES.get(p, p) + (f" ({column})" if column else "") for p in letters)
+            direction = "FROM" if verb.startswith("REVOKE") else "TO"
+            words = f"{verb.lower()} {', '.join(PRIVILEGES.get(p, p) for p in letters)}"
+            plan.add(f"{verb} {names} ON {grant} {direction} {to}{tail}",
+                     f"{words} on {_object(key)} {direction.lower()} {grantee or 'PUBLIC'}{tail.lower()}, "
+                     "as before the run", optional=True)
+
+
+def _object(key: str) -> str:
+    """"table privileges public.t" -> "table public.t"."""
+    kind, _, name = key.partition(" privileges ")
+    return "database" if kind == "database" else f"{kind} {name}"
+
+
+def _owned(value: str | None) -> tuple[str, str] | None:
+    """(owner, items) of a fingerprint's "owner items" value."""
+    found = _OWNED.fullmatch(value or "")
+    return (found.group(1), found.group(2)) if found else None
+
+
+def _acl(items: str) -> Acl | None:
+    """The items of an ACL as aclitemout writes them, comma-separated; None when unreadable."""
+    acl: Acl = {}
+    position = 0
+    while position < len(items):
+        found = _ITEM_PARTS.match(items, position)
+        if found is None:
+            return None
+        grantee, letters, grantor = (_unquote(found.group(1)), found.group(2), _unquote(found.group(3)))
+        privileges = acl.setdefault((grantee, grantor), {})
+        for i, letter in enumerate(letters):
+            if letter != "*":
+                privileges[letter] = privileges.get(letter, False) or letters[i + 1:i + 2] == "*"
+        position = found.end() + 1  # past the comma
+    return acl
+
+
+def _unquote(role: str) -> str:
+    return role[1:-1].replace('""', '"') if role.startswith('"') else role
+
+
+def _new_owner(acl: Acl, old: str, new: str) -> Acl:
+    """``acl`` as ALTER ... OWNER TO ``new`` leaves it: ``old`` replaced by ``new`` as grantee
+    and as grantor, items that then coincide merged (aclchk.c aclnewowner)."""
+    moved: Acl = {}
+    for (grantee, grantor), privileges in acl.items():
+        key = (new if grantee == old else grantee, new if grantor == old else grantor)
+        merged = moved.setdefault(key, {})
+        for letter, option in privileges.items():
+            merged[letter] = merged.get(letter, False) or option
+    return moved
+
+
+__all__ = ["Acl", "invert"]
