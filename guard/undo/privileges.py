@@ -6,7 +6,9 @@ _PRIVILEGES), those recorded at its end (the "after" record holds them alone), a
 An object's entry is acted on only when the run changed it (before differs from after) and
 nothing did since (now equals after): a grant a DBA made after the run is never taken back.
 Objects the run added or dropped are not here (they go, or come back, whole); a renamed one is
-named, as are entries recorded by a guard that read no privileges.
+named, as are entries recorded by a guard that read no privileges. Default privileges (ALTER
+DEFAULT PRIVILEGES) are put back the same way; an absent global entry stands for PostgreSQL's
+built-in defaults (acldefault), an absent schema's entry for nothing.
 
 Per object: ``ALTER ... OWNER TO`` the owner before, then the ACL items as they were, by
 ``REVOKE`` / ``GRANT`` (``GRANT OPTION FOR`` / ``WITH GRANT OPTION`` for the grant option).
@@ -62,6 +64,23 @@ SELECT 'database privileges current database', 'DATABASE ' || quote_ident(curren
        'DATABASE ' || quote_ident(current_database()), ''
 """
 
+# The role, schema (NULL: every schema) and object type of each "default privileges" entry
+# asked for (%s: their keys), whether or not it exists now, with the ACL an absent global entry
+# stands for (acldefault; a schema's absent entry adds nothing). pg_default_acl writes sequences
+# 'S', acldefault reads them 's' (pg_default_acl.h, acl.c acldefault_sql).
+DEFAULTS = """
+SELECT 'default privileges ' || r.rolname || ' ' || COALESCE(n.nspname, '*') || ' ' || t.objtype,
+       r.rolname, quote_ident(r.rolname), quote_ident(n.nspname), t.objtype,
+       CASE WHEN n.nspname IS NULL THEN
+            (SELECT string_agg(x::text, ',' ORDER BY x::text)
+               FROM unnest(acldefault(CASE t.objtype WHEN 'S' THEN 's' ELSE t.objtype END::"char", r.oid)) x) END
+  FROM pg_roles r
+ CROSS JOIN (SELECT NULL::name AS nspname UNION ALL SELECT nspname FROM pg_namespace) n
+ CROSS JOIN (VALUES ('r'), ('S'), ('f'), ('T'), ('n')) AS t (objtype)
+ WHERE 'default privileges ' || r.rolname || ' ' || COALESCE(n.nspname, '*') || ' ' || t.objtype = ANY(%s)
+"""
+_DEFAULT_OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
+
 # The privilege letters of an ACL item (utils/acl.h ACL_*_CHR) and their SQL names.
 PRIVILEGES = {"a": "INSERT", "r": "SELECT", "w": "UPDATE", "d": "DELETE", "D": "TRUNCATE", "x": "REFERENCES",
               "t": "TRIGGER", "X": "EXECUTE", "U": "USAGE", "C": "CREATE", "c": "CONNECT", "T": "TEMPORARY",
@@ -73,7 +92,7 @@ _ITEM_PARTS = re.compile(rf"({_ROLE})=([A-Za-z*]*)/({_ROLE})")
 # items, comma-separated (aclitemout quotes a role name that is not plain letters and digits).
 _OWNED = re.compile(rf"(.*?) ((?:{_ITEM}(?:,{_ITEM})*)?)", re.DOTALL)
 _KINDS = ("table privileges ", "column privileges ", "function privileges ", "schema privileges ",
-          "type privileges ", "database privileges ")
+          "type privileges ", "database privileges ", "default privileges ")
 
 # Items by (grantee, grantor): {privilege letter: with grant option}; "" is PUBLIC.
 Acl = dict[tuple[str, str], dict[str, bool]]
@@ -93,9 +112,19 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     changed = [k for k in sorted(set(before) | set(after)) if k.startswith(_KINDS) and before.get(k) != after.get(k)]
     if not changed:
         return
-    rows, targets = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None)])
+    defaults = [k for k in changed if k.startswith("default privileges ")]
+    rows, targets, roles = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None), (DEFAULTS, (defaults,))])
     now = {f"{kind} {name}": value for kind, name, value in rows}
     where = {key: (grant, alter, column) for key, grant, alter, column in targets}
+    for key, role, quoted, schema, objtype, absent in roles:
+        if now.get(key) == before.get(key):
+            continue
+        if now.get(key) != after.get(key):
+            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+            continue
+        scope = f"FOR ROLE {quoted}" + (f" IN SCHEMA {schema}" if schema else "")
+        grant = f"{_DEFAULT_OBJECTS[objtype]}"
+        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""))
     for key in changed:
         if not _same_object(key, before, after) or key not in where:
             continue  # added, dropped or renamed by the run: it goes or comes back whole, or is named
@@ -105,6 +134,16 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
         _put_back(plan, key, where[key], before.get(key), now.get(key))
+
+
+def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str) -> None:
+    """ALTER DEFAULT PRIVILEGES statements taking ``now``'s items back to ``was``'s (the
+    grantor of a default privilege is its role)."""
+    acl_was, acl_now = _acl(was), _acl(now)
+    if acl_was is None or acl_now is None:
+        plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
+        return
+    _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
 
 
 def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
@@ -137,9 +176,11 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
     _items(plan, key, grant, column, owner_was, acl_was, acl_now)
 
 
-def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl) -> None:
+def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
+           default_scope: str = "") -> None:
     """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``;
-    a column's by the table's owner, whichever it is)."""
+    a column's by the table's owner, whichever it is); with ``default_scope`` ("FOR ROLE r
+    [IN SCHEMA s]"), as ALTER DEFAULT PRIVILEGES on ``grant`` (TABLES, FUNCTIONS...)."""
     for (grantee, grantor) in sorted(set(was) | set(now)):
         if grantor != owner and not column:
             if was.get((grantee, grantor)) != now.get((grantee, grantor)):
@@ -160,6 +201,11 @@ def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was
             names = ", ".join(PRIVILEGES.get(p, p) + (f" ({column})" if column else "") for p in letters)
             direction = "FROM" if verb.startswith("REVOKE") else "TO"
             words = f"{verb.lower()} {', '.join(PRIVILEGES.get(p, p) for p in letters)}"
+            if default_scope:
+                plan.add(f"ALTER DEFAULT PRIVILEGES {default_scope} {verb} {names} ON {grant} {direction} {to}{tail}",
+                         f"{_object(key)}: {words} on {grant.lower()} {direction.lower()} {grantee or 'PUBLIC'}"
+                         f"{tail.lower()}, as before the run", optional=True)
+                continue
             plan.add(f"{verb} {names} ON {grant} {direction} {to}{tail}",
                      f"{words} on {_object(key)} {direction.lower()} {grantee or 'PUBLIC'}{tail.lower()}, "
                      "as before the run", optional=True)
@@ -168,6 +214,8 @@ def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was
 def _object(key: str) -> str:
     """"table privileges public.t" -> "table public.t"."""
     kind, _, name = key.partition(" privileges ")
+    if kind == "default":
+        return f"default privileges of {name}"
     return "database" if kind == "database" else f"{kind} {name}"
 
 
