@@ -97,6 +97,31 @@ def test_a_privilege_the_run_changed_is_put_back_exactly(project_before: Project
     assert not project_before.table_exists("public.newer")
 
 
+DROPPED = {  # the run drops what had an owner or grants of its own; undo recreates it with them
+    "table with grants and another owner": (f"create table public.gone (id int primary key, n text);"
+                                            f"insert into public.gone values (1, 'a');"
+                                            f"grant select, insert on public.gone to {ROLE} with grant option;"
+                                            "revoke all on public.gone from current_user;"
+                                            f"grant update (n) on public.gone to {OTHER};"
+                                            f"alter table public.gone owner to {OTHER};", "drop table public.gone;"),
+    "column with grants": (f"grant select (note), update (note) on public.existing to {ROLE};"
+                           "alter table public.existing add primary key (id);",
+                           "alter table public.existing drop column note;"),
+}
+
+
+@pytest.mark.parametrize("case", list(DROPPED))
+def test_what_the_run_dropped_comes_back_with_its_owner_and_grants(project_before: Project, case: str) -> None:
+    setup, run = DROPPED[case]
+    project_before.query(setup)
+    was = privileges(project_before)
+    project_before.add("20240101000000_p.sql", ADDS + run + "\n")
+    assert project_before.guard("run").code == 0
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert privileges(project_before) == was
+
+
 def test_the_plan_says_each_privilege_it_puts_back(project_before: Project) -> None:
     project_before.add("20240101000000_p.sql", ADDS + f"grant select on public.existing to {ROLE};"
                        "revoke execute on function public.answer() from public;"

@@ -4,8 +4,9 @@ GRANT ALL ON TABLES, SEQUENCES, FUNCTIONS TO anon, authenticated, service_role``
 object undo recreates the ACL the dropped one had: a whole undo stays "as before" (exit 0),
 serial and identity sequences included. A grant or revoke on an object that stays (a view, a
 sequence, one of overloaded functions, to a role with an odd name) is put back (exit 0). What
-undo cannot give back (a grant beyond the defaults on a table or column the run dropped) is
-named, the undo partial (exit 4); a role dropped after the run leaves nothing behind."""
+the defaults would not give back (a grant beyond them on a table or column the run dropped) is
+put back too: a table the run dropped is recreated with its owner and ACL, a column with its
+column grants (exit 0); a role dropped after the run leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ SHAPES = {
                                       "grant select on public.e to undo_shape_gone;",
                                       "drop owned by undo_shape_gone; drop role undo_shape_gone;", 0, None),
     "dropped table's own grant": (f"create table public.t (id int); grant select on public.t to {ODD};",
-                                  "drop table public.t;", "", 4, "table privileges public.t changed"),
-    "dropped column's grant": ("create table public.t (id int, n text); grant update (n) on public.t to anon;",
-                               "alter table public.t drop column n;", "", 4, "column privileges public.t.n removed"),
+                                  "drop table public.t;", "", 0, None),
+    "dropped table's revoke from anon": ("create table public.t (id int); revoke all on public.t from anon;",
+                                         "drop table public.t;", "", 0, None),
+    "dropped column's grant": ("create table public.t (id int primary key, n text); insert into public.t values (1, 'a');"
+                               "grant update (n) on public.t to anon;", "alter table public.t drop column n;", "", 0, None),
     "view grant": ("create view public.v as select 1 as x;", f"grant select on public.v to {ODD};", "", 0, None),
     "sequence revoke": ("create sequence public.s;", "revoke usage on sequence public.s from anon;", "", 0, None),
     "one overload revoked": ("create function public.f(int) returns int language sql as 'select 1';"

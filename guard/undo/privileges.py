@@ -5,8 +5,9 @@ Input: the owners and ACLs recorded before the run (its fingerprint, guard/finge
 _PRIVILEGES), those recorded at its end (the "after" record holds them alone), and those now.
 An object's entry is acted on only when the run changed it (before differs from after) and
 nothing did since (now equals after): a grant a DBA made after the run is never taken back.
-Objects the run added or dropped are not here (they go, or come back, whole); a renamed one is
-named, as are entries recorded by a guard that read no privileges. Default privileges (ALTER
+Objects the run added go whole; a table or column it dropped comes back with its owner and ACL
+(``recreated``: cleared of what guard's role's default privileges gave it, then granted as
+before); a renamed one is named, as are entries recorded by a guard that read no privileges. Default privileges (ALTER
 DEFAULT PRIVILEGES) are put back the same way; an absent global entry stands for PostgreSQL's
 built-in defaults (acldefault), an absent schema's entry for nothing.
 
@@ -110,6 +111,7 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     if PRIVILEGES_RECORDED not in before or PRIVILEGES_RECORDED not in after:
         return  # recorded by a guard that read no privileges: the final comparison names them
     changed = [k for k in sorted(set(before) | set(after)) if k.startswith(_KINDS) and before.get(k) != after.get(k)]
+    recreated(inputs, plan, before)
     if not changed:
         return
     defaults = [k for k in changed if k.startswith("default privileges ")]
@@ -134,6 +136,71 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
         _put_back(plan, key, where[key], before.get(key), now.get(key))
+
+
+# Who a table guard creates may hold privileges for, besides PUBLIC and guard itself: every
+# grantee of guard's role's default privileges on tables (get_user_default_acl, aclchk.c).
+DEFAULT_GRANTEES = """
+SELECT DISTINCT quote_ident(pg_get_userbyid(x.grantee))
+  FROM pg_default_acl d, aclexplode(d.defaclacl) x
+ WHERE d.defaclrole = current_user::regrole AND d.defaclobjtype = 'r' AND x.grantee <> 0
+"""
+
+
+def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None:
+    """The owner and ACL of each table the undo recreates, and the column ACLs of the columns it
+    re-adds, as they were before the run: the new table has guard's role as owner and its
+    default privileges, from which nothing of the old ACL follows."""
+    created = {a.sql.split(" (", 1)[0].removeprefix("CREATE TABLE ") for a in plan.actions if a.sql.startswith("CREATE TABLE ")}
+    added = {a.sql for a in plan.actions if " ADD COLUMN " in a.sql}
+    if inputs.conn is None or not (created or added):
+        return
+    me: str | None = None
+    owners: list[tuple[str, str]] = []
+    for oid, name in inputs.before.tables.items():
+        if oid in inputs.after.tables or name not in created:
+            continue
+        key = _key("table privileges", name)
+        owned = _owned(before.get(key)) if key else None
+        acl = _acl(owned[1]) if owned else None
+        if key is None or owned is None or acl is None:
+            continue
+        if me is None:
+            row = inputs.conn.execute("SELECT current_user, quote_ident(current_user)").fetchone()
+            grantees = [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
+            me = str(row[0]) if row else ""
+        owner = owned[0]
+        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *grantees]))
+        plan.add(f"REVOKE ALL ON TABLE {name} FROM {everyone}", f"table {name}: privileges cleared, to be granted as "
+                 "before the run", optional=True)
+        _items(plan, key, f"TABLE {name}", "", me, _new_owner(acl, owner, me), {})
+        if owner != me:  # last, after its columns' grants, made as its owner
+            owners.append((f"ALTER TABLE {name} OWNER TO {ident(owner)}", f"table {name}: owner back to {owner}"))
+    for col_key, col in inputs.before.columns.items():
+        table = inputs.before.tables.get(col["table"], "")
+        if col_key in inputs.after.columns and col["table"] in inputs.after.tables:
+            continue
+        column = ident(col["name"])
+        if table not in created and not any(s.startswith(f"ALTER TABLE {table} ADD COLUMN {column} ") for s in added):
+            continue
+        key = _key("column privileges", table, col["name"])
+        acl = _acl(before.get(key, "")) if key else None
+        if key and acl:
+            owner = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
+                     or ("", ""))[0]
+            _items(plan, key, f"TABLE {table}", column, owner, acl, {})
+    for statement, what in owners:
+        plan.add(statement, what, optional=True)
+
+
+def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
+    """The fingerprint's key of the table ``quoted`` (quote_ident(schema).quote_ident(name), as
+    guard/undo/catalog.py reads it) or of its ``column``; None when unreadable."""
+    parts = re.fullmatch(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)', quoted)
+    if parts is None:
+        return None
+    name = f"{_unquote(parts.group(1))}.{_unquote(parts.group(2))}"
+    return f"{kind} {name}" + (f".{column}" if column is not None else "")
 
 
 def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str) -> None:
