@@ -222,3 +222,31 @@ def test_a_column_item_another_role_granted_is_named_not_revoked_as_the_owner(re
     assert undone.code == 4, undone.output
     assert f"privileges of {OTHER} granted by {ROLE}: guard grants as the owner" in undone.output, undone.output
     assert "did: revoke SELECT on column" not in undone.output, undone.output
+
+
+def test_a_role_the_run_renamed_keeps_its_grants(ready: Project) -> None:
+    """The run renames a role holding SELECT: its ACL items now read the new name. The undo
+    REVOKEd SELECT from the new name, then failed to GRANT it to the old one (no such role):
+    the role lost a privilege the run never took. Named now, the ACL untouched."""
+    roles = ("DO $$ BEGIN DROP ROLE IF EXISTS undo_brk_renamed; DROP ROLE IF EXISTS undo_brk_torename; "
+             "CREATE ROLE undo_brk_torename; END $$;")
+    was, undone = undo_after(ready, roles + "create table public.t (id int); grant select on public.t to undo_brk_torename;",
+                             "alter role undo_brk_torename rename to undo_brk_renamed;")
+    try:
+        assert undone.code == 4, undone.output
+        assert ready.query("SELECT has_table_privilege('undo_brk_renamed', 'public.t', 'SELECT')") == [(True,)], \
+            undone.output
+        assert "name undo_brk_torename, a role that is no more (dropped or renamed)" in undone.output, undone.output
+    finally:
+        ready.query("REVOKE ALL ON public.t FROM undo_brk_renamed; DROP ROLE undo_brk_renamed")
+
+
+def test_a_column_of_a_table_whose_owner_changed_again_since_is_named(ready: Project) -> None:
+    """The run gives the table to OTHER (its column item moves to OTHER as grantor), a DBA then
+    grants on the table: the table is left as it is, so is its column, both named."""
+    was, undone = undo_after(ready, f"create table public.t (id int, c int); grant select (c) on public.t to {ROLE};",
+                             f"alter table public.t owner to {OTHER};", f"grant insert on public.t to {ROLE};")
+    assert undone.code == 4, undone.output
+    assert "column privileges public.t.c: its table's owner is not put back" in undone.output, undone.output
+    assert ready.query("SELECT attacl::text FROM pg_attribute WHERE attrelid = 'public.t'::regclass AND attname = 'c'") \
+        == [(f"{{{ROLE}=r/{OTHER}}}",)]
