@@ -119,7 +119,8 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     if not changed:
         return
     defaults = [k for k in changed if k.startswith("default privileges ")]
-    rows, targets, roles = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None), (DEFAULTS, (defaults,))])
+    rows, targets, roles, existing = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None),
+                                                             (DEFAULTS, (defaults,)), ("SELECT rolname FROM pg_roles", None)])
     now = {f"{kind} {name}": value for kind, name, value in rows}
     where = {key: (grant, alter, column, table) for key, grant, alter, column, table in targets}
     shared = _shared([row[0] for row in targets] + [row[0] for row in roles], set(before) | set(after) | set(now))
@@ -147,7 +148,7 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
         owners = _column_owners(plan, key, where[key][3], before, now, put_back) if where[key][2] else None
         if where[key][2] and owners is None:
             continue
-        _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners)
+        _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners, {r[0] for r in existing})
         put_back.add(key)
 
 
@@ -191,9 +192,11 @@ def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> boo
 
 
 def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str | None, now: str | None,
-              owners: tuple[str, str] | None = None) -> None:
+              owners: tuple[str, str] | None, roles: set[str]) -> None:
     """Statements taking ``key``'s entry from ``now`` back to ``was``; a column's (``owners``:
-    its table's owner before the run and now) as its table's ALTER ... OWNER leaves it."""
+    its table's owner before the run and now) as its table's ALTER ... OWNER leaves it. An
+    entry naming a role ``roles`` (those that exist) lacks is named, untouched: a role renamed
+    or dropped by the run would lose its privileges to a REVOKE whose GRANT back fails."""
     grant, alter, column = where
     if column and owners:
         owner_was, owner_now = owners
@@ -207,6 +210,11 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
     acl_was, acl_now = _acl(items_was), _acl(items_now)
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
+        return
+    gone = sorted({owner_was, *(role for pair in acl_was for role in pair if role)} - roles)
+    if gone:
+        plan.not_invertible.append(f"{key}: its owner and ACL before the run name {', '.join(gone)}, a role that "
+                                   "is no more (dropped or renamed); left as it is now")
         return
     if owner_was != owner_now:
         if not column:
