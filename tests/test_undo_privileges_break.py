@@ -250,3 +250,19 @@ def test_a_column_of_a_table_whose_owner_changed_again_since_is_named(ready: Pro
     assert "column privileges public.t.c: its table's owner is not put back" in undone.output, undone.output
     assert ready.query("SELECT attacl::text FROM pg_attribute WHERE attrelid = 'public.t'::regclass AND attname = 'c'") \
         == [(f"{{{ROLE}=r/{OTHER}}}",)]
+
+
+def test_a_default_privilege_grantee_the_run_renamed_keeps_it(ready: Project) -> None:
+    """As for an object's ACL: the run renames a role a default privilege names; the undo
+    must not REVOKE from the new name what it cannot GRANT back to the old."""
+    roles = ("DO $$ BEGIN DROP ROLE IF EXISTS undo_brk_dflt_new; DROP ROLE IF EXISTS undo_brk_dflt_old; "
+             "CREATE ROLE undo_brk_dflt_old; END $$;")
+    was, undone = undo_after(ready, roles + "alter default privileges in schema public grant select on tables "
+                             "to undo_brk_dflt_old;", "alter role undo_brk_dflt_old rename to undo_brk_dflt_new;")
+    try:
+        assert undone.code == 4, undone.output
+        assert ready.query("SELECT defaclacl::text FROM pg_default_acl") == [("{undo_brk_dflt_new=r/postgres}",)], \
+            undone.output
+    finally:
+        ready.query("ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM undo_brk_dflt_new;"
+                    "DROP ROLE undo_brk_dflt_new")
