@@ -127,6 +127,7 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     for key in sorted(shared):
         plan.not_invertible.append(f"{key}: more than one object has this name; their owners and ACLs cannot be "
                                    "told apart, check them by hand")
+    existing_roles = {r[0] for r in existing}
     for key, role, quoted, schema, objtype, absent in roles:
         if key in shared or now.get(key) == before.get(key):
             continue
@@ -135,7 +136,8 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
             continue
         scope = f"FOR ROLE {quoted}" + (f" IN SCHEMA {schema}" if schema else "")
         grant = f"{_DEFAULT_OBJECTS[objtype]}"
-        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""))
+        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""),
+                  existing_roles)
     put_back: set[str] = set()
     for key in sorted(changed, key=lambda k: k.startswith("column privileges ")):  # a column after its table
         if not _same_object(key, before, after) or key not in where or key in shared:
@@ -148,7 +150,7 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
         owners = _column_owners(plan, key, where[key][3], before, now, put_back) if where[key][2] else None
         if where[key][2] and owners is None:
             continue
-        _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners, {r[0] for r in existing})
+        _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners, existing_roles)
         put_back.add(key)
 
 
@@ -173,14 +175,16 @@ def _column_owners(plan: InversePlan, key: str, table: str, before: dict[str, st
     return was[0], is_now[0]
 
 
-def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str) -> None:
+def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str,
+              roles: set[str]) -> None:
     """ALTER DEFAULT PRIVILEGES statements taking ``now``'s items back to ``was``'s (the
     grantor of a default privilege is its role)."""
     acl_was, acl_now = _acl(was), _acl(now)
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
-    _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
+    if not _gone(plan, key, {role, *(r for pair in acl_was for r in pair if r)}, roles):
+        _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
 
 
 def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
@@ -211,10 +215,7 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
-    gone = sorted({owner_was, *(role for pair in acl_was for role in pair if role)} - roles)
-    if gone:
-        plan.not_invertible.append(f"{key}: its owner and ACL before the run name {', '.join(gone)}, a role that "
-                                   "is no more (dropped or renamed); left as it is now")
+    if _gone(plan, key, {owner_was, *(role for pair in acl_was for role in pair if role)}, roles):
         return
     if owner_was != owner_now:
         if not column:
@@ -222,6 +223,16 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
                      optional=True)
         acl_now = _new_owner(acl_now, owner_now, owner_was)
     _items(plan, key, grant, column, owner_was, acl_was, acl_now)
+
+
+def _gone(plan: InversePlan, key: str, named: set[str], roles: set[str]) -> bool:
+    """Whether a role of ``named`` (the owner and ACL before the run) is not in ``roles``
+    (those that exist), the entry then named."""
+    gone = sorted(named - roles)
+    if gone:
+        plan.not_invertible.append(f"{key}: its owner and ACL before the run name {', '.join(gone)}, a role that "
+                                   "is no more (dropped or renamed); left as it is now")
+    return bool(gone)
 
 
 def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
