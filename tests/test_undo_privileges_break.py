@@ -49,6 +49,14 @@ SELECT 'language', quote_ident(lanname), lanowner::regrole::text, (SELECT array_
 UNION ALL
 SELECT 'large object', oid::text, lomowner::regrole::text, (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(COALESCE(lomacl, acldefault('L', lomowner))) x)::text FROM pg_largeobject_metadata
 UNION ALL
+SELECT 'foreign server', quote_ident(srvname), srvowner::regrole::text,
+       (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(COALESCE(srvacl, acldefault('S', srvowner))) x)::text
+  FROM pg_foreign_server
+UNION ALL
+SELECT 'foreign data wrapper', quote_ident(fdwname), fdwowner::regrole::text,
+       (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(COALESCE(fdwacl, acldefault('F', fdwowner))) x)::text
+  FROM pg_foreign_data_wrapper
+UNION ALL
 SELECT 'member', m.roleid::regrole::text || ' to ' || m.member::regrole::text, '', m.admin_option::text
   FROM pg_auth_members m
 """
@@ -125,6 +133,23 @@ CASES = {
         f"create table public.t (id int); grant select on public.t to {ROLE} with grant option;",
         f"set role {ROLE}; grant select on public.t to {OTHER}; reset role;"
         f"revoke select on public.t from {ROLE} cascade;"),
+    "foreign table": ("create foreign data wrapper brk_w; create server brk_s foreign data wrapper brk_w;"
+                      "create foreign table public.ft (id int) server brk_s;",
+                      f"grant select (id) on public.ft to {ROLE}; alter foreign table public.ft owner to {OTHER};"),
+    "odd types in a function's arguments": (
+        'create schema "Odd S"; create type "Odd S"."T y" as enum (\'a\');'
+        'create function public.g(x "Odd S"."T y", "in" int default 1) returns int language sql as \'select 1\';',
+        f'revoke execute on function public.g("Odd S"."T y", int) from public; alter type "Odd S"."T y" owner to {OTHER};'
+        f'grant execute on function public.g("Odd S"."T y", int) to {ROLE} with grant option;'),
+    "view and materialized view columns": (
+        "create view public.v as select 1 as x; create materialized view public.mv as select 1 as y;",
+        f"grant select (x) on public.v to {ROLE}; grant select (y) on public.mv to {OTHER};"
+        f"alter view public.v owner to {OTHER};"),
+    "database connect and temporary from public": (
+        "", "do $$ begin execute format('revoke connect, temporary on database %I from public', current_database());"
+            f"execute format('grant all on database %I to {ROLE} with grant option', current_database()); end $$;"),
+    "foreign server usage": ("create foreign data wrapper brk_w; create server brk_s foreign data wrapper brk_w;",
+                             f"grant usage on foreign server brk_s to {ROLE}; alter server brk_s owner to {OTHER};"),
     "large object": ("select lo_create(424242);", f"grant select on large object 424242 to {ROLE};"),
 }
 
@@ -137,7 +162,7 @@ def test_every_owner_and_acl_is_back_after_the_undo(ready: Project, case: str) -
     osa(double precision ORDER BY double precision): a syntax error); exit 0 with the
     difference left, none of them in the fingerprint: "role membership" (GRANT role TO role),
     "language usage"/"language revoke" (pg_language ACL), "composite type" (typtype 'c'),
-    "large object"."""
+    "foreign server usage" (pg_foreign_server), "large object"."""
     before, run = CASES[case]
     was, undone = undo_after(ready, before, run)
     assert "Traceback" not in undone.output, undone.output
