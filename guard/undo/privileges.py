@@ -25,44 +25,50 @@ the fingerprint before says whether the privileges came back exactly.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from guard.undo.model import Inputs, InversePlan, ident
 
 # The target of GRANT and of ALTER ... OWNER for each entry of the fingerprint's privilege
-# kinds, keyed as fingerprint_json keys them ("kind name"); quoted with format('%I').
+# kinds, keyed as fingerprint_json keys them ("kind name"); quoted with format('%I'); for a
+# column, the key of its table (whose owner grants its items). An aggregate is named by its
+# argument types alone: GRANT's and ALTER FUNCTION's argument list takes no ORDER BY, and an
+# aggregate of no argument is f(*) to ALTER AGGREGATE (sql-grant.html, sql-alterfunction.html).
 TARGETS = """
 SELECT 'table privileges ' || n.nspname || '.' || c.relname,
        CASE WHEN c.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || format('%I.%I', n.nspname, c.relname),
        CASE c.relkind WHEN 'v' THEN 'VIEW ' WHEN 'm' THEN 'MATERIALIZED VIEW ' WHEN 'S' THEN 'SEQUENCE '
-                      WHEN 'f' THEN 'FOREIGN TABLE ' ELSE 'TABLE ' END || format('%I.%I', n.nspname, c.relname), ''
+                      WHEN 'f' THEN 'FOREIGN TABLE ' ELSE 'TABLE ' END || format('%I.%I', n.nspname, c.relname), '', ''
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
 UNION ALL
 SELECT 'column privileges ' || n.nspname || '.' || c.relname || '.' || a.attname,
-       'TABLE ' || format('%I.%I', n.nspname, c.relname), '', quote_ident(a.attname)
+       'TABLE ' || format('%I.%I', n.nspname, c.relname), '', quote_ident(a.attname),
+       'table privileges ' || n.nspname || '.' || c.relname
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
 UNION ALL
 SELECT 'function privileges ' || n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       CASE WHEN p.prokind = 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END
-       || format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
-       CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' WHEN 'a' THEN 'AGGREGATE ' ELSE 'FUNCTION ' END
-       || format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), ''
+       t.target, t.target, '', ''
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ CROSS JOIN LATERAL (SELECT CASE WHEN p.prokind = 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END
+                            || format('%I.%I(%s)', n.nspname, p.proname, CASE WHEN p.prokind = 'a'
+                                      THEN oidvectortypes(p.proargtypes)
+                                      ELSE pg_get_function_identity_arguments(p.oid) END)) AS t (target)
  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
 UNION ALL
-SELECT 'schema privileges ' || n.nspname, 'SCHEMA ' || quote_ident(n.nspname), 'SCHEMA ' || quote_ident(n.nspname), ''
+SELECT 'schema privileges ' || n.nspname, 'SCHEMA ' || quote_ident(n.nspname), 'SCHEMA ' || quote_ident(n.nspname), '', ''
   FROM pg_namespace n
 UNION ALL
 SELECT 'type privileges ' || n.nspname || '.' || t.typname,
        CASE WHEN t.typtype = 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname),
-       CASE WHEN t.typtype = 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), ''
+       CASE WHEN t.typtype = 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format('%I.%I', n.nspname, t.typname), '', ''
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typtype IN ('e', 'd', 'r', 'm')
 UNION ALL
 SELECT 'database privileges current database', 'DATABASE ' || quote_ident(current_database()),
-       'DATABASE ' || quote_ident(current_database()), ''
+       'DATABASE ' || quote_ident(current_database()), '', ''
 """
 
 # The role, schema (NULL: every schema) and object type of each "default privileges" entry
@@ -115,27 +121,39 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     if not changed:
         return
     defaults = [k for k in changed if k.startswith("default privileges ")]
-    rows, targets, roles = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None), (DEFAULTS, (defaults,))])
+    rows, targets, roles, existing = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None),
+                                                             (DEFAULTS, (defaults,)), ("SELECT rolname FROM pg_roles", None)])
     now = {f"{kind} {name}": value for kind, name, value in rows}
-    where = {key: (grant, alter, column) for key, grant, alter, column in targets}
+    where = {key: (grant, alter, column, table) for key, grant, alter, column, table in targets}
+    shared = _shared([row[0] for row in targets] + [row[0] for row in roles], set(before) | set(after) | set(now))
+    for key in sorted(shared):
+        plan.not_invertible.append(f"{key}: more than one object has this name; their owners and ACLs cannot be "
+                                   "told apart, check them by hand")
+    existing_roles = {r[0] for r in existing}
     for key, role, quoted, schema, objtype, absent in roles:
-        if now.get(key) == before.get(key):
+        if key in shared or now.get(key) == before.get(key):
             continue
         if now.get(key) != after.get(key):
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
         scope = f"FOR ROLE {quoted}" + (f" IN SCHEMA {schema}" if schema else "")
         grant = f"{_DEFAULT_OBJECTS[objtype]}"
-        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""))
-    for key in changed:
-        if not _same_object(key, before, after) or key not in where:
+        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""),
+                  existing_roles)
+    put_back: set[str] = set()
+    for key in sorted(changed, key=lambda k: k.startswith("column privileges ")):  # a column after its table
+        if not _same_object(key, before, after) or key not in where or key in shared:
             continue  # added, dropped or renamed by the run: it goes or comes back whole, or is named
         if now.get(key) == before.get(key):
             continue  # already as before (a role the run granted to, dropped since)
         if now.get(key) != after.get(key):
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
-        _put_back(plan, key, where[key], before.get(key), now.get(key))
+        owners = _column_owners(plan, key, where[key][3], before, now, put_back) if where[key][2] else None
+        if where[key][2] and owners is None:
+            continue
+        _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners, existing_roles)
+        put_back.add(key)
 
 
 # Who a table guard creates may hold privileges for, besides PUBLIC and guard itself: every
@@ -203,14 +221,37 @@ def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
     return f"{kind} {name}" + (f".{column}" if column is not None else "")
 
 
-def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str) -> None:
+def _shared(keys: list[str], recorded: set[str]) -> set[str]:
+    """The keys of ``recorded`` that more than one object has: "a"."b.c" and "a.b"."c" are
+    both "a.b.c" to the fingerprint, whose value is then either's."""
+    return {key for key, count in Counter(keys).items() if count > 1} & recorded
+
+
+def _column_owners(plan: InversePlan, key: str, table: str, before: dict[str, str], now: dict[str, str],
+                   put_back: set[str]) -> tuple[str, str] | None:
+    """(owner before the run, owner now) of the table of the column ``key``: the grantor of
+    its items, moved with the table's owner (aclchk.c aclnewowner). None, named, when unknown
+    or when the table's owner is not put back (its items would be granted by another role)."""
+    was, is_now = _owned(before.get(table)), _owned(now.get(table))
+    if was is None or is_now is None:
+        plan.not_invertible.append(f"{key}: its table's owner could not be read back; put it back by hand")
+        return None
+    if was[0] != is_now[0] and table not in put_back:
+        plan.not_invertible.append(f"{key}: its table's owner is not put back; put the column's ACL back by hand")
+        return None
+    return was[0], is_now[0]
+
+
+def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, was: str, now: str,
+              roles: set[str]) -> None:
     """ALTER DEFAULT PRIVILEGES statements taking ``now``'s items back to ``was``'s (the
     grantor of a default privilege is its role)."""
     acl_was, acl_now = _acl(was), _acl(now)
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
-    _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
+    if not _gone(plan, key, {role, *(r for pair in acl_was for r in pair if r)}, roles):
+        _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
 
 
 def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
@@ -221,10 +262,15 @@ def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> boo
     return key in before and key in after
 
 
-def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str | None, now: str | None) -> None:
+def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str | None, now: str | None,
+              owners: tuple[str, str] | None, roles: set[str]) -> None:
+    """Statements taking ``key``'s entry from ``now`` back to ``was``; a column's (``owners``:
+    its table's owner before the run and now) as its table's ALTER ... OWNER leaves it. An
+    entry naming a role ``roles`` (those that exist) lacks is named, untouched: a role renamed
+    or dropped by the run would lose its privileges to a REVOKE whose GRANT back fails."""
     grant, alter, column = where
-    if column:
-        owner_was = owner_now = ""
+    if column and owners:
+        owner_was, owner_now = owners
         items_was, items_now = was or "", now or ""
     else:
         split_was, split_now = _owned(was), _owned(now)
@@ -236,20 +282,33 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
+    if _gone(plan, key, {owner_was, *(role for pair in acl_was for role in pair if role)}, roles):
+        return
     if owner_was != owner_now:
-        plan.add(f"ALTER {alter} OWNER TO {ident(owner_was)}", f"{_object(key)}: owner back to {owner_was}",
-                 optional=True)
+        if not column:
+            plan.add(f"ALTER {alter} OWNER TO {ident(owner_was)}", f"{_object(key)}: owner back to {owner_was}",
+                     optional=True)
         acl_now = _new_owner(acl_now, owner_now, owner_was)
     _items(plan, key, grant, column, owner_was, acl_was, acl_now)
 
 
+def _gone(plan: InversePlan, key: str, named: set[str], roles: set[str]) -> bool:
+    """Whether a role of ``named`` (the owner and ACL before the run) is not in ``roles``
+    (those that exist), the entry then named."""
+    gone = sorted(named - roles)
+    if gone:
+        plan.not_invertible.append(f"{key}: its owner and ACL before the run name {', '.join(gone)}, a role that "
+                                   "is no more (dropped or renamed); left as it is now")
+    return bool(gone)
+
+
 def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
            default_scope: str = "") -> None:
-    """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``;
-    a column's by the table's owner, whichever it is); with ``default_scope`` ("FOR ROLE r
+    """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``,
+    a column's by its table's); with ``default_scope`` ("FOR ROLE r
     [IN SCHEMA s]"), as ALTER DEFAULT PRIVILEGES on ``grant`` (TABLES, FUNCTIONS...)."""
     for (grantee, grantor) in sorted(set(was) | set(now)):
-        if grantor != owner and not column:
+        if grantor != owner:
             if was.get((grantee, grantor)) != now.get((grantee, grantor)):
                 plan.not_invertible.append(f"{key}: privileges of {grantee or 'PUBLIC'} granted by {grantor}: "
                                            f"guard grants as the owner; put them back by hand as {grantor}")
