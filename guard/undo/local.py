@@ -169,9 +169,10 @@ def execute(
         for statement in plan.prepare:
             one_statement(conn, statement)
         recorded = catalog.record(conn, undo_id, "before")
-        for action in plan.actions:
+        for index, action in enumerate(plan.actions):
             progress(f"undo: {action.what}")
-            _do(conn, plan, action, force)
+            if not _do(conn, plan, action, force):
+                plan.not_done.add(index)
         taken = fingerprint.take(conn)
         if fingerprint.PRIVILEGES_RECORDED not in before:  # recorded by a guard that read no privileges
             taken = fingerprint.without_privileges(taken)
@@ -188,17 +189,19 @@ def execute(
     return plan, copies, remaining
 
 
-def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force: bool) -> None:
+def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force: bool) -> bool:
     """One action; a soft one (a constraint the rows written since violate) is kept off without
-    --force, an optional one (an object something depends on) is named, each in a savepoint."""
+    --force, an optional one (an object something depends on) is named, each in a savepoint.
+    False: it was not done (named), so it is not listed as done."""
     import psycopg
 
     if not (action.soft or action.optional):
         one_statement(conn, action.sql)
-        return
+        return True
     try:
         with conn.transaction():
             one_statement(conn, action.sql)
+        return True
     except psycopg.Error as exc:
         reason = exc.diag.message_primary or str(exc)
         if action.optional:
@@ -210,3 +213,4 @@ def _do(conn: psycopg.Connection[Any], plan: InversePlan, action: Action, force:
                              "--force makes the undo fail instead")
         else:
             raise
+        return False

@@ -35,6 +35,7 @@ class InversePlan(Struct):
     prepare: list[str] = field(default_factory=list)  # before any action: what was written since, noted
     tampered: list[str] = field(default_factory=list)  # copies that differ from their recorded checksum
     blocked: list[str] = field(default_factory=list)  # what stands in the way since the run: refused (exit 3)
+    not_done: set[int] = field(default_factory=set)  # indexes of actions that failed and were named, not done
 
     @property
     def partial(self) -> bool:

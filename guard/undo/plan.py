@@ -375,5 +375,6 @@ def _enum_values(inputs: Inputs, plan: InversePlan) -> None:
 
 
 def describe(plan: InversePlan) -> list[dict[str, Any]]:
-    """The actions as the report lists them."""
-    return [{"what": a.what, "sql": a.sql} for a in plan.actions]
+    """The actions as the report lists them (done, or to do: those that failed and were named
+    instead are left out)."""
+    return [{"what": a.what, "sql": a.sql} for i, a in enumerate(plan.actions) if i not in plan.not_done]
