@@ -7,7 +7,7 @@ changed, and lists what did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct
@@ -144,10 +144,58 @@ SELECT 'database privileges', 'current database', pg_get_userbyid(d.datdba) || '
   FROM pg_database d WHERE d.datname = current_database()
 UNION ALL
 SELECT 'privileges', 'recorded', ''
+UNION ALL
+SELECT 'composite type privileges', n.nspname || '.' || t.typname, pg_get_userbyid(t.typowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(t.typacl, acldefault('T', t.typowner))) x), '')
+  FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typtype = 'c' AND c.relkind = 'c' AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'language privileges', l.lanname, pg_get_userbyid(l.lanowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(l.lanacl, acldefault('l', l.lanowner))) x), '')
+  FROM pg_language l
+UNION ALL
+SELECT 'foreign-data wrapper privileges', w.fdwname, pg_get_userbyid(w.fdwowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(w.fdwacl, acldefault('F', w.fdwowner))) x), '')
+  FROM pg_foreign_data_wrapper w
+UNION ALL
+SELECT 'foreign server privileges', s.srvname, pg_get_userbyid(s.srvowner) || ' ' ||
+       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
+                   FROM unnest(COALESCE(s.srvacl, acldefault('S', s.srvowner))) x), '')
+  FROM pg_foreign_server s
+UNION ALL
+SELECT 'role membership', pg_get_userbyid(m.member) || ' in ' || pg_get_userbyid(m.roleid),
+       CASE WHEN bool_or(m.admin_option) THEN 'with admin option' ELSE '' END
+  FROM pg_auth_members m
+ WHERE m.member = ANY(ARRAY({_HERE})) OR m.roleid = ANY(ARRAY({_HERE}))
+ GROUP BY m.member, m.roleid
+UNION ALL
+SELECT 'privileges', 'recorded v2', ''
 """
+# The roles that matter to this database, whose memberships (kept by the cluster, shared by all
+# its databases) the fingerprint reads: owners and grantees of its user schemas and relations,
+# of its default privileges, and of the database itself.
+_HERE = """SELECT n.nspowner FROM pg_namespace n WHERE {_USER_SCHEMA}
+  UNION SELECT x.grantee FROM pg_namespace n, aclexplode(n.nspacl) x WHERE {_USER_SCHEMA}
+  UNION SELECT c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}
+  UNION SELECT x.grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) x
+         WHERE {_USER_SCHEMA}
+  UNION SELECT d.defaclrole FROM pg_default_acl d
+  UNION SELECT x.grantee FROM pg_default_acl d, aclexplode(d.defaclacl) x
+  UNION SELECT d.datdba FROM pg_database d WHERE d.datname = current_database()
+  UNION SELECT x.grantee FROM pg_database d, aclexplode(d.datacl) x WHERE d.datname = current_database()"""
 PRIVILEGES_RECORDED = "privileges recorded"  # fingerprint_json's key of that row
+# Read since v2: standalone composite types, languages, foreign-data wrappers and servers, and
+# role memberships (GRANT role TO role: cluster-wide, as PostgreSQL keeps them). A fingerprint
+# recorded before them is compared without them (``as_recorded``).
+PRIVILEGES_V2 = "privileges recorded v2"
+KINDS_V2 = ("composite type privileges", "language privileges", "foreign-data wrapper privileges",
+            "foreign server privileges", "role membership")
 PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "function privileges",
-                   "schema privileges", "type privileges", "default privileges", "database privileges")
+                   "schema privileges", "type privileges", "default privileges", "database privileges", *KINDS_V2)
+_PRIVILEGES = _PRIVILEGES.replace("{_HERE}", _HERE)
 SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_PRIVILEGES}", _PRIVILEGES).replace(
     "{_USER_SCHEMA}", _USER_SCHEMA).replace("{_EXCLUDED}", _EXCLUDED)
 # The owners and ACLs alone (the same rows SCHEMA_FINGERPRINT has of them): recorded at the end
@@ -213,6 +261,18 @@ def without_privileges(fp: Fingerprint) -> Fingerprint:
     """``fp`` without its owners and ACLs: to compare with a fingerprint recorded before guard
     read them (one without PRIVILEGES_RECORDED)."""
     return Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in PRIVILEGE_KINDS}, fp.histories)
+
+
+def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
+    """``fp`` with only what a fingerprint whose keys ("kind name") are ``recorded`` could hold:
+    no owners and ACLs when it read none, none of the kinds read since v2 when it predates them."""
+    keys = set(recorded)
+    if PRIVILEGES_RECORDED not in keys:
+        return without_privileges(fp)
+    if PRIVILEGES_V2 not in keys:
+        return Fingerprint({k: v for k, v in fp.objects.items()
+                            if k[0] not in KINDS_V2 and f"{k[0]} {k[1]}" != PRIVILEGES_V2}, fp.histories)
+    return fp
 
 
 def _histories(conn: psycopg.Connection[Any]) -> dict[str, frozenset[str]]:

@@ -231,3 +231,30 @@ def test_a_wrapped_tool_that_grants_is_seen_changing_that_table(project_before: 
     changes = result.report["wrapped"]["changes"] if result.report else []
     names = [f"{c['kind']} {c['name']} {c['action']}" for c in changes]
     assert names == ["table privileges public.existing changed"], names
+
+
+def test_a_run_recorded_before_languages_and_memberships_were_read_compares_without_them(project_before: Project) -> None:
+    """A fingerprint stored by the guard before v2 holds no languages, composite types, foreign
+    servers or role memberships: the undo leaves them out of its comparison (not "all added")."""
+    project_before.add("20240101000000_p.sql", ADDS)
+    assert project_before.guard("run").code == 0
+    project_before.query(
+        "UPDATE guard.run_catalogs SET fingerprint = (SELECT COALESCE(jsonb_object_agg(key, value), '{}') "
+        "FROM jsonb_each(fingerprint) WHERE key NOT LIKE 'language privileges %' AND key NOT LIKE 'role membership %' "
+        "AND key <> 'privileges recorded v2')")
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert "the database is as before" in undone.output
+
+
+def test_a_language_grant_and_a_composite_type_owner_are_put_back(project_before: Project) -> None:
+    project_before.query("CREATE TYPE app.pair AS (a int, b int)")
+    was = privileges(project_before)
+    project_before.add("20240101000000_p.sql", ADDS + f"grant usage on language plpgsql to {ROLE};"
+                       "revoke usage on language sql from public;"
+                       f"alter type app.pair owner to {ROLE}; grant usage on type app.pair to {OTHER};\n")
+    assert project_before.guard("run").code == 0
+    assert privileges(project_before) != was
+    undone = project_before.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert privileges(project_before) == was

@@ -173,9 +173,8 @@ def execute(
             progress(f"undo: {action.what}")
             if not _do(conn, plan, action, force):
                 plan.not_done.add(index)
-        taken = fingerprint.take(conn)
-        if fingerprint.PRIVILEGES_RECORDED not in before:  # recorded by a guard that read no privileges
-            taken = fingerprint.without_privileges(taken)
+        # As a fingerprint recorded by an earlier guard could hold it (no privileges, or no v2 kinds).
+        taken = fingerprint.as_recorded(fingerprint.take(conn), before)
         now = fingerprint_json(taken)
         remaining = sorted(
             f"{key} {'added' if key not in before else 'removed' if key not in now else 'changed'}"

@@ -69,6 +69,27 @@ SELECT 'type privileges ' || n.nspname || '.' || t.typname,
 UNION ALL
 SELECT 'database privileges current database', 'DATABASE ' || quote_ident(current_database()),
        'DATABASE ' || quote_ident(current_database()), '', ''
+UNION ALL
+SELECT 'composite type privileges ' || n.nspname || '.' || t.typname, 'TYPE ' || format('%I.%I', n.nspname, t.typname),
+       'TYPE ' || format('%I.%I', n.nspname, t.typname), '', ''
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'c'
+UNION ALL
+SELECT 'language privileges ' || lanname, 'LANGUAGE ' || quote_ident(lanname), 'LANGUAGE ' || quote_ident(lanname), '', ''
+  FROM pg_language
+UNION ALL
+SELECT 'foreign-data wrapper privileges ' || fdwname, 'FOREIGN DATA WRAPPER ' || quote_ident(fdwname),
+       'FOREIGN DATA WRAPPER ' || quote_ident(fdwname), '', ''
+  FROM pg_foreign_data_wrapper
+UNION ALL
+SELECT 'foreign server privileges ' || srvname, 'FOREIGN SERVER ' || quote_ident(srvname),
+       'SERVER ' || quote_ident(srvname), '', ''
+  FROM pg_foreign_server
+"""
+# The member and the role of each "role membership" entry asked for (%s: their keys), quoted.
+MEMBERSHIPS = """
+SELECT 'role membership ' || m.rolname || ' in ' || r.rolname, quote_ident(m.rolname), quote_ident(r.rolname)
+  FROM pg_roles m CROSS JOIN pg_roles r
+ WHERE 'role membership ' || m.rolname || ' in ' || r.rolname = ANY(%s)
 """
 
 # The role, schema (NULL: every schema) and object type of each "default privileges" entry
@@ -99,7 +120,8 @@ _ITEM_PARTS = re.compile(rf"({_ROLE})=([A-Za-z*]*)/({_ROLE})")
 # items, comma-separated (aclitemout quotes a role name that is not plain letters and digits).
 _OWNED = re.compile(rf"(.*?) ((?:{_ITEM}(?:,{_ITEM})*)?)", re.DOTALL)
 _KINDS = ("table privileges ", "column privileges ", "function privileges ", "schema privileges ",
-          "type privileges ", "database privileges ", "default privileges ")
+          "type privileges ", "database privileges ", "default privileges ", "composite type privileges ",
+          "language privileges ", "foreign-data wrapper privileges ", "foreign server privileges ", "role membership ")
 
 # Items by (grantee, grantor): {privilege letter: with grant option}; "" is PUBLIC.
 Acl = dict[tuple[str, str], dict[str, bool]]
@@ -121,11 +143,15 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
     if not changed:
         return
     defaults = [k for k in changed if k.startswith("default privileges ")]
-    rows, targets, roles, existing = fetch_all(inputs.conn, [(PRIVILEGES_FINGERPRINT, None), (TARGETS, None),
-                                                             (DEFAULTS, (defaults,)), ("SELECT rolname FROM pg_roles", None)])
+    members = [k for k in changed if k.startswith("role membership ")]
+    rows, targets, roles, existing, pairs = fetch_all(inputs.conn, [
+        (PRIVILEGES_FINGERPRINT, None), (TARGETS, None), (DEFAULTS, (defaults,)), ("SELECT rolname FROM pg_roles", None),
+        (MEMBERSHIPS, (members,))])
     now = {f"{kind} {name}": value for kind, name, value in rows}
     where = {key: (grant, alter, column, table) for key, grant, alter, column, table in targets}
-    shared = _shared([row[0] for row in targets] + [row[0] for row in roles], set(before) | set(after) | set(now))
+    shared = _shared([row[0] for row in targets] + [row[0] for row in roles] + [row[0] for row in pairs],
+                     set(before) | set(after) | set(now))
+    _memberships(plan, pairs, shared, before, after, now)
     for key in sorted(shared):
         plan.not_invertible.append(f"{key}: more than one object has this name; their owners and ACLs cannot be "
                                    "told apart, check them by hand")
@@ -154,6 +180,31 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
             continue
         _put_back(plan, key, where[key][:3], before.get(key), now.get(key), owners, existing_roles)
         put_back.add(key)
+
+
+def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: set[str], before: dict[str, str],
+                 after: dict[str, str], now: dict[str, str]) -> None:
+    """GRANT role TO member / REVOKE role FROM member (and their ADMIN OPTION) for each role
+    membership the run changed (``pairs``: key, member, role, quoted), unless changed since."""
+    for key, member, role in pairs:
+        was, is_now = before.get(key), now.get(key)
+        if key in shared or is_now == was:
+            continue
+        if is_now != after.get(key):
+            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+            continue
+        words = key.removeprefix("role membership ")
+        if was is None:
+            plan.add(f"REVOKE {role} FROM {member}", f"role membership {words}: revoked, as before the run", optional=True)
+        elif is_now is None:
+            plan.add(f"GRANT {role} TO {member}" + (" WITH ADMIN OPTION" if was else ""),
+                     f"role membership {words}: granted{' ' + was if was else ''}, as before the run", optional=True)
+        elif was:
+            plan.add(f"GRANT {role} TO {member} WITH ADMIN OPTION", f"role membership {words}: admin option "
+                     "granted, as before the run", optional=True)
+        else:
+            plan.add(f"REVOKE ADMIN OPTION FOR {role} FROM {member}", f"role membership {words}: admin option "
+                     "revoked, as before the run", optional=True)
 
 
 # Who a table guard creates may hold privileges for, besides PUBLIC and guard itself: every
