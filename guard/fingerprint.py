@@ -168,8 +168,8 @@ SELECT 'foreign server privileges', s.srvname, pg_get_userbyid(s.srvowner) || ' 
 UNION ALL
 SELECT 'role membership', pg_get_userbyid(m.member) || ' in ' || pg_get_userbyid(m.roleid),
        CASE WHEN bool_or(m.admin_option) THEN 'with admin option' ELSE '' END
-  FROM pg_auth_members m
- WHERE m.member = ANY(ARRAY({_HERE})) OR m.roleid = ANY(ARRAY({_HERE}))
+  FROM pg_auth_members m, (SELECT ARRAY({_HERE}) AS roles) h
+ WHERE m.member = ANY(h.roles) OR m.roleid = ANY(h.roles)
  GROUP BY m.member, m.roleid
 UNION ALL
 SELECT 'privileges', 'recorded v2', ''
