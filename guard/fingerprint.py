@@ -94,81 +94,73 @@ SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname, md5(pg_get_t
 UNION ALL
 SELECT 'extension', e.extname, e.extversion FROM pg_extension e
 {_PRIVILEGES}"""
+# A relation's ACL type for acldefault: 's' for a sequence, 'r' for the rest (acl.c acldefault_sql).
+_RELATION_ACL_TYPE = "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\""
+
+
+def _owner_and_acl(acl: str, objtype: str, owner: str) -> str:
+    """SQL: an object's owner, a space, and its ACL items sorted and comma-separated, NULL read
+    as the default it stands for (acldefault, of type ``objtype``)."""
+    return (f"pg_get_userbyid({owner}) || ' ' || COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text) "
+            f"FROM unnest(COALESCE({acl}, acldefault({objtype}, {owner}))) x), '')")
+
+
 # Who owns each object and who may use it: an owner and its ACL, NULL read as the default it
 # stands for (acldefault) and the items sorted, so an ACL granted back to what it was compares
 # equal (ddl-priv.html; func-info.html, acldefault). Kinds of their own, so that the objects'
 # entries stay as earlier guards stored them; the 'privileges recorded' row tells a fingerprint
 # that holds them from one recorded before they were read (PRIVILEGES_RECORDED).
-_PRIVILEGES = """UNION ALL
-SELECT 'table privileges', n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
-                                                             c.relowner))) x), '')
+_PRIVILEGES = f"""UNION ALL
+SELECT 'table privileges', n.nspname || '.' || c.relname, {_owner_and_acl('c.relacl', _RELATION_ACL_TYPE, 'c.relowner')}
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA}
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {{_USER_SCHEMA}}
 UNION ALL
 SELECT 'column privileges', n.nspname || '.' || c.relname || '.' || a.attname,
        (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x)
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE a.attnum > 0 AND NOT a.attisdropped AND cardinality(a.attacl) > 0 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-   AND {_USER_SCHEMA}
+   AND {{_USER_SCHEMA}}
 UNION ALL
 SELECT 'function privileges', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       pg_get_userbyid(p.proowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(p.proacl, acldefault('f', p.proowner))) x), '')
+       {_owner_and_acl('p.proacl', "'f'", 'p.proowner')}
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
- WHERE {_USER_SCHEMA}
+ WHERE {{_USER_SCHEMA}}
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                    AND d.deptype = 'e')
 UNION ALL
-SELECT 'schema privileges', n.nspname, pg_get_userbyid(n.nspowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(n.nspacl, acldefault('n', n.nspowner))) x), '')
-  FROM pg_namespace n WHERE {_USER_SCHEMA}
+SELECT 'schema privileges', n.nspname, {_owner_and_acl('n.nspacl', "'n'", 'n.nspowner')}
+  FROM pg_namespace n WHERE {{_USER_SCHEMA}}
 UNION ALL
-SELECT 'type privileges', n.nspname || '.' || t.typname, pg_get_userbyid(t.typowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(t.typacl, acldefault('T', t.typowner))) x), '')
+SELECT 'type privileges', n.nspname || '.' || t.typname, {_owner_and_acl('t.typacl', "'T'", 't.typowner')}
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE t.typtype IN ('e', 'd', 'r', 'm') AND {_USER_SCHEMA}
+ WHERE t.typtype IN ('e', 'd', 'r', 'm') AND {{_USER_SCHEMA}}
 UNION ALL
 SELECT 'default privileges', pg_get_userbyid(d.defaclrole) || ' ' || COALESCE(n.nspname, '*') || ' ' || d.defaclobjtype::text,
        (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(d.defaclacl) x)
   FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
- WHERE n.oid IS NULL OR n.nspname NOT IN {_EXCLUDED}
+ WHERE n.oid IS NULL OR n.nspname NOT IN {{_EXCLUDED}}
 UNION ALL
-SELECT 'database privileges', 'current database', pg_get_userbyid(d.datdba) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(d.datacl, acldefault('d', d.datdba))) x), '')
+SELECT 'database privileges', 'current database', {_owner_and_acl('d.datacl', "'d'", 'd.datdba')}
   FROM pg_database d WHERE d.datname = current_database()
 UNION ALL
 SELECT 'privileges', 'recorded', ''
 UNION ALL
-SELECT 'composite type privileges', n.nspname || '.' || t.typname, pg_get_userbyid(t.typowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(t.typacl, acldefault('T', t.typowner))) x), '')
+SELECT 'composite type privileges', n.nspname || '.' || t.typname, {_owner_and_acl('t.typacl', "'T'", 't.typowner')}
   FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid JOIN pg_namespace n ON n.oid = t.typnamespace
- WHERE t.typtype = 'c' AND c.relkind = 'c' AND {_USER_SCHEMA}
+ WHERE t.typtype = 'c' AND c.relkind = 'c' AND {{_USER_SCHEMA}}
 UNION ALL
-SELECT 'language privileges', l.lanname, pg_get_userbyid(l.lanowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(l.lanacl, acldefault('l', l.lanowner))) x), '')
+SELECT 'language privileges', l.lanname, {_owner_and_acl('l.lanacl', "'l'", 'l.lanowner')}
   FROM pg_language l
 UNION ALL
-SELECT 'foreign-data wrapper privileges', w.fdwname, pg_get_userbyid(w.fdwowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(w.fdwacl, acldefault('F', w.fdwowner))) x), '')
+SELECT 'foreign-data wrapper privileges', w.fdwname, {_owner_and_acl('w.fdwacl', "'F'", 'w.fdwowner')}
   FROM pg_foreign_data_wrapper w
 UNION ALL
-SELECT 'foreign server privileges', s.srvname, pg_get_userbyid(s.srvowner) || ' ' ||
-       COALESCE((SELECT string_agg(x::text, ',' ORDER BY x::text)
-                   FROM unnest(COALESCE(s.srvacl, acldefault('S', s.srvowner))) x), '')
+SELECT 'foreign server privileges', s.srvname, {_owner_and_acl('s.srvacl', "'S'", 's.srvowner')}
   FROM pg_foreign_server s
 UNION ALL
 SELECT 'role membership', pg_get_userbyid(m.member) || ' in ' || pg_get_userbyid(m.roleid),
        CASE WHEN bool_or(m.admin_option) THEN 'with admin option' ELSE '' END
-  FROM pg_auth_members m, (SELECT ARRAY({_HERE}) AS roles) h
+  FROM pg_auth_members m, (SELECT ARRAY({{_HERE}}) AS roles) h
  WHERE m.member = ANY(h.roles) OR m.roleid = ANY(h.roles)
  GROUP BY m.member, m.roleid
 UNION ALL
