@@ -161,3 +161,14 @@ class Project:
             return []
         rows = self.query("SELECT reason, created_by, metadata FROM public.backup_logs WHERE kind = 'manual' ORDER BY id")
         return [{"reason": r[0], "created_by": r[1], "metadata": r[2]} for r in rows]
+
+
+def undo_then_undo_the_undo(project: Project) -> None:
+    """`guard undo --yes` on the last run, then `guard undo UNDO_ID --yes` on that undo: both
+    exit 0 (the caller compares the database with the state after the run)."""
+    first = project.guard("undo", "--yes")
+    assert first.code == 0, first.output
+    undo_id = project.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
+    again = project.guard("undo", undo_id, "--yes")
+    assert again.code == 0, again.output
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Project, Result
+from tests.support import Project, Result, undo_then_undo_the_undo
 
 ROLE = "undo_brk_reader"
 OTHER = "undo_brk_other"
@@ -179,11 +179,7 @@ def test_the_undo_of_the_undo_gives_back_the_runs_grants_owners_and_revokes(read
     ready.add("20240101000000_p.sql", ADD + run + "\n")
     assert ready.guard("run").code == 0
     left = raw(ready)
-    first = ready.guard("undo", "--yes")
-    assert first.code == 0, first.output
-    undo_id = ready.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
-    again = ready.guard("undo", undo_id, "--yes")
-    assert again.code == 0, again.output
+    undo_then_undo_the_undo(ready)
     assert raw(ready) == left
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Project
+from tests.support import Project, undo_then_undo_the_undo
 from tests.test_undo import SCHEMA, run_then_dry_undo, state
 
 EXTRA = """
@@ -193,11 +193,7 @@ def test_the_undo_of_a_renaming_release_can_be_undone(shop: Project, shape: str)
         shop.add(f"2024010100000{n}_{shape}.sql", text)
     assert shop.guard("run").code == 0
     after_run = state(shop)
-    undone = shop.guard("undo", "--yes")
-    assert undone.code == 0, undone.output
-    undo_id = shop.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
-    again = shop.guard("undo", undo_id, "--yes")
-    assert again.code == 0, again.output
+    undo_then_undo_the_undo(shop)
     assert state(shop) == after_run
 
 
