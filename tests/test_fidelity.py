@@ -346,3 +346,21 @@ def test_oversized_file_is_refused_with_the_limit(tmp_path: Path, monkeypatch: p
     (tmp_path / "20240101000000_big.sql").write_text("select 1;\n" * 20)
     with pytest.raises(MigrationFileError, match="over the limit of 100 bytes"):
         load(discover(tmp_path)[0])
+
+
+@pytest.mark.parametrize("breaker", [0, 1])
+def test_transaction_all_names_a_deferred_violation_as_the_releases_not_the_last_files(ready: Project, breaker: int) -> None:
+    """A deferred foreign key fires at the one transaction's end (as at psql -1's COMMIT): the
+    first file or the second wrote the orphan, the third is only last. The report says so, names
+    the constraint, and nothing is applied."""
+    (ready.root / "guard.yml").write_text("migrations:\n  transaction: all\n")
+    ready.add("20240301000000_parent.sql", "create table public.parent (id int primary key);\n"
+              "create table public.child (pid int references public.parent deferrable initially deferred);\n"
+              + ("insert into public.child values (7);\n" if breaker == 0 else ""))
+    ready.add("20240302000000_more.sql", "insert into public.child values (8);\n" if breaker == 1 else "select 1;\n")
+    ready.add("20240303000000_last.sql", "create table public.other (id int);\n")
+    result = ready.guard("run")
+    assert result.code == 1, result.output
+    assert "at the end of the release's one transaction (transaction: all)" in result.output, result.output
+    assert "constraint child_pid_fkey" in result.output and "any of the 3 files" in result.output
+    assert not ready.table_exists("public.parent") and ready.history() == []

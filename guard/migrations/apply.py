@@ -35,6 +35,7 @@ from guard.migrations.apply_state import (
     StatementFailed,
     all_landed_at_commit,
     count,
+    deferred_at_end,
     error_from,
     interrupted,
     ms,
@@ -361,7 +362,7 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
 
     conn, outcome = run.conn, run.outcome
     done: list[MigrationResult] = []
-    executed_all = False
+    executed_all = at_end = False
     try:
         with conn.transaction():
             for file, result in zip(files, results, strict=True):
@@ -380,6 +381,7 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
                 done.append(result)
             if run.before_commit is not None:  # guard:verify: configured sql checks (issue #19)
                 run.before_commit(conn, None)
+            at_end = True  # what fails from here fired at the transaction's end (deferred)
             all_landed_at_commit(run, files, results)
             executed_all = True
     except StatementFailed as failed:
@@ -398,7 +400,7 @@ def _apply_all(run: ApplyContext, files: Sequence[MigrationFile], results: list[
             result.status = "rolled_back"
         return
     except psycopg.Error as exc:
-        _all_failed_at_commit(run, results, done, executed_all, exc)
+        _all_failed_at_commit(run, results, done, executed_all, exc, at_end or executed_all)
         return
     for result in done:
         result.status = "applied"
@@ -432,14 +434,12 @@ def _checks_and_records(run: ApplyContext, file: MigrationFile, result: Migratio
 
 def _all_failed_at_commit(
     run: ApplyContext, results: list[MigrationResult], done: list[MigrationResult], executed_all: bool,
-    exc: Exception,
+    exc: Exception, at_end: bool,
 ) -> None:
     import psycopg
 
-    conn, outcome = run.conn, run.outcome
-    last = results[-1]
-    outcome.failed = last
-    outcome.connection_lost = conn.broken or conn.closed
+    conn, outcome, last = run.conn, run.outcome, results[-1]
+    outcome.failed, outcome.connection_lost = last, conn.broken or conn.closed
     if executed_all and (conn.broken or conn.closed or isinstance(exc, psycopg.OperationalError)):
         for result in done:
             result.status = "unknown"
@@ -448,9 +448,9 @@ def _all_failed_at_commit(
         for result in done:
             result.status = "rolled_back"
         last.status = "failed"
-    last.error = MigrationError(
-        message=primary(exc), sqlstate=getattr(exc, "sqlstate", None), file=last.file, line=None
-    )
+    deferred = at_end and not outcome.unknown and len(results) > 1  # fired at the one transaction's end
+    message = deferred_at_end(exc, len(results)) if deferred else primary(exc)
+    last.error = MigrationError(message=message, sqlstate=getattr(exc, "sqlstate", None), file=last.file, line=None)
 
 
 def _tripwire_check(tripwire: Tripwire, conn: psycopg.Connection[Any], file: MigrationFile,

@@ -208,6 +208,18 @@ def primary(exc: Exception) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
+def deferred_at_end(exc: Exception, files: int) -> str:
+    """The message of an error at the end of a release's one transaction (``transaction: all``):
+    a deferred constraint or trigger fired there, as at psql -1's COMMIT. Which of the ``files``
+    wrote what broke it is not known; the last file, which the report names, is only last."""
+    diag = getattr(exc, "diag", None)
+    where = ", ".join(w for w in (f"table {diag.schema_name}.{diag.table_name}" if diag and diag.table_name else "",
+                                  f"constraint {diag.constraint_name}" if diag and diag.constraint_name else "") if w)
+    return (f"at the end of the release's one transaction (transaction: all), deferred to it: {primary(exc)}"
+            + (f" ({where})" if where else "") + f"; any of the {files} files may have written what broke it, "
+            "not only this last one")
+
+
 def note_slow(progress: Progress, result: MigrationResult) -> None:
     """One line per file is printed before it runs; after it, only when it was slow enough to
     notice (every duration is in the report): a release of a thousand files stays readable."""
