@@ -164,3 +164,26 @@ def test_require_pitr_blocks_destructive_migrations_without_pitr(ready: Project)
     assert ready.table_exists("public.accounts")
     ready.add("20240101000000_drop.sql", "create table public.harmless (id int);\n")
     assert ready.guard("run").code == 0  # nothing destructive: no PITR needed
+
+
+def test_prune_forgets_the_row_hashes_of_runs_as_old_and_undo_says_so(ready: Project) -> None:
+    """guard.run_rows holds an md5 of each value a run left in a column it added (and of each row
+    it updated): made from the same rows as the copies, they expire with them. An undo of a run
+    whose hashes are gone says it cannot tell rows written since from the run's own; --force
+    undoes it."""
+    ready.add("20240101000000_col.sql", "alter table public.accounts add column tier int not null default 1;\n")
+    assert ready.guard("run").code == 0
+    assert ready.query("SELECT count(*) FROM guard.run_rows")[0][0] > 0
+    assert ready.guard("backup", "prune", "--older-than", "30d").code == 0
+    assert ready.query("SELECT count(*) FROM guard.run_rows")[0][0] > 0  # not yet old
+    ready.query("UPDATE guard.runs SET started_at = started_at - interval '31 days'")
+    assert ready.guard("backup", "prune", "--older-than", "30d").code == 0
+    assert ready.query("SELECT count(*) FROM guard.run_rows") == [(0,)]
+    planned = ready.guard("undo")  # the plan: nothing changed
+    assert "guard.run_rows) was pruned with its copies" in planned.output, planned.output
+    assert "tier" in [r[0] for r in ready.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'")]
+    forced = ready.guard("undo", "--yes", "--force")
+    assert forced.code == 0, forced.output
+    assert "tier" not in [r[0] for r in ready.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'")]

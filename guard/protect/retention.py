@@ -1,7 +1,8 @@
 """How long protective copies live: ``protect.retention`` (default 30 days, as Supabase keeps
 its daily backups on Pro). A copy may hold personal data that a migration deleted to honour
-an erasure request: it must not stay for ever. Expired copies are dropped at the end of every
-``guard run`` and by ``guard backup prune``."""
+an erasure request: it must not stay for ever, nor the md5 of each row undo keeps beside it
+(guard.run_rows). Expired copies and row hashes are dropped at the end of every ``guard run``
+and by ``guard backup prune``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 DEFAULT_RETENTION = 30 * 86400.0  # seconds
 
-REGISTRY_READY = "SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.copies') IS NOT NULL"
+REGISTRY_READY = ("SELECT to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.copies') IS NOT NULL, "
+                  "to_regclass('guard.runs') IS NOT NULL AND to_regclass('guard.run_rows') IS NOT NULL")
 HAS_EXPIRY = """
 SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'guard.copies'::regclass
                 AND attname = 'expires_at' AND NOT attisdropped)
@@ -32,6 +34,14 @@ SELECT copy FROM guard.copies
  ORDER BY created_at
 """
 FORGET_COPY = "DELETE FROM guard.copies WHERE copy = %s"
+# The row hashes undo keeps of a run (guard/undo/written.py) are derived from the same rows as
+# its copies (an md5 of each row it updated, of each value of a column it added): they expire
+# with them, by the run's age.
+FORGET_ROW_HASHES = """
+DELETE FROM guard.run_rows WHERE run_id IN (
+  SELECT run_id FROM guard.runs
+   WHERE started_at < clock_timestamp() - coalesce(%(age)s::float8, %(retention)s::float8) * interval '1 second')
+"""
 FILLED = "SELECT rows, bytes FROM guard.copies WHERE copy = %s"
 COPY_SIZE = "SELECT pg_total_relation_size(to_regclass(%s))"
 SET_SIZE = "UPDATE guard.copies SET bytes = %s WHERE copy = %s"
@@ -41,15 +51,18 @@ def prune(
     conn: psycopg.Connection[Any], older_than: float | None = None, schema: str = "guard_backup",
     *, retention: float = DEFAULT_RETENTION,
 ) -> list[str]:
-    """Drop expired protective copies and forget them; returns their names.
+    """Drop expired protective copies and forget them, and the row hashes of runs as old (they
+    are made from the same rows); returns the copies' names.
 
     Expired: past the ``expires_at`` recorded when the copy was made, or, with ``older_than``
     (seconds), made longer ago than that (whatever its expiry). Copies without an expiry
     (made by an older guard) expire ``retention`` seconds after they were made. One
     transaction. ``schema`` is where copies live (kept for callers; names are qualified)."""
     del schema
-    exists = conn.execute(REGISTRY_READY).fetchone()  # the journal and the registry, one round trip
+    exists = conn.execute(REGISTRY_READY).fetchone()  # the journal, the registry and the row hashes
     if not exists or not exists[0]:
+        if exists and exists[1]:  # no copy was ever made: the row hashes alone
+            conn.execute(FORGET_ROW_HASHES, {"age": older_than, "retention": retention})
         return []
     has_expiry = conn.execute(HAS_EXPIRY).fetchone()
     expiry = "expires_at" if has_expiry and has_expiry[0] else "NULL::timestamptz"
@@ -61,6 +74,8 @@ def prune(
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(copy)))
             conn.execute(FORGET_COPY, (copy,))
             dropped.append(copy)
+        if exists[1]:
+            conn.execute(FORGET_ROW_HASHES, params)
     return dropped
 
 

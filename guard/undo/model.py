@@ -73,6 +73,9 @@ class Inputs(Struct):
     # The fingerprints recorded before the run and at its end ({"kind name": definition}; the
     # end's holds the owners and ACLs alone): which privileges the run changed (privileges.py).
     fingerprints: tuple[dict[str, str], dict[str, str]] | None = None
+    # The run's row hashes (guard.run_rows) were pruned with its copies (protect.retention):
+    # rows counted as written since may be ones the run left.
+    rows_pruned: bool = False
 
     def count(self, query: str) -> int:
         row = one_statement(self.conn, query).fetchone() if self.conn is not None else None

@@ -35,6 +35,10 @@ __all__ = ["Action", "Inputs", "InversePlan", "build", "describe"]
 def build(inputs: Inputs) -> InversePlan:
     """The inverse of the run described by ``inputs``; see the module docstring for the order."""
     plan = InversePlan()
+    if inputs.rows_pruned and not inputs.force:
+        plan.kept.append("the run's record of the rows it left (guard.run_rows) was pruned with its copies "
+                         "(protect.retention): rows counted below as written since may be ones the run left; "
+                         "--force overwrites them")
     for gone in (c for c in inputs.copies if not c.exists):
         plan.not_invertible.append(f"copy {gone.record.copy} of {gone.record.source} ({gone.record.statement}) "
                                    "no longer exists (pruned?): what it held is not put back")

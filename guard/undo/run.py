@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from guard.journal import JournalRun
 
 Progress = Callable[[str], None]
+ROW_HASHES_GONE = "SELECT NOT EXISTS (SELECT 1 FROM guard.run_rows WHERE run_id = %s)"
 
 
 def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> tuple[InversePlan, dict[str, str]] | None:
@@ -31,8 +32,9 @@ def local_plan(conn: psycopg.Connection[Any], run: JournalRun, force: bool) -> t
     now = catalog.read(conn)
     catalog.align(now, after[1])
     checksums = {oid: catalog.checksum(conn, now.tables[oid]) for oid in after[1].checksums if oid in now.tables}
+    pruned = any(after[1].parts.values()) and conn.execute(ROW_HASHES_GONE, (run.run_id,)).fetchone() == (True,)
     inputs = plan.Inputs(before[1], after[1], now, copies.run_copies(conn, run.run_id), force, checksums,
-                         conn=conn, run_id=run.run_id, fingerprints=(before[0], after[0]))
+                         conn=conn, run_id=run.run_id, fingerprints=(before[0], after[0]), rows_pruned=pruned)
     inverse = plan.build(inputs)
     wrapped = (run.report or {}).get("wrapped")
     if wrapped:
