@@ -179,11 +179,13 @@ def test_prune_forgets_the_row_hashes_of_runs_as_old_and_undo_says_so(ready: Pro
     ready.query("UPDATE guard.runs SET started_at = started_at - interval '31 days'")
     assert ready.guard("backup", "prune", "--older-than", "30d").code == 0
     assert ready.query("SELECT count(*) FROM guard.run_rows") == [(0,)]
-    planned = ready.guard("undo")  # the plan: nothing changed
-    assert "guard.run_rows) was pruned with its copies" in planned.output, planned.output
+    kept = ready.guard("undo", "--yes")
+    assert kept.code == 4, kept.output
+    assert "guard.run_rows) was pruned with its copies" in kept.output, kept.output
+    assert "nothing undone" in kept.output and "--force overwrites" in kept.output, kept.output
     assert "tier" in [r[0] for r in ready.query(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'")]
-    forced = ready.guard("undo", "--yes", "--force")
+    forced = ready.guard("undo", "--yes", "--force")  # at once: an undo that did nothing is none to undo first
     assert forced.code == 0, forced.output
     assert "tier" not in [r[0] for r in ready.query(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'")]

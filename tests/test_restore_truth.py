@@ -549,11 +549,13 @@ def test_an_applied_run_undone_no_longer_offers_its_copies(ready: Project) -> No
 
 def test_a_partly_undone_run_says_what_was_left_and_offers_no_undo(ready: Project) -> None:
     (ready.root / "guard.yml").write_text("verify:\n  - name: never\n    sql: select false\n")
-    ready.add("20240101000001_notes.sql", "create table public.notes (id int primary key, body text);\n")
+    ready.add("20240101000001_notes.sql", "create table public.notes (id int primary key, body text);\n"
+              "create table public.tags (id int);\n")
     run_id = str(ready.guard("run").report["run_id"])  # type: ignore[index]
     ready.query("insert into public.notes values (1, 'written by the application since')")
     partial = ready.guard("undo", run_id, "--yes")
     assert partial.code == 4, partial.output
+    assert "partly undone" in partial.output and not ready.table_exists("public.tags")
     latest = json.loads(ready.guard("restore-plan", "--format", "json").stdout)  # the undo ended 4
     assert latest["run_id"] != run_id and "public.notes" in json.dumps(latest["restore_plan"])
     assert [c for s in latest["restore_plan"]["steps"] for c in s["commands"]] == [f"guard restore-plan {run_id}"]
@@ -561,6 +563,24 @@ def test_a_partly_undone_run_says_what_was_left_and_offers_no_undo(ready: Projec
     assert "partly undone by guard undo" in plan["summary"] and not _offers_undo(plan)
     assert "public.notes" in plan["steps"][0]["text"]
     assert ready.guard("undo", run_id).code == 3
+
+
+def test_an_undo_that_kept_everything_leaves_the_run_to_undo_with_force(ready: Project) -> None:
+    """Every action kept (the application wrote to the one table the run added): the undo
+    changed nothing, so there is no undo to undo first; the run is offered for undo again and
+    `--force` finishes it at once (it once said "undo that undo first", which then failed)."""
+    (ready.root / "guard.yml").write_text("verify:\n  - name: never\n    sql: select false\n")
+    ready.add("20240101000001_notes.sql", "create table public.notes (id int primary key, body text);\n")
+    run_id = str(ready.guard("run").report["run_id"])  # type: ignore[index]
+    ready.query("insert into public.notes values (1, 'written by the application since')")
+    kept = ready.guard("undo", run_id, "--yes")
+    assert kept.code == 4, kept.output
+    assert "nothing undone" in kept.output and ready.table_exists("public.notes")
+    plan = _plan(ready, run_id)["restore_plan"]
+    assert "partly undone" not in plan["summary"] and _offers_undo(plan)
+    forced = ready.guard("undo", run_id, "--yes", "--force")
+    assert forced.code == 0, forced.output
+    assert not ready.table_exists("public.notes") and ready.history() == []
 
 
 def test_restore_plan_json_when_the_database_cannot_be_reached(project: Project) -> None:

@@ -183,7 +183,10 @@ def execute(
         partial = plan.partial or bool(remaining)  # what remains: the run stays in place, versions too
         if not partial:
             _history(conn, versions, undo_id, run_id, undoing)
-        conn.execute(MARK_UNDONE, (run_id, undo_id, "local", partial))
+        # A partial undo that did nothing leaves the run as it was: not marked, so that
+        # `guard undo --force` may follow at once (there is no undo to undo first).
+        if not partial or len(plan.not_done) < len(plan.actions):
+            conn.execute(MARK_UNDONE, (run_id, undo_id, "local", partial))
         catalog.record(conn, undo_id, "after", recorded)
     return plan, copies, remaining
 
