@@ -288,18 +288,16 @@ def without_privileges(fp: Fingerprint) -> Fingerprint:
 
 def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
     """``fp`` with only what a fingerprint whose keys ("kind name") are ``recorded`` could hold:
-    no owners and ACLs when it read none, none of the kinds read since v2 when it predates them, no role memberships when it
-    predates v3 (read for fewer roles)."""
+    no owners and ACLs when it read none, none of the kinds read since v2 when it predates them,
+    no role memberships when it predates v3 (it read them for fewer roles)."""
     keys = set(recorded)
     if PRIVILEGES_RECORDED not in keys:
         return without_privileges(fp)
-    if PRIVILEGES_V2 not in keys:
-        return Fingerprint({k: v for k, v in fp.objects.items()
-                            if k[0] not in KINDS_V2 and f"{k[0]} {k[1]}" not in (PRIVILEGES_V2, PRIVILEGES_V3)},
+    dropped = set(KINDS_V2) if PRIVILEGES_V2 not in keys else set() if PRIVILEGES_V3 in keys else {"role membership"}
+    unread = {PRIVILEGES_V2, PRIVILEGES_V3} - keys
+    if dropped or unread:
+        return Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in dropped and f"{k[0]} {k[1]}" not in unread},
                            fp.histories)
-    if PRIVILEGES_V3 not in keys:
-        return Fingerprint({k: v for k, v in fp.objects.items()
-                            if k[0] != "role membership" and f"{k[0]} {k[1]}" != PRIVILEGES_V3}, fp.histories)
     return fp
 
 
