@@ -186,6 +186,7 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
                  after: dict[str, str], now: dict[str, str]) -> None:
     """GRANT role TO member / REVOKE role FROM member (and their ADMIN OPTION) for each role
     membership the run changed (``pairs``: key, member, role, quoted), unless changed since."""
+    read = _roles_read(before) if pairs else set()
     for key, member, role in pairs:
         was, is_now = before.get(key), now.get(key)
         if key in shared or is_now == was:
@@ -194,6 +195,10 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
         words = key.removeprefix("role membership ")
+        if was is None and not {_unquote(member), _unquote(role)} & read:
+            plan.not_invertible.append(f"{key}: not read before the run (neither role mattered to this database "
+                                       "then), so whether the run granted it is not known; left as it is")
+            continue
         if was is None:
             plan.add(f"REVOKE {role} FROM {member}", f"role membership {words}: revoked, as before the run", optional=True)
         elif is_now is None:
@@ -205,6 +210,27 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
         else:
             plan.add(f"REVOKE ADMIN OPTION FOR {role} FROM {member}", f"role membership {words}: admin option "
                      "revoked, as before the run", optional=True)
+
+
+def _roles_read(before: dict[str, str]) -> set[str]:
+    """The roles whose memberships the fingerprint ``before`` read (fingerprint.py _HERE): the
+    owners and grantees of what it records, and the roles of its default privileges. A
+    membership of theirs absent from it did not exist."""
+    roles: set[str] = set()
+    for key, value in before.items():
+        if not key.startswith(_KINDS) or key.startswith("role membership "):
+            continue
+        if key.startswith("default privileges "):
+            roles.add(key.removeprefix("default privileges ").rsplit(" ", 2)[0])  # misread if the schema has a space: named
+            items: str | None = value
+        elif key.startswith("column privileges "):
+            items = value
+        else:
+            owned = _owned(value)
+            roles.update(owned[:1] if owned else ())
+            items = owned[1] if owned else None
+        roles.update(grantee for grantee, _ in (_acl(items or "") or {}))
+    return roles
 
 
 # Who a table guard creates may hold privileges for, besides PUBLIC and guard itself: every
