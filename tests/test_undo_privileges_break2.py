@@ -143,3 +143,64 @@ def test_a_dropped_table_comes_back_exactly_or_is_named(roles: Project, case: st
     assert now == was, (undone.code, sorted(set(now) ^ set(was)), undone.output)
     if case != "partitioned":  # its partition's rows: "recreated empty, the run kept no copy" (not privileges)
         assert undone.code == 0, undone.output
+
+
+ODD = ('"undo_brk2_x in undo_brk2_y"', "undo_brk2_z", "undo_brk2_x", '"undo_brk2_y in undo_brk2_z"', '"undo_brk2_q""t s"')
+
+
+@pytest.fixture
+def odd_roles(ready: Project) -> Iterator[Project]:
+    ready.query("".join(f"DO $$ BEGIN CREATE ROLE {r} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+                        for r in ODD) + "create table public.t (id int);"
+                + "".join(f"grant select on public.t to {r};" for r in ODD))
+    try:
+        yield ready
+    finally:
+        ready.query("drop table if exists public.t;" + "".join(f"DROP OWNED BY {r}; DROP ROLE IF EXISTS {r};" for r in ODD))
+
+
+@pytest.mark.parametrize("run", [
+    'grant undo_brk2_z to "undo_brk2_x in undo_brk2_y";',  # the same key as x in "y in z"
+    'grant "undo_brk2_y in undo_brk2_z" to undo_brk2_x with admin option;',
+    'grant "undo_brk2_q""t s" to undo_brk2_z with admin option; grant undo_brk2_x to "undo_brk2_q""t s";',
+])
+def test_a_membership_of_oddly_named_roles_is_put_back_or_named(odd_roles: Project, run: str) -> None:
+    """'x in y' in z and x in 'y in z' are one key, "x in y in z", to the fingerprint: such a
+    membership is named, never acted on; others are put back, quotes and spaces and all."""
+    was, undone = undo_after(odd_roles, "", run)
+    now = raw(odd_roles)
+    assert "Traceback" not in undone.output
+    if "undo_brk2_q" in run:
+        assert (undone.code, now) == (0, was), (undone.code, sorted(set(now) ^ set(was)), undone.output)
+    else:
+        assert undone.code == 4 and "more than one object" in undone.output, undone.output
+
+
+def test_a_wrapped_tool_granting_a_membership_is_listed(roles: Project) -> None:
+    roles.query("create table public.t (id int); grant select on public.t to undo_brk2_m;"
+                "create function public.f() returns int language sql as 'select 1';"
+                "grant execute on function public.f() to undo_brk2_r;")
+    assert roles.guard("init").code == 0
+    script = roles.root / "grant.sh"
+    script.write_text("#!/bin/sh\npsql -X -q -d \"$GUARD_DATABASE_URL\" -c 'grant undo_brk2_r to undo_brk2_m'\n")
+    script.chmod(0o755)
+    result = roles.guard("run", "--reason", "grant", "--", str(script))
+    assert result.code == 0, result.output
+    changes = result.report["wrapped"]["changes"] if result.report else []
+    names = [f"{c['kind']} {c['name']} {c['action']}" for c in changes]
+    assert names == ["role membership undo_brk2_m in undo_brk2_r added"], names
+
+
+def test_the_undo_of_the_undo_gives_back_the_runs_membership(roles: Project) -> None:
+    assert roles.guard("init").code == 0
+    roles.query(RELEVANT_THROUGH["function execute"])
+    roles.add("20240101000000_p.sql", ADD + "grant undo_brk2_r to undo_brk2_m with admin option;\n")
+    assert roles.guard("run").code == 0
+    left = raw(roles)
+    first = roles.guard("undo", "--yes")
+    assert first.code == 0, first.output
+    assert raw(roles) != left
+    undo_id = roles.query("SELECT run_id FROM guard.runs WHERE command = 'undo'")[0][0]
+    again = roles.guard("undo", undo_id, "--yes")
+    assert again.code == 0, again.output
+    assert raw(roles) == left
