@@ -204,3 +204,26 @@ def test_the_undo_of_the_undo_gives_back_the_runs_membership(roles: Project) -> 
     again = roles.guard("undo", undo_id, "--yes")
     assert again.code == 0, again.output
     assert raw(roles) == left
+
+
+@pytest.mark.parametrize("since", [
+    "revoke undo_brk2_r from undo_brk2_m; grant undo_brk2_r to undo_brk2_m with admin option;",
+    "revoke undo_brk2_r from undo_brk2_m;",
+    "grant undo_brk2_o to undo_brk2_m;",
+])
+def test_a_membership_changed_since_the_run_elsewhere_in_the_cluster_is_left(roles: Project, since: str) -> None:
+    """Memberships are the cluster's: another database's migration may change them between the
+    run and the undo. The undo takes back only what the run did, and says the rest differs."""
+    setup = RELEVANT_THROUGH["function execute"] + "grant execute on function public.f() to undo_brk2_m;"
+    _, undone = undo_after(roles, setup, "grant undo_brk2_r to undo_brk2_m;", since=since)
+    members = roles.query("SELECT roleid::regrole::text, admin_option FROM pg_auth_members "
+                          "WHERE member = 'undo_brk2_m'::regrole ORDER BY 1")
+    expected = {"revoke undo_brk2_r from undo_brk2_m;": []}.get(
+        since, [("undo_brk2_o", False)] if "undo_brk2_o" in since else [("undo_brk2_r", True)])
+    if "undo_brk2_o" in since:  # the run's own membership taken back, the other one kept and named
+        assert undone.code == 4 and "role membership undo_brk2_m in undo_brk2_o" in undone.output, undone.output
+    elif since.startswith("revoke undo_brk2_r from undo_brk2_m;") and "grant" not in since:
+        assert undone.code == 0, undone.output  # already as before
+    else:
+        assert undone.code == 4 and "again since" in undone.output, undone.output
+    assert members == expected, members
