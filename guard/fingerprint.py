@@ -165,10 +165,14 @@ SELECT 'role membership', pg_get_userbyid(m.member) || ' in ' || pg_get_userbyid
  GROUP BY m.member, m.roleid
 UNION ALL
 SELECT 'privileges', 'recorded v2', ''
+UNION ALL
+SELECT 'privileges', 'recorded v3', ''
 """
 # The roles that matter to this database, whose memberships (kept by the cluster, shared by all
-# its databases) the fingerprint reads: owners and grantees of its user schemas and relations,
-# of its default privileges, and of the database itself.
+# its databases) the fingerprint reads: owners and grantees of its user schemas, relations,
+# columns, functions, types, of its default privileges, of the database itself, and of the
+# languages, foreign-data wrappers and servers (each object whose owner and ACL it reads: a
+# role granted EXECUTE on one function alone is one a membership makes others act as).
 _HERE = """SELECT n.nspowner FROM pg_namespace n WHERE {_USER_SCHEMA}
   UNION SELECT x.grantee FROM pg_namespace n, aclexplode(n.nspacl) x WHERE {_USER_SCHEMA}
   UNION SELECT c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}
@@ -177,12 +181,31 @@ _HERE = """SELECT n.nspowner FROM pg_namespace n WHERE {_USER_SCHEMA}
   UNION SELECT d.defaclrole FROM pg_default_acl d
   UNION SELECT x.grantee FROM pg_default_acl d, aclexplode(d.defaclacl) x
   UNION SELECT d.datdba FROM pg_database d WHERE d.datname = current_database()
-  UNION SELECT x.grantee FROM pg_database d, aclexplode(d.datacl) x WHERE d.datname = current_database()"""
+  UNION SELECT x.grantee FROM pg_database d, aclexplode(d.datacl) x WHERE d.datname = current_database()
+  UNION SELECT x.grantee FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(a.attacl) x
+         WHERE a.attacl IS NOT NULL AND {_USER_SCHEMA}
+  UNION SELECT p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_SCHEMA}
+  UNION SELECT x.grantee FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) x
+         WHERE {_USER_SCHEMA}
+  UNION SELECT t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {_USER_SCHEMA}
+  UNION SELECT x.grantee FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace, aclexplode(t.typacl) x
+         WHERE {_USER_SCHEMA}
+  UNION SELECT l.lanowner FROM pg_language l
+  UNION SELECT x.grantee FROM pg_language l, aclexplode(l.lanacl) x
+  UNION SELECT w.fdwowner FROM pg_foreign_data_wrapper w
+  UNION SELECT x.grantee FROM pg_foreign_data_wrapper w, aclexplode(w.fdwacl) x
+  UNION SELECT s.srvowner FROM pg_foreign_server s
+  UNION SELECT x.grantee FROM pg_foreign_server s, aclexplode(s.srvacl) x"""
 PRIVILEGES_RECORDED = "privileges recorded"  # fingerprint_json's key of that row
 # Read since v2: standalone composite types, languages, foreign-data wrappers and servers, and
 # role memberships (GRANT role TO role: cluster-wide, as PostgreSQL keeps them). A fingerprint
 # recorded before them is compared without them (``as_recorded``).
 PRIVILEGES_V2 = "privileges recorded v2"
+# Since v3 the memberships of the roles owning or granted on columns, functions, types,
+# languages, foreign-data wrappers and servers are read too: a v2 fingerprint is compared
+# without memberships (its set of roles was narrower; a membership it never read would seem added).
+PRIVILEGES_V3 = "privileges recorded v3"
 KINDS_V2 = ("composite type privileges", "language privileges", "foreign-data wrapper privileges",
             "foreign server privileges", "role membership")
 PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "function privileges",
@@ -257,13 +280,16 @@ def without_privileges(fp: Fingerprint) -> Fingerprint:
 
 def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
     """``fp`` with only what a fingerprint whose keys ("kind name") are ``recorded`` could hold:
-    no owners and ACLs when it read none, none of the kinds read since v2 when it predates them."""
+    no owners and ACLs when it read none, none of the kinds read since v2 when it predates them,
+    no role memberships when it predates v3 (it read them for fewer roles)."""
     keys = set(recorded)
     if PRIVILEGES_RECORDED not in keys:
         return without_privileges(fp)
-    if PRIVILEGES_V2 not in keys:
-        return Fingerprint({k: v for k, v in fp.objects.items()
-                            if k[0] not in KINDS_V2 and f"{k[0]} {k[1]}" != PRIVILEGES_V2}, fp.histories)
+    dropped = set(KINDS_V2) if PRIVILEGES_V2 not in keys else set() if PRIVILEGES_V3 in keys else {"role membership"}
+    unread = {PRIVILEGES_V2, PRIVILEGES_V3} - keys
+    if dropped or unread:
+        return Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in dropped and f"{k[0]} {k[1]}" not in unread},
+                           fp.histories)
     return fp
 
 

@@ -186,6 +186,7 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
                  after: dict[str, str], now: dict[str, str]) -> None:
     """GRANT role TO member / REVOKE role FROM member (and their ADMIN OPTION) for each role
     membership the run changed (``pairs``: key, member, role, quoted), unless changed since."""
+    read = _roles_read(before) if pairs else set()
     for key, member, role in pairs:
         was, is_now = before.get(key), now.get(key)
         if key in shared or is_now == was:
@@ -194,6 +195,10 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
             plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
             continue
         words = key.removeprefix("role membership ")
+        if was is None and not {_unquote(member), _unquote(role)} & read:
+            plan.not_invertible.append(f"{key}: not read before the run (neither role mattered to this database "
+                                       "then), so whether the run granted it is not known; left as it is")
+            continue
         if was is None:
             plan.add(f"REVOKE {role} FROM {member}", f"role membership {words}: revoked, as before the run", optional=True)
         elif is_now is None:
@@ -207,12 +212,33 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
                      "revoked, as before the run", optional=True)
 
 
-# Who a table guard creates may hold privileges for, besides PUBLIC and guard itself: every
-# grantee of guard's role's default privileges on tables (get_user_default_acl, aclchk.c).
+def _roles_read(before: dict[str, str]) -> set[str]:
+    """The roles whose memberships the fingerprint ``before`` read (fingerprint.py _HERE): owners
+    and grantees of what it records, roles of its default privileges."""
+    roles: set[str] = set()
+    for key, value in before.items():
+        if not key.startswith(_KINDS) or key.startswith("role membership "):
+            continue
+        if key.startswith("default privileges "):
+            roles.add(key.removeprefix("default privileges ").rsplit(" ", 2)[0])  # misread if the schema has a space: named
+            items: str | None = value
+        elif key.startswith("column privileges "):
+            items = value
+        else:
+            owned = _owned(value)
+            roles.update(owned[:1] if owned else ())
+            items = owned[1] if owned else None
+        roles.update(grantee for grantee, _ in (_acl(items or "") or {}))
+    return roles
+
+
+# Who a table (or sequence) guard creates may hold privileges for, besides PUBLIC and guard
+# itself: every grantee of guard's role's default privileges on tables or sequences
+# (get_user_default_acl, aclchk.c).
 DEFAULT_GRANTEES = """
 SELECT DISTINCT quote_ident(pg_get_userbyid(x.grantee))
   FROM pg_default_acl d, aclexplode(d.defaclacl) x
- WHERE d.defaclrole = current_user::regrole AND d.defaclobjtype = 'r' AND x.grantee <> 0
+ WHERE d.defaclrole = current_user::regrole AND d.defaclobjtype IN ('r', 'S') AND x.grantee <> 0
 """
 
 
@@ -243,6 +269,7 @@ def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None
         plan.add(f"REVOKE ALL ON TABLE {name} FROM {everyone}", f"table {name}: privileges cleared, to be granted as "
                  "before the run", optional=True)
         _items(plan, key, f"TABLE {name}", "", me, _new_owner(acl, owner, me), {})
+        _sequences(inputs, plan, before, (oid, name), me)
         if owner != me:  # last, after its columns' grants, made as its owner
             owners.append((f"ALTER TABLE {name} OWNER TO {ident(owner)}", f"table {name}: owner back to {owner}"))
     for col_key, col in inputs.before.columns.items():
@@ -262,10 +289,45 @@ def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None
         plan.add(statement, what, optional=True)
 
 
+_QUALIFIED = re.compile(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)')  # quote_ident(schema).quote_ident(name)
+
+
+def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table: tuple[str, str], me: str) -> None:
+    """The ACLs, as before the run, of the sequences of the recreated ``table`` (oid, quoted name):
+    a serial column's (re-linked by ALTER SEQUENCE ... OWNED BY) and an identity column's (if
+    named table_column_seq before). Their owner follows the table's (tablecmds.c ATExecChangeOwner)."""
+    assert inputs.conn is not None
+    oid, name = table
+    parts = _QUALIFIED.fullmatch(name)
+    if parts is None:
+        return
+    schema = parts.group(1)
+    found = []
+    for action in plan.actions:
+        linked = re.fullmatch(rf"ALTER SEQUENCE (.+) OWNED BY {re.escape(name)}\..+", action.sql)
+        if linked:
+            found.append(linked.group(1) if _key("t", linked.group(1)) else f"{schema}.{linked.group(1)}")
+    relname = inputs.before.relnames.get(oid, "")
+    for col in inputs.before.columns.values():
+        if col["table"] == oid and col.get("identity"):
+            found.append(f"{schema}.{ident(relname + '_' + col['name'] + '_seq')}")
+    for sequence in found:
+        key = _key("table privileges", sequence)
+        owned = _owned(before.get(key)) if key else None
+        acl = _acl(owned[1]) if owned else None
+        if key is None or owned is None or acl is None:
+            continue
+        grantees = [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
+        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *grantees]))
+        plan.add(f"REVOKE ALL ON SEQUENCE {sequence} FROM {everyone}", f"sequence {sequence}: privileges cleared, "
+                 "to be granted as before the run", optional=True)
+        _items(plan, key, f"SEQUENCE {sequence}", "", me, _new_owner(acl, owned[0], me), {})
+
+
 def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
     """The fingerprint's key of the table ``quoted`` (quote_ident(schema).quote_ident(name), as
     guard/undo/catalog.py reads it) or of its ``column``; None when unreadable."""
-    parts = re.fullmatch(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)', quoted)
+    parts = _QUALIFIED.fullmatch(quoted)
     if parts is None:
         return None
     name = f"{_unquote(parts.group(1))}.{_unquote(parts.group(2))}"
