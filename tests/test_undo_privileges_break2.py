@@ -231,9 +231,9 @@ def test_a_membership_changed_since_the_run_elsewhere_in_the_cluster_is_left(rol
 
 def test_a_dropped_enum_comes_back_with_its_owner_and_acl(roles: Project) -> None:
     """The undo recreates an enum the run dropped (plan.py _recreate_enums); its owner and ACL
-    before the run must come back too, as a table's do. Found failing (2026-11-30, left): the
-    enum comes back owned by guard's role with its default ACL (exit 4, 'type privileges
-    public.mood changed'): honest, but not put back."""
+    before the run must come back too, as a table's do. Found failing (2026-11-30): the enum
+    came back owned by guard's role with its default ACL (exit 4, 'type privileges public.mood
+    changed'): honest, but not put back (guard/undo/privileges_recreated.py now does)."""
     setup = ("create type public.mood as enum ('a', 'b'); revoke usage on type public.mood from public;"
              "grant usage on type public.mood to undo_brk2_r; alter type public.mood owner to undo_brk2_o;")
     was, undone = undo_after(roles, setup, "drop type public.mood;")

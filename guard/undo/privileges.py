@@ -6,8 +6,8 @@ _PRIVILEGES), those recorded at its end (the "after" record holds them alone), a
 An object's entry is acted on only when the run changed it (before differs from after) and
 nothing did since (now equals after): a grant a DBA made after the run is never taken back.
 Objects the run added go whole; a table or column it dropped comes back with its owner and ACL
-(``recreated``: cleared of what guard's role's default privileges gave it, then granted as
-before); a renamed one is named, as are entries recorded by a guard that read no privileges. Default privileges (ALTER
+(privileges_recreated.py: cleared of what guard's role's default privileges gave it, then
+granted as before); a renamed one is named, as are entries recorded by a guard that read no privileges. Default privileges (ALTER
 DEFAULT PRIVILEGES) are put back the same way; an absent global entry stands for PostgreSQL's
 built-in defaults (acldefault), an absent schema's entry for nothing.
 
@@ -24,10 +24,11 @@ the fingerprint before says whether the privileges came back exactly.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
+from guard.undo.acl import _acl, _items, _new_owner, _object, _owned, _unquote
 from guard.undo.model import Inputs, InversePlan, ident
+from guard.undo.privileges_recreated import recreated
 
 # The target of GRANT and of ALTER ... OWNER for each entry of the fingerprint's privilege
 # kinds, keyed as fingerprint_json keys them ("kind name"); quoted with format('%I'); for a
@@ -109,23 +110,9 @@ SELECT 'default privileges ' || r.rolname || ' ' || COALESCE(n.nspname, '*') || 
 """
 _DEFAULT_OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 
-# The privilege letters of an ACL item (utils/acl.h ACL_*_CHR) and their SQL names.
-PRIVILEGES = {"a": "INSERT", "r": "SELECT", "w": "UPDATE", "d": "DELETE", "D": "TRUNCATE", "x": "REFERENCES",
-              "t": "TRIGGER", "X": "EXECUTE", "U": "USAGE", "C": "CREATE", "c": "CONNECT", "T": "TEMPORARY",
-              "m": "MAINTAIN", "s": "SET", "A": "ALTER SYSTEM"}
-_ROLE = r'"(?:[^"]|"")*"|[^=,"/\s]*'
-_ITEM = rf"(?:{_ROLE})=[A-Za-z*]*/(?:{_ROLE})"
-_ITEM_PARTS = re.compile(rf"({_ROLE})=([A-Za-z*]*)/({_ROLE})")
-# "owner items": the owner as pg_get_userbyid gives it (unquoted, may hold spaces), then the
-# items, comma-separated (aclitemout quotes a role name that is not plain letters and digits).
-_OWNED = re.compile(rf"(.*?) ((?:{_ITEM}(?:,{_ITEM})*)?)", re.DOTALL)
 _KINDS = ("table privileges ", "column privileges ", "function privileges ", "schema privileges ",
           "type privileges ", "database privileges ", "default privileges ", "composite type privileges ",
           "language privileges ", "foreign-data wrapper privileges ", "foreign server privileges ", "role membership ")
-
-# Items by (grantee, grantor): {privilege letter: with grant option}; "" is PUBLIC.
-Acl = dict[tuple[str, str], dict[str, bool]]
-
 
 def invert(inputs: Inputs, plan: InversePlan) -> None:
     """Add to ``plan`` the statements that put back the owners and ACLs the run changed
@@ -232,108 +219,6 @@ def _roles_read(before: dict[str, str]) -> set[str]:
     return roles
 
 
-# Who a table (or sequence) guard creates may hold privileges for, besides PUBLIC and guard
-# itself: every grantee of guard's role's default privileges on tables or sequences
-# (get_user_default_acl, aclchk.c).
-DEFAULT_GRANTEES = """
-SELECT DISTINCT quote_ident(pg_get_userbyid(x.grantee))
-  FROM pg_default_acl d, aclexplode(d.defaclacl) x
- WHERE d.defaclrole = current_user::regrole AND d.defaclobjtype IN ('r', 'S') AND x.grantee <> 0
-"""
-
-
-def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None:
-    """The owner and ACL of each table the undo recreates, and the column ACLs of the columns it
-    re-adds, as they were before the run: the new table has guard's role as owner and its
-    default privileges, from which nothing of the old ACL follows."""
-    created = {a.sql.split(" (", 1)[0].removeprefix("CREATE TABLE ") for a in plan.actions if a.sql.startswith("CREATE TABLE ")}
-    added = {a.sql for a in plan.actions if " ADD COLUMN " in a.sql}
-    if inputs.conn is None or not (created or added):
-        return
-    me: str | None = None
-    owners: list[tuple[str, str]] = []
-    for oid, name in inputs.before.tables.items():
-        if oid in inputs.after.tables or name not in created:
-            continue
-        key = _key("table privileges", name)
-        owned = _owned(before.get(key)) if key else None
-        acl = _acl(owned[1]) if owned else None
-        if key is None or owned is None or acl is None:
-            continue
-        if me is None:
-            row = inputs.conn.execute("SELECT current_user, quote_ident(current_user)").fetchone()
-            grantees = [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
-            me = str(row[0]) if row else ""
-        owner = owned[0]
-        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *grantees]))
-        plan.add(f"REVOKE ALL ON TABLE {name} FROM {everyone}", f"table {name}: privileges cleared, to be granted as "
-                 "before the run", optional=True)
-        _items(plan, key, f"TABLE {name}", "", me, _new_owner(acl, owner, me), {})
-        _sequences(inputs, plan, before, (oid, name), me)
-        if owner != me:  # last, after its columns' grants, made as its owner
-            owners.append((f"ALTER TABLE {name} OWNER TO {ident(owner)}", f"table {name}: owner back to {owner}"))
-    for col_key, col in inputs.before.columns.items():
-        table = inputs.before.tables.get(col["table"], "")
-        if col_key in inputs.after.columns and col["table"] in inputs.after.tables:
-            continue
-        column = ident(col["name"])
-        if table not in created and not any(s.startswith(f"ALTER TABLE {table} ADD COLUMN {column} ") for s in added):
-            continue
-        key = _key("column privileges", table, col["name"])
-        acl = _acl(before.get(key, "")) if key else None
-        if key and acl:
-            owner = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
-                     or ("", ""))[0]
-            _items(plan, key, f"TABLE {table}", column, owner, acl, {})
-    for statement, what in owners:
-        plan.add(statement, what, optional=True)
-
-
-_QUALIFIED = re.compile(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)')  # quote_ident(schema).quote_ident(name)
-
-
-def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table: tuple[str, str], me: str) -> None:
-    """The ACLs, as before the run, of the sequences of the recreated ``table`` (oid, quoted name):
-    a serial column's (re-linked by ALTER SEQUENCE ... OWNED BY) and an identity column's (if
-    named table_column_seq before). Their owner follows the table's (tablecmds.c ATExecChangeOwner)."""
-    assert inputs.conn is not None
-    oid, name = table
-    parts = _QUALIFIED.fullmatch(name)
-    if parts is None:
-        return
-    schema = parts.group(1)
-    found = []
-    for action in plan.actions:
-        linked = re.fullmatch(rf"ALTER SEQUENCE (.+) OWNED BY {re.escape(name)}\..+", action.sql)
-        if linked:
-            found.append(linked.group(1) if _key("t", linked.group(1)) else f"{schema}.{linked.group(1)}")
-    relname = inputs.before.relnames.get(oid, "")
-    for col in inputs.before.columns.values():
-        if col["table"] == oid and col.get("identity"):
-            found.append(f"{schema}.{ident(relname + '_' + col['name'] + '_seq')}")
-    for sequence in found:
-        key = _key("table privileges", sequence)
-        owned = _owned(before.get(key)) if key else None
-        acl = _acl(owned[1]) if owned else None
-        if key is None or owned is None or acl is None:
-            continue
-        grantees = [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
-        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *grantees]))
-        plan.add(f"REVOKE ALL ON SEQUENCE {sequence} FROM {everyone}", f"sequence {sequence}: privileges cleared, "
-                 "to be granted as before the run", optional=True)
-        _items(plan, key, f"SEQUENCE {sequence}", "", me, _new_owner(acl, owned[0], me), {})
-
-
-def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
-    """The fingerprint's key of the table ``quoted`` (quote_ident(schema).quote_ident(name), as
-    guard/undo/catalog.py reads it) or of its ``column``; None when unreadable."""
-    parts = _QUALIFIED.fullmatch(quoted)
-    if parts is None:
-        return None
-    name = f"{_unquote(parts.group(1))}.{_unquote(parts.group(2))}"
-    return f"{kind} {name}" + (f".{column}" if column is not None else "")
-
-
 def _shared(keys: list[str], recorded: set[str]) -> set[str]:
     """The keys of ``recorded`` that more than one object has: "a"."b.c" and "a.b"."c" are
     both "a.b.c" to the fingerprint, whose value is then either's."""
@@ -415,86 +300,4 @@ def _gone(plan: InversePlan, key: str, named: set[str], roles: set[str]) -> bool
     return bool(gone)
 
 
-def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
-           default_scope: str = "") -> None:
-    """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``,
-    a column's by its table's); with ``default_scope`` ("FOR ROLE r
-    [IN SCHEMA s]"), as ALTER DEFAULT PRIVILEGES on ``grant`` (TABLES, FUNCTIONS...)."""
-    for (grantee, grantor) in sorted(set(was) | set(now)):
-        if grantor != owner:
-            if was.get((grantee, grantor)) != now.get((grantee, grantor)):
-                plan.not_invertible.append(f"{key}: privileges of {grantee or 'PUBLIC'} granted by {grantor}: "
-                                           f"guard grants as the owner; put them back by hand as {grantor}")
-            continue
-        old, new = was.get((grantee, grantor), {}), now.get((grantee, grantor), {})
-        to = "PUBLIC" if grantee == "" else ident(grantee)
-        revoke = sorted(p for p in new if p not in old)
-        option_off = sorted(p for p in new if p in old and new[p] and not old[p])
-        give = sorted(p for p in old if p not in new or (old[p] and not new[p]))
-        give_plain = [p for p in give if not old[p]]
-        give_option = [p for p in give if old[p]]
-        for letters, verb, tail in ((revoke, "REVOKE", ""), (option_off, "REVOKE GRANT OPTION FOR", ""),
-                                    (give_plain, "GRANT", ""), (give_option, "GRANT", " WITH GRANT OPTION")):
-            if not letters:
-                continue
-            names = ", ".join(PRIVILEGES.get(p, p) + (f" ({column})" if column else "") for p in letters)
-            direction = "FROM" if verb.startswith("REVOKE") else "TO"
-            words = f"{verb.lower()} {', '.join(PRIVILEGES.get(p, p) for p in letters)}"
-            if default_scope:
-                plan.add(f"ALTER DEFAULT PRIVILEGES {default_scope} {verb} {names} ON {grant} {direction} {to}{tail}",
-                         f"{_object(key)}: {words} on {grant.lower()} {direction.lower()} {grantee or 'PUBLIC'}"
-                         f"{tail.lower()}, as before the run", optional=True)
-                continue
-            plan.add(f"{verb} {names} ON {grant} {direction} {to}{tail}",
-                     f"{words} on {_object(key)} {direction.lower()} {grantee or 'PUBLIC'}{tail.lower()}, "
-                     "as before the run", optional=True)
-
-
-def _object(key: str) -> str:
-    """"table privileges public.t" -> "table public.t"."""
-    kind, _, name = key.partition(" privileges ")
-    if kind == "default":
-        return f"default privileges of {name}"
-    return "database" if kind == "database" else f"{kind} {name}"
-
-
-def _owned(value: str | None) -> tuple[str, str] | None:
-    """(owner, items) of a fingerprint's "owner items" value."""
-    found = _OWNED.fullmatch(value or "")
-    return (found.group(1), found.group(2)) if found else None
-
-
-def _acl(items: str) -> Acl | None:
-    """The items of an ACL as aclitemout writes them, comma-separated; None when unreadable."""
-    acl: Acl = {}
-    position = 0
-    while position < len(items):
-        found = _ITEM_PARTS.match(items, position)
-        if found is None:
-            return None
-        grantee, letters, grantor = (_unquote(found.group(1)), found.group(2), _unquote(found.group(3)))
-        privileges = acl.setdefault((grantee, grantor), {})
-        for i, letter in enumerate(letters):
-            if letter != "*":
-                privileges[letter] = privileges.get(letter, False) or letters[i + 1:i + 2] == "*"
-        position = found.end() + 1  # past the comma
-    return acl
-
-
-def _unquote(role: str) -> str:
-    return role[1:-1].replace('""', '"') if role.startswith('"') else role
-
-
-def _new_owner(acl: Acl, old: str, new: str) -> Acl:
-    """``acl`` as ALTER ... OWNER TO ``new`` leaves it: ``old`` replaced by ``new`` as grantee
-    and as grantor, items that then coincide merged (aclchk.c aclnewowner)."""
-    moved: Acl = {}
-    for (grantee, grantor), privileges in acl.items():
-        key = (new if grantee == old else grantee, new if grantor == old else grantor)
-        merged = moved.setdefault(key, {})
-        for letter, option in privileges.items():
-            merged[letter] = merged.get(letter, False) or option
-    return moved
-
-
-__all__ = ["Acl", "invert"]
+__all__ = ["invert"]

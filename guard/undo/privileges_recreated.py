@@ -1,0 +1,142 @@
+"""Owners and ACLs of what the undo recreates: a table the run dropped (and its sequences), a
+column it dropped, an enum it dropped. The undo creates them as guard's role, with its default
+privileges (get_user_default_acl, aclchk.c): nothing of the old ACL follows. So each is cleared
+of what those gave it, granted as before the run, then given its owner back (last, after its
+columns' grants, made as its owner)."""
+
+from __future__ import annotations
+
+import re
+
+from guard.undo.acl import _acl, _items, _new_owner, _owned, _unquote
+from guard.undo.model import Inputs, InversePlan, ident
+
+# Who a table, sequence or type guard creates may hold privileges for, besides PUBLIC and
+# guard itself: every grantee of guard's role's default privileges on those
+# (get_user_default_acl, aclchk.c).
+DEFAULT_GRANTEES = """
+SELECT DISTINCT quote_ident(pg_get_userbyid(x.grantee))
+  FROM pg_default_acl d, aclexplode(d.defaclacl) x
+ WHERE d.defaclrole = current_user::regrole AND d.defaclobjtype IN ('r', 'S', 'T') AND x.grantee <> 0
+"""
+
+
+def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None:
+    """The owner and ACL of each table the undo recreates, and the column ACLs of the columns it
+    re-adds, as they were before the run: the new table has guard's role as owner and its
+    default privileges, from which nothing of the old ACL follows."""
+    created = {a.sql.split(" (", 1)[0].removeprefix("CREATE TABLE ") for a in plan.actions if a.sql.startswith("CREATE TABLE ")}
+    added = {a.sql for a in plan.actions if " ADD COLUMN " in a.sql}
+    if inputs.conn is None or not any(a.sql.startswith(("CREATE TABLE ", "CREATE TYPE ")) or a.sql in added
+                                      for a in plan.actions):
+        return
+    me: str | None = None
+    owners: list[tuple[str, str]] = []
+    for oid, name in inputs.before.tables.items():
+        if oid in inputs.after.tables or name not in created:
+            continue
+        key = _key("table privileges", name)
+        owned = _owned(before.get(key)) if key else None
+        acl = _acl(owned[1]) if owned else None
+        if key is None or owned is None or acl is None:
+            continue
+        if me is None:
+            me = _me(inputs)
+        owner = owned[0]
+        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
+        plan.add(f"REVOKE ALL ON TABLE {name} FROM {everyone}", f"table {name}: privileges cleared, to be granted as "
+                 "before the run", optional=True)
+        _items(plan, key, f"TABLE {name}", "", me, _new_owner(acl, owner, me), {})
+        _sequences(inputs, plan, before, (oid, name), me)
+        if owner != me:  # last, after its columns' grants, made as its owner
+            owners.append((f"ALTER TABLE {name} OWNER TO {ident(owner)}", f"table {name}: owner back to {owner}"))
+    types = {a.sql.split(" AS ENUM", 1)[0].removeprefix("CREATE TYPE ") for a in plan.actions
+             if a.sql.startswith("CREATE TYPE ")}
+    for oid, enum in inputs.before.enums.items():
+        key = _key("type privileges", enum["name"])
+        owned = _owned(before.get(key)) if key else None
+        acl = _acl(owned[1]) if owned else None
+        if oid in inputs.after.enums or enum["name"] not in types or key is None or owned is None or acl is None:
+            continue
+        if me is None:
+            me = _me(inputs)
+        name, everyone = enum["name"], ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
+        plan.add(f"REVOKE ALL ON TYPE {name} FROM {everyone}", f"type {name}: privileges cleared, to be granted as "
+                 "before the run", optional=True)
+        _items(plan, key, f"TYPE {name}", "", me, _new_owner(acl, owned[0], me), {})
+        if owned[0] != me:
+            owners.append((f"ALTER TYPE {name} OWNER TO {ident(owned[0])}", f"type {name}: owner back to {owned[0]}"))
+    for col_key, col in inputs.before.columns.items():
+        table = inputs.before.tables.get(col["table"], "")
+        if col_key in inputs.after.columns and col["table"] in inputs.after.tables:
+            continue
+        column = ident(col["name"])
+        if table not in created and not any(s.startswith(f"ALTER TABLE {table} ADD COLUMN {column} ") for s in added):
+            continue
+        key = _key("column privileges", table, col["name"])
+        acl = _acl(before.get(key, "")) if key else None
+        if key and acl:
+            owner = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
+                     or ("", ""))[0]
+            _items(plan, key, f"TABLE {table}", column, owner, acl, {})
+    for statement, what in owners:
+        plan.add(statement, what, optional=True)
+
+
+_QUALIFIED = re.compile(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)')  # quote_ident(schema).quote_ident(name)
+
+
+def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table: tuple[str, str], me: str) -> None:
+    """The ACLs, as before the run, of the sequences of the recreated ``table`` (oid, quoted name):
+    a serial column's (re-linked by ALTER SEQUENCE ... OWNED BY) and an identity column's (if
+    named table_column_seq before). Their owner follows the table's (tablecmds.c ATExecChangeOwner)."""
+    assert inputs.conn is not None
+    oid, name = table
+    parts = _QUALIFIED.fullmatch(name)
+    if parts is None:
+        return
+    schema = parts.group(1)
+    found = []
+    for action in plan.actions:
+        linked = re.fullmatch(rf"ALTER SEQUENCE (.+) OWNED BY {re.escape(name)}\..+", action.sql)
+        if linked:
+            found.append(linked.group(1) if _key("t", linked.group(1)) else f"{schema}.{linked.group(1)}")
+    relname = inputs.before.relnames.get(oid, "")
+    for col in inputs.before.columns.values():
+        if col["table"] == oid and col.get("identity"):
+            found.append(f"{schema}.{ident(relname + '_' + col['name'] + '_seq')}")
+    for sequence in found:
+        key = _key("table privileges", sequence)
+        owned = _owned(before.get(key)) if key else None
+        acl = _acl(owned[1]) if owned else None
+        if key is None or owned is None or acl is None:
+            continue
+        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
+        plan.add(f"REVOKE ALL ON SEQUENCE {sequence} FROM {everyone}", f"sequence {sequence}: privileges cleared, "
+                 "to be granted as before the run", optional=True)
+        _items(plan, key, f"SEQUENCE {sequence}", "", me, _new_owner(acl, owned[0], me), {})
+
+
+def _me(inputs: Inputs) -> str:
+    """guard's role, which owns what the undo creates."""
+    assert inputs.conn is not None
+    row = inputs.conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else ""
+
+
+def _grantees(inputs: Inputs) -> list[str]:
+    """DEFAULT_GRANTEES, quoted."""
+    assert inputs.conn is not None
+    return [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
+
+
+def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
+    """The fingerprint's key of the table ``quoted`` (quote_ident(schema).quote_ident(name), as
+    guard/undo/catalog.py reads it) or of its ``column``; None when unreadable."""
+    parts = _QUALIFIED.fullmatch(quoted)
+    if parts is None:
+        return None
+    name = f"{_unquote(parts.group(1))}.{_unquote(parts.group(2))}"
+    return f"{kind} {name}" + (f".{column}" if column is not None else "")
+
+
