@@ -172,3 +172,15 @@ def undo_then_undo_the_undo(project: Project) -> None:
     again = project.guard("undo", undo_id, "--yes")
     assert again.code == 0, again.output
 
+
+def wrapped_changes(project: Project, sql: str) -> list[str]:
+    """`guard run -- SCRIPT` where SCRIPT runs ``sql`` with psql: the changes the report lists,
+    as "kind name action"."""
+    script = project.root / "wrapped.sh"
+    script.write_text(f"#!/bin/sh\npsql -X -q -d \"$GUARD_DATABASE_URL\" -c '{sql}'\n")
+    script.chmod(0o755)
+    result = project.guard("run", "--reason", "wrapped", "--", str(script))
+    assert result.code == 0, result.output
+    changes = result.report["wrapped"]["changes"] if result.report else []
+    return [f"{c['kind']} {c['name']} {c['action']}" for c in changes]
+

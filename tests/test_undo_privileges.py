@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from guard.fingerprint import PRIVILEGES_FINGERPRINT
-from tests.support import Project
+from tests.support import Project, wrapped_changes
 
 ROLE = "undo_priv_reader"
 OTHER = "undo_priv_other"
@@ -223,13 +223,7 @@ def test_a_run_recorded_before_privileges_were_read_is_undone_as_before(project_
 
 
 def test_a_wrapped_tool_that_grants_is_seen_changing_that_table(project_before: Project) -> None:
-    script = project_before.root / "grant.sh"
-    script.write_text(f"#!/bin/sh\npsql -X -q -d \"$GUARD_DATABASE_URL\" -c 'grant select on public.existing to {ROLE}'\n")
-    script.chmod(0o755)
-    result = project_before.guard("run", "--reason", "grant", "--", str(script))
-    assert result.code == 0, result.output
-    changes = result.report["wrapped"]["changes"] if result.report else []
-    names = [f"{c['kind']} {c['name']} {c['action']}" for c in changes]
+    names = wrapped_changes(project_before, f"grant select on public.existing to {ROLE}")
     assert names == ["table privileges public.existing changed"], names
 
 

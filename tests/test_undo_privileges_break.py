@@ -4,6 +4,8 @@ by oid (``RAW``), never from guard's words or its fingerprint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.support import Project, Result, undo_then_undo_the_undo
@@ -64,12 +66,13 @@ def raw(project: Project) -> list[tuple[str, ...]]:
     return sorted((str(a), str(b), str(c), str(d)) for a, b, c, d in project.query(RAW))
 
 
-def undo_after(project: Project, before: str, run: str, since: str = "") -> tuple[list[tuple[str, ...]], Result]:
-    """``before`` set up, ``run`` applied by guard, ``since`` done after; (catalog before the
-    run, the undo's result)."""
+def undo_after(project: Project, before: str, run: str, since: str = "", *, setup: str = ROLES,
+               read: Callable[[Project], list[tuple[str, ...]]] | None = None) -> tuple[list[tuple[str, ...]], Result]:
+    """``setup`` and ``before`` set up, ``run`` applied by guard, ``since`` done after; (catalog
+    before the run as ``read`` reads it, the undo's result)."""
     assert project.guard("init").code == 0
-    project.query(ROLES + before)
-    was = raw(project)
+    project.query(setup + before)
+    was = (read or raw)(project)
     project.add("20240101000000_p.sql", ADD + run + "\n")
     ran = project.guard("run")
     assert ran.code == 0, ran.output

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Project, Result
+from tests.support import Project, Result, wrapped_changes
 from tests.test_undo_privileges_break import RAW as RAW1
+from tests.test_undo_privileges_break import undo_after as undo_after_with
 
 RAW = RAW1.replace("undo\\_brk\\_%%", "undo\\_brk2\\_%%")
 assert RAW != RAW1
@@ -33,15 +34,8 @@ def roles(ready: Project) -> Iterator[Project]:
 
 
 def undo_after(project: Project, before: str, run: str, since: str = "") -> tuple[list[tuple[str, ...]], Result]:
-    assert project.guard("init").code == 0
-    project.query(before)
-    was = raw(project)
-    project.add("20240101000000_p.sql", ADD + run + "\n")
-    ran = project.guard("run")
-    assert ran.code == 0, ran.output
-    if since:
-        project.query(since)
-    return was, project.guard("undo", "--yes")
+    """As tests/test_undo_privileges_break.py's, with this file's roles (made by ``roles``) and RAW."""
+    return undo_after_with(project, before, run, since, setup="", read=raw)
 
 
 def test_a_membership_older_than_the_run_is_kept_when_the_run_first_grants_to_its_role(roles: Project) -> None:
@@ -181,13 +175,7 @@ def test_a_wrapped_tool_granting_a_membership_is_listed(roles: Project) -> None:
                 "create function public.f() returns int language sql as 'select 1';"
                 "grant execute on function public.f() to undo_brk2_r;")
     assert roles.guard("init").code == 0
-    script = roles.root / "grant.sh"
-    script.write_text("#!/bin/sh\npsql -X -q -d \"$GUARD_DATABASE_URL\" -c 'grant undo_brk2_r to undo_brk2_m'\n")
-    script.chmod(0o755)
-    result = roles.guard("run", "--reason", "grant", "--", str(script))
-    assert result.code == 0, result.output
-    changes = result.report["wrapped"]["changes"] if result.report else []
-    names = [f"{c['kind']} {c['name']} {c['action']}" for c in changes]
+    names = wrapped_changes(roles, "grant undo_brk2_r to undo_brk2_m")
     assert names == ["role membership undo_brk2_m in undo_brk2_r added"], names
 
 
