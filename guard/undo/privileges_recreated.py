@@ -26,46 +26,26 @@ def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None
     re-adds, as they were before the run: the new table has guard's role as owner and its
     default privileges, from which nothing of the old ACL follows."""
     created = {a.sql.split(" (", 1)[0].removeprefix("CREATE TABLE ") for a in plan.actions if a.sql.startswith("CREATE TABLE ")}
+    types = {a.sql.split(" AS ENUM", 1)[0].removeprefix("CREATE TYPE ") for a in plan.actions
+             if a.sql.startswith("CREATE TYPE ")}
     added = {a.sql for a in plan.actions if " ADD COLUMN " in a.sql}
-    if inputs.conn is None or not any(a.sql.startswith(("CREATE TABLE ", "CREATE TYPE ")) or a.sql in added
-                                      for a in plan.actions):
+    if inputs.conn is None or not (created or types or added):
         return
-    me: str | None = None
+    who = _as_guard(inputs) if created or types else ("", "")
     owners: list[tuple[str, str]] = []
     for oid, name in inputs.before.tables.items():
         if oid in inputs.after.tables or name not in created:
             continue
-        key = _key("table privileges", name)
-        owned = _owned(before.get(key)) if key else None
-        acl = _acl(owned[1]) if owned else None
-        if key is None or owned is None or acl is None:
-            continue
-        if me is None:
-            me = _me(inputs)
-        owner = owned[0]
-        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
-        plan.add(f"REVOKE ALL ON TABLE {name} FROM {everyone}", f"table {name}: privileges cleared, to be granted as "
-                 "before the run", optional=True)
-        _items(plan, key, f"TABLE {name}", "", me, _new_owner(acl, owner, me), {})
-        _sequences(inputs, plan, before, (oid, name), me)
-        if owner != me:  # last, after its columns' grants, made as its owner
+        owner = _whole(plan, before, "TABLE", name, who)
+        if owner is not None:
+            _sequences(inputs, plan, before, (oid, name), who)
+        if owner is not None and owner != who[0]:  # last, after its columns' grants, made as its owner
             owners.append((f"ALTER TABLE {name} OWNER TO {ident(owner)}", f"table {name}: owner back to {owner}"))
-    types = {a.sql.split(" AS ENUM", 1)[0].removeprefix("CREATE TYPE ") for a in plan.actions
-             if a.sql.startswith("CREATE TYPE ")}
     for oid, enum in inputs.before.enums.items():
-        key = _key("type privileges", enum["name"])
-        owned = _owned(before.get(key)) if key else None
-        acl = _acl(owned[1]) if owned else None
-        if oid in inputs.after.enums or enum["name"] not in types or key is None or owned is None or acl is None:
-            continue
-        if me is None:
-            me = _me(inputs)
-        name, everyone = enum["name"], ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
-        plan.add(f"REVOKE ALL ON TYPE {name} FROM {everyone}", f"type {name}: privileges cleared, to be granted as "
-                 "before the run", optional=True)
-        _items(plan, key, f"TYPE {name}", "", me, _new_owner(acl, owned[0], me), {})
-        if owned[0] != me:
-            owners.append((f"ALTER TYPE {name} OWNER TO {ident(owned[0])}", f"type {name}: owner back to {owned[0]}"))
+        name = enum["name"]
+        owner = _whole(plan, before, "TYPE", name, who) if oid not in inputs.after.enums and name in types else None
+        if owner is not None and owner != who[0]:
+            owners.append((f"ALTER TYPE {name} OWNER TO {ident(owner)}", f"type {name}: owner back to {owner}"))
     for col_key, col in inputs.before.columns.items():
         table = inputs.before.tables.get(col["table"], "")
         if col_key in inputs.after.columns and col["table"] in inputs.after.tables:
@@ -76,21 +56,38 @@ def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None
         key = _key("column privileges", table, col["name"])
         acl = _acl(before.get(key, "")) if key else None
         if key and acl:
-            owner = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
-                     or ("", ""))[0]
-            _items(plan, key, f"TABLE {table}", column, owner, acl, {})
+            owner_was = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
+                         or ("", ""))[0]
+            _items(plan, key, f"TABLE {table}", column, owner_was, acl, {})
     for statement, what in owners:
         plan.add(statement, what, optional=True)
+
+
+def _whole(plan: InversePlan, before: dict[str, str], kind: str, name: str, who: tuple[str, str]) -> str | None:
+    """Clear the ACL of the ``kind`` (TABLE, SEQUENCE, TYPE) ``name`` the undo recreates, then
+    grant it as before the run, as guard's role (``who``: it and everyone its default privileges
+    grant to, as _as_guard gives them). Returns the owner before the run (its ALTER ... OWNER TO
+    is the caller's, last); None when the fingerprint before holds no readable entry for it."""
+    key = _key(f"{'table' if kind == 'SEQUENCE' else kind.lower()} privileges", name)
+    owned = _owned(before.get(key)) if key else None
+    acl = _acl(owned[1]) if owned else None
+    if key is None or owned is None or acl is None:
+        return None
+    me, everyone = who
+    plan.add(f"REVOKE ALL ON {kind} {name} FROM {everyone}", f"{kind.lower()} {name}: privileges cleared, to be "
+             "granted as before the run", optional=True)
+    _items(plan, key, f"{kind} {name}", "", me, _new_owner(acl, owned[0], me), {})
+    return owned[0]
 
 
 _QUALIFIED = re.compile(r'("(?:[^"]|"")*"|[^".]+)\.("(?:[^"]|"")*"|[^".]+)')  # quote_ident(schema).quote_ident(name)
 
 
-def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table: tuple[str, str], me: str) -> None:
+def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table: tuple[str, str],
+               who: tuple[str, str]) -> None:
     """The ACLs, as before the run, of the sequences of the recreated ``table`` (oid, quoted name):
     a serial column's (re-linked by ALTER SEQUENCE ... OWNED BY) and an identity column's (if
     named table_column_seq before). Their owner follows the table's (tablecmds.c ATExecChangeOwner)."""
-    assert inputs.conn is not None
     oid, name = table
     parts = _QUALIFIED.fullmatch(name)
     if parts is None:
@@ -106,28 +103,16 @@ def _sequences(inputs: Inputs, plan: InversePlan, before: dict[str, str], table:
         if col["table"] == oid and col.get("identity"):
             found.append(f"{schema}.{ident(relname + '_' + col['name'] + '_seq')}")
     for sequence in found:
-        key = _key("table privileges", sequence)
-        owned = _owned(before.get(key)) if key else None
-        acl = _acl(owned[1]) if owned else None
-        if key is None or owned is None or acl is None:
-            continue
-        everyone = ", ".join(dict.fromkeys(["PUBLIC", ident(me), *_grantees(inputs)]))
-        plan.add(f"REVOKE ALL ON SEQUENCE {sequence} FROM {everyone}", f"sequence {sequence}: privileges cleared, "
-                 "to be granted as before the run", optional=True)
-        _items(plan, key, f"SEQUENCE {sequence}", "", me, _new_owner(acl, owned[0], me), {})
+        _whole(plan, before, "SEQUENCE", sequence, who)
 
 
-def _me(inputs: Inputs) -> str:
-    """guard's role, which owns what the undo creates."""
+def _as_guard(inputs: Inputs) -> tuple[str, str]:
+    """(guard's role, which owns what the undo creates; the roles a REVOKE ALL clears from it:
+    PUBLIC, guard's role and DEFAULT_GRANTEES, quoted and comma-separated), in one query."""
     assert inputs.conn is not None
-    row = inputs.conn.execute("SELECT current_user").fetchone()
-    return str(row[0]) if row else ""
-
-
-def _grantees(inputs: Inputs) -> list[str]:
-    """DEFAULT_GRANTEES, quoted."""
-    assert inputs.conn is not None
-    return [r[0] for r in inputs.conn.execute(DEFAULT_GRANTEES).fetchall()]
+    row = inputs.conn.execute(f"SELECT current_user::text, quote_ident(current_user), ARRAY({DEFAULT_GRANTEES})").fetchone()
+    me, quoted, grantees = row if row else ("", '""', [])
+    return str(me), ", ".join(dict.fromkeys(["PUBLIC", quoted, *grantees]))
 
 
 def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
