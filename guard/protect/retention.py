@@ -6,6 +6,7 @@ and by ``guard backup prune``."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -59,22 +60,19 @@ def prune(
     (made by an older guard) expire ``retention`` seconds after they were made. One
     transaction. ``schema`` is where copies live (kept for callers; names are qualified)."""
     del schema
-    exists = conn.execute(REGISTRY_READY).fetchone()  # the journal, the registry and the row hashes
-    if not exists or not exists[0]:
-        if exists and exists[1]:  # no copy was ever made: the row hashes alone
-            conn.execute(FORGET_ROW_HASHES, {"age": older_than, "retention": retention})
-        return []
-    has_expiry = conn.execute(HAS_EXPIRY).fetchone()
-    expiry = "expires_at" if has_expiry and has_expiry[0] else "NULL::timestamptz"
-    dropped = []
-    with conn.transaction():
-        query = EXPIRED.format(expiry=expiry)
-        params = {"age": older_than, "retention": retention}
-        for (copy,) in conn.execute(query, params).fetchall():
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(copy)))
-            conn.execute(FORGET_COPY, (copy,))
-            dropped.append(copy)
-        if exists[1]:
+    copies, row_hashes = conn.execute(REGISTRY_READY).fetchone() or (False, False)  # one round trip
+    params = {"age": older_than, "retention": retention}
+    dropped: list[str] = []
+    # One transaction where there are copies to drop; the row hashes alone are one statement.
+    with conn.transaction() if copies else nullcontext():
+        if copies:
+            has_expiry = conn.execute(HAS_EXPIRY).fetchone()
+            query = EXPIRED.format(expiry="expires_at" if has_expiry and has_expiry[0] else "NULL::timestamptz")
+            for (copy,) in conn.execute(query, params).fetchall():
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(copy)))
+                conn.execute(FORGET_COPY, (copy,))
+                dropped.append(copy)
+        if row_hashes:
             conn.execute(FORGET_ROW_HASHES, params)
     return dropped
 
