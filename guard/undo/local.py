@@ -185,7 +185,7 @@ def execute(
             _history(conn, versions, undo_id, run_id, undoing)
         # A partial undo that did nothing leaves the run as it was: not marked, so that
         # `guard undo --force` may follow at once (there is no undo to undo first).
-        if not partial or len(plan.not_done) < len(plan.actions):
+        if not (partial and plan.nothing_done):
             conn.execute(MARK_UNDONE, (run_id, undo_id, "local", partial))
         catalog.record(conn, undo_id, "after", recorded)
     return plan, copies, remaining

@@ -38,6 +38,12 @@ class InversePlan(Struct):
     not_done: set[int] = field(default_factory=set)  # indexes of actions that failed and were named, not done
 
     @property
+    def nothing_done(self) -> bool:
+        """Every action failed and was named (or there was none): a partial undo that leaves the
+        database as it found it, so there is no undo to undo before ``--force``."""
+        return len(self.not_done) == len(self.actions)
+
+    @property
     def partial(self) -> bool:
         return bool(self.kept or self.not_invertible)
 

@@ -121,7 +121,7 @@ def _carry_out(conn: psycopg.Connection[Any], config: Config, run: JournalRun, f
         return result
     result.done = True
     result.actions, result.kept, result.not_invertible = describe(inverse), inverse.kept, inverse.not_invertible
-    if (inverse.partial or result.remaining) and len(inverse.not_done) == len(inverse.actions):
+    if (inverse.partial or result.remaining) and inverse.nothing_done:
         result.exit_code, result.done = EXIT_CHANGED, False  # nothing changed: no undo to undo later
         result.message = (f"nothing undone: see what was kept and why; the run stays as it was, the history keeps "
                           f"{', '.join(result.versions)} (guard undo {run.run_id} --yes --force overwrites what was kept)")
