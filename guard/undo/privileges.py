@@ -114,6 +114,7 @@ _KINDS = ("table privileges ", "column privileges ", "function privileges ", "sc
           "type privileges ", "database privileges ", "default privileges ", "composite type privileges ",
           "language privileges ", "foreign-data wrapper privileges ", "foreign server privileges ", "role membership ")
 
+
 def invert(inputs: Inputs, plan: InversePlan) -> None:
     """Add to ``plan`` the statements that put back the owners and ACLs the run changed
     (``inputs.fingerprints``: before, after); name what cannot be."""
@@ -144,23 +145,16 @@ def invert(inputs: Inputs, plan: InversePlan) -> None:
                                    "told apart, check them by hand")
     existing_roles = {r[0] for r in existing}
     for key, role, quoted, schema, objtype, absent in roles:
-        if key in shared or now.get(key) == before.get(key):
-            continue
-        if now.get(key) != after.get(key):
-            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+        if key in shared or not _as_the_run_left_it(plan, key, before, after, now):
             continue
         scope = f"FOR ROLE {quoted}" + (f" IN SCHEMA {schema}" if schema else "")
-        grant = f"{_DEFAULT_OBJECTS[objtype]}"
-        _defaults(plan, key, scope, grant, role, before.get(key, absent or ""), now.get(key, absent or ""),
-                  existing_roles)
+        _defaults(plan, key, scope, _DEFAULT_OBJECTS[objtype], role, before.get(key, absent or ""),
+                  now.get(key, absent or ""), existing_roles)
     put_back: set[str] = set()
     for key in sorted(changed, key=lambda k: k.startswith("column privileges ")):  # a column after its table
         if not _same_object(key, before, after) or key not in where or key in shared:
             continue  # added, dropped or renamed by the run: it goes or comes back whole, or is named
-        if now.get(key) == before.get(key):
-            continue  # already as before (a role the run granted to, dropped since)
-        if now.get(key) != after.get(key):
-            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+        if not _as_the_run_left_it(plan, key, before, after, now):
             continue
         owners = _column_owners(plan, key, where[key][3], before, now, put_back) if where[key][2] else None
         if where[key][2] and owners is None:
@@ -175,12 +169,9 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
     membership the run changed (``pairs``: key, member, role, quoted), unless changed since."""
     read = _roles_read(before) if pairs else set()
     for key, member, role in pairs:
+        if key in shared or not _as_the_run_left_it(plan, key, before, after, now):
+            continue
         was, is_now = before.get(key), now.get(key)
-        if key in shared or is_now == was:
-            continue
-        if is_now != after.get(key):
-            plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
-            continue
         words = key.removeprefix("role membership ")
         if was is None and not {_unquote(member), _unquote(role)} & read:
             plan.not_invertible.append(f"{key}: not read before the run (neither role mattered to this database "
@@ -197,6 +188,19 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
         else:
             plan.add(f"REVOKE ADMIN OPTION FOR {role} FROM {member}", f"role membership {words}: admin option "
                      "revoked, as before the run", optional=True)
+
+
+def _as_the_run_left_it(plan: InversePlan, key: str, before: dict[str, str], after: dict[str, str],
+                        now: dict[str, str]) -> bool:
+    """Whether ``key``'s entry is to be put back: it differs from before the run (else there is
+    nothing to do: a role the run granted to, dropped since) and is as the run left it (else it
+    changed again since, and is named, left as it is: a DBA's grant is never taken back)."""
+    if now.get(key) == before.get(key):
+        return False
+    if now.get(key) != after.get(key):
+        plan.not_invertible.append(f"{key}: changed by the run and again since; left as it is now")
+        return False
+    return True
 
 
 def _roles_read(before: dict[str, str]) -> set[str]:
@@ -249,7 +253,7 @@ def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, 
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
     if not _gone(plan, key, {role, *(r for pair in acl_was for r in pair if r)}, roles):
-        _items(plan, key, f"{objects}", "", role, acl_was, acl_now, default_scope=scope)
+        _items(plan, key, objects, "", role, acl_was, acl_now, default_scope=scope)
 
 
 def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
