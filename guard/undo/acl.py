@@ -23,7 +23,7 @@ _OWNED = re.compile(rf"(.*?) ((?:{_ITEM}(?:,{_ITEM})*)?)", re.DOTALL)
 Acl = dict[tuple[str, str], dict[str, bool]]
 
 
-def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
+def acl_statements(plan: InversePlan, key: str, grant: str, column: str, owner: str, was: Acl, now: Acl,
            default_scope: str = "") -> None:
     """REVOKE what ``now`` has beyond ``was``, GRANT what it lacks (items granted by ``owner``,
     a column's by its table's); with ``default_scope`` ("FOR ROLE r
@@ -50,15 +50,15 @@ def _items(plan: InversePlan, key: str, grant: str, column: str, owner: str, was
             words = f"{verb.lower()} {', '.join(PRIVILEGES.get(p, p) for p in letters)}"
             if default_scope:
                 plan.add(f"ALTER DEFAULT PRIVILEGES {default_scope} {verb} {names} ON {grant} {direction} {to}{tail}",
-                         f"{_object(key)}: {words} on {grant.lower()} {direction.lower()} {grantee or 'PUBLIC'}"
+                         f"{object_words(key)}: {words} on {grant.lower()} {direction.lower()} {grantee or 'PUBLIC'}"
                          f"{tail.lower()}, as before the run", optional=True)
                 continue
             plan.add(f"{verb} {names} ON {grant} {direction} {to}{tail}",
-                     f"{words} on {_object(key)} {direction.lower()} {grantee or 'PUBLIC'}{tail.lower()}, "
+                     f"{words} on {object_words(key)} {direction.lower()} {grantee or 'PUBLIC'}{tail.lower()}, "
                      "as before the run", optional=True)
 
 
-def _object(key: str) -> str:
+def object_words(key: str) -> str:
     """"table privileges public.t" -> "table public.t"."""
     kind, _, name = key.partition(" privileges ")
     if kind == "default":
@@ -66,13 +66,13 @@ def _object(key: str) -> str:
     return "database" if kind == "database" else f"{kind} {name}"
 
 
-def _owned(value: str | None) -> tuple[str, str] | None:
+def owner_and_items(value: str | None) -> tuple[str, str] | None:
     """(owner, items) of a fingerprint's "owner items" value."""
     found = _OWNED.fullmatch(value or "")
     return (found.group(1), found.group(2)) if found else None
 
 
-def _acl(items: str) -> Acl | None:
+def parse_acl(items: str) -> Acl | None:
     """The items of an ACL as aclitemout writes them, comma-separated; None when unreadable."""
     acl: Acl = {}
     position = 0
@@ -80,7 +80,7 @@ def _acl(items: str) -> Acl | None:
         found = _ITEM_PARTS.match(items, position)
         if found is None:
             return None
-        grantee, letters, grantor = (_unquote(found.group(1)), found.group(2), _unquote(found.group(3)))
+        grantee, letters, grantor = (unquote_role(found.group(1)), found.group(2), unquote_role(found.group(3)))
         privileges = acl.setdefault((grantee, grantor), {})
         for i, letter in enumerate(letters):
             if letter != "*":
@@ -89,11 +89,11 @@ def _acl(items: str) -> Acl | None:
     return acl
 
 
-def _unquote(role: str) -> str:
+def unquote_role(role: str) -> str:
     return role[1:-1].replace('""', '"') if role.startswith('"') else role
 
 
-def _new_owner(acl: Acl, old: str, new: str) -> Acl:
+def with_new_owner(acl: Acl, old: str, new: str) -> Acl:
     """``acl`` as ALTER ... OWNER TO ``new`` leaves it: ``old`` replaced by ``new`` as grantee
     and as grantor, items that then coincide merged (aclchk.c aclnewowner)."""
     moved: Acl = {}
@@ -105,4 +105,5 @@ def _new_owner(acl: Acl, old: str, new: str) -> Acl:
     return moved
 
 
-__all__ = ["PRIVILEGES", "Acl"]
+__all__ = ["PRIVILEGES", "Acl", "acl_statements", "object_words", "owner_and_items", "parse_acl", "unquote_role",
+           "with_new_owner"]

@@ -26,7 +26,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from guard.undo.acl import _acl, _items, _new_owner, _object, _owned, _unquote
+from guard.undo.acl import (
+    acl_statements,
+    object_words,
+    owner_and_items,
+    parse_acl,
+    unquote_role,
+    with_new_owner,
+)
 from guard.undo.model import Inputs, InversePlan, ident
 from guard.undo.privileges_recreated import recreated
 
@@ -173,7 +180,7 @@ def _memberships(plan: InversePlan, pairs: list[tuple[str, str, str]], shared: s
             continue
         was, is_now = before.get(key), now.get(key)
         words = key.removeprefix("role membership ")
-        if was is None and not {_unquote(member), _unquote(role)} & read:
+        if was is None and not {unquote_role(member), unquote_role(role)} & read:
             plan.not_invertible.append(f"{key}: not read before the run (neither role mattered to this database "
                                        "then), so whether the run granted it is not known; left as it is")
             continue
@@ -216,10 +223,10 @@ def _roles_read(before: dict[str, str]) -> set[str]:
         elif key.startswith("column privileges "):
             items = value
         else:
-            owned = _owned(value)
+            owned = owner_and_items(value)
             roles.update(owned[:1] if owned else ())
             items = owned[1] if owned else None
-        roles.update(grantee for grantee, _ in (_acl(items or "") or {}))
+        roles.update(grantee for grantee, _ in (parse_acl(items or "") or {}))
     return roles
 
 
@@ -234,7 +241,7 @@ def _column_owners(plan: InversePlan, key: str, table: str, before: dict[str, st
     """(owner before the run, owner now) of the table of the column ``key``: the grantor of
     its items, moved with the table's owner (aclchk.c aclnewowner). None, named, when unknown
     or when the table's owner is not put back (its items would be granted by another role)."""
-    was, is_now = _owned(before.get(table)), _owned(now.get(table))
+    was, is_now = owner_and_items(before.get(table)), owner_and_items(now.get(table))
     if was is None or is_now is None:
         plan.not_invertible.append(f"{key}: its table's owner could not be read back; put it back by hand")
         return None
@@ -248,12 +255,12 @@ def _defaults(plan: InversePlan, key: str, scope: str, objects: str, role: str, 
               roles: set[str]) -> None:
     """ALTER DEFAULT PRIVILEGES statements taking ``now``'s items back to ``was``'s (the
     grantor of a default privilege is its role)."""
-    acl_was, acl_now = _acl(was), _acl(now)
+    acl_was, acl_now = parse_acl(was), parse_acl(now)
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
     if not _gone(plan, key, {role, *(r for pair in acl_was for r in pair if r)}, roles):
-        _items(plan, key, objects, "", role, acl_was, acl_now, default_scope=scope)
+        acl_statements(plan, key, objects, "", role, acl_was, acl_now, default_scope=scope)
 
 
 def _same_object(key: str, before: dict[str, str], after: dict[str, str]) -> bool:
@@ -275,12 +282,12 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
         owner_was, owner_now = owners
         items_was, items_now = was or "", now or ""
     else:
-        split_was, split_now = _owned(was), _owned(now)
+        split_was, split_now = owner_and_items(was), owner_and_items(now)
         if split_was is None or split_now is None:
             plan.not_invertible.append(f"{key}: its owner and ACL could not be read back; put them back by hand")
             return
         (owner_was, items_was), (owner_now, items_now) = split_was, split_now
-    acl_was, acl_now = _acl(items_was), _acl(items_now)
+    acl_was, acl_now = parse_acl(items_was), parse_acl(items_now)
     if acl_was is None or acl_now is None:
         plan.not_invertible.append(f"{key}: its ACL could not be read back; put it back by hand")
         return
@@ -288,10 +295,10 @@ def _put_back(plan: InversePlan, key: str, where: tuple[str, str, str], was: str
         return
     if owner_was != owner_now:
         if not column:
-            plan.add(f"ALTER {alter} OWNER TO {ident(owner_was)}", f"{_object(key)}: owner back to {owner_was}",
+            plan.add(f"ALTER {alter} OWNER TO {ident(owner_was)}", f"{object_words(key)}: owner back to {owner_was}",
                      optional=True)
-        acl_now = _new_owner(acl_now, owner_now, owner_was)
-    _items(plan, key, grant, column, owner_was, acl_was, acl_now)
+        acl_now = with_new_owner(acl_now, owner_now, owner_was)
+    acl_statements(plan, key, grant, column, owner_was, acl_was, acl_now)
 
 
 def _gone(plan: InversePlan, key: str, named: set[str], roles: set[str]) -> bool:

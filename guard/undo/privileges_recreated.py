@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from guard.undo.acl import _acl, _items, _new_owner, _owned, _unquote
+from guard.undo.acl import acl_statements, owner_and_items, parse_acl, unquote_role, with_new_owner
 from guard.undo.model import Inputs, InversePlan, ident
 
 # Who a table, sequence or type guard creates may hold privileges for, besides PUBLIC and
@@ -54,11 +54,11 @@ def recreated(inputs: Inputs, plan: InversePlan, before: dict[str, str]) -> None
         if table not in created and not any(s.startswith(f"ALTER TABLE {table} ADD COLUMN {column} ") for s in added):
             continue
         key = _key("column privileges", table, col["name"])
-        acl = _acl(before.get(key, "")) if key else None
+        acl = parse_acl(before.get(key, "")) if key else None
         if key and acl:
-            owner_was = (_owned(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
+            owner_was = (owner_and_items(before.get(f"table privileges {key.removeprefix('column privileges ').rsplit('.', 1)[0]}"))
                          or ("", ""))[0]
-            _items(plan, key, f"TABLE {table}", column, owner_was, acl, {})
+            acl_statements(plan, key, f"TABLE {table}", column, owner_was, acl, {})
     for statement, what in owners:
         plan.add(statement, what, optional=True)
 
@@ -69,14 +69,14 @@ def _whole(plan: InversePlan, before: dict[str, str], kind: str, name: str, who:
     grant to, as _as_guard gives them). Returns the owner before the run (its ALTER ... OWNER TO
     is the caller's, last); None when the fingerprint before holds no readable entry for it."""
     key = _key(f"{'table' if kind == 'SEQUENCE' else kind.lower()} privileges", name)
-    owned = _owned(before.get(key)) if key else None
-    acl = _acl(owned[1]) if owned else None
+    owned = owner_and_items(before.get(key)) if key else None
+    acl = parse_acl(owned[1]) if owned else None
     if key is None or owned is None or acl is None:
         return None
     me, everyone = who
     plan.add(f"REVOKE ALL ON {kind} {name} FROM {everyone}", f"{kind.lower()} {name}: privileges cleared, to be "
              "granted as before the run", optional=True)
-    _items(plan, key, f"{kind} {name}", "", me, _new_owner(acl, owned[0], me), {})
+    acl_statements(plan, key, f"{kind} {name}", "", me, with_new_owner(acl, owned[0], me), {})
     return owned[0]
 
 
@@ -121,7 +121,7 @@ def _key(kind: str, quoted: str, column: str | None = None) -> str | None:
     parts = _QUALIFIED.fullmatch(quoted)
     if parts is None:
         return None
-    name = f"{_unquote(parts.group(1))}.{_unquote(parts.group(2))}"
+    name = f"{unquote_role(parts.group(1))}.{unquote_role(parts.group(2))}"
     return f"{kind} {name}" + (f".{column}" if column is not None else "")
 
 
