@@ -285,7 +285,11 @@ def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
     keys = set(recorded)
     if PRIVILEGES_RECORDED not in keys:
         return without_privileges(fp)
-    dropped = set(KINDS_V2) if PRIVILEGES_V2 not in keys else set() if PRIVILEGES_V3 in keys else {"role membership"}
+    dropped: set[str] = set()
+    if PRIVILEGES_V2 not in keys:
+        dropped = set(KINDS_V2)
+    elif PRIVILEGES_V3 not in keys:
+        dropped = {"role membership"}
     unread = {PRIVILEGES_V2, PRIVILEGES_V3} - keys
     if dropped or unread:
         return Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in dropped and f"{k[0]} {k[1]}" not in unread},
