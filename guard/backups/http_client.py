@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +22,9 @@ from typing import Any
 from msgspec import Struct
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# The largest answer read (a backups list or a restore point is a few kilobytes): a bigger one
+# is refused before it fills the memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class HttpPolicy(Struct, frozen=True):
@@ -134,7 +139,13 @@ def request(
         while True:
             delay: float | None
             try:
-                response = client.request(method, url, json=json_body, params=params, headers=sent_headers)
+                response = _send(client, (method, url, json_body, params, sent_headers), started + policy.total)
+            except _Overdue:
+                raise HttpError(f"{where}: no complete answer within {policy.total:g}s "
+                                "(the server sends too slowly)", None, attempt + 1) from None
+            except _TooLarge:
+                raise HttpError(f"{where}: the answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB", None,
+                                attempt + 1) from None
             except httpx.TimeoutException:
                 problem, status, delay = "timed out", None, policy.backoff * (2**attempt)
             except httpx.TransportError as exc:
@@ -142,10 +153,10 @@ def request(
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    if not response.content:
+                    if not response.body:
                         return None
                     try:
-                        return response.json()
+                        return json.loads(response.body)
                     except ValueError:
                         raise HttpError(f"{where}: the answer is not valid JSON", status) from None
                 if status in (401, 403):
@@ -165,20 +176,71 @@ def request(
             sleep(delay)
 
 
-def _detail(response: Any, sent: Mapping[str, str]) -> str:
+class _Overdue(Exception):
+    """No complete answer before the request's deadline."""
+
+
+class _TooLarge(Exception):
+    """An answer over MAX_ANSWER_BYTES."""
+
+
+class _Answer(Struct, frozen=True):
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _send(client: Any, args: tuple[str, str, Any, Any, Mapping[str, str]], deadline: float) -> _Answer:
+    """One attempt: the whole answer, read by a worker thread the caller waits for until
+    ``deadline`` (time.monotonic()). httpx's timeouts bound each read, not the answer: a server
+    that sends a byte every few seconds (headers or body) would hold guard for hours.
+    Raises _Overdue, _TooLarge, or what httpx raised."""
+    method, url, json_body, params, headers = args
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            with client.stream(method, url, json=json_body, params=params, headers=headers) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise _TooLarge
+                outcome.append(_Answer(response.status_code, response.headers, bytes(body)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="guard-http", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive() or not outcome:
+        raise _Overdue  # the thread ends when client.close() closes its connection
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    answer: _Answer = outcome[0]
+    return answer
+
+
+def _detail(response: _Answer, sent: Mapping[str, str]) -> str:
     """A short reason from an error body ({"message": ...}), never the whole body; the token and
     the headers ``sent`` are masked in it *before* it is shortened: a cut secret is a spelling
-    no masker downstream knows."""
+    no masker downstream knows. A message still holding 8 characters in a row of a secret
+    (a server echoing its first or last characters: ``invalid token sbp_12ab...``) is not
+    shown at all."""
     from guard.report.mask import Masker
 
     try:
-        body = response.json()
+        body = json.loads(response.body)
     except ValueError:
         return ""
     if isinstance(body, dict):
         message = body.get("message") or body.get("error")
         if isinstance(message, str):
-            secrets = [v.removeprefix("Bearer ") for k, v in sent.items() if k not in ("Accept", "User-Agent")]
+            secrets = [v.removeprefix("Bearer ") for k, v in sent.items()
+                       if k not in ("Accept", "User-Agent", "Idempotency-Key")]
             masked = Masker(secrets)(message)
+            if any(secret[i:i + 8] in masked for secret in secrets if len(secret) >= 8
+                   for i in range(len(secret) - 7)):
+                return " (the answer's message is not shown: it quotes part of a secret)"
             return f" ({masked[:120]})"
     return ""

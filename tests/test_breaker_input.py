@@ -1,0 +1,105 @@
+"""A breaker's bad inputs (answers of remote services, files, flags) and the secrets they carry:
+one clear line, a non-zero exit or an error naming the culprit, never a hang, never a secret."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from guard.backups.http_client import MAX_ANSWER_BYTES, HttpError, HttpPolicy, request
+
+TOKEN = "sbp_breaker0123456789abcdef0123456789abcd"
+
+
+def _raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback TCP server that reads a request and lets ``answer`` write whatever it likes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            threading.Thread(target=_answer, args=(conn,), daemon=True).start()
+
+    def _answer(conn: socket.socket) -> None:
+        try:
+            answer(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    server.close()
+
+
+def _drip_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(200):
+        conn.sendall(b" ")
+        time.sleep(0.3)
+
+
+def _drip_headers(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(200):
+        conn.sendall(b"X-A: b\r\n")
+        time.sleep(0.3)
+
+
+def _endless_body(conn: socket.socket) -> None:
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"backups": ["')
+    chunk = b"x" * (1 << 20)
+    for _ in range(MAX_ANSWER_BYTES // len(chunk) * 4):
+        conn.sendall(chunk)
+
+
+def _error_echoing_token(conn: socket.socket) -> None:
+    request_line = f'{{"message": "invalid token {TOKEN[:-3]}... (Bearer {TOKEN})"}}'.encode()
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(request_line)).encode() + b"\r\n\r\n" + request_line)
+
+
+@pytest.mark.parametrize("answer", [_drip_body, _drip_headers], ids=["body", "headers"])
+def test_a_server_that_sends_a_byte_at_a_time_is_given_up_on_at_the_deadline(answer: Callable[[socket.socket], None]) -> None:
+    # httpx's read timeout bounds each read: a byte every 0.3 s never trips a 1 s timeout,
+    # and 100 kB of body (or 16 kB of headers) at that pace is hours.
+    for url in _raw_server(answer):
+        started = time.monotonic()
+        with pytest.raises(HttpError) as caught:
+            request("GET", url + "/v1/x", service="supabase x", token=TOKEN,
+                    policy=HttpPolicy(timeout=1.0, retries=2, backoff=0.05, total=3.0))
+        assert time.monotonic() - started < 6
+        assert "no complete answer within 3s" in str(caught.value)
+        assert TOKEN not in str(caught.value)
+
+
+def test_an_endless_answer_is_refused_before_it_fills_the_memory() -> None:
+    for url in _raw_server(_endless_body):
+        with pytest.raises(HttpError) as caught:
+            request("GET", url + "/v1/x", service="supabase x", token=TOKEN,
+                    policy=HttpPolicy(timeout=2.0, retries=0, total=20.0))
+        assert "larger than 16 MiB" in str(caught.value)
+
+
+def test_an_error_body_echoing_the_token_is_masked() -> None:
+    for url in _raw_server(_error_echoing_token):
+        with pytest.raises(HttpError) as caught:
+            request("GET", url + "/v1/x", service="supabase x", token=TOKEN, policy=HttpPolicy(retries=0))
+        message = str(caught.value)
+        assert "HTTP 400" in message and TOKEN not in message
+        # ... nor its first 37 characters (the server's "invalid token sbp_...", cut short).
+        assert TOKEN[:12] not in message and "quotes part of a secret" in message
+
