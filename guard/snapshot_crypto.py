@@ -48,8 +48,13 @@ class SnapshotError(GuardError):
 def _derive(passphrase: str, salt: bytes, log2_n: int, r: int, p: int) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-    if not 10 <= log2_n <= 22 or not 1 <= r <= 32 or not 1 <= p <= 16:
-        raise SnapshotError("the encrypted file's key derivation parameters are damaged")
+    # The header is read before anything authenticates it: parameters each in range could still
+    # ask scrypt for 16 GiB (128 * N * r bytes) or a minute of CPU (N * r * p) before the key
+    # check. Bounded at 8x the memory and 16x the work guard writes with (256 MiB, ~1.5 s).
+    if (not 10 <= log2_n <= 22 or not 1 <= r <= 32 or not 1 <= p <= 16
+            or 128 * r << log2_n > 1 << 28 or r * p << log2_n > 1 << 22):
+        raise SnapshotError("the encrypted file's key derivation parameters are damaged "
+                            "(they ask for more memory or time than guard ever writes with)")
     derived = Scrypt(salt=salt, length=64, n=1 << log2_n, r=r, p=p).derive(passphrase.encode("utf-8"))
     return derived[:32], derived[32:32 + CHECK_BYTES]
 

@@ -7,10 +7,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from guard.backups.http_client import MAX_ANSWER_BYTES, HttpError, HttpPolicy, request
+from guard.snapshot import encrypt_chunks
+from tests.support import clean_env, run_guard
 
 TOKEN = "sbp_breaker0123456789abcdef0123456789abcd"
 
@@ -103,3 +106,31 @@ def test_an_error_body_echoing_the_token_is_masked() -> None:
         # ... nor its first 37 characters (the server's "invalid token sbp_...", cut short).
         assert TOKEN[:12] not in message and "quotes part of a secret" in message
 
+
+
+SNAPSHOT_KEY = "snap-breaker-Key-7f3a9c1e"
+
+
+@pytest.mark.parametrize(("log2_n", "r", "p"), [(22, 32, 1), (20, 8, 16), (22, 8, 2), (21, 16, 1)])
+def test_a_snapshot_header_asking_scrypt_for_gigabytes_or_minutes_is_refused_at_once(
+        tmp_path: Path, log2_n: int, r: int, p: int) -> None:
+    # Each within its own range, together 16 GiB of memory (a MemoryError, exit 3 "internal
+    # error", or the machine's memory) or ~50 s of CPU before "wrong key".
+    blob = bytearray(b"".join(encrypt_chunks([b"rows"], SNAPSHOT_KEY)))
+    blob[9:12] = bytes([log2_n, r, p])
+    (tmp_path / "x.dump.enc").write_bytes(bytes(blob))
+    started = time.monotonic()
+    result = run_guard("decrypt", "x.dump.enc", "x.dump", cwd=tmp_path,
+                       env=clean_env(GUARD_SNAPSHOT_KEY=SNAPSHOT_KEY), timeout=30)
+    assert time.monotonic() - started < 10
+    assert result.code == 1, result.output
+    assert "key derivation parameters are damaged" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert SNAPSHOT_KEY not in result.output and not (tmp_path / "x.dump").exists()
+
+
+def test_the_header_guard_writes_still_decrypts(tmp_path: Path) -> None:
+    (tmp_path / "x.dump.enc").write_bytes(b"".join(encrypt_chunks([b"rows"], SNAPSHOT_KEY)))
+    result = run_guard("decrypt", "x.dump.enc", "x.dump", cwd=tmp_path, env=clean_env(GUARD_SNAPSHOT_KEY=SNAPSHOT_KEY))
+    assert result.code == 0, result.output
+    assert (tmp_path / "x.dump").read_bytes() == b"rows"
