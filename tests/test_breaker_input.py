@@ -13,7 +13,8 @@ import pytest
 
 from guard.backups.http_client import MAX_ANSWER_BYTES, HttpError, HttpPolicy, request
 from guard.snapshot import encrypt_chunks
-from tests.support import clean_env, run_guard
+from tests.conftest import TEST_PASSWORD
+from tests.support import Project, clean_env, run_guard
 
 TOKEN = "sbp_breaker0123456789abcdef0123456789abcd"
 
@@ -134,3 +135,37 @@ def test_the_header_guard_writes_still_decrypts(tmp_path: Path) -> None:
     result = run_guard("decrypt", "x.dump.enc", "x.dump", cwd=tmp_path, env=clean_env(GUARD_SNAPSHOT_KEY=SNAPSHOT_KEY))
     assert result.code == 0, result.output
     assert (tmp_path / "x.dump").read_bytes() == b"rows"
+
+
+# A wrapped tool printing a Basic Authorization header, or its credentials base64-encoded:
+# base64 of "user:password" puts the password at any of the 3 alignments in the encoding.
+_BASE64_PRINTS = """
+import base64, os, urllib.parse
+password = urllib.parse.unquote(urllib.parse.urlsplit(os.environ["DATABASE_URL"]).password)
+for prefix in ("", "u", "us", "user:", "postgres:", "ab:"):
+    for suffix in ("", "\\n", "x"):
+        raw = (prefix + password + suffix).encode()
+        print("Authorization: Basic", base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode())
+"""
+
+
+def test_a_wrapped_tools_base64_of_the_password_is_masked_at_every_alignment(ready: Project) -> None:
+    import base64
+    import sys
+
+    result = ready.guard("run", "--summary", "summary.md", "--", sys.executable, "-c", _BASE64_PRINTS)
+    assert result.code == 0, result.output
+    printed = [line.split()[2:] for line in result.stderr.splitlines() if line.startswith("Authorization: Basic")]
+    assert len(printed) == 18
+    for words in printed:
+        for word in words:
+            # What is left of each encoding around the mask cannot spell the password.
+            for piece in word.split("***"):
+                standard = piece.replace("-", "+").replace("_", "/")
+                for shift in range(4):
+                    body = standard[shift:]
+                    body = body[:len(body) - len(body) % 4]
+                    decoded = base64.b64decode(body.replace("=", "A"))
+                    assert TEST_PASSWORD[:8].encode() not in decoded, (word, shift)
+            assert "***" in word
+    assert TEST_PASSWORD not in result.output + (ready.root / "summary.md").read_text()

@@ -42,6 +42,24 @@ def _percent_variants(text: str) -> set[str]:
     return {text, lower}
 
 
+def _base64_forms(secret: str) -> set[str]:
+    """The base64 characters that spell ``secret`` wherever it sits in the encoded bytes: at
+    each of the 3 alignments (``user:password`` in a Basic ``Authorization`` header puts it at
+    any), keeping only the characters made of the secret's bits alone, in the standard and the
+    URL-safe alphabet."""
+    import base64
+
+    raw = secret.encode()
+    out = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw + b"\0\0").decode()
+        # Character i holds bits 6i..6i+5: bytes 6i // 8 to (6i + 5) // 8.
+        kept = "".join(c for i, c in enumerate(encoded)
+                       if shift <= 6 * i // 8 and (6 * i + 5) // 8 < shift + len(raw))
+        out |= {kept, kept.replace("+", "-").replace("/", "_")}
+    return {f for f in out if len(f) >= 4}
+
+
 def forms(secret: str) -> set[str]:
     """Every spelling of ``secret`` that guard's output channels can produce."""
     import base64
@@ -56,6 +74,7 @@ def forms(secret: str) -> set[str]:
         unicodedata.normalize("NFD", secret),  # a tool may decompose ü into u + combining mark
         html.escape(secret),
         base64.b64encode(secret.encode()).decode().rstrip("="),
+        *_base64_forms(secret),
         repr(secret)[1:-1],
         ascii(secret)[1:-1],
         secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
