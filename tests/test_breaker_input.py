@@ -169,3 +169,30 @@ def test_a_wrapped_tools_base64_of_the_password_is_masked_at_every_alignment(rea
                     assert TEST_PASSWORD[:8].encode() not in decoded, (word, shift)
             assert "***" in word
     assert TEST_PASSWORD not in result.output + (ready.root / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("timeout", ["30d", "25d", "99999999999d", "0s", "0.0001s"])
+def test_a_verify_timeout_postgresql_cannot_take_is_refused_before_any_change(ready: Project, timeout: str) -> None:
+    # It becomes the check's statement_timeout: above INT_MAX ms PostgreSQL refused it only
+    # after the release had committed (verify_failed, the database changed).
+    (ready.root / "guard.yml").write_text(f"verify:\n  - {{name: v, sql: select true, timeout: {timeout}}}\n")
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    result = ready.guard("run", "--reason", "t")
+    assert result.code == 2, result.output
+    assert "guard.yml:1: verify: v: timeout: must be from 1ms to 24d 20h" in result.stderr
+    assert ready.history() == [] and ready.manual_entries() == []
+
+
+def test_a_verify_timeout_within_range_still_runs(ready: Project) -> None:
+    (ready.root / "guard.yml").write_text("verify:\n  - {name: v, sql: select true, timeout: 24d}\n")
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    result = ready.guard("run", "--reason", "t")
+    assert result.code == 0, result.output
+    assert result.report is not None and result.report["status"] == "applied"
+
+
+@pytest.mark.parametrize("older_than", ["99999999999d", "40000d", "9999999999999w"])
+def test_prune_older_than_beyond_any_interval_is_a_usage_error(ready: Project, older_than: str) -> None:
+    result = ready.guard("backup", "prune", "--older-than", older_than)
+    assert result.code == 2, result.output
+    assert "--older-than: must be from 0s to 36600d" in result.stderr

@@ -377,11 +377,12 @@ def _render_plan(run: Any, plan: Any, copies: list[dict[str, Any]], fmt: str) ->
 
 def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> int:
     """`guard backup prune`: drop expired protective copies, or those older than a duration."""
-    from guard.config import parse_duration
+    from guard.config.values import duration
     from guard.protect import prune
 
     try:
-        seconds = parse_duration(older_than) if older_than is not None else None
+        # Bounded where PostgreSQL's interval arithmetic is not ("interval out of range", exit 3).
+        seconds = duration(0.0, 36600 * 86400.0)(older_than) if older_than is not None else None
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
     conn = open_connection(config, "backup prune")

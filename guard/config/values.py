@@ -286,9 +286,12 @@ def _verify_check(index: int, item: Any, seen: set[str]) -> VerifyCheck:
     expect = item.get("expect")
     if expect is not None and (expect != "empty" or sql is None):
         raise ValueError(f"{name}: expect can only be 'empty', on a sql check")
-    timeout = parse_duration(item.get("timeout", "60s"))
-    if timeout <= 0:
-        raise ValueError(f"{name}: timeout must be positive")
+    try:
+        # A sql check's timeout becomes its statement_timeout, which PostgreSQL refuses above
+        # INT_MAX ms: found only after the release committed, it failed the check (exit 4).
+        timeout = duration(0.001, PG_TIMEOUT_MAX)(item.get("timeout", "60s"))
+    except ValueError as exc:
+        raise ValueError(f"{name}: timeout: {exc}") from None
     return VerifyCheck(name, sql, tuple(run or ()), expect == "empty", timeout, to_bool(item.get("shadow", False)))
 
 
