@@ -215,9 +215,10 @@ def refuse_if_transaction_pooled(conn: psycopg.Connection[Any], url: str, setup:
 
 def connect(
     url: str, *, application_name: str, autocommit: bool = True, connect_timeout: int = 10,
-    single_session: bool = True, setup: str | None = None,
+    single_session: bool = True, setup: str | None = None, source: str = "database_url",
 ) -> psycopg.Connection[Any]:
-    """A connection, or ConnectError naming host/db (never the password) and the server's reason.
+    """A connection, or ConnectError naming host/db (never the password), the server's reason
+    and ``source``, where ``url`` came from (the setting or flag to check: ``--shadow``...).
 
     With ``single_session`` (an autocommit connection), UsageError when the connection is not
     one server session (refuse_if_transaction_pooled): a transaction-mode pooler; ``setup``
@@ -249,7 +250,7 @@ def connect(
         reason = Masker(conninfo.secrets(url))(_first_line(str(exc)))
         raise ConnectError(
             f"cannot connect to {describe_url(url)}: {reason}",
-            hint="check database_url and that the server accepts connections from here",
+            hint=f"check {source} and that the server accepts connections from here",
         ) from None
     except psycopg.ProgrammingError:
         raise ConnectError(

@@ -218,7 +218,7 @@ def _check_target(target_url: str, production_url: str | None) -> None:
             f"--target {describe_url(target_url)} is the production database (database_url)",
             hint="a drill restores into a throw-away or scratch database, never production",
         )
-    conn = connect(target_url, application_name="guard drill (target)")
+    conn = connect(target_url, application_name="guard drill (target)", source="--target")
     try:
         tables = conn.execute(USER_TABLES).fetchall()
     finally:

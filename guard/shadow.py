@@ -153,7 +153,8 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
     dbname = f"guard_shadow_{token}"
     role = DRY_RUN_ROLE if embedded else dbname
     password = secrets.token_urlsafe(18)
-    admin = connect(server_url, application_name="guard check (shadow setup)")
+    admin = connect(server_url, application_name="guard check (shadow setup)",
+                    source="the embedded shadow" if embedded else "--shadow")
     try:
         row = admin.execute(IS_SUPERUSER).fetchone()
         if not (row and row[0]):

@@ -196,3 +196,31 @@ def test_prune_older_than_beyond_any_interval_is_a_usage_error(ready: Project, o
     result = ready.guard("backup", "prune", "--older-than", older_than)
     assert result.code == 2, result.output
     assert "--older-than: must be from 0s to 36600d" in result.stderr
+
+
+SHADOW_PASSWORD = "Shadow-Pass%2Fword-991"
+
+
+def _other_url(db_url: str, password: str, dbname: str) -> str:
+    """``db_url``'s server with another password and database (libpq URI)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(db_url)
+    return f"postgresql://postgres:{password}@{parts.hostname}:{parts.port}/{dbname}"
+
+
+def test_a_shadow_or_drill_target_that_refuses_the_login_is_named_not_database_url(ready: Project) -> None:
+    # The hint said "check database_url" for a bad --shadow or --target: the wrong culprit.
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    shadow = ready.guard("check", "--shadow", _other_url(ready.db_url, SHADOW_PASSWORD, "postgres"))
+    assert shadow.code == 3, shadow.output
+    assert "password authentication failed" in shadow.stderr and "(check --shadow and" in shadow.stderr
+    snapshot = ready.guard("snapshot", "--schema-only", "--out", "snaps")
+    assert snapshot.code == 0, snapshot.output
+    dump = next(p.name for p in (ready.root / "snaps").iterdir() if p.name.endswith(".dump"))
+    drill = ready.guard("drill", f"snaps/{dump}", "--target", _other_url(ready.db_url, SHADOW_PASSWORD, "postgres"))
+    assert drill.code != 0, drill.output
+    assert "(check --target and" in drill.stderr
+    for result in (shadow, drill):
+        assert "Shadow-Pass" not in result.output and "Pass/word" not in result.output
+        assert TEST_PASSWORD not in result.output
