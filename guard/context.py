@@ -50,8 +50,12 @@ class Context:
         click.echo(safe(self.mask, f"guard: {line}"), err=True)
 
     def error(self, message: str) -> None:
+        """One line, whatever ``message`` holds (a run id, a file name or a server's error
+        with a line break in it: each escaped, as :func:`guard.report.sanitize.one_line` does)."""
+        from guard.report.sanitize import one_line
+
         self._notices()
-        click.echo(safe(self.mask, f"guard: error: {message}"), err=True)
+        click.echo(one_line(self.mask(f"guard: error: {message}")), err=True)
 
     def _notices(self) -> None:
         for notice in self.mask.notices():  # once each: a secret too weak to be masked

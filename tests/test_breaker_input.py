@@ -224,3 +224,15 @@ def test_a_shadow_or_drill_target_that_refuses_the_login_is_named_not_database_u
     for result in (shadow, drill):
         assert "Shadow-Pass" not in result.output and "Pass/word" not in result.output
         assert TEST_PASSWORD not in result.output
+
+
+@pytest.mark.parametrize("run_id", ["x\nguard: forged line", "x\r::error::forged", "x\u2028y\x1b[31m"])
+def test_an_error_echoing_a_run_id_with_line_breaks_stays_one_line(ready: Project, run_id: str) -> None:
+    # restore-plan and undo echo the run id asked for: its line break made two lines, the
+    # second under the attacker's control (a forged 'guard:' line).
+    ready.guard("init")
+    for command in ("restore-plan", "undo"):
+        result = ready.guard(command, run_id)
+        assert result.code in (2, 3), result.output
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("guard: error: no ") and "\x1b" not in result.stderr
