@@ -410,7 +410,7 @@ def _read_log(log: Path) -> list[dict[str, Any]]:
         history = json.loads(log.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []  # an unreadable log is replaced rather than blocking the record
     return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
 

@@ -182,7 +182,7 @@ class Manifest(Struct, frozen=True):
             )
         except OSError as exc:
             raise SnapshotError(f"cannot read manifest {path}: {exc.strerror}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise SnapshotError(f"{path.name} is not a guard snapshot manifest ({exc.__class__.__name__}: {exc})") from None
 
     def write(self) -> Path:
@@ -210,7 +210,7 @@ def manifests_in(directory: Path) -> list[Path]:
     for path in directory.glob(f"*{MANIFEST_SUFFIX}"):
         try:
             started = str(json.loads(path.read_text(encoding="utf-8")).get("started_at", ""))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             started = ""
         found.append((started, path.name, path))
     return [p for _s, _n, p in sorted(found)]

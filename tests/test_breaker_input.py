@@ -236,3 +236,39 @@ def test_an_error_echoing_a_run_id_with_line_breaks_stays_one_line(ready: Projec
         assert result.code in (2, 3), result.output
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stderr.startswith("guard: error: no ") and "\x1b" not in result.stderr
+
+
+NESTED = "[" * 100_000 + "]" * 100_000  # valid JSON; Python's decoder recurses once a level
+
+
+def _nested_api(conn: socket.socket) -> None:
+    body = ('{"region": "eu", "backups": ' + NESTED + "}").encode()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def test_json_nested_deeper_than_python_recurses_is_a_named_error_everywhere(ready: Project) -> None:
+    # json.loads raises RecursionError, not ValueError: each reader let it through to
+    # 'internal error' (exit 3) or, for a manifest, past the drill's own verdict.
+    tool = ready.root / "nested-tool"
+    tool.write_text(f"#!/bin/sh\nprintf '%s' '{NESTED}'\n")
+    tool.chmod(0o755)
+    for url in _raw_server(_nested_api):
+        (ready.root / "guard.yml").write_text(
+            "backups:\n  require: all\n  providers:\n"
+            f"    - {{type: command, run: [{tool}]}}\n"
+            "    - type: supabase\n      project_ref: abcdefghijklmnopqrst\n"
+            f"      access_token: ${{SUPABASE_ACCESS_TOKEN}}\n      api_url: '{url}'\n      retries: 0\n")
+        result = ready.guard("backup", "status", SUPABASE_ACCESS_TOKEN=TOKEN)
+        assert result.code == 3, result.output
+        assert "internal error" not in result.output and "Recursion" not in result.output
+        assert "did not print JSON" in result.output and "not valid JSON" in result.output
+        assert TOKEN not in result.output
+    (ready.root / "guard.yml").unlink()
+    snaps = ready.root / "snaps"
+    snaps.mkdir()
+    (snaps / "x.dump").write_bytes(b"PGDMP")
+    (snaps / "x.dump.manifest.json").write_text(NESTED)
+    drill = ready.guard("drill", "snaps/x.dump")
+    assert drill.code == 1, drill.output
+    assert "is not a guard snapshot manifest" in drill.output and "internal error" not in drill.output

@@ -68,7 +68,7 @@ class CommandProvider(Struct):
             raise ProviderError(f"{self.label}: `{shown}` exited {proc.returncode}: {reason}")
         try:
             return json.loads(proc.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
             raise ProviderError(f"{self.label}: `{shown}` did not print JSON") from None
 
     def newest_backup(self, ctx: ProviderContext) -> BackupInfo:

@@ -157,7 +157,7 @@ def request(
                         return None
                     try:
                         return json.loads(response.body)
-                    except ValueError:
+                    except (ValueError, RecursionError):  # RecursionError: nested too deep
                         raise HttpError(f"{where}: the answer is not valid JSON", status) from None
                 if status in (401, 403):
                     raise HttpError(f"{where}: HTTP {status}", status)
@@ -231,7 +231,7 @@ def _detail(response: _Answer, sent: Mapping[str, str]) -> str:
 
     try:
         body = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     if isinstance(body, dict):
         message = body.get("message") or body.get("error")
