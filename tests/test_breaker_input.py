@@ -272,3 +272,51 @@ def test_json_nested_deeper_than_python_recurses_is_a_named_error_everywhere(rea
     drill = ready.guard("drill", "snaps/x.dump")
     assert drill.code == 1, drill.output
     assert "is not a guard snapshot manifest" in drill.output and "internal error" not in drill.output
+
+
+def test_a_backup_dated_in_the_future_does_not_open_the_gate(project: Project, tmp_path: Path) -> None:
+    # Its age was negative, within any max_age: a stopped backup job went unnoticed until then.
+    import datetime as dt
+    import json
+
+    from tests.fakes import FakeSupabase
+
+    project.init_backup_log()
+    project.log_automated_backup(age=dt.timedelta(days=-400))
+    api = FakeSupabase(token=TOKEN).start()
+    api.backup_at(dt.timedelta(days=-30))
+    tool = tmp_path / "tool"
+    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat()
+    tool.write_text(f"#!/bin/sh\necho '{json.dumps({'completed_at': future})}'\n")
+    tool.chmod(0o755)
+    try:
+        (project.root / "guard.yml").write_text(
+            "backups:\n  providers:\n    - type: table\n"
+            f"    - {{type: command, run: ['{tool}']}}\n"
+            "    - type: supabase\n      project_ref: abcdefghijklmnopqrst\n"
+            f"      access_token: ${{SUPABASE_ACCESS_TOKEN}}\n      api_url: '{api.url}'\n      retries: 0\n")
+        project.add("20240101000000_a.sql", "create table public.a (id int);\n")
+        result = project.guard("run", "--reason", "t", SUPABASE_ACCESS_TOKEN=TOKEN)
+    finally:
+        api.stop()
+    assert result.code == 3, result.output
+    assert result.output.count("in the future") >= 3 and project.history() == []
+    assert TOKEN not in result.output
+
+
+def test_backup_log_refuses_a_time_in_the_future(ready: Project) -> None:
+    result = ready.guard("backup", "log", "--kind", "automated", "--reason", "x", "--at", "2999-01-01T00:00:00Z")
+    assert result.code == 2, result.output
+    assert "--at: '2999-01-01T00:00:00Z' is in the future" in result.stderr
+    assert ready.query("select count(*) from public.backup_logs where created_at > now()") == [(0,)]
+
+
+@pytest.mark.parametrize("completed_at", ["1e300", "-1e300", "NaN", "99999999999999999999"])
+def test_a_command_providers_time_no_datetime_holds_is_named(project: Project, tmp_path: Path, completed_at: str) -> None:
+    tool = tmp_path / "tool"
+    tool.write_text(f"#!/bin/sh\necho '{{\"completed_at\": {completed_at}}}'\n")
+    tool.chmod(0o755)
+    (project.root / "guard.yml").write_text(f"backups:\n  providers:\n    - {{type: command, run: ['{tool}']}}\n")
+    result = project.guard("backup", "status")
+    assert result.code == 3, result.output
+    assert "completed_at is not a time" in result.output and "internal error" not in result.output

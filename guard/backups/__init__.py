@@ -41,6 +41,20 @@ class ProviderError(Exception):
     """A provider could not answer (unreachable, unauthorised, malformed). Fail closed."""
 
 
+def unix_time(value: float, where: str) -> dt.datetime:
+    """Unix seconds as an aware UTC datetime; ProviderError naming ``where`` for a value no
+    datetime holds (NaN, infinite, beyond year 9999: OverflowError, ValueError or OSError)."""
+    try:
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise ProviderError(f"{where} is not a time: {str(value)[:40]} (Unix seconds)") from None
+
+
+# A backup dated later than this past the judge's clock is a wrong answer (or a wrong clock),
+# not a fresh backup: its age would be negative, always within max_age.
+FUTURE_SLACK = 300.0
+
+
 class SinkError(Exception):
     """A sink could not record the entry."""
 
@@ -191,6 +205,11 @@ def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> Provider
     if info.pitr and info.pitr.latest and info.pitr.latest > effective:
         effective = info.pitr.latest
     age = (ctx.now - effective).total_seconds()
+    if age < -FUTURE_SLACK:
+        return ProviderVerdict(provider.label, "error",
+                               f"the newest backup is dated {format_duration(-age)} in the future "
+                               f"({effective.isoformat()}): the answer or a clock is wrong",
+                               None, None, max_age, info.pitr, info.details)
     if info.newest_failed:
         status, message = "failed", (
             f"the newest backup attempt failed; last completed {format_duration(age)} ago"

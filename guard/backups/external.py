@@ -20,7 +20,14 @@ from typing import Any
 
 from msgspec import Struct, field
 
-from guard.backups import BackupInfo, PitrWindow, ProviderContext, ProviderError, Registered
+from guard.backups import (
+    BackupInfo,
+    PitrWindow,
+    ProviderContext,
+    ProviderError,
+    Registered,
+    unix_time,
+)
 from guard.config import parse_duration
 from guard.errors import ConfigError
 from guard.plugins import PluginConfig, PluginSpec
@@ -29,7 +36,7 @@ from guard.plugins import PluginConfig, PluginSpec
 def _when(value: Any, where: str) -> dt.datetime:
     """A Unix time or an ISO 8601 string (no zone: UTC) as an aware datetime."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        return unix_time(value, where)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))

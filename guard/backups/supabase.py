@@ -27,6 +27,7 @@ from guard.backups import (
     Registered,
     SinkContext,
     SinkError,
+    unix_time,
 )
 from guard.backups.http_client import HttpError, HttpPolicy, check_url, request
 from guard.config import PluginConfig, PluginSpec, parse_duration
@@ -113,8 +114,8 @@ def read_backups(data: Any, where: str) -> BackupInfo:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 raise ProviderError(f"{where}: physical_backup_data.{name}_physical_backup_date_unix is not an integer")
         pitr = PitrWindow(
-            dt.datetime.fromtimestamp(earliest, dt.timezone.utc) if earliest else None,
-            dt.datetime.fromtimestamp(latest, dt.timezone.utc) if latest else None,
+            unix_time(earliest, f"{where}: physical_backup_data.earliest_physical_backup_date_unix") if earliest else None,
+            unix_time(latest, f"{where}: physical_backup_data.latest_physical_backup_date_unix") if latest else None,
         )
     details: dict[str, Any] = {"region": region, "walg_enabled": walg, "pitr_enabled": pitr_enabled}
     if newest is not None:

@@ -79,6 +79,12 @@ def backup_log_command(
             raise UsageError(f"--at: expected an ISO 8601 timestamp, got {at!r}") from None
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=dt.timezone.utc)
+        from guard.backups import FUTURE_SLACK
+
+        if (created_at - dt.datetime.now(dt.timezone.utc)).total_seconds() > FUTURE_SLACK:
+            # An automated entry in the future would read as fresh until that date: the backup
+            # gate would never close.
+            raise UsageError(f"--at: {at!r} is in the future", hint="give the time the backup finished")
     metadata: dict[str, Any] = {"status": status, **ci_context(ctx.environ)}
     for item in meta:
         key, sep, value = item.partition("=")
