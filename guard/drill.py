@@ -362,6 +362,7 @@ def record_drill(
     log = snapshot_dir / DRILL_LOG
     try:
         snapshot_dir.mkdir(parents=True, exist_ok=True)
+        _set_aside_if_unreadable(log, progress)
         history = _read_log(log)
         history.append(result.to_dict())
         _atomic_write(log, json.dumps(history[-DRILL_LOG_KEEP:], indent=2) + "\n")
@@ -403,6 +404,19 @@ def _record_in_database(url: str, result: DrillResult) -> None:
         raise GuardError(f"cannot write guard.drills: {exc.diag.message_primary or exc.__class__.__name__}") from None
     finally:
         conn.close()
+
+
+def _set_aside_if_unreadable(log: Path, progress: Callable[[str], None]) -> None:
+    """Rename a drill log that is not JSON (cut short by a full disk, edited by hand) to
+    ``drills.json.unreadable-<UTC time>``, saying so: rewriting it lost every drill before."""
+    try:
+        json.loads(log.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (ValueError, RecursionError):
+        aside = log.with_name(f"{log.name}.unreadable-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}")
+        log.rename(aside)
+        progress(f"{log.name} is not JSON: kept as {aside.name}, a new log started")
 
 
 def _read_log(log: Path) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ one clear line, a non-zero exit or an error naming the culprit, never a hang, ne
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -277,7 +278,6 @@ def test_json_nested_deeper_than_python_recurses_is_a_named_error_everywhere(rea
 def test_a_backup_dated_in_the_future_does_not_open_the_gate(project: Project, tmp_path: Path) -> None:
     # Its age was negative, within any max_age: a stopped backup job went unnoticed until then.
     import datetime as dt
-    import json
 
     from tests.fakes import FakeSupabase
 
@@ -320,3 +320,20 @@ def test_a_command_providers_time_no_datetime_holds_is_named(project: Project, t
     result = project.guard("backup", "status")
     assert result.code == 3, result.output
     assert "completed_at is not a time" in result.output and "internal error" not in result.output
+
+
+@pytest.mark.parametrize("damaged", ['[{"ok": true, "snapshot": "a"}, {"ok": tr', NESTED, "\x00\x01"])
+def test_a_drill_log_that_is_not_json_is_kept_aside_not_overwritten(ready: Project, damaged: str) -> None:
+    # A drills.json cut short (a full disk) was replaced by the new drill alone: every drill
+    # recorded before was lost without a word.
+    snaps = ready.root / "snaps"
+    snaps.mkdir()
+    (snaps / "x.dump").write_bytes(b"PGDMP")
+    (snaps / "x.dump.manifest.json").write_text("{}")
+    (snaps / "drills.json").write_text(damaged)
+    result = ready.guard("drill", "snaps/x.dump", "--dir", "snaps")
+    assert result.code == 1, result.output
+    aside = [p for p in snaps.iterdir() if p.name.startswith("drills.json.unreadable-")]
+    assert len(aside) == 1 and aside[0].read_text() == damaged
+    assert f"kept as {aside[0].name}" in result.stderr
+    assert len(json.loads((snaps / "drills.json").read_text())) == 1
