@@ -337,3 +337,15 @@ def test_a_drill_log_that_is_not_json_is_kept_aside_not_overwritten(ready: Proje
     assert len(aside) == 1 and aside[0].read_text() == damaged
     assert f"kept as {aside[0].name}" in result.stderr
     assert len(json.loads((snaps / "drills.json").read_text())) == 1
+
+
+def test_lint_names_a_fifo_or_device_given_by_name_for_what_it_is(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "f.sql")
+    for name in ("f.sql", "/dev/null"):
+        result = run_guard("lint", name, cwd=tmp_path, timeout=30)
+        assert result.code == 2, result.output
+        assert result.stderr == f"guard: error: {name}: not a regular file or a directory\n"
+    missing = run_guard("lint", "nope.sql", cwd=tmp_path)
+    assert missing.code == 2 and "nope.sql: no such file or directory" in missing.stderr

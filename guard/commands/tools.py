@@ -35,6 +35,8 @@ def lint_command(ctx: Context, config: Config, *, paths: tuple[str, ...], fmt: s
                 files.extend(sorted(path.glob("*.sql")))
             elif path.is_file():
                 files.append(path)
+            elif path.exists():  # a FIFO, a device, a socket: reading it could block for ever
+                raise UsageError(f"{raw}: not a regular file or a directory")
             else:
                 raise UsageError(f"{raw}: no such file or directory")
         context = _earlier_files(files)
