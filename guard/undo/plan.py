@@ -180,8 +180,11 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
             continue
         cols = sorted((c for c in inputs.before.columns.values() if c["table"] == oid), key=lambda c: c["num"])
         sequences = _owned_sequences(cols)
-        for sequence in sequences.values():
-            plan.add(f"CREATE SEQUENCE IF NOT EXISTS {sequence}", f"recreate sequence {sequence}")
+        types = {c["name"]: c["type"] for c in cols}
+        for column, sequence in sequences.items():
+            # As serial made it: of the column's type (a bare CREATE SEQUENCE is bigint, max 2^63-1).
+            typed = f" AS {types[column]}" if types.get(column) in ("smallint", "integer", "bigint") else ""
+            plan.add(f"CREATE SEQUENCE IF NOT EXISTS {sequence}{typed}", f"recreate sequence {sequence}")
         body = ", ".join(_column_definition(c) for c in cols)
         plan.add(f"CREATE TABLE {name} ({body})", f"recreate table {name}", name)
         for column, sequence in sequences.items():
