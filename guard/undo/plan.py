@@ -53,6 +53,7 @@ def build(inputs: Inputs) -> InversePlan:
     objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
     consumed = _recreate_tables(inputs, plan)
+    objects.sequence_values(inputs, plan)
     late = _columns(inputs, plan)
     data.put_back(inputs, plan, consumed)
     plan.actions.extend(late + plan.late)
