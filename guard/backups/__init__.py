@@ -169,6 +169,10 @@ def check_backups(
     return BackupVerdict(ok=ok, require=require, providers=ordered)
 
 
+# How far ahead of the database server's clock a backup's time may be (clocks differ a little).
+FUTURE_TOLERANCE = 300.0
+
+
 def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> ProviderVerdict:
     try:
         info = provider.newest_backup(ctx)
@@ -191,6 +195,13 @@ def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> Provider
     if info.pitr and info.pitr.latest and info.pitr.latest > effective:
         effective = info.pitr.latest
     age = (ctx.now - effective).total_seconds()
+    if age < -FUTURE_TOLERANCE:
+        # A backup dated ahead of the server's clock (a job's wrong clock or time zone, a typo in
+        # --at) would read as 0s old for as long as it is ahead: years of "ok" with no backup.
+        return ProviderVerdict(provider.label, "error",
+                               f"newest backup is dated {format_duration(-age)} ahead of the database server's clock "
+                               f"({effective.isoformat()}): a wrong clock or time zone; not counted",
+                               newest, age, max_age, info.pitr, info.details)
     if info.newest_failed:
         status, message = "failed", (
             f"the newest backup attempt failed; last completed {format_duration(age)} ago"
