@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,39 @@ def test_a_whole_database_undo_never_restores_another_project(ready: Project, ap
     assert undo.code == 2, undo.output
     assert api.restores == []
     assert ready.table_exists("public.a") and TOKEN not in undo.output
+
+
+def test_a_drill_of_another_databases_snapshot_is_not_this_databases(ready: Project, tmp_path: Path) -> None:
+    """A snapshot of database A drilled with database B's configuration (a shared snapshots
+    folder, staging's file drilled from production's job) was recorded in B's guard.drills, and
+    B's backup status and Backups page showed 'Last restore drill: passed' for B."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    base, name = ready.db_url.rsplit("/", 1)
+    other = name + "_b"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
+    try:
+        snaps = tmp_path / "snaps"
+        ready.query("create table public.kept (id int primary key); insert into public.kept values (1), (2)")
+        taken = ready.guard("snapshot", "--no-encrypt", "--out", str(snaps))
+        assert taken.code == 0, taken.output
+        env = clean_env(GUARD_DATABASE_URL=f"{base}/{other}", GUARD_SNAPSHOT_DIR=str(snaps))
+        drill = run_guard("drill", "--dir", str(snaps), cwd=ready.root, env=env, timeout=300)
+        assert drill.code == 0, drill.output
+        assert f"the snapshot is of {urlsplit(ready.db_url).hostname}" in drill.stderr
+        with psycopg.connect(f"{base}/{other}", autocommit=True) as conn:
+            made = conn.execute("SELECT to_regclass('guard.drills') IS NOT NULL").fetchone() == (True,)
+            held = made and conn.execute("SELECT count(*) FROM guard.drills").fetchone() != (0,)
+        assert not held
+        status = run_guard("backup", "status", "--json", "--html", str(tmp_path / "b.html"), cwd=ready.root, env=env)
+        assert json.loads(status.stdout)["last_drill"] is None, status.output
+        assert "No restore drill recorded yet" in (tmp_path / "b.html").read_text()
+        own = ready.guard("backup", "status", "--json", GUARD_SNAPSHOT_DIR=str(snaps))
+        assert json.loads(own.stdout)["last_drill"]["ok"] is True, own.output
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(other)))
