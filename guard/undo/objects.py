@@ -59,7 +59,8 @@ def dropped(inputs: Inputs, plan: InversePlan) -> None:
 def sequence_values(inputs: Inputs, plan: InversePlan) -> None:
     """A sequence that existed before the run and that the run moved (``setval``, ``ALTER
     SEQUENCE ... RESTART``) goes back to its value before, when nothing advanced it since; one
-    advanced since is kept without ``--force`` (named: the ids handed out since are data). The
+    advanced since, or moved forward by the run (rows it inserted may hold those ids: undo does
+    not remove rows a run inserted), is kept without ``--force``, and named. The
     values are ``pg_sequence_last_value`` (NULL: not called since its start or restart)."""
     b, a, now = inputs.before.others, inputs.after.others, inputs.now.others
     for key, obj in b.items():
@@ -69,12 +70,24 @@ def sequence_values(inputs: Inputs, plan: InversePlan) -> None:
         if not all(v is None or str(v).lstrip("-").isdigit() for v in (old, new, current)):
             plan.not_invertible.append(f"sequence {obj['name']}: its recorded value is not a number; not put back")
             continue
+        moved = f"the run moved it (last value {old or 'none'} before, {new or 'none'} after)"
         if current != new and not inputs.force:
-            plan.kept.append(f"sequence {obj['name']}: the run moved it (last value {old or 'none'} before, {new or 'none'} "
-                             f"after) and it was advanced since ({current or 'none'} now): kept; --force sets it back")
+            plan.kept.append(f"sequence {obj['name']}: {moved} and it was advanced since ({current or 'none'} now): "
+                             "kept; --force sets it back")
+            continue
+        if _forward(old, new) and not inputs.force:
+            # Undo does not remove rows a run inserted: ids it drew from the sequence may be in them.
+            plan.kept.append(f"sequence {obj['name']}: {moved}: kept, rows the run inserted may hold its values "
+                             "(undo does not remove rows a run inserted); --force sets it back")
             continue
         regclass = f"{literal(obj['name'])}::regclass"
         statement = (f"SELECT setval({regclass}, {int(old)}, true)" if old is not None else
                      f"SELECT setval({regclass}, s.seqstart, false) FROM pg_sequence s WHERE s.seqrelid = {regclass}")
         plan.late.append(Action(statement, f"sequence {obj['name']} back to its value before the run "
                                            f"(last value {old or 'none, not called'})"))
+
+
+def _forward(old: str | None, new: str | None) -> bool:
+    """Whether a sequence went from last value ``old`` to ``new`` by handing out values (or a
+    setval above them): NULL is a sequence not called since its start or restart."""
+    return new is not None and (old is None or int(new) > int(old))
