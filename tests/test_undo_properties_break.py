@@ -111,3 +111,37 @@ def test_a_sequence_the_run_drew_ids_from_is_not_set_back_under_its_rows(ready: 
     assert undo.code == 4 and "sequence public.s" in undo.stdout, undo.output
     ready.query("insert into public.u default values")  # no duplicate key
     assert ready.query("select count(*) from public.u") == [(2,)]
+
+
+@pytest.mark.parametrize("since", [
+    "alter table public.x add column y int",
+    "create index x_label on public.x (label)",
+    "alter table public.x add constraint x_label_len check (length(label) < 100)",
+    "create policy x_read on public.x for select using (true)",
+    "create trigger x_tt before insert on public.x for each row execute function public.trg()",
+    "alter table public.x alter column label set default 'theirs'",
+])
+def test_a_table_the_run_added_and_someone_altered_since_is_kept(ready: Project, since: str) -> None:
+    """Someone else's work on a table the run made (a column, index, constraint, policy,
+    trigger, default) went with the table: undo dropped it and said the database was as before
+    (exit 0). Now it is kept and named (exit 4); --force drops it."""
+    ready.query(SETUP)
+    ready.add("20260101000000_x.sql", f"create table public.x (id int primary key, label text);\n{ADD}")
+    assert ready.guard("run", "--reason", "x").code == 0
+    ready.query(since)
+    undo = ready.guard("undo", "--yes")
+    assert undo.code == 4 and "table public.x: kept" in undo.stdout, undo.output
+    assert ready.table_exists("public.x")
+    undo_id = ready.query("select run_id from guard.runs where command = 'undo'")[0][0]
+    assert ready.guard("undo", undo_id, "--yes").code == 0
+    forced = ready.guard("undo", "--yes", "--force")
+    assert forced.code == 0 and not ready.table_exists("public.x"), forced.output
+
+
+def test_a_table_the_run_added_and_nobody_altered_goes(ready: Project) -> None:
+    ready.query(SETUP)
+    ready.add("20260101000000_x.sql", "create table public.x (id int primary key, label text);\n"
+              "create index x_label on public.x (label);\ncreate policy x_read on public.x using (true);\n" + ADD)
+    assert ready.guard("run", "--reason", "x").code == 0
+    undo = ready.guard("undo", "--yes")
+    assert undo.code == 0 and not ready.table_exists("public.x"), undo.output
