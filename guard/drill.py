@@ -369,7 +369,11 @@ def record_drill(
         recorded.append(str(log))
     except OSError as exc:
         progress(f"cannot record the drill in {log}: {exc.strerror}")
-    if production_url:
+    if production_url and not of_database(result.to_dict(), production_url):
+        # Its backup status would show another database's drill as this one's.
+        progress(f"drill not recorded in guard.drills of {describe_url(production_url)}: the snapshot is of "
+                 f"{result.database}, another database")
+    elif production_url:
         try:
             _record_in_database(production_url, result)
             recorded.append(f"guard.drills in {describe_url(production_url)}")
@@ -432,18 +436,27 @@ def _read_log(log: Path) -> list[dict[str, Any]]:
 def last_drill(conn: psycopg.Connection[Any] | None, snapshot_dir: Path | None) -> dict[str, Any] | None:
     """The newest recorded drill (its JSON form), or None when none is recorded: the newer of
     guard.drills in ``conn``'s database and the drills.json in ``snapshot_dir``. Never raises
-    for a missing table, a missing file or a role that may not read them.
+    for a missing table, a missing file or a role that may not read them. With ``conn``, only
+    drills of that database's snapshots (:func:`of_database`).
     """
     found: list[dict[str, Any]] = []
     if conn is not None:
         found.extend(_last_in_database(conn))
     if snapshot_dir is not None:
-        history = _read_log(snapshot_dir / DRILL_LOG)
-        if history:
-            found.append(history[-1])
+        found.extend(_read_log(snapshot_dir / DRILL_LOG))
+    if conn is not None:  # a drill of another database's snapshot says nothing of this one's backups
+        found = [d for d in found if of_database(d, conn.info.dsn)]
     if not found:
         return None
     return max(found, key=lambda d: str(d.get("finished_at") or ""))
+
+
+def of_database(drill: dict[str, Any], url: str) -> bool:
+    """Whether ``drill`` (its JSON form) drilled a snapshot of the database ``url`` names (host,
+    port and name, as guard.db.same_database compares them); True when the drill does not say
+    (a drill that failed before reading its manifest)."""
+    where = drill.get("database")
+    return not isinstance(where, str) or not where or same_database(f"postgresql://{where}", url)
 
 
 def _last_in_database(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

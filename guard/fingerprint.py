@@ -93,7 +93,46 @@ SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname, md5(pg_get_t
  WHERE NOT t.tgisinternal AND {_USER_SCHEMA}
 UNION ALL
 SELECT 'extension', e.extname, e.extversion FROM pg_extension e
+{_PROPERTIES}
 {_PRIVILEGES}"""
+# Since v4, properties of objects that the rows above do not show, so that an undo leaving one
+# as the run changed it says so (it was exit 0, "the database is as before run ..."): comments
+# (pg_description, named by pg_identify_object), a relation's persistence, replica identity
+# (and its index), FORCE ROW LEVEL SECURITY and options (fillfactor, a view's security_invoker
+# or check_option...), whether each trigger fires (ALTER TABLE ... DISABLE TRIGGER; a foreign
+# key's internal triggers by its constraint's name), a sequence's parameters. A fingerprint
+# recorded before them is compared without them (``as_recorded``).
+_PROPERTIES = """UNION ALL
+SELECT 'comment', o.type || ' ' || o.identity, md5(d.description)
+  FROM pg_description d CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+  CROSS JOIN LATERAL (SELECT COALESCE(o.schema, o.name) AS nspname) n
+ WHERE d.classoid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass,
+                      'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass)
+   AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'relation options', n.nspname || '.' || c.relname,
+       c.relpersistence::text || ' ' || c.relreplident::text || CASE WHEN c.relforcerowsecurity THEN ' force rls' ELSE '' END
+       || ' ' || COALESCE(array_to_string(ARRAY(SELECT x FROM unnest(c.reloptions) x ORDER BY x), ','), '')
+       || COALESCE(' ' || (SELECT string_agg(ic.relname, ',') FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                            WHERE i.indrelid = c.oid AND i.indisreplident), '')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
+UNION ALL
+SELECT 'trigger state', n.nspname || '.' || c.relname || '.'
+       || CASE WHEN t.tgisinternal THEN COALESCE(co.conname, '') || ' (internal)' ELSE t.tgname END,
+       string_agg(DISTINCT t.tgenabled::text, '')
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_constraint co ON co.oid = t.tgconstraint
+ WHERE {_USER_SCHEMA}
+ GROUP BY 2
+UNION ALL
+SELECT 'sequence options', n.nspname || '.' || c.relname,
+       format_type(s.seqtypid, NULL) || ' start ' || s.seqstart || ' increment ' || s.seqincrement || ' min ' || s.seqmin
+       || ' max ' || s.seqmax || ' cache ' || s.seqcache || CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE {_USER_SCHEMA}
+UNION ALL
+SELECT 'properties', 'recorded v4', ''"""
 # A relation's ACL type for acldefault: 's' for a sequence, 'r' for the rest (acl.c acldefault_sql).
 _RELATION_ACL_TYPE = "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\""
 
@@ -208,10 +247,12 @@ PRIVILEGES_V2 = "privileges recorded v2"
 PRIVILEGES_V3 = "privileges recorded v3"
 KINDS_V2 = ("composite type privileges", "language privileges", "foreign-data wrapper privileges",
             "foreign server privileges", "role membership")
+PROPERTIES_V4 = "properties recorded v4"
+KINDS_V4 = ("comment", "relation options", "trigger state", "sequence options")
 PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "function privileges",
                    "schema privileges", "type privileges", "default privileges", "database privileges", *KINDS_V2)
 _PRIVILEGES = _PRIVILEGES.replace("{_HERE}", _HERE)
-SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_PRIVILEGES}", _PRIVILEGES).replace(
+SCHEMA_FINGERPRINT = _FINGERPRINT_TEMPLATE.replace("{_PROPERTIES}", _PROPERTIES).replace("{_PRIVILEGES}", _PRIVILEGES).replace(
     "{_USER_SCHEMA}", _USER_SCHEMA).replace("{_EXCLUDED}", _EXCLUDED)
 # The owners and ACLs alone (the same rows SCHEMA_FINGERPRINT has of them): recorded at the end
 # of a run, so that undo knows which privileges the run changed and which changed since.
@@ -268,6 +309,10 @@ _OBJECT_PRIVILEGES = ("table privileges", "column privileges", "function privile
                       "type privileges")
 
 
+# Properties every relation, sequence or trigger has (v4): listed only when they changed.
+_EVERY_OBJECTS = ("relation options", "sequence options", "trigger state")
+
+
 def _names(fp: Fingerprint) -> set[str]:
     return {name for kind, name in fp.objects if kind not in PRIVILEGE_KINDS}
 
@@ -280,9 +325,13 @@ def without_privileges(fp: Fingerprint) -> Fingerprint:
 
 def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
     """``fp`` with only what a fingerprint whose keys ("kind name") are ``recorded`` could hold:
+    none of the properties read since v4 (comments, options, trigger states) when it predates them,
     no owners and ACLs when it read none, none of the kinds read since v2 when it predates them,
     no role memberships when it predates v3 (it read them for fewer roles)."""
     keys = set(recorded)
+    if PROPERTIES_V4 not in keys:  # read since v4: comments, relation options, trigger states...
+        fp = Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in KINDS_V4 and k != ("properties", "recorded v4")},
+                         fp.histories)
     if PRIVILEGES_RECORDED not in keys:
         return without_privileges(fp)
     dropped: set[str] = set()
@@ -326,6 +375,8 @@ def diff(before: Fingerprint, after: Fingerprint) -> list[Change]:
         kind, name = key
         if kind in _OBJECT_PRIVILEGES and name not in in_both:
             continue
+        if kind in _EVERY_OBJECTS and (key not in before.objects or key not in after.objects):
+            continue  # an object added or removed is listed as itself
         if key not in before.objects:
             changes.append(Change("added", kind, name))
         elif key not in after.objects:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct
 
+from guard.errors import Blocked
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -272,6 +274,20 @@ def acknowledge(conn: psycopg.Connection[Any], run_id: str, *, by: str, reason: 
     return row is not None
 
 
+# The report's parts its readers (restore-plan, undo, the Backups page) take for these types.
+REPORT_SHAPE: dict[str, type] = {"wrapped": dict, "protective_copies": list, "restore_plan": dict, "backup_log": list,
+                                 "snapshot": dict, "backups": dict, "kept": list, "not_invertible": list}
+
+
+def _check_shape(run_id: str, what: str, value: Any, kind: type) -> None:
+    """Blocked (exit 3) when ``value`` is neither None nor a ``kind``: a journal row changed by
+    hand is named, never a traceback in the command reading it."""
+    if value is not None and not isinstance(value, kind):
+        raise Blocked(f"guard.runs holds run {run_id} with a {what} that is not a JSON "
+                      f"{'object' if kind is dict else 'array'} ({type(value).__name__}): the record was changed "
+                      "since; nothing done", hint="put it back from a backup, or look at the row by hand")
+
+
 def find(conn: psycopg.Connection[Any], run_id: str | None) -> JournalRun | None:
     """One run by id, or the latest that still needs attention (LATEST_FAILED's rule: failed
     with exit 1/4 or never finished and not acknowledged, and no later run ended 0)."""
@@ -280,6 +296,15 @@ def find(conn: psycopg.Connection[Any], run_id: str | None) -> JournalRun | None
     row = conn.execute(RUN_BY_ID, (run_id,)).fetchone() if run_id else conn.execute(LATEST_FAILED).fetchone()
     if row is None:
         return None
+    _check_shape(row[0], "restore_target", row[8], dict)
+    _check_shape(row[0], "report", row[11], dict)
+    for key, kind in REPORT_SHAPE.items():
+        _check_shape(row[0], f"report's {key}", (row[11] or {}).get(key), kind)
+    for key in ("argv", "changes"):
+        _check_shape(row[0], f"report's wrapped.{key}", ((row[11] or {}).get("wrapped") or {}).get(key), list)
+    for key in ("protective_copies", "backup_log"):
+        for item in (row[11] or {}).get(key) or ():
+            _check_shape(row[0], f"report's {key} item", item, dict)
     return JournalRun(
         run_id=row[0], command=row[1], started_at=row[2], finished_at=row[3], status=row[4],
         exit_code=row[5], pending=list(row[6]), committed=list(row[7]), restore_target=row[8],

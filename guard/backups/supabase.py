@@ -40,11 +40,25 @@ _REF = re.compile(r"^[a-z]{20}$")
 COMMON = frozenset({"project_ref", "access_token", "api_url", "timeout", "retries"})
 
 
-def _common(plugin: PluginConfig) -> tuple[str, str, str, HttpPolicy]:
+def same_project(plugin: PluginConfig, database_url: str | None) -> None:
+    """ConfigError when ``database_url`` names a Supabase project (db.<ref>.supabase.co, or the
+    pooler's user postgres.<ref>) other than the plug-in's ``project_ref``: its backups would be
+    judged for this database, and a whole-database undo would restore that other project."""
+    from guard.restore import supabase_project_ref
+
+    ref, named = plugin.options.get("project_ref"), supabase_project_ref(database_url)
+    if named is not None and ref != named:
+        raise ConfigError(f"project_ref {ref} is not the project of database_url ({named}): its backups are not this "
+                          "database's, and an undo would restore that other project", key="project_ref",
+                          source=plugin.source, hint=f"project_ref: {named}, or the database_url of project {ref}")
+
+
+def _common(plugin: PluginConfig, config: Any) -> tuple[str, str, str, HttpPolicy]:
     options = plugin.options
     ref = options.get("project_ref")
     if not isinstance(ref, str) or not _REF.match(ref):
         raise ConfigError("project_ref must be the project's 20-letter ref", key="project_ref", source=plugin.source)
+    same_project(plugin, getattr(config, "database_url", None))
     token = options.get("access_token")
     if not isinstance(token, str) or not token:
         raise ConfigError("access_token is empty", key="access_token", source=plugin.source,
@@ -137,7 +151,7 @@ class SupabaseProvider(Struct):
 
     @classmethod
     def from_config(cls, plugin: PluginConfig, config: Any) -> SupabaseProvider:
-        ref, token, api, policy = _common(plugin)
+        ref, token, api, policy = _common(plugin, config)
         return cls(ref, token, api, policy, label=f"supabase {ref}")
 
     def newest_backup(self, ctx: ProviderContext) -> BackupInfo:
@@ -180,7 +194,7 @@ class RestorePointSink(Struct):
 
     @classmethod
     def from_config(cls, plugin: PluginConfig, config: Any) -> RestorePointSink:
-        ref, token, api, policy = _common(plugin)
+        ref, token, api, policy = _common(plugin, config)
         try:
             wait = parse_duration(plugin.options.get("wait", "10min"))
             poll = parse_duration(plugin.options.get("poll", "5s"))

@@ -93,7 +93,13 @@ def backup_log_command(
         metadata[key] = value
     conn = open_connection(config, "backup log")
     try:
+        from guard.backups import FUTURE_SLACK
+        from guard.db import server_now
         from guard.db_encoding import refuse_unheld
+
+        if created_at is not None and (created_at - server_now(conn)).total_seconds() > FUTURE_SLACK:
+            raise UsageError(f"--at {at} is ahead of the database server's clock: a backup is logged when it "
+                             "happened (give a zone, e.g. 2026-11-25T03:00:00Z or +02:00)")
 
         refuse_unheld(conn, {"--reason": reason, **{f"--meta {item}": item for item in meta},
                              **{f"the CI fact {key}": value for key, value in ci_context(ctx.environ).items()},

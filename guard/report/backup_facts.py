@@ -280,10 +280,11 @@ def _run_fact(row: tuple[Any, ...], config: Config) -> RunFact:
 
 def read_drills(conn: psycopg.Connection[Any] | None, snapshot_dir: Path | None) -> list[DrillFact]:
     """Recorded drills, oldest first: guard.drills and ``<snapshot_dir>/drills.json``, each
-    drill once (by drill_id). Unreadable sources are skipped, as `guard.drill.last_drill` does."""
+    drill once (by drill_id), with ``conn`` only those of its database's snapshots. Unreadable
+    sources are skipped, as `guard.drill.last_drill` does."""
     import psycopg
 
-    from guard.drill import DRILL_LOG, _read_log
+    from guard.drill import DRILL_LOG, _read_log, of_database
 
     found: dict[str, Mapping[str, Any]] = {}
     if snapshot_dir is not None:
@@ -299,6 +300,8 @@ def read_drills(conn: psycopg.Connection[Any] | None, snapshot_dir: Path | None)
         for (result,) in rows:
             if isinstance(result, dict):
                 found[str(result.get("drill_id"))] = result
+    if conn is not None:  # another database's drills say nothing of this one's backups
+        found = {k: d for k, d in found.items() if of_database(dict(d), conn.info.dsn)}
     drills = [_drill_fact(d) for d in found.values()]
     drills.sort(key=lambda d: d.finished_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc))
     return drills[-RECENT_DRILLS:]

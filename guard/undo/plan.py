@@ -53,6 +53,7 @@ def build(inputs: Inputs) -> InversePlan:
     objects.drop_added(inputs, plan, early=False)
     _recreate_enums(inputs, plan)
     consumed = _recreate_tables(inputs, plan)
+    objects.sequence_values(inputs, plan)
     late = _columns(inputs, plan)
     data.put_back(inputs, plan, consumed)
     plan.actions.extend(late + plan.late)
@@ -118,9 +119,33 @@ def _drop_added_table(inputs: Inputs, plan: InversePlan, oid: str) -> bool:
         plan.kept.append(f"table {name}: kept, the application wrote to it since the run "
                          f"(it holds {rows} row(s), checksum changed); --force drops it")
         return False
+    if not inputs.force and _reshaped_since(inputs, oid):
+        plan.kept.append(f"table {name}: kept, its columns, indexes, constraints, triggers or policies changed since "
+                         "the run (someone else's work would go with it); --force drops it")
+        return False
     plan.add(f"DROP TABLE {inputs.now.tables[oid]}", f"drop table {name} the run added"
              + (" (with writes since, --force)" if then != now else ""), inputs.now.tables[oid], optional=True)
     return True
+
+
+def _shape(cat: Any, oid: str) -> tuple[set[tuple[Any, ...]], ...]:
+    """Table ``oid``'s columns, indexes, constraints, triggers and policies in ``cat``, by what
+    they are (not by oid)."""
+    return ({(c["name"], c["type"], c["notnull"], c["default"], c.get("identity"), c.get("generated"))
+             for c in cat.columns.values() if c["table"] == oid},
+            {i["def"] for i in cat.indexes.values() if i["table"] == oid},
+            {(c["name"], c["def"]) for c in cat.constraints.values() if c["table"] == oid},
+            {(o["kind"], o["name"]) for o in cat.others.values() if o["table"] == oid})
+
+
+def _reshaped_since(inputs: Inputs, oid: str) -> bool:
+    """Whether table ``oid``, added by the run, was altered since (a column, index, constraint,
+    trigger or policy made, dropped or changed): dropping it would take that work back too. Not
+    asked of a table an undo of an undo recreated (its oid is new; its shape is the undo's)."""
+    if inputs.conn is None:
+        return False
+    row = inputs.conn.execute("SELECT to_regclass(%s)::oid::text", (inputs.now.tables[oid],)).fetchone()
+    return bool(row and row[0] == oid and _shape(inputs.after, oid) != _shape(inputs.now, oid))
 
 
 def _moved(before: Any, oid: str, index: dict[str, Any] | None) -> bool:
@@ -180,8 +205,11 @@ def _recreate_tables(inputs: Inputs, plan: InversePlan) -> set[str]:
             continue
         cols = sorted((c for c in inputs.before.columns.values() if c["table"] == oid), key=lambda c: c["num"])
         sequences = _owned_sequences(cols)
-        for sequence in sequences.values():
-            plan.add(f"CREATE SEQUENCE IF NOT EXISTS {sequence}", f"recreate sequence {sequence}")
+        types = {c["name"]: c["type"] for c in cols}
+        for column, sequence in sequences.items():
+            # As serial made it: of the column's type (a bare CREATE SEQUENCE is bigint, max 2^63-1).
+            typed = f" AS {types[column]}" if types.get(column) in ("smallint", "integer", "bigint") else ""
+            plan.add(f"CREATE SEQUENCE IF NOT EXISTS {sequence}{typed}", f"recreate sequence {sequence}")
         body = ", ".join(_column_definition(c) for c in cols)
         plan.add(f"CREATE TABLE {name} ({body})", f"recreate table {name}", name)
         for column, sequence in sequences.items():

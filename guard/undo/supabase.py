@@ -27,8 +27,11 @@ SERVER_NOW = "SELECT extract(epoch FROM clock_timestamp())"
 
 def _supabase(config: Config) -> dict[str, Any] | None:
     """project_ref, access_token and api_url from the first Supabase plug-in."""
+    from guard.backups.supabase import same_project
+
     for plugin in (*config.backups.providers, *config.log.sinks):
         if plugin.type in ("supabase", "supabase-restore-point") and plugin.options.get("access_token"):
+            same_project(plugin, config.database_url)  # never restore another project than the database's
             opts = plugin.options
             return {"ref": opts["project_ref"], "token": opts["access_token"],
                     "api": str(opts.get("api_url") or "https://api.supabase.com").rstrip("/")}
