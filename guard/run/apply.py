@@ -15,7 +15,7 @@ from guard.migrations.pipeline import record_tables
 from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
-from guard.run.protect import keep_copies, protector
+from guard.run.protect import keep_copies, protector, records_gone
 from guard.run.signals import signals_cancel
 from guard.run.state import Progress, RunState
 from guard.tripwire import for_run
@@ -60,6 +60,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
         )
     state.report.migrations = outcome.results
     rows_still_there(state, outcome)
+    records_gone(state, copier)
     if copier is not None:
         finish_run(conn, protect.retention, copier, state.report.warnings, state.progress)
     keep_copies(state, copier)
