@@ -82,7 +82,7 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
     if not outcome.committed or conn.broken or conn.closed or outcome.unknown:
         return
     try:
-        gone = history.rows_gone_after_commit(conn, state.report.run_id, outcome.committed)
+        gone, run_row_gone = history.rows_gone_after_commit(conn, state.report.run_id, outcome.committed)
     except psycopg.Error as exc:
         from guard.migrations.apply_state import primary
 
@@ -93,6 +93,9 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
             result.error = MigrationError(message=f"committed, but {gone_after_commit(result.version, *gone[result.version])}",
                                           sqlstate=None, file=result.file, line=None)
     outcome.rows_gone = {v: gone[v] for v in outcome.committed if v in gone}
+    if run_row_gone:
+        outcome.records_gone.append(f"the run's journal entry (guard.runs {state.report.run_id}: guard undo and "
+                                    "guard restore-plan cannot find the run)")
     if outcome.rows_gone:
         state.report.warnings.append("; ".join(gone_after_commit(v, *what) for v, what in outcome.rows_gone.items()))
 

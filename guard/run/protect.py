@@ -53,20 +53,19 @@ def keep_copies(state: RunState, copier: Protector | None) -> None:
     state.report.warnings.extend(copier.skipped)
 
 
-# This run's copies whose table or guard.copies row is gone, and whether its guard.runs row is.
+# This run's copies whose table or guard.copies row is gone (and whether the table is there).
 COPIES_GONE = """
 SELECT c.copy, pg_catalog.to_regclass(c.copy) IS NOT NULL FROM unnest(%s::text[]) AS c(copy)
  WHERE pg_catalog.to_regclass(c.copy) IS NULL OR NOT EXISTS (SELECT FROM guard.copies g WHERE g.copy = c.copy)
 """
-RUN_ROW = "SELECT EXISTS (SELECT FROM guard.runs WHERE run_id = %s)"
 
 
 def records_gone(state: RunState, copier: Protector | None) -> None:
     """After the last COMMIT: this run's protective copies (their tables in protect.schema and
-    their guard.copies rows) and its guard.runs row are read again. A file may drop or delete
-    them (``drop schema guard_backup cascade``, ``delete from guard.runs``); the data a copy
-    held is then lost with the run reported applied. What went is named in the report and the
-    run ends failed_partially_applied (exit 4)."""
+    their guard.copies rows) are read again (its guard.runs row: history.rows_gone_after_commit).
+    A later file may drop or delete them (``drop schema guard_backup cascade``, ``delete from
+    guard.copies``); a copy's data is then lost with the run reported applied. What went is
+    named in the report and the run ends failed_partially_applied (exit 4)."""
     import psycopg
 
     outcome = state.outcome
@@ -76,22 +75,16 @@ def records_gone(state: RunState, copier: Protector | None) -> None:
     committed_files = {r.file for r in outcome.results if r.status == "applied"}
     names = [c.copy for c in (copier.copies if copier is not None else [])
              if c.statement.rsplit(":", 1)[0] in committed_files]
-    gone: list[str] = []
+    gone = outcome.records_gone
     try:
-        if names:
+        if names:  # no wait for the server in a run without copies
             gone += [f"the guard.copies row of the protective copy {row[0]} (guard undo no longer knows the "
                      "copy; the restore SQL in this report still works)" if row[1] else
                      f"the protective copy {row[0]} (its restore SQL cannot run: what it held is kept nowhere else)"
                      for row in state.db.execute(COPIES_GONE, (names,)).fetchall()]
-        row = state.db.execute(RUN_ROW, (state.report.run_id,)).fetchone()
     except psycopg.Error as exc:  # guard's schema itself dropped
         from guard.migrations.apply_state import primary
 
-        gone.append(f"guard's records of the run (reading them back: {primary(exc)})")
-    else:
-        if not (row and row[0]):
-            gone.append(f"the run's journal entry (guard.runs {state.report.run_id}: guard undo and "
-                        "guard restore-plan cannot find the run)")
+        gone.append(f"guard's records of the run's copies (reading them back: {primary(exc)})")
     if gone:
-        outcome.records_gone = gone
         state.report.warnings.append(f"gone after COMMIT (a file of this run removed it): {'; '.join(gone)}")
