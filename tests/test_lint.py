@@ -46,6 +46,7 @@ CASES = [
     ("drop-materialized-view", "drop materialized view reporting.daily_totals;", "drop view reporting.daily_v;"),
     ("drop-view", "drop view reporting.daily_v;", "create or replace view reporting.daily_v as select 1;"),
     ("drop-cascade", "drop type mood cascade;", "drop type mood;"),
+    ("drop-owned", "drop owned by app_owner;", "reassign owned by app_owner to postgres;"),
     ("drop-extension", "drop extension pg_cron;", "create extension if not exists pg_cron;"),
     ("merge", "merge into public.items t using public.staging s on t.id = s.id when matched then delete;",
      "merge into public.items t using public.staging s on t.id = s.id when not matched then insert values (s.id);"),

@@ -418,6 +418,15 @@ def _set_schema(node: Any, st: Statement, linter: Linter, i: int, d: str) -> lis
                     "leave a view under the old name while clients move")]
 
 
+def _drop_owned(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
+    """DROP OWNED BY: every object the roles own in this database goes, tables with their rows
+    (DROP OWNED ref. page); which ones only the catalog knows at the time, so no copy is made."""
+    roles = ", ".join(getattr(r, "rolename", None) or "CURRENT_USER" for r in node.roles or ())
+    return [finding("drop-owned", st, i, d,
+                    f"DROP OWNED BY {roles} drops every table, view, function... they own here, rows included",
+                    "DROP each object by name (guard copies a dropped table), or REASSIGN OWNED first")]
+
+
 def _create_as(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     rel = node.into.rel
     linter.note_created(from_rangevar(rel), temporary=rel.relpersistence == "t", if_not_exists=node.if_not_exists)
@@ -443,4 +452,5 @@ HANDLERS: dict[str, Handler] = {
     "PrepareStmt": _inner,
     "ExecuteStmt": _execute,
     "RuleStmt": _rule,
+    "DropOwnedStmt": _drop_owned,
 }

@@ -58,6 +58,8 @@ ALL = (
     Rule("drop-type", "destructive", "warning", "DROP TYPE/DOMAIN fails or (CASCADE) drops columns using it"),
     Rule("drop-cascade", "destructive", "error",
          "DROP ... CASCADE also drops what depends on the object: columns, materialized views, tables' defaults"),
+    Rule("drop-owned", "destructive", "error",
+         "DROP OWNED BY drops every table (and its rows) the roles own in this database"),
     Rule("drop-extension", "destructive", "warning", "DROP EXTENSION drops the extension's own tables and data"),
     Rule("truncate", "destructive", "error", "TRUNCATE deletes every row (CASCADE: of referencing tables too)"),
     Rule("delete-without-where", "destructive", "error", "DELETE without WHERE deletes every row"),

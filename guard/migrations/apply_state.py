@@ -38,6 +38,9 @@ class ApplyOutcome(Struct):
     # committed, in commit order: version -> (history row gone, journal entry gone)
     # (history.rows_gone_after_commit).
     rows_gone: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+    # guard's own records of the run a later file removed once the run had committed: a
+    # protective copy, its guard.copies row, the run's guard.runs row (run/protect.py records_gone).
+    records_gone: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]

@@ -160,26 +160,29 @@ def not_landed(message: str) -> str | None:
 
 # Committed versions (and the run) whose history row or journal entry is not there: read once
 # the run's last COMMIT is done. Qualified throughout: the database's search_path is in force.
+# The last column: whether the run's own guard.runs row is gone (a file may delete it).
 ROWS_GONE = (
-    "SELECT v, NOT h, NOT j FROM (SELECT v, EXISTS (SELECT FROM supabase_migrations.schema_migrations h "
+    "SELECT v, NOT h, NOT j, NOT r FROM (SELECT v, EXISTS (SELECT FROM supabase_migrations.schema_migrations h "
     "WHERE h.version OPERATOR(pg_catalog.=) v) AS h, EXISTS (SELECT FROM guard.run_commits c "
-    "WHERE c.run_id OPERATOR(pg_catalog.=) %s AND c.version OPERATOR(pg_catalog.=) v) AS j "
-    "FROM pg_catalog.unnest(%s::pg_catalog.text[]) AS v) AS r WHERE NOT (h AND j)"
+    "WHERE c.run_id OPERATOR(pg_catalog.=) %(run)s AND c.version OPERATOR(pg_catalog.=) v) AS j, "
+    "EXISTS (SELECT FROM guard.runs g WHERE g.run_id OPERATOR(pg_catalog.=) %(run)s) AS r "
+    "FROM pg_catalog.unnest(%(versions)s::pg_catalog.text[]) AS v) AS q WHERE NOT (h AND j AND r)"
 )
 
 
 def rows_gone_after_commit(conn: psycopg.Connection[Any], run_id: str,
-                           committed: Sequence[str]) -> dict[str, tuple[bool, bool]]:
+                           committed: Sequence[str]) -> tuple[dict[str, tuple[bool, bool]], bool]:
     """Of ``committed`` (versions run ``run_id`` committed), those whose history row or journal
     entry is not there now: version -> (history row gone, journal entry gone). Each file's
     transaction checks its rows before its COMMIT (check_landed); what runs after that check
     comes later: what COMMIT itself runs (deferred triggers that defer themselves again, ON
     COMMIT actions; sql-set-constraints.html, sql-createtable.html) and a later file of the run
-    deleting an earlier file's row. One query, after the run's last COMMIT; psycopg errors
-    propagate."""
+    deleting an earlier file's row. Also whether the run's own guard.runs row is gone (True:
+    a file deleted it). One query, after the run's last COMMIT; psycopg errors propagate."""
     if not committed:
-        return {}
-    return {r[0]: (bool(r[1]), bool(r[2])) for r in conn.execute(ROWS_GONE, (run_id, list(committed))).fetchall()}
+        return {}, False
+    rows = conn.execute(ROWS_GONE, {"run": run_id, "versions": list(committed)}).fetchall()
+    return {r[0]: (bool(r[1]), bool(r[2])) for r in rows if r[1] or r[2]}, any(r[3] for r in rows)
 
 
 def is_applied(conn: psycopg.Connection[Any], version: str) -> bool:

@@ -39,6 +39,8 @@ from guard.protect.catalog import (
     SCHEMA_TABLES,
     UPDATABLE,
     WRITABLE,
+    has_rules,
+    upsert_under_rules,
 )
 from guard.protect.catalog import (
     Resolved as _Resolved,
@@ -325,7 +327,9 @@ class Protector(Struct):
         # then a seed): each old row takes its key back over the new one.
         key = [] if recreated else [r[0] for r in conn.execute(PRIMARY_KEY, (resolved.oid,)).fetchall()]
         sets = [r[0] for r in conn.execute(UPDATABLE, (resolved.oid,)).fetchall() if r[0] not in key] if key else []
-        if key:
+        if key and has_rules(conn, resolved.oid, "23"):
+            insert = upsert_under_rules(resolved.name, copy_text, key, found, sets)
+        elif key:
             insert += f" ON CONFLICT ({', '.join(key)}) DO " + (
                 f"UPDATE SET ({', '.join(sets)}) = ROW({', '.join(f'EXCLUDED.{c}' for c in sets)})" if sets
                 else "NOTHING")
@@ -345,9 +349,9 @@ class Protector(Struct):
         from guard.protect.targets import capture_delete, capture_update
 
         if (self._identity is not None and not who.can_read(conn, self._identity, resolved.oid)) or (
-                update and resolved.relkind == "f"):
+                update and resolved.relkind == "f") or has_rules(conn, resolved.oid, "2" if update else "4"):
             # The role may delete or update rows it may not read (no SELECT: no RETURNING); a
-            # foreign table's ctid is not a row's identity, so its old values cannot be joined.
+            # foreign table's ctid is not a row's identity; rules refuse the rewrite (HAS_RULES).
             if resolved.relkind != "f":  # LOCK TABLE takes no foreign table
                 conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
             self._copy_table(conn, resolved, where, merge=True)

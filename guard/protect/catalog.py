@@ -3,7 +3,12 @@ statement reaches (guard.protect reads them; names come back quoted with quote_i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from msgspec import Struct, field
+
+if TYPE_CHECKING:
+    import psycopg
 
 PRIMARY_KEY = """
 SELECT quote_ident(a.attname) FROM pg_index i
@@ -66,6 +71,41 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM refs
  WHERE refs.oid <> %s::oid AND c.relkind IN ('r', 'p')
 """
 LOCK_WRITERS = "LOCK TABLE {rel} IN SHARE ROW EXCLUSIVE MODE"
+# Rules on a table for some events (ev_type '2' UPDATE, '3' INSERT, '4' DELETE). PostgreSQL
+# refuses a data-modifying WITH over most DELETE or UPDATE rules (DO ALSO, conditional or
+# NOTHING DO INSTEAD, a DO INSTEAD without RETURNING) and INSERT ... ON CONFLICT over any
+# INSERT or UPDATE rule (rewriteHandler.c): statements of those shapes are not written then.
+HAS_RULES = ("SELECT EXISTS (SELECT FROM pg_catalog.pg_rewrite WHERE ev_class = %s "
+             "AND ev_type = ANY(%s::\"char\"[]))")
+
+
+def has_rules(conn: psycopg.Connection[Any], oid: int, events: str) -> bool:
+    """Whether the table ``oid`` has a rule on any of ``events`` (pg_rewrite.ev_type letters:
+    "2" UPDATE, "3" INSERT, "4" DELETE; queries.html "Data-Modifying Statements in WITH",
+    sql-insert.html "ON CONFLICT")."""
+    row = conn.execute(HAS_RULES, (oid, list(events))).fetchone()
+    return bool(row and row[0])
+
+
+def upsert_under_rules(
+    table: str, copy: str, key: list[str], writable: list[tuple[str, str | None]], updatable: list[str],
+) -> str:
+    """Restore SQL putting the rows of ``copy`` back into ``table`` by ``key`` where the table
+    has INSERT or UPDATE rules, which refuse ``INSERT ... ON CONFLICT``: rows whose key is
+    there get their old values (``updatable`` columns), the others are inserted.
+    ``writable`` is (column, cast back from the copy's text or None), names quoted."""
+    cast = {name: kind for name, kind in writable}
+
+    def value(name: str) -> str:
+        return f"c.{name}::{cast[name]}" if cast.get(name) else f"c.{name}"
+
+    match = " AND ".join(f"t.{k} = c.{k}" for k in key)
+    sets = [c for c in updatable if c not in key]
+    update = (f"UPDATE {table} AS t SET ({', '.join(sets)}) = ROW({', '.join(map(value, sets))}) "  # noqa: S608
+              f"FROM {copy} AS c WHERE {match};\n") if sets else ""
+    return (f"{update}INSERT INTO {table} ({', '.join(cast)}) OVERRIDING SYSTEM VALUE "  # noqa: S608
+            f"SELECT {', '.join(map(value, cast))} FROM {copy} AS c "
+            f"WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE {match})")
 # Ascending sequences owned by a column (serial, identity), schema-qualified.
 OWNED_SEQUENCES = """
 SELECT quote_ident(a.attname), quote_ident(n.nspname) || '.' || quote_ident(q.relname) FROM pg_depend d

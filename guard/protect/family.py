@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from guard.protect import identity
-from guard.protect.catalog import LOCK_WRITERS, Resolved
+from guard.protect.catalog import LOCK_WRITERS, Resolved, has_rules
 from guard.protect.targets import Member, capture_family
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def capture(
     others = [t.oid for t in tables[1:]]
     foreign = any(t.relkind == "f" for t in tables)  # no ctid to find a row by
     if (me is not None and not identity.can_read(conn, me, tables[0].oid, family=others)) or foreign or (
-            _not_single(text, update)):
+            _not_single(text, update)) or has_rules(conn, tables[0].oid, "2" if update else "4"):
         for table in tables:
             if table.relkind != "f":  # LOCK TABLE takes no foreign table
                 conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(table.own)))

@@ -15,7 +15,7 @@ from guard.migrations.pipeline import record_tables
 from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
-from guard.run.protect import keep_copies, protector
+from guard.run.protect import keep_copies, protector, records_gone
 from guard.run.signals import signals_cancel
 from guard.run.state import Progress, RunState
 from guard.tripwire import for_run
@@ -60,6 +60,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
         )
     state.report.migrations = outcome.results
     rows_still_there(state, outcome)
+    records_gone(state, copier)
     if copier is not None:
         finish_run(conn, protect.retention, copier, state.report.warnings, state.progress)
     keep_copies(state, copier)
@@ -81,7 +82,7 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
     if not outcome.committed or conn.broken or conn.closed or outcome.unknown:
         return
     try:
-        gone = history.rows_gone_after_commit(conn, state.report.run_id, outcome.committed)
+        gone, run_row_gone = history.rows_gone_after_commit(conn, state.report.run_id, outcome.committed)
     except psycopg.Error as exc:
         from guard.migrations.apply_state import primary
 
@@ -92,6 +93,9 @@ def rows_still_there(state: RunState, outcome: ApplyOutcome) -> None:
             result.error = MigrationError(message=f"committed, but {gone_after_commit(result.version, *gone[result.version])}",
                                           sqlstate=None, file=result.file, line=None)
     outcome.rows_gone = {v: gone[v] for v in outcome.committed if v in gone}
+    if run_row_gone:
+        outcome.records_gone.append(f"the run's journal entry (guard.runs {state.report.run_id}: guard undo and "
+                                    "guard restore-plan cannot find the run)")
     if outcome.rows_gone:
         state.report.warnings.append("; ".join(gone_after_commit(v, *what) for v, what in outcome.rows_gone.items()))
 

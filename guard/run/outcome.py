@@ -51,6 +51,13 @@ def set_outcome(report: RunReport, outcome: ApplyOutcome) -> None:
             "of this run, or a trigger or rule acting at COMMIT, removed it).",
             changed=True,
         )
+    elif stopped is None and outcome.records_gone:
+        report.set_outcome(
+            "failed_partially_applied",
+            f"Applied {len(committed)} migration(s), but a file removed guard's own records of the run: "
+            + "; ".join(outcome.records_gone) + ".",
+            changed=True,
+        )
     elif stopped is None:
         report.set_outcome("applied", f"Applied {len(committed)} migration(s).", changed=True)
     elif any(r.status == "unknown" for r in results):

@@ -51,3 +51,40 @@ def keep_copies(state: RunState, copier: Protector | None) -> None:
         asdict(c) for c in copier.copies if c.statement.rsplit(":", 1)[0] in committed_files
     ]
     state.report.warnings.extend(copier.skipped)
+
+
+# This run's copies whose table or guard.copies row is gone (and whether the table is there).
+COPIES_GONE = """
+SELECT c.copy, pg_catalog.to_regclass(c.copy) IS NOT NULL FROM unnest(%s::text[]) AS c(copy)
+ WHERE pg_catalog.to_regclass(c.copy) IS NULL OR NOT EXISTS (SELECT FROM guard.copies g WHERE g.copy = c.copy)
+"""
+
+
+def records_gone(state: RunState, copier: Protector | None) -> None:
+    """After the last COMMIT: this run's protective copies (their tables in protect.schema and
+    their guard.copies rows) are read again (its guard.runs row: history.rows_gone_after_commit).
+    A later file may drop or delete them (``drop schema guard_backup cascade``, ``delete from
+    guard.copies``); a copy's data is then lost with the run reported applied. What went is
+    named in the report and the run ends failed_partially_applied (exit 4)."""
+    import psycopg
+
+    outcome = state.outcome
+    if outcome is None or not outcome.committed or state.db.broken or state.db.closed or outcome.unknown:
+        return
+    # Before expired copies are pruned (protect.retention may be shorter than the run).
+    committed_files = {r.file for r in outcome.results if r.status == "applied"}
+    names = [c.copy for c in (copier.copies if copier is not None else [])
+             if c.statement.rsplit(":", 1)[0] in committed_files]
+    gone = outcome.records_gone
+    try:
+        if names:  # no wait for the server in a run without copies
+            gone += [f"the guard.copies row of the protective copy {row[0]} (guard undo no longer knows the "
+                     "copy; the restore SQL in this report still works)" if row[1] else
+                     f"the protective copy {row[0]} (its restore SQL cannot run: what it held is kept nowhere else)"
+                     for row in state.db.execute(COPIES_GONE, (names,)).fetchall()]
+    except psycopg.Error as exc:  # guard's schema itself dropped
+        from guard.migrations.apply_state import primary
+
+        gone.append(f"guard's records of the run's copies (reading them back: {primary(exc)})")
+    if gone:
+        state.report.warnings.append(f"gone after COMMIT (a file of this run removed it): {'; '.join(gone)}")
