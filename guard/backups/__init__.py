@@ -209,7 +209,7 @@ def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> Provider
         # A backup dated ahead of the server's clock (a job's wrong clock or time zone, a typo in
         # --at) would read as 0s old for as long as it is ahead: years of "ok" with no backup.
         return ProviderVerdict(provider.label, "error",
-                               f"newest backup is dated {format_duration(-age)} ahead of the database server's clock "
+                               f"newest backup is dated {format_duration(-age)} in the future, ahead of the database server's clock "
                                f"({effective.isoformat()}): a wrong clock or time zone; not counted",
                                newest, age, max_age, info.pitr, info.details)
     if info.newest_failed:
