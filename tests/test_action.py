@@ -331,3 +331,16 @@ def test_undo_command_prints_the_plan_and_with_yes_undoes(project: Project, inst
     assert done.code == 0 and done.outputs["exit-code"] == "0", done.stdout + done.stderr
     assert done.outputs["status"] == "undone"
     assert project.history() == []
+
+
+@pytest.mark.parametrize("extra", ["--yes\n", "\t--yes"])
+def test_undo_status_counts_yes_split_as_guard_splits_it(project: Project, installed: Path, extra: str) -> None:
+    # extra-args from a YAML block scalar ends in a newline; the undo is carried out, so the
+    # status output must say undone, not planned.
+    run = run_action({"command": "run", "database-url": project.db_url}, cwd=project.root, bin_dir=installed)
+    assert run.code == 0, run.stdout + run.stderr
+    done = run_action({"command": "undo", "database-url": project.db_url, "extra-args": extra},
+                      cwd=project.root, bin_dir=installed)
+    assert done.code == 0, done.stdout + done.stderr
+    assert project.history() == []
+    assert done.outputs["status"] == "undone"
