@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from guard.config import ProtectConfig, SnapshotConfig
 from guard.protect import Protector
 from guard.run.state import RunState
+
+if TYPE_CHECKING:
+    from guard.migrations.apply_state import ApplyOutcome
+    from guard.protect import CopyRecord
 
 
 def take_snapshot_if_due(state: RunState, snapshot: SnapshotConfig) -> None:
@@ -46,11 +52,17 @@ def keep_copies(state: RunState, copier: Protector | None) -> None:
 
     if copier is None or state.outcome is None:
         return
-    committed_files = {r.file for r in state.outcome.results if r.status == "applied"}
-    state.report.protective_copies = [
-        asdict(c) for c in copier.copies if c.statement.rsplit(":", 1)[0] in committed_files
-    ]
+    state.report.protective_copies = [asdict(c) for c in committed_copies(state.outcome, copier)]
     state.report.warnings.extend(copier.skipped)
+
+
+def committed_copies(outcome: ApplyOutcome, copier: Protector | None) -> list[CopyRecord]:
+    """The copies ``copier`` made in files of ``outcome`` that committed (a copy made in a file
+    that rolled back rolled back with it)."""
+    if copier is None:
+        return []
+    committed_files = {r.file for r in outcome.results if r.status == "applied"}
+    return [c for c in copier.copies if c.statement.rsplit(":", 1)[0] in committed_files]
 
 
 # This run's copies whose table or guard.copies row is gone (and whether the table is there).
@@ -72,9 +84,7 @@ def records_gone(state: RunState, copier: Protector | None) -> None:
     if outcome is None or not outcome.committed or state.db.broken or state.db.closed or outcome.unknown:
         return
     # Before expired copies are pruned (protect.retention may be shorter than the run).
-    committed_files = {r.file for r in outcome.results if r.status == "applied"}
-    names = [c.copy for c in (copier.copies if copier is not None else [])
-             if c.statement.rsplit(":", 1)[0] in committed_files]
+    names = [c.copy for c in committed_copies(outcome, copier)]
     gone = outcome.records_gone
     try:
         if names:  # no wait for the server in a run without copies
