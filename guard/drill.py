@@ -362,8 +362,7 @@ def record_drill(
     log = snapshot_dir / DRILL_LOG
     try:
         snapshot_dir.mkdir(parents=True, exist_ok=True)
-        _set_aside_if_unreadable(log, progress)
-        history = _read_log(log)
+        history = _read_or_set_aside(log, progress)
         history.append(result.to_dict())
         _atomic_write(log, json.dumps(history[-DRILL_LOG_KEEP:], indent=2) + "\n")
         recorded.append(str(log))
@@ -410,17 +409,20 @@ def _record_in_database(url: str, result: DrillResult) -> None:
         conn.close()
 
 
-def _set_aside_if_unreadable(log: Path, progress: Callable[[str], None]) -> None:
-    """Rename a drill log that is not JSON (cut short by a full disk, edited by hand) to
-    ``drills.json.unreadable-<UTC time>``, saying so: rewriting it lost every drill before."""
+def _read_or_set_aside(log: Path, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The drills in ``log``, as :func:`_read_log` gives them; a log that is not JSON (cut short
+    by a full disk, edited by hand) is first renamed ``drills.json.unreadable-<UTC time>``,
+    saying so: rewriting it lost every drill before. OSError propagates."""
     try:
-        json.loads(log.read_text(encoding="utf-8"))
+        history = json.loads(log.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return
+        return []
     except (ValueError, RecursionError):
         aside = log.with_name(f"{log.name}.unreadable-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}")
         log.rename(aside)
         progress(f"{log.name} is not JSON: kept as {aside.name}, a new log started")
+        return []
+    return _drills(history)
 
 
 def _read_log(log: Path) -> list[dict[str, Any]]:
@@ -430,6 +432,11 @@ def _read_log(log: Path) -> list[dict[str, Any]]:
         return []
     except (OSError, ValueError, RecursionError):
         return []  # an unreadable log is replaced rather than blocking the record
+    return _drills(history)
+
+
+def _drills(history: Any) -> list[dict[str, Any]]:
+    """The drills (objects) of a drill log's JSON value; [] when it is not a list."""
     return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
 
 
