@@ -298,12 +298,13 @@ def find(conn: psycopg.Connection[Any], run_id: str | None) -> JournalRun | None
         return None
     _check_shape(row[0], "restore_target", row[8], dict)
     _check_shape(row[0], "report", row[11], dict)
+    report = row[11] or {}
     for key, kind in REPORT_SHAPE.items():
-        _check_shape(row[0], f"report's {key}", (row[11] or {}).get(key), kind)
+        _check_shape(row[0], f"report's {key}", report.get(key), kind)
     for key in ("argv", "changes"):
-        _check_shape(row[0], f"report's wrapped.{key}", ((row[11] or {}).get("wrapped") or {}).get(key), list)
+        _check_shape(row[0], f"report's wrapped.{key}", (report.get("wrapped") or {}).get(key), list)
     for key in ("protective_copies", "backup_log"):
-        for item in (row[11] or {}).get(key) or ():
+        for item in report.get(key) or ():
             _check_shape(row[0], f"report's {key} item", item, dict)
     return JournalRun(
         run_id=row[0], command=row[1], started_at=row[2], finished_at=row[3], status=row[4],
