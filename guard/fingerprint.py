@@ -102,12 +102,25 @@ SELECT 'extension', e.extname, e.extversion FROM pg_extension e
 # or check_option...), whether each trigger fires (ALTER TABLE ... DISABLE TRIGGER; a foreign
 # key's internal triggers by its constraint's name), a sequence's parameters. A fingerprint
 # recorded before them is compared without them (``as_recorded``).
+# Since v5 comments on every kind of object: a trigger's, policy's or rule's named by its table's
+# schema (pg_identify_object gives them none, so v4 read none), an extension's, event
+# trigger's, server's... by their own name. v4 fingerprints are compared with the kinds v4 read
+# (``as_recorded``, COMMENTS_V4).
+# Comments are named only for objects made after initdb (oid >= FirstNormalObjectId, 16384;
+# OIDs wrap around to it, never below: src/include/access/transam.h, GetNewObjectId) and for
+# schemas (public is 2200): the ~3,300 comments of PostgreSQL's own objects, each named by
+# pg_identify_object to be thrown away by the schema test, were half the fingerprint's time.
 _PROPERTIES = """UNION ALL
 SELECT 'comment', o.type || ' ' || o.identity, md5(d.description)
   FROM pg_description d CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
-  CROSS JOIN LATERAL (SELECT COALESCE(o.schema, o.name) AS nspname) n
- WHERE d.classoid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass, 'pg_namespace'::regclass,
-                      'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass)
+  CROSS JOIN LATERAL (SELECT COALESCE(o.schema, (
+           SELECT rn.nspname FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+            WHERE rc.oid = CASE d.classoid
+                             WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = d.objoid)
+                             WHEN 'pg_policy'::regclass THEN (SELECT p.polrelid FROM pg_policy p WHERE p.oid = d.objoid)
+                             WHEN 'pg_rewrite'::regclass THEN (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = d.objoid)
+                           END), o.name) AS nspname) n
+ WHERE (d.objoid >= 16384 OR d.classoid = 'pg_namespace'::regclass)
    AND {_USER_SCHEMA}
 UNION ALL
 SELECT 'relation options', n.nspname || '.' || c.relname,
@@ -132,7 +145,9 @@ SELECT 'sequence options', n.nspname || '.' || c.relname,
   FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE {_USER_SCHEMA}
 UNION ALL
-SELECT 'properties', 'recorded v4', ''"""
+SELECT 'properties', 'recorded v4', ''
+UNION ALL
+SELECT 'properties', 'recorded v5', ''"""
 # A relation's ACL type for acldefault: 's' for a sequence, 'r' for the rest (acl.c acldefault_sql).
 _RELATION_ACL_TYPE = "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\""
 
@@ -249,6 +264,11 @@ KINDS_V2 = ("composite type privileges", "language privileges", "foreign-data wr
             "foreign server privileges", "role membership")
 PROPERTIES_V4 = "properties recorded v4"
 KINDS_V4 = ("comment", "relation options", "trigger state", "sequence options")
+PROPERTIES_V5 = "properties recorded v5"
+# The objects whose comments v4 read (pg_identify_object's type names of pg_class, pg_proc,
+# pg_type, pg_namespace and pg_constraint objects; "table column", "view column"... included).
+COMMENTS_V4 = ("table ", "index ", "sequence ", "view ", "materialized view ", "composite type ", "foreign table ",
+               "toast table ", "type ", "function ", "procedure ", "aggregate ", "schema ", "domain constraint ")
 PRIVILEGE_KINDS = ("privileges", "table privileges", "column privileges", "function privileges",
                    "schema privileges", "type privileges", "default privileges", "database privileges", *KINDS_V2)
 _PRIVILEGES = _PRIVILEGES.replace("{_HERE}", _HERE)
@@ -326,11 +346,15 @@ def without_privileges(fp: Fingerprint) -> Fingerprint:
 def as_recorded(fp: Fingerprint, recorded: Iterable[str]) -> Fingerprint:
     """``fp`` with only what a fingerprint whose keys ("kind name") are ``recorded`` could hold:
     none of the properties read since v4 (comments, options, trigger states) when it predates them,
+    only the comments v4 read (COMMENTS_V4) when it predates v5,
     no owners and ACLs when it read none, none of the kinds read since v2 when it predates them,
     no role memberships when it predates v3 (it read them for fewer roles)."""
     keys = set(recorded)
+    if PROPERTIES_V4 in keys and PROPERTIES_V5 not in keys:  # v5: comments on every kind of object
+        fp = Fingerprint({k: v for k, v in fp.objects.items() if k != ("properties", "recorded v5")
+                          and (k[0] != "comment" or k[1].startswith(COMMENTS_V4))}, fp.histories)
     if PROPERTIES_V4 not in keys:  # read since v4: comments, relation options, trigger states...
-        fp = Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in KINDS_V4 and k != ("properties", "recorded v4")},
+        fp = Fingerprint({k: v for k, v in fp.objects.items() if k[0] not in KINDS_V4 and k[0] != "properties"},
                          fp.histories)
     if PRIVILEGES_RECORDED not in keys:
         return without_privileges(fp)

@@ -35,6 +35,12 @@ SHAPES = {
     "comment_on_table": ("comment on table public.t is 'new';", "comment"),
     "comment_on_column": ("comment on column public.t.v is null;", "comment"),
     "comment_on_function": ("comment on function public.trg() is 'f';", "comment"),
+    # public's oid (2200) is below FirstNormalObjectId: made by initdb, its comment still counts.
+    "comment_on_schema_public": ("comment on schema public is 'ours';", "comment"),
+    "comment_on_policy": ("comment on policy p on public.t is 'pc';", "comment"),
+    "comment_on_trigger": ("comment on trigger tt on public.t is 'tc';", "comment"),
+    "comment_on_constraint": ("comment on constraint t_pkey on public.t is 'kc';", "comment"),
+    "comment_on_index": ("comment on index public.t_n is 'ic';", "comment"),
     "disable_trigger": ("alter table public.t disable trigger tt;", "trigger"),
     "fillfactor": ("alter table public.t set (fillfactor = 50);", "public.t"),
     "replica_identity": ("alter table public.t replica identity full;", "public.t"),
@@ -145,3 +151,44 @@ def test_a_table_the_run_added_and_nobody_altered_goes(ready: Project) -> None:
     assert ready.guard("run", "--reason", "x").code == 0
     undo = ready.guard("undo", "--yes")
     assert undo.code == 0 and not ready.table_exists("public.x"), undo.output
+
+
+@pytest.mark.parametrize("setup, change", [
+    ("create rule r as on update to public.t do also notify t_changed; comment on rule r on public.t is 'was';",
+     "comment on rule r on public.t is 'now';"),
+    ("create extension if not exists pgcrypto;", "comment on extension pgcrypto is 'ours';"),
+    ("create statistics public.st on id, n from public.t;", "comment on statistics public.st is 'now';"),
+    ("create collation public.c_coll (locale = 'C');", "comment on collation public.c_coll is 'now';"),
+    ("create function public.evt() returns event_trigger language plpgsql as 'begin end';"
+     "create event trigger guard_test_et on ddl_command_start execute function public.evt();"
+     "comment on event trigger guard_test_et is 'was';", "comment on event trigger guard_test_et is null;"),
+])
+def test_a_comment_on_any_kind_of_object_is_put_back_or_named(ready: Project, setup: str, change: str) -> None:
+    """Comments on objects that are not tables, columns or functions (rules, extensions,
+    statistics objects, collations, event triggers) were not read: undo said "as before"."""
+    ready.query(SETUP + setup)
+    before = schema_dump(ready)
+    ready.add("20260101000000_change.sql", f"{change}\n{ADD}")
+    assert ready.guard("run", "--reason", "comment").code == 0
+    undo = ready.guard("undo", "--yes")
+    if undo.code == 0:
+        assert schema_dump(ready) == before, f"undo said undone (exit 0) but the database differs:\n{undo.output}"
+    else:
+        assert undo.code == 4 and "comment" in undo.stdout, undo.output
+
+
+def test_a_run_recorded_by_a_v4_guard_compares_without_the_comments_v4_did_not_read(ready: Project) -> None:
+    """A v4 fingerprint holds no comments on triggers or policies: those that were there all
+    along must not look added by the run (exit 4 for comments nobody changed)."""
+    ready.query(SETUP + "comment on trigger tt on public.t is 'tc'; comment on policy p on public.t is 'pc';")
+    ready.add("20260101000000_add.sql", ADD)
+    assert ready.guard("run", "--reason", "v4").code == 0
+    assert ready.query("SELECT count(*) FROM guard.run_catalogs, jsonb_object_keys(fingerprint) k "
+                       "WHERE phase = 'before' AND (k LIKE 'comment trigger %' OR k LIKE 'comment policy %')") == [(2,)]
+    ready.query("UPDATE guard.run_catalogs SET fingerprint = (SELECT COALESCE(jsonb_object_agg(key, value), '{}') "
+                "FROM jsonb_each(fingerprint) WHERE key NOT LIKE 'comment trigger %' AND key NOT LIKE 'comment policy %' "
+                "AND key <> 'properties recorded v5')")
+    undo = ready.guard("undo", "--yes")
+    assert undo.code == 0, undo.output
+    assert "w" not in [c for c, in ready.query(
+        "select attname from pg_attribute where attrelid = 'public.t'::regclass and not attisdropped")]
