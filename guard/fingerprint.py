@@ -214,7 +214,7 @@ SELECT 'foreign server privileges', s.srvname, {_owner_and_acl('s.srvacl', "'S'"
 UNION ALL
 SELECT 'role membership', pg_get_userbyid(m.member) || ' in ' || pg_get_userbyid(m.roleid),
        CASE WHEN bool_or(m.admin_option) THEN 'with admin option' ELSE '' END
-  FROM pg_auth_members m, (SELECT ARRAY({{_HERE}}) AS roles) h
+  FROM pg_auth_members m, (SELECT ARRAY({{_HERE}}) AS roles OFFSET 0) h
  WHERE m.member = ANY(h.roles) OR m.roleid = ANY(h.roles)
  GROUP BY m.member, m.roleid
 UNION ALL
@@ -222,6 +222,8 @@ SELECT 'privileges', 'recorded v2', ''
 UNION ALL
 SELECT 'privileges', 'recorded v3', ''
 """
+# OFFSET 0 keeps the role set a subquery of its own: pulled up, its ARRAY(...) was copied into
+# both sides of the OR and the role set read twice (two InitPlans), a third of the privileges read.
 # The roles that matter to this database, whose memberships (kept by the cluster, shared by all
 # its databases) the fingerprint reads: owners and grantees of its user schemas, relations,
 # columns, functions, types, of its default privileges, of the database itself, and of the
