@@ -116,6 +116,9 @@ class Linter(Struct):
     checked_domains: set[str] = field(default_factory=set)
     # table -> CHECK constraints the batch added or validated: name -> (expression SQL or None, valid)
     batch_checks: dict[str, dict[str, tuple[str | None, bool]]] = field(default_factory=dict)
+    # tables (resolved text) the batch created a policy for so far; per file: every CREATE POLICY's table
+    policies: set[str] = field(default_factory=set)
+    file_policies: list[ObjectName] = field(default_factory=list)
 
     def forget_checks(self, key: str) -> None:
         """The batch dropped or renamed a constraint or column of `key`: no CHECK of it proves NOT NULL."""
@@ -163,6 +166,9 @@ class Linter(Struct):
         self.scope.reset_file()
         self.not_valid.clear()
         self.held.clear()
+        from guard.lint.integrity import policy_targets
+
+        self.file_policies = [t for s in file.statements if s.kind == "CreatePolicyStmt" for t in policy_targets(s.sql)]
         learn = getattr(self.catalog, "read", None)  # guard.lint.declared: the batch declares as it goes
         getattr(self.catalog, "new_file", lambda: None)()
         for index, statement in enumerate(file.statements):
