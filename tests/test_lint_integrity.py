@@ -138,3 +138,18 @@ def test_lock_holds_through_the_file(tmp_path: Path) -> None:
     found = lint_paths([path], display_root=tmp_path, existing_tables=lambda _: True)
     assert [f.rule for f in found] == ["lock-table", "update-without-where", "scan-under-lock"]
     assert "EXCLUSIVE on it" in found[2].message and "blocks its writes" in found[0].message
+
+
+def test_forms_a_name_hides_in(tmp_path: Path) -> None:
+    path = tmp_path / "20240101000000_f.sql"
+    path.write_text(
+        "select setval(pg_get_serial_sequence('public.t', 'id'), 1);\n"      # the sequence named at run time
+        "select setval('s', max(id)) from public.t;\n"                       # computed: a resync
+        "alter role authenticator set session_replication_role = replica;\n"
+        "alter database postgres set session_replication_role to 'replica';\n"
+        "set session_replication_role to default;\n"
+        "reset session_replication_role;\n")
+    found = lint_paths([path], display_root=tmp_path, existing_tables=lambda _: True)
+    assert [(f.rule, f.line) for f in found] == [("sequence-restart", 1), ("triggers-disabled", 3),
+                                                 ("triggers-disabled", 4)]
+    assert found[0].message.startswith("setval(pg_get_serial_sequence('public.t', 'id'), 1)")

@@ -132,7 +132,10 @@ def _setval(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
             sequence = str(linter.scope.resolve(name))
         if _collides(linter, sequence, value + (1 if called is not False else 0)) is False:
             continue
-        out.append(finding("sequence-restart", st, i, d, f"setval({text or '?'}, {value}) may move the sequence "
+        from pglast.stream import RawStream
+
+        shown = f"'{text}'" if text is not None else RawStream()(call.args[0])
+        out.append(finding("sequence-restart", st, i, d, f"setval({shown}, {value}) may move the sequence "
                            f"back: {_COLLIDE}", _RESYNC))
     return out
 
@@ -141,6 +144,8 @@ def _replication_role(node: Any, st: Statement, linter: Linter, i: int, d: str) 
     """SET [LOCAL] session_replication_role = replica; set_config() of it in a SELECT."""
     from pglast import ast
 
+    if isinstance(node, (ast.AlterRoleSetStmt, ast.AlterDatabaseSetStmt)):
+        node = node.setstmt  # ALTER ROLE / DATABASE ... SET: every later session of it
     if isinstance(node, ast.VariableSetStmt):
         if (node.name or "").lower() != "session_replication_role":
             return []
@@ -271,6 +276,8 @@ HANDLERS: dict[str, Handler] = {
     "CreateSeqStmt": _sequence_created,
     "SelectStmt": _select,
     "VariableSetStmt": _replication_role,
+    "AlterRoleSetStmt": _replication_role,
+    "AlterDatabaseSetStmt": _replication_role,
     "AlterTableStmt": _alter_table,
     "CreatePolicyStmt": _policy,
 }

@@ -672,7 +672,7 @@ alter table public.invoices alter column id restart with 100000;
 create policy notes_read on public.notes for select using (true);
 alter table public.notes enable row level security;
 
--- case: safe-213 | after: set local role corpus_reader; select exists (select from public.memos)
+-- case: safe-213 | needs: catalog (the policy is the schema's); after: set local role corpus_reader; select exists (select from public.memos)
 alter table public.memos enable row level security;
 
 -- case: safe-214
