@@ -4,11 +4,16 @@ required columns: through the CLI, with the migration set and with a database.""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
+from psycopg import sql
+
 from guard.lint import lint_paths
-from tests.support import Project
+from tests.support import Project, clean_env, run_guard
 
 SCHEMA = (
     "create table public.tickets (id bigserial primary key, title text);\n"
@@ -19,6 +24,18 @@ SCHEMA = (
     "create table public.events (id int);\n"
     "create sequence public.spare_seq;\n"
 )
+
+
+@pytest.fixture
+def scratch_url(db_url: str) -> Iterator[str]:
+    """A second, empty database on the test cluster: the shadow `guard check --shadow` runs on."""
+    base, name = db_url.rsplit("/", 1)
+    scratch = f"{name}_integrity"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    yield f"{base}/{scratch}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
 
 def _json(project: Project, *args: str) -> tuple[int, list[dict[str, Any]]]:
@@ -79,9 +96,9 @@ def test_pragmas_accept_the_new_rules(project: Project) -> None:
 def test_a_policy_counts_in_the_same_file_or_before_not_in_a_later_file(tmp_path: Path) -> None:
     def lint(*files: str) -> list[tuple[str, int]]:
         paths = []
-        for n, sql in enumerate(files):
+        for n, text in enumerate(files):
             path = tmp_path / f"2024010{n + 1}000000_f.sql"
-            path.write_text(sql)
+            path.write_text(text)
             paths.append(path)
         return [(f.rule, f.line) for f in lint_paths(paths, display_root=tmp_path, existing_tables=lambda _: True)
                 if f.rule == "row-security-no-policy"]
@@ -153,3 +170,18 @@ def test_forms_a_name_hides_in(tmp_path: Path) -> None:
     assert [(f.rule, f.line) for f in found] == [("sequence-restart", 1), ("triggers-disabled", 3),
                                                  ("triggers-disabled", 4)]
     assert found[0].message.startswith("setval(pg_get_serial_sequence('public.t', 'id'), 1)")
+
+
+def test_check_on_a_shadow_confirms_an_explicit_lock_by_the_lock_it_holds(project: Project, scratch_url: str) -> None:
+    """LOCK reads nothing: the shadow's trace confirms it by the lock the transaction then holds,
+    not by a scan (no trace-unconfirmed finding); a LOCK in ROW EXCLUSIVE mode is no finding."""
+    project.add("20240101000000_t.sql", "create table public.t (id int primary key);\n")
+    project.add("20240102000000_lock.sql", "lock table public.t in access exclusive mode;\n"
+                                           "lock table public.t in row exclusive mode;\n")
+    result = run_guard("check", "--shadow", scratch_url, "--json", cwd=project.root, env=clean_env())
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = [r for r in report["shadow"]["trace"] if r["file"].endswith("_lock.sql")]
+    assert [(r["static"], r["verdict"], r["locks"]) for r in rows] == [
+        (["lock-table"], "agrees", {"public.t": "ACCESS EXCLUSIVE"}), ([], "agrees", {"public.t": "ACCESS EXCLUSIVE"})]
+    assert [f["rule"] for f in report["findings"] if f["file"].endswith("_lock.sql")] == ["lock-table"]
