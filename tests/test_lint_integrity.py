@@ -185,3 +185,30 @@ def test_check_on_a_shadow_confirms_an_explicit_lock_by_the_lock_it_holds(projec
     assert [(r["static"], r["verdict"], r["locks"]) for r in rows] == [
         (["lock-table"], "agrees", {"public.t": "ACCESS EXCLUSIVE"}), ([], "agrees", {"public.t": "ACCESS EXCLUSIVE"})]
     assert [f["rule"] for f in report["findings"] if f["file"].endswith("_lock.sql")] == ["lock-table"]
+
+
+def test_a_sequence_a_function_draws_from_is_in_use(tmp_path: Path, db_conn: psycopg.Connection[Any]) -> None:
+    """No column default names it, but a trigger function hands out its values: restarting it
+    can collide, with the migration set as with a database (pg_proc.prosrc)."""
+    from guard.lint.catalog import PgCatalog
+
+    schema = ("create sequence public.order_no;\n"
+              "create table public.orders (id int primary key, no bigint);\n")
+    body = ("create function public.number_order() returns trigger language plpgsql as $$ begin "
+            "new.no := nextval('public.order_no'); return new; end $$;\n")
+    restart = "alter sequence public.order_no restart with 1;\n"
+    first, second = tmp_path / "20240101000000_a.sql", tmp_path / "20240102000000_b.sql"
+
+    def rules(catalog: PgCatalog | None = None) -> list[str]:
+        return [f.rule for f in lint_paths([second], display_root=tmp_path, context=[first], catalog=catalog,
+                                           existing_tables=catalog.exists if catalog else None)]
+
+    first.write_text(schema)
+    second.write_text(restart)
+    assert rules() == []
+    first.write_text(schema + body)
+    assert rules() == ["sequence-restart"]
+    db_conn.execute(schema)
+    assert rules(PgCatalog(db_conn)) == []
+    db_conn.execute(body)
+    assert rules(PgCatalog(db_conn)) == ["sequence-restart"]

@@ -30,7 +30,10 @@ FOREIGN_KEYS = """
 SELECT to_regclass(%(t)s) IS NOT NULL, EXISTS (SELECT FROM pg_constraint WHERE contype = 'f'
    AND (conrelid = to_regclass(%(t)s) OR confrelid = to_regclass(%(t)s)))
 """
-SEQUENCE_START = "SELECT seqstart FROM pg_sequence WHERE seqrelid = to_regclass(%s)"
+SEQUENCE_START = """
+SELECT s.seqstart, EXISTS (SELECT FROM pg_proc p WHERE p.prosrc ILIKE '%%' || c.relname || '%%')
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid WHERE s.seqrelid = to_regclass(%s)
+"""
 # Columns drawing from a sequence: it is owned by them (serial, OWNED BY: deptype 'a'; identity:
 # 'i'), or their default calls nextval of it (the default depends on the sequence).
 SEQUENCE_USERS = """
@@ -292,13 +295,13 @@ class PgCatalog:
     def sequence_collides(self, sequence: str, next_value: int | None) -> bool | None:
         """Whether `next_value` (None: the sequence's START) is at or below the largest value a
         column drawing from `sequence` stores (its default calls nextval of it, or it owns it:
-        pg_depend). False when no column draws from it; None when the sequence is absent or a
-        column's max() cannot be read within 2 s."""
+        pg_depend). False when no column draws from it; None when the sequence is absent, a
+        function's body names it (pg_proc.prosrc), or a column's max() cannot be read within 2 s."""
         from psycopg import sql
 
         start = self.conn.execute(SEQUENCE_START, (sequence,)).fetchone()
-        if start is None:
-            return None
+        if start is None or start[1]:
+            return None  # absent, or a function's body names it (a trigger handing out its ids)
         value = start[0] if next_value is None else next_value
         try:
             with self.conn.transaction():

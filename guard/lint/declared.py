@@ -45,6 +45,7 @@ _BINARY = frozenset({("varchar", "text"), ("text", "varchar"), ("cidr", "inet"),
 BUILTIN_VOLATILE = frozenset({"random", "gen_random_uuid", "clock_timestamp", "timeofday", "nextval", "setval",
                               "uuid_generate_v4", "uuid_generate_v1", "txid_current", "random_normal", "currval",
                               "lastval", "pg_current_xact_id", "setseed"})
+_NEXTVAL = re.compile(r"nextval\s*\(\s*'((?:[^']|'')+)'", re.I)
 _KEY_PART = re.compile(r'"((?:[^"]|"")*)"|([^.]+)')
 
 
@@ -121,6 +122,8 @@ class DeclaredCatalog(Struct):
         for statement in statements:
             if f"_{statement.kind}" in LEARNED:
                 self._learn_sql(statement.sql)
+            if "nextval" in statement.sql.lower():  # a default, a function body, a DO block: its sequence is used
+                self.sequence_users.update(_split(m.group(1)) for m in _NEXTVAL.finditer(statement.sql))
 
     def _learn_sql(self, text: str) -> None:
         """Parse one statement's SQL and learn from the kinds that declare something."""
@@ -134,10 +137,6 @@ class DeclaredCatalog(Struct):
             name = "_" + type(raw.stmt).__name__
             if name in LEARNED:
                 getattr(self, name)(raw.stmt)
-            if name in ("_CreateStmt", "_AlterTableStmt") and "nextval" in text.lower():
-                from guard.lint.integrity import sequence_refs
-
-                self.sequence_users.update(_split(ref) for ref in sequence_refs(raw.stmt))
 
     def _CreateStmt(self, node: Any) -> None:  # noqa: N802 - named after the parse node
         from pglast import ast
@@ -313,6 +312,7 @@ class DeclaredCatalog(Struct):
         if not inner or any(s.dynamic for s in inner):
             self.tables.clear()
             self.indexes.clear()
+            self.sequences.clear()
             return
         for statement in inner:
             self._learn_sql(statement.sql)

@@ -68,7 +68,8 @@ def _alter_sequence(node: Any, st: Statement, linter: Linter, i: int, d: str) ->
     if _collides(linter, key, value) is False:
         return []
     where = f"RESTART WITH {value}" if value is not None else "RESTART (to its START value)"
-    return [finding("sequence-restart", st, i, d, f"ALTER SEQUENCE {name} {where} moves it back: {_COLLIDE}",
+    return [finding("sequence-restart", st, i, d, f"ALTER SEQUENCE {name} {where} (under "
+                    f"{locks.SHARE_ROW_EXCLUSIVE} on the sequence: nextval waits) moves it back: {_COLLIDE}",
                     _RESYNC)]
 
 
@@ -135,7 +136,8 @@ def _setval(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
         from pglast.stream import RawStream
 
         shown = f"'{text}'" if text is not None else RawStream()(call.args[0])
-        out.append(finding("sequence-restart", st, i, d, f"setval({shown}, {value}) may move the sequence "
+        out.append(finding("sequence-restart", st, i, d, f"setval({shown}, {value}) (under {locks.ROW_EXCLUSIVE} on the "
+                           "sequence) may move it "
                            f"back: {_COLLIDE}", _RESYNC))
     return out
 
@@ -214,7 +216,10 @@ def _required_column(col: Any, table: ObjectName, st: Statement, i: int, d: str)
     """ADD COLUMN ... NOT NULL (or PRIMARY KEY) with no DEFAULT, identity or generated value."""
     from pglast import enums
 
-    kinds = {enums.ConstrType(c.contype).name for c in getattr(col, "constraints", None) or ()}
+    constraints = getattr(col, "constraints", None) or ()
+    # DEFAULT NULL gives no value: the column is as empty as without one
+    kinds = {enums.ConstrType(c.contype).name for c in constraints
+             if not (c.contype == enums.ConstrType.CONSTR_DEFAULT and getattr(c.raw_expr, "isnull", False))}
     type_name = getattr(getattr(col, "typeName", None), "names", None) or ()
     serial = [getattr(p, "sval", "") for p in type_name][-1:] in (["serial"], ["bigserial"], ["smallserial"],
                                                                    ["serial4"], ["serial8"], ["serial2"])
@@ -264,11 +269,6 @@ def _policy(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
 def _sequence_created(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     linter.note_created(from_rangevar(node.sequence), if_not_exists=bool(node.if_not_exists))
     return []
-
-
-def sequence_refs(node: Any) -> set[str]:
-    """Sequence names (as written) a statement's nextval('...') calls name."""
-    return {t for call in _calls(node, "nextval") for t in [_text_arg((call.args or (None,))[0])] if t}
 
 
 HANDLERS: dict[str, Handler] = {

@@ -526,3 +526,6 @@ lock table public.staging in share mode;
 
 -- case: locking-157 | was safe-169, relabelled by h-lint; trace: lock held
 lock table public.items in access exclusive mode;
+
+-- case: locking-158 | after: 23502 insert into public.drafts (id) values (1)
+alter table public.drafts add column kind2 text default null not null;
