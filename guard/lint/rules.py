@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from guard.lint.ruleset import Finding, Handler, finding
@@ -161,6 +162,7 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
     return out
 
 
+@cache
 def _handlers() -> dict[str, list[Handler]]:
     """Each parse node's handlers, in module order (a node several modules look at runs them all)."""
     from guard.lint import alter, destroy, held, integrity
