@@ -212,3 +212,17 @@ def test_a_sequence_a_function_draws_from_is_in_use(tmp_path: Path, db_conn: psy
     assert rules(PgCatalog(db_conn)) == []
     db_conn.execute(body)
     assert rules(PgCatalog(db_conn)) == ["sequence-restart"]
+
+
+def test_a_lock_in_a_file_run_outside_a_transaction_fails_and_says_so(ready: Project) -> None:
+    ready.query("create table public.items (id int, note text)")
+    ready.add("20240102000000_idx.sql", "lock table public.items in share update exclusive mode;\n"
+                                        "create index concurrently items_note on public.items (note);\n")
+    lint = ready.guard("lint", "--format", "json")
+    assert lint.code == 3, lint.output
+    locks = [f for f in json.loads(lint.stdout) if f["rule"] == "lock-table"]
+    assert [(f["line"], f["severity"]) for f in locks] == [(1, "error")] and "outside a transaction" in \
+        locks[0]["message"]
+    # an error: the run refuses the file before any statement of it ran
+    run = ready.guard("run")
+    assert run.code == 3 and ready.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'items_note'") == [(0,)]

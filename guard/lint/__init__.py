@@ -178,7 +178,9 @@ class Linter(Struct):
                     learn([statement])
         if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
             # guard runs this file statement by statement: no lock outlives its statement
-            findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock")]
+            findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock",
+                                                              "lock-table")]
+            findings.extend(_lock_outside(file.statements, display))
         kept = [self._apply_policy(f, pragmas, file.statements) for f in findings
                 if f.rule not in self.config.disabled]
         return sorted(kept, key=lambda f: (f.line, f.column))
@@ -197,6 +199,18 @@ class Linter(Struct):
                 if rule == finding.rule:
                     return replace(finding, severity="info", accepted=reason)
         return finding
+
+
+def _lock_outside(statements: Sequence[Statement], display: str) -> list[Finding]:
+    """LOCK in a file guard runs outside a transaction: PostgreSQL refuses it there (25P01,
+    "LOCK TABLE can only be used in transaction blocks"), after the statements before it ran."""
+    from guard.lint.ruleset import finding
+
+    return [replace(finding("lock-table", st, index, display, "LOCK fails in this file: guard runs it outside a "
+                            "transaction (a statement of it cannot run in one), and PostgreSQL refuses LOCK "
+                            "outside a transaction block", "move the LOCK and what needs it to another file"),
+                    severity="error")
+            for index, st in enumerate(statements) if st.kind == "LockStmt"]
 
 
 def _pragmas(text: str, display: str) -> tuple[dict[int, list[tuple[str, str]]], list[Finding]]:
