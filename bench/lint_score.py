@@ -138,7 +138,9 @@ def parts(cases: Sequence[Case], scores: Sequence[Score]) -> tuple[list[str], li
     counts = {label: sum(c.label == label for c in cases) for label in ("destructive", "locking", "breaking", "safe")}
     intro = [f"Corpus: {len(cases)} labelled statements (" + ", ".join(f"{n} {k}" for k, n in counts.items())
              + "), every label confirmed on PostgreSQL 15 by tests/test_lint_corpus.py (lock, relfilenode, "
-             f"seq_scan, rows). Target: recall >= {TARGET_RECALL} at specificity >= {TARGET_SPECIFICITY}."]
+             f"seq_scan, rows; for {sum('after: ' in c.note for c in cases)} cases also what a later client "
+             "meets: a duplicate key, rows hidden by row security, an orphan row accepted). "
+             f"Target: recall >= {TARGET_RECALL} at specificity >= {TARGET_SPECIFICITY}."]
     head = ["tool", "recall (risky flagged)", "specificity (safe not flagged)",
             *(f"{k} flagged" for k in counts), "target"]
     rows = []

@@ -157,7 +157,7 @@ def _row(shown: str, index: int, statement: Any, result: Any, mine: Sequence[dic
     tables), "fails with rows" (set by trace_file: it failed only on the made-up rows)."""
     static = sorted({f["rule"] for f in mine if f.get("statement_index") == index
                      and f.get("category") in ("locking", "destructive")})
-    locking = any(f.get("category") == "locking" for f in mine if f.get("statement_index") == index)
+    locking = {f.get("rule") for f in mine if f.get("statement_index") == index and f.get("category") == "locking"}
     row: dict[str, Any] = {"file": shown, "line": statement.line, "statement_index": index,
                            "statement": statement.sql.strip().splitlines()[0][:120], "static": static,
                            "note": note}
@@ -171,6 +171,10 @@ def _row(shown: str, index: int, statement: Any, result: Any, mine: Sequence[dic
         return {**row, "verdict": "failed"}
     if blocking and not static:
         return {**row, "verdict": "trace"}
+    from guard.lint.locks import BLOCKS_WRITES
+
+    if locking == {"lock-table"} and set(result.locks.values()) & BLOCKS_WRITES:
+        return {**row, "verdict": "agrees"}  # an explicit LOCK: the lock it holds is its whole effect
     if locking and not blocking:
         return {**row, "verdict": "trace-unconfirmed"}
     return {**row, "verdict": "agrees"}

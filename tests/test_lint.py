@@ -66,6 +66,15 @@ CASES = [
      "refresh materialized view concurrently public.totals;"),
     ("non-transactional", "alter subscription s refresh publication;", "alter subscription s disable;"),
     ("effect-unknown", "do $$ begin perform 1; end $$;", "select set_config('search_path', 'public', false);"),
+    ("lock-table", "lock public.items;", "lock table public.items in row exclusive mode;"),
+    ("sequence-restart", "alter sequence public.items_id_seq restart with 1;",
+     "select setval('public.items_id_seq', (select max(id) from public.items));"),
+    ("row-security-no-policy", "alter table public.items enable row level security;",
+     "alter table public.items enable row level security;\ncreate policy p on public.items using (true);"),
+    ("triggers-disabled", "alter table public.items disable trigger all;",
+     "alter table public.items disable trigger user;"),
+    ("add-required-column", "alter table public.items add column kind text not null;",
+     "alter table public.items add column kind text not null default 'x';"),
 ]
 
 

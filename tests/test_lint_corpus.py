@@ -8,16 +8,22 @@ setup.sql), traced by guard.lint.trace, then rolled back. A label and the trace 
 - destructive: a table that existed before was dropped, emptied, lost a column, or rows of
   it were deleted or updated.
 Statements PostgreSQL refuses in a transaction block are shown to be refused (25001) instead.
+A case noted `trace: lock held` (an explicit LOCK: no scan) is locking when, after it, the
+transaction holds a lock blocking writes on a table that existed before. A case noted
+`after: [SQLSTATE ]SQL` shows what its label means for later clients: SQL runs in the case's
+transaction after its statements (as the role corpus_reader after `set local role`), and must
+return true, or fail with SQLSTATE (e.g. 23505: a sequence moved back hands out a stored id).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from guard.lint import RISK_CATEGORIES, lint_paths
+from guard.lint import RISK_CATEGORIES, lint_paths, locks
 from guard.lint.catalog import PgCatalog
 from guard.lint.trace import trace_statements
 from tests.lint_corpus import SETUP, Case, load
@@ -29,7 +35,15 @@ def _verdict(case: Case, conn: psycopg.Connection[Any]) -> str | None:
     last = results[-1]
     if last.error is not None or len(results) < len(case.statements):
         return f"failed: {last.error}"
-    if case.label == "locking" and not last.blocking_work:
+    after = _AFTER.search(case.note)
+    if after is not None:
+        problem = _after(conn, case, after.group("state"), after.group("sql"))
+        if problem:
+            return problem
+    if "trace: lock held" in case.note:
+        if case.label == "locking" and not set(last.locks.values()) & locks.BLOCKS_WRITES:
+            return f"labelled locking, the transaction holds no lock blocking writes: {last.locks}"
+    elif case.label == "locking" and not last.blocking_work:
         return f"labelled locking, trace shows no blocking scan/rewrite: {last.as_dict()}"
     if case.label in ("safe", "breaking") and last.blocking_work:
         return f"labelled {case.label}, trace shows {last.blocking_work} under {last.locks}"
@@ -41,11 +55,45 @@ def _verdict(case: Case, conn: psycopg.Connection[Any]) -> str | None:
     return None
 
 
+_AFTER = re.compile(r"after: (?:(?P<state>[0-9A-Z]{5}) )?(?P<sql>.+)$")
+
+
+def _after(conn: psycopg.Connection[Any], case: Case, state: str | None, sql: str) -> str | None:
+    """Run the case's statements, then `sql`, in one transaction rolled back; None when `sql`
+    returns true (state None) or fails with SQLSTATE `state`, else what happened."""
+    from pglast import parser
+
+    try:
+        with conn.transaction(force_rollback=True):
+            for statement in (*case.statements, *(s.strip() for s in parser.split(sql))):
+                cursor = conn.execute(statement)
+    except psycopg.Error as exc:
+        got = getattr(exc.diag, "sqlstate", None)
+        return None if state is not None and got == state else f"after: {sql!r} failed with {got}: {exc}"
+    if state is not None:
+        return f"after: {sql!r} did not fail with {state}"
+    row = cursor.fetchone() if cursor.description else None
+    return None if row is not None and row[0] is True else f"after: {sql!r} returned {row}"
+
+
+def _reader(conn: psycopg.Connection[Any]) -> None:
+    """The role `after:` checks read as: neither owner nor BYPASSRLS (as Supabase's anon)."""
+    if not conn.execute("SELECT FROM pg_roles WHERE rolname = 'corpus_reader'").fetchone():
+        try:
+            conn.execute("CREATE ROLE corpus_reader NOLOGIN")
+        except psycopg.errors.DuplicateObject:
+            pass  # another test's database made it meanwhile (roles are the cluster's)
+    conn.execute("GRANT USAGE ON SCHEMA public TO corpus_reader")
+    conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO corpus_reader")
+
+
 def test_every_label_agrees_with_the_server(db_url: str) -> None:
     cases = load()
     assert len(cases) >= 300 and {c.label for c in cases} == {"destructive", "locking", "breaking", "safe"}
+    assert sum("after: " in c.note for c in cases) >= 20 and sum("trace: lock held" in c.note for c in cases) >= 5
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(SETUP.read_text())
+        _reader(conn)
         wrong: list[str] = []
         refused = 0
         for case in cases:

@@ -116,6 +116,9 @@ class Linter(Struct):
     checked_domains: set[str] = field(default_factory=set)
     # table -> CHECK constraints the batch added or validated: name -> (expression SQL or None, valid)
     batch_checks: dict[str, dict[str, tuple[str | None, bool]]] = field(default_factory=dict)
+    # tables (resolved text) the batch created a policy for so far; per file: every CREATE POLICY's table
+    policies: set[str] = field(default_factory=set)
+    file_policies: list[ObjectName] = field(default_factory=list)
 
     def forget_checks(self, key: str) -> None:
         """The batch dropped or renamed a constraint or column of `key`: no CHECK of it proves NOT NULL."""
@@ -163,6 +166,9 @@ class Linter(Struct):
         self.scope.reset_file()
         self.not_valid.clear()
         self.held.clear()
+        from guard.lint.integrity import policy_targets
+
+        self.file_policies = [t for s in file.statements if s.kind == "CreatePolicyStmt" for t in policy_targets(s.sql)]
         learn = getattr(self.catalog, "read", None)  # guard.lint.declared: the batch declares as it goes
         getattr(self.catalog, "new_file", lambda: None)()
         for index, statement in enumerate(file.statements):
@@ -172,7 +178,9 @@ class Linter(Struct):
                     learn([statement])
         if any(f.rule in OUTSIDE_TRANSACTION_RULES for f in findings):
             # guard runs this file statement by statement: no lock outlives its statement
-            findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock")]
+            findings = [f for f in findings if f.rule not in ("validate-same-transaction", "scan-under-lock",
+                                                              "lock-table")]
+            findings.extend(_lock_outside(file.statements, display))
         kept = [self._apply_policy(f, pragmas, file.statements) for f in findings
                 if f.rule not in self.config.disabled]
         return sorted(kept, key=lambda f: (f.line, f.column))
@@ -191,6 +199,18 @@ class Linter(Struct):
                 if rule == finding.rule:
                     return replace(finding, severity="info", accepted=reason)
         return finding
+
+
+def _lock_outside(statements: Sequence[Statement], display: str) -> list[Finding]:
+    """LOCK in a file guard runs outside a transaction: PostgreSQL refuses it there (25P01,
+    "LOCK TABLE can only be used in transaction blocks"), after the statements before it ran."""
+    from guard.lint.ruleset import finding
+
+    return [replace(finding("lock-table", st, index, display, "LOCK fails in this file: guard runs it outside a "
+                            "transaction (a statement of it cannot run in one), and PostgreSQL refuses LOCK "
+                            "outside a transaction block", "move the LOCK and what needs it to another file"),
+                    severity="error")
+            for index, st in enumerate(statements) if st.kind == "LockStmt"]
 
 
 def _pragmas(text: str, display: str) -> tuple[dict[int, list[tuple[str, str]]], list[Finding]]:

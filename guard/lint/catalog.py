@@ -22,6 +22,34 @@ SELECT c.relpersistence::text, coalesce(s.spcname, 'pg_default'), coalesce(a.amn
   FROM pg_class c LEFT JOIN pg_tablespace s ON s.oid = c.reltablespace LEFT JOIN pg_am a ON a.oid = c.relam
  WHERE c.oid = to_regclass(%s)
 """
+ROW_SECURITY = """
+SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+  FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+FOREIGN_KEYS = """
+SELECT to_regclass(%(t)s) IS NOT NULL, EXISTS (SELECT FROM pg_constraint WHERE contype = 'f'
+   AND (conrelid = to_regclass(%(t)s) OR confrelid = to_regclass(%(t)s)))
+"""
+SEQUENCE_START = """
+SELECT s.seqstart, EXISTS (SELECT FROM pg_proc p WHERE p.prosrc ILIKE '%%' || c.relname || '%%')
+  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid WHERE s.seqrelid = to_regclass(%s)
+"""
+# Columns drawing from a sequence: it is owned by them (serial, OWNED BY: deptype 'a'; identity:
+# 'i'), or their default calls nextval of it (the default depends on the sequence).
+SEQUENCE_USERS = """
+SELECT format('%%I.%%I', n.nspname, c.relname), a.attname::text
+  FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE d.classid = 'pg_class'::regclass AND d.objid = to_regclass(%(seq)s)
+   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+UNION
+SELECT format('%%I.%%I', n.nspname, c.relname), a.attname::text
+  FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+  JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+  JOIN pg_class c ON c.oid = ad.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+   AND d.refobjid = to_regclass(%(seq)s)
+"""
 PARTITIONED = "SELECT relkind IN ('p', 'I') FROM pg_class WHERE oid = to_regclass(%s)"
 # The column is NOT NULL already, or a valid CHECK whose whole expression is (column IS NOT NULL):
 # PostgreSQL 12+ then skips the
@@ -245,3 +273,44 @@ class PgCatalog:
         if new is None:
             return None
         return not _keeps_stored_value(tuple(row), tuple(new), new_typmod)
+
+    def row_security(self, table: str) -> tuple[bool, int] | None:
+        """(pg_class.relrowsecurity, number of pg_policy rows) of `table`, None when it is absent."""
+        row = self.conn.execute(ROW_SECURITY, (table,)).fetchone()
+        return None if row is None else (bool(row[0]), int(row[1]))
+
+    def foreign_keys(self, table: str) -> bool | None:
+        """Whether a foreign key is on `table` or references it (pg_constraint), None when absent."""
+        row = self.conn.execute(FOREIGN_KEYS, {"t": table}).fetchone()
+        return None if row is None or not row[0] else bool(row[1])
+
+    def identity_sequence(self, table: str, column: str) -> str | None:
+        """The sequence of an identity or serial column (pg_get_serial_sequence), None if none."""
+        try:
+            row = self.conn.execute("SELECT pg_get_serial_sequence(%s, %s)", (table, column)).fetchone()
+        except Exception:  # noqa: BLE001 - no such table or column: unknown
+            return None
+        return None if row is None or row[0] is None else str(row[0])
+
+    def sequence_collides(self, sequence: str, next_value: int | None) -> bool | None:
+        """Whether `next_value` (None: the sequence's START) is at or below the largest value a
+        column drawing from `sequence` stores (its default calls nextval of it, or it owns it:
+        pg_depend). False when no column draws from it; None when the sequence is absent, a
+        function's body names it (pg_proc.prosrc), or a column's max() cannot be read within 2 s."""
+        from psycopg import sql
+
+        start = self.conn.execute(SEQUENCE_START, (sequence,)).fetchone()
+        if start is None or start[1]:
+            return None  # absent, or a function's body names it (a trigger handing out its ids)
+        value = start[0] if next_value is None else next_value
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SET LOCAL statement_timeout = '2s'")
+                for table, column in self.conn.execute(SEQUENCE_USERS, {"seq": sequence}).fetchall():
+                    row = self.conn.execute(sql.SQL("SELECT max({})::numeric FROM {}").format(
+                        sql.Identifier(column), sql.SQL(table))).fetchone()
+                    if row is not None and row[0] is not None and value <= row[0]:
+                        return True
+        except Exception:  # noqa: BLE001 - a timeout or a column max() cannot order: unknown
+            return None
+        return False

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 LEARNED = frozenset({"_CreateStmt", "_AlterTableStmt", "_IndexStmt", "_CreateDomainStmt", "_AlterDomainStmt",
                      "_CreateFunctionStmt", "_DropStmt", "_DoStmt", "_RenameStmt", "_VariableSetStmt",
-                     "_AlterFunctionStmt"})
+                     "_AlterFunctionStmt", "_CreatePolicyStmt", "_CreateSeqStmt", "_AlterSeqStmt"})
 
 # Type names as pg_type spells them (the parser already maps int, integer, varchar, ...).
 _ALIASES = {"int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int8", "boolean": "bool",
@@ -45,6 +45,7 @@ _BINARY = frozenset({("varchar", "text"), ("text", "varchar"), ("cidr", "inet"),
 BUILTIN_VOLATILE = frozenset({"random", "gen_random_uuid", "clock_timestamp", "timeofday", "nextval", "setval",
                               "uuid_generate_v4", "uuid_generate_v1", "txid_current", "random_normal", "currval",
                               "lastval", "pg_current_xact_id", "setseed"})
+_NEXTVAL = re.compile(r"nextval\s*\(\s*'((?:[^']|'')+)'", re.I)
 _KEY_PART = re.compile(r'"((?:[^"]|"")*)"|([^.]+)')
 
 
@@ -85,6 +86,9 @@ class Table(Struct):
     check_texts: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (expression SQL, valid)
     check_refs: dict[str, frozenset[str]] = field(default_factory=dict)  # name -> columns it references
     guessed: set[str] = field(default_factory=set)  # names guard chose for unnamed CHECKs (PostgreSQL's rule)
+    row_security: bool = False  # ENABLE ROW LEVEL SECURITY
+    policies: int = 0  # CREATE POLICY ... ON it
+    foreign_keys: bool = False  # a FOREIGN KEY references it or is declared on it
 
     def forget_checks(self, names: Iterable[str]) -> None:
         for name in list(names):
@@ -107,6 +111,8 @@ class DeclaredCatalog(Struct):
     domains: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (base type, has constraints)
     functions: dict[str, str] = field(default_factory=dict)  # name -> provolatile ('i', 's', 'v')
     schema: str = "public"  # where an unqualified CREATE goes (the search_path's first schema)
+    sequences: set[tuple[str, str]] = field(default_factory=set)  # CREATE SEQUENCE
+    sequence_users: set[tuple[str, str]] = field(default_factory=set)  # named by a nextval() or OWNED BY
 
     # ------------------------------------------------------------------ reading the files
 
@@ -116,6 +122,8 @@ class DeclaredCatalog(Struct):
         for statement in statements:
             if f"_{statement.kind}" in LEARNED:
                 self._learn_sql(statement.sql)
+            if "nextval" in statement.sql.lower():  # a default, a function body, a DO block: its sequence is used
+                self.sequence_users.update(_split(m.group(1)) for m in _NEXTVAL.finditer(statement.sql))
 
     def _learn_sql(self, text: str) -> None:
         """Parse one statement's SQL and learn from the kinds that declare something."""
@@ -162,7 +170,7 @@ class DeclaredCatalog(Struct):
         for con in col.constraints or ():
             if getattr(con, "contype", None) in (enums.ConstrType.CONSTR_NOTNULL, enums.ConstrType.CONSTR_PRIMARY):
                 column.not_null = True
-            elif getattr(con, "contype", None) == enums.ConstrType.CONSTR_CHECK:
+            elif getattr(con, "contype", None) in (enums.ConstrType.CONSTR_CHECK, enums.ConstrType.CONSTR_FOREIGN):
                 self._constraint(table, con, relname)
 
     def _constraint(self, table: Table, con: Any, relname: str) -> None:
@@ -179,6 +187,11 @@ class DeclaredCatalog(Struct):
             table.checks[name] = (_not_null_column(con), not con.skip_validation)
             table.check_texts[name] = (RawStream()(con.raw_expr), not con.skip_validation)
             table.check_refs[name] = check_columns(con.raw_expr)
+        elif con.contype == enums.ConstrType.CONSTR_FOREIGN:
+            table.foreign_keys = True
+            referenced = self.tables.get(_rel(con.pktable, self.schema)) if con.pktable is not None else None
+            if referenced is not None:
+                referenced.foreign_keys = True
         elif con.contype == enums.ConstrType.CONSTR_PRIMARY and not con.indexname:
             for key in con.keys or ():
                 if key.sval in table.columns:
@@ -217,8 +230,22 @@ class DeclaredCatalog(Struct):
                 table.tablespace = cmd.name
             elif sub == "AT_SetAccessMethod":
                 table.access_method = cmd.name
+            elif sub in ("AT_EnableRowSecurity", "AT_DisableRowSecurity"):
+                table.row_security = sub == "AT_EnableRowSecurity"
             elif sub == "AT_AttachPartition" and cmd.def_.bound.is_default:
                 table.default_partition = ".".join(_rel(cmd.def_.name, self.schema))
+
+    def _CreatePolicyStmt(self, node: Any) -> None:  # noqa: N802
+        table = self.tables.get(_rel(node.table, self.schema))
+        if table is not None:
+            table.policies += 1
+
+    def _CreateSeqStmt(self, node: Any) -> None:  # noqa: N802
+        self.sequences.add(_rel(node.sequence, self.schema))
+
+    def _AlterSeqStmt(self, node: Any) -> None:  # noqa: N802
+        if any(o.defname == "owned_by" for o in node.options or ()):
+            self.sequence_users.add(_rel(node.sequence, self.schema))
 
     def _IndexStmt(self, node: Any) -> None:  # noqa: N802
         if node.idxname:
@@ -285,6 +312,7 @@ class DeclaredCatalog(Struct):
         if not inner or any(s.dynamic for s in inner):
             self.tables.clear()
             self.indexes.clear()
+            self.sequences.clear()
             return
         for statement in inner:
             self._learn_sql(statement.sql)
@@ -330,6 +358,22 @@ class DeclaredCatalog(Struct):
 
     def _table(self, key: str) -> Table | None:
         return self.tables.get(_split(key))
+
+    def row_security(self, table: str) -> tuple[bool, int] | None:
+        """(row security enabled, policies created) of `table`, None when the files do not declare it."""
+        t = self._table(table)
+        return None if t is None else (t.row_security, t.policies)
+
+    def foreign_keys(self, table: str) -> bool | None:
+        """Whether a FOREIGN KEY the files declare is on `table` or references it (None: not declared)."""
+        t = self._table(table)
+        return None if t is None else t.foreign_keys
+
+    def sequence_collides(self, sequence: str, next_value: int | None) -> bool | None:
+        """False when the files create `sequence` and no column default names it (nothing stores
+        its values: no id to collide with); None otherwise (which ids are stored is unknown)."""
+        key = _split(sequence)
+        return False if key in self.sequences and key not in self.sequence_users else None
 
     def has_dependents(self, kind: str, name: str) -> bool | None:
         return None  # the files cannot tell what else depends on an object: DROP ... CASCADE stays risky

@@ -88,11 +88,25 @@ def scans(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Find
 
 
 def _lock(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    """LOCK TABLE: its mode (parsenodes LockStmt.mode is lockdefs.h's number, 1 = ACCESS SHARE)."""
+    """LOCK [TABLE] [ONLY] t, ... [IN mode MODE] [NOWAIT]: its mode (parsenodes LockStmt.mode is
+    lockdefs.h's number, 1 = ACCESS SHARE; no mode = ACCESS EXCLUSIVE), held to the end of the
+    transaction (LOCK ref. page: "there is no UNLOCK TABLE command"). A mode blocking writes on
+    a table that existed before is a finding: it blocks them through the rest of the file, and
+    while it waits for the lock every later query of the table queues behind it."""
+    mode = locks.MODES[node.mode - 1]
+    out = []
     for rel in node.relations or ():
-        if not linter.table_is_new(from_rangevar(rel)):
-            hold(linter, key_of(linter, rel), locks.MODES[node.mode - 1])
-    return []
+        if linter.table_is_new(from_rangevar(rel)):
+            continue
+        hold(linter, key_of(linter, rel), mode)
+        if mode in locks.BLOCKS_WRITES:
+            blocked = "reads and writes" if mode in locks.BLOCKS_READS else "writes"
+            out.append(finding("lock-table", st, i, d, f"LOCK {'ONLY ' if not rel.inh else ''}{from_rangevar(rel)} "
+                               f"takes {mode} (blocks its {blocked}) and holds it until the file's transaction "
+                               "ends, through every later statement of the file",
+                               "drop the LOCK (each statement takes the lock it needs), or keep the file to the "
+                               "statements that need it, with a short lock_timeout"))
+    return out
 
 
 def _trigger(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:

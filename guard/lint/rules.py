@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from guard.lint.ruleset import Finding, Handler, finding
@@ -45,8 +46,7 @@ def check(statement: Statement, linter: Linter, index: int, display: str) -> lis
         entry = nontx.non_transactional(raw.stmt, linter.server_major, partitioned)
         if entry is not None:
             out.append(_non_transactional(entry, statement, index, display))
-        handler = handlers.get(type(raw.stmt).__name__)
-        if handler is not None:
+        for handler in handlers.get(type(raw.stmt).__name__, ()):
             out.extend(handler(raw.stmt, statement, linter, index, display))
         if linter.held and type(raw.stmt).__name__ in ("UpdateStmt", "DeleteStmt", "MergeStmt", "InsertStmt",
                                                       "SelectStmt"):
@@ -162,7 +162,13 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
     return out
 
 
-def _handlers() -> dict[str, Handler]:
-    from guard.lint import alter, destroy, held
+@cache
+def _handlers() -> dict[str, list[Handler]]:
+    """Each parse node's handlers, in module order (a node several modules look at runs them all)."""
+    from guard.lint import alter, destroy, held, integrity
 
-    return {**destroy.HANDLERS, **alter.HANDLERS, **held.HANDLERS}
+    merged: dict[str, list[Handler]] = {}
+    for module in (destroy, alter, held, integrity):
+        for kind, handler in module.HANDLERS.items():
+            merged.setdefault(kind, []).append(handler)
+    return merged

@@ -71,6 +71,14 @@ ALL = (
     Rule("rename", "breaking", "warning", "renaming a table, column or view breaks clients using the old name"),
     Rule("drop-function", "breaking", "warning", "DROP FUNCTION/PROCEDURE breaks callers, triggers, policies"),
     Rule("drop-view", "breaking", "warning", "DROP VIEW breaks clients reading it"),
+    Rule("sequence-restart", "breaking", "warning",
+         "ALTER SEQUENCE RESTART, setval(seq, constant), identity RESTART: later inserts may hit stored ids"),
+    Rule("row-security-no-policy", "breaking", "warning",
+         "ENABLE ROW LEVEL SECURITY with no policy hides every row from roles other than the owner"),
+    Rule("triggers-disabled", "breaking", "warning",
+         "DISABLE TRIGGER ALL / session_replication_role = replica stop foreign keys being enforced"),
+    Rule("add-required-column", "breaking", "warning",
+         "ADD COLUMN NOT NULL without DEFAULT fails on rows, else breaks INSERTs not naming it"),
     # locking
     Rule("create-index", "locking", "warning", "CREATE INDEX without CONCURRENTLY blocks writes to an existing table"),
     Rule("add-foreign-key", "locking", "warning", "a FOREIGN KEY without NOT VALID scans both tables under lock"),
@@ -92,6 +100,8 @@ ALL = (
     Rule("refresh-materialized-view", "locking", "warning",
          "REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks its readers while it runs"),
     Rule("vacuum-full", "locking", "warning", "VACUUM FULL / CLUSTER rewrite the table under ACCESS EXCLUSIVE"),
+    Rule("lock-table", "locking", "warning",
+         "LOCK TABLE in SHARE mode or stronger blocks writes (ACCESS EXCLUSIVE: reads) to the end of the transaction"),
     Rule("reindex", "locking", "warning", "REINDEX without CONCURRENTLY blocks writes (and reads of the index)"),
     # non-transactional
     # guard runs files with these outside a transaction: a failure half-way leaves the

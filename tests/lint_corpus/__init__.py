@@ -3,7 +3,10 @@
 A case starts at a line `-- case: <id>[ | <note>]`; its statements run in one transaction
 (one migration file), and the last one is the one labelled by its file's name: destructive,
 locking, breaking or safe. Notes: `trace: non-transactional` (PostgreSQL refuses it in a
-transaction block: not traced), `needs: catalog` (right only with a database at hand).
+transaction block: not traced), `needs: catalog` (right only with a database at hand),
+`trace: lock held` (an explicit LOCK: confirmed by the lock it holds, not by a scan),
+`after: [SQLSTATE ]SQL` (what a later client meets, checked in the case's transaction:
+tests/test_lint_corpus.py).
 """
 
 from __future__ import annotations

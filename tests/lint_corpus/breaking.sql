@@ -86,3 +86,58 @@ alter type mood rename value 'ok' to 'fine';
 -- case: breaking-027
 -- was safe-080: no lock, no rewrite, but clients writing or comparing 'meh' now fail (relabelled by b4-lint)
 alter type mood rename value 'meh' to 'so-so';
+
+-- h-lint: sequences moved back (ids collide), row security without a policy (rows hidden),
+-- foreign keys no longer enforced, a required column. `after:` is checked in the case's
+-- transaction after its statements: it must return true, or (a SQLSTATE first) fail with it.
+
+-- case: breaking-028 | after: select nextval('public.tickets_id_seq') <= (select max(id) from public.tickets)
+alter sequence public.tickets_id_seq restart;
+
+-- case: breaking-029 | after: select nextval('public.tickets_id_seq') <= (select max(id) from public.tickets)
+alter sequence public.tickets_id_seq restart with 1;
+
+-- case: breaking-030 | after: select nextval('public.tickets_id_seq') <= (select max(id) from public.tickets)
+select setval('public.tickets_id_seq', 1);
+
+-- case: breaking-031 | after: 23505 insert into public.coupons (code) values ('x')
+select pg_catalog.setval('public.coupon_seq'::regclass, 5, false);
+
+-- case: breaking-032 | after: 23505 insert into public.coupons (code) values ('x')
+alter sequence public.coupon_seq restart with 10;
+
+-- case: breaking-033 | after: 23505 insert into public.invoices (total) values (1)
+alter table public.invoices alter column id restart with 1;
+
+-- case: breaking-034 | after: 23505 insert into public.invoices (total) values (1)
+alter table public.invoices alter column id restart;
+
+-- case: breaking-035 | after: set local role corpus_reader; select not exists (select from public.notes)
+alter table public.notes enable row level security;
+
+-- case: breaking-036 | after: set local role corpus_reader; select not exists (select from public.items)
+alter table items enable row level security;
+
+-- case: breaking-037 | after: insert into public.books values (100001, -1); select true
+alter table public.books disable trigger all;
+
+-- case: breaking-038 | after: delete from public.authors where id = 1; select exists (select from public.books where author_id = 1)
+alter table public.authors disable trigger all;
+
+-- case: breaking-039 | after: insert into public.books values (100001, -1); select true
+set session_replication_role = replica;
+
+-- case: breaking-040 | after: insert into public.books values (100001, -1); select true
+set local session_replication_role to 'replica';
+
+-- case: breaking-041 | after: insert into public.books values (100001, -1); select true
+select set_config('session_replication_role', 'replica', true);
+
+-- case: breaking-042 | after: set local role corpus_reader; select not exists (select from public.notes)
+do $$ begin alter table public.notes enable row level security; end $$;
+
+-- case: breaking-043 | was safe-059, relabelled by h-lint; after: set local role corpus_reader; select not exists (select from public.items)
+alter table public.items enable row level security;
+
+-- case: breaking-044 | was safe-060, relabelled by h-lint; after: set local role corpus_reader; select not exists (select from public."User")
+alter table public."User" enable row level security;

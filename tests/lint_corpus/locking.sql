@@ -488,3 +488,44 @@ do $$ begin execute concat_ws(' ', 'alter table public.orders', 'add constraint 
 
 -- case: locking-147
 do $$ declare c constant text := 'id'; begin execute 'create index on public.profiles (' || quote_ident(c) || ')'; end $$;
+
+-- An explicit LOCK in SHARE mode or stronger (h-lint): no scan, but the lock blocks writes (ACCESS
+-- EXCLUSIVE: reads too) until the file's transaction ends. `trace: lock held` confirms the lock the
+-- transaction holds after the statement instead of a scan.
+
+-- case: locking-148 | trace: lock held
+lock table public.items in access exclusive mode;
+
+-- case: locking-149 | trace: lock held
+lock public.orders;
+
+-- case: locking-150 | trace: lock held
+lock table only public.users, public.profiles in share mode nowait;
+
+-- case: locking-151 | trace: lock held
+lock table public.events in exclusive mode;
+
+-- case: locking-152 | trace: lock held
+lock table public.staging in share row exclusive mode;
+
+-- case: locking-153 | trace: lock held
+create table public.fresh_lock (id int);
+lock table public.fresh_lock, public.audit_log in access exclusive mode;
+
+-- ADD COLUMN NOT NULL without a DEFAULT (h-lint): fails on a table holding rows; on this empty one it
+-- checks every row under ACCESS EXCLUSIVE, and INSERTs not naming the column fail after.
+
+-- case: locking-154 | after: 23502 insert into public.drafts (id) values (1)
+alter table public.drafts add column title text not null;
+
+-- case: locking-155 | after: 23502 insert into public.drafts (id) values (1)
+alter table public.drafts add column kind int not null check (kind > 0);
+
+-- case: locking-156 | was safe-111, relabelled by h-lint; trace: lock held
+lock table public.staging in share mode;
+
+-- case: locking-157 | was safe-169, relabelled by h-lint; trace: lock held
+lock table public.items in access exclusive mode;
+
+-- case: locking-158 | after: 23502 insert into public.drafts (id) values (1)
+alter table public.drafts add column kind2 text default null not null;

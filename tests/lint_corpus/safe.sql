@@ -189,12 +189,6 @@ alter table public.items alter column code type text;
 -- case: safe-058
 alter table public.items owner to current_user;
 
--- case: safe-059
-alter table public.items enable row level security;
-
--- case: safe-060
-alter table public."User" enable row level security;
-
 -- case: safe-061
 alter table public.items force row level security;
 
@@ -243,7 +237,7 @@ revoke insert on public.items from public;
 -- case: safe-076
 create sequence public.order_seq;
 
--- case: safe-077
+-- case: safe-077 | needs: catalog (no column draws from the sequence)
 alter sequence public.ticket_seq restart with 100;
 
 -- case: safe-078
@@ -312,7 +306,7 @@ set search_path to public, extensions;
 -- case: safe-100
 select count(*) from public.items;
 
--- case: safe-101
+-- case: safe-101 | needs: catalog (no column draws from the sequence)
 select pg_catalog.setval('public.ticket_seq', 10);
 
 -- case: safe-102
@@ -341,9 +335,6 @@ drop index concurrently public.items_note_idx;
 
 -- case: safe-110 | trace: non-transactional
 create unique index concurrently orders_ref_uniq on public.orders (ref);
-
--- case: safe-111
-lock table public.staging in share mode;
 
 -- case: safe-112
 notify items_changed;
@@ -528,14 +519,11 @@ alter table public.prices alter column nn set not null;
 -- case: safe-166
 alter table public.items set (parallel_workers = 4);
 
--- case: safe-167
+-- case: safe-167 | needs: catalog (no foreign key on either side); after: insert into public.events values (1); select true
 alter table public.events disable trigger all;
 
 -- case: safe-168
 create trigger touch2 before insert on public.events for each row execute function public.touch();
-
--- case: safe-169
-lock table public.items in access exclusive mode;
 
 -- case: safe-170
 alter table public.prices cluster on prices_pkey;
@@ -648,3 +636,60 @@ do $$ declare t text := 'items'; begin execute 'alter table public.' || t || ' a
 
 -- case: safe-202
 do $$ declare s text := 'comment on table public.items is ''x'''; begin execute s; end $$;
+
+-- h-lint: the close, safe forms of the new breaking and locking rules (see breaking.sql).
+
+-- case: safe-203
+lock table public.items in row exclusive mode;
+
+-- case: safe-204
+lock table public.items in access share mode;
+
+-- case: safe-205
+lock table public.items in share update exclusive mode;
+
+-- case: safe-206
+create table public.fresh_lock (id int);
+lock table public.fresh_lock;
+
+-- case: safe-207 | after: select nextval('public.tickets_id_seq') > (select max(id) from public.tickets)
+select setval('public.tickets_id_seq', (select max(id) from public.tickets));
+
+-- case: safe-208 | needs: catalog (the restart is above every stored id); after: select nextval('public.tickets_id_seq') > (select max(id) from public.tickets)
+alter sequence public.tickets_id_seq restart with 100000;
+
+-- case: safe-209 | after: insert into public.invoices (total) values (1); select true
+alter sequence public.tickets_id_seq increment by 2;
+
+-- case: safe-210
+create sequence public.fresh_seq;
+alter sequence public.fresh_seq restart with 1;
+
+-- case: safe-211 | needs: catalog (the restart is above every stored id); after: insert into public.invoices (total) values (1); select true
+alter table public.invoices alter column id restart with 100000;
+
+-- case: safe-212 | after: set local role corpus_reader; select exists (select from public.notes)
+create policy notes_read on public.notes for select using (true);
+alter table public.notes enable row level security;
+
+-- case: safe-213 | needs: catalog (the policy is the schema's); after: set local role corpus_reader; select exists (select from public.memos)
+alter table public.memos enable row level security;
+
+-- case: safe-214
+create table public.fresh_rls (id int);
+alter table public.fresh_rls enable row level security;
+
+-- case: safe-215 | after: 23503 insert into public.books values (100001, -1)
+alter table public.books disable trigger user;
+
+-- case: safe-216 | after: 23503 insert into public.books values (100001, -1)
+set session_replication_role = origin;
+
+-- case: safe-217 | after: insert into public.drafts (id) values (1); select true
+alter table public.drafts add column title text not null default '';
+
+-- case: safe-218 | after: insert into public.drafts (id) values (1); select true
+alter table public.drafts add column title text;
+
+-- case: safe-219 | after: 23503 insert into public.books values (100001, -1)
+alter table public.books enable trigger all;

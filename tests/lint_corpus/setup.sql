@@ -110,3 +110,22 @@ alter table public.measurements_2017 add constraint in_2017
 insert into public.measurements_2018 select g, date '2018-01-01' + g % 300, g from generate_series(1, 300) g;
 insert into public.regions_d select g, 1 + g % 2 from generate_series(1, 300) g;
 insert into public.measurements_2017 select g, date '2017-01-01' + g % 300, g from generate_series(1, 300) g;
+-- Sequences, row security, foreign keys and an empty table (h-lint): ids a sequence moved back
+-- collides with, rows a policy-less ENABLE ROW LEVEL SECURITY hides, keys DISABLE TRIGGER ALL stops.
+create table public.tickets (id bigserial primary key, title text);
+create table public.invoices (id int generated always as identity primary key, total numeric);
+create sequence public.coupon_seq;
+create table public.coupons (id int primary key default nextval('public.coupon_seq'), code text);
+create table public.notes (id int primary key, body text);
+create table public.memos (id int primary key, body text);
+create policy memos_read on public.memos for select using (true);
+create table public.authors (id int primary key, name text);
+create table public.books (id int primary key, author_id int references public.authors (id));
+create table public.drafts (id int primary key, note text);                -- exists, holds no row
+insert into public.tickets (title) select 't' || g from generate_series(1, 300) g;
+insert into public.invoices (total) select g from generate_series(1, 300) g;
+insert into public.coupons (code) select 'c' || g from generate_series(1, 200) g;
+insert into public.notes select g, 'n' from generate_series(1, 300) g;
+insert into public.memos select g, 'm' from generate_series(1, 300) g;
+insert into public.authors select g, 'a' || g from generate_series(1, 100) g;
+insert into public.books select g, g % 100 + 1 from generate_series(1, 300) g;
