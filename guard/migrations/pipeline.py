@@ -136,6 +136,7 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
         parts.append((None, cursor.mogrify(*record)))
     parts.append((None, FIRE_DEFERRED))  # a deferred trigger on guard's tables fires before the check
     parts.append((None, cursor.mogrify(*run.landed(file, records))))  # raises unless they landed
+    parts += [(None, cursor.mogrify(q, p) if p else q) for q, p in run.kept(file)]  # guard's records of the run
     parts.append((None, "COMMIT"))
     return parts
 

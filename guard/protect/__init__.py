@@ -42,9 +42,7 @@ from guard.protect.catalog import (
     has_rules,
     upsert_under_rules,
 )
-from guard.protect.catalog import (
-    Resolved as _Resolved,
-)
+from guard.protect.catalog import Resolved as _Resolved
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
 
@@ -151,6 +149,8 @@ class Protector(Struct):
         found = targets(statement.sql)
         if not found:
             return None
+        if any(c.statement == where for c in self.copies):  # a lock-timeout retry: the attempt before rolled back
+            self.copies = [c for c in self.copies if c.statement.rsplit(":", 1)[0] != where.rsplit(":", 1)[0]]
         # A statement outside any transaction block (a file with transactions of its own):
         # psql's implicit transaction, made explicit, so the copy commits with the statement.
         idle = conn.pgconn.transaction_status == TransactionStatus.IDLE
