@@ -67,6 +67,7 @@ from guard.migrations.session import (
     RESET_STATEMENTS,
     reset_session,
 )
+from guard.protect.upsert import copies_before
 from guard.report.model import MigrationError, MigrationResult
 
 if TYPE_CHECKING:
@@ -253,8 +254,7 @@ def _begin(run: ApplyContext, file: MigrationFile, skip: frozenset[int | None]) 
     """The message that opens a file's transaction: BEGIN (the file's own when it wraps
     itself: its options hold), the timeouts."""
     opening = "BEGIN"
-    if skip:
-        # A newline ends a trailing line comment of the file's BEGIN.
+    if skip:  # a newline ends a trailing line comment of the file's BEGIN
         opening = next(file.statements[i].sql for i in sorted(i for i in skip if i is not None)) + "\n"
     return "; ".join((opening, *run.local_settings))
 
@@ -271,7 +271,7 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
     first = next((s for i, s in enumerate(file.statements) if s.kind and i not in skip), None)
     armed = run.tripwire is not None and run.tripwire.armed(file)
     merge = (run.merge_begin and first is not None and not armed  # the tripwire's snapshot follows BEGIN
-             and run.before_kinds is not None and first.kind not in run.before_kinds)
+             and run.before_kinds is not None and not copies_before(first, run.before_kinds))
     begin = _begin(run, file, skip)
     executed_all = False
     try:
