@@ -81,15 +81,30 @@ def test_a_file_removing_guards_records_is_rolled_back_before_commit(ready: Proj
     assert ready.query("SELECT count(*) FROM public.items") == [(10,)]
 
 
+# A run without copies: only its guard.runs row (and the table) to keep.
+ONE_FILE = {
+    "delete": ("DELETE FROM guard.runs;", "journal entry"),
+    "a function": ("CREATE FUNCTION public.tidy() RETURNS void LANGUAGE sql AS 'DELETE FROM guard.runs';\n"
+                   "SELECT public.tidy();", "journal entry"),
+    "rename": ("ALTER TABLE guard.runs RENAME TO runs_old;", "guard.runs"),
+    "drop cascade": ("DROP SCHEMA guard CASCADE;", "guard."),
+}
+
+
 @pytest.mark.parametrize("lock_retries", [0, 1])
-def test_a_one_file_run_deleting_its_journal_entry_is_exit_1(ready: Project, lock_retries: int) -> None:
+@pytest.mark.parametrize("case", list(ONE_FILE))
+def test_a_one_file_run_removing_its_journal_entry_is_exit_1(ready: Project, case: str, lock_retries: int) -> None:
+    sql, named = ONE_FILE[case]
     _settings(ready, lock_retries)
-    ready.query(ITEMS)
-    ready.add("20240101000000_a.sql", "CREATE TABLE public.a (id int);\nDELETE FROM guard.runs;\n")
+    assert ready.guard("init").code == 0
+    ready.add("20240101000000_a.sql", f"CREATE TABLE public.a (id int);\n{sql}\n")
     result = ready.guard("run")
     assert result.code == 1, result.output
     assert result.report is not None and result.report["status"] == "failed_rolled_back"
-    assert "journal entry" in result.report["migrations"][0]["error"]["message"]
+    error = result.report["migrations"][0]["error"]
+    assert named in error["message"], error
+    if named == "journal entry":
+        assert error["sqlstate"] == "GDKPT" and "invalid input syntax" not in error["message"], error
     assert ready.history() == [] and not ready.table_exists("public.a")
 
 

@@ -192,6 +192,12 @@ def error_from(
     lost = history.not_landed(primary(exc)) if statement is None else None
     if lost is not None:  # guard's own row discarded: its words, not the cast's (history.check_landed)
         return MigrationError(message=lost, sqlstate=None, file=file, line=None, hint=history.NOT_LANDED_HINT)
+    from guard.protect.kept import removed
+
+    gone = removed(primary(exc)) if statement is None else None
+    if gone is not None:  # guard's records of the run removed by the file (guard/protect/kept.py)
+        return MigrationError(message=gone, sqlstate="GDKPT", file=file, line=None,
+                              hint="the file was rolled back; a migration must leave guard's schema alone")
     text = None
     if statement is not None:
         from guard.migrations.files import _skip_space_and_comments

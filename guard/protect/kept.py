@@ -20,6 +20,7 @@ a second line: what COMMIT itself runs comes after this check.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +95,29 @@ $guard_kept$
 """
 
 
+# Without copies, only the run's row to read: one plain statement (no PL/pgSQL to load in the
+# session, a few milliseconds of a one-file run), raising by a cast as history.check_landed
+# does; guard.runs dropped or renamed fails it with PostgreSQL's own "relation ... does not exist".
+RUN_ROW_KEPT = ("SELECT (CASE WHEN NOT EXISTS (SELECT FROM guard.runs WHERE run_id OPERATOR(pg_catalog.=) %s) "
+                "THEN %s ELSE '1' END)::pg_catalog.int4")
+_REMOVED = "this file removed guard's own records of the run: "
+_RUN_ROW = "the run's journal entry (guard.runs {run}: guard undo and guard restore-plan cannot find the run)"
+_FOUND = re.compile(re.escape(_REMOVED) + r"the run's journal entry \(guard\.runs [^:]+: guard undo and guard "
+                    r"restore-plan cannot find the run\)")
+
+
 def statements(run_id: str, copies: Iterable[CopyRecord]) -> list[tuple[str, tuple[Any, ...]]]:
-    """The check's two statements, (sql, params) with psycopg placeholders, for a file of run
+    """The check's statements, (sql, params) with psycopg placeholders, for a file of run
     ``run_id`` that must leave ``copies`` (the copies of the files committed before it and its
     own) in place: run in the file's transaction, as guard, before its COMMIT."""
-    kept = {"run": run_id, "copies": [{"c": c.copy, "n": c.rows or 0} for c in copies]}
-    return [(SET_KEPT, (json.dumps(kept),)), (CHECK_KEPT, ())]
+    listed = [{"c": c.copy, "n": c.rows or 0} for c in copies]
+    if not listed:
+        return [(RUN_ROW_KEPT, (run_id, _REMOVED + _RUN_ROW.format(run=run_id)))]
+    return [(SET_KEPT, (json.dumps({"run": run_id, "copies": listed}),)), (CHECK_KEPT, ())]
+
+
+def removed(message: str) -> str | None:
+    """guard's own words when PostgreSQL's error ``message`` is RUN_ROW_KEPT's (a cast's
+    error quoting them); None otherwise."""
+    found = _FOUND.search(message)
+    return found.group(0) if found else None
