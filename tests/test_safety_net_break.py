@@ -252,3 +252,14 @@ def test_in_one_transaction_a_file_removing_guards_records_rolls_back_the_releas
     assert result.code == 1, result.output
     assert result.report is not None and "the protective copy" in result.report["migrations"][1]["error"]["message"]
     assert data(ready, "public.items") == before and ready.history() == []
+
+
+def test_guard_undo_puts_an_upserted_table_back(ready: Project) -> None:
+    ready.query(ITEMS)
+    before = data(ready, "public.items")
+    ready.add("20240101000000_a.sql", UPSERTS["values, column target"] + "\n")
+    result = ready.guard("run")
+    assert result.code == 0, result.output
+    undone = ready.guard("undo", "--yes")
+    assert undone.code == 0, undone.output
+    assert data(ready, "public.items") == before
