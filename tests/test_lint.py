@@ -23,6 +23,8 @@ CASES = [
     ("truncate", "truncate public.items cascade;", "select count(*) from public.items;"),
     ("delete-without-where", "delete from public.items;", "delete from public.items where id = 1;"),
     ("update-without-where", "update public.items set note = '';", "update public.items set note = '' where id = 1;"),
+    ("upsert", "insert into public.items (id) values (1) on conflict (id) do update set note = '';",
+     "insert into public.items (id) values (1) on conflict (id) do nothing;"),
     ("alter-column-type", "alter table public.items alter column note type varchar(10);",
      "alter table public.items alter column note set default '';"),
     ("rename", "alter table public.items rename column note to remark;", "alter table public.items rename constraint c to d;"),

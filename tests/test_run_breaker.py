@@ -98,18 +98,20 @@ def test_drop_owned_accepted_by_a_pragma_runs(ready: Project) -> None:
 
 # A later file of the run removes guard's own records of it. Before, each ran exit 0
 # "applied": a protective copy dropped with its rows (the deleted rows then kept nowhere),
-# or the run's journal entry gone (guard undo and restore-plan could not find the run).
+# or the run's journal entry gone (guard undo and restore-plan could not find the run). Now
+# the file is refused before its COMMIT (guard/protect/kept.py): the earlier file stays
+# committed (exit 4), the file that removed them rolled back, naming what it removed.
 FIGHTS = {
     "copies' schema dropped": ("drop schema guard_backup cascade;\n", "the protective copy", "kept nowhere else"),
     "the copy dropped by name": ("do $$ begin execute (select format('drop table %s', copy) from guard.copies "
                                  "limit 1); end $$;\n", "the protective copy", "kept nowhere else"),
-    "copy registry emptied": ("delete from guard.copies;\n", "guard.copies row", "still works"),
+    "copy registry emptied": ("delete from guard.copies;\n", "guard.copies row", "no longer knows"),
     "journal row deleted": ("delete from guard.runs;\n", "journal entry", "cannot find the run"),
 }
 
 
 @pytest.mark.parametrize("fight", list(FIGHTS))
-def test_a_file_removing_guards_records_of_the_run_is_not_applied_exit_0(ready: Project, fight: str) -> None:
+def test_a_file_removing_guards_records_of_the_run_is_rolled_back(ready: Project, fight: str) -> None:
     sql, what, consequence = FIGHTS[fight]
     assert ready.guard("init").code == 0
     ready.query(ITEMS)
@@ -118,9 +120,12 @@ def test_a_file_removing_guards_records_of_the_run_is_not_applied_exit_0(ready: 
     result = ready.guard("run")
     assert result.code == 4, result.output
     assert result.report is not None and result.report["status"] == "failed_partially_applied"
-    assert what in result.report["message"] and consequence in result.report["message"], result.report["message"]
-    assert any(what in w for w in result.report["warnings"])
-    assert ready.history() == ["20240101000000", "20240102000000"]
+    failed = result.report["migrations"][1]
+    assert failed["status"] == "failed" and what in failed["error"]["message"], failed
+    assert consequence in failed["error"]["message"], failed
+    assert ready.history() == ["20240101000000"]
+    copy = result.report["protective_copies"][0]["copy"]
+    assert ready.query(f"SELECT count(*) FROM {copy}") == [(2,)]  # noqa: S608
 
 
 def test_a_run_whose_records_stay_is_applied(ready: Project) -> None:

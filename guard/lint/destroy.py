@@ -261,7 +261,17 @@ def _select(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
 
 
 def _insert(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
-    return _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
+    from pglast import enums
+
+    out = _ctes(node, st, linter, i, d) + _calls(node, st, linter, i, d)
+    conflict = node.onConflictClause
+    if conflict is not None and conflict.action == enums.OnConflictAction.ONCONFLICT_UPDATE:
+        text, existed = relation(linter, from_rangevar(node.relation))
+        if existed:
+            out.append(finding("upsert", st, i, d, f"INSERT INTO {text} ... ON CONFLICT DO UPDATE overwrites the rows "
+                               "whose key it meets", "keep a copy of the table first (guard's protective copy), "
+                               "or ON CONFLICT DO NOTHING"))
+    return out
 
 
 def _function_names(node: Any) -> list[str]:

@@ -115,7 +115,7 @@ def _non_transactional(entry: Any, st: Statement, i: int, d: str) -> Finding:
 
 
 def _worth_a_look(sql: str) -> bool:
-    """An INSERT/SELECT calls a function, has a WITH or an INTO (from the parser's JSON, which is
+    """An INSERT/SELECT calls a function, has a WITH or an INTO, or is an upsert (from the parser's JSON, which is
     much cheaper than the syntax tree; a string that merely contains these words costs a parse)."""
     from pglast import parser
 
@@ -123,7 +123,7 @@ def _worth_a_look(sql: str) -> bool:
         tree = parser.parse_sql_json(sql)
     except parser.ParseError:
         return False
-    return '"FuncCall"' in tree or '"withClause"' in tree or '"intoClause"' in tree
+    return '"FuncCall"' in tree or '"withClause"' in tree or '"intoClause"' in tree or '"ONCONFLICT_UPDATE"' in tree
 
 
 _NON_TRANSACTIONAL_KINDS = frozenset({

@@ -65,6 +65,7 @@ ALL = (
     Rule("delete-without-where", "destructive", "error", "DELETE without WHERE deletes every row"),
     Rule("update-without-where", "destructive", "error", "UPDATE without WHERE overwrites every row"),
     Rule("merge", "destructive", "error", "MERGE ... THEN DELETE/UPDATE deletes or overwrites existing rows"),
+    Rule("upsert", "destructive", "error", "INSERT ... ON CONFLICT DO UPDATE overwrites the existing rows it meets"),
     Rule("alter-column-type", "destructive", "warning",
          "ALTER COLUMN TYPE rewrites the table and loses data when the new type is narrower"),
     # breaking: no data lost, clients using the old shape fail

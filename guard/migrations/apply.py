@@ -67,6 +67,7 @@ from guard.migrations.session import (
     RESET_STATEMENTS,
     reset_session,
 )
+from guard.protect.upsert import copies_before
 from guard.report.model import MigrationError, MigrationResult
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def apply_pending(
     before_commit: BeforeCommit | None = None,
     pre_commit: Sequence[PreCommit] = (),
     record_rules: int | None = None,
+    records_kept: PreCommit | None = None,
 ) -> ApplyOutcome:
     """Apply ``files`` in order on an autocommit connection; stop at the first failure.
 
@@ -117,7 +119,7 @@ def apply_pending(
     ``tripwire`` (guard/tripwire.py) checks, before each armed file's COMMIT, what it destroyed;
     ``before_commit``: a file's ``-- guard:verify`` checks; ``pre_commit``: further checks run
     in each file's transaction before its COMMIT (PreCommit); ``record_rules``: how many of the
-    tables guard records a file in have rules, just read (pipeline.record_tables).
+    tables guard records a file in have rules, just read (pipeline.record_tables); ``records_kept``: apply_state.RecordsKept.
     Whatever happens, the session is left as it began (guard's advisory lock kept).
     """
     results = [
@@ -137,7 +139,7 @@ def apply_pending(
         session_settings=tuple(setting.replace("SET LOCAL", "SET") for setting in local_settings),
         merge_begin=server_major is not None and server_major >= 13,
         tripwire=tripwire,
-        pre_commit=list(pre_commit),
+        pre_commit=list(pre_commit), records_kept=records_kept,
     )
     run.stream = run.merge_begin and transaction != "all" and lock_retries == 0
     run.records_as_one = run.stream and on_commit is not None and records_as_one(conn, files, record_rules)
@@ -252,8 +254,7 @@ def _begin(run: ApplyContext, file: MigrationFile, skip: frozenset[int | None]) 
     """The message that opens a file's transaction: BEGIN (the file's own when it wraps
     itself: its options hold), the timeouts."""
     opening = "BEGIN"
-    if skip:
-        # A newline ends a trailing line comment of the file's BEGIN.
+    if skip:  # a newline ends a trailing line comment of the file's BEGIN
         opening = next(file.statements[i].sql for i in sorted(i for i in skip if i is not None)) + "\n"
     return "; ".join((opening, *run.local_settings))
 
@@ -270,7 +271,7 @@ def _apply_one(run: ApplyContext, file: MigrationFile, result: MigrationResult, 
     first = next((s for i, s in enumerate(file.statements) if s.kind and i not in skip), None)
     armed = run.tripwire is not None and run.tripwire.armed(file)
     merge = (run.merge_begin and first is not None and not armed  # the tripwire's snapshot follows BEGIN
-             and run.before_kinds is not None and first.kind not in run.before_kinds)
+             and run.before_kinds is not None and not copies_before(first, run.before_kinds))
     begin = _begin(run, file, skip)
     executed_all = False
     try:
@@ -337,12 +338,12 @@ def _record_and_commit(run: ApplyContext, file: MigrationFile) -> None:
         # The pre-COMMIT checks first (apply_state.PreCommit), in the file's session state.
         # After the records, the check that they landed (ApplyContext.landed).
         checks, records = run.pre_commit_statements(file), run.records(file)
-        landed = run.landed(file, records)
+        landed, kept = run.landed(file, records), run.kept(file)
         # The file's deferred triggers first, in its session (role, search_path); holdable cursors
         # closed unrun (as the streamed path's reset does): COMMIT would run them after the check.
         query = "; ".join([FIRE_DEFERRED, *(q for q, _ in checks), *AS_GUARD, *(q for q, _ in records),
-                           *BEFORE_LANDED_CHECK, landed[0], "COMMIT", *RESET_STATEMENTS])
-        params = tuple(p for _, ps in (*checks, *records, landed) for p in ps)
+                           *BEFORE_LANDED_CHECK, landed[0], *(q for q, _ in kept), "COMMIT", *RESET_STATEMENTS])
+        params = tuple(p for _, ps in (*checks, *records, landed, *kept) for p in ps)
         psycopg.ClientCursor(conn).execute(query, params)
         return
     with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():

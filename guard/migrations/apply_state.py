@@ -59,6 +59,9 @@ BeforeCommit = Callable[["psycopg.Connection[Any]", "MigrationFile | None"], Non
 # file's ``-- guard:verify`` lines): file -> [(sql, params)], psycopg placeholders. They run
 # in every path that gives the file a transaction: streamed (pipeline.py) or on its own.
 PreCommit = Callable[["MigrationFile"], "list[tuple[str, tuple[Any, ...]]]"]
+# The check that guard's own records of the run are still there (guard/protect/kept.py): file
+# -> [(sql, params)], run as guard right after the check that the file's records landed.
+RecordsKept = PreCommit
 
 
 class ApplyContext(Struct):
@@ -84,6 +87,12 @@ class ApplyContext(Struct):
     stream: bool = False
     # A streamed file's records go as one statement (pipeline.records_as_one).
     records_as_one: bool = False
+    records_kept: RecordsKept | None = None  # see RecordsKept
+
+    def kept(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements checking, after ``landed``, that guard's records of the run are
+        still there (none without a ``records_kept`` hook)."""
+        return self.records_kept(file) if self.records_kept is not None else []
 
     def pre_commit_statements(self, file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements of every pre-COMMIT hook for ``file``, in hook order."""
@@ -127,6 +136,8 @@ class ApplyContext(Struct):
             for statement in BEFORE_LANDED_CHECK:
                 self.conn.execute(statement)
         self.conn.execute(*self.landed(file, records))
+        for query, params in self.kept(file):
+            self.conn.execute(query, params)
 
 
 class StatementFailed(Exception):
@@ -181,6 +192,12 @@ def error_from(
     lost = history.not_landed(primary(exc)) if statement is None else None
     if lost is not None:  # guard's own row discarded: its words, not the cast's (history.check_landed)
         return MigrationError(message=lost, sqlstate=None, file=file, line=None, hint=history.NOT_LANDED_HINT)
+    from guard.protect.kept import removed
+
+    gone = removed(primary(exc)) if statement is None else None
+    if gone is not None:  # guard's records of the run removed by the file (guard/protect/kept.py)
+        return MigrationError(message=gone, sqlstate="GDKPT", file=file, line=None,
+                              hint="the file was rolled back; a migration must leave guard's schema alone")
     text = None
     if statement is not None:
         from guard.migrations.files import _skip_space_and_comments
@@ -252,6 +269,8 @@ def all_landed_at_commit(run: ApplyContext, files: Sequence[MigrationFile], resu
     for file, result in zip(files, results, strict=True):
         try:
             run.conn.execute(*run.landed(file, run.records(file)))
+            for query, params in run.kept(file):
+                run.conn.execute(query, params)
         except psycopg.Error as exc:
             result.status, result.error = "failed", error_from(exc, result.file, None, None)
             raise StatementFailed(result) from exc

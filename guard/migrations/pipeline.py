@@ -62,6 +62,7 @@ from guard.migrations.apply_state import ApplyContext, error_from, interrupted, 
 from guard.migrations.blockers import LOCK_NOT_AVAILABLE, name_blockers
 from guard.migrations.own_transactions import TRANSACTION_STMT
 from guard.migrations.session import AFTER_RESET_AS_GUARD, FIRE_DEFERRED, RESET_STATEMENTS
+from guard.protect.upsert import copies_before
 from guard.report.model import MigrationError
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def streamable(run: ApplyContext, file: MigrationFile) -> bool:
     for statement in file.statements:
         if statement.kind in _NOT_STREAMED_KINDS:
             return False
-        if statement.kind and (run.before_kinds is None or statement.kind in run.before_kinds):
+        if copies_before(statement, run.before_kinds):  # an INSERT only when it is an upsert
             return False
         if _LEXER_SETTINGS.search(statement.sql):
             return False
@@ -136,6 +137,7 @@ def _file_text(run: ApplyContext, file: MigrationFile, cursor: psycopg.ClientCur
         parts.append((None, cursor.mogrify(*record)))
     parts.append((None, FIRE_DEFERRED))  # a deferred trigger on guard's tables fires before the check
     parts.append((None, cursor.mogrify(*run.landed(file, records))))  # raises unless they landed
+    parts += [(None, cursor.mogrify(q, p) if p else q) for q, p in run.kept(file)]  # guard's records of the run
     parts.append((None, "COMMIT"))
     return parts
 

@@ -10,7 +10,7 @@ date they expire (``protect.retention``), and come with SQL that puts the data b
 - UPDATE: the old values of exactly the rows it changes (a self-join by ctid, under a SHARE ROW
   EXCLUSIVE lock so no concurrent writer changes a row in between);
 - DROP TABLE / DROP SCHEMA: the whole table, and SQL that recreates it (guard.protect.recreate);
-- TRUNCATE / MERGE: the whole table;
+- TRUNCATE / MERGE / INSERT ... ON CONFLICT DO UPDATE (guard.protect.upsert): the whole table;
 - DROP COLUMN / ALTER COLUMN ... TYPE: the primary key and that column (whole rows without one).
 
 A copy is guard's even when the file switched role (guard.protect.identity); a statement on an
@@ -42,11 +42,10 @@ from guard.protect.catalog import (
     has_rules,
     upsert_under_rules,
 )
-from guard.protect.catalog import (
-    Resolved as _Resolved,
-)
+from guard.protect.catalog import Resolved as _Resolved
 from guard.protect.names import copy_name
 from guard.protect.retention import DEFAULT_RETENTION, prune, refresh
+from guard.protect.upsert import copies_before
 
 if TYPE_CHECKING:
     import psycopg
@@ -54,13 +53,12 @@ if TYPE_CHECKING:
     from guard.migrations.files import Statement
     from guard.protect.targets import Target
 
-__all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "finish_run",
-           "oversized", "prune"]
+__all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", "finish_run", "oversized", "prune"]
 
 Progress = Callable[[str], None]
 
-DESTRUCTIVE_KINDS = frozenset(
-    {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt"})
+DESTRUCTIVE_KINDS = frozenset(  # INSERT: only an upsert (guard.protect.upsert)
+    {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt", "InsertStmt"})
 
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
 # {grantees}: PUBLIC, the API roles and every role default privileges give (guard_schema.grantees).
@@ -99,8 +97,7 @@ RETURNING to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 # live on another server, where neither the tripwire nor anything else of guard's sees them: a
 # DELETE, UPDATE, TRUNCATE or MERGE of one is copied as a table's is.
 RESOLVE = """
-SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid),
-       c.relkind
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname, pg_total_relation_size(c.oid), c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'f') AND c.relpersistence <> 't'
 """
@@ -144,13 +141,15 @@ class Protector(Struct):
     def before(self, conn: psycopg.Connection[Any], statement: Statement, where: str) -> str | None:
         from psycopg.pq import TransactionStatus
 
-        if statement.kind not in DESTRUCTIVE_KINDS:
+        if not copies_before(statement, DESTRUCTIVE_KINDS):
             return None
         from guard.protect.targets import targets  # the statement parser: only for what may destroy
 
         found = targets(statement.sql)
         if not found:
             return None
+        if any(c.statement == where for c in self.copies):  # a lock-timeout retry: the attempt before rolled back
+            self.copies = [c for c in self.copies if c.statement.rsplit(":", 1)[0] != where.rsplit(":", 1)[0]]
         # A statement outside any transaction block (a file with transactions of its own):
         # psql's implicit transaction, made explicit, so the copy commits with the statement.
         idle = conn.pgconn.transaction_status == TransactionStatus.IDLE
@@ -223,12 +222,13 @@ class Protector(Struct):
         if target.kind == "column" and target.column:
             self._copy_column(conn, resolved, target.column, where, retyped=target.retyped)
             return None
-        if target.statement == "MergeStmt":
+        merge = target.statement in ("MergeStmt", "InsertStmt")  # an upsert: copied whole, as MERGE
+        if merge:
             conn.execute(sql.SQL(LOCK_WRITERS).format(rel=sql.SQL(resolved.name)))
         from guard.protect.recreate import definition
 
         recreate = definition(conn, resolved.oid) if target.dropped else None
-        self._copy_table(conn, resolved, where, recreate=recreate, merge=target.statement == "MergeStmt")
+        self._copy_table(conn, resolved, where, recreate=recreate, merge=merge)
         for member in members:  # TRUNCATE, MERGE, DROP ... CASCADE of a parent reach its children
             if member.oid in self._seen:
                 continue
@@ -236,7 +236,7 @@ class Protector(Struct):
             if target.dropped:
                 again = definition(conn, member.oid)
                 again.after += [f"ALTER TABLE {member.name} INHERIT {parent};" for parent in member.parents]
-            self._copy_table(conn, member, where, recreate=again, merge=target.statement == "MergeStmt")
+            self._copy_table(conn, member, where, recreate=again, merge=merge)
         if target.cascade:
             for (other,) in conn.execute(REFERENCING_TABLES, (resolved.oid, resolved.oid)).fetchall():
                 found = self._resolve(conn, other, where)

@@ -23,7 +23,7 @@ class Target(Struct, frozen=True):
     updated: tuple[str, ...] = ()
     dropped: bool = False
     schema_name: str | None = None
-    statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt
+    statement: str = ""  # DeleteStmt | UpdateStmt | MergeStmt | TruncateStmt | DropStmt | AlterTableStmt | InsertStmt
     cascade: bool = False  # TRUNCATE ... CASCADE: the tables whose foreign keys point at it go too
     retyped: bool = False  # ALTER COLUMN ... TYPE (the column stays, with another type)
     only: bool = False  # ONLY: not the tables that inherit from it
@@ -71,6 +71,9 @@ def _of(node: Any) -> list[Target]:
         return [Target("rows", _relation(node.relation), updated=columns, statement=name, only=_only(node.relation))]
     if isinstance(node, ast.MergeStmt):
         return [Target("table", _relation(node.relation), statement=name, only=_only(node.relation))]
+    conflict = getattr(node, "onConflictClause", None) if isinstance(node, ast.InsertStmt) else None
+    if conflict is not None and conflict.action == enums.OnConflictAction.ONCONFLICT_UPDATE:  # an upsert
+        return [Target("table", _relation(node.relation), statement=name)]
     if isinstance(node, ast.AlterTableStmt) and node.objtype == enums.ObjectType.OBJECT_TABLE:
         rel = _relation(node.relation)
         return [Target("column", rel, column=cmd.name, statement=name,

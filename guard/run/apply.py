@@ -15,7 +15,7 @@ from guard.migrations.pipeline import record_tables
 from guard.protect import DESTRUCTIVE_KINDS, finish_run
 from guard.report.model import MigrationError, RunReport
 from guard.run.lint_gate import outside_transaction
-from guard.run.protect import keep_copies, protector, records_gone
+from guard.run.protect import keep_copies, protector, records_gone, records_kept
 from guard.run.signals import signals_cancel
 from guard.run.state import Progress, RunState
 from guard.tripwire import for_run
@@ -57,6 +57,7 @@ def apply(state: RunState, migrations: MigrationsConfig, protect: ProtectConfig,
             tripwire=tripwire,
             before_commit=before_commit,  # guard:verify (issue #19)
             record_rules=record_rules,
+            records_kept=records_kept(state, copier),  # guard's records of the run, before each COMMIT
         )
     state.report.migrations = outcome.results
     rows_still_there(state, outcome)

@@ -27,6 +27,7 @@ OUTSIDE_TRANSACTION_RULES = frozenset({"concurrently", "vacuum", "enum-add-value
 PROTECTED_RULES = frozenset({
     "drop-table", "drop-schema", "drop-column", "truncate", "delete-without-where", "update-without-where",
     "merge",  # the protector copies the target table whole (guard/protect/targets.py)
+    "upsert",  # INSERT ... ON CONFLICT DO UPDATE: copied whole too (guard/protect/upsert.py)
 })
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 

@@ -9,7 +9,10 @@ from guard.protect import Protector
 from guard.run.state import RunState
 
 if TYPE_CHECKING:
-    from guard.migrations.apply_state import ApplyOutcome
+    from typing import Any
+
+    from guard.migrations.apply_state import ApplyOutcome, RecordsKept
+    from guard.migrations.files import MigrationFile
     from guard.protect import CopyRecord
 
 
@@ -63,6 +66,23 @@ def committed_copies(outcome: ApplyOutcome, copier: Protector | None) -> list[Co
         return []
     committed_files = {r.file for r in outcome.results if r.status == "applied"}
     return [c for c in copier.copies if c.statement.rsplit(":", 1)[0] in committed_files]
+
+
+def records_kept(state: RunState, copier: Protector | None) -> RecordsKept:
+    """The check before each file's COMMIT that guard's records of the run are still there
+    (guard/protect/kept.py): the run's guard.runs row, and the copies made in the files that
+    committed before the file and in the file itself. A file that removed any of them rolls
+    back (exit 1), naming what it removed."""
+    from guard.protect import kept
+
+    def check(file: MigrationFile) -> list[tuple[str, tuple[Any, ...]]]:
+        outcome = state.outcome
+        done = {r.file for r in outcome.results if r.status == "applied"} if outcome is not None else set()
+        done.add(state.display(file))
+        copies = [c for c in copier.copies if c.statement.rsplit(":", 1)[0] in done] if copier is not None else []
+        return kept.statements(state.report.run_id, copies)
+
+    return check
 
 
 # This run's copies whose table or guard.copies row is gone (and whether the table is there).
