@@ -23,7 +23,7 @@ from msgspec import Struct, field
 
 from guard.db import connect, describe_url, same_database
 from guard.errors import Blocked, ConfigError, UsageError
-from guard.shadow_roles import ROLE_EXISTS, ROLES_LOCK
+from guard.shadow_roles import CREATED_BY, ROLE_EXISTS, ROLES_LOCK
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,6 +64,8 @@ class Shadow(Struct):
     base: str  # what the database started from: "supabase 1", "none", a file name
     dbname: str
     major: int = 0  # the server's major version
+    # Roles guard created on the server for this check (a `--shadow URL` server's are dropped after)
+    created_roles: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)  # what the dry run could not check
 
 
@@ -153,6 +155,7 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
     dbname = f"guard_shadow_{token}"
     role = DRY_RUN_ROLE if embedded else dbname
     password = secrets.token_urlsafe(18)
+    created: list[str] = []  # roles this check creates on the server, dropped with its database
     admin = connect(server_url, application_name="guard check (shadow setup)",
                     source="the embedded shadow" if embedded else "--shadow")
     try:
@@ -175,13 +178,13 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
                 url=_conninfo(server_url, dbname=dbname, user=role, password=password),
                 admin_url=_conninfo(server_url, dbname=dbname),
                 server_url=server_url, role=role, dbname=dbname,
-                base=_base_name(base),
+                base=_base_name(base), created_roles=created,
             )
             shadow.major = major
             _load_base(shadow, base, progress)
             yield shadow
         finally:
-            _drop(admin, dbname, role if not embedded else None)
+            _drop(admin, dbname, None if embedded else [*created, role])
     finally:
         admin.close()
 
@@ -247,22 +250,30 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
         conn.close()
 
 
-def _drop(admin: psycopg.Connection[Any], dbname: str, role: str | None) -> None:
-    """Drop the throw-away database (and this check's role); never raises."""
+def _drop(admin: psycopg.Connection[Any], dbname: str, roles: list[str] | None) -> None:
+    """Drop the throw-away database, then ``roles`` (this check's own role last, and the roles
+    it created on a shared server, with those its role created itself); never raises."""
     import logging
 
     from psycopg import sql
 
+    log = logging.getLogger(__name__)
     try:
+        if roles:
+            roles = [r[0] for r in admin.execute(CREATED_BY, (roles[-1],)).fetchall()] + roles
         if (admin.info.server_version or 0) >= 130000:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         else:  # WITH (FORCE) is PostgreSQL 13+
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
-        if role is not None:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     except Exception as exc:  # noqa: BLE001 - cleanup: say so, never hide the check's verdict
-        logging.getLogger(__name__).warning("could not drop the shadow database %s: %s", dbname, _last(str(exc)))
+        log.warning("could not drop the shadow database %s: %s", dbname, _last(str(exc)))
+        return
+    for name in dict.fromkeys(roles or ()):
+        try:  # a role another check on the same server still uses stays: said, not fatal
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not drop the role %s the shadow created: %s", name, _last(str(exc)))
 
 
 def _last(text: str) -> str:
@@ -301,10 +312,13 @@ def dry_run(
     from guard.migrations import history
     from guard.migrations.apply import apply_pending
     from guard.shadow_extensions import prepare
+    from guard.shadow_roles import RoleStatements
 
     admin = connect(shadow.admin_url, application_name="guard check (shadow extensions)")
     try:
-        prepared, limits = prepare(admin, files, display=display,
+        roles = RoleStatements(admin, dry_run_role=shadow.role, dbname=shadow.dbname,
+                               contained=shadow.role == DRY_RUN_ROLE, created=shadow.created_roles)
+        prepared, limits = prepare(admin, files, display=display, roles=roles,
                                    roles_by_admin=shadow.server_url if shadow.major < 16 else None)
     finally:
         admin.close()

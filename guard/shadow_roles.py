@@ -1,30 +1,143 @@
-"""Roles on a shadow server: cluster-wide, so every check creates them one at a time.
+"""Roles on a shadow server: cluster-wide, so every check creates them one at a time, and
+the role statements Supabase's `postgres` may run but the shadow's dry-run role may not.
 
 Roles are shared by all databases of a server; two checks sharing one `--shadow URL` server
 take ROLES_LOCK (an advisory lock, held by the session) around any role they create, and
-create a role only when it is missing.
+create a role only when it is missing. The roles a check creates are listed so that it drops
+them afterwards (guard.shadow._drop): a shared server keeps none of a pull request's roles.
+
+On Supabase `postgres` has CREATEROLE (and supautils lets it manage the platform's API roles):
+``ALTER ROLE authenticated SET statement_timeout = '8s'`` and ``GRANT authenticated TO
+reporting`` apply there. The shadow's dry-run role has no CREATEROLE before PostgreSQL 16 (with
+it, it could grant itself pg_execute_server_program) and no ADMIN OPTION on the platform's roles,
+so RoleStatements runs these as the server's superuser instead, confined to the shadow: a role
+setting for the shadow database only (``IN DATABASE``), a membership only on an embedded server
+or for a role this check created. What it cannot confine, it leaves to the dry run, which then
+fails as PostgreSQL says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 ROLES_LOCK = 0x6775617264_5348  # "guard" "SH"
 ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+ROLE_IS_SUPERUSER = "SELECT rolsuper FROM pg_roles WHERE rolname = %s"
+SETTING_CONTEXT = "SELECT context FROM pg_settings WHERE name = %s"
+IS_MEMBER = """
+SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles g ON g.oid = m.member
+ WHERE r.rolname = %s AND g.rolname = %s
+"""
+# Roles the dry-run role created itself (PostgreSQL 16+ gives a CREATEROLE creator ADMIN OPTION
+# on each role it creates; guard never grants it ADMIN OPTION on any other).
+CREATED_BY = """
+SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+ WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) AND m.admin_option AND NOT r.rolsuper
+"""
+ROLE_STATEMENTS = frozenset({"AlterRoleSetStmt", "GrantRoleStmt"})
 
 
-def ensure_nologin_roles(server_url: str, names: Iterable[str]) -> None:
+def ensure_nologin_roles(server_url: str, names: Iterable[str]) -> list[str]:
     """Create each of ``names`` NOLOGIN when missing, under ROLES_LOCK; ``server_url`` is the
-    shadow server's superuser (never the target). ConnectError when it cannot be reached."""
+    shadow server's superuser (never the target). The names it created, in order.
+    ConnectError when it cannot be reached."""
     from psycopg import sql
 
     from guard.db import connect
 
+    created: list[str] = []
     conn = connect(server_url, application_name="guard check (shadow roles)")
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
         for name in names:
             if conn.execute(ROLE_EXISTS, (name,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(name)))
+                created.append(name)
     finally:
         conn.close()  # releases the lock
+    return created
+
+
+class RoleStatements:
+    """Runs ALTER ROLE ... SET and GRANT <role> TO ... for the dry run, as the superuser
+    session ``admin`` on the shadow database (autocommit), when the dry-run role could not."""
+
+    def __init__(self, admin: psycopg.Connection[Any], *, dry_run_role: str, dbname: str,
+                 contained: bool, created: list[str]) -> None:
+        self.admin, self.dry_run_role, self.dbname = admin, dry_run_role, dbname
+        self.contained = contained  # an embedded server: thrown away whole afterwards
+        self.created = created  # roles this check created on the server (dropped afterwards)
+
+    def run(self, text: str) -> tuple[str, str | None] | None:
+        """Run the statement ``text`` in the shadow's place: (the limit line saying so, None),
+        or (that line, a statement raising the server's error at the statement's place, SQLSTATE
+        and message kept) when it failed; None when it is left to the dry run (a role it may
+        alter itself, a superuser, a parameter only a superuser may set, an effect guard cannot
+        confine)."""
+        import pglast
+        import psycopg
+
+        node: Any = pglast.parse_sql(text)[0].stmt
+        kind = type(node).__name__
+        try:
+            if kind == "AlterRoleSetStmt":
+                done = self._alter_role_set(node)
+            elif kind == "GrantRoleStmt":
+                done = self._grant_role(node)
+            else:
+                return None
+        except psycopg.Error as exc:
+            return "run by guard as the server's superuser, and failed", _raise(exc)
+        return None if done is None else (done, None)
+
+    def _ordinary(self, name: str) -> bool:
+        row = self.admin.execute(ROLE_IS_SUPERUSER, (name,)).fetchone()
+        return row is not None and not row[0] and not name.startswith("pg_") and name != self.dry_run_role
+
+    def _alter_role_set(self, node: Any) -> str | None:
+        from pglast.enums import RoleSpecType, VariableSetKind
+        from pglast.stream import RawStream
+
+        spec = node.role
+        if spec is None or spec.roletype != RoleSpecType.ROLESPEC_CSTRING or not self._ordinary(spec.rolename):
+            return None
+        setting = node.setstmt
+        if setting.kind == VariableSetKind.VAR_SET_VALUE:
+            row = self.admin.execute(SETTING_CONTEXT, (setting.name,)).fetchone()
+            if row is not None and row[0] != "user":  # superuser-only: refused on Supabase too
+                return None
+        node.database = self.dbname  # the shadow database only, never the server's roles
+        self.admin.execute(RawStream()(node))
+        return f"ALTER ROLE {spec.rolename} run by guard as the server's superuser, for the shadow database only"
+
+    def _grant_role(self, node: Any) -> str | None:
+        from pglast.enums import RoleSpecType
+
+        granted = [p.priv_name for p in node.granted_roles or ()]
+        grantees = [g.rolename for g in node.grantee_roles or () if g.roletype == RoleSpecType.ROLESPEC_CSTRING]
+        if (not node.is_grant or len(grantees) != len(node.grantee_roles or ())
+                or not all(name and self._ordinary(name) for name in granted)):
+            return None
+        if not self.contained and not all(g in self.created for g in grantees):
+            return None  # a membership of a role the shared server keeps: not guard's to grant
+        from pglast.stream import RawStream
+
+        self.admin.execute(RawStream()(node))
+        return f"GRANT {', '.join(granted)} run by guard as the server's superuser"
+
+
+def _raise(exc: Exception) -> str:
+    """A statement raising ``exc``'s message with its SQLSTATE (XX000 when it has none)."""
+    import psycopg
+    from psycopg import sql
+
+    diag = exc.diag if isinstance(exc, psycopg.Error) else None
+    message = (diag.message_primary if diag else None) or str(exc).strip().splitlines()[0]
+    state = (diag.sqlstate if diag else None) or "XX000"
+    body = sql.SQL("BEGIN RAISE EXCEPTION USING MESSAGE = {}, ERRCODE = {}; END").format(
+        sql.Literal(message), sql.Literal(state)).as_string(None)
+    return "DO " + sql.Literal(body).as_string(None)
