@@ -168,9 +168,9 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
             )
         version_row = admin.execute(SERVER_VERSION).fetchone()
         major = int(version_row[0]) // 10000 if version_row else 0
-        _create_roles(admin, role, password, base=base, major=major, embedded=embedded)
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
-        try:
+        try:  # a role created and a database that could not be: the role is dropped too
+            _create_roles(admin, role, password, base=base, major=major, embedded=embedded, created=created)
+            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
             # Other roles of a shared server (another check's dry run) may not even connect.
             admin.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
                 sql.Identifier(dbname)))
@@ -184,7 +184,7 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
             _load_base(shadow, base, progress)
             yield shadow
         finally:
-            _drop(admin, dbname, None if embedded else [*created, role])
+            _drop(admin, dbname, None if embedded else created, creator=role)
     finally:
         admin.close()
 
@@ -198,8 +198,9 @@ def _base_name(base: str | Path | None) -> str:
 
 
 def _create_roles(admin: psycopg.Connection[Any], role: str, password: str, *,
-                  base: str | Path | None, major: int, embedded: bool) -> None:
-    """The base's roles (when missing) and the dry-run role, under a server-wide lock."""
+                  base: str | Path | None, major: int, embedded: bool, created: list[str]) -> None:
+    """The base's roles (when missing) and the dry-run role (added to ``created`` when this
+    created it), under a server-wide lock."""
     from psycopg import sql
 
     admin.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
@@ -211,6 +212,7 @@ def _create_roles(admin: psycopg.Connection[Any], role: str, password: str, *,
         attributes += " CREATEROLE" if major >= 16 else " NOCREATEROLE"
         if not exists:
             admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(role)))
+            created.append(role)
         elif not embedded:
             raise Blocked(f"the role {role} already exists on the shadow server")
         # Only ever our own role: the embedded server's `postgres`, or this check's new role.
@@ -250,9 +252,10 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
         conn.close()
 
 
-def _drop(admin: psycopg.Connection[Any], dbname: str, roles: list[str] | None) -> None:
-    """Drop the throw-away database, then ``roles`` (this check's own role last, and the roles
-    it created on a shared server, with those its role created itself); never raises."""
+def _drop(admin: psycopg.Connection[Any], dbname: str, roles: list[str] | None, *, creator: str) -> None:
+    """Drop the throw-away database, then ``roles`` (on a shared server: the roles this check
+    created, its own dry-run role ``creator`` among them, and those ``creator`` created itself;
+    ``creator`` last); never raises."""
     import logging
 
     from psycopg import sql
@@ -260,7 +263,8 @@ def _drop(admin: psycopg.Connection[Any], dbname: str, roles: list[str] | None) 
     log = logging.getLogger(__name__)
     try:
         if roles:
-            roles = [r[0] for r in admin.execute(CREATED_BY, (roles[-1],)).fetchall()] + roles
+            own = [r[0] for r in admin.execute(CREATED_BY, (creator,)).fetchall()] if creator in roles else []
+            roles = [*own, *(r for r in roles if r != creator), *([creator] if creator in roles else [])]
         if (admin.info.server_version or 0) >= 130000:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         else:  # WITH (FORCE) is PostgreSQL 13+

@@ -120,3 +120,13 @@ grant select on public.sales to reporting_shadow_probe;
             # The platform role's setting stayed in the shadow database, dropped with it.
             assert conn.execute("SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
                                 " WHERE r.rolname = 'authenticated'").fetchone() == (0,)
+
+
+def test_a_shadow_database_the_server_cannot_create_leaves_no_role(project: Project, server_url: str) -> None:  # noqa: F811
+    _supabase_project(project, [("20240101000000_notes.sql", "create table public.notes (id int);\n")])
+    template = server_url.rsplit("/", 1)[0] + "/template1"
+    with psycopg.connect(template):  # CREATE DATABASE copies template1: refused while in use
+        result = run_guard("check", "--shadow", server_url, cwd=project.root, env=clean_env())
+    assert result.code != 0, result.output
+    assert "Traceback" not in result.output and "template1" in result.output, result.output
+    assert _leftovers(server_url) == ([], [])
