@@ -245,6 +245,10 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
                 sql.Identifier(shadow.role)))
             conn.execute(sql.SQL("GRANT ALL ON SCHEMA extensions, public TO {}").format(
                 sql.Identifier(shadow.role)))
+            for kind in ("TABLES", "FUNCTIONS", "SEQUENCES"):  # as the base gives `postgres`'s
+                conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT ALL ON "
+                                     + kind + " TO anon, authenticated, service_role").format(
+                    sql.Identifier(shadow.role)))
     except Exception as exc:  # noqa: BLE001 - the base is the culprit, named in one line
         raise UsageError(f"loading {where} into the shadow failed: {_reason(exc)}",
                          hint="fix shadow.base, or set shadow.base: none") from None
@@ -321,9 +325,9 @@ def dry_run(
     admin = connect(shadow.admin_url, application_name="guard check (shadow extensions)")
     try:
         roles = RoleStatements(admin, dry_run_role=shadow.role, dbname=shadow.dbname,
-                               contained=shadow.role == DRY_RUN_ROLE, created=shadow.created_roles)
-        prepared, limits = prepare(admin, files, display=display, roles=roles,
-                                   roles_by_admin=shadow.server_url if shadow.major < 16 else None)
+                               contained=shadow.role == DRY_RUN_ROLE, created=shadow.created_roles,
+                               roles_by_admin=shadow.server_url if shadow.major < 16 else None)
+        prepared, limits = prepare(admin, files, display=display, roles=roles)
     finally:
         admin.close()
     shadow.limits.extend(limits)

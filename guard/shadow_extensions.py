@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
 
-from guard.shadow_roles import ROLE_STATEMENTS
-
 if TYPE_CHECKING:
     import psycopg
 
@@ -76,19 +74,14 @@ def prepare(
     files: Sequence[MigrationFile],
     *,
     display: Callable[[MigrationFile], str],
-    roles_by_admin: str | None = None,
     roles: RoleStatements | None = None,
 ) -> tuple[list[MigrationFile], list[str]]:
     """``files`` as the dry run should apply them, and the limits that implies (one line each:
     "file:line: not checked: needs pg_graphql, which this shadow lacks").
 
     ``admin`` is a superuser session on the shadow database (never the target): the allowed
-    untrusted extensions the files create are installed through it first. With
-    ``roles_by_admin`` (a superuser URL of the server, PostgreSQL before 16, where the dry-run
-    role has no CREATEROLE: with it, it could grant itself pg_execute_server_program), the
-    roles that CREATE ROLE statements name are created there first, NOLOGIN, instead (and
-    listed in ``roles.created`` for guard to drop). With ``roles``, ALTER ROLE ... SET and
-    GRANT <role> statements the dry-run role may not run are run by it (guard.shadow_roles).
+    untrusted extensions the files create are installed through it first. ``roles`` rewrites
+    the statements about roles the dry-run role may not run as written (RoleStatements.rewrite).
     """
     from psycopg import sql
 
@@ -119,18 +112,12 @@ def prepare(
                 limits.append(f"{where}: not checked: needs {name}, {why}")
                 missing[name] = _patterns(name, schema)
                 continue
-            if statement.kind == "CreateRoleStmt" and roles_by_admin is not None:
-                role = _create_role(roles_by_admin, statement.sql, roles.created if roles else [])
-                limits.append(f"{where}: not checked: CREATE ROLE {role} (created by guard without its "
-                              "options: the dry-run role may not create roles before PostgreSQL 16)")
-                continue
-            if statement.kind in ROLE_STATEMENTS and roles is not None:
-                done = roles.run(statement.sql)
-                if done is not None:
-                    limits.append(f"{where}: {done[0]}")
-                    if done[1] is not None:  # it failed: the dry run fails there, as it would have
-                        kept.append(replace(statement, sql=done[1]))
+            if roles is not None:
+                notes, text = roles.rewrite(statement.kind, statement.sql)
+                limits.extend(f"{where}: {note}" for note in notes)
+                if text is None:
                     continue
+                statement = statement if text == statement.sql else replace(statement, sql=text)
             user = _uses(statement.sql, missing)
             if user is not None and statement.kind in STAND_IN_KINDS and user in EXTENSION_TYPES:
                 text = _stand_in(statement.sql, EXTENSION_TYPES[user])
@@ -185,19 +172,6 @@ def _stand_in(text: str, types: frozenset[str]) -> str | None:
     except Exception:  # noqa: BLE001 - a statement pglast cannot print: left out instead
         return None
     return rewritten
-
-
-def _create_role(server_url: str, text: str, created: list[str]) -> str:
-    """Create the role a CREATE ROLE statement names, NOLOGIN, when missing (then added to
-    ``created``); its name."""
-    import pglast
-
-    from guard.shadow_roles import ensure_nologin_roles
-
-    node: Any = pglast.parse_sql(text)[0].stmt
-    name = str(node.role)
-    created.extend(ensure_nologin_roles(server_url, [name]))
-    return name
 
 
 def _classify(name: str, known: dict[str, tuple[bool, bool]]) -> str:

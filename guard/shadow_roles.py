@@ -18,6 +18,7 @@ fails as PostgreSQL says.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,8 @@ SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
  WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) AND m.admin_option AND NOT r.rolsuper
 """
 ROLE_STATEMENTS = frozenset({"AlterRoleSetStmt", "GrantRoleStmt"})
+POSTGRES = "postgres"  # who runs migrations on Supabase
+_NAMES_POSTGRES = re.compile(r"\bpostgres\b", re.IGNORECASE)
 
 
 def ensure_nologin_roles(server_url: str, names: Iterable[str]) -> list[str]:
@@ -67,10 +70,43 @@ class RoleStatements:
     session ``admin`` on the shadow database (autocommit), when the dry-run role could not."""
 
     def __init__(self, admin: psycopg.Connection[Any], *, dry_run_role: str, dbname: str,
-                 contained: bool, created: list[str]) -> None:
+                 contained: bool, created: list[str], roles_by_admin: str | None = None) -> None:
         self.admin, self.dry_run_role, self.dbname = admin, dry_run_role, dbname
         self.contained = contained  # an embedded server: thrown away whole afterwards
         self.created = created  # roles this check created on the server (dropped afterwards)
+        # A superuser URL of the server, PostgreSQL before 16 (the dry-run role has no CREATEROLE:
+        # with it, it could grant itself pg_execute_server_program): the roles CREATE ROLE
+        # statements name are created there, NOLOGIN, instead.
+        self.roles_by_admin = roles_by_admin
+
+    def rewrite(self, kind: str, text: str) -> tuple[list[str], str | None]:
+        """What the dry run runs for one statement of parse node ``kind``: (the limit lines it
+        implies, the text to run, or None to leave the statement out)."""
+        if kind == "CreateRoleStmt" and self.roles_by_admin is not None:
+            role = self._create_role(text)
+            return [f"not checked: CREATE ROLE {role} (created by guard without its options: the "
+                    "dry-run role may not create roles before PostgreSQL 16)"], None
+        if kind in ROLE_STATEMENTS:
+            done = self.run(text)
+            if done is not None:  # failed: a statement raising its error stands in its place
+                return [done[0]], done[1]
+        if self.dry_run_role != POSTGRES and _NAMES_POSTGRES.search(text):
+            # On a shared server the dry run's `postgres` is this check's own role.
+            renamed = _renamed(text, POSTGRES, self.dry_run_role)
+            if renamed is not None:
+                return [], renamed
+        return [], text
+
+    def _create_role(self, text: str) -> str:
+        """Create the role a CREATE ROLE statement names, NOLOGIN, when missing (then listed in
+        ``created``); its name."""
+        import pglast
+
+        node: Any = pglast.parse_sql(text)[0].stmt
+        name = str(node.role)
+        assert self.roles_by_admin is not None
+        self.created.extend(ensure_nologin_roles(self.roles_by_admin, [name]))
+        return name
 
     def run(self, text: str) -> tuple[str, str | None] | None:
         """Run the statement ``text`` in the shadow's place: (the limit line saying so, None),
@@ -141,3 +177,31 @@ def _raise(exc: Exception) -> str:
     body = sql.SQL("BEGIN RAISE EXCEPTION USING MESSAGE = {}, ERRCODE = {}; END").format(
         sql.Literal(message), sql.Literal(state)).as_string(None)
     return "DO " + sql.Literal(body).as_string(None)
+
+
+def _renamed(text: str, old: str, new: str) -> str | None:
+    """``text`` with the role ``old`` (a RoleSpec: OWNER TO, GRANT ... TO, FOR ROLE, AUTHORIZATION,
+    a policy's TO) named ``new``; None when it names no such role or cannot be printed again."""
+    import pglast
+    from pglast import ast
+    from pglast.stream import RawStream
+    from pglast.visitors import Visitor
+
+    found: list[bool] = []
+
+    class Rename(Visitor):
+        def visit_RoleSpec(self, _ancestors: Any, node: Any) -> Any:
+            if node.rolename == old:
+                found.append(True)
+                return ast.RoleSpec(roletype=node.roletype, rolename=new, location=node.location)
+            return None
+
+    try:
+        root = pglast.parse_sql(text)
+        Rename()(root)
+        if not found:
+            return None
+        printed: str = RawStream()(root)
+    except Exception:  # noqa: BLE001 - a statement pglast cannot print: run as written
+        return None
+    return printed

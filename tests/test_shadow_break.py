@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from tests.support import Project, clean_env, run_guard
-from tests.test_shadow import _leftovers, _supabase_project, server_url  # noqa: F401 - fixture
+from tests.test_shadow import SETS, _leftovers, _supabase_project, server_url  # noqa: F401 - fixture
 
 # Each applies on Supabase (where `postgres` has CREATEROLE and supautils' privileged extensions);
 # the check in the second file proves the first one's effect is there for what follows.
@@ -129,4 +129,31 @@ def test_a_shadow_database_the_server_cannot_create_leaves_no_role(project: Proj
         result = run_guard("check", "--shadow", server_url, cwd=project.root, env=clean_env())
     assert result.code != 0, result.output
     assert "Traceback" not in result.output and "template1" in result.output, result.output
+    assert _leftovers(server_url) == ([], [])
+
+
+# What the `postgres` of Supabase has, checked as the dry-run role on either kind of shadow.
+POSTGRES_ON_SUPABASE = """
+create table public.later (id int);
+create function public.later_count() returns bigint language sql as 'select count(*) from public.later';
+do $$ begin
+  if (select tableowner from pg_tables where schemaname = 'public' and tablename = 'countries') <> current_user then
+    raise exception 'OWNER TO postgres did not make the dry-run role the owner';
+  end if;
+  if not has_table_privilege('anon', 'public.later', 'select')
+     or not has_function_privilege('authenticated', 'public.later_count()', 'execute') then
+    raise exception 'the default privileges of postgres are missing';
+  end if;
+end $$;
+"""
+
+
+@pytest.mark.parametrize("shadow", ["embedded", "url"])
+def test_a_supabase_dump_passes_on_either_shadow(project: Project, server_url: str, shadow: str) -> None:  # noqa: F811
+    # `supabase db pull`'s remote_schema.sql names `postgres` (OWNER TO, FOR ROLE, GRANT ... TO):
+    # on a shared server the dry run's postgres is the check's own role.
+    _supabase_project(project, [*SETS["db_pull_dump"], ("20240102000000_later.sql", POSTGRES_ON_SUPABASE.lstrip())])
+    result = run_guard("check", "--shadow", "embedded" if shadow == "embedded" else server_url,
+                       cwd=project.root, env=clean_env())
+    assert result.code == 0, result.output
     assert _leftovers(server_url) == ([], [])
