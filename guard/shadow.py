@@ -301,24 +301,11 @@ def _reason(exc: Exception) -> str:
 # --------------------------------------------------------------------------- the dry run
 
 
-def dry_run(
-    shadow: Shadow,
-    files: Sequence[MigrationFile],
-    *,
-    lock_timeout: float,
-    statement_timeout: float,
-    display: Callable[[MigrationFile], str],
-    progress: Progress,
-    timeout: float = DRY_RUN_TIMEOUT,
-    outside_transaction: set[str] | None = None,
-) -> ApplyOutcome:
-    """Apply ``files`` in order to the shadow as its dry-run role, one transaction each; stop at
-    the first failure. Extensions the shadow lacks and the statements using them are left out
-    and listed in ``shadow.limits``. After ``timeout`` seconds the session is terminated.
-    ``outside_transaction``: versions run statement by statement (CREATE INDEX CONCURRENTLY...),
-    as guard run runs them."""
-    from guard.migrations import history
-    from guard.migrations.apply import apply_pending
+def prepare_files(shadow: Shadow, files: Sequence[MigrationFile], *,
+                  display: Callable[[MigrationFile], str]) -> list[MigrationFile]:
+    """``files`` as the dry run applies them (guard.shadow_extensions.prepare: extensions the
+    shadow lacks left out, role statements run by guard...), each statement at its offset in
+    the file; what that leaves unchecked is added to ``shadow.limits``."""
     from guard.shadow_extensions import prepare
     from guard.shadow_roles import RoleStatements
 
@@ -331,6 +318,30 @@ def dry_run(
     finally:
         admin.close()
     shadow.limits.extend(limits)
+    return prepared
+
+
+def dry_run(
+    shadow: Shadow,
+    files: Sequence[MigrationFile],
+    *,
+    lock_timeout: float,
+    statement_timeout: float,
+    display: Callable[[MigrationFile], str],
+    progress: Progress,
+    timeout: float = DRY_RUN_TIMEOUT,
+    outside_transaction: set[str] | None = None,
+    prepared: bool = False,
+) -> ApplyOutcome:
+    """Apply ``files`` in order to the shadow as its dry-run role, one transaction each; stop at
+    the first failure. Extensions the shadow lacks and the statements using them are left out
+    and listed in ``shadow.limits`` (prepare_files; ``prepared``: ``files`` already are). After
+    ``timeout`` seconds the session is terminated. ``outside_transaction``: versions run
+    statement by statement (CREATE INDEX CONCURRENTLY...), as guard run runs them."""
+    from guard.migrations import history
+    from guard.migrations.apply import apply_pending
+
+    ready = list(files) if prepared else prepare_files(shadow, files, display=display)
     try:
         conn = connect(shadow.url, application_name="guard check (dry run)")
     except Exception as exc:  # noqa: BLE001 - pg_hba.conf may not let our role in
@@ -342,7 +353,7 @@ def dry_run(
     try:
         history.ensure_history(conn)
         return apply_pending(
-            conn, prepared, transaction="per-file", lock_timeout=lock_timeout,
+            conn, ready, transaction="per-file", lock_timeout=lock_timeout,
             statement_timeout=statement_timeout, display=display, progress=progress,
             outside_transaction=outside_transaction,
         )

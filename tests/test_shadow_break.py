@@ -157,3 +157,20 @@ def test_a_supabase_dump_passes_on_either_shadow(project: Project, server_url: s
                        cwd=project.root, env=clean_env())
     assert result.code == 0, result.output
     assert _leftovers(server_url) == ([], [])
+
+
+def test_the_lock_trace_runs_what_the_dry_run_runs(project: Project) -> None:
+    # A statement the dry run leaves out (an extension the shadow lacks) or runs itself (a role
+    # setting) is not traced as a failure, and the trace goes on past it, as the dry run does.
+    _supabase_project(project, [
+        ("20240101000000_items.sql", "create table public.items (id int primary key, name text);\n"),
+        ("20240102000000_change.sql", "create extension if not exists pg_net with schema extensions;\n"
+                                      "alter role authenticated set statement_timeout = '8s';\n"
+                                      "alter table public.items alter column name type varchar(10);\n"),
+    ])
+    result = run_guard("check", "--shadow", "embedded", cwd=project.root, env=clean_env())
+    assert result.code == 0, result.output
+    assert result.report is not None
+    rows = {row["line"]: row for row in result.report["shadow"]["trace"] if row["file"].endswith("_change.sql")}
+    assert rows[1]["verdict"] == rows[2]["verdict"] == "not traced", rows
+    assert "public.items" in rows[3]["locks"] and rows[3]["verdict"] != "failed", rows[3]
