@@ -311,7 +311,7 @@ def prepare_files(shadow: Shadow, files: Sequence[MigrationFile], *,
 
     admin = connect(shadow.admin_url, application_name="guard check (shadow extensions)")
     try:
-        roles = RoleStatements(admin, dry_run_role=shadow.role, dbname=shadow.dbname,
+        roles = RoleStatements(admin, dry_run_role=shadow.role, dbname=shadow.dbname, server_url=shadow.server_url,
                                contained=shadow.role == DRY_RUN_ROLE, created=shadow.created_roles,
                                roles_by_admin=shadow.server_url if shadow.major < 16 else None)
         prepared, limits = prepare(admin, files, display=display, roles=roles)

@@ -11,9 +11,12 @@ On Supabase `postgres` has CREATEROLE (and supautils lets it manage the platform
 reporting`` apply there. The shadow's dry-run role has no CREATEROLE before PostgreSQL 16 (with
 it, it could grant itself pg_execute_server_program) and no ADMIN OPTION on the platform's roles,
 so RoleStatements runs these as the server's superuser instead, confined to the shadow: a role
-setting for the shadow database only (``IN DATABASE``), a membership only on an embedded server
-or for a role this check created. What it cannot confine, it leaves to the dry run, which then
-fails as PostgreSQL says.
+setting for the shadow database only (``IN DATABASE``), a membership, ALTER ROLE options (never
+LOGIN or PASSWORD) or a comment only on an embedded server or for a role this check created.
+It runs them before the dry run, so what must happen in order is not run: a DROP ROLE leaves
+the role in place, a RENAME creates the new name beside the old (limits in the report). What
+it cannot confine, or what Supabase keeps from `postgres` (its own roles, superuser options),
+it leaves to the dry run, which then fails as PostgreSQL says.
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ CREATED_BY = """
 SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
  WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = %s) AND m.admin_option AND NOT r.rolsuper
 """
-ROLE_STATEMENTS = frozenset({"AlterRoleSetStmt", "GrantRoleStmt"})
+ROLE_STATEMENTS = frozenset({"AlterRoleSetStmt", "GrantRoleStmt", "AlterRoleStmt", "DropRoleStmt",
+                             "RenameStmt", "CommentStmt"})
+# The platform's own roles, which supautils keeps from `postgres` on Supabase (reserved_roles):
+# guard changes or drops none of them for a migration. The API roles' settings are the users'.
+RESERVED = re.compile(r"^(supabase_\w+|dashboard_user|pgsodium_\w+|authenticator|anon|authenticated|service_role|"
+                      r"pgbouncer)$")
+SETTINGS_OF = frozenset({"anon", "authenticated", "service_role", "authenticator"})
+# Role options only a superuser may give (PostgreSQL's CreateRole/AlterRole): left to the dry run.
+SUPERUSER_OPTIONS = frozenset({"superuser", "isreplication", "bypassrls"})
+# Options guard leaves out when it runs ALTER ROLE: no role of a PR's logs in to the shadow server.
+LOGIN_OPTIONS = frozenset({"canlogin", "password"})
 POSTGRES = "postgres"  # who runs migrations on Supabase
 _NAMES_POSTGRES = re.compile(r"\bpostgres\b", re.IGNORECASE)
 
@@ -66,12 +79,13 @@ def ensure_nologin_roles(server_url: str, names: Iterable[str]) -> list[str]:
 
 
 class RoleStatements:
-    """Runs ALTER ROLE ... SET and GRANT <role> TO ... for the dry run, as the superuser
-    session ``admin`` on the shadow database (autocommit), when the dry-run role could not."""
+    """Runs statements about roles (ROLE_STATEMENTS) for the dry run, as the superuser session
+    ``admin`` on the shadow database (autocommit), when the dry-run role could not."""
 
-    def __init__(self, admin: psycopg.Connection[Any], *, dry_run_role: str, dbname: str,
+    def __init__(self, admin: psycopg.Connection[Any], *, dry_run_role: str, dbname: str, server_url: str,
                  contained: bool, created: list[str], roles_by_admin: str | None = None) -> None:
         self.admin, self.dry_run_role, self.dbname = admin, dry_run_role, dbname
+        self.server_url = server_url  # the server's superuser: roles are created there, under ROLES_LOCK
         self.contained = contained  # an embedded server: thrown away whole afterwards
         self.created = created  # roles this check created on the server (dropped afterwards)
         # A superuser URL of the server, PostgreSQL before 16 (the dry-run role has no CREATEROLE:
@@ -119,13 +133,13 @@ class RoleStatements:
 
         node: Any = pglast.parse_sql(text)[0].stmt
         kind = type(node).__name__
+        handlers = {"AlterRoleSetStmt": self._alter_role_set, "GrantRoleStmt": self._grant_role,
+                    "AlterRoleStmt": self._alter_role, "DropRoleStmt": self._drop_role,
+                    "RenameStmt": self._rename_role, "CommentStmt": self._comment_on_role}
+        if kind not in handlers:
+            return None
         try:
-            if kind == "AlterRoleSetStmt":
-                done = self._alter_role_set(node)
-            elif kind == "GrantRoleStmt":
-                done = self._grant_role(node)
-            else:
-                return None
+            done = handlers[kind](node)
         except psycopg.Error as exc:
             return "run by guard as the server's superuser, and failed", _raise(exc)
         return None if done is None else (done, None)
@@ -134,12 +148,62 @@ class RoleStatements:
         row = self.admin.execute(ROLE_IS_SUPERUSER, (name,)).fetchone()
         return row is not None and not row[0] and not name.startswith("pg_") and name != self.dry_run_role
 
+    def _mine(self, name: str) -> bool:
+        """A role guard may change for the migration: an ordinary one, not the platform's, and
+        on a shared server only one this check created."""
+        return (self._ordinary(name) and not RESERVED.match(name)
+                and (self.contained or name in self.created))
+
+    def _alter_role(self, node: Any) -> str | None:
+        from pglast.enums import RoleSpecType
+        from pglast.stream import RawStream
+
+        spec = node.role
+        options = list(node.options or ())
+        if (spec is None or spec.roletype != RoleSpecType.ROLESPEC_CSTRING or not self._mine(spec.rolename)
+                or any(o.defname in SUPERUSER_OPTIONS for o in options)):
+            return None
+        node.options = tuple(o for o in options if o.defname not in LOGIN_OPTIONS) or None
+        if node.options:
+            self.admin.execute(RawStream()(node))
+        return f"ALTER ROLE {spec.rolename} run by guard as the server's superuser (LOGIN and PASSWORD left out)"
+
+    def _drop_role(self, node: Any) -> str | None:
+        # Not run: the statements before it in the dry run, which run later, may still name the
+        # role. It stays for the rest of the dry run, and guard drops a check's roles afterwards.
+        names = [spec.rolename for spec in node.roles or ()]
+        there = [n for n in names if n and self.admin.execute(ROLE_EXISTS, (n,)).fetchone() is not None]
+        if None in names or not all(self._mine(n) for n in there) or (len(there) < len(names) and not node.missing_ok):
+            return None
+        return f"not checked: DROP ROLE {', '.join(names)} (the role stays on the shadow until the check ends)"
+
+    def _rename_role(self, node: Any) -> str | None:
+        # Both names exist for the rest of the dry run: statements before it, run later, may use
+        # the old one.
+        from pglast.enums import ObjectType
+
+        if node.renameType != ObjectType.OBJECT_ROLE or not self._mine(node.subname):
+            return None
+        self.created.extend(ensure_nologin_roles(self.server_url, [node.newname]))
+        return (f"not checked: ALTER ROLE {node.subname} RENAME TO {node.newname} (both names exist on the "
+                "shadow, the new one created by guard without options)")
+
+    def _comment_on_role(self, node: Any) -> str | None:
+        from pglast.enums import ObjectType
+        from pglast.stream import RawStream
+
+        if node.objtype != ObjectType.OBJECT_ROLE or not self._mine(node.object.sval):
+            return None
+        self.admin.execute(RawStream()(node))
+        return f"COMMENT ON ROLE {node.object.sval} run by guard as the server's superuser"
+
     def _alter_role_set(self, node: Any) -> str | None:
         from pglast.enums import RoleSpecType, VariableSetKind
         from pglast.stream import RawStream
 
         spec = node.role
-        if spec is None or spec.roletype != RoleSpecType.ROLESPEC_CSTRING or not self._ordinary(spec.rolename):
+        if (spec is None or spec.roletype != RoleSpecType.ROLESPEC_CSTRING or not self._ordinary(spec.rolename)
+                or (RESERVED.match(spec.rolename) and spec.rolename not in SETTINGS_OF)):
             return None
         setting = node.setstmt
         if setting.kind == VariableSetKind.VAR_SET_VALUE:
@@ -155,6 +219,8 @@ class RoleStatements:
 
         granted = [p.priv_name for p in node.granted_roles or ()]
         grantees = [g.rolename for g in node.grantee_roles or () if g.roletype == RoleSpecType.ROLESPEC_CSTRING]
+        if any(self.admin.execute(ROLE_EXISTS, (g,)).fetchone() is None for g in grantees):
+            return None  # created later in the dry run (PostgreSQL 16+): its creator may grant it
         if (not node.is_grant or len(grantees) != len(node.grantee_roles or ())
                 or not all(name and self._ordinary(name) for name in granted)):
             return None

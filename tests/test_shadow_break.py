@@ -53,6 +53,19 @@ create role reporting nologin;
 grant authenticated to reporting;
 grant anon, service_role to reporting with admin option;
 """, "select 1 from pg_roles where pg_has_role('reporting', 'authenticated', 'member');\n"),
+    "managing_its_own_roles": ("""
+drop role if exists old_reporting;
+create role reporting nologin;
+alter role reporting with login password 'not-a-real-password' connection limit 5;
+comment on role reporting is 'read-only BI access';
+create role staging nologin;
+create table public.t (id int);
+grant select on public.t to staging;
+alter role staging rename to staging_old;
+grant insert on public.t to staging_old;
+revoke all on public.t from staging, staging_old;
+drop role staging_old;
+""", "select 1 from pg_roles where rolname = 'reporting' and rolconnlimit = 5;\n"),
     # pg_cron's schema named on its own: left out with the extension, never a failure.
     "cron_schema_grants": ("""
 create extension if not exists pg_cron with schema pg_catalog;
@@ -76,6 +89,8 @@ REFUSED_ON_SUPABASE: dict[str, tuple[str, str]] = {
     "a_missing_role": ("alter role nobody_here set statement_timeout = '1s';\n", 'role "nobody_here" does not exist'),
     "a_predefined_role": ("create role reporting nologin;\ngrant pg_execute_server_program to reporting;\n",
                           "pg_execute_server_program"),
+    "dropping_a_platform_role": ("drop role anon;\n", "permission denied"),
+    "a_superuser_option": ("create role reporting nologin;\nalter role reporting superuser;\n", "superuser"),
     "granting_a_superuser": ("create role reporting nologin;\ngrant supabase_admin to reporting;\n", "superuser"),
 }
 
@@ -107,6 +122,8 @@ def test_a_shared_shadow_server_keeps_none_of_the_checks_roles(project: Project,
 create role reporting_shadow_probe nologin;
 grant authenticated to reporting_shadow_probe;
 alter role reporting_shadow_probe set statement_timeout = '5s';
+alter role reporting_shadow_probe connection limit 3;
+comment on role reporting_shadow_probe is 'bi';
 alter role authenticated set statement_timeout = '8s';
 create table public.sales (id bigint primary key);
 grant select on public.sales to reporting_shadow_probe;
