@@ -32,6 +32,13 @@ ROLES_LOCK = 0x6775617264_5348  # "guard" "SH"
 ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
 ROLE_IS_SUPERUSER = "SELECT rolsuper FROM pg_roles WHERE rolname = %s"
 SETTING_CONTEXT = "SELECT context FROM pg_settings WHERE name = %s"
+# A role whose members reach the server itself: a superuser, or a member of the predefined roles
+# that run programs or read and write the server's files.
+REACHES_SERVER = """
+SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE (r.rolsuper OR r.rolname IN
+       ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'))
+       AND pg_has_role(%s, r.oid, 'MEMBER'))
+"""
 IS_MEMBER = """
 SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles g ON g.oid = m.member
  WHERE r.rolname = %s AND g.rolname = %s
@@ -222,7 +229,8 @@ class RoleStatements:
         if any(self.admin.execute(ROLE_EXISTS, (g,)).fetchone() is None for g in grantees):
             return None  # created later in the dry run (PostgreSQL 16+): its creator may grant it
         if (not node.is_grant or len(grantees) != len(node.grantee_roles or ())
-                or not all(name and self._ordinary(name) for name in granted)):
+                or not all(name and self._ordinary(name) for name in granted)
+                or any(self.admin.execute(REACHES_SERVER, (name,)).fetchone() != (False,) for name in granted)):
             return None
         if not self.contained and not all(g in self.created for g in grantees):
             return None  # a membership of a role the shared server keeps: not guard's to grant

@@ -191,3 +191,24 @@ def test_the_lock_trace_runs_what_the_dry_run_runs(project: Project) -> None:
     rows = {row["line"]: row for row in result.report["shadow"]["trace"] if row["file"].endswith("_change.sql")}
     assert rows[1]["verdict"] == rows[2]["verdict"] == "not traced", rows
     assert "public.items" in rows[3]["locks"] and rows[3]["verdict"] != "failed", rows[3]
+
+
+def test_guard_grants_no_role_that_reaches_the_server(project: Project, server_url: str) -> None:  # noqa: F811
+    # A role of the shared server that may run programs: guard never grants it for a migration,
+    # so the grant is the dry-run role's own, and PostgreSQL refuses it.
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS shadow_probe_exec")
+        conn.execute("CREATE ROLE shadow_probe_exec NOLOGIN")
+        conn.execute("GRANT pg_execute_server_program TO shadow_probe_exec")
+    try:
+        _supabase_project(project, [("20240101000000_exec.sql",
+                                     "create role probe_grantee nologin;\ngrant shadow_probe_exec to probe_grantee;\n")])
+        result = run_guard("check", "--shadow", server_url, cwd=project.root, env=clean_env())
+        assert result.code == 1, result.output
+        assert result.report is not None and "20240101000000_exec.sql:2" in result.report["message"]
+        assert _leftovers(server_url) == ([], [])
+        with psycopg.connect(server_url) as conn:
+            assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'probe_grantee'").fetchone() is None
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute("DROP ROLE IF EXISTS shadow_probe_exec")
