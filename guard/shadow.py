@@ -23,7 +23,7 @@ from msgspec import Struct, field
 
 from guard.db import connect, describe_url, same_database
 from guard.errors import Blocked, ConfigError, UsageError
-from guard.shadow_roles import ROLE_EXISTS, ROLES_LOCK
+from guard.shadow_roles import CREATED_BY, ROLE_EXISTS, ROLES_LOCK
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,6 +64,8 @@ class Shadow(Struct):
     base: str  # what the database started from: "supabase 1", "none", a file name
     dbname: str
     major: int = 0  # the server's major version
+    # Roles guard created on the server for this check (a `--shadow URL` server's are dropped after)
+    created_roles: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)  # what the dry run could not check
 
 
@@ -153,6 +155,7 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
     dbname = f"guard_shadow_{token}"
     role = DRY_RUN_ROLE if embedded else dbname
     password = secrets.token_urlsafe(18)
+    created: list[str] = []  # roles this check creates on the server, dropped with its database
     admin = connect(server_url, application_name="guard check (shadow setup)",
                     source="the embedded shadow" if embedded else "--shadow")
     try:
@@ -165,9 +168,9 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
             )
         version_row = admin.execute(SERVER_VERSION).fetchone()
         major = int(version_row[0]) // 10000 if version_row else 0
-        _create_roles(admin, role, password, base=base, major=major, embedded=embedded)
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
-        try:
+        try:  # a role created and a database that could not be: the role is dropped too
+            _create_roles(admin, role, password, base=base, major=major, embedded=embedded, created=created)
+            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(role)))
             # Other roles of a shared server (another check's dry run) may not even connect.
             admin.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
                 sql.Identifier(dbname)))
@@ -175,13 +178,13 @@ def _fresh_database(server_url: str, base: str | Path | None, progress: Progress
                 url=_conninfo(server_url, dbname=dbname, user=role, password=password),
                 admin_url=_conninfo(server_url, dbname=dbname),
                 server_url=server_url, role=role, dbname=dbname,
-                base=_base_name(base),
+                base=_base_name(base), created_roles=created,
             )
             shadow.major = major
             _load_base(shadow, base, progress)
             yield shadow
         finally:
-            _drop(admin, dbname, role if not embedded else None)
+            _drop(admin, dbname, None if embedded else created, creator=role)
     finally:
         admin.close()
 
@@ -195,8 +198,9 @@ def _base_name(base: str | Path | None) -> str:
 
 
 def _create_roles(admin: psycopg.Connection[Any], role: str, password: str, *,
-                  base: str | Path | None, major: int, embedded: bool) -> None:
-    """The base's roles (when missing) and the dry-run role, under a server-wide lock."""
+                  base: str | Path | None, major: int, embedded: bool, created: list[str]) -> None:
+    """The base's roles (when missing) and the dry-run role (added to ``created`` when this
+    created it), under a server-wide lock."""
     from psycopg import sql
 
     admin.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
@@ -208,6 +212,7 @@ def _create_roles(admin: psycopg.Connection[Any], role: str, password: str, *,
         attributes += " CREATEROLE" if major >= 16 else " NOCREATEROLE"
         if not exists:
             admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(role)))
+            created.append(role)
         elif not embedded:
             raise Blocked(f"the role {role} already exists on the shadow server")
         # Only ever our own role: the embedded server's `postgres`, or this check's new role.
@@ -240,6 +245,10 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
                 sql.Identifier(shadow.role)))
             conn.execute(sql.SQL("GRANT ALL ON SCHEMA extensions, public TO {}").format(
                 sql.Identifier(shadow.role)))
+            for kind in ("TABLES", "FUNCTIONS", "SEQUENCES"):  # as the base gives `postgres`'s
+                conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT ALL ON "
+                                     + kind + " TO anon, authenticated, service_role").format(
+                    sql.Identifier(shadow.role)))
     except Exception as exc:  # noqa: BLE001 - the base is the culprit, named in one line
         raise UsageError(f"loading {where} into the shadow failed: {_reason(exc)}",
                          hint="fix shadow.base, or set shadow.base: none") from None
@@ -247,22 +256,32 @@ def _load_base(shadow: Shadow, base: str | Path | None, progress: Progress) -> N
         conn.close()
 
 
-def _drop(admin: psycopg.Connection[Any], dbname: str, role: str | None) -> None:
-    """Drop the throw-away database (and this check's role); never raises."""
+def _drop(admin: psycopg.Connection[Any], dbname: str, roles: list[str] | None, *, creator: str) -> None:
+    """Drop the throw-away database, then ``roles`` (on a shared server: the roles this check
+    created, its own dry-run role ``creator`` among them, and those ``creator`` created itself;
+    ``creator`` last); never raises."""
     import logging
 
     from psycopg import sql
 
+    log = logging.getLogger(__name__)
     try:
+        if roles:
+            own = [r[0] for r in admin.execute(CREATED_BY, (creator,)).fetchall()] if creator in roles else []
+            roles = [*own, *(r for r in roles if r != creator), *([creator] if creator in roles else [])]
         if (admin.info.server_version or 0) >= 130000:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         else:  # WITH (FORCE) is PostgreSQL 13+
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (dbname,))
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
-        if role is not None:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     except Exception as exc:  # noqa: BLE001 - cleanup: say so, never hide the check's verdict
-        logging.getLogger(__name__).warning("could not drop the shadow database %s: %s", dbname, _last(str(exc)))
+        log.warning("could not drop the shadow database %s: %s", dbname, _last(str(exc)))
+        return
+    for name in dict.fromkeys(roles or ()):
+        try:  # a role another check on the same server still uses stays: said, not fatal
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not drop the role %s the shadow created: %s", name, _last(str(exc)))
 
 
 def _last(text: str) -> str:
@@ -282,6 +301,26 @@ def _reason(exc: Exception) -> str:
 # --------------------------------------------------------------------------- the dry run
 
 
+def prepare_files(shadow: Shadow, files: Sequence[MigrationFile], *,
+                  display: Callable[[MigrationFile], str]) -> list[MigrationFile]:
+    """``files`` as the dry run applies them (guard.shadow_extensions.prepare: extensions the
+    shadow lacks left out, role statements run by guard...), each statement at its offset in
+    the file; what that leaves unchecked is added to ``shadow.limits``."""
+    from guard.shadow_extensions import prepare
+    from guard.shadow_roles import RoleStatements
+
+    admin = connect(shadow.admin_url, application_name="guard check (shadow extensions)")
+    try:
+        roles = RoleStatements(admin, dry_run_role=shadow.role, dbname=shadow.dbname, server_url=shadow.server_url,
+                               contained=shadow.role == DRY_RUN_ROLE, created=shadow.created_roles,
+                               roles_by_admin=shadow.server_url if shadow.major < 16 else None)
+        prepared, limits = prepare(admin, files, display=display, roles=roles)
+    finally:
+        admin.close()
+    shadow.limits.extend(limits)
+    return prepared
+
+
 def dry_run(
     shadow: Shadow,
     files: Sequence[MigrationFile],
@@ -292,23 +331,17 @@ def dry_run(
     progress: Progress,
     timeout: float = DRY_RUN_TIMEOUT,
     outside_transaction: set[str] | None = None,
+    prepared: bool = False,
 ) -> ApplyOutcome:
     """Apply ``files`` in order to the shadow as its dry-run role, one transaction each; stop at
     the first failure. Extensions the shadow lacks and the statements using them are left out
-    and listed in ``shadow.limits``. After ``timeout`` seconds the session is terminated.
-    ``outside_transaction``: versions run statement by statement (CREATE INDEX CONCURRENTLY...),
-    as guard run runs them."""
+    and listed in ``shadow.limits`` (prepare_files; ``prepared``: ``files`` already are). After
+    ``timeout`` seconds the session is terminated. ``outside_transaction``: versions run
+    statement by statement (CREATE INDEX CONCURRENTLY...), as guard run runs them."""
     from guard.migrations import history
     from guard.migrations.apply import apply_pending
-    from guard.shadow_extensions import prepare
 
-    admin = connect(shadow.admin_url, application_name="guard check (shadow extensions)")
-    try:
-        prepared, limits = prepare(admin, files, display=display,
-                                   roles_by_admin=shadow.server_url if shadow.major < 16 else None)
-    finally:
-        admin.close()
-    shadow.limits.extend(limits)
+    ready = list(files) if prepared else prepare_files(shadow, files, display=display)
     try:
         conn = connect(shadow.url, application_name="guard check (dry run)")
     except Exception as exc:  # noqa: BLE001 - pg_hba.conf may not let our role in
@@ -320,7 +353,7 @@ def dry_run(
     try:
         history.ensure_history(conn)
         return apply_pending(
-            conn, prepared, transaction="per-file", lock_timeout=lock_timeout,
+            conn, ready, transaction="per-file", lock_timeout=lock_timeout,
             statement_timeout=statement_timeout, display=display, progress=progress,
             outside_transaction=outside_transaction,
         )

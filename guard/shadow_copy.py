@@ -122,7 +122,7 @@ def _write_roles(shadow: Shadow, facts: TargetFacts) -> None:
     """The target's roles, created NOLOGIN when missing (cluster-wide: under the roles lock)."""
     from guard.shadow_roles import ensure_nologin_roles
 
-    ensure_nologin_roles(shadow.server_url, facts.roles)
+    shadow.created_roles.extend(ensure_nologin_roles(shadow.server_url, facts.roles))
 
 
 def _write_extensions(admin: psycopg.Connection[Any], facts: TargetFacts, shadow: Shadow) -> None:

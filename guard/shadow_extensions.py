@@ -21,16 +21,23 @@ if TYPE_CHECKING:
     import psycopg
 
     from guard.migrations.files import MigrationFile, Statement
+    from guard.shadow_roles import RoleStatements
 
-# Untrusted extensions guard installs for the dry run: they read the database only.
+# Untrusted extensions guard installs for the dry run: they read the database only, or (the
+# spi trigger functions moddatetime, autoinc, insert_username, refint, which Supabase offers and
+# its docs use for updated_at columns) change only the row being written.
 ALLOWED_UNTRUSTED = frozenset({"pg_stat_statements", "pgstattuple", "pg_buffercache", "pgrowlocks",
-                               "pg_visibility", "amcheck", "pageinspect", "pg_walinspect"})
+                               "pg_visibility", "amcheck", "pageinspect", "pg_walinspect",
+                               "pg_freespacemap", "pg_prewarm", "sslinfo",
+                               "moddatetime", "autoinc", "insert_username", "refint"})
 # What statements using an extension name, beyond its own schema ("cron." for pg_cron...).
+# A schema an extension creates is named qualified ("cron.job") or on its own ("GRANT USAGE ON
+# SCHEMA cron", "IN SCHEMA cron"): both are patterns of its names.
 EXTENSION_NAMES: dict[str, tuple[str, ...]] = {
-    "pg_cron": (r"\bcron\s*\.",),
-    "pg_net": (r"\bnet\s*\.",),
+    "pg_cron": (r"\bcron\s*\.", r'\bschema\s+"?cron\b'),
+    "pg_net": (r"\bnet\s*\.", r'\bschema\s+"?net\b'),
     "http": (r"\bhttp_(get|post|put|patch|delete|head)\s*\(", r"\bhttp\s*\(\s*\("),
-    "pgsodium": (r"\bpgsodium\s*\.",),
+    "pgsodium": (r"\bpgsodium\s*\.", r'\bschema\s+"?pgsodium\b'),
     "pg_graphql": (r"\bgraphql\s*\.",),
     "pgjwt": (r"\b(extensions\s*\.\s*)?(sign|verify|url_encode|url_decode)\s*\(",),
     "vector": (r"\b(vector|halfvec|sparsevec)\b", r"\b(hnsw|ivfflat)\b"),
@@ -39,7 +46,7 @@ EXTENSION_NAMES: dict[str, tuple[str, ...]] = {
     "pg_hashids": (r"\bid_(en|de)code\w*\s*\(",),
     "pgroonga": (r"\bpgroonga\w*",),
     "wrappers": (r"\bforeign\s+data\s+wrapper\b", r"\bserver\b.*\bforeign\b"),
-    "pgmq": (r"\bpgmq\s*\.",),
+    "pgmq": (r"\bpgmq\s*\.", r'\bschema\s+"?pgmq\b'),
     "timescaledb": (r"\bcreate_hypertable\s*\(", r"\btimescaledb\b"),
 }
 # Types an extension defines: in a table or function the shadow cannot create as written, they
@@ -67,16 +74,14 @@ def prepare(
     files: Sequence[MigrationFile],
     *,
     display: Callable[[MigrationFile], str],
-    roles_by_admin: str | None = None,
+    roles: RoleStatements | None = None,
 ) -> tuple[list[MigrationFile], list[str]]:
     """``files`` as the dry run should apply them, and the limits that implies (one line each:
     "file:line: not checked: needs pg_graphql, which this shadow lacks").
 
     ``admin`` is a superuser session on the shadow database (never the target): the allowed
-    untrusted extensions the files create are installed through it first. With
-    ``roles_by_admin`` (a superuser URL of the server, PostgreSQL before 16, where the dry-run
-    role has no CREATEROLE: with it, it could grant itself pg_execute_server_program), the
-    roles that CREATE ROLE statements name are created there first, NOLOGIN, instead.
+    untrusted extensions the files create are installed through it first. ``roles`` rewrites
+    the statements about roles the dry-run role may not run as written (RoleStatements.rewrite).
     """
     from psycopg import sql
 
@@ -94,9 +99,12 @@ def prepare(
                 if verdict == "keep":
                     kept.append(statement)
                     continue
-                if verdict == "install" and _schema_exists(admin, schema or "extensions"):
-                    admin.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}").format(
-                        sql.Identifier(name), sql.Identifier(schema or "extensions")))
+                if verdict == "install" and (schema is None or _schema_exists(admin, schema)):
+                    # Without WITH SCHEMA, where the server puts it: the first schema of the
+                    # search_path, as for the migration's own role.
+                    admin.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}{}").format(
+                        sql.Identifier(name),
+                        sql.SQL("") if schema is None else sql.SQL(" WITH SCHEMA {}").format(sql.Identifier(schema))))
                     known[name] = (True, False)
                     continue
                 why = ("which this shadow lacks" if verdict == "missing"
@@ -104,11 +112,12 @@ def prepare(
                 limits.append(f"{where}: not checked: needs {name}, {why}")
                 missing[name] = _patterns(name, schema)
                 continue
-            if statement.kind == "CreateRoleStmt" and roles_by_admin is not None:
-                role = _create_role(roles_by_admin, statement.sql)
-                limits.append(f"{where}: not checked: CREATE ROLE {role} (created by guard without its "
-                              "options: the dry-run role may not create roles before PostgreSQL 16)")
-                continue
+            if roles is not None:
+                notes, text = roles.rewrite(statement.kind, statement.sql)
+                limits.extend(f"{where}: {note}" for note in notes)
+                if text is None:
+                    continue
+                statement = statement if text == statement.sql else replace(statement, sql=text)
             user = _uses(statement.sql, missing)
             if user is not None and statement.kind in STAND_IN_KINDS and user in EXTENSION_TYPES:
                 text = _stand_in(statement.sql, EXTENSION_TYPES[user])
@@ -165,18 +174,6 @@ def _stand_in(text: str, types: frozenset[str]) -> str | None:
     return rewritten
 
 
-def _create_role(server_url: str, text: str) -> str:
-    """Create the role a CREATE ROLE statement names, NOLOGIN, when missing; its name."""
-    import pglast
-
-    from guard.shadow_roles import ensure_nologin_roles
-
-    node: Any = pglast.parse_sql(text)[0].stmt
-    name = str(node.role)
-    ensure_nologin_roles(server_url, [name])
-    return name
-
-
 def _classify(name: str, known: dict[str, tuple[bool, bool]]) -> str:
     """keep (the role can create it, or it is there), install (guard does), missing, refused."""
     if name not in known:
@@ -195,7 +192,9 @@ def _patterns(name: str, schema: str | None) -> list[re.Pattern[str]]:
     found = [re.compile(p, re.IGNORECASE) for p in EXTENSION_NAMES.get(name, ())]
     found.append(re.compile(rf'\bextension\s+("{re.escape(name)}"|{re.escape(name)}\b)', re.IGNORECASE))
     if schema and schema.lower() not in SHARED_SCHEMAS:
-        found.append(re.compile(rf'(\b{re.escape(schema)}|"{re.escape(schema)}")\s*\.', re.IGNORECASE))
+        quoted = re.escape(schema)
+        found.append(re.compile(rf'(\b{quoted}|"{quoted}")\s*\.', re.IGNORECASE))
+        found.append(re.compile(rf'\bschema\s+("{quoted}"|{quoted}\b)', re.IGNORECASE))
     return found
 
 

@@ -44,15 +44,15 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
     there): tables created by pending files are new in production, hold no rows, do not count."""
     from guard.db import connect
     from guard.migrations.apply_state import ApplyOutcome
-    from guard.shadow import DRY_RUN_TIMEOUT, dry_run
+    from guard.shadow import DRY_RUN_TIMEOUT, dry_run, prepare_files
 
     outside = _outside_transaction(files, findings, display)
     deadline = time.monotonic() + DRY_RUN_TIMEOUT  # the whole dry run's bound, not each part's
 
-    def apply(part: Sequence[MigrationFile]) -> ApplyOutcome:
+    def apply(part: Sequence[MigrationFile], prepared: bool = False) -> ApplyOutcome:
         return dry_run(shadow, part, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
                        display=display, progress=progress, outside_transaction=outside,
-                       timeout=max(1.0, deadline - time.monotonic()))
+                       timeout=max(1.0, deadline - time.monotonic()), prepared=prepared)
 
     first = next((i for i, f in enumerate(files) if f.version in pending), len(files))
     outcome = apply(files[:first]) if first else ApplyOutcome()
@@ -65,14 +65,16 @@ def traced_dry_run(shadow: Shadow, files: Sequence[MigrationFile], pending: set[
         # too: only the tables there before the first pending file get rows and count.
         existing = {row[1] for row in conn.execute(TABLES).fetchall()} if with_target else None
         for file in files[first:]:
+            # The trace runs what the dry run runs: an extension the shadow lacks left out...
+            [ready] = prepare_files(shadow, [file], display=display)
             if file.version in pending:
                 progress(f"lock trace: {display(file)}")
                 # each statement within migrations.statement_timeout (0: none) and within what is
                 # left of the dry run's bound: a file that sleeps cannot hold the check forever
                 limit = min(statement_timeout or DRY_RUN_TIMEOUT, deadline - time.monotonic())
                 conn.execute(f"SET statement_timeout = {max(1000, int(limit * 1000))}")
-                rows.extend(trace_file(conn, file, findings, display(file), existing))
-            part = apply([file])
+                rows.extend(trace_file(conn, file, findings, display(file), existing, ready=ready))
+            part = apply([ready], prepared=True)
             _merge(outcome, part)
             if part.failed or part.interrupted:
                 break
@@ -108,32 +110,46 @@ def _merge(outcome: ApplyOutcome, part: ApplyOutcome) -> None:
 
 
 def trace_file(conn: Any, file: MigrationFile, findings: Sequence[dict[str, Any]], shown: str,
-               existing: set[str] | None = None) -> list[dict[str, Any]]:
+               existing: set[str] | None = None, *, ready: MigrationFile | None = None) -> list[dict[str, Any]]:
     """The trace rows of one file's statements (rolled back), with their static verdicts.
     existing: the tables (qualified, quoted as format('%I.%I')) that hold rows in production;
-    None: every table that exists before the file."""
+    None: every table that exists before the file. ready: the file as the dry run applies it
+    (guard.shadow.prepare_files): its statements are traced in place of the file's, and one
+    it left out is "not traced"."""
+
+    mine = [f for f in findings if f.get("file") == shown]
+    runs = {s.offset: s.sql for s in (ready or file).statements}
+    indexed = [(i, s) for i, s in enumerate(file.statements) if s.kind and s.offset in runs]
+    left_out = [_row(shown, i, s, None, mine, note="left out of the dry run: see its limits")
+                for i, s in enumerate(file.statements) if s.kind and s.offset not in runs]
+    rows = _trace_rows(conn, indexed, runs, mine, shown, existing)
+    return sorted([*rows, *left_out], key=lambda row: row["statement_index"])
+
+
+def _trace_rows(conn: Any, indexed: list[tuple[int, Any]], runs: dict[int, str], mine: list[dict[str, Any]],
+                shown: str, existing: set[str] | None) -> list[dict[str, Any]]:
+    """trace_file's rows of the statements it traces: ``indexed`` (index in the file, statement),
+    each run as ``runs[statement.offset]``."""
     from guard.lint import OUTSIDE_TRANSACTION_RULES
     from guard.lint.seed import seed_rows
     from guard.lint.trace import trace_statements
 
-    mine = [f for f in findings if f.get("file") == shown]
-    indexed = [(i, s) for i, s in enumerate(file.statements) if s.kind]
     if any(f.get("rule") in OUTSIDE_TRANSACTION_RULES for f in mine):
         return [_row(shown, i, s, None, mine, note="runs outside a transaction: not traced") for i, s in indexed]
     if any(f.get("rule") in ("transaction-control", "database-level") for f in mine):
         # its own COMMIT would end the trace's transaction and keep the made-up rows
         return [_row(shown, i, s, None, mine, note="controls transactions itself: not traced") for i, s in indexed]
-    text = "\n".join(s.sql for _, s in indexed)
+    text = "\n".join(runs[s.offset] for _, s in indexed)
     seeded: dict[str, int] = {}
 
     def seed(c: Any) -> None:
         seeded.update(seed_rows(c, text, only=existing))
 
-    results = trace_statements(conn, [s.sql for _, s in indexed], setup=seed)
+    results = trace_statements(conn, [runs[s.offset] for _, s in indexed], setup=seed)
     note = f"on {sum(seeded.values())} made-up rows in {len(seeded)} table(s)" if seeded else "on empty tables"
     with_rows: tuple[int, str] | None = None  # (position, error) of a statement that failed only on the rows
     if seeded and any(r.error for r in results):
-        empty = trace_statements(conn, [s.sql for _, s in indexed])  # the rows may be what failed
+        empty = trace_statements(conn, [runs[s.offset] for _, s in indexed])  # the rows may be what failed
         if not any(r.error for r in empty):
             with_rows = (len(results) - 1, str(results[-1].error))
             results, note = empty, f"on empty tables (line {indexed[len(results) - 1][1].line} failed on made-up rows)"
