@@ -191,7 +191,8 @@ def _log_lines(table: str, table_stats: dict[str, Any]) -> list[str]:
     if recent:
         lines.append("Recent entries:")
         for entry in recent:
-            status = (entry.get("metadata") or {}).get("status", "completed")
+            meta = entry.get("metadata")
+            status = meta.get("status", "completed") if isinstance(meta, dict) else "damaged metadata"
             mark = "" if status == "completed" else f" [{status}]"
             lines.append(
                 f"  {aligned_time(str(entry['created_at']))}  {entry['kind']:<9} {entry.get('reason') or ''}"
@@ -401,4 +402,23 @@ def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> in
         ctx.out(f"dropped {name}\n")
     which = f"older than {older_than}" if older_than is not None else "expired"
     ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} {which} dropped\n")
+    return 0
+
+
+def remove_command(ctx: Context, config: Config, *, entry_id: int) -> int:
+    """`guard backup remove ID`: delete one entry of the backup log, the way out of a damaged
+    one (guard.backups.table.damaged names it); says what it removed."""
+    from guard.backups.table import qualified, remove_entry
+
+    conn = open_connection(config, "backup remove")
+    try:
+        row = privileged(lambda: remove_entry(conn, config.backup_log, entry_id),
+                         f"remove an entry of {qualified(config.backup_log)}")
+    finally:
+        conn.close()
+    if row is None:
+        raise UsageError(f"no entry {entry_id} in {qualified(config.backup_log)} (guard backup status lists the recent ones)")
+    kind, created_at, reason, metadata = row
+    ctx.out(f"removed {kind} entry {entry_id} of {qualified(config.backup_log)} "
+            f"(created_at {created_at}, reason {reason!r}, metadata {metadata[:200]})\n")
     return 0
