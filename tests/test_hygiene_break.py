@@ -5,6 +5,9 @@ Real CLI, real PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,62 @@ def test_backup_remove_of_a_missing_entry_says_so(ready: Project) -> None:
     assert result.code == 2, result.output
     assert "no entry 987654 in public.backup_logs" in result.stderr
     assert ready.query("SELECT count(*) FROM public.backup_logs") == [(1,)]
+
+
+@pytest.mark.parametrize(("ahead", "shown", "counted"), [
+    (dt.timedelta(hours=2), "2h 00min in the future", False),
+    (dt.timedelta(days=400), "400d 0h in the future", False),
+    (dt.timedelta(minutes=3), "3min in the future", True),
+])
+def test_a_backup_dated_in_the_future_is_shown_so_everywhere(ready: Project, tmp_path: Path, ahead: dt.timedelta,
+                                                             shown: str, counted: bool) -> None:
+    """Not "age 0s": the text, the JSON, the step summary and the page say how far ahead."""
+    ready.query("DELETE FROM public.backup_logs")
+    ready.log_automated_backup(age=-ahead - dt.timedelta(seconds=20))
+    page, summary = tmp_path / "backups.html", tmp_path / "summary.md"
+    text = ready.guard("backup", "status", "--html", str(page), GITHUB_ACTIONS="true",
+                       GITHUB_STEP_SUMMARY=str(summary))
+    assert text.code == (0 if counted else 3), text.output
+    as_json = json.loads(ready.guard("backup", "status", "--json").stdout)["providers"][0]
+    assert as_json["age"] == shown and as_json["age_seconds"] < 0
+    html = page.read_text()
+    assert re.search(rf"<td>{re.escape(shown)}</td>", html), html
+    assert f"dated {shown}" in html and ">0s<" not in html and "0s ago" not in html
+    assert f"| {shown} |" in summary.read_text()
+    if not counted:
+        assert "in the future" in text.stdout and "not counted" in html
+
+
+LONG = "20261125013000-a1b2c" + "X" * 100_000
+ODD_IDS = [LONG, "a\nb::error::x", "\x1b[31mred\x1b[0m", "../../etc/passwd", "x" * 41, "run id", "é" * 5, "-dash"]
+
+
+@pytest.mark.parametrize("run_id", ODD_IDS, ids=range(len(ODD_IDS)))
+@pytest.mark.parametrize("command", [("restore-plan",), ("restore-plan", "--format", "json"),
+                                     ("restore-plan", "--format", "markdown"), ("undo",), ("undo", "--json"),
+                                     ("undo", "--yes")])
+def test_a_run_id_guard_never_issued_is_refused_in_one_short_line(ready: Project, run_id: str,
+                                                                 command: tuple[str, ...]) -> None:
+    result = ready.guard(*command, "--", run_id)
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output) < 600, result.output[:800]
+    assert "is not a run id guard issues" in result.output
+    assert len(result.stderr.strip().splitlines()) == (0 if "--json" in command else 1)
+    assert "\x1b" not in result.output and "\n::error" not in result.output
+    if len(run_id) > 24:
+        assert run_id[:25] not in result.output
+        assert "…" in result.output or "\\u2026" in result.output  # JSON escapes it
+    if "json" in command or "--json" in command:
+        payload = json.loads(result.stdout)
+        assert payload["run_id"] is None or len(payload["run_id"]) <= 30
+
+
+@pytest.mark.parametrize("run_id", ["20261125013000-a1b2c", "12345678", "a" * 40, "run.2-x_y"])
+def test_a_run_id_of_guards_shape_is_looked_up(ready: Project, run_id: str) -> None:
+    assert ready.guard("init").code == 0
+    plan = ready.guard("restore-plan", run_id)
+    assert plan.code != 0, plan.output
+    assert f"no run {run_id} in the journal" in plan.stderr
+    undo = ready.guard("undo", run_id)
+    assert undo.code == 3, undo.output
+    assert f"no guarded run {run_id} in the journal" in undo.stderr

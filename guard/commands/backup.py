@@ -118,7 +118,13 @@ def backup_log_command(
 def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: Path | None = None) -> int:
     """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh.
     With ``html``, also the Backups page (guard.report.html) at that path."""
-    from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
+    from guard.backups import (
+        ProviderContext,
+        ProviderError,
+        check_backups,
+        format_age,
+        make_providers,
+    )
     from guard.backups.table import qualified, stats
     from guard.db import server_now
     from guard.drill import last_drill
@@ -152,7 +158,9 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: 
             "table": qualified(config.backup_log),
             "stats": table_stats,
             "stats_error": stats_error,
-            "providers": [msgspec.structs.asdict(p) for p in verdicts.providers],
+            # age: as the text and the page show it ("2h 05min in the future" for one dated ahead)
+            "providers": [{**msgspec.structs.asdict(p), "age": None if p.age_seconds is None else format_age(p.age_seconds)}
+                          for p in verdicts.providers],
             "last_drill": drill,
         }
         ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
@@ -208,11 +216,14 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
     and a run that was undone says so (guard.restore_undo). A run that needs no plan, and no
     run needing attention (exit 0), say so in the format asked for; with ``--format json``
     every outcome, an error too, is one JSON object on stdout."""
+    from guard.run.report import checked_run_id, shown_run_id
+
     try:
-        return _restore_plan(ctx, config, run_id=run_id, fmt=fmt)
+        return _restore_plan(ctx, config, run_id=checked_run_id(run_id), fmt=fmt)
     except GuardError as exc:
         if fmt == "json":
-            ctx.out(json.dumps({"run_id": run_id, "found": False, "error": str(exc),
+            shown = None if run_id is None else shown_run_id(run_id)
+            ctx.out(json.dumps({"run_id": shown, "found": False, "error": str(exc),
                                 "exit_code": exc.exit_code}, indent=2) + "\n")
         raise
 
