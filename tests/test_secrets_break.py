@@ -26,6 +26,12 @@ def _pct(s: str) -> str:
     return "".join(f"%{b:02X}" for b in s.encode())
 
 
+def _u16(s: str, form: str = "\\u{:04x}") -> str:
+    """Every UTF-16 code unit of ``s`` as an escape (a surrogate pair above U+FFFF, as JSON)."""
+    data = s.encode("utf-16-be")
+    return "".join(form.format(int.from_bytes(data[i:i + 2], "big")) for i in range(0, len(data), 2))
+
+
 # How an attacker or a tool spells a secret (each of the issue's, and more of our own).
 SPELLINGS: dict[str, Callable[[str], str]] = {
     "percent-every-char-upper": _pct,
@@ -37,10 +43,10 @@ SPELLINGS: dict[str, Callable[[str], str]] = {
     "hex-colons": lambda s: s.encode().hex(":"),
     "bytea": lambda s: "\\x" + s.encode().hex(),
     "python-bytes": lambda s: "".join(f"\\x{b:02x}" for b in s.encode()),
-    "json-u-lower": lambda s: "".join(f"\\u{ord(c):04x}" for c in s),
-    "json-u-upper": lambda s: "".join(f"\\u{ord(c):04X}" for c in s),
+    "json-u-lower": _u16,
+    "json-u-upper": lambda s: _u16(s, "\\u{:04X}"),
     "js-u-braces": lambda s: "".join(f"\\u{{{ord(c):x}}}" for c in s),
-    "js-escape": lambda s: "".join(f"%u{ord(c):04X}" for c in s),
+    "js-escape": lambda s: _u16(s, "%u{:04X}"),  # JavaScript's escape()
     "html-decimal": lambda s: "".join(f"&#{ord(c)};" for c in s),
     "html-hex": lambda s: "".join(f"&#x{ord(c):x};" for c in s),
     "html-no-semicolon": lambda s: "".join(f"&#x{ord(c):X}" for c in s),
@@ -48,7 +54,7 @@ SPELLINGS: dict[str, Callable[[str], str]] = {
     "html-some-chars": lambda s: "".join(f"&#{ord(c)};" if i % 2 else c for i, c in enumerate(s)),
     "zero-width": lambda s: "\u200b".join(s),
     "soft-hyphens": lambda s: "\u00ad".join(s),
-    "mixed": lambda s: "".join((_pct(c), f"\\u{ord(c):04x}", f"&#{ord(c)};", c)[i % 4] for i, c in enumerate(s)),
+    "mixed": lambda s: "".join((_pct(c), _u16(c), f"&#{ord(c)};", c)[i % 4] for i, c in enumerate(s)),
 }
 SECRETS = [TEST_PASSWORD, TOKEN, SNAPSHOT_KEY, "Päss wörd/🔑:x#9", 'q"uo\\te&<amp>%41']
 

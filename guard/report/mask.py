@@ -4,8 +4,10 @@ A secret leaves guard in many spellings: as it is, JSON-escaped (``ü`` becomes 
 ``"`` becomes ``\\"``), inside a ``repr()`` (``\\\\`` doubled, quotes escaped), URL-encoded
 (``quote``, ``quote_plus``, lower- or upper-case hex), quoted for a libpq ``key=value`` string,
 escaped for a GitHub annotation (``%25``), a Markdown table cell (``\\|``) or HTML, in Unicode
-normal form C or D, in base64. The Masker knows
-every such form of each secret and replaces any of them with ``***``. Renderers mask the
+normal form C or D, in base64, in hex. The Masker knows
+every such form of each secret and replaces any of them with ``***``; and it reads a text's
+escapes (guard.report.unescape: percent-encoding, ``\\uXXXX``, HTML references, ... for every
+character or only some, nested up to three deep) and masks a secret that shows once they are read. Renderers mask the
 values themselves before serialising (:func:`mask_values`) and the finished text after.
 
 A secret shorter than :data:`MIN_LENGTH` or too common (:data:`COMMON`, e.g. ``postgres``,
@@ -23,6 +25,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from guard.report.unescape import STARTERS, levels
 
 MASK = "***"
 # user:password@ in any URL in free text: redacted by structure, whatever the password
@@ -101,62 +105,6 @@ def forms(secret: str) -> set[str]:
     return {f for f in out if f}
 
 
-# Characters a renderer or a writer may slip between a secret's characters without changing what
-# a reader sees: zero-width space, non-joiner, joiner, word joiner, BOM, soft hyphen.
-_INVISIBLE = "(?:[\u200b\u200c\u200d\u2060\ufeff\u00ad]|&(?:amp;)*#(?:8203|x200[bB]|173|x[aA][dD]);?)*"
-_JSON_SHORT = {"\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
-
-
-def _hex_ci(value: int, digits: int = 0) -> str:
-    """``value`` in hex as a pattern: either case, leading zeros optional (``0*``)."""
-    return "0*" + "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in f"{value:0{digits}x}")
-
-
-def _char_spellings(ch: str) -> str:
-    """A pattern for one character of a secret, in each way a writer or a tool spells one
-    character: as it is; percent-encoded UTF-8 (``quote``, a browser; ``%25`` for a ``%``
-    encoded again, as GitHub's workflow commands do); ``+`` for a space (``quote_plus``);
-    ``\\uXXXX``/``\\u{X}``/``\\UXXXXXXXX`` (JSON, JavaScript, Python; a surrogate pair above
-    U+FFFF; any number of backslashes, for JSON inside JSON); ``\\xHH`` per UTF-8 byte or code
-    point; ``%uXXXX`` (JavaScript's escape()); HTML numeric and named character references,
-    ``&amp;`` nested; a backslash before punctuation (JSON ``\\"``, ``repr``, Markdown)."""
-    import html.entities
-
-    cp = ord(ch)
-    data = ch.encode("utf-8", "surrogatepass")
-    alts = [re.escape(ch)]
-    if ch == " ":
-        alts.append(r"\+")
-    alts.append("".join(f"%(?:25)*{_hex_ci(b, 2)[2:]}" for b in data))
-    alts.append("".join(rf"\\+x{_hex_ci(b, 2)[2:]}" for b in data))
-    if cp > 0xFFFF:  # UTF-16 surrogate pair, as json.dumps writes it
-        high, low = 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF)
-        alts.append(rf"\\+u{_hex_ci(high, 4)[2:]}\\+u{_hex_ci(low, 4)[2:]}")
-    alts.append(rf"\\+(?:u\{{{_hex_ci(cp)}\}}|[uU]{_hex_ci(cp, 4)}|x{_hex_ci(cp, 2)}(?![0-9a-fA-F]))")
-    alts.append(rf"%[uU]{_hex_ci(cp, 4)}")
-    amp = "&(?:amp;)*"
-    alts.append(rf"{amp}#(?:0*{cp}|[xX]{_hex_ci(cp)});?")
-    names = sorted((n for n, c in html.entities.html5.items() if c == ch), key=len, reverse=True)
-    alts += [amp + re.escape(n) for n in names]
-    if ch in _JSON_SHORT:
-        alts.append(rf"\\+{_JSON_SHORT[ch]}")
-    if not ch.isalnum() and not ch.isspace():
-        alts.append(rf"\\+{re.escape(ch)}")
-    return "(?:" + "|".join(alts) + ")"
-
-
-def spelled(secret: str) -> str:
-    """A pattern matching ``secret`` with each character spelled as :func:`_char_spellings`
-    allows, independently (a writer may encode only some characters: ``p%61ss``), invisible
-    characters allowed between them. Every spelling but the plain one holds a character of
-    :data:`_STARTERS`, which lets the masker skip this slower pattern on texts without one."""
-    return _INVISIBLE.join(_char_spellings(c) for c in secret)
-
-
-# A character every escaped spelling holds (spelled()): a text without one holds none.
-_STARTERS = re.compile("[%\\\\&+\u200b\u200c\u200d\u2060\ufeff\u00ad]")
-
-
 def _hex_forms(secret: str) -> set[str]:
     """``secret``'s UTF-8 bytes in hex (``\\x7061...``, a bytea, a hex dump), lower and upper
     case, the bytes together or separated by a space, a colon or a hyphen."""
@@ -180,10 +128,10 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
-        self._spelled: dict[str, str] = {}  # secret (NFC and NFD) -> its spelled() pattern
+        self._plain: set[str] = set()  # each secret, NFC and NFD: sought in the text as escapes read it
         self._shortest = 1 << 62  # the shortest form's length: a shorter text holds none
         self._pattern: re.Pattern[str] | None = None  # every form of forms(), as it is
-        self._mixed: re.Pattern[str] | None = None  # every spelled() pattern
+        self._mixed: re.Pattern[str] | None = None  # every secret of _plain
         self._dirty = False
         self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
         self._told: set[str] = set()
@@ -200,9 +148,8 @@ class Masker:
 
         new = forms(secret) - self._forms
         for form in {unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret)}:
-            if form not in self._spelled:
-                self._spelled[form] = spelled(form)
-                new.add(form)
+            # As escapes are read (guard.report.unescape), a space may stay a quote_plus '+'.
+            self._plain |= {form, form.replace(" ", "+")}
         if new:
             self._forms |= new
             self._shortest = min(self._shortest, *map(len, new))
@@ -226,14 +173,31 @@ class Masker:
             # Longest first, so a secret containing another is replaced whole.
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
-            by_length = sorted(self._spelled, key=len, reverse=True)
-            self._mixed = re.compile("|".join(self._spelled[s] for s in by_length)) if by_length else None
+            by_length = sorted(self._plain, key=len, reverse=True)
+            self._mixed = re.compile("|".join(map(re.escape, by_length))) if by_length else None
             self._dirty = False
-        if self._mixed is not None and _STARTERS.search(text):
-            text = self._mixed.sub(MASK, text)  # each secret in any mix of spellings, first
+        if self._mixed is not None and STARTERS.search(text):
+            text = self._unescaped(text)  # each secret in any mix of escapes, first
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
         return _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text) if "://" in text else text
+
+    def _unescaped(self, text: str) -> str:
+        """``text`` with each secret masked that shows once escapes are read (every character
+        of it escaped, or only some; guard.report.unescape.levels), the whole span it spans."""
+        assert self._mixed is not None
+        hits = sorted(original(m.start(), m.end())
+                      for read, original in levels(text) for m in self._mixed.finditer(read))
+        out: list[str] = []
+        at = 0
+        for start, end in hits:
+            if start < at:  # overlaps the one before: one mask for both
+                out[-1] = MASK
+                at = max(at, end)
+                continue
+            out += [text[at:start], MASK]
+            at = end
+        return "".join(out) + text[at:] if hits else text
 
 
 def mask_values(value: Any, mask: Callable[[str], str]) -> Any:
