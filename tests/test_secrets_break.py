@@ -77,11 +77,12 @@ def test_masking_leaves_ordinary_text_alone(text: str) -> None:
     assert Masker(SECRETS)(text) == text
 
 
-@pytest.mark.parametrize("word", ["migrations", "database", "snapshot", "Password"])
+@pytest.mark.parametrize("word", ["migrations", "database", "snapshot", "Password", "20261201", "2026120104"])
 def test_a_password_that_is_a_word_of_guards_output_is_not_masked_there_but_named(word: str) -> None:
     masker = Masker()
     masker.add(word, "the password of database_url")
-    text = f"2 {word.lower()} pending in the database; migrations applied; snapshot taken"
+    text = (f"2 {word.lower()} pending in the database; migrations applied; snapshot taken; "
+            "run 20261201041422-b438b at 2026-12-01T04:14:22Z")
     assert masker(text) == text
     assert len(masker.notices()) == 1
 

@@ -114,8 +114,10 @@ def _hex_forms(secret: str) -> set[str]:
 
 
 def too_weak(secret: str) -> bool:
-    """Whether ``secret`` is too short or too common to be masked in free text."""
-    return len(secret) < MIN_LENGTH or secret.lower() in COMMON
+    """Whether ``secret`` is too short or too common to be masked in free text. Fewer than 12
+    digits alone count as common: every timestamp and run id (20261125013000-a1b2c) holds them."""
+    return (len(secret) < MIN_LENGTH or secret.lower() in COMMON
+            or (secret.isascii() and secret.isdigit() and len(secret) < 12))
 
 
 class Masker:
