@@ -127,3 +127,17 @@ def test_a_run_id_of_guards_shape_is_looked_up(ready: Project, run_id: str) -> N
     undo = ready.guard("undo", run_id)
     assert undo.code == 3, undo.output
     assert f"no guarded run {run_id} in the journal" in undo.stderr
+
+
+def test_acknowledge_refuses_a_run_id_guard_never_issued(ready: Project) -> None:
+    ready.add("20240101000000_a.sql", "create table public.a (id int);\n")
+    result = ready.guard("run", "--acknowledge", LONG, "--reason", "checked")
+    assert result.code == 2, result.output
+    assert "--acknowledge '20261125013000-a1b2cXXXX…' is not a run id guard issues" in result.stderr
+    assert len(result.output) < 1000 and not ready.table_exists("a")
+
+
+def test_backup_remove_without_the_backup_log_says_run_init(project: Project) -> None:
+    result = project.guard("backup", "remove", "1")
+    assert result.code == 2, result.output
+    assert "backup log table public.backup_logs does not exist (run `guard init`)" in result.stderr

@@ -419,10 +419,12 @@ def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> in
 def remove_command(ctx: Context, config: Config, *, entry_id: int) -> int:
     """`guard backup remove ID`: delete one entry of the backup log, the way out of a damaged
     one (guard.backups.table.damaged names it); says what it removed."""
-    from guard.backups.table import qualified, remove_entry
+    from guard.backups.table import qualified, remove_entry, table_exists
 
     conn = open_connection(config, "backup remove")
     try:
+        if not table_exists(conn, config.backup_log):
+            raise UsageError(f"backup log table {qualified(config.backup_log)} does not exist (run `guard init`)")
         row = privileged(lambda: remove_entry(conn, config.backup_log, entry_id),
                          f"remove an entry of {qualified(config.backup_log)}")
     finally:

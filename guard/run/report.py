@@ -71,14 +71,14 @@ def is_run_id(value: str) -> bool:
     return len(value) <= RUN_ID_MAX and _RUN_ID.fullmatch(value) is not None
 
 
-def checked_run_id(value: str | None) -> str | None:
-    """``value`` (a RUN_ID argument; None when none was given) when it is a run id; else
-    UsageError (exit 2), one line echoing at most SHOWN_MAX of its characters."""
+def checked_run_id(value: str | None, what: str = "RUN_ID") -> str | None:
+    """``value`` (``what``: a RUN_ID argument or an option; None when none was given) when it is
+    a run id; else UsageError (exit 2), one line echoing at most SHOWN_MAX of its characters."""
     from guard.errors import UsageError
 
     if value is None or is_run_id(value):
         return value
-    raise UsageError(f"RUN_ID {shown_run_id(value)} is not a run id guard issues: 1 to {RUN_ID_MAX} characters "
+    raise UsageError(f"{what} {shown_run_id(value)} is not a run id guard issues: 1 to {RUN_ID_MAX} characters "
                      "of A-Z a-z 0-9 . _ - (first a letter or digit), e.g. 20261125013000-a1b2c")
 
 
