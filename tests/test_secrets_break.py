@@ -52,6 +52,9 @@ SPELLINGS: dict[str, Callable[[str], str]] = {
     "html-no-semicolon": lambda s: "".join(f"&#x{ord(c):X}" for c in s),
     "html-escaped-twice": lambda s: "".join(f"&amp;#{ord(c)};" for c in s),
     "html-some-chars": lambda s: "".join(f"&#{ord(c)};" if i % 2 else c for i, c in enumerate(s)),
+    "octal": lambda s: "".join(f"\\{b:03o}" for b in s.encode()),  # E'\\160...' and bytea escape format
+    "fullwidth": lambda s: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s),
+    "markdown-escaped": lambda s: "".join("\\" + c if not c.isalnum() and c != " " else c for c in s),
     "zero-width": lambda s: "\u200b".join(s),
     "soft-hyphens": lambda s: "\u00ad".join(s),
     "mixed": lambda s: "".join((_pct(c), _u16(c), f"&#{ord(c)};", c)[i % 4] for i, c in enumerate(s)),

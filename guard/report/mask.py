@@ -178,7 +178,7 @@ class Masker:
             by_length = sorted(self._plain, key=len, reverse=True)
             self._mixed = re.compile("|".join(map(re.escape, by_length))) if by_length else None
             self._dirty = False
-        if self._mixed is not None and STARTERS.search(text):
+        if self._mixed is not None and (STARTERS.search(text) or not text.isascii()):
             text = self._unescaped(text)  # each secret in any mix of escapes, first
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
@@ -188,8 +188,11 @@ class Masker:
         """``text`` with each secret masked that shows once escapes are read (every character
         of it escaped, or only some; guard.report.unescape.levels), the whole span it spans."""
         assert self._mixed is not None
+        readings = [levels(text)]
+        if "\\&" in text or "\\%" in text:
+            readings.append(levels(text, escaped_punctuation=True))
         hits = sorted(original(m.start(), m.end())
-                      for read, original in levels(text) for m in self._mixed.finditer(read))
+                      for reading in readings for read, original in reading for m in self._mixed.finditer(read))
         out: list[str] = []
         at = 0
         for start, end in hits:

@@ -3,17 +3,18 @@ secret that a writer or a tool spelled with escapes, in full or for only some ch
 
 One level reads: percent-encoded UTF-8 (``%41``, ``%c3%bc``, either hex case, as ``quote`` and
 browsers write), ``\\xHH`` bytes, ``\\uXXXX`` (a UTF-16 surrogate pair joined), ``\\u{X}``,
-``\\UXXXXXXXX``, JavaScript's ``%uXXXX``, HTML numeric and named character references (with or
+``\\UXXXXXXXX``, octal ``\\160`` bytes, JavaScript's ``%uXXXX``, HTML numeric and named character references (with or
 without the ``;``, ``&amp;`` nested), a backslash before punctuation or ``b f n r t`` (JSON,
 ``repr``, Markdown), and drops invisible characters (zero-width space, joiners, BOM, soft
 hyphen). :func:`levels` reads again what a level produced (``%2541`` is ``%41`` is ``A``; JSON
-inside JSON), up to three times.
+inside JSON), up to three times; then, for a text beyond ASCII, its look-alikes folded (NFKC).
 """
 
 from __future__ import annotations
 
 import html.entities
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 
@@ -25,12 +26,16 @@ _ESCAPE = re.compile(
     r"|\\u\{(?P<ub>[0-9A-Fa-f]{1,6})\}"
     r"|\\u(?P<u4>[0-9A-Fa-f]{4})"
     r"|\\U(?P<u8>[0-9A-Fa-f]{8})"
+    r"|\\(?P<oct>[0-3][0-7]{2})"  # C, PostgreSQL E'' strings and bytea's escape format
     r"|%[uU](?P<pu>[0-9A-Fa-f]{4})"
     r"|&(?:amp;)*#(?:(?P<dec>[0-9]{1,7})|[xX](?P<hx>[0-9A-Fa-f]{1,6}));?"
     r"|&(?:amp;)*(?P<name>[A-Za-z][A-Za-z0-9]{1,31};?)"
     r"|\\(?P<esc>[bfnrt]|[^0-9A-Za-z\s%&\u200b\u200c\u200d\u2060\ufeff\u00ad])"  # not before % or &: a backslash of the text, then an escape
     r"|(?P<inv>[\u200b\u200c\u200d\u2060\ufeff\u00ad])"
 )
+# Markdown and shells escape & and % too (\\& \\%): a second reading takes them so, where the
+# first took the backslash as the text's own, before an escape (\\&#116;).
+_ESCAPE_ALL = re.compile(_ESCAPE.pattern.replace("%&\\u200b", "\\u200b"))
 _SHORT = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -77,23 +82,23 @@ def _bytes(reading: Reading, pending: list[tuple[int, int, int]]) -> None:
     pending.clear()
 
 
-def _read(text: str) -> Reading:
+def _read(text: str, escape: re.Pattern[str] = _ESCAPE) -> Reading:
     """One level: ``text`` with its escapes read."""
     reading = Reading()
     pending: list[tuple[int, int, int]] = []
     at = 0
-    for m in _ESCAPE.finditer(text):
+    for m in escape.finditer(text):
         kind = m.lastgroup or ""
         value = m.group(kind) if kind else ""
-        if kind in ("pct", "bx") and m.start() == at and pending:
-            pending.append((int(value, 16), m.start(), m.end()))
+        if kind in ("pct", "bx", "oct") and m.start() == at and pending:
+            pending.append((int(value, 8 if kind == "oct" else 16), m.start(), m.end()))
             at = m.end()
             continue
         _bytes(reading, pending)
         reading.add(text[at:m.start()], at, m.start(), True)
         at = m.end()
-        if kind in ("pct", "bx"):
-            pending.append((int(value, 16), m.start(), m.end()))
+        if kind in ("pct", "bx", "oct"):
+            pending.append((int(value, 8 if kind == "oct" else 16), m.start(), m.end()))
         elif kind in ("ub", "u4", "u8", "pu", "hx", "dec"):
             point = int(value, 10 if kind == "dec" else 16)
             char = chr(point) if point <= 0x10FFFF else "\ufffd"
@@ -118,9 +123,11 @@ def _read(text: str) -> Reading:
     return reading
 
 
-def levels(text: str, most: int = 3) -> Iterator[tuple[str, Callable[[int, int], tuple[int, int]]]]:
+def levels(text: str, most: int = 3, *, escaped_punctuation: bool = False
+           ) -> Iterator[tuple[str, Callable[[int, int], tuple[int, int]]]]:
     """Each reading of ``text`` that differs from the one before (up to ``most``), with a
-    function giving, for characters ``start:end`` of it, the span of ``text`` they came from."""
+    function giving, for characters ``start:end`` of it, the span of ``text`` they came from.
+    With ``escaped_punctuation``, a backslash before ``&`` or ``%`` escapes it."""
     chain: list[Reading] = []
     current = text
 
@@ -131,11 +138,34 @@ def levels(text: str, most: int = 3) -> Iterator[tuple[str, Callable[[int, int],
 
     for _ in range(most):
         if not STARTERS.search(current):
-            return
-        reading = _read(current)
+            break
+        reading = _read(current, _ESCAPE_ALL if escaped_punctuation else _ESCAPE)
         read = "".join(reading.parts)
         if read == current:
-            return
+            break
         chain.append(reading)
         current = read
         yield current, original
+    if not current.isascii():  # look-alikes last: fullwidth ｐ, ligatures, ... (NFKC)
+        reading = _fold(current)
+        read = "".join(reading.parts)
+        if read != current:
+            chain.append(reading)
+            yield read, original
+
+
+def _fold(text: str) -> Reading:
+    """``text`` with each character in Unicode compatibility form (NFKC: fullwidth ``ｐ`` is
+    ``p``), the way a reader's eye takes it."""
+    reading = Reading()
+    at = 0
+    for i, char in enumerate(text):
+        if char.isascii():
+            continue
+        folded = unicodedata.normalize("NFKC", char)
+        if folded != char:
+            reading.add(text[at:i], at, i, True)
+            reading.add(folded, i, i + 1, False)
+            at = i + 1
+    reading.add(text[at:], at, len(text), True)
+    return reading
