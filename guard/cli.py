@@ -213,6 +213,18 @@ def backup_prune(ctx: Context, config_path: str | None, database_url: str | None
     _guarded(ctx, lambda: prune_command(ctx, config, older_than=older_than))
 
 
+@backup.command("remove")
+@_common
+@click.argument("entry_id", metavar="ID", type=click.IntRange(min=1, max=2**63 - 1))
+@click.pass_obj
+def backup_remove(ctx: Context, config_path: str | None, database_url: str | None, entry_id: int) -> None:
+    """Delete entry ID of the backup log (a damaged one that blocks runs; guard names it)."""
+    from guard.commands.backup import remove_command
+
+    config = _load(ctx, config_path, {"database_url": ("--database-url", database_url)})
+    _guarded(ctx, lambda: remove_command(ctx, config, entry_id=entry_id))
+
+
 @backup.command("status")
 @_common
 @click.option("--max-age", default=None, metavar="DURATION", help="Freshness limit (default 26h).")

@@ -344,3 +344,54 @@ def test_undo_status_counts_yes_split_as_guard_splits_it(project: Project, insta
     assert done.code == 0, done.stdout + done.stderr
     assert project.history() == []
     assert done.outputs["status"] == "undone"
+
+
+def _fence_holds(summary: str, text: str) -> None:
+    """``text`` sits inside one code fence of ``summary`` that nothing in it closes."""
+    body = summary.split("### guard undo\n\n", 1)[1]
+    fence = re.match(r"`{3,}", body)
+    assert fence, summary
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    assert len(fence.group(0)) > max(runs, default=0), summary
+    inner = body[len(fence.group(0)) + 1:]
+    assert inner.startswith(text + "\n" + fence.group(0) + "\n"), summary
+
+
+def test_undo_summary_fences_output_that_holds_backticks(project: Project, installed: Path) -> None:
+    """A table named with ``` (any writer of a migration can) is in undo's plan: it must not
+    close the summary's code fence and turn the rest into Markdown."""
+    ready = project
+    ready.add("20240101000001_ticks.sql", 'create table public."x```` # Injected ```y" (id int);\n')
+    run = run_action({"command": "run", "database-url": ready.db_url}, cwd=ready.root, bin_dir=installed)
+    assert run.code == 0, run.stdout + run.stderr
+    dry = run_action({"command": "undo", "database-url": ready.db_url}, cwd=ready.root, bin_dir=installed)
+    assert dry.code == 0 and dry.outputs["status"] == "planned", dry.stdout + dry.stderr
+    assert "````" in dry.summary
+    _fence_holds(dry.summary, dry.stdout[dry.stdout.index("guard undo "):].rstrip("\n"))
+
+
+def _stub_guard(root: Path, code: int, text: str) -> Path:
+    """A directory whose `guard` prints ``text`` and exits ``code``: for exits guard itself
+    gives only when killed (137, 143) or missing (127), and for outputs of any shape."""
+    bin_dir = root / f"stub-{code}"
+    bin_dir.mkdir()
+    (bin_dir / "text").write_text(text)
+    (bin_dir / "guard").write_text(f'#!/bin/bash\ncat "{bin_dir}/text"\nexit {code}\n')
+    (bin_dir / "guard").chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("code", "undo_status", "run_status"), [
+    (0, "planned", "ok"), (1, "undo_failed", "failed_rolled_back"), (2, "usage_error", "usage_error"),
+    (3, "undo_refused", "blocked"), (4, "partly_undone", "outcome_unknown"), (5, "outcome_unknown", "outcome_unknown"),
+    (127, "outcome_unknown", "outcome_unknown"), (137, "outcome_unknown", "outcome_unknown"),
+])
+def test_each_exit_code_has_its_status(tmp_path: Path, code: int, undo_status: str, run_status: str) -> None:
+    text = "undo of run 1:\n```\n# Heading from the output\n`````` and ` `` ```` \n```"
+    bin_dir = _stub_guard(tmp_path, code, text)
+    undo = run_action({"command": "undo"}, cwd=tmp_path, bin_dir=bin_dir)
+    assert undo.code == code and undo.outputs["exit-code"] == str(code)
+    assert undo.outputs["status"] == undo_status
+    _fence_holds(undo.summary, text)
+    run = run_action({"command": "run"}, cwd=tmp_path, bin_dir=bin_dir)
+    assert run.code == code and run.outputs["status"] == run_status, run.outputs

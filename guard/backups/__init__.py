@@ -55,6 +55,15 @@ def unix_time(value: float, where: str) -> dt.datetime:
 FUTURE_SLACK = 300.0
 
 
+def format_age(seconds: float) -> str:
+    """A backup's age as shown in every output: ``2h 05min``, or ``3d 1h in the future`` for a
+    backup dated ahead of the database server's clock (a negative age, as ``age_seconds``
+    holds it), never ``0s`` for one."""
+    if seconds <= -1:
+        return f"{format_duration(-seconds)} in the future"
+    return format_duration(seconds)
+
+
 class SinkError(Exception):
     """A sink could not record the entry."""
 
@@ -214,12 +223,14 @@ def _judge(provider: Provider, max_age: float, ctx: ProviderContext) -> Provider
                                newest, age, max_age, info.pitr, info.details)
     if info.newest_failed:
         status, message = "failed", (
-            f"the newest backup attempt failed; last completed {format_duration(age)} ago"
+            f"the newest backup attempt failed; last completed {format_age(age)}{' ago' if age > -1 else ''}"
         )
     elif age > max_age:
         status, message = "stale", (
             f"newest backup is {format_duration(age)} old, more than max_age {format_duration(max_age)}"
         )
+    elif age <= -1:  # ahead by less than FUTURE_SLACK: the two clocks differ a little
+        status, message = "ok", f"newest backup dated {format_age(age)} (clock skew, counted as fresh)"
     else:
         status, message = "ok", f"newest backup {format_duration(age)} ago"
     return ProviderVerdict(provider.label, status, message, newest, age, max_age, info.pitr, info.details)

@@ -88,18 +88,49 @@ SELECT a.attname FROM pg_attribute a
 """
 TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
 
+# What makes an entry unreadable, or NULL: a created_at Python cannot hold (infinity, a year
+# before 1 or after 9999: psycopg raises DataError loading it) or metadata that is not an
+# object. Such a row is returned with its damage named instead of its values (NULL), so the
+# error can name it; the bounds keep a day's margin for the session's time zone.
+DAMAGE = """CASE
+  WHEN NOT isfinite(created_at) THEN 'created_at is ' || created_at::text
+  WHEN created_at < '0001-01-02 00:00:00+00' OR created_at > '9999-12-30 00:00:00+00'
+    THEN 'created_at ' || created_at::text || ' is outside the years 1 to 9999'
+  WHEN jsonb_typeof(metadata) <> 'object' THEN 'metadata is a JSON ' || jsonb_typeof(metadata) || ', not an object'
+END"""
 NEWEST_AUTOMATED = """
-SELECT id, created_at, metadata FROM {schema}.{table}
+SELECT id, CASE WHEN d IS NULL THEN created_at END, CASE WHEN d IS NULL THEN metadata END, d
+  FROM (SELECT *, {damage} AS d FROM {schema}.{table}) e
  WHERE kind = 'automated'
  ORDER BY created_at DESC, id DESC
  LIMIT 1
 """
 NEWEST_COMPLETED_AUTOMATED = """
-SELECT id, created_at, metadata FROM {schema}.{table}
+SELECT id, CASE WHEN d IS NULL THEN created_at END, CASE WHEN d IS NULL THEN metadata END, d
+  FROM (SELECT *, {damage} AS d FROM {schema}.{table}) e
  WHERE kind = 'automated' AND COALESCE(metadata ->> 'status', 'completed') = 'completed'
  ORDER BY created_at DESC, id DESC
  LIMIT 1
 """
+_DAMAGE = sql.SQL(DAMAGE)
+DELETE_ENTRY = """
+DELETE FROM {schema}.{table} WHERE id = %s
+RETURNING kind, created_at::text, reason, metadata::text
+"""
+
+
+def damaged(log: BackupLogConfig, entry_id: int, what: str) -> str:
+    """The one line saying entry ``entry_id`` of the backup log is damaged (``what``: how, as
+    :data:`DAMAGE` says) and the exact command that removes it."""
+    return (f"entry {entry_id} of {qualified(log)} is damaged ({what}): guard cannot read it as a backup; "
+            f"remove it with `guard backup remove {entry_id}` (or correct it in SQL), then run again")
+
+
+def remove_entry(conn: psycopg.Connection[Any], log: BackupLogConfig, entry_id: int) -> tuple[Any, ...] | None:
+    """Delete entry ``entry_id`` (damaged or not); (kind, created_at, reason, metadata) as
+    text, or None when there is no such entry."""
+    with conn.transaction():
+        return conn.execute(_q(DELETE_ENTRY, log), (entry_id,)).fetchone()
 INSERT_ENTRY = """
 INSERT INTO {schema}.{table} (kind, reason, created_by, created_at, metadata)
 VALUES (%(kind)s, %(reason)s, %(created_by)s, COALESCE(%(created_at)s, now()), %(metadata)s)
@@ -256,8 +287,8 @@ class TableProvider(Struct):
 
         conn = ctx.conn
         try:  # both reads in one round trip
-            present, rows = if_present(conn, lambda: fetch_all(conn, [(_q(NEWEST_AUTOMATED, self.log), None),
-                                                                      (_q(NEWEST_COMPLETED_AUTOMATED, self.log), None)]),
+            present, rows = if_present(conn, lambda: fetch_all(conn, [(_q(NEWEST_AUTOMATED, self.log, damage=_DAMAGE), None),
+                                                                      (_q(NEWEST_COMPLETED_AUTOMATED, self.log, damage=_DAMAGE), None)]),
                                        lambda: table_exists(conn, self.log))
         except psycopg.errors.UndefinedTable:
             raise ProviderError(f"cannot read {qualified(self.log)}: a table it needs does not exist") from None
@@ -270,6 +301,9 @@ class TableProvider(Struct):
         if not present or rows is None:
             raise ProviderError(f"backup log table {qualified(self.log)} does not exist (run `guard init`)")
         newest, completed = (rows[0][0] if rows[0] else None), (rows[1][0] if rows[1] else None)
+        for row in (newest, completed):
+            if row is not None and row[3]:  # the entry the verdict rests on cannot be read
+                raise ProviderError(damaged(self.log, row[0], row[3]))
         if newest is None:
             return BackupInfo(completed_at=None)
         newest_failed = (newest[2] or {}).get("status", "completed") != "completed"

@@ -118,7 +118,13 @@ def backup_log_command(
 def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: Path | None = None) -> int:
     """`guard backup status`: stats, recent entries, provider verdicts; 3 when not fresh.
     With ``html``, also the Backups page (guard.report.html) at that path."""
-    from guard.backups import ProviderContext, ProviderError, check_backups, make_providers
+    from guard.backups import (
+        ProviderContext,
+        ProviderError,
+        check_backups,
+        format_age,
+        make_providers,
+    )
     from guard.backups.table import qualified, stats
     from guard.db import server_now
     from guard.drill import last_drill
@@ -152,7 +158,9 @@ def backup_status_command(ctx: Context, config: Config, *, as_json: bool, html: 
             "table": qualified(config.backup_log),
             "stats": table_stats,
             "stats_error": stats_error,
-            "providers": [msgspec.structs.asdict(p) for p in verdicts.providers],
+            # age: as the text and the page show it ("2h 05min in the future" for one dated ahead)
+            "providers": [{**msgspec.structs.asdict(p), "age": None if p.age_seconds is None else format_age(p.age_seconds)}
+                          for p in verdicts.providers],
             "last_drill": drill,
         }
         ctx.out(json.dumps(payload, indent=2, default=str) + "\n")
@@ -191,7 +199,8 @@ def _log_lines(table: str, table_stats: dict[str, Any]) -> list[str]:
     if recent:
         lines.append("Recent entries:")
         for entry in recent:
-            status = (entry.get("metadata") or {}).get("status", "completed")
+            meta = entry.get("metadata")
+            status = meta.get("status", "completed") if isinstance(meta, dict) else "damaged metadata"
             mark = "" if status == "completed" else f" [{status}]"
             lines.append(
                 f"  {aligned_time(str(entry['created_at']))}  {entry['kind']:<9} {entry.get('reason') or ''}"
@@ -207,11 +216,14 @@ def restore_plan_command(ctx: Context, config: Config, *, run_id: str | None, fm
     and a run that was undone says so (guard.restore_undo). A run that needs no plan, and no
     run needing attention (exit 0), say so in the format asked for; with ``--format json``
     every outcome, an error too, is one JSON object on stdout."""
+    from guard.run.report import checked_run_id, shown_run_id
+
     try:
-        return _restore_plan(ctx, config, run_id=run_id, fmt=fmt)
+        return _restore_plan(ctx, config, run_id=checked_run_id(run_id), fmt=fmt)
     except GuardError as exc:
         if fmt == "json":
-            ctx.out(json.dumps({"run_id": run_id, "found": False, "error": str(exc),
+            shown = None if run_id is None else shown_run_id(run_id)
+            ctx.out(json.dumps({"run_id": shown, "found": False, "error": str(exc),
                                 "exit_code": exc.exit_code}, indent=2) + "\n")
         raise
 
@@ -401,4 +413,25 @@ def prune_command(ctx: Context, config: Config, *, older_than: str | None) -> in
         ctx.out(f"dropped {name}\n")
     which = f"older than {older_than}" if older_than is not None else "expired"
     ctx.out(f"{len(dropped)} protective cop{'y' if len(dropped) == 1 else 'ies'} {which} dropped\n")
+    return 0
+
+
+def remove_command(ctx: Context, config: Config, *, entry_id: int) -> int:
+    """`guard backup remove ID`: delete one entry of the backup log, the way out of a damaged
+    one (guard.backups.table.damaged names it); says what it removed."""
+    from guard.backups.table import qualified, remove_entry, table_exists
+
+    conn = open_connection(config, "backup remove")
+    try:
+        if not table_exists(conn, config.backup_log):
+            raise UsageError(f"backup log table {qualified(config.backup_log)} does not exist (run `guard init`)")
+        row = privileged(lambda: remove_entry(conn, config.backup_log, entry_id),
+                         f"remove an entry of {qualified(config.backup_log)}")
+    finally:
+        conn.close()
+    if row is None:
+        raise UsageError(f"no entry {entry_id} in {qualified(config.backup_log)} (guard backup status lists the recent ones)")
+    kind, created_at, reason, metadata = row
+    ctx.out(f"removed {kind} entry {entry_id} of {qualified(config.backup_log)} "
+            f"(created_at {created_at}, reason {reason!r}, metadata {metadata[:200]})\n")
     return 0

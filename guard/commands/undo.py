@@ -19,12 +19,14 @@ def undo_command(ctx: Context, config: Config, options: UndoOptions, *, as_json:
     for `guard run`: 0 undone, 1 failed and rolled back, 3 refused, 4 partly undone or unknown."""
     from guard.commands.common import open_connection
     from guard.db import acquire_lock, release_lock
-    from guard.run.report import new_run_id
+    from guard.run.report import checked_run_id, new_run_id, shown_run_id
     from guard.undo.result import UndoResult
     from guard.undo.run import undo
 
-    result = UndoResult(run_id=options.run_id, undo_id=new_run_id())
+    shown = None if options.run_id is None else shown_run_id(options.run_id)
+    result = UndoResult(run_id=shown, undo_id=new_run_id())
     try:
+        checked_run_id(options.run_id)  # never a run id guard issued: one line, nothing opened
         conn = open_connection(config, "undo")
         try:
             acquire_lock(conn, conn.info.dbname)

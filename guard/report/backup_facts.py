@@ -44,6 +44,14 @@ SELECT created_at FROM {table}
    AND created_at < %s
  ORDER BY created_at DESC LIMIT 1
 """
+# The newest completed automated backup dated after the window's end (the server's "now"): a
+# wrong clock or time zone. Not on the timeline, but the page's "last completed" names it.
+COMPLETED_AUTOMATED_AHEAD = """
+SELECT created_at FROM {table}
+ WHERE kind = 'automated' AND COALESCE(metadata ->> 'status', 'completed') = 'completed'
+   AND created_at > %s AND created_at < '9999-12-30 00:00:00+00'
+ ORDER BY created_at DESC LIMIT 1
+"""
 JOURNAL_EXISTS = "SELECT to_regclass('guard.runs') IS NOT NULL"
 # guard.runs in the window, and the 20 most recent whenever they were.
 RUNS = """
@@ -144,6 +152,7 @@ class BackupFacts(Struct):
     providers: list[ProviderReport]
     entries: list[LogEntry] = field(default_factory=list)
     last_automated: dt.datetime | None = None  # newest completed automated backup
+    ahead_automated: dt.datetime | None = None  # the newest dated after ``now``, if any
     gaps: list[Gap] = field(default_factory=list)
     runs: list[RunFact] = field(default_factory=list)
     drills: list[DrillFact] = field(default_factory=list)
@@ -177,7 +186,7 @@ def gather(
     before = _read_entries(conn, config, facts)
     facts.gaps = find_gaps(facts.entries, before, start, now, facts.max_age_seconds)
     completed = [e.created_at for e in facts.entries if e.kind == "automated" and e.status == "completed"]
-    facts.last_automated = max(completed) if completed else before
+    facts.last_automated = facts.ahead_automated or (max(completed) if completed else before)
     facts.runs = _read_runs(conn, config, start, facts.notes)
     facts.drills = read_drills(conn, config.snapshot.dir)
     return facts
@@ -193,6 +202,8 @@ def _read_entries(conn: psycopg.Connection[Any], config: Config, facts: BackupFa
                                 (facts.window_start, facts.now)).fetchall()
             before = conn.execute(sql.SQL(COMPLETED_AUTOMATED_BEFORE).format(table=table),
                                   (facts.window_start,)).fetchone()
+            ahead = conn.execute(sql.SQL(COMPLETED_AUTOMATED_AHEAD).format(table=table), (facts.now,)).fetchone()
+            facts.ahead_automated = ahead[0] if ahead else None
     except psycopg.Error as exc:
         facts.notes.append(f"backup log {facts.table} not read: {exc.diag.message_primary or exc.__class__.__name__}")
         return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from guard.config import format_duration
+from guard.backups import format_age
 
 if TYPE_CHECKING:
     from guard.config import Config
@@ -45,7 +45,7 @@ def publish_backup_status(ctx: Context, verdicts: Any, exit_code: int, facts: Ba
         "| --- | --- | --- | --- | --- |",
     ]
     for p in verdicts.providers:
-        age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
+        age = format_age(p.age_seconds) if p.age_seconds is not None else "-"
         lines.append(f"| {cell(p.provider)} | {cell(p.status)} | {cell(p.newest_backup or '-')} | {age} | "
                      f"{cell(p.message)} |")
     if facts is not None:

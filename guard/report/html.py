@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from guard.backups import format_age
 from guard.config import format_duration
 from guard.report.backup_facts import BackupFacts, DrillFact, Gap, RunFact
 from guard.report.model import RestorePlan
@@ -151,6 +152,13 @@ def _last_automated(facts: BackupFacts, t: _Text) -> str:
     if last is None:
         return f'<p id="last-automated">Last completed automated backup: <b>none logged</b> (max_age {t(limit)}).</p>'
     age = (facts.now - last).total_seconds()
+    if age <= -1:  # dated ahead of the server's clock: the provider's verdict says whether it counts
+        from guard.backups import FUTURE_SLACK
+
+        counted = "clock skew, counted" if age >= -FUTURE_SLACK else "ahead of the database server's clock, not counted"
+        return (f'<p id="last-automated">Last completed automated backup: <b>{when(last)}</b>, '
+                f'<span class="{"good" if age >= -FUTURE_SLACK else "poor"} tag">dated {t(format_age(age))}, '
+                f"{counted}</span> (max_age {t(limit)}).</p>")
     fresh = age <= facts.max_age_seconds
     verdict = "within max_age" if fresh else "OLDER than max_age"
     bar = gauge(age, facts.max_age_seconds, label=f"age {format_duration(age)} against max_age {limit}")
@@ -164,7 +172,7 @@ def _providers(facts: BackupFacts, t: _Text) -> str:
     for p in facts.providers:
         pitr = p.pitr or {}
         window = (f"{t(pitr.get('earliest') or '?')} to {t(pitr.get('latest') or '?')}" if pitr else "none")
-        age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
+        age = format_age(p.age_seconds) if p.age_seconds is not None else "-"
         css = "good" if p.status == "ok" else "poor"
         rows.append(f'<tr><td>{t(p.provider)}</td><td class="{css} tag">{t(p.status)}</td>'
                     f"<td>{t(p.newest_backup or '-')}</td><td>{t(age)}</td><td>{window}</td>"

@@ -4,8 +4,10 @@ A secret leaves guard in many spellings: as it is, JSON-escaped (``ü`` becomes 
 ``"`` becomes ``\\"``), inside a ``repr()`` (``\\\\`` doubled, quotes escaped), URL-encoded
 (``quote``, ``quote_plus``, lower- or upper-case hex), quoted for a libpq ``key=value`` string,
 escaped for a GitHub annotation (``%25``), a Markdown table cell (``\\|``) or HTML, in Unicode
-normal form C or D, in base64. The Masker knows
-every such form of each secret and replaces any of them with ``***``. Renderers mask the
+normal form C or D, in base64, in hex. The Masker knows
+every such form of each secret and replaces any of them with ``***``; and it reads a text's
+escapes (guard.report.unescape: percent-encoding, ``\\uXXXX``, HTML references, ... for every
+character or only some, nested up to three deep) and masks a secret that shows once they are read. Renderers mask the
 values themselves before serialising (:func:`mask_values`) and the finished text after.
 
 A secret shorter than :data:`MIN_LENGTH` or too common (:data:`COMMON`, e.g. ``postgres``,
@@ -24,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from guard.report.unescape import STARTERS, levels
+
 MASK = "***"
 # user:password@ in any URL in free text: redacted by structure, whatever the password
 # (a wrapped tool may print its DATABASE_URL, weak password and all).
@@ -33,6 +37,10 @@ MIN_LENGTH = 8
 COMMON = frozenset({
     "postgres", "postgresql", "password", "passw0rd", "secret", "supabase", "changeme",
     "12345678", "123456789", "qwertyui", "letmein1", "administrator", "localhost",
+    # Words guard's own output is made of: masked, they would make every report unreadable.
+    "migration", "migrations", "database", "databases", "automated", "protective", "completed",
+    "restored", "snapshot", "statement", "transaction", "schema_migrations", "supabase_migrations",
+    "public.backup_logs", "backup_logs",
 })
 
 
@@ -75,6 +83,7 @@ def forms(secret: str) -> set[str]:
         html.escape(secret),
         base64.b64encode(secret.encode()).decode().rstrip("="),
         *_base64_forms(secret),
+        *_hex_forms(secret),
         repr(secret)[1:-1],
         ascii(secret)[1:-1],
         secret.replace("\\", "\\\\").replace("'", "\\'"),  # libpq key='value' quoting
@@ -96,9 +105,19 @@ def forms(secret: str) -> set[str]:
     return {f for f in out if f}
 
 
+def _hex_forms(secret: str) -> set[str]:
+    """``secret``'s UTF-8 bytes in hex (``\\x7061...``, a bytea, a hex dump), lower and upper
+    case, the bytes together or separated by a space, a colon or a hyphen."""
+    data = secret.encode("utf-8", "surrogatepass")
+    return {sep.join(f"{b:02x}" for b in data) for sep in ("", " ", ":", "-")} | {
+        sep.join(f"{b:02X}" for b in data) for sep in ("", " ", ":", "-")}
+
+
 def too_weak(secret: str) -> bool:
-    """Whether ``secret`` is too short or too common to be masked in free text."""
-    return len(secret) < MIN_LENGTH or secret.lower() in COMMON
+    """Whether ``secret`` is too short or too common to be masked in free text. Fewer than 12
+    digits alone count as common: every timestamp and run id (20261125013000-a1b2c) holds them."""
+    return (len(secret) < MIN_LENGTH or secret.lower() in COMMON
+            or (secret.isascii() and secret.isdigit() and len(secret) < 12))
 
 
 class Masker:
@@ -111,8 +130,10 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
+        self._plain: set[str] = set()  # each secret, NFC and NFD: sought in the text as escapes read it
         self._shortest = 1 << 62  # the shortest form's length: a shorter text holds none
-        self._pattern: re.Pattern[str] | None = None
+        self._pattern: re.Pattern[str] | None = None  # every form of forms(), as it is
+        self._mixed: re.Pattern[str] | None = None  # every secret of _plain
         self._dirty = False
         self._weak: dict[str, str] = {}  # weak secret -> how to name it (the first name given)
         self._told: set[str] = set()
@@ -125,7 +146,12 @@ class Masker:
         if too_weak(secret):
             self._weak.setdefault(secret, what)
             return
+        import unicodedata
+
         new = forms(secret) - self._forms
+        for form in {unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret)}:
+            # As escapes are read (guard.report.unescape), a space may stay a quote_plus '+'.
+            self._plain |= {form, form.replace(" ", "+")}
         if new:
             self._forms |= new
             self._shortest = min(self._shortest, *map(len, new))
@@ -149,10 +175,34 @@ class Masker:
             # Longest first, so a secret containing another is replaced whole.
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+            by_length = sorted(self._plain, key=len, reverse=True)
+            self._mixed = re.compile("|".join(map(re.escape, by_length))) if by_length else None
             self._dirty = False
+        if self._mixed is not None and (STARTERS.search(text) or not text.isascii()):
+            text = self._unescaped(text)  # each secret in any mix of escapes, first
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
         return _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text) if "://" in text else text
+
+    def _unescaped(self, text: str) -> str:
+        """``text`` with each secret masked that shows once escapes are read (every character
+        of it escaped, or only some; guard.report.unescape.levels), the whole span it spans."""
+        assert self._mixed is not None
+        readings = [levels(text)]
+        if "\\&" in text or "\\%" in text:
+            readings.append(levels(text, escaped_punctuation=True))
+        hits = sorted(original(m.start(), m.end())
+                      for reading in readings for read, original in reading for m in self._mixed.finditer(read))
+        out: list[str] = []
+        at = 0
+        for start, end in hits:
+            if start < at:  # overlaps the one before: one mask for both
+                out[-1] = MASK
+                at = max(at, end)
+                continue
+            out += [text[at:start], MASK]
+            at = end
+        return "".join(out) + text[at:] if hits else text
 
 
 def mask_values(value: Any, mask: Callable[[str], str]) -> Any:

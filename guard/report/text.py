@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guard.config import format_duration
+from guard.backups import format_age
 from guard.report.model import MigrationResult, ProviderReport, RestorePlan, RunReport
 from guard.report.sanitize import markdown_cell as _cell
 from guard.report.sanitize import markdown_text as _text
@@ -184,7 +184,7 @@ def render_markdown(report: RunReport) -> str:
     if report.backups:
         lines += ["### Backups", "", "| provider | status | newest backup | age | detail |", "| --- | --- | --- | --- | --- |"]
         for p in report.backups.providers:
-            age = format_duration(p.age_seconds) if p.age_seconds is not None else "-"
+            age = format_age(p.age_seconds) if p.age_seconds is not None else "-"
             lines.append(f"| {p.provider} | {p.status} | {p.newest_backup or '-'} | {age} | {_cell(p.message)} |")
         if report.backups.override:
             lines.append("")

@@ -91,6 +91,10 @@ def check_options(options: RunOptions) -> None:
         raise GuardError("--allow-stale-backup needs --reason explaining why")
     if options.acknowledge and not options.reason:
         raise GuardError("--acknowledge needs --reason saying what was checked")
+    if options.acknowledge is not None:
+        from guard.run.report import checked_run_id
+
+        checked_run_id(options.acknowledge, "--acknowledge")
     wrap.check_executable(options.command)
 
 

@@ -53,6 +53,35 @@ def run_id_from(environ: Mapping[str, str], now: dt.datetime | None = None) -> s
     return given
 
 
+SHOWN_MAX = 24  # characters of a rejected run id echoed back
+
+
+def shown_run_id(value: str) -> str:
+    """``value`` as a message may echo it: a run id of guard's shape as it is, anything else
+    quoted (control characters escaped) and cut to :data:`SHOWN_MAX` characters with ``…``."""
+    if is_run_id(value):
+        return value
+    cut = value[:SHOWN_MAX]
+    return ascii(cut)[:-1] + ("…'" if len(value) > SHOWN_MAX else "'")
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` has the shape of the run ids guard issues (new_run_id, or a
+    ``GUARD_RUN_ID`` that run_id_from accepts): 1 to RUN_ID_MAX of ``A-Z a-z 0-9 . _ -``."""
+    return len(value) <= RUN_ID_MAX and _RUN_ID.fullmatch(value) is not None
+
+
+def checked_run_id(value: str | None, what: str = "RUN_ID") -> str | None:
+    """``value`` (``what``: a RUN_ID argument or an option; None when none was given) when it is
+    a run id; else UsageError (exit 2), one line echoing at most SHOWN_MAX of its characters."""
+    from guard.errors import UsageError
+
+    if value is None or is_run_id(value):
+        return value
+    raise UsageError(f"{what} {shown_run_id(value)} is not a run id guard issues: 1 to {RUN_ID_MAX} characters "
+                     "of A-Z a-z 0-9 . _ - (first a letter or digit), e.g. 20261125013000-a1b2c")
+
+
 def ci_context(environ: Mapping[str, str]) -> dict[str, str]:
     """Commit, actor, ref and run URL from GitHub Actions or GitLab CI, when present."""
     ci: dict[str, str] = {}
