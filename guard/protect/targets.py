@@ -64,7 +64,17 @@ def targets(statement: str) -> list[Target]:
         return []
     found: list[Target] = []
     for raw in parsed:
-        found.extend(_of(raw.stmt))
+        own = _of(raw.stmt)
+        if type(raw.stmt).__name__ in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt") and \
+                getattr(raw.stmt, "withClause", None) is not None:
+            ctes = _writing_ctes(raw.stmt)  # WITH d AS (DELETE ...) INSERT INTO archive ...
+            whole = {t.relation for t in ctes}
+            # the statement's own table changed by a WITH query too: copied whole, once (a row copy
+            # beside a whole one would put its rows back twice)
+            own = [Target("table", t.relation, statement="MergeStmt", only=t.only)
+                   if t.kind == "rows" and t.relation in whole else t for t in own]
+            found.extend(ctes)
+        found.extend(own)
     return found
 
 

@@ -40,11 +40,11 @@ def copies_before(statement: Statement, kinds: Collection[str] | None) -> bool:
         return False
     if statement.kind == "SelectStmt":
         return may_write(statement.sql)
-    return statement.kind != "InsertStmt" or may_overwrite(statement.sql)
+    return statement.kind != "InsertStmt" or may_overwrite(statement.sql) or may_write(statement.sql)
 
 
 def may_write(sql: str) -> bool:
-    """Whether the SELECT ``sql`` may hold a data-modifying WITH query (`WITH d AS (DELETE ...)
+    """Whether the SELECT or INSERT ``sql`` may hold a data-modifying WITH query (`WITH d AS (DELETE ...)
     SELECT ...`, queries-with.html "Data-Modifying Statements in WITH"): the word WITH and one of
     DELETE, UPDATE, INSERT, MERGE; False means it certainly does not."""
     return _WITH.search(sql) is not None and _WRITES.search(sql) is not None
