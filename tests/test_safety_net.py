@@ -65,9 +65,11 @@ def test_a_stable_function_is_not_trusted(items: Project) -> None:
     _blocked(items, "select public.tidy(); select public.harmless_looking();\n", "updated 3 row(s) of public.items")
 
 
-def test_a_data_modifying_with_query_is_rolled_back(items: Project) -> None:
-    _blocked(items, "with d as (delete from items where id > 490 returning *) select count(*) from d;\n",
-             "deleted 10 row(s) of public.items")
+def test_a_data_modifying_with_query_in_a_do_block_is_rolled_back(items: Project) -> None:
+    # Outside a DO block the Protector copies a writing WITH query's table first
+    # (tests/test_today_break.py); inside one only the tripwire sees it.
+    _blocked(items, "do $$ declare n int; begin with d as (delete from items where id > 490 returning *) "
+                    "select count(*) into n from d; end $$;\n", "deleted 10 row(s) of public.items")
 
 
 def test_a_procedure_that_updates_rows_is_rolled_back(items: Project) -> None:
@@ -404,7 +406,8 @@ def test_a_retype_the_parser_sees_is_covered_by_its_copy(items: Project) -> None
 # back by the tripwire, the data unchanged.
 @pytest.mark.parametrize(("setup", "sql", "needle"), [
     ("CREATE TABLE public.archive (LIKE public.items)",
-     "with d as (delete from items where id < 10 returning *) insert into archive select * from d;\n",
+     "do $$ begin with d as (delete from items where id < 10 returning *) insert into archive select * from d; "
+     "end $$;\n",
      "deleted 9 row(s) of public.items"),
     ("CREATE TABLE public.events (id int)",
      "create rule purge as on insert to events do also delete from items where id = new.id;\n"

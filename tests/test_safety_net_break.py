@@ -45,7 +45,7 @@ REMOVALS = {
 
 # Statements a protective copy may come before: those files go one at a time even unretried.
 ONE_AT_A_TIME = {"drop schema cascade", "truncate the registry", "guard.copies dropped", "the run's id changed",
-                 "a registry column dropped"}
+                 "a registry column dropped", "writable CTE deletes the registry", "writable CTE deletes the run"}
 
 
 def _settings(project: Project, lock_retries: int) -> None:

@@ -34,6 +34,8 @@ _RESYNC = ("move it forward only: SELECT setval('<sequence>', (SELECT max(id) FR
 
 def _number(node: Any) -> int | None:
     """The integer an A_Const / Integer / Float node holds, else None (an expression)."""
+    while type(node).__name__ == "TypeCast":  # 1::bigint
+        node = node.arg
     value = getattr(node, "val", node)
     for attr in ("ival", "fval"):
         raw = getattr(value, attr, None)
@@ -114,6 +116,41 @@ def _text_arg(node: Any) -> str | None:
     return str(value) if value is not None else None
 
 
+def _regclass_name(text: str) -> ObjectName:
+    """'public."My Seq"' as regclass's input reads it: dot-separated, double quotes keep case and
+    dots, unquoted parts fold to lower case (regclassin via stringToQualifiedNameList)."""
+    parts, part, quoted, i = [], "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"' and quoted and text[i + 1:i + 2] == '"':
+            part, i = part + '"', i + 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch if quoted else ch.lower()
+        i += 1
+    parts.append(part)
+    return ObjectName(parts[-2] if len(parts) > 1 else None, parts[-1])
+
+
+def _new_sequence(linter: Linter, arg: Any) -> tuple[bool, str | None]:
+    """(whether setval's first argument names a sequence created in this batch, its resolved
+    name when known): a literal, or pg_get_serial_sequence('table', 'column') of a new table."""
+    text = _text_arg(arg)
+    if text is not None:
+        name = _regclass_name(text)
+        return linter.table_is_new(name), str(linter.scope.resolve(name))
+    inner = getattr(arg, "arg", arg)
+    if type(inner).__name__ == "FuncCall" and [getattr(p, "sval", "") for p in inner.funcname][-1:] == \
+            ["pg_get_serial_sequence"] and len(inner.args or ()) == 2 and _text_arg(inner.args[0]) is not None:
+        return linter.table_is_new(_regclass_name(str(_text_arg(inner.args[0])))), None
+    return False, None
+
+
 def _setval(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Finding]:
     """setval(seq, n [, is_called]) with a constant n: the next value is n + 1 (n when is_called is
     false). A computed n (the usual `(SELECT max(id) FROM t)`) is not flagged."""
@@ -124,13 +161,9 @@ def _setval(node: Any, st: Statement, linter: Linter, i: int, d: str) -> list[Fi
             continue
         called = getattr(getattr(call.args[2], "val", None), "boolval", True) if len(call.args) > 2 else True
         text = _text_arg(call.args[0])
-        sequence = None
-        if text is not None:
-            schema, _, short = text.rpartition(".")
-            name = ObjectName(schema or None, short)
-            if linter.table_is_new(name):
-                continue
-            sequence = str(linter.scope.resolve(name))
+        new, sequence = _new_sequence(linter, call.args[0])
+        if new:
+            continue
         if _collides(linter, sequence, value + (1 if called is not False else 0)) is False:
             continue
         from pglast.stream import RawStream

@@ -97,6 +97,8 @@ def _queries(tree: Any, consts: dict[str, str]) -> Iterator[BodyStatement]:
     for key, value in tree.items():
         if key == "PLpgSQL_stmt_execsql":
             yield BodyStatement(value.get("sqlstmt", {}).get("PLpgSQL_expr", {}).get("query", ""))
+        elif key == "PLpgSQL_stmt_perform":  # PERFORM f(): PL/pgSQL runs it as SELECT f()
+            yield BodyStatement(value.get("expr", {}).get("PLpgSQL_expr", {}).get("query", ""))
         elif key == "PLpgSQL_stmt_dynexecute":
             yield _dynamic(value.get("query", {}).get("PLpgSQL_expr", {}).get("query", ""), consts)
         else:

@@ -149,9 +149,10 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
         create = item.get("stmt", {}).get("CreateStmt", {})
         relation = create.get("relation", {})
         if relation.get("relname"):
-            linter.note_created(ObjectName(relation.get("schemaname") or None, relation["relname"]),
-                                temporary=relation.get("relpersistence") == "t",
-                                if_not_exists=bool(create.get("if_not_exists")))
+            for name in (relation["relname"], *_implied_sequences(relation["relname"], create)):
+                linter.note_created(ObjectName(relation.get("schemaname") or None, name),
+                                    temporary=relation.get("relpersistence") == "t",
+                                    if_not_exists=bool(create.get("if_not_exists")))
         parents = create.get("inhRelations") or []
         if create.get("partbound") and not create["partbound"].get("is_default") and parents:
             from guard.lint.alter import default_partition
@@ -159,6 +160,27 @@ def _note_created(st: Statement, linter: Linter, index: int, display: str) -> li
             rel = parents[0].get("RangeVar", {})
             parent = ObjectName(rel.get("schemaname") or None, rel.get("relname", ""))
             out.extend(default_partition(parent, str(linter.scope.resolve(parent)), st, linter, index, display))
+    return out
+
+
+_SERIAL = frozenset({"serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"})
+
+
+def _implied_sequences(table: str, create: dict[str, Any]) -> list[str]:
+    """The sequences CREATE TABLE makes for its serial and identity columns, by PostgreSQL's
+    naming (`<table>_<column>_seq`, parse_utilcmd.c generateSerialExtraStmts); a name past
+    NAMEDATALEN (63 bytes), which PostgreSQL shortens, is left out."""
+    out = []
+    for element in create.get("tableElts") or ():
+        column = element.get("ColumnDef") if isinstance(element, dict) else None
+        if not column:
+            continue
+        names = [n.get("String", {}).get("sval", "") for n in column.get("typeName", {}).get("names", ())]
+        identity = any(c.get("Constraint", {}).get("contype") == "CONSTR_IDENTITY"
+                       for c in column.get("constraints") or ())
+        name = f"{table}_{column.get('colname', '')}_seq"
+        if (identity or names[-1:] and names[-1] in _SERIAL) and len(name.encode()) <= 63:
+            out.append(name)
     return out
 
 

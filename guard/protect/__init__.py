@@ -57,8 +57,8 @@ __all__ = ["DEFAULT_RETENTION", "DESTRUCTIVE_KINDS", "CopyRecord", "Protector", 
 
 Progress = Callable[[str], None]
 
-DESTRUCTIVE_KINDS = frozenset(  # INSERT: only an upsert (guard.protect.upsert)
-    {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt", "InsertStmt"})
+DESTRUCTIVE_KINDS = frozenset(  # INSERT: only an upsert; SELECT: only with a writing WITH (guard.protect.upsert)
+    {"DropStmt", "TruncateStmt", "DeleteStmt", "UpdateStmt", "AlterTableStmt", "MergeStmt", "InsertStmt", "SelectStmt"})
 
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
 # {grantees}: PUBLIC, the API roles and every role default privileges give (guard_schema.grantees).

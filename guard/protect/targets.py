@@ -29,6 +29,26 @@ class Target(Struct, frozen=True):
     only: bool = False  # ONLY: not the tables that inherit from it
 
 
+def _writing_ctes(node: Any) -> list[Target]:
+    """The tables a SELECT's data-modifying WITH queries (DELETE, UPDATE, MERGE, an upsert)
+    change: each copied whole, as for MERGE (the WITH query shares the statement's snapshot,
+    queries-with.html, so no rewrite of its own is made). A plain INSERT changes no row."""
+    from pglast import ast, enums
+
+    found = []
+    for cte in getattr(node.withClause, "ctes", None) or ():
+        query = cte.ctequery
+        if isinstance(query, ast.SelectStmt) and query.withClause is not None:
+            found.extend(_writing_ctes(query))
+            continue
+        conflict = getattr(query, "onConflictClause", None) if isinstance(query, ast.InsertStmt) else None
+        if isinstance(query, (ast.DeleteStmt, ast.UpdateStmt, ast.MergeStmt)) or (
+                conflict is not None and conflict.action == enums.OnConflictAction.ONCONFLICT_UPDATE):
+            found.append(Target("table", _relation(query.relation), statement="MergeStmt",
+                                only=_only(query.relation)))
+    return found
+
+
 def ident(name: str) -> str:
     """``name`` quoted as an SQL identifier when it needs to be (psycopg's quoting)."""
     return sql.Identifier(name).as_string(None)
@@ -44,7 +64,17 @@ def targets(statement: str) -> list[Target]:
         return []
     found: list[Target] = []
     for raw in parsed:
-        found.extend(_of(raw.stmt))
+        own = _of(raw.stmt)
+        if type(raw.stmt).__name__ in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt") and \
+                getattr(raw.stmt, "withClause", None) is not None:
+            ctes = _writing_ctes(raw.stmt)  # WITH d AS (DELETE ...) INSERT INTO archive ...
+            whole = {t.relation for t in ctes}
+            # the statement's own table changed by a WITH query too: copied whole, once (a row copy
+            # beside a whole one would put its rows back twice)
+            own = [Target("table", t.relation, statement="MergeStmt", only=t.only)
+                   if t.kind == "rows" and t.relation in whole else t for t in own]
+            found.extend(ctes)
+        found.extend(own)
     return found
 
 
@@ -71,6 +101,8 @@ def _of(node: Any) -> list[Target]:
         return [Target("rows", _relation(node.relation), updated=columns, statement=name, only=_only(node.relation))]
     if isinstance(node, ast.MergeStmt):
         return [Target("table", _relation(node.relation), statement=name, only=_only(node.relation))]
+    if isinstance(node, ast.SelectStmt):
+        return _writing_ctes(node)
     conflict = getattr(node, "onConflictClause", None) if isinstance(node, ast.InsertStmt) else None
     if conflict is not None and conflict.action == enums.OnConflictAction.ONCONFLICT_UPDATE:  # an upsert
         return [Target("table", _relation(node.relation), statement=name)]

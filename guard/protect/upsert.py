@@ -5,7 +5,8 @@ one of its rows meets (sql-insert.html, "ON CONFLICT Clause"), as an UPDATE does
 Protector copies its target table whole, as for MERGE, before it runs. Any other INSERT
 (``DO NOTHING`` too) overwrites nothing; a seed file of thousands of them must keep the fast
 path (no parse, no client work between statements), so only an INSERT whose text holds both
-words ``conflict`` and ``update`` is parsed (a comment cannot split a keyword; a string that
+words ``conflict`` and ``update`` is parsed (and a SELECT holding ``with`` and a writing verb:
+its data-modifying WITH queries are copied whole too) (a comment cannot split a keyword; a string that
 merely holds the words costs a parse, nothing more).
 """
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 _CONFLICT = re.compile("conflict", re.IGNORECASE)
 _UPDATE = re.compile("update", re.IGNORECASE)
+_WITH = re.compile(r"\bwith\b", re.IGNORECASE)
+_WRITES = re.compile(r"\b(?:delete|update|insert|merge)\b", re.IGNORECASE)
 
 
 def may_overwrite(sql: str) -> bool:
@@ -35,4 +38,13 @@ def copies_before(statement: Statement, kinds: Collection[str] | None) -> bool:
         return bool(statement.kind)
     if statement.kind not in kinds:
         return False
-    return statement.kind != "InsertStmt" or may_overwrite(statement.sql)
+    if statement.kind == "SelectStmt":
+        return may_write(statement.sql)
+    return statement.kind != "InsertStmt" or may_overwrite(statement.sql) or may_write(statement.sql)
+
+
+def may_write(sql: str) -> bool:
+    """Whether the SELECT or INSERT ``sql`` may hold a data-modifying WITH query (`WITH d AS (DELETE ...)
+    SELECT ...`, queries-with.html "Data-Modifying Statements in WITH"): the word WITH and one of
+    DELETE, UPDATE, INSERT, MERGE; False means it certainly does not."""
+    return _WITH.search(sql) is not None and _WRITES.search(sql) is not None
