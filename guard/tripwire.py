@@ -134,7 +134,18 @@ DECLARE
   counted bigint;
   covered bigint;
   retyped bigint;
+  -- START's snapshot. A file that ran RESET ALL (or RESET/SET guard.tripwire) took it away:
+  -- compared with nothing, every deletion would pass, so the file is refused instead.
+  snapshot jsonb := nullif(current_setting('guard.tripwire', true), '')::jsonb;
 BEGIN
+  IF snapshot IS NULL THEN
+    RAISE EXCEPTION 'tripwire: this file reset guard''s snapshot of the tables (RESET ALL, or RESET or SET '
+                    'of guard.tripwire), so what it destroyed cannot be measured'
+      USING ERRCODE = 'GDTRP',
+            HINT = 'the file was rolled back; reset only the parameters the file set (RESET name) instead of '
+                   'RESET ALL, or accept the loss with -- guard:allow <rule> <reason>, confirmed PITR or '
+                   'lint.destructive: warn';
+  END IF;
   IF has_copies THEN
     EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
             '       coalesce(array_agg(source_oid) FILTER (WHERE kind = ''column''), ''{}''), '
@@ -149,7 +160,7 @@ BEGIN
   -- one's, from the snapshot.
   WITH snap AS (
       SELECT key::oid AS oid, value AS v
-        FROM jsonb_each(coalesce(nullif(current_setting('guard.tripwire', true), ''), '{}')::jsonb)
+        FROM jsonb_each(snapshot)
        WHERE only_oid IS NULL OR key::oid = only_oid OR (value->>'p')::oid = only_oid
           OR only_oid IN (SELECT relid::oid FROM pg_partition_ancestors(key::oid))
     ), state AS (

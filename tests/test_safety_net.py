@@ -438,3 +438,24 @@ def test_reassign_owned_destroys_nothing(items: Project) -> None:
     result = items.guard("run")
     assert result.code == 0, result.output
     assert data(items, "public.items") == before
+
+
+@pytest.mark.parametrize("reset", [
+    "RESET ALL;", "reset all;", "RESET guard.tripwire;", "SET LOCAL guard.tripwire = '';",
+    "SELECT set_config('guard.tripwire', '', true);", "do $$ begin reset all; end $$;",
+])
+@pytest.mark.parametrize("lock_retries", [0, 1])
+def test_a_file_that_resets_the_snapshot_is_refused_not_let_through(items: Project, reset: str, lock_retries: int) -> None:
+    """RESET ALL at the top of a file took the tripwire's snapshot (a transaction-local setting)
+    away: its check compared with nothing, and a DELETE in a DO block went through with exit 0."""
+    if lock_retries:
+        (items.root / "guard.yml").write_text("migrations:\n  lock_retries: 1\n")
+    _blocked(items, f"{reset}\ndo $$ begin execute 'delete from public.items where id > 3'; end $$;\n",
+             "reset guard's snapshot")
+
+
+def test_a_reset_all_in_a_later_streamed_file_is_refused_and_earlier_files_stay(items: Project) -> None:
+    items.add("20231231000000_add.sql", "create table public.notes (id int);\n")
+    _blocked(items, "RESET ALL;\ndo $$ begin delete from items where id = 1; end $$;\n",
+             "reset guard's snapshot", code=4)
+    assert items.history() == ["20231231000000"]
