@@ -248,6 +248,9 @@ END
 $guard_tripwire$
 """
 SQLSTATE = "GDTRP"
+# Before the check at COMMIT: the whole snapshot is compared, whatever a file set
+# guard.tripwire_only to (before_whole_copy's own narrowing, mid-file, is not in force then).
+WHOLE = "SELECT pg_catalog.set_config('guard.tripwire_only', '', true)"
 # Guard's identity for the check of a file whose session goes on after this COMMIT: a role the
 # file set may not read guard's schema. LOCAL: the file's own settings are back after COMMIT.
 AS_GUARD_LOCALLY = ("SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE", GUARD_SEARCH_PATH)
@@ -341,7 +344,7 @@ class Tripwire(Struct):
         which would clear the snapshot), or two empty lists when the file is not armed."""
         if file.version not in self.files:
             return [], []
-        return safe_path(START, (self.before_run,)), [*AS_GUARD, CHECK]
+        return safe_path(START, (self.before_run,)), [*AS_GUARD, WHOLE, CHECK]
 
     def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
         """In the file's transaction, before its first statement: store the snapshot."""
@@ -362,7 +365,7 @@ class Tripwire(Struct):
         transaction: guard's history row follows the same way); False where the file's
         session goes on after this COMMIT (a file with transactions of its own)."""
         if file.version in self.files:
-                conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), CHECK)))
+                conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), WHOLE, CHECK)))
 
 
 def arm(

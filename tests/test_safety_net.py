@@ -459,3 +459,14 @@ def test_a_reset_all_in_a_later_streamed_file_is_refused_and_earlier_files_stay(
     _blocked(items, "RESET ALL;\ndo $$ begin delete from items where id = 1; end $$;\n",
              "reset guard's snapshot", code=4)
     assert items.history() == ["20231231000000"]
+
+
+@pytest.mark.parametrize("lock_retries", [0, 1])
+def test_a_file_that_narrows_the_check_to_another_table_is_still_checked_whole(items: Project, lock_retries: int) -> None:
+    """guard.tripwire_only narrows the check to one table just before a whole-table copy; set by
+    the file itself, it hid every other table's loss from the check at COMMIT."""
+    if lock_retries:
+        (items.root / "guard.yml").write_text("migrations:\n  lock_retries: 1\n")
+    items.query("CREATE TABLE public.other (id int)")
+    _blocked(items, "SELECT set_config('guard.tripwire_only', 'public.other'::regclass::oid::text, true);\n"
+             "do $$ begin delete from public.items where id > 3; end $$;\n", "deleted 497 row(s) of public.items")
