@@ -236,7 +236,9 @@ def test_an_error_echoing_a_run_id_with_line_breaks_stays_one_line(ready: Projec
         result = ready.guard(command, run_id)
         assert result.code in (2, 3), result.output
         assert len(result.stderr.splitlines()) == 1, result.stderr
-        assert result.stderr.startswith("guard: error: no ") and "\x1b" not in result.stderr
+        # Refused for its shape (not one guard issues), named escaped, before any lookup.
+        assert result.stderr.startswith("guard: error: RUN_ID ") and "\x1b" not in result.stderr
+        assert "is not a run id guard issues" in result.stderr, result.stderr
 
 
 NESTED = "[" * 100_000 + "]" * 100_000  # valid JSON; Python's decoder recurses once a level
