@@ -158,6 +158,14 @@ BEGIN
                    'RESET ALL, or accept the loss with -- guard:allow <rule> <reason>, confirmed PITR or '
                    'lint.destructive: warn';
   END IF;
+  -- With track_counts off PostgreSQL counts no deleted or updated rows (pgstat_init_relation):
+  -- a file that turned it off would pass whatever it deleted.
+  IF only_oid IS NULL AND current_setting('track_counts') = 'off' THEN
+    RAISE EXCEPTION 'tripwire: this file turned track_counts off, so the rows it deleted or updated cannot be counted'
+      USING ERRCODE = 'GDTRP',
+            HINT = 'the file was rolled back; leave track_counts on, or accept the loss with '
+                   '-- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
+  END IF;
   IF has_copies THEN
     EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
             '       coalesce(array_agg(source_oid) FILTER (WHERE kind = ''column''), ''{}''), '

@@ -113,3 +113,13 @@ def test_base64_of_a_url_encoded_secret_is_masked(items: Project, token: str) ->
     for spelling in spelled:
         assert spelling.rstrip("=")[2:-2] not in text, spelling
     assert "blob" in text
+
+
+@pytest.mark.parametrize("off", [
+    "SET track_counts = off;", "SET LOCAL track_counts = off;", "SELECT set_config('track_counts', 'off', false);",
+    "do $$ begin perform set_config('track_counts', 'off', true); end $$;",
+])
+def test_a_file_that_turns_track_counts_off_is_refused(items: Project, off: str) -> None:
+    """With track_counts off PostgreSQL counts no deleted rows: the check saw none, 47 rows
+    deleted, exit 0."""
+    _refused(items, f"{off}\n{DELETE}", "track_counts")
