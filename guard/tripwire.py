@@ -22,6 +22,7 @@ are fixed text plus parameters, so a pipelined apply can send them without a rou
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -91,12 +92,13 @@ def _on_safe_path(conn: psycopg.Connection[Any]) -> Iterator[None]:
 # a rewrite that changed them may have rounded or cut values), its name and its partition root (known here: once a
 # partitioned table is dropped, pg_partition_root() of its partitions is NULL).
 START = """
-SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
+SELECT set_config('guard.tripwire', (s.snap || jsonb_build_object('k', md5(s.snap::text || %s)))::text, true)
+  FROM (SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
          'f', c.relfilenode, 'h', held.held, 'n', held.estimate,
          'd', pg_stat_get_xact_tuples_deleted(c.oid), 'u', pg_stat_get_xact_tuples_updated(c.oid),
          'i', pg_stat_get_xact_tuples_inserted(c.oid), 'x', gone.n, 'm', b.maxnum, 't', gone.types,
          'r', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-         'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb)::text, true)
+         'p', coalesce(pg_partition_root(c.oid)::oid, c.oid))), '{}'::jsonb) AS snap
   FROM (SELECT key::oid AS oid, (value #>> '{}')::int AS maxnum FROM jsonb_each(%s::jsonb)) b
   JOIN pg_class c ON c.oid = b.oid AND c.relkind = 'r'
   JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -108,7 +110,7 @@ SELECT set_config('guard.tripwire', coalesce(jsonb_object_agg(c.oid::text, jsonb
   CROSS JOIN LATERAL (SELECT greatest(c.reltuples, pg_stat_get_live_tuples(c.oid))::bigint AS estimate) e
   CROSS JOIN LATERAL (SELECT CASE WHEN e.estimate > 0 OR c.relpages > 0 THEN true
                                   ELSE pg_relation_size(c.oid) > 0 END AS held,
-                             nullif(e.estimate, 0) AS estimate) held
+                             nullif(e.estimate, 0) AS estimate) held) s
 """
 
 # Just before COMMIT. Fixed text: every input comes from the setting START left and from the
@@ -134,17 +136,35 @@ DECLARE
   counted bigint;
   covered bigint;
   retyped bigint;
-  -- START's snapshot. A file that ran RESET ALL (or RESET/SET guard.tripwire) took it away:
-  -- compared with nothing, every deletion would pass, so the file is refused instead.
-  snapshot jsonb := nullif(current_setting('guard.tripwire', true), '')::jsonb;
+  -- START's snapshot, sealed with a hash keyed by a secret the file never sees (guard sets
+  -- guard.tripwire_key after the file's statements). A file that ran RESET ALL (or RESET/SET
+  -- guard.tripwire) took it away or put another in its place (SET guard.tripwire = '{}'):
+  -- compared with that, every deletion would pass, so the file is refused instead.
+  -- Mid-file (only_oid set: before_whole_copy) the seal is not checked, the one at COMMIT is;
+  -- without a snapshot there (a file run without the tripwire) there is nothing to compare.
+  stored jsonb := nullif(current_setting('guard.tripwire', true), '')::jsonb;
+  snapshot jsonb;
 BEGIN
-  IF snapshot IS NULL THEN
+  IF only_oid IS NOT NULL AND stored IS NULL THEN
+    RETURN;
+  END IF;
+  snapshot := CASE WHEN jsonb_typeof(stored) = 'object' THEN stored - 'k' END;
+  IF snapshot IS NULL OR (only_oid IS NULL AND stored->>'k' IS DISTINCT FROM
+     md5(snapshot::text || coalesce(current_setting('guard.tripwire_key', true), ''))) THEN
     RAISE EXCEPTION 'tripwire: this file reset guard''s snapshot of the tables (RESET ALL, or RESET or SET '
-                    'of guard.tripwire), so what it destroyed cannot be measured'
+                    'of guard.tripwire) or put another in its place, so what it destroyed cannot be measured'
       USING ERRCODE = 'GDTRP',
             HINT = 'the file was rolled back; reset only the parameters the file set (RESET name) instead of '
                    'RESET ALL, or accept the loss with -- guard:allow <rule> <reason>, confirmed PITR or '
                    'lint.destructive: warn';
+  END IF;
+  -- With track_counts off PostgreSQL counts no deleted or updated rows (pgstat_init_relation):
+  -- a file that turned it off would pass whatever it deleted.
+  IF only_oid IS NULL AND current_setting('track_counts') = 'off' THEN
+    RAISE EXCEPTION 'tripwire: this file turned track_counts off, so the rows it deleted or updated cannot be counted'
+      USING ERRCODE = 'GDTRP',
+            HINT = 'the file was rolled back; leave track_counts on, or accept the loss with '
+                   '-- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
   END IF;
   IF has_copies THEN
     EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
@@ -250,7 +270,8 @@ $guard_tripwire$
 SQLSTATE = "GDTRP"
 # Before the check at COMMIT: the whole snapshot is compared, whatever a file set
 # guard.tripwire_only to (before_whole_copy's own narrowing, mid-file, is not in force then).
-WHOLE = "SELECT pg_catalog.set_config('guard.tripwire_only', '', true)"
+# The key of the snapshot's seal goes in with it (a hex string: safe as a literal).
+WHOLE = "SELECT pg_catalog.set_config('guard.tripwire_only', '', true), pg_catalog.set_config('guard.tripwire_key', '{key}', true)"
 # Guard's identity for the check of a file whose session goes on after this COMMIT: a role the
 # file set may not read guard's schema. LOCAL: the file's own settings are back after COMMIT.
 AS_GUARD_LOCALLY = ("SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE", GUARD_SEARCH_PATH)
@@ -333,6 +354,8 @@ class Tripwire(Struct):
 
     before_run: str
     files: set[str] = field(default_factory=set)  # versions that run with the tripwire
+    # Seals the snapshot (START, CHECK): a file cannot make one that passes for guard's.
+    key: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def armed(self, file: MigrationFile) -> bool:
         """Whether ``file`` runs with the tripwire."""
@@ -344,19 +367,19 @@ class Tripwire(Struct):
         which would clear the snapshot), or two empty lists when the file is not armed."""
         if file.version not in self.files:
             return [], []
-        return safe_path(START, (self.before_run,)), [*AS_GUARD, WHOLE, CHECK]
+        return safe_path(START, (self.key, self.before_run)), [*AS_GUARD, WHOLE.format(key=self.key), CHECK]
 
     def start(self, conn: psycopg.Connection[Any], file: MigrationFile) -> None:
         """In the file's transaction, before its first statement: store the snapshot."""
         if file.version in self.files:
             with _on_safe_path(conn):
-                conn.execute(START, (self.before_run,))
+                conn.execute(START, (self.key, self.before_run))
 
     def start_all(self, conn: psycopg.Connection[Any], files: Iterable[MigrationFile]) -> None:
         """The snapshot at the start of one transaction for all ``files`` (transaction: all)."""
         if any(f.version in self.files for f in files):
             with _on_safe_path(conn):
-                conn.execute(START, (self.before_run,))
+                conn.execute(START, (self.key, self.before_run))
 
     def check(self, conn: psycopg.Connection[Any], file: MigrationFile, *, as_guard: bool = True) -> None:
         """In the file's transaction, before COMMIT: raises psycopg.Error (SQLSTATE GDTRP)
@@ -365,7 +388,7 @@ class Tripwire(Struct):
         transaction: guard's history row follows the same way); False where the file's
         session goes on after this COMMIT (a file with transactions of its own)."""
         if file.version in self.files:
-                conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), WHOLE, CHECK)))
+                conn.execute("; ".join((*(AS_GUARD if as_guard else AS_GUARD_LOCALLY), WHOLE.format(key=self.key), CHECK)))
 
 
 def arm(

@@ -93,6 +93,9 @@ def forms(secret: str) -> set[str]:
     for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret),
                     quote(secret, safe="!$&'()*+,;=")):  # RFC 3986 userinfo
         base |= _percent_variants(encoded)
+        if encoded != secret:  # a URL-encoded password inside a base64'd header or config
+            for variant in _percent_variants(encoded):
+                base |= _base64_forms(variant)
     out = set(base)
     for form in base:
         for escaped in (json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]):
