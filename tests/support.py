@@ -47,6 +47,15 @@ class Result:
         return self.stdout + self.stderr
 
 
+def cover(cases: list[Any], variants: list[Any]) -> list[tuple[Any, Any]]:
+    """(case, variant) pairs to parametrize a matrix with: every case once, the variants taken
+    in turn (each variant tried, on different cases), within the suite's budget; with
+    GUARD_TESTS_EXHAUSTIVE=1 every combination (README "Development")."""
+    if os.environ.get("GUARD_TESTS_EXHAUSTIVE") == "1":
+        return [(c, v) for c in cases for v in variants]
+    return [(c, variants[i % len(variants)]) for i, c in enumerate(cases)]
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process environment without any GUARD_*/DATABASE_URL/CI variables of its own."""
     env = {

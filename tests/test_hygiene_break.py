@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Project
+from tests.support import Project, cover
 
 # Damage a database writer (or a bad restore) can leave in backup_logs, as SQL SET clauses.
 DAMAGE = {
@@ -98,10 +98,13 @@ LONG = "20261125013000-a1b2c" + "X" * 100_000
 ODD_IDS = [LONG, "a\nb::error::x", "\x1b[31mred\x1b[0m", "../../etc/passwd", "x" * 41, "run id", "é" * 5, "-dash"]
 
 
-@pytest.mark.parametrize("run_id", ODD_IDS, ids=range(len(ODD_IDS)))
-@pytest.mark.parametrize("command", [("restore-plan",), ("restore-plan", "--format", "json"),
-                                     ("restore-plan", "--format", "markdown"), ("undo",), ("undo", "--json"),
-                                     ("undo", "--yes")])
+COMMANDS = [("restore-plan",), ("restore-plan", "--format", "json"), ("restore-plan", "--format", "markdown"),
+            ("undo",), ("undo", "--json"), ("undo", "--yes")]
+ID_COMMANDS = cover(ODD_IDS, COMMANDS)
+
+
+@pytest.mark.parametrize(("run_id", "command"), ID_COMMANDS,
+                         ids=[f"{ODD_IDS.index(i)}-{'_'.join(c)}" for i, c in ID_COMMANDS])
 def test_a_run_id_guard_never_issued_is_refused_in_one_short_line(ready: Project, run_id: str,
                                                                  command: tuple[str, ...]) -> None:
     result = ready.guard(*command, "--", run_id)

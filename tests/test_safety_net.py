@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.safety_support import data, restore
-from tests.support import Project
+from tests.support import Project, cover
 
 ITEMS = (
     "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, price numeric);"
@@ -440,11 +440,10 @@ def test_reassign_owned_destroys_nothing(items: Project) -> None:
     assert data(items, "public.items") == before
 
 
-@pytest.mark.parametrize("reset", [
+@pytest.mark.parametrize(("reset", "lock_retries"), cover([
     "RESET ALL;", "reset all;", "RESET guard.tripwire;", "SET LOCAL guard.tripwire = '';",
     "SELECT set_config('guard.tripwire', '', true);", "do $$ begin reset all; end $$;",
-])
-@pytest.mark.parametrize("lock_retries", [0, 1])
+], [0, 1]))
 def test_a_file_that_resets_the_snapshot_is_refused_not_let_through(items: Project, reset: str, lock_retries: int) -> None:
     """RESET ALL at the top of a file took the tripwire's snapshot (a transaction-local setting)
     away: its check compared with nothing, and a DELETE in a DO block went through with exit 0."""

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.safety_support import DATA, data, restore
-from tests.support import Project
+from tests.support import Project, cover
 
 ITEMS = ("CREATE TABLE public.items (id int PRIMARY KEY, label text);"
          "INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 10) g;")
@@ -53,8 +53,7 @@ def _settings(project: Project, lock_retries: int) -> None:
         (project.root / "guard.yml").write_text(f"migrations:\n  lock_retries: {lock_retries}\n")
 
 
-@pytest.mark.parametrize("lock_retries", [0, 1])
-@pytest.mark.parametrize("removal", list(REMOVALS))
+@pytest.mark.parametrize(("removal", "lock_retries"), cover(list(REMOVALS), [0, 1]))
 def test_a_file_removing_guards_records_is_rolled_back_before_commit(ready: Project, removal: str,
                                                                       lock_retries: int) -> None:
     sql, named = REMOVALS[removal]
@@ -95,8 +94,7 @@ ONE_FILE = {
 }
 
 
-@pytest.mark.parametrize("lock_retries", [0, 1])
-@pytest.mark.parametrize("case", list(ONE_FILE))
+@pytest.mark.parametrize(("case", "lock_retries"), cover(list(ONE_FILE), [0, 1]))
 def test_a_one_file_run_removing_its_journal_entry_is_exit_1(ready: Project, case: str, lock_retries: int) -> None:
     sql, named = ONE_FILE[case]
     _settings(ready, lock_retries)
@@ -163,8 +161,7 @@ UPSERTS = {
 TAGS = "CREATE TABLE public.tags (name text UNIQUE, n int); INSERT INTO public.tags VALUES ('a', 1), ('b', 2);"
 
 
-@pytest.mark.parametrize("lock_retries", [0, 1])
-@pytest.mark.parametrize("upsert", list(UPSERTS))
+@pytest.mark.parametrize(("upsert", "lock_retries"), cover(list(UPSERTS), [0, 1]))
 def test_an_upsert_is_copied_first_and_its_restore_puts_the_rows_back(ready: Project, upsert: str,
                                                                        lock_retries: int) -> None:
     _settings(ready, lock_retries)

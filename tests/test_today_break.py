@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.safety_support import data, restore
-from tests.support import Project
+from tests.support import Project, cover
 
 ITEMS = ("CREATE TABLE public.items (id int PRIMARY KEY, label text);"
          "INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 10) g;")
@@ -37,8 +37,7 @@ def items(ready: Project) -> Project:
     return ready
 
 
-@pytest.mark.parametrize("lock_retries", [0, 1])
-@pytest.mark.parametrize("case", list(NORMAL))
+@pytest.mark.parametrize(("case", "lock_retries"), cover(list(NORMAL), [0, 1]))
 def test_a_normal_file_after_a_copy_is_never_refused(items: Project, case: str, lock_retries: int) -> None:
     if lock_retries:
         (items.root / "guard.yml").write_text("migrations:\n  lock_retries: 1\n")
