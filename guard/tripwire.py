@@ -120,6 +120,8 @@ CHECK = """
 DO $guard_tripwire$
 DECLARE
   t record;
+  -- How each refusal's hint ends: the decisions that disarm the tripwire.
+  accept constant text := 'accept the loss with -- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
   problems text[] := '{}';
   now_rows bigint;
   -- Set by the Protector just before it copies a table whole: only that table (and the
@@ -155,16 +157,14 @@ BEGIN
                     'of guard.tripwire) or put another in its place, so what it destroyed cannot be measured'
       USING ERRCODE = 'GDTRP',
             HINT = 'the file was rolled back; reset only the parameters the file set (RESET name) instead of '
-                   'RESET ALL, or accept the loss with -- guard:allow <rule> <reason>, confirmed PITR or '
-                   'lint.destructive: warn';
+                   'RESET ALL, or ' || accept;
   END IF;
   -- With track_counts off PostgreSQL counts no deleted or updated rows (pgstat_init_relation):
   -- a file that turned it off would pass whatever it deleted.
   IF only_oid IS NULL AND current_setting('track_counts') = 'off' THEN
     RAISE EXCEPTION 'tripwire: this file turned track_counts off, so the rows it deleted or updated cannot be counted'
       USING ERRCODE = 'GDTRP',
-            HINT = 'the file was rolled back; leave track_counts on, or accept the loss with '
-                   '-- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
+            HINT = 'the file was rolled back; leave track_counts on, or ' || accept;
   END IF;
   IF has_copies THEN
     EXECUTE 'SELECT coalesce(array_agg(source_oid) FILTER (WHERE kind = ''table''), ''{}''), '
@@ -261,8 +261,7 @@ BEGIN
     RAISE EXCEPTION 'tripwire: this file % without a protective copy or an explicit decision',
                     array_to_string(problems, '; ')
       USING ERRCODE = 'GDTRP',
-            HINT = 'the file was rolled back; copy the data first, or accept the loss with '
-                   '-- guard:allow <rule> <reason>, confirmed PITR or lint.destructive: warn';
+            HINT = 'the file was rolled back; copy the data first, or ' || accept;
   END IF;
 END
 $guard_tripwire$
