@@ -44,7 +44,7 @@ def run_id_from(environ: Mapping[str, str], now: dt.datetime | None = None) -> s
     attempt = environ.get("GITHUB_RUN_ATTEMPT", "").strip()
     if attempt.isdigit() and attempt.isascii() and int(attempt) > 1:
         given = f"{given}-a{int(attempt)}"
-    if len(given) > RUN_ID_MAX or not _RUN_ID.fullmatch(given):
+    if not is_run_id(given):
         raise ConfigError(
             f"must be 1 to {RUN_ID_MAX} characters of A-Z a-z 0-9 . _ - (first a letter or digit)"
             + (" once -a<GITHUB_RUN_ATTEMPT> is added" if given != environ["GUARD_RUN_ID"] else ""),
