@@ -102,8 +102,7 @@ RUN_ROW_KEPT = ("SELECT (CASE WHEN NOT EXISTS (SELECT FROM guard.runs WHERE run_
                 "THEN %s ELSE '1' END)::pg_catalog.int4")
 _REMOVED = "this file removed guard's own records of the run: "
 _RUN_ROW = "the run's journal entry (guard.runs {run}: guard undo and guard restore-plan cannot find the run)"
-_FOUND = re.compile(re.escape(_REMOVED) + r"the run's journal entry \(guard\.runs [^:]+: guard undo and guard "
-                    r"restore-plan cannot find the run\)")
+_FOUND = re.compile(re.escape(_REMOVED + _RUN_ROW).replace(re.escape("{run}"), "[^:]+"))
 
 
 def statements(run_id: str, copies: Iterable[CopyRecord]) -> list[tuple[str, tuple[Any, ...]]]:
